@@ -1,0 +1,347 @@
+"""The one HTTP retry loop of the adapter.
+
+Every request to a FHIR server goes through :class:`HttpSession`, which adds
+the FHIR headers, a timeout, authentication, and bounded retries (tenacity)
+for transient failures. Writes are retried only when the caller says they are
+idempotent. Nothing here logs or raises with credentials, request bodies or
+query strings (which can carry patient identifiers).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json as jsonlib
+import logging
+import os
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
+
+from .errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+try:
+    __version__ = metadata.version("fhir-injection")
+except metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0+src"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry a transient failure.
+
+    Waits grow exponentially from ``initial_wait`` up to ``max_wait`` with up to
+    ``jitter`` seconds of random jitter. A ``Retry-After`` header replaces the
+    computed wait; if it asks for more time than the budget has left, retrying
+    stops. No wait ever runs past ``max_total_seconds`` from the first attempt.
+    """
+
+    max_attempts: int = 6
+    max_total_seconds: float = 120.0
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+    jitter: float = 0.5
+
+
+class HttpStats:
+    """Counters for one session: HTTP attempts, retries, and responses by status."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.retries = 0
+        self.by_status: Counter[str] = Counter()
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready snapshot, e.g. ``{"requests": 3, "retries": 1, "by_status": {"200": 2, "503": 1}}``."""
+        return {"requests": self.requests, "retries": self.retries, "by_status": dict(sorted(self.by_status.items()))}
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url_allowed(url: str, allow_insecure_http: bool = False) -> None:
+    """Raise ConfigError unless ``url`` is https, or http to a loopback host, or insecure http is allowed."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return
+    if scheme != "http":
+        raise ConfigError(f"unsupported URL scheme {scheme!r} (need https://)")
+    if not allow_insecure_http and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"refusing plain http:// to {parts.hostname}: use https://, or allow_insecure_http for a trusted network"
+        )
+
+
+def redact_url(url: str) -> str:
+    """The URL without query string or fragment (query values can carry patient ids)."""
+    parts = urlsplit(url)
+    suffix = "?…" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path}{suffix}"
+
+
+def operation_outcome_text(body: Any, limit: int = 1000) -> str | None:
+    """Join the diagnostics (or details.text) of an OperationOutcome's issues; None if ``body`` is not one."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return None
+    texts = []
+    for issue in body.get("issue") or []:
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        if text:
+            texts.append(str(text))
+    joined = "; ".join(texts)
+    return joined[:limit] if joined else None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date, relative to ``now``)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+class _Transient(Exception):
+    """Internal: one attempt failed in a way worth retrying."""
+
+    def __init__(self, status: int | None, retry_after: float | None = None, kind: str | None = None):
+        super().__init__(status)
+        self.status = status
+        self.retry_after = retry_after
+        self.kind = kind  # exception class name for connection failures
+
+    def describe(self) -> str:
+        return f"HTTP {self.status}" if self.status is not None else f"connection failure ({self.kind})"
+
+
+class HttpSession:
+    """A requests.Session bound to one FHIR base URL, with auth, timeouts and retries.
+
+    ``verify`` is True (system CAs) or the path of a CA bundle. ``sleep`` and
+    ``clock`` are injectable so tests never wait.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Any = None,
+        verify: bool | str = True,
+        timeout: tuple[float, float] = (10, 60),
+        retry: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
+        user_agent: str = f"fhir-injection/{__version__}",
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        session: requests.Session | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        check_url_allowed(base_url, allow_insecure_http)
+        if isinstance(verify, str) and not os.path.isfile(verify):
+            raise ConfigError(f"CA bundle {verify} is not a readable file")
+        if verify is False:
+            log.warning("TLS certificate verification is OFF for %s", redact_url(base_url))
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.verify = verify
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.allow_insecure_http = allow_insecure_http
+        self.user_agent = user_agent
+        self.stats = HttpStats()
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._session = session or requests.Session()
+        base = urlsplit(self.base_url)
+        self._origin = (base.scheme.lower(), base.netloc.lower())
+
+    def __repr__(self) -> str:
+        return f"HttpSession({redact_url(self.base_url)!r})"
+
+    def url_for(self, url: str) -> str:
+        """Absolute URL for ``url`` (relative paths are joined to the base). Refuses other origins."""
+        if "://" not in url:
+            return f"{self.base_url}/{url.lstrip('/')}"
+        check_url_allowed(url, self.allow_insecure_http)
+        parts = urlsplit(url)
+        if (parts.scheme.lower(), parts.netloc.lower()) != self._origin:
+            raise FatalNetworkError(
+                f"refusing to send credentials to {parts.scheme}://{parts.netloc}: "
+                f"it is not the configured server {self._origin[0]}://{self._origin[1]}"
+            )
+        return url
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        safe_to_retry: bool | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying transient failures if it is safe to; return a 2xx/3xx response.
+
+        GET/HEAD are retried by default; other methods only with ``safe_to_retry=True``.
+        Raises TemporaryNetworkError (transient failure of a write not retried),
+        FatalNetworkError (other 4xx/5xx, or retries exhausted) or AuthError (401).
+        An absolute ``url`` without ``params`` is sent byte for byte as given.
+        """
+        method = method.upper()
+        full_url = self.url_for(url)
+        where = f"{method} {redact_url(full_url)}"
+        safe = (method in SAFE_METHODS) if safe_to_retry is None else safe_to_retry
+        body = jsonlib.dumps(json).encode("utf-8") if json is not None else None
+
+        def attempt() -> requests.Response:
+            resp = self._send_with_auth(method, full_url, params, body, headers, where)
+            if resp.status_code in RETRY_STATUSES:
+                now = self._date_of(resp)
+                raise _Transient(resp.status_code, parse_retry_after(resp.headers.get("Retry-After"), now))
+            return resp
+
+        if not safe:
+            try:
+                resp = attempt()
+            except _Transient as exc:
+                raise TemporaryNetworkError(
+                    f"{where}: {exc.describe()}; not retried because the request may not be idempotent"
+                ) from None
+        else:
+            resp = self._with_retries(attempt, where)
+        self._raise_for_status(resp, where)
+        return resp
+
+    # -- internals -------------------------------------------------------
+
+    def _with_retries(self, attempt: Callable[[], requests.Response], where: str) -> requests.Response:
+        policy = self.retry
+        start = self._clock()
+
+        def backoff(state: RetryCallState) -> float:
+            exponential = policy.initial_wait * 2 ** (state.attempt_number - 1)
+            return min(policy.max_wait, exponential + random.uniform(0, policy.jitter))
+
+        def remaining() -> float:
+            return policy.max_total_seconds - (self._clock() - start)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception()
+            delay = exc.retry_after if exc.retry_after is not None else backoff(state)
+            return max(0.0, min(delay, remaining()))
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= policy.max_attempts or remaining() <= 0:
+                return True
+            retry_after = state.outcome.exception().retry_after
+            return retry_after is not None and retry_after > remaining()
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            log.warning(
+                "%s: %s, retrying in %.1f s (attempt %d of %d)",
+                where, state.outcome.exception().describe(), state.upcoming_sleep,
+                state.attempt_number + 1, policy.max_attempts,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop,
+            wait=wait,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+        )
+        try:
+            return retrying(attempt)
+        except RetryError as err:
+            last = err.last_attempt.exception()
+            elapsed = self._clock() - start
+            raise FatalNetworkError(
+                f"{where}: gave up after {err.last_attempt.attempt_number} attempts in {elapsed:.0f} s; "
+                f"last: {last.describe()}",
+                status=last.status,
+            ) from None
+
+    def _send_with_auth(self, method, url, params, body, headers, where) -> requests.Response:
+        resp = self._send_once(method, url, params, body, headers)
+        if resp.status_code == 401 and self.auth is not None and self.auth.on_unauthorized():
+            log.info("%s: HTTP 401, retrying once with renewed credentials", where)
+            resp = self._send_once(method, url, params, body, headers)
+        return resp
+
+    def _send_once(self, method, url, params, body, extra_headers) -> requests.Response:
+        headers = {"Accept": FHIR_JSON, "User-Agent": self.user_agent}
+        if body is not None:
+            headers["Content-Type"] = FHIR_JSON
+        headers.update(extra_headers or {})
+        if self.auth is not None:
+            self.auth.apply(headers)
+        prepared = self._session.prepare_request(
+            requests.Request(method, url, params=params, data=body, headers=headers)
+        )
+        if params is None and "://" in url:
+            prepared.url = url  # next links are followed verbatim, never re-encoded
+        settings = self._session.merge_environment_settings(prepared.url, {}, None, self.verify, None)
+        self.stats.requests += 1
+        try:
+            resp = self._session.send(
+                prepared, timeout=self.timeout, allow_redirects=method in SAFE_METHODS, **settings
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self.stats.by_status["connection-error"] += 1
+            log.debug("%s %s: %s", method, redact_url(url), type(exc).__name__)
+            raise _Transient(None, kind=type(exc).__name__) from None
+        self.stats.by_status[str(resp.status_code)] += 1
+        log.debug("%s %s -> %d", method, redact_url(url), resp.status_code)
+        return resp
+
+    def _date_of(self, resp: requests.Response) -> float:
+        """The server's idea of now (Date header), else our wall clock: the base for HTTP-date Retry-After."""
+        date = resp.headers.get("Date")
+        if date:
+            try:
+                return email.utils.parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError):
+                pass
+        return self._wall_clock()
+
+    def _raise_for_status(self, resp: requests.Response, where: str) -> None:
+        if resp.status_code < 400:
+            return
+        try:
+            outcome = operation_outcome_text(resp.json())
+        except ValueError:
+            outcome = None
+        if resp.status_code == 401:
+            raise AuthError(f"{where}: the server refused our credentials (HTTP 401)")
+        detail = f": {outcome}" if outcome else ""
+        raise FatalNetworkError(f"{where}: HTTP {resp.status_code}{detail}", status=resp.status_code, outcome=outcome)
