@@ -1,0 +1,238 @@
+"""A small FHIR R4 REST client: capabilities, paged searches, chunked reads, transactions.
+
+All HTTP goes through :class:`~fhir_injection.http.HttpSession` (one retry loop).
+Resources are plain dicts as parsed from JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import quote
+
+from .errors import FatalNetworkError, PagingExpired
+from .http import HttpSession, HttpStats, operation_outcome_text
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_VERSIONS = ("4.0.", "4.3.")  # R4 and R4B share the wire format we use
+NO_CACHE = {"Cache-Control": "no-cache"}
+MAX_URL_CHARS = 6000
+Params = Mapping[str, Any] | list[tuple[str, Any]] | None
+
+
+class FhirClient:
+    """FHIR REST operations on top of one HttpSession."""
+
+    def __init__(self, session: HttpSession):
+        self.session = session
+        self.base_url = session.base_url
+        self._capabilities: dict | None = None
+
+    @property
+    def stats(self) -> HttpStats:
+        """The session's request counters."""
+        return self.session.stats
+
+    # -- capabilities ----------------------------------------------------
+
+    def capabilities(self) -> dict:
+        """The server's CapabilityStatement (fetched once). Refuses servers that are not FHIR R4/R4B."""
+        if self._capabilities is None:
+            cs = self.session.request("GET", "metadata").json()
+            if not isinstance(cs, dict) or cs.get("resourceType") != "CapabilityStatement":
+                raise FatalNetworkError(f"{self.base_url}/metadata did not return a CapabilityStatement")
+            version = str(cs.get("fhirVersion") or "")
+            if not version.startswith(SUPPORTED_VERSIONS):
+                raise FatalNetworkError(
+                    f"the server speaks FHIR {version or '(unstated version)'}; "
+                    "this adapter needs FHIR R4 (4.0.x) or R4B (4.3.x)"
+                )
+            self._capabilities = cs
+        return self._capabilities
+
+    @property
+    def fhir_version(self) -> str:
+        """The server's fhirVersion, e.g. ``4.0.1``."""
+        return self.capabilities()["fhirVersion"]
+
+    def _rest(self) -> list[dict]:
+        return [r for r in self.capabilities().get("rest") or [] if r.get("mode", "server") == "server"]
+
+    def _resource(self, type_: str) -> dict | None:
+        for rest in self._rest():
+            for res in rest.get("resource") or []:
+                if res.get("type") == type_:
+                    return res
+        return None
+
+    def _param_names(self, type_: str | None) -> set[str]:
+        names = {p.get("name") for rest in self._rest() for p in rest.get("searchParam") or []}
+        resources = [self._resource(type_)] if type_ else [r for rest in self._rest() for r in rest.get("resource") or []]
+        for res in resources:
+            names.update(p.get("name") for p in (res or {}).get("searchParam") or [])
+        return names
+
+    def supports_search_param(self, type_: str, name: str) -> bool:
+        """True if the server lists ``name`` for ``type_`` (or as a common, rest-level search parameter)."""
+        return name in self._param_names(type_)
+
+    def supports_include(self, type_: str, value: str) -> bool:
+        """True if ``_include=value`` is listed in the type's searchInclude (``*`` counts)."""
+        includes = (self._resource(type_) or {}).get("searchInclude") or []
+        return value in includes or "*" in includes
+
+    def supports_sort(self, type_: str | None = None, by: str = "_lastUpdated") -> bool:
+        """Heuristic: can we ask for ``_sort=by``?
+
+        True if ``_sort`` is advertised, or if ``by`` is an advertised search
+        parameter (HAPI sorts by ``_lastUpdated`` but never lists ``_sort``);
+        otherwise False.
+        """
+        names = self._param_names(type_)
+        return "_sort" in names or by in names
+
+    # -- searching -------------------------------------------------------
+
+    def search_pages(self, type_: str, params: Params = None) -> Iterator[dict]:
+        """Yield each searchset Bundle page of ``GET <base>/<type>?params``, following next links verbatim.
+
+        Raises PagingExpired (with the number of pages already yielded) when the
+        server has forgotten the search; HAPI answers 410 Gone for that.
+        """
+        url: str | None = type_
+        page_params = params
+        yielded = 0
+        seen: set[str] = set()
+        while url:
+            try:
+                resp = self.session.request("GET", url, params=page_params, headers=NO_CACHE)
+            except FatalNetworkError as exc:
+                if yielded and exc.status in (404, 410):
+                    raise PagingExpired(yielded, exc.status) from None
+                raise
+            bundle = resp.json()
+            if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+                raise FatalNetworkError(f"search of {type_} did not return a Bundle (page {yielded + 1})")
+            yield bundle
+            yielded += 1
+            url = next_link(bundle)
+            page_params = None
+            if url in seen:
+                raise FatalNetworkError(f"search of {type_}: the server repeated a next link (page {yielded})")
+            if url:
+                seen.add(url)
+
+    def search(self, type_: str, params: Params = None) -> Iterator[tuple[dict, str]]:
+        """Yield ``(resource, mode)`` for every entry of every page; mode is match, include or outcome."""
+        for bundle in self.search_pages(type_, params):
+            for entry in bundle.get("entry") or []:
+                resource = entry.get("resource")
+                if resource is not None:
+                    yield resource, (entry.get("search") or {}).get("mode", "match")
+
+    def read_many(self, type_: str, ids: Iterable[str], chunk_size: int = 100) -> dict[str, dict]:
+        """Fetch resources by id with ``_id=a,b,c`` searches: one request per chunk (plus paging)."""
+        found: dict[str, dict] = {}
+        for resource, mode in self.search_by(type_, "_id", ids, chunk_size):
+            if mode == "match" and resource.get("resourceType") == type_ and resource.get("id"):
+                found[resource["id"]] = resource
+        return found
+
+    def search_by(
+        self,
+        type_: str,
+        param: str,
+        values: Iterable[str],
+        chunk_size: int = 100,
+        params: Params = None,
+    ) -> Iterator[tuple[dict, str]]:
+        """Search ``type?param=v1,v2,…`` in chunks (deduplicated values, URL kept under ~6000 chars).
+
+        Yields ``(resource, mode)`` once per distinct resource; ``params`` are
+        added to every chunk's query (e.g. ``_include``).
+        """
+        extra = list(params.items()) if isinstance(params, Mapping) else list(params or [])
+        unique = list(dict.fromkeys(v for v in values if v))
+        overhead = len(self.base_url) + len(type_) + len(param) + 32 + sum(
+            len(quote(str(k))) + len(quote(str(v))) + 2 for k, v in extra
+        )
+        seen: set[tuple[str, str]] = set()
+        for chunk in _chunks(unique, chunk_size, MAX_URL_CHARS - overhead):
+            query = [(param, ",".join(chunk)), ("_count", str(len(chunk))), *extra]
+            for resource, mode in self.search(type_, query):
+                key = (str(resource.get("resourceType")), str(resource.get("id")))
+                if resource.get("id") and key in seen:
+                    continue
+                seen.add(key)
+                yield resource, mode
+
+    # -- writing ---------------------------------------------------------
+
+    def transaction(self, entries: list[dict], kind: str = "transaction") -> dict:
+        """POST a transaction or batch Bundle of ``entries`` to the base; return the response Bundle.
+
+        Retried on transient failures only when every entry is idempotent:
+        a conditional create (request.ifNoneExist), a PUT, a DELETE or a read.
+        """
+        if kind not in ("transaction", "batch"):
+            raise ValueError("kind must be 'transaction' or 'batch'")
+        if not entries:
+            raise ValueError("a transaction needs at least one entry")
+        bundle = {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+        safe = all(_idempotent(e) for e in entries)
+        resp = self.session.request("POST", self.base_url, json=bundle, safe_to_retry=safe)
+        body = resp.json()
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            raise FatalNetworkError(f"{kind} response was not a Bundle")
+        return body
+
+    @staticmethod
+    def entry_results(response_bundle: Mapping) -> list[tuple[int, str | None, str | None]]:
+        """Per entry of a transaction/batch response: (status, location, outcome text); see :func:`entry_results`."""
+        return entry_results(response_bundle)
+
+
+def next_link(bundle: Mapping) -> str | None:
+    """The Bundle's ``link[relation=next].url``, or None."""
+    for link in bundle.get("link") or []:
+        if link.get("relation") == "next" and link.get("url"):
+            return link["url"]
+    return None
+
+
+def entry_results(response_bundle: Mapping) -> list[tuple[int, str | None, str | None]]:
+    """Per entry, in order: (HTTP status, location, OperationOutcome text) of a transaction/batch response."""
+    results = []
+    for entry in response_bundle.get("entry") or []:
+        response = entry.get("response") or {}
+        status_text = str(response.get("status") or "").strip()
+        head = status_text.split(" ", 1)[0]
+        status = int(head) if head.isdigit() else 0
+        results.append((status, response.get("location"), operation_outcome_text(response.get("outcome"))))
+    return results
+
+
+def _idempotent(entry: Mapping) -> bool:
+    request = entry.get("request") or {}
+    method = str(request.get("method") or "").upper()
+    if method == "POST":
+        return bool(request.get("ifNoneExist"))
+    return method in ("PUT", "DELETE", "GET", "HEAD")
+
+
+def _chunks(values: list[str], size: int, max_chars: int) -> Iterator[list[str]]:
+    """Split ``values`` into lists of at most ``size`` whose URL-encoded, comma-joined form fits ``max_chars``."""
+    if size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    chunk: list[str] = []
+    length = 0
+    for value in values:
+        cost = len(quote(value, safe="")) + 3  # the encoded comma
+        if chunk and (len(chunk) >= size or length + cost > max_chars):
+            yield chunk
+            chunk, length = [], 0
+        chunk.append(value)
+        length += cost
+    if chunk:
+        yield chunk

@@ -1,0 +1,99 @@
+"""One error tree for the whole adapter, and the CLI exit codes each maps to.
+
+Messages name resources by type/id and fields by FHIR path; they never carry
+names, birth dates, member ids or free text from a record (PHI).
+"""
+
+from __future__ import annotations
+
+# Exit codes, documented in the README and in `fhir-injection --help`.
+EXIT_OK = 0  # run finished; every record processed (gaps are not failures)
+EXIT_RECORD_ERRORS = 1  # run finished, but some records could not be read or posted
+EXIT_USAGE = 2  # bad command line or configuration
+EXIT_MAPPINGS = 3  # a mappings/ file failed validation
+EXIT_SERVER = 4  # the FHIR server could not be reached / kept failing / refused us
+EXIT_AUTH = 5  # authentication failed
+EXIT_LOCKED = 6  # another sync holds the state file lock
+EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM before finishing
+
+
+class FhirInjectionError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = EXIT_RECORD_ERRORS
+
+
+class ConfigError(FhirInjectionError):
+    """A command-line option, environment variable or config value is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class MappingError(FhirInjectionError):
+    """A file in mappings/ is invalid. The message names the file and row."""
+
+    exit_code = EXIT_MAPPINGS
+
+    def __init__(self, file: str, row: int | None, message: str):
+        self.file = file
+        self.row = row
+        where = f"{file}, row {row}" if row is not None else file
+        super().__init__(f"{where}: {message}")
+
+
+class RecordError(FhirInjectionError):
+    """One input record is unusable. Names the record (file:line or Type/id) and field."""
+
+    def __init__(self, record: str, field: str | None, message: str):
+        self.record = record
+        self.field = field
+        self.message = message
+        where = f"{record} {field}" if field else record
+        super().__init__(f"{where}: {message}")
+
+
+class NetworkError(FhirInjectionError):
+    """Base for problems talking to a FHIR server."""
+
+    exit_code = EXIT_SERVER
+
+
+class TemporaryNetworkError(NetworkError):
+    """Worth retrying: connection reset, timeout, 429, 502, 503, 504."""
+
+
+class PagingExpired(TemporaryNetworkError):
+    """The server forgot a paged search (HAPI answers 410 Gone for an expired _getpages id).
+
+    ``pages_yielded`` pages were already handed to the caller, which should
+    re-issue the search from its last mark rather than start over blindly.
+    """
+
+    def __init__(self, pages_yielded: int, status: int | None = None):
+        self.pages_yielded = pages_yielded
+        self.status = status
+        super().__init__(
+            f"the server no longer knows this search (HTTP {status}) after {pages_yielded} page(s); "
+            "re-issue it from the last mark"
+        )
+
+
+class FatalNetworkError(NetworkError):
+    """Not worth retrying: other 4xx/5xx, retries exhausted, unsupported server."""
+
+    def __init__(self, message: str, status: int | None = None, outcome: str | None = None):
+        self.status = status
+        self.outcome = outcome
+        super().__init__(message)
+
+
+class AuthError(FhirInjectionError):
+    """Credentials missing, malformed, or refused by the token endpoint."""
+
+    exit_code = EXIT_AUTH
+
+
+class LockedError(FhirInjectionError):
+    """Another sync holds the lock on this state file."""
+
+    exit_code = EXIT_LOCKED
