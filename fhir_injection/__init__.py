@@ -1,0 +1,45 @@
+"""fhir-injection: documented injections in FHIR R4 -> CPT 96372 Claims, gap Tasks and a report.
+
+The public API (pinned by tests/test_api.py):
+
+- :func:`load_rules`, :class:`Rules`, :class:`Config`, :func:`load_config` — the rule tables in
+  ``mappings/`` and the run-time choices;
+- :class:`Context` — what administrations point to, as plain data;
+- :func:`decide`, :func:`decide_all` — the pure decision, one :class:`Decision` per administration;
+- :func:`build_claim`, :func:`build_task` — a Decision as FHIR R4 Claim / Task dicts;
+- :func:`decide_bundle` — a whole FHIR Bundle (or list of resources) in, decisions out;
+- :func:`run_folder` — the offline job (Bulk folder in, Claim/Task/report out).
+"""
+
+__version__ = "0.1.0"
+
+from .claims import build_claim, build_task  # noqa: E402
+from .context import Context  # noqa: E402
+from .engine import decide, decide_all  # noqa: E402
+from .errors import FhirInjectionError, MappingError, RecordError  # noqa: E402
+from .model import Decision, Gap, Line  # noqa: E402
+from .pipeline import run_folder  # noqa: E402
+from .rules import Config, Rules, load_config, load_rules  # noqa: E402
+
+
+def decide_bundle(bundle_or_resources, rules: "Rules | None" = None, config: "Config | None" = None):
+    """Decide every MedicationAdministration in a Bundle (dict) or an iterable of resources.
+
+    The other resources in it (Encounter, Patient, Coverage, ...) form the context.
+    Returns the decisions in the order the administrations appear.
+    """
+    if isinstance(bundle_or_resources, dict) and bundle_or_resources.get("resourceType") == "Bundle":
+        resources = [e.get("resource") for e in bundle_or_resources.get("entry") or []
+                     if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    else:
+        resources = list(bundle_or_resources)
+    admins = [r for r in resources if r.get("resourceType") == "MedicationAdministration"]
+    return decide_all(admins, Context(r for r in resources if r.get("resourceType") != "MedicationAdministration"),
+                      rules or load_rules(), config)
+
+
+__all__ = [
+    "Config", "Context", "Decision", "FhirInjectionError", "Gap", "Line", "MappingError", "RecordError",
+    "Rules", "build_claim", "build_task", "decide", "decide_all", "decide_bundle", "load_config",
+    "load_rules", "run_folder", "__version__",
+]

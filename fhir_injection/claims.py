@@ -1,0 +1,189 @@
+"""Decisions -> FHIR R4 Claim and Task resources (plain dicts in R4 JSON form).
+
+The same administration always gives the same Claim: its business identifier is
+``<identifier_system>|<administration id>`` and its resource id a hash of that,
+so a rerun, a restart or a second target sees the same claim, and a conditional
+create (``ifNoneExist``) can refuse a second copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Mapping
+
+from .model import Decision
+from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
+
+TAG_SYSTEM = "urn:fhir-injection:tag"
+TASK_IDENTIFIER_SUFFIX = ":task"
+CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
+PRIORITY = "http://terminology.hl7.org/CodeSystem/processpriority"
+DIAGNOSIS_TYPE = "http://terminology.hl7.org/CodeSystem/ex-diagnosistype"
+
+
+def claim_identifier(decision: Decision, config: Config) -> tuple[str, str]:
+    return config.identifier_system, decision.administration_id
+
+
+def task_identifier(decision: Decision, config: Config) -> tuple[str, str]:
+    return config.identifier_system + TASK_IDENTIFIER_SUFFIX, decision.administration_id
+
+
+def stable_id(prefix: str, system: str, value: str) -> str:
+    """A FHIR id (<= 64 chars, [A-Za-z0-9-.]) derived from a business identifier."""
+    digest = hashlib.sha256(f"{system}|{value}".encode()).hexdigest()[:32]
+    return f"{prefix}-{digest}"
+
+
+def claim_id(decision: Decision, config: Config) -> str:
+    return stable_id("fi-claim", *claim_identifier(decision, config))
+
+
+def task_id(decision: Decision, config: Config) -> str:
+    return stable_id("fi-task", *task_identifier(decision, config))
+
+
+def _modifier_system(modifier: str) -> str:
+    """CPT modifiers are two digits (25, 59); HCPCS Level II ones are letters (XU, JZ, JW)."""
+    return SYSTEM_CPT if modifier.isdigit() else SYSTEM_HCPCS
+
+
+def _money(amount: Decimal) -> dict:
+    return {"value": float(amount.quantize(Decimal("0.01"))), "currency": "USD"}
+
+
+def _tag(config: Config) -> list[dict]:
+    return [{"system": TAG_SYSTEM, "code": config.identifier_system}]
+
+
+def build_claim(decision: Decision, config: Config, created: str, status: str | None = None) -> dict | None:
+    """The professional Claim for a 96372 decision, or None when no Claim can be formed.
+
+    ``created`` is the run's timestamp (the engine holds no clock). ``status``
+    overrides the decision's (the sync uses ``cancelled`` to void).
+    """
+    status = status or decision.claim_status
+    if status is None or decision.patient is None or decision.coverage is None or decision.provider is None:
+        return None
+    system, value = claim_identifier(decision, config)
+    claim: dict = {
+        "resourceType": "Claim",
+        "id": claim_id(decision, config),
+        "meta": {"tag": _tag(config)},
+        "identifier": [{"system": system, "value": value}],
+        "status": status,
+        "type": {"coding": [{"system": CLAIM_TYPE, "code": "professional"}]},
+        "use": "claim",
+        "patient": {"reference": decision.patient},
+        "created": created,
+        "provider": {"reference": decision.provider},
+        "priority": {"coding": [{"system": PRIORITY, "code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": decision.coverage}}],
+        "supportingInfo": [],
+    }
+    if decision.service_date:
+        claim["billablePeriod"] = {"start": decision.service_date, "end": decision.service_date}
+    if decision.performer:
+        claim["careTeam"] = [{"sequence": 1, "provider": {"reference": decision.performer},
+                              "responsible": True}]
+    if decision.diagnoses:
+        claim["diagnosis"] = [
+            {"sequence": i, "diagnosisCodeableConcept": {"coding": [d.as_fhir()]},
+             "type": [{"coding": [{"system": DIAGNOSIS_TYPE, "code": "principal" if i == 1 else "clinical"}]}]}
+            for i, d in enumerate(decision.diagnoses, start=1)
+        ]
+    items = []
+    pointers = list(range(1, min(len(decision.diagnoses), 4) + 1))
+    total = Decimal(0)
+    for sequence, line in enumerate(decision.lines, start=1):
+        item: dict = {
+            "sequence": sequence,
+            "productOrService": {"coding": [{"system": line.system, "code": line.code,
+                                             **({"display": line.display} if line.display else {})}]},
+        }
+        if line.text:
+            item["productOrService"]["text"] = line.text
+        if decision.performer:
+            item["careTeamSequence"] = [1]
+        if pointers:
+            item["diagnosisSequence"] = pointers
+        if line.modifiers:
+            item["modifier"] = [{"coding": [{"system": _modifier_system(m), "code": m}]} for m in line.modifiers]
+        if decision.service_date:
+            item["servicedDate"] = decision.service_date
+        if decision.place_of_service:
+            item["locationCodeableConcept"] = {"coding": [{"system": SYSTEM_POS, "code": decision.place_of_service}]}
+        if line.quantity is not None:
+            item["quantity"] = {"value": line.quantity}
+        if line.unit_price is not None:
+            item["unitPrice"] = _money(line.unit_price)
+        if line.net is not None:
+            item["net"] = _money(line.net)
+            total += line.net
+        if line.kind == "administration" and decision.body_site:
+            item["bodySite"] = {"coding": [c.as_fhir() for c in decision.body_site]}
+            if decision.body_site_text:
+                item["bodySite"]["text"] = decision.body_site_text
+        if decision.encounter:
+            item["encounter"] = [{"reference": decision.encounter}]
+        if line.ndc:
+            detail = {"sequence": 1, "productOrService": {"coding": [{"system": SYSTEM_NDC, "code": line.ndc}]}}
+            if line.ndc_quantity is not None:
+                detail["quantity"] = {"value": float(line.ndc_quantity), "unit": line.ndc_unit}
+            item["detail"] = [detail]
+        items.append(item)
+    claim["item"] = items
+    claim["supportingInfo"] = [{
+        "sequence": 1,
+        "category": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claiminformationcategory",
+                                 "code": "info"}], "text": "Source administration"},
+        "valueReference": {"reference": decision.administration},
+    }]
+    if total:
+        claim["total"] = _money(total)
+    return claim
+
+
+def build_task(decision: Decision, config: Config, rules: Rules, created: str,
+               status: str = "requested") -> dict | None:
+    """The Task a clinician works from: one per administration with actionable gaps."""
+    gaps = decision.actionable_gaps
+    if not gaps and status != "completed":
+        return None
+    system, value = task_identifier(decision, config)
+    worst = "error" if any(g.severity == "error" for g in gaps) else "warning"
+    task: dict = {
+        "resourceType": "Task",
+        "id": task_id(decision, config),
+        "meta": {"tag": _tag(config)},
+        "identifier": [{"system": system, "value": value}],
+        "status": status,
+        "intent": "order",
+        "priority": "urgent" if worst == "error" and status != "completed" else "routine",
+        "code": {"text": "Fix injection documentation for billing"},
+        "description": ("; ".join(f"{g.code} ({g.severity})" for g in gaps) if gaps
+                        else "All documentation gaps fixed"),
+        "focus": {"reference": decision.administration},
+        "authoredOn": created,
+        "lastModified": created,
+        "businessStatus": {"text": f"{len(gaps)} gap(s); blocks billing" if worst == "error" and gaps
+                           else f"{len(gaps)} gap(s); review"},
+    }
+    if decision.patient:
+        task["for"] = {"reference": decision.patient}
+    if decision.encounter:
+        task["encounter"] = {"reference": decision.encounter}
+    if decision.performer:
+        task["owner"] = {"reference": decision.performer}
+    if gaps:
+        task["input"] = [
+            {"type": {"coding": [{"system": rules.gap_codesystem_url, "code": g.code}], "text": g.severity},
+             "valueString": f"{g.field}: {g.message}"}
+            for g in gaps
+        ]
+    return task
+
+
+def reference_of(resource: Mapping) -> str:
+    return f"{resource['resourceType']}/{resource['id']}"

@@ -1,0 +1,170 @@
+"""The ``fhir-injection`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .errors import (
+    EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER,
+    EXIT_USAGE, ConfigError, FhirInjectionError,
+)
+from .rules import load_config, load_rules
+
+log = logging.getLogger("fhir_injection")
+
+REPO_DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    finished; every record processed (documentation gaps are not failures)
+  {EXIT_RECORD_ERRORS}    finished, but some records could not be read or posted (listed in the report)
+  {EXIT_USAGE}    bad command line or config file
+  {EXIT_MAPPINGS}    a mappings/ file is invalid (the message names the file and row)
+  {EXIT_SERVER}    the FHIR server could not be reached, kept failing, or refused the request
+  {EXIT_AUTH}    authentication failed
+  {EXIT_LOCKED}    another sync holds the state file's lock
+  {EXIT_INTERRUPTED}  stopped by Ctrl-C / SIGTERM (the state file keeps the last safe mark)
+"""
+
+DESCRIPTION = """Turn documented subcutaneous/intramuscular injections (FHIR R4
+MedicationAdministration) into CPT 96372 + HCPCS drug Claims, flag the
+documentation gaps that would block or risk billing, and write a report.
+
+Typical use:
+  fhir-injection sync                                   # the bundled demo clinic -> ./out/
+  fhir-injection sync --source export/ --target out/    # a Bulk Data export folder
+  fhir-injection sync --source https://ehr/fhir --target https://billing/fhir
+  fhir-injection load --source fixtures/demo --target http://127.0.0.1:8080/fhir
+  fhir-injection rules                                  # check mappings/ and list its tables
+"""
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fhir-injection", description=DESCRIPTION, epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"fhir-injection {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each step (ids only, never PHI)")
+    p.add_argument("--mappings", metavar="DIR", help="rule tables (default: the bundled mappings/)")
+    p.add_argument("--config", metavar="FILE", help="TOML file: gap severities, modifiers, identifiers "
+                                                    "(see README, Configuration)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("sync", help="decide administrations and write or post Claims, Tasks and a report",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_CODES,
+                       description="Read administrations from a Bulk Data folder or a FHIR server, decide "
+                                   "each one, and write Claim.ndjson, Task.ndjson and report.json to a "
+                                   "folder, or post Claims and Tasks to a FHIR server exactly once.")
+    s.add_argument("--source", default=None, metavar="DIR|URL",
+                   help="Bulk Data folder or FHIR base URL (default: the bundled demo clinic)")
+    s.add_argument("--target", default=None, metavar="DIR|URL",
+                   help="output folder or FHIR base URL (default: ./out for a folder source, "
+                        "the source server for a URL source)")
+    s.add_argument("--report", metavar="FILE", help="where to write report.json for a server target "
+                                                    "(default: ./report.json)")
+    s.add_argument("--state", metavar="FILE", default=".fhir-injection-state.json",
+                   help="incremental state file for server sources (default: %(default)s)")
+    s.add_argument("--since", metavar="INSTANT", help="ignore the state file; pull changes from this time")
+    s.add_argument("--full", action="store_true", help="ignore the state file; pull everything")
+    s.add_argument("--page-size", type=int, default=100, help="search page size (default: %(default)s)")
+    s.add_argument("--bundle-size", type=int, default=100, help="entries per posted Bundle (default: %(default)s)")
+    s.add_argument("--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped")
+    s.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to trust (TLS is always verified)")
+    s.add_argument("--allow-insecure-http", action="store_true",
+                   help="allow plain http:// to hosts other than loopback (not for PHI)")
+
+    ld = sub.add_parser("load", help="upload a Bulk Data folder to a FHIR server (demos, test systems)")
+    ld.add_argument("--source", required=True, metavar="DIR")
+    ld.add_argument("--target", required=True, metavar="URL")
+    ld.add_argument("--bundle-size", type=int, default=200, help="entries per transaction (default: %(default)s)")
+    ld.add_argument("--ca-bundle", metavar="FILE")
+    ld.add_argument("--allow-insecure-http", action="store_true")
+
+    sub.add_parser("rules", help="validate mappings/ and print what it holds")
+    return p
+
+
+def _run_rules(args) -> int:
+    rules = load_rules(args.mappings)
+    print(f"mappings OK: {rules.directory}")
+    print(f"  drugs (HCPCS): {len(rules.drugs)}; drug codes (RxNorm/NDC): {len(rules.drug_codes)}; "
+          f"vaccines (CVX): {len(rules.vaccines)}")
+    print(f"  routes: {len(rules.routes)}; sites: {len(rules.sites)}; settings: {len(rules.settings)}; "
+          f"payer types: {', '.join(sorted(rules.payers))}")
+    print(f"  fee schedule rows: {len(rules.fees)}; gap codes: {len(rules.gaps)}")
+    return EXIT_OK
+
+
+def _run_sync(args, rules, config) -> int:
+    source = args.source
+    if source is None:
+        if not REPO_DEMO.is_dir():
+            raise ConfigError("no --source given and the bundled demo (fixtures/demo) is not installed")
+        source = str(REPO_DEMO)
+    if _is_url(source):
+        from .sync import run_sync_cli
+        return run_sync_cli(args, rules, config)
+    target = args.target or "out"
+    if _is_url(target):
+        from .sync import run_folder_to_server_cli
+        return run_folder_to_server_cli(args, source, rules, config)
+    from .pipeline import run_folder
+
+    if not Path(source).is_dir():
+        raise ConfigError(f"source folder {source} does not exist")
+    result = run_folder(source, target, rules, config, _now(), progress=lambda m: log.info("%s", m))
+    s = result.summary
+    from .report import Summary
+
+    text = Summary()
+    text.administrations, text.tasks, text.errors = s["administrations"], s["tasks"], s["record_errors"]
+    text.outcomes.update(s["outcomes"])
+    text.claims.update(s["claims"])
+    text.gaps.update(s["gaps"])
+    text.gap_severity = {code: rules.gaps[code].severity for code in s["gaps"] if code in rules.gaps}
+    from decimal import Decimal
+    text.billable, text.held = Decimal(str(s["estimated_billable_usd"])), Decimal(str(s["estimated_held_usd"]))
+    print(text.text())
+    print(f"Wrote {Path(target) / 'Claim.ndjson'}, Task.ndjson and report.json")
+    return result.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "rules":
+            return _run_rules(args)
+        rules = load_rules(args.mappings)
+        config = load_config(args.config)
+        if args.command == "sync":
+            return _run_sync(args, rules, config)
+        if args.command == "load":
+            from .load import run_load_cli
+            return run_load_cli(args)
+    except KeyboardInterrupt:
+        print("fhir-injection: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except FhirInjectionError as exc:
+        print(f"fhir-injection: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

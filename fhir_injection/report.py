@@ -1,0 +1,154 @@
+"""The billing report: ``report.json`` (a contract other tools read) and a terminal summary.
+
+``report.json``::
+
+    {"administrations": [{"administration": "MedicationAdministration/<id>",
+                          "outcome": "claim"|"held"|"not-96372"|"not-billable"|"void",
+                          "procedure": "96372"|...|null, "claim": "Claim/<id>"|null,
+                          "gaps": [{"code", "severity", "message", "field", "rule"}], ...}],
+     "errors": [{"record", "field", "message"}],
+     "summary": {...}}
+
+Entries are written as they are decided, so the report never needs the whole
+run in memory. Nothing in it names a person: ids and codes only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from decimal import Decimal
+from typing import IO, Any
+
+from .model import Decision
+from .rules import OUTCOMES
+from .sources import RecordProblem
+
+
+def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | None) -> dict[str, Any]:
+    drug = next((line for line in decision.lines if line.kind == "drug"), None)
+    admin_line = next((line for line in decision.lines if line.kind == "administration"), None)
+    return {
+        "administration": decision.administration,
+        "version": decision.version,
+        "outcome": decision.outcome,
+        "procedure": decision.procedure,
+        "claim": claim_ref,
+        "claim_status": decision.claim_status if claim_ref else None,
+        "task": task_ref,
+        "patient": decision.patient,
+        "encounter": decision.encounter,
+        "service_date": decision.service_date,
+        "payer_type": decision.payer_type,
+        "place_of_service": decision.place_of_service,
+        "hcpcs": drug.code if drug else None,
+        "units": drug.quantity if drug else None,
+        "ndc": drug.ndc if drug else None,
+        "modifiers": {"96372": list(admin_line.modifiers) if admin_line else [],
+                      "drug": list(drug.modifiers) if drug else []},
+        "diagnoses": [d.code for d in decision.diagnoses],
+        "estimated_usd": float(decision.estimated_amount.quantize(Decimal("0.01"))),
+        "gaps": [g.as_dict() for g in decision.gaps],
+        **({"no_claim_reason": decision.claim_blocker} if decision.claim_blocker else {}),
+    }
+
+
+class Summary:
+    """Counts that grow with the run, not with its size."""
+
+    def __init__(self):
+        self.outcomes: Counter = Counter({o: 0 for o in OUTCOMES})
+        self.gaps: Counter = Counter()
+        self.gap_severity: dict[str, str] = {}
+        self.claims: Counter = Counter()
+        self.tasks = 0
+        self.billable = Decimal(0)
+        self.held = Decimal(0)
+        self.errors = 0
+        self.administrations = 0
+        self.extra: dict[str, Any] = {}
+
+    def add(self, decision: Decision, claim_status: str | None, task: bool) -> None:
+        self.administrations += 1
+        self.outcomes[decision.outcome] += 1
+        for gap in decision.gaps:
+            self.gaps[gap.code] += 1
+            self.gap_severity[gap.code] = gap.severity
+        if claim_status:
+            self.claims[claim_status] += 1
+        self.tasks += bool(task)
+        if decision.outcome == "claim":
+            self.billable += decision.estimated_amount
+        elif decision.outcome == "held":
+            self.held += decision.estimated_amount
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "administrations": self.administrations,
+            "outcomes": dict(self.outcomes),
+            "claims": dict(sorted(self.claims.items())),
+            "tasks": self.tasks,
+            "gaps": dict(sorted(self.gaps.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "estimated_billable_usd": float(self.billable.quantize(Decimal("0.01"))),
+            "estimated_held_usd": float(self.held.quantize(Decimal("0.01"))),
+            "record_errors": self.errors,
+            **self.extra,
+        }
+
+    def text(self) -> str:
+        """The few lines a billing lead reads on the terminal."""
+        o = self.outcomes
+        lines = [
+            f"{self.administrations} administrations: {o['claim']} claim, {o['held']} held, "
+            f"{o['not-96372']} not-96372, {o['not-billable']} not-billable, {o['void']} void",
+            f"Claims: {', '.join(f'{n} {s}' for s, n in sorted(self.claims.items())) or 'none'}; "
+            f"gap Tasks: {self.tasks}",
+            f"Estimated: ${self.billable:,.2f} billable, ${self.held:,.2f} held by documentation gaps",
+        ]
+        if self.gaps:
+            top = ", ".join(f"{code} {n} ({self.gap_severity[code]})" for code, n in self.gaps.most_common(6))
+            lines.append(f"Top gaps: {top}")
+        if self.errors:
+            lines.append(f"Records that could not be read: {self.errors} (see 'errors' in the report)")
+        for key, value in self.extra.items():
+            if key == "http":
+                lines.append(f"HTTP: {value.get('requests', 0)} requests, {value.get('retries', 0)} retries")
+        return "\n".join(lines)
+
+
+class ReportWriter:
+    """Streams ``report.json``: entries first, then errors, then the summary."""
+
+    def __init__(self, fh: IO[str], meta: dict[str, Any] | None = None):
+        self.fh = fh
+        self.summary = Summary()
+        self._first = True
+        self._errors: list[dict] = []
+        fh.write("{")
+        for key, value in (meta or {}).items():
+            fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
+        fh.write('"administrations": [\n')
+
+    def add(self, decision: Decision, claim_ref: str | None, claim_status: str | None,
+            task_ref: str | None, **extra: Any) -> None:
+        entry = decision_entry(decision, claim_ref, task_ref)
+        if claim_status:
+            entry["claim_status"] = claim_status
+        entry.update(extra)
+        self.fh.write(("" if self._first else ",\n") + json.dumps(entry, separators=(",", ":")))
+        self._first = False
+        self.summary.add(decision, claim_status if claim_ref else None, task_ref is not None)
+
+    def problem(self, problem: RecordProblem) -> None:
+        self.summary.errors += 1
+        if len(self._errors) < 10000:
+            self._errors.append(problem.as_dict())
+
+    def close(self) -> dict[str, Any]:
+        self.fh.write("\n],\n")
+        self.fh.write('"errors": ' + json.dumps(self._errors, indent=None) + ",\n")
+        summary = self.summary.as_dict()
+        if self.summary.errors > len(self._errors):
+            summary["errors_not_listed"] = self.summary.errors - len(self._errors)
+        self.fh.write('"summary": ' + json.dumps(summary, indent=2) + "\n}\n")
+        return summary

@@ -1,0 +1,516 @@
+"""Load and validate the billing rules in ``mappings/``.
+
+Every table is a CSV file a billing analyst can open in a spreadsheet; every row
+carries its ``source``. Loading checks each row and raises :class:`MappingError`
+naming the file and the row (1-based, counting the header as row 1) — a broken
+rule table must stop a run before it produces a single wrong claim.
+
+The loaded :class:`Rules` object is immutable plain data; the engine reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterator, Mapping
+
+from .errors import MappingError
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
+
+ROUTES = {
+    "subcutaneous", "intramuscular", "intravenous-push", "intravenous-infusion",
+    "intra-arterial", "intradermal", "intra-articular", "intralesional",
+    "intravitreal", "oral", "other",
+}
+SC_IM = frozenset({"subcutaneous", "intramuscular"})
+DRUG_CLASSES = {"standard", "vaccine", "antineoplastic", "antineoplastic-hormonal", "unclassified"}
+OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
+SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
+PAYER_TYPES = {"medicare", "medicaid", "commercial"}
+SEVERITIES = ("error", "warning", "info")
+UNITS = {"mg", "mcg", "g", "mL", "unit"}
+VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "other"}
+
+SYSTEM_CPT = "http://www.ama-assn.org/go/cpt"
+SYSTEM_HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+SYSTEM_HCPCS_ALIASES = frozenset({SYSTEM_HCPCS, "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"})
+SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
+SYSTEM_RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SYSTEM_CVX = "http://hl7.org/fhir/sid/cvx"
+SYSTEM_POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
+SYSTEM_NPI = "http://hl7.org/fhir/sid/us-npi"
+SYSTEM_SNOMED = "http://snomed.info/sct"
+
+
+@dataclass(frozen=True)
+class Drug:
+    hcpcs: str
+    description: str
+    unit_amount: Decimal | None
+    unit: str | None
+    drug_class: str
+    single_dose: bool
+    self_administered: bool
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DrugCode:
+    """A product or ingredient code (RxNorm, NDC) that names a HCPCS drug."""
+
+    hcpcs: str
+    display: str
+    # Strength of the product, e.g. 30 mg per 1 mL; None when not a solution.
+    strength: tuple[Decimal, str, Decimal, str] | None
+
+
+@dataclass(frozen=True)
+class Vaccine:
+    cvx: str
+    display: str
+    product_code: str
+    group: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Procedure:
+    code: str | None
+    description: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Site:
+    system: str
+    code: str
+    display: str
+    laterality: str | None
+
+
+@dataclass(frozen=True)
+class Setting:
+    setting: str
+    place_of_service: str
+    display: str
+
+
+@dataclass(frozen=True)
+class PayerRule:
+    payer_type: str
+    distinct_modifier: str
+    requires_ndc: bool
+    jw_jz: bool
+    pays_99211_with_injection: bool
+    mue_96372: int
+
+
+@dataclass(frozen=True)
+class GapType:
+    code: str
+    severity: str
+    field: str
+    definition: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Fee:
+    amount: Decimal
+    per: str  # "service" or "unit"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Every table from mappings/, keyed for the engine's look-ups."""
+
+    directory: str
+    drugs: Mapping[str, Drug]
+    drug_codes: Mapping[tuple[str, str], DrugCode]  # (system, code)
+    drug_names: tuple[tuple[str, str], ...]  # (lower-case name, hcpcs), longest first
+    vaccines: Mapping[str, Vaccine]  # cvx
+    vaccine_names: tuple[tuple[str, str], ...]  # (lower-case name, cvx), longest first
+    vaccine_admin: Mapping[tuple[str, str], str]  # (payer_type|*, group|*) -> code
+    routes: Mapping[tuple[str, str], str]  # (system, code) -> route
+    procedures: Mapping[str, Procedure]  # route -> procedure
+    antineoplastic: Mapping[str, str]  # drug_class -> procedure code
+    sites: Mapping[tuple[str, str], Site]
+    laterality: Mapping[tuple[str, str], str]
+    settings: Mapping[tuple[str, str], Setting]
+    payers: Mapping[str, PayerRule]
+    payer_codes: tuple[tuple[str, str, str, str], ...]  # (system, code, match, payer_type)
+    em_ranges: tuple[tuple[int, int], ...]
+    fees: Mapping[tuple[str, str], Fee]  # (code, setting|*) -> fee
+    gaps: Mapping[str, GapType]
+    gap_codesystem_url: str
+
+    def fee(self, code: str, setting: str) -> Fee | None:
+        return self.fees.get((code, setting)) or self.fees.get((code, "*"))
+
+    def payer(self, payer_type: str | None) -> PayerRule:
+        return self.payers[payer_type or "commercial"]
+
+    def is_em(self, code: str) -> bool:
+        if not code.isdigit():
+            return False
+        n = int(code)
+        return any(lo <= n <= hi for lo, hi in self.em_ranges)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Table:
+    """Reads one CSV, checking its header; yields (row_number, row)."""
+
+    def __init__(self, directory: Path, name: str, columns: tuple[str, ...]):
+        self.name = name
+        self.path = directory / name
+        self.columns = columns
+
+    def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        if not self.path.is_file():
+            raise MappingError(self.name, None, "file is missing")
+        with self.path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = tuple(reader.fieldnames or ())
+            missing = [c for c in self.columns if c not in header]
+            if missing:
+                raise MappingError(self.name, 1, f"header lacks column(s) {', '.join(missing)}")
+            for number, row in enumerate(reader, start=2):
+                if None in row:
+                    raise MappingError(self.name, number, "more values than header columns (unquoted comma?)")
+                row = {k: (v or "").strip() for k, v in row.items()}
+                if not any(row.values()):
+                    continue
+                if not row.get("source"):
+                    raise MappingError(self.name, number, "column 'source' is empty: every rule names its source")
+                yield number, row
+
+    def error(self, row: int, message: str) -> MappingError:
+        return MappingError(self.name, row, message)
+
+    def require(self, row: int, values: dict[str, str], column: str) -> str:
+        value = values[column]
+        if not value:
+            raise self.error(row, f"column '{column}' is empty")
+        return value
+
+    def choice(self, row: int, values: dict[str, str], column: str, allowed) -> str:
+        value = values[column]
+        if value not in allowed:
+            raise self.error(row, f"column '{column}' is '{value}', expected one of {', '.join(sorted(allowed))}")
+        return value
+
+    def yes_no(self, row: int, values: dict[str, str], column: str) -> bool:
+        return self.choice(row, values, column, {"yes", "no"}) == "yes"
+
+    def decimal(self, row: int, values: dict[str, str], column: str, required: bool = True) -> Decimal | None:
+        raw = values[column]
+        if not raw and not required:
+            return None
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise self.error(row, f"column '{column}' is '{raw}', not a number") from None
+        if not value.is_finite() or value <= 0:
+            raise self.error(row, f"column '{column}' must be a positive number, got '{raw}'")
+        return value
+
+    def unique(self, seen: dict, key, row: int) -> None:
+        if key in seen:
+            raise self.error(row, f"duplicate key {key} (first at row {seen[key]})")
+        seen[key] = row
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(n.strip().lower() for n in raw.split("|") if n.strip())
+
+
+def _by_length(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(pairs, key=lambda p: (-len(p[0]), p[0])))
+
+
+def load_rules(directory: str | Path | None = None) -> Rules:
+    """Load every table from ``directory`` (default: the bundled ``mappings/``)."""
+    d = Path(directory) if directory else DEFAULT_DIR
+    if not d.is_dir():
+        raise MappingError(str(d), None, "mappings directory not found")
+
+    # drugs.csv
+    t = _Table(d, "drugs.csv", ("hcpcs", "description", "unit_amount", "unit", "drug_class",
+                                "single_dose", "self_administered", "names", "source"))
+    drugs: dict[str, Drug] = {}
+    seen: dict = {}
+    names: list[tuple[str, str]] = []
+    for n, r in t.rows():
+        code = t.require(n, r, "hcpcs")
+        t.unique(seen, code, n)
+        cls = t.choice(n, r, "drug_class", DRUG_CLASSES)
+        amount = t.decimal(n, r, "unit_amount", required=cls != "unclassified")
+        unit = t.choice(n, r, "unit", UNITS | ({""} if cls == "unclassified" else set())) or None
+        drugs[code] = Drug(code, t.require(n, r, "description"), amount, unit, cls,
+                           t.yes_no(n, r, "single_dose"), t.yes_no(n, r, "self_administered"),
+                           _names(r["names"]))
+        names.extend((name, code) for name in drugs[code].names)
+    if "J3490" not in drugs:
+        raise MappingError("drugs.csv", None, "J3490 (unclassified drugs) must be listed")
+
+    # drug_codes.csv
+    t = _Table(d, "drug_codes.csv", ("system", "code", "hcpcs", "strength_value", "strength_unit",
+                                     "per_value", "per_unit", "display", "source"))
+    drug_codes: dict[tuple[str, str], DrugCode] = {}
+    seen = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "code"))
+        t.unique(seen, key, n)
+        hcpcs = t.require(n, r, "hcpcs")
+        if hcpcs not in drugs:
+            raise t.error(n, f"hcpcs '{hcpcs}' is not in drugs.csv")
+        if key[0] == SYSTEM_NDC and not (key[1].isdigit() and len(key[1]) == 11):
+            raise t.error(n, f"NDC '{key[1]}' must be 11 digits (5-4-2, no hyphens)")
+        strength = None
+        if any(r[c] for c in ("strength_value", "strength_unit", "per_value", "per_unit")):
+            strength = (t.decimal(n, r, "strength_value"), t.choice(n, r, "strength_unit", UNITS),
+                        t.decimal(n, r, "per_value"), t.choice(n, r, "per_unit", UNITS))
+        drug_codes[key] = DrugCode(hcpcs, r["display"], strength)
+
+    # vaccines.csv, vaccine_admin.csv
+    t = _Table(d, "vaccines.csv", ("cvx", "display", "product_code", "vaccine_group", "names", "source"))
+    vaccines: dict[str, Vaccine] = {}
+    vnames: list[tuple[str, str]] = []
+    seen = {}
+    for n, r in t.rows():
+        cvx = t.require(n, r, "cvx")
+        t.unique(seen, cvx, n)
+        vaccines[cvx] = Vaccine(cvx, r["display"], t.require(n, r, "product_code"),
+                                t.choice(n, r, "vaccine_group", VACCINE_GROUPS), _names(r["names"]))
+        vnames.extend((name, cvx) for name in vaccines[cvx].names)
+    t = _Table(d, "vaccine_admin.csv", ("payer_type", "vaccine_group", "admin_code", "description", "source"))
+    vaccine_admin: dict[tuple[str, str], str] = {}
+    seen = {}
+    for n, r in t.rows():
+        key = (t.choice(n, r, "payer_type", PAYER_TYPES | {"*"}),
+               t.choice(n, r, "vaccine_group", VACCINE_GROUPS | {"*"}))
+        t.unique(seen, key, n)
+        vaccine_admin[key] = t.require(n, r, "admin_code")
+    if ("*", "*") not in vaccine_admin:
+        raise MappingError("vaccine_admin.csv", None, "needs a default row with payer_type '*' and vaccine_group '*'")
+
+    # routes.csv, procedures.csv, antineoplastic.csv
+    t = _Table(d, "routes.csv", ("system", "code", "display", "route", "source"))
+    routes: dict[tuple[str, str], str] = {}
+    seen = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "code"))
+        t.unique(seen, key, n)
+        routes[key] = t.choice(n, r, "route", ROUTES)
+    t = _Table(d, "procedures.csv", ("route", "procedure_code", "description", "outcome", "source"))
+    procedures: dict[str, Procedure] = {}
+    seen = {}
+    for n, r in t.rows():
+        route = t.choice(n, r, "route", ROUTES)
+        t.unique(seen, route, n)
+        procedures[route] = Procedure(r["procedure_code"] or None, r["description"],
+                                      t.choice(n, r, "outcome", {"claim", "not-96372", "not-billable"}))
+    for route in sorted(ROUTES - procedures.keys()):
+        raise MappingError("procedures.csv", None, f"no row for route '{route}'")
+    t = _Table(d, "antineoplastic.csv", ("drug_class", "procedure_code", "description", "source"))
+    antineoplastic = {}
+    for n, r in t.rows():
+        antineoplastic[t.choice(n, r, "drug_class", {"antineoplastic", "antineoplastic-hormonal"})] = \
+            t.require(n, r, "procedure_code")
+
+    # sites.csv, laterality.csv
+    t = _Table(d, "sites.csv", ("system", "code", "display", "laterality", "source"))
+    sites: dict[tuple[str, str], Site] = {}
+    seen = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "code"))
+        t.unique(seen, key, n)
+        sites[key] = Site(key[0], key[1], t.require(n, r, "display"),
+                          t.choice(n, r, "laterality", {"left", "right", "bilateral", ""}) or None)
+    t = _Table(d, "laterality.csv", ("system", "code", "laterality", "source"))
+    laterality = {}
+    for n, r in t.rows():
+        laterality[(t.require(n, r, "system"), t.require(n, r, "code"))] = \
+            t.choice(n, r, "laterality", {"left", "right", "bilateral"})
+
+    # settings.csv
+    t = _Table(d, "settings.csv", ("system", "code", "display", "setting", "place_of_service", "source"))
+    settings: dict[tuple[str, str], Setting] = {}
+    seen = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "code"))
+        t.unique(seen, key, n)
+        pos = t.require(n, r, "place_of_service")
+        if not (pos.isdigit() and len(pos) == 2):
+            raise t.error(n, f"place_of_service '{pos}' must be a two-digit CMS code")
+        settings[key] = Setting(t.choice(n, r, "setting", SETTINGS), pos, r["display"])
+
+    # payers.csv, payer_codes.csv
+    t = _Table(d, "payers.csv", ("payer_type", "distinct_modifier", "requires_ndc", "jw_jz",
+                                 "pays_99211_with_injection", "mue_96372", "source"))
+    payers: dict[str, PayerRule] = {}
+    for n, r in t.rows():
+        pt = t.choice(n, r, "payer_type", PAYER_TYPES)
+        mue = r["mue_96372"]
+        if not mue.isdigit() or int(mue) < 1:
+            raise t.error(n, f"mue_96372 '{mue}' must be a whole number of at least 1")
+        payers[pt] = PayerRule(pt, t.choice(n, r, "distinct_modifier", {"59", "XE", "XP", "XS", "XU"}),
+                               t.yes_no(n, r, "requires_ndc"), t.yes_no(n, r, "jw_jz"),
+                               t.yes_no(n, r, "pays_99211_with_injection"), int(mue))
+    for pt in sorted(PAYER_TYPES - payers.keys()):
+        raise MappingError("payers.csv", None, f"no row for payer_type '{pt}'")
+    t = _Table(d, "payer_codes.csv", ("system", "code", "match", "payer_type", "display", "source"))
+    payer_codes = []
+    for n, r in t.rows():
+        payer_codes.append((t.require(n, r, "system"), t.require(n, r, "code"),
+                            t.choice(n, r, "match", {"exact", "prefix"}), t.choice(n, r, "payer_type", PAYER_TYPES)))
+    # exact before prefix, longer prefixes first
+    payer_codes.sort(key=lambda p: (p[2] != "exact", -len(p[1])))
+
+    # evaluation_management.csv
+    t = _Table(d, "evaluation_management.csv", ("code_from", "code_to", "description", "source"))
+    em_ranges = []
+    for n, r in t.rows():
+        lo, hi = r["code_from"], r["code_to"]
+        if not (lo.isdigit() and hi.isdigit() and int(lo) <= int(hi)):
+            raise t.error(n, f"code range '{lo}'-'{hi}' must be two 5-digit CPT codes, low to high")
+        em_ranges.append((int(lo), int(hi)))
+
+    # fee_schedule.csv
+    t = _Table(d, "fee_schedule.csv", ("code", "setting", "amount_usd", "per", "year", "source"))
+    fees: dict[tuple[str, str], Fee] = {}
+    seen = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "code"), t.choice(n, r, "setting", SETTINGS | {"*"}))
+        t.unique(seen, key, n)
+        fees[key] = Fee(t.decimal(n, r, "amount_usd"), t.choice(n, r, "per", {"service", "unit"}))
+
+    gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
+    for route, proc in procedures.items():
+        if route in SC_IM and proc.code is None:
+            raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
+
+    freeze = MappingProxyType
+    return Rules(
+        directory=str(d), drugs=freeze(drugs), drug_codes=freeze(drug_codes),
+        drug_names=_by_length(names), vaccines=freeze(vaccines), vaccine_names=_by_length(vnames),
+        vaccine_admin=freeze(vaccine_admin), routes=freeze(routes), procedures=freeze(procedures),
+        antineoplastic=freeze(antineoplastic), sites=freeze(sites), laterality=freeze(laterality),
+        settings=freeze(settings), payers=freeze(payers), payer_codes=tuple(payer_codes),
+        em_ranges=tuple(em_ranges), fees=freeze(fees), gaps=freeze(gaps), gap_codesystem_url=gap_url,
+    )
+
+
+REQUIRED_GAPS = (
+    "missing-medication", "unmapped-medication", "missing-dose", "missing-route", "missing-site",
+    "missing-time", "missing-performer", "missing-diagnosis", "missing-consent", "missing-coverage",
+    "missing-encounter", "route-not-sc-im", "vaccine", "antineoplastic", "facility-setting",
+    "not-administered", "time-outside-encounter", "em-same-day", "units-over-mue",
+    "self-administered-drug", "duplicate", "missing-ndc", "missing-patient",
+)
+
+
+def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
+    name = path.name
+    try:
+        cs = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MappingError(name, None, "file is missing") from None
+    except json.JSONDecodeError as exc:
+        raise MappingError(name, exc.lineno, f"not valid JSON: {exc.msg}") from None
+    if cs.get("resourceType") != "CodeSystem" or not cs.get("url"):
+        raise MappingError(name, None, "must be a FHIR CodeSystem with a url")
+    gaps: dict[str, GapType] = {}
+    for i, concept in enumerate(cs.get("concept", []), start=1):
+        code = concept.get("code")
+        props = {p.get("code"): p.get("valueCode") or p.get("valueString") for p in concept.get("property", [])}
+        where = f"concept {i} ({code})"
+        if not code or code in gaps:
+            raise MappingError(name, None, f"{where}: code missing or repeated")
+        if props.get("severity") not in SEVERITIES:
+            raise MappingError(name, None, f"{where}: property severity must be one of {', '.join(SEVERITIES)}")
+        if not concept.get("definition") or not props.get("field") or not props.get("source"):
+            raise MappingError(name, None, f"{where}: needs a definition and the field and source properties")
+        gaps[code] = GapType(code, props["severity"], props["field"], concept["definition"], props["source"])
+    missing = [c for c in REQUIRED_GAPS if c not in gaps]
+    if missing:
+        raise MappingError(name, None, f"lacks gap code(s) {', '.join(missing)}")
+    return gaps, cs["url"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Run-time choices a billing team makes; defaults are documented in the README.
+
+    ``severity`` overrides gap severities (only ``missing-consent`` and ``missing-site``
+    are meant to be tuned, but any gap may be). ``distinct_modifier`` overrides the
+    payers.csv choice per payer type, e.g. ``{"medicare": "XS"}``.
+    """
+
+    severity: Mapping[str, str] = field(default_factory=dict)
+    distinct_modifier: Mapping[str, str] = field(default_factory=dict)
+    jw_jz: bool = True
+    identifier_system: str = "urn:fhir-injection:claim"
+    billing_provider: str | None = None  # "Organization/<id>" used when the encounter names none
+
+    def __post_init__(self):
+        for code, sev in self.severity.items():
+            if sev not in SEVERITIES:
+                from .errors import ConfigError
+                raise ConfigError(f"severity for gap '{code}' is '{sev}', expected error, warning or info")
+        for pt, mod in self.distinct_modifier.items():
+            if mod not in {"59", "XE", "XP", "XS", "XU"}:
+                from .errors import ConfigError
+                raise ConfigError(f"distinct modifier for '{pt}' is '{mod}', expected 59, XE, XP, XS or XU")
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML config file (see README "Configuration"); None gives the defaults.
+
+    ::
+
+        identifier_system = "urn:fhir-injection:claim"   # business identifier namespace
+        billing_provider = "Organization/clinic-1"        # when the encounter names none
+        jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
+        [severity]
+        missing-consent = "info"
+        missing-site = "error"
+        [distinct_modifier]
+        medicare = "XS"
+    """
+    from .errors import ConfigError
+    import tomllib
+
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p}: {exc}") from None
+    known = {"severity", "distinct_modifier", "jw_jz", "identifier_system", "billing_provider"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"config file {p}: unknown setting(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(known))}")
+    severity = data.get("severity", {})
+    unknown_gaps = sorted(set(severity) - set(REQUIRED_GAPS))
+    if unknown_gaps:
+        raise ConfigError(f"config file {p}: [severity] names unknown gap code(s) {', '.join(unknown_gaps)}")
+    system = data.get("identifier_system", Config.identifier_system)
+    if not isinstance(system, str) or ":" not in system or "|" in system:
+        raise ConfigError(f"config file {p}: identifier_system must be a URI without '|'")
+    return Config(severity=dict(severity), distinct_modifier=dict(data.get("distinct_modifier", {})),
+                  jw_jz=bool(data.get("jw_jz", True)), identifier_system=system,
+                  billing_provider=data.get("billing_provider"))

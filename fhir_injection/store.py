@@ -1,0 +1,137 @@
+"""A disk-backed spool of resources, so memory does not grow with the input.
+
+A Bulk export lists resources by type, not by patient; the same-day rules need a
+patient's administrations together. The spool (SQLite in a temporary file) takes
+every resource once, then hands out one patient at a time: that patient's
+administrations and a :class:`~fhir_injection.context.Context` that resolves
+references lazily through a small cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from collections import OrderedDict
+from typing import Iterator, Mapping
+
+from .context import Context, patient_id_of, split_reference
+from .sources import RecordProblem
+
+PATIENT_SCOPED = ("Encounter", "Condition", "Consent", "Coverage", "ChargeItem")
+
+
+def _version(resource: Mapping) -> tuple:
+    meta = resource.get("meta") if isinstance(resource.get("meta"), Mapping) else {}
+    v = meta.get("versionId")
+    number = int(v) if isinstance(v, str) and v.isdigit() else -1
+    updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else ""
+    return number, updated
+
+
+class _LazyContext(Context):
+    """A Context that falls back to the spool for references it does not hold."""
+
+    __slots__ = ("_spool",)
+
+    def __init__(self, spool: "Spool"):
+        super().__init__()
+        self._spool = spool
+
+    def get(self, reference, expected_type=None):
+        found = super().get(reference, expected_type)
+        if found is not None:
+            return found
+        pair = split_reference(reference)
+        if pair is None or (expected_type and pair[0] != expected_type):
+            return None
+        return self._spool.get(*pair)
+
+
+class Spool:
+    """Resources by type/id and by patient, in a temporary SQLite file."""
+
+    def __init__(self, directory: str | None = None, cache_size: int = 4096):
+        fd, self.path = tempfile.mkstemp(prefix="fhir-injection-", suffix=".sqlite", dir=directory)
+        os.close(fd)
+        self.db = sqlite3.connect(self.path)
+        self.db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            "CREATE TABLE res (type TEXT, id TEXT, patient TEXT, v INTEGER, updated TEXT, body TEXT,"
+            " PRIMARY KEY (type, id)) WITHOUT ROWID;"
+        )
+        self._cache: OrderedDict[tuple[str, str], Mapping | None] = OrderedDict()
+        self._cache_size = cache_size
+        self.counts: dict[str, int] = {}
+
+    def close(self) -> None:
+        self.db.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def add_all(self, resources, on_problem) -> None:
+        """Store every resource; of two with one id keep the newer version and say so when unclear."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN")
+        for resource in resources:
+            rtype, rid = resource["resourceType"], resource["id"]
+            version = _version(resource)
+            row = cur.execute("SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)).fetchone()
+            if row is not None:
+                if (row[0], row[1]) == version:
+                    on_problem(RecordProblem(f"{rtype}/{rid}", "id", "appears more than once with the same "
+                                             "version; the later record is used"))
+                elif (row[0], row[1]) > version:
+                    continue
+            else:
+                self.counts[rtype] = self.counts.get(rtype, 0) + 1
+            pid = patient_id_of(resource)
+            cur.execute("INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)",
+                        (rtype, rid, pid, version[0], version[1], json.dumps(resource, separators=(",", ":"))))
+        cur.execute("COMMIT")
+        cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
+
+    def get(self, rtype: str, rid: str) -> Mapping | None:
+        key = (rtype, rid)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        row = self.db.execute("SELECT body FROM res WHERE type=? AND id=?", key).fetchone()
+        value = json.loads(row[0]) if row else None
+        self._cache[key] = value
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return value
+
+    def patients(self) -> Iterator[str | None]:
+        """Patient ids that have administrations, sorted; None last for those naming no patient."""
+        rows = self.db.execute("SELECT DISTINCT patient FROM res WHERE type='MedicationAdministration' "
+                               "ORDER BY patient IS NULL, patient").fetchall()
+        for (pid,) in rows:
+            yield pid
+
+    def for_patient(self, patient_id: str | None) -> tuple[list[dict], Context]:
+        """A patient's administrations and a Context with their patient-scoped resources."""
+        ctx = _LazyContext(self)
+        if patient_id is None:
+            rows = self.db.execute("SELECT body FROM res WHERE type='MedicationAdministration' "
+                                   "AND patient IS NULL ORDER BY id").fetchall()
+            return [json.loads(r[0]) for r in rows], ctx
+        admins = []
+        for rtype, body in self.db.execute("SELECT type, body FROM res WHERE patient=? ORDER BY type, id",
+                                           (patient_id,)):
+            resource = json.loads(body)
+            if rtype == "MedicationAdministration":
+                admins.append(resource)
+            else:
+                ctx.add(resource)
+        return admins, ctx

@@ -1,0 +1,105 @@
+"""Small FHIR R4 worlds for rule tests: one clean, billable office injection, then change one thing.
+
+``world()`` returns the resources around a patient; ``admin(**changes)`` a
+MedicationAdministration that is clean unless told otherwise. Tests state the
+one documentation change and assert the one consequence.
+"""
+
+from __future__ import annotations
+
+import copy
+
+SNOMED = "http://snomed.info/sct"
+V3_ROUTE = "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration"
+V2_ROUTE = "http://terminology.hl7.org/CodeSystem/v2-0162"
+V2_SITE = "http://terminology.hl7.org/CodeSystem/v2-0163"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+NDC = "http://hl7.org/fhir/sid/ndc"
+CVX = "http://hl7.org/fhir/sid/cvx"
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+CPT = "http://www.ama-assn.org/go/cpt"
+UCUM = "http://unitsofmeasure.org"
+SOPT = "https://nahdo.org/sopt"
+ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+PAYER_SOPT = {"medicare": "1", "medicaid": "2", "commercial": "5"}
+
+
+def world(payer: str = "medicare", patient: str = "p1", encounter_class: str = "AMB",
+          consent: bool = True, coverage: bool = True) -> list[dict]:
+    resources = [
+        {"resourceType": "Patient", "id": patient, "name": [{"family": "Testperson", "given": ["Pat"]}],
+         "birthDate": "1950-02-03", "gender": "female"},
+        {"resourceType": "Organization", "id": "clinic", "name": "Demo Clinic",
+         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]},
+        {"resourceType": "Organization", "id": "payer", "name": "Demo Payer"},
+        {"resourceType": "Practitioner", "id": "nurse",
+         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111112"}]},
+        {"resourceType": "Encounter", "id": f"e-{patient}", "status": "finished",
+         "class": {"system": ACT, "code": encounter_class},
+         "subject": {"reference": f"Patient/{patient}"},
+         "period": {"start": "2026-10-05T09:00:00-05:00", "end": "2026-10-05T11:00:00-05:00"},
+         "serviceProvider": {"reference": "Organization/clinic"},
+         "diagnosis": [{"condition": {"reference": f"Condition/c-{patient}"}, "rank": 1}]},
+        {"resourceType": "Condition", "id": f"c-{patient}", "subject": {"reference": f"Patient/{patient}"},
+         "code": {"coding": [{"system": ICD10, "code": "M54.50", "display": "Low back pain, unspecified"}]}},
+    ]
+    if coverage:
+        resources.append({
+            "resourceType": "Coverage", "id": f"cov-{patient}", "status": "active",
+            "beneficiary": {"reference": f"Patient/{patient}"}, "subscriberId": "MEMBER-SECRET-1",
+            "payor": [{"reference": "Organization/payer"}],
+            "type": {"coding": [{"system": SOPT, "code": PAYER_SOPT[payer]}]},
+            "period": {"start": "2026-01-01", "end": "2026-12-31"}})
+    if consent:
+        resources.append({
+            "resourceType": "Consent", "id": f"consent-{patient}", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "treatment"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": f"Patient/{patient}"}, "dateTime": "2026-01-02",
+            "provision": {"period": {"start": "2026-01-02", "end": "2027-01-01"}}})
+    return resources
+
+
+def admin(id: str = "ma1", patient: str = "p1", **changes) -> dict:
+    """A clean ketorolac 30 mg IM injection in the left deltoid, with an NDC; ``changes`` override keys
+    (a value of None deletes the key)."""
+    resource = {
+        "resourceType": "MedicationAdministration", "id": id, "status": "completed",
+        "medicationCodeableConcept": {"coding": [
+            {"system": RXNORM, "code": "35827", "display": "ketorolac"},
+            {"system": NDC, "code": "00409379501", "display": "ketorolac 30 mg/mL"}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "context": {"reference": f"Encounter/e-{patient}"},
+        "effectiveDateTime": "2026-10-05T09:30:00-05:00",
+        "performer": [{"actor": {"reference": "Practitioner/nurse"}}],
+        "dosage": {
+            "route": {"coding": [{"system": SNOMED, "code": "78421000", "display": "Intramuscular route"}]},
+            "site": {"coding": [{"system": V2_SITE, "code": "LD", "display": "Left deltoid"}]},
+            "dose": {"value": 30, "unit": "mg", "system": UCUM, "code": "mg"},
+        },
+    }
+    for key, value in changes.items():
+        if value is None:
+            resource.pop(key, None)
+        else:
+            resource[key] = copy.deepcopy(value)
+    return resource
+
+
+def dosage(**changes) -> dict:
+    d = admin()["dosage"]
+    for key, value in changes.items():
+        if value is None:
+            d.pop(key, None)
+        else:
+            d[key] = value
+    return d
+
+
+def med(system: str, code: str, display: str | None = None) -> dict:
+    coding = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
