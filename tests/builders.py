@@ -103,3 +103,98 @@ def med(system: str, code: str, display: str | None = None) -> dict:
     if display:
         coding["display"] = display
     return {"coding": [coding]}
+
+
+# --------------------------------------------------------------------------- helpers for rule tests
+
+CREATED = "2026-10-06T12:00:00Z"
+
+
+def rules():
+    """The bundled mappings/ (loaded once per process)."""
+    global _RULES
+    try:
+        return _RULES
+    except NameError:
+        from fhir_injection import load_rules
+        _RULES = load_rules()
+        return _RULES
+
+
+def decide_one(administration: dict | None = None, resources: list[dict] | None = None, config=None):
+    """Decide one administration in ``resources`` (default: a clean Medicare ``world()``)."""
+    from fhir_injection import Context, decide
+    return decide(administration if administration is not None else admin(),
+                  Context(resources if resources is not None else world()), rules(), config)
+
+
+def decide_many(administrations: list[dict], resources: list[dict] | None = None, config=None):
+    from fhir_injection import Context, decide_all
+    return decide_all(administrations, Context(resources if resources is not None else world()), rules(), config)
+
+
+def gap_codes(decision) -> list[str]:
+    return [g.code for g in decision.gaps]
+
+
+def gap(decision, code: str):
+    found = [g for g in decision.gaps if g.code == code]
+    assert found, f"no gap {code} in {gap_codes(decision)}"
+    return found[0]
+
+
+def line(decision, kind: str):
+    found = [ln for ln in decision.lines if ln.kind == kind]
+    return found[0] if found else None
+
+
+def replace_resource(resources: list[dict], resource_type: str, **changes) -> list[dict]:
+    """A copy of ``resources`` with the first ``resource_type`` changed (a value of None deletes the key)."""
+    out = copy.deepcopy(resources)
+    for r in out:
+        if r["resourceType"] == resource_type:
+            for key, value in changes.items():
+                if value is None:
+                    r.pop(key, None)
+                else:
+                    r[key] = copy.deepcopy(value)
+            break
+    return out
+
+
+def without(resources: list[dict], resource_type: str) -> list[dict]:
+    return [copy.deepcopy(r) for r in resources if r["resourceType"] != resource_type]
+
+
+def route(system: str, code: str) -> dict:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def dose(value, code: str) -> dict:
+    return {"value": value, "unit": code, "system": UCUM, "code": code}
+
+
+def contained_admin(id: str = "ma1", strength=(30, "mg", 1, "mL"), dose_ml=2, code=None, **changes) -> dict:
+    """An administration whose medication is a contained Medication (Oracle Health style)."""
+    medication = {"resourceType": "Medication", "id": "med1",
+                  "code": code or {"text": "ketorolac tromethamine injection"},
+                  "ingredient": [{"itemCodeableConcept": {"coding": [
+                      {"system": RXNORM, "code": "35827", "display": "ketorolac"}]}}]}
+    if strength:
+        medication["ingredient"][0]["strength"] = {
+            "numerator": {"value": strength[0], "unit": strength[1], "system": UCUM, "code": strength[1]},
+            "denominator": {"value": strength[2], "unit": strength[3], "system": UCUM, "code": strength[3]}}
+    a = admin(id=id, medicationCodeableConcept=None, medicationReference={"reference": "#med1"},
+              contained=[medication], **changes)
+    a["dosage"]["dose"] = dose(dose_ml, "mL")
+    return a
+
+
+def validate_claim(claim: dict):
+    from fhir.resources.R4B.claim import Claim
+    return Claim.model_validate(claim)
+
+
+def validate_task(task: dict):
+    from fhir.resources.R4B.task import Task
+    return Task.model_validate(task)
