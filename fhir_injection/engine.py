@@ -349,6 +349,32 @@ def _em_codes(encounter: Mapping | None, charge_items: list[Mapping], service_da
     return sorted(set(codes))
 
 
+def _drug_units(med: _Medication, dosage: Mapping, rules: Rules):
+    """(HCPCS drug, billing units, dose, [(gap code, detail)]) for the drug line."""
+    problems: list[tuple[str, str]] = []
+    units = None
+    drug = med.drug
+    if med.found and drug is None and med.vaccine is None:
+        drug = rules.drugs["J3490"]
+        problems.append(("unmapped-medication", "No RxNorm, NDC or HCPCS code of the drug is in mappings/: J3490"))
+    elif med.by_name and drug is not None:
+        problems.append(("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code"))
+    dose = quantity_amount(dosage.get("dose"))
+    if med.found and med.vaccine is None:
+        if dose is None:
+            problems.append(("missing-dose", "dosage.dose has no value with a unit"))
+        elif drug is not None and drug.unit_amount is not None:
+            try:
+                units = billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
+            except DoseError as exc:
+                problems.append(("missing-dose", str(exc)[:1].upper() + str(exc)[1:]))
+        elif unit_of(dose[1]) is None or dose[0] <= 0:
+            problems.append(("missing-dose", "dosage.dose is not a positive amount in a known unit"))
+        elif drug is not None:
+            units = 1  # unclassified (J3490): one unit; the amount travels as the NDC quantity
+    return drug, units, dose, problems
+
+
 # ----------------------------------------------------------------------------- pass 1
 
 
@@ -466,16 +492,21 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
                      or rules.vaccine_admin[("*", "*")])
         gaps.add("vaccine", f"CVX {v.cvx} ({v.display}, product {v.product_code}): bill {procedure}")
 
+    if outcome is None and setting in ("inpatient", "facility"):
+        drug, units, _, _ = _drug_units(med, dosage, rules)
+        facts = dict(drug=drug.hcpcs if drug else None, units=units, medication_text=med.text)
     if outcome is None and setting == "inpatient":
         gaps.add("facility-setting", "Inpatient encounter: administration is inside the DRG payment")
-        return _Draft(admin, _first(base, procedure=None, gaps=tuple(gaps.items), patient=patient_ref,
-                                    encounter=ref_key(context_ref), setting=setting, place_of_service=pos),
+        return _Draft(admin, _first(base, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
+                                    encounter=ref_key(context_ref), setting=setting, place_of_service=pos,
+                                    **facts),
                       when, None, identifiers, gaps)
     if outcome is None and setting == "facility":
         gaps.add("facility-setting", f"Hospital outpatient/emergency encounter (POS {pos}): the facility "
                                      "bills 96372 on its institutional claim")
         return _Draft(admin, _first(base, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
-                                    encounter=ref_key(context_ref), setting=setting, place_of_service=pos),
+                                    encounter=ref_key(context_ref), setting=setting, place_of_service=pos,
+                                    **facts),
                       when, None, identifiers, gaps)
 
     # Time
@@ -488,24 +519,9 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
             gaps.add("time-outside-encounter")
 
     # Dose and drug line
-    units = None
-    drug = med.drug
-    if med.found and drug is None and med.vaccine is None:
-        drug = rules.drugs["J3490"]
-        gaps.add("unmapped-medication", "No RxNorm, NDC or HCPCS code of the drug is in mappings/: J3490")
-    elif med.by_name and drug is not None:
-        gaps.add("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code")
-    dose = quantity_amount(dosage.get("dose"))
-    if med.found and med.vaccine is None:
-        if dose is None:
-            gaps.add("missing-dose", "dosage.dose has no value with a unit")
-        elif drug is not None and drug.unit_amount is not None:
-            try:
-                units = billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
-            except DoseError as exc:
-                gaps.add("missing-dose", str(exc)[:1].upper() + str(exc)[1:])
-        elif unit_of(dose[1]) is None or dose[0] <= 0:
-            gaps.add("missing-dose", "dosage.dose is not a positive amount in a known unit")
+    drug, units, dose, drug_gaps = _drug_units(med, dosage, rules)
+    for code, detail in drug_gaps:
+        gaps.add(code, detail)
 
     # Site
     body_site, site_text, site_problem = _site(dosage, rules)
@@ -650,7 +666,7 @@ def decide_all(administrations: Iterable[Mapping], context: Context, rules: Rule
         if original is not None and original is not draft:
             draft.gaps = _Gaps(rules, config)
             draft.gaps.add("duplicate", f"Same as {original.decision.administration}")
-            draft.decision = replace(draft.decision, outcome="not-billable", procedure=None, lines=())
+            draft.decision = replace(draft.decision, outcome="not-billable", procedure=None, lines=(), drug=None, units=None)
             continue
         for k in keys:
             seen.setdefault(k, draft)

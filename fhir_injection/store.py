@@ -112,6 +112,11 @@ class Spool:
             self._cache.popitem(last=False)
         return value
 
+    def of_type(self, rtype: str) -> Iterator[dict]:
+        """Every stored resource of one type, by id."""
+        for (body,) in self.db.execute("SELECT body FROM res WHERE type=? ORDER BY id", (rtype,)):
+            yield json.loads(body)
+
     def patients(self) -> Iterator[str | None]:
         """Patient ids that have administrations, sorted; None last for those naming no patient."""
         rows = self.db.execute("SELECT DISTINCT patient FROM res WHERE type='MedicationAdministration' "
