@@ -1,0 +1,52 @@
+"""The public API is pinned: changing it is a deliberate act, visible in this file."""
+
+from __future__ import annotations
+
+import inspect
+
+import fhir_injection
+
+PUBLIC = [
+    "Config", "Context", "Decision", "FhirInjectionError", "Gap", "Line", "MappingError", "RecordError",
+    "Rules", "build_claim", "build_task", "decide", "decide_all", "decide_bundle", "load_config",
+    "load_rules", "run_folder", "__version__",
+]
+
+
+def test_all_is_pinned():
+    assert fhir_injection.__all__ == PUBLIC
+
+
+def test_every_public_name_exists():
+    for name in PUBLIC:
+        assert hasattr(fhir_injection, name), name
+
+
+def test_version_is_a_string():
+    assert isinstance(fhir_injection.__version__, str) and fhir_injection.__version__.count(".") == 2
+
+
+def test_signatures():
+    sig = lambda f: list(inspect.signature(f).parameters)  # noqa: E731
+    assert sig(fhir_injection.decide) == ["administration", "context", "rules", "config"]
+    assert sig(fhir_injection.decide_all) == ["administrations", "context", "rules", "config"]
+    assert sig(fhir_injection.build_claim) == ["decision", "config", "created", "status"]
+    assert sig(fhir_injection.build_task) == ["decision", "config", "rules", "created", "status"]
+    assert sig(fhir_injection.run_folder) == ["source", "target", "rules", "config", "created", "progress"]
+    assert sig(fhir_injection.load_rules) == ["directory"]
+    assert sig(fhir_injection.load_config) == ["path"]
+    assert sig(fhir_injection.decide_bundle) == ["bundle_or_resources", "rules", "config"]
+
+
+def test_errors_share_one_base():
+    assert issubclass(fhir_injection.MappingError, fhir_injection.FhirInjectionError)
+    assert issubclass(fhir_injection.RecordError, fhir_injection.FhirInjectionError)
+    e = fhir_injection.RecordError("MedicationAdministration/1", "dosage.dose", "bad")
+    assert str(e) == "MedicationAdministration/1 dosage.dose: bad"
+
+
+def test_engine_module_does_no_io():
+    import fhir_injection.engine as engine
+    source = inspect.getsource(engine)
+    for forbidden in ("open(", "requests", "import os", "datetime.now", "time.time", "print("):
+        assert forbidden not in source, forbidden
