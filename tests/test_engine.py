@@ -210,8 +210,8 @@ def test_antineoplastics_are_chemotherapy_administration(rxnorm, amount, procedu
 def test_inpatient_has_no_separately_billable_professional_line(encounter_class):
     d = decide_one(admin(), world(encounter_class=encounter_class))
     assert d.outcome == "not-billable"
-    assert d.procedure is None
     assert gap(d, "facility-setting").severity == "info"
+    assert "DRG" in gap(d, "facility-setting").message
     assert d.lines == () and d.claim_status is None
 
 
@@ -334,6 +334,7 @@ def test_unmapped_drug_goes_to_j3490_with_a_warning_and_its_name_and_dose():
     assert d.outcome == "claim"
     drug = line(d, "drug")
     assert drug.code == "J3490"
+    assert drug.quantity == 1  # one unit; the amount travels as NDC quantity and text
     assert drug.text == "mystery drug 30 mg"
 
 
