@@ -30,7 +30,7 @@ from .rules import (
     SC_IM, SYSTEM_CPT, SYSTEM_CVX, SYSTEM_HCPCS, SYSTEM_HCPCS_ALIASES, SYSTEM_ICD10CM, SYSTEM_NDC,
     Config, Drug, DrugCode, Rules, Vaccine,
 )
-from .units import DoseError, billing_units, ndc11, quantity_amount, ratio_strength, unit_of
+from .units import DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, unit_of
 
 __all__ = ["decide", "decide_all"]
 
@@ -577,8 +577,12 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
         ndc_qty, ndc_unit = None, None
         if med.ndc and dose:
             dim = unit_of(dose[1])
+            strength_dims = tuple(unit_of(u) for u in (med.strength[1], med.strength[3])) if med.strength else ()
             if dim and dim[0] == "volume":
                 ndc_qty, ndc_unit = dose[0] * dim[1], "ML"
+            elif dim and dim[0] == "mass" and [d and d[0] for d in strength_dims] == ["mass", "volume"]:
+                # a solution (e.g. 30 mg/mL): the NDC package unit is mL, not grams
+                ndc_qty, ndc_unit = convert(dose[0], dose[1], "mL", med.strength), "ML"
             elif dim and dim[0] == "mass":
                 ndc_qty, ndc_unit = dose[0] * dim[1] / 1000, "GR"
             else:
