@@ -374,6 +374,20 @@ def test_medicaid_with_an_ndc_bills_without_jz():
     assert (line(d, "drug").ndc_quantity, line(d, "drug").ndc_unit) == (Decimal("0.03"), "GR")
 
 
+def test_ndc_quantity_of_a_solution_dosed_in_mg_is_in_ml():
+    # NDC 00409-3796-01 is ketorolac 30 mg/mL: 30 mg is 1 mL of it, not 0.03 g
+    d = decide_one(admin(medicationCodeableConcept=med(NDC, "00409379601")), world(payer="medicaid"))
+    assert (line(d, "drug").ndc_quantity, line(d, "drug").ndc_unit) == (Decimal(1), "ML")
+    d = decide_one(contained_admin(dose_ml=2) | {"medicationReference": {"reference": "#med1"}})
+    assert line(d, "drug").ndc is None
+
+
+def test_ndc_quantity_in_ml_when_dosed_in_ml():
+    d = decide_one(admin(dosage=dosage(dose=dose(2, "mL")),
+                         medicationCodeableConcept={"coding": [{"system": NDC, "code": "00409379601"}]}))
+    assert (line(d, "drug").ndc_quantity, line(d, "drug").ndc_unit, line(d, "drug").quantity) == (Decimal(2), "ML", 4)
+
+
 def test_commercial_gets_no_jz_and_needs_no_ndc():
     d = decide_one(admin(medicationCodeableConcept=med(RXNORM, "35827")), world(payer="commercial"))
     assert d.outcome == "claim"
