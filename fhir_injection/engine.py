@@ -464,6 +464,10 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
         found = rules.settings.get((enc_class.get("system"), enc_class.get("code")))
         if found:
             setting, pos = found.setting, found.place_of_service
+        if setting == "virtual":
+            gaps.add("missing-encounter", "The linked encounter is virtual (class VR): no injection is given in a "
+                                          "virtual visit; link the in-person encounter")
+            setting, pos = "office", "11"
 
     # Procedure: vaccine, anti-neoplastic, route, setting
     procedure: str | None = "96372"
@@ -473,6 +477,8 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     elif med.drug is not None and med.drug.drug_class in rules.antineoplastic and route in (SC_IM | {None}):
         procedure, outcome = rules.antineoplastic[med.drug.drug_class], "not-96372"
         gaps.add("antineoplastic", f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: bill {procedure}")
+        if route is None:
+            gaps.add("missing-route", route_problem)
     elif route is not None and route not in SC_IM:
         proc = rules.procedures[route]
         procedure, outcome = proc.code, proc.outcome

@@ -50,7 +50,7 @@ def check_resource(resource, where: str, expected_type: str | None = None) -> Re
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         return RecordProblem(where, "resourceType", "missing or not a string")
-    if expected_type and rtype != expected_type and rtype in USED_TYPES:
+    if expected_type in USED_TYPES and rtype != expected_type:
         return RecordProblem(where, "resourceType",
                              f"is '{rtype}' in a file of {expected_type} resources; the record is skipped")
     rid = resource.get("id")

@@ -724,3 +724,33 @@ def test_gap_messages_carry_no_phi():
             for g in d.gaps:
                 for secret in ("Testperson", "1950-02-03", "MEMBER-SECRET-1"):
                     assert secret not in g.message, (code, g.message)
+
+
+# ----------------------------------------------------------------------------- review follow-ups
+
+
+def test_injection_linked_to_a_virtual_encounter_is_held_for_the_encounter_link():
+    d = decide_one(resources=world(encounter_class="VR"))
+    assert d.outcome == "held"
+    assert gap_codes(d) == ["missing-encounter"]
+    assert "virtual" in gap(d, "missing-encounter").message
+    assert d.claim_status == "draft"
+
+
+def test_antineoplastic_with_text_only_route_still_asks_for_the_route():
+    a = admin(medicationCodeableConcept=med(RXNORM, "358258", "bortezomib"),
+              dosage=dosage(route={"text": "under the skin"}, dose=dose(2.3, "mg")))
+    d = decide_one(a)
+    assert d.outcome == "not-96372"
+    assert d.procedure == "96401"
+    assert gap_codes(d) == ["antineoplastic", "missing-route"]
+    assert gap(d, "missing-route").severity == "error"
+
+
+def test_oddly_named_ndjson_file_is_read_by_resource_type(tmp_path):
+    from fhir_injection.sources import iter_folder
+    (tmp_path / "export.ndjson").write_text(json.dumps(admin()) + "\n" + json.dumps(world()[0]) + "\n")
+    problems = []
+    types = sorted(r["resourceType"] for r in iter_folder(tmp_path, problems.append))
+    assert types == ["MedicationAdministration", "Patient"]
+    assert problems == []
