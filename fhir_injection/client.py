@@ -187,6 +187,20 @@ class FhirClient:
             raise FatalNetworkError(f"{kind} response was not a Bundle")
         return body
 
+    def put(self, resource: Mapping, if_match: str | None = None) -> dict:
+        """``PUT <Type>/<id>`` (create or replace with that id); idempotent, so retried when transient."""
+        headers = {"If-Match": if_match} if if_match else None
+        resp = self.session.request("PUT", f"{resource['resourceType']}/{resource['id']}", json=dict(resource),
+                                    headers=headers, safe_to_retry=True)
+        return resp.json() if resp.content else {}
+
+    def create(self, resource: Mapping, if_none_exist: str | None = None) -> tuple[int, dict]:
+        """``POST <Type>``; with ``if_none_exist`` a conditional create (safe to retry). Returns (status, body)."""
+        headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
+        resp = self.session.request("POST", str(resource["resourceType"]), json=dict(resource), headers=headers,
+                                    safe_to_retry=bool(if_none_exist))
+        return resp.status_code, (resp.json() if resp.content else {})
+
     @staticmethod
     def entry_results(response_bundle: Mapping) -> list[tuple[int, str | None, str | None]]:
         """Per entry of a transaction/batch response: (status, location, outcome text); see :func:`entry_results`."""

@@ -103,14 +103,24 @@ def redact_url(url: str) -> str:
 
 
 def operation_outcome_text(body: Any, limit: int = 1000) -> str | None:
-    """Join the diagnostics (or details.text) of an OperationOutcome's issues; None if ``body`` is not one."""
+    """The diagnostics (or details.text) of an OperationOutcome's issues, most severe first.
+
+    When the outcome has fatal or error issues, warnings and information are left
+    out: they bury the reason a server refused something. None if ``body`` is not one.
+    """
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return None
+    rank = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
+    issues = [i for i in body.get("issue") or [] if isinstance(i, dict)]
+    issues.sort(key=lambda i: rank.get(i.get("severity"), 4))
+    if issues and rank.get(issues[0].get("severity"), 4) <= 1:
+        issues = [i for i in issues if rank.get(i.get("severity"), 4) <= 1]
     texts = []
-    for issue in body.get("issue") or []:
+    for issue in issues:
         text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
-        if text:
-            texts.append(str(text))
+        if text and str(text) not in texts:
+            where = ", ".join(str(e) for e in issue.get("expression") or issue.get("location") or [])
+            texts.append(f"{text} ({where})" if where and where not in str(text) else str(text))
     joined = "; ".join(texts)
     return joined[:limit] if joined else None
 

@@ -1,0 +1,7 @@
+"""``python -m fhir_injection`` is the ``fhir-injection`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

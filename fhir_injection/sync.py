@@ -1,0 +1,691 @@
+"""Live sync: pull administrations from a FHIR server, decide, post Claims and Tasks exactly once.
+
+One run:
+
+1. read the source's CapabilityStatement (R4 only; which search features exist);
+2. search ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=_lastUpdated``
+   page by page, with ``_include`` of encounter/patient/medication where supported;
+3. per page, resolve everything else in batches (``_id`` lists, ``patient=`` lists),
+   with a per-run cache, so requests grow with pages, not administrations;
+4. decide (the same pure engine as offline), then reconcile with the target:
+   new Claims and Tasks by conditional create on their business identifier,
+   changed ones by a version-checked update, voids by status ``cancelled``,
+   fixed Tasks by status ``completed``;
+5. advance and save the mark only after the page is safely posted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .claims import build_claim, build_task, claim_identifier, task_identifier
+from .client import FhirClient
+from .context import Context, patient_id_of, ref_key, split_reference
+from .engine import decide_all
+from .errors import (
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, PagingExpired,
+)
+from .model import Decision
+from .report import ReportWriter
+from .rules import Config, Rules
+from .sources import RecordProblem, check_resource
+from .state import StateFile, StateLock, format_instant, minus, parse_instant
+
+log = logging.getLogger("fhir_injection.sync")
+
+FINGERPRINT_SYSTEM = "urn:fhir-injection:fingerprint"
+DEFAULT_OVERLAP_SECONDS = 300
+MA = "MedicationAdministration"
+
+
+@dataclass
+class SyncOptions:
+    page_size: int = 100
+    bundle_size: int = 100
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
+    since: str | None = None
+    full: bool = False
+    state_path: str = ".fhir-injection-state.json"
+    report_path: str = "report.json"
+    created: str | None = None  # the run's timestamp; now when None
+
+
+@dataclass
+class PostCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    cancelled: int = 0
+    completed: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SyncResult:
+    summary: dict[str, Any]
+    claims: PostCounts
+    tasks: PostCounts
+    problems: int
+    interrupted: bool = False
+    mark: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_RECORD_ERRORS if self.problems or self.claims.failed or self.tasks.failed else EXIT_OK
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def fingerprint(resource: Mapping) -> str:
+    """A hash of what a Claim/Task says, leaving out what changes on every run or server."""
+    body = {k: v for k, v in resource.items() if k not in ("id", "meta", "created", "authoredOn",
+                                                               "lastModified", "text")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+
+def _with_fingerprint(resource: dict) -> dict:
+    meta = resource.setdefault("meta", {})
+    tags = [t for t in meta.get("tag", []) if t.get("system") != FINGERPRINT_SYSTEM]
+    tags.append({"system": FINGERPRINT_SYSTEM, "code": fingerprint(resource)})
+    meta["tag"] = tags
+    return resource
+
+
+def _fingerprint_of(resource: Mapping) -> str | None:
+    for tag in (resource.get("meta") or {}).get("tag") or []:
+        if tag.get("system") == FINGERPRINT_SYSTEM:
+            return tag.get("code")
+    return None
+
+
+def _absolute(resource: Any, base: str) -> Any:
+    """Rewrite relative references to absolute URLs on ``base`` (for a separate target server)."""
+    if isinstance(resource, dict):
+        out = {}
+        for k, v in resource.items():
+            if k == "reference" and isinstance(v, str) and split_reference(v) and "://" not in v:
+                out[k] = f"{base.rstrip('/')}/{v}"
+            else:
+                out[k] = _absolute(v, base)
+        return out
+    if isinstance(resource, list):
+        return [_absolute(v, base) for v in resource]
+    return resource
+
+
+# ----------------------------------------------------------------------------- pulling
+
+
+class Resolver:
+    """Batched look-ups of what administrations point to, with a per-run cache."""
+
+    def __init__(self, client: FhirClient, chunk_size: int = 100):
+        self.client = client
+        self.chunk = chunk_size
+        self.cache: dict[str, Mapping | None] = {}  # "Type/id" -> resource (None: known missing)
+        self.by_patient: dict[tuple[str, str], list[Mapping]] = {}
+        cs = client.capabilities()
+        self.has_type = {r.get("type") for rest in cs.get("rest") or [] for r in rest.get("resource") or []}
+
+    def remember(self, resource: Mapping) -> None:
+        if resource.get("resourceType") and resource.get("id"):
+            self.cache[f"{resource['resourceType']}/{resource['id']}"] = resource
+
+    def _fetch(self, wanted: dict[str, set[str]]) -> None:
+        for rtype, ids in wanted.items():
+            todo = sorted(i for i in ids if f"{rtype}/{i}" not in self.cache)
+            if not todo or rtype not in self.has_type:
+                continue
+            found = self.client.read_many(rtype, todo, self.chunk)
+            for rid in todo:
+                self.cache[f"{rtype}/{rid}"] = found.get(rid)
+
+    def _patient_scoped(self, rtype: str, param: str, patients: set[str]) -> None:
+        todo = sorted(p for p in patients if (rtype, p) not in self.by_patient)
+        for p in todo:
+            self.by_patient[(rtype, p)] = []
+        if not todo or rtype not in self.has_type:
+            return
+        for resource, mode in self.client.search_by(rtype, param, [f"Patient/{p}" for p in todo], self.chunk):
+            pid = patient_id_of(resource)
+            if mode == "match" and (rtype, pid) in self.by_patient:
+                self.by_patient[(rtype, pid)].append(resource)
+                self.remember(resource)
+
+    def context_for(self, admins: list[Mapping]) -> Context:
+        """Fetch (in batches) and return everything these administrations point to."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        touched: set[str] = set()
+
+        def want(reference, expected=None):
+            pair = split_reference(reference) if isinstance(reference, str) else None
+            if pair and (expected is None or pair[0] == expected):
+                wanted[pair[0]].add(pair[1])
+                touched.add(f"{pair[0]}/{pair[1]}")
+
+        patients = set()
+        for a in admins:
+            want((a.get("subject") or {}).get("reference"), "Patient")
+            want((a.get("context") or {}).get("reference"), "Encounter")
+            want((a.get("medicationReference") or {}).get("reference"), "Medication")
+            for p in a.get("performer") or []:
+                want(((p or {}).get("actor") or {}).get("reference"))
+            for r in a.get("reasonReference") or []:
+                want((r or {}).get("reference"), "Condition")
+            pid = patient_id_of(a)
+            if pid:
+                patients.add(pid)
+        self._fetch(wanted)
+        # Second hop: what the encounters point to.
+        encounters = [self.cache.get(f"Encounter/{i}") for i in wanted.get("Encounter", ())]
+        wanted = defaultdict(set)
+        for enc in encounters:
+            if not enc:
+                continue
+            want((enc.get("serviceProvider") or {}).get("reference"), "Organization")
+            for d in enc.get("diagnosis") or []:
+                want(((d or {}).get("condition") or {}).get("reference"), "Condition")
+            for r in enc.get("reasonReference") or []:
+                want((r or {}).get("reference"), "Condition")
+        self._fetch(wanted)
+        scoped = (("Consent", "patient"), ("Coverage", "beneficiary"), ("ChargeItem", "subject"))
+        for rtype, param in scoped:
+            self._patient_scoped(rtype, param, patients)
+
+        ctx = Context()
+        for key in touched:
+            resource = self.cache.get(key)
+            if resource is not None:
+                ctx.add(resource)
+        for rtype, _ in scoped:
+            for pid in patients:
+                for resource in self.by_patient.get((rtype, pid), ()):
+                    ctx.add(resource)
+        return ctx
+
+
+# ----------------------------------------------------------------------------- posting
+
+
+@dataclass
+class _Planned:
+    kind: str  # "Claim" | "Task"
+    action: str  # create | update | cancel | complete
+    administration: str
+    entry: dict
+
+
+class Poster:
+    """Reconciles decisions with the target server: create once, update on change, never twice."""
+
+    def __init__(self, client: FhirClient, rules: Rules, config: Config, bundle_size: int,
+                 source_base: str | None = None):
+        self.client = client
+        self.rules = rules
+        self.config = config
+        self.bundle_size = bundle_size
+        self.source_base = source_base  # set when the target is another server
+        self.claims = PostCounts()
+        self.tasks = PostCounts()
+        self.failures: list[dict] = []
+
+    def _existing(self, rtype: str, identifiers: list[tuple[str, str]]) -> dict[str, Mapping]:
+        if not identifiers:
+            return {}
+        found: dict[str, Mapping] = {}
+        values = [f"{s}|{v}" for s, v in identifiers]
+        for resource, mode in self.client.search_by(rtype, "identifier", values, 100):
+            if mode != "match":
+                continue
+            for ident in resource.get("identifier") or []:
+                key = f"{ident.get('system')}|{ident.get('value')}"
+                if key in values:
+                    found.setdefault(key, resource)
+        return found
+
+    def _prepare(self, resource: dict) -> dict:
+        if self.source_base:
+            resource = _absolute(resource, self.source_base)
+        return _with_fingerprint(resource)
+
+    def plan(self, decisions: list[Decision], created: str,
+             primary: set[str] | None = None) -> tuple[list[_Planned], dict[str, dict]]:
+        """What must be written for these decisions; also per administration what happened.
+
+        Decisions not in ``primary`` (same-day siblings pulled in for the modifier and
+        MUE rules) only update Claims that already exist; their own page creates theirs.
+        """
+        claim_ids = [claim_identifier(d, self.config) for d in decisions]
+        task_ids = [task_identifier(d, self.config) for d in decisions]
+        claims_there = self._existing("Claim", claim_ids)
+        tasks_there = self._existing("Task", task_ids)
+        plans: list[_Planned] = []
+        outcome: dict[str, dict] = {}
+        for d, cid, tid in zip(decisions, claim_ids, task_ids):
+            sibling = primary is not None and d.administration not in primary
+            if sibling:
+                old = claims_there.get(f"{cid[0]}|{cid[1]}")
+                claim = build_claim(d, self.config, created)
+                if old is not None and claim is not None:
+                    claim = self._prepare(claim)
+                    if _fingerprint_of(old) != _fingerprint_of(claim):
+                        claim["id"] = old["id"]
+                        plans.append(self._update("Claim", "update", d, claim, old))
+                continue
+            info = outcome.setdefault(d.administration, {"claim_action": None, "task_action": None,
+                                                         "claim": None, "claim_status": None, "task": None})
+            old = claims_there.get(f"{cid[0]}|{cid[1]}")
+            if d.outcome == "void":
+                if old is not None and old.get("status") != "cancelled":
+                    new = dict(old)
+                    new["status"] = "cancelled"
+                    plans.append(self._update("Claim", "cancel", d, new, old))
+                if old is not None:
+                    info.update(claim=f"Claim/{old['id']}", claim_status="cancelled")
+                info["claim_action"] = "cancel" if old is not None and old.get("status") != "cancelled" else None
+            else:
+                claim = build_claim(d, self.config, created)
+                if claim is not None:
+                    claim = self._prepare(claim)
+                    if old is None:
+                        plans.append(self._create("Claim", d, claim, cid))
+                        info.update(claim_action="create", claim_status=claim["status"])
+                    elif _fingerprint_of(old) != _fingerprint_of(claim):
+                        claim["id"] = old["id"]
+                        plans.append(self._update("Claim", "update", d, claim, old))
+                        info.update(claim_action="update", claim=f"Claim/{old['id']}", claim_status=claim["status"])
+                    else:
+                        self.claims.unchanged += 1
+                        info.update(claim_action="unchanged", claim=f"Claim/{old['id']}",
+                                    claim_status=old.get("status"))
+                elif old is not None and old.get("status") not in ("cancelled", "entered-in-error"):
+                    # It was billable before and no longer forms a Claim (e.g. now a vaccine): withdraw it.
+                    new = dict(old)
+                    new["status"] = "cancelled"
+                    plans.append(self._update("Claim", "cancel", d, new, old))
+                    info.update(claim_action="cancel", claim=f"Claim/{old['id']}", claim_status="cancelled")
+
+            told = tasks_there.get(f"{tid[0]}|{tid[1]}")
+            if d.actionable_gaps and d.outcome != "void":
+                task = self._prepare(build_task(d, self.config, self.rules, created))
+                if told is None:
+                    plans.append(self._create("Task", d, task, tid))
+                    info["task_action"] = "create"
+                elif _fingerprint_of(told) != _fingerprint_of(task) or told.get("status") != "requested":
+                    task["id"] = told["id"]
+                    plans.append(self._update("Task", "update", d, task, told))
+                    info.update(task_action="update", task=f"Task/{told['id']}")
+                else:
+                    self.tasks.unchanged += 1
+                    info.update(task_action="unchanged", task=f"Task/{told['id']}")
+            elif told is not None and told.get("status") not in ("completed", "cancelled"):
+                new = dict(told)
+                new["status"] = "cancelled" if d.outcome == "void" else "completed"
+                new["lastModified"] = created
+                new["businessStatus"] = {"text": "administration voided" if d.outcome == "void"
+                                         else "all documentation gaps fixed"}
+                action = "cancel" if d.outcome == "void" else "complete"
+                plans.append(self._update("Task", action, d, _with_fingerprint(new), told))
+                info.update(task_action=action, task=f"Task/{told['id']}")
+        return plans, outcome
+
+    def _create(self, rtype: str, d: Decision, resource: dict, ident: tuple[str, str]) -> _Planned:
+        body = {k: v for k, v in resource.items() if k != "id"}
+        return _Planned(rtype, "create", d.administration, {
+            "fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{ident[0]}|{ident[1]}')}",
+            "resource": body,
+            "request": {"method": "POST", "url": rtype, "ifNoneExist": f"identifier={ident[0]}|{ident[1]}"},
+        })
+
+    def _update(self, rtype: str, action: str, d: Decision, resource: dict, old: Mapping) -> _Planned:
+        request = {"method": "PUT", "url": f"{rtype}/{old['id']}"}
+        version = (old.get("meta") or {}).get("versionId")
+        if version:
+            request["ifMatch"] = f'W/"{version}"'
+        return _Planned(rtype, action, d.administration, {
+            "fullUrl": f"{self.client.base_url}/{rtype}/{old['id']}", "resource": resource, "request": request})
+
+    def send(self, plans: list[_Planned], outcome: dict[str, dict]) -> None:
+        """Post the plans in batch Bundles; one bad entry never loses the others.
+
+        A validating server (HAPI with request validation) refuses a whole Bundle
+        for one invalid entry: then that Bundle's entries go one by one, so only
+        the bad one fails, with the server's message.
+        """
+        for start in range(0, len(plans), self.bundle_size):
+            chunk = plans[start:start + self.bundle_size]
+            try:
+                response = self.client.transaction([p.entry for p in chunk], kind="batch")
+            except FatalNetworkError as exc:
+                if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                    raise
+                log.warning("the target refused a batch of %d (HTTP %s); posting its entries one by one",
+                            len(chunk), exc.status)
+                for plan in chunk:
+                    self._send_one(plan, outcome)
+                continue
+            results = self.client.entry_results(response)
+            retry = []
+            for plan, (status, location, text) in zip(chunk, results + [(0, None, "no response entry")] *
+                                                      (len(chunk) - len(results))):
+                if status == 409 and plan.action == "create":
+                    retry.append(plan)  # lost a race with a parallel create: ask again
+                    continue
+                self._record(plan, status, location, text, outcome)
+            for plan in retry:
+                self._send_one(plan, outcome)
+
+    def _send_one(self, plan: _Planned, outcome: dict[str, dict]) -> None:
+        request, resource = plan.entry["request"], plan.entry["resource"]
+        try:
+            if request["method"] == "POST":
+                status, body = self.client.create(resource, request.get("ifNoneExist"))
+                location = f"{resource['resourceType']}/{body['id']}" if body.get("id") else None
+            else:
+                body = self.client.put(resource, request.get("ifMatch"))
+                status, location = 200, f"{resource['resourceType']}/{resource['id']}"
+        except FatalNetworkError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                raise
+            self._record(plan, exc.status, None, exc.outcome or str(exc), outcome)
+            return
+        self._record(plan, status, location, None, outcome)
+
+    def _record(self, plan: _Planned, status: int, location: str | None, text: str | None,
+                outcome: dict[str, dict]) -> None:
+        counts = self.claims if plan.kind == "Claim" else self.tasks
+        info = outcome.setdefault(plan.administration, {})
+        key = "claim" if plan.kind == "Claim" else "task"
+        if 200 <= status < 300:
+            ref = ref_key(location) if location else None
+            if plan.action == "create":
+                if status == 201:
+                    counts.created += 1
+                else:  # 200: the conditional create matched one already there
+                    counts.unchanged += 1
+                    info[f"{key}_action"] = "unchanged"
+            elif plan.action == "update":
+                counts.updated += 1
+            elif plan.action == "cancel":
+                counts.cancelled += 1
+            elif plan.action == "complete":
+                counts.completed += 1
+            if ref:
+                info[key] = ref
+            return
+        counts.failed += 1
+        message = text or f"HTTP {status}"
+        info[f"{key}_action"] = "failed"
+        info[f"{key}_error"] = message
+        self.failures.append({"record": plan.administration, "field": plan.kind,
+                              "message": f"{plan.action} of {plan.kind} failed: HTTP {status}: {message}"})
+        log.warning("%s %s for %s failed: HTTP %s: %s", plan.action, plan.kind, plan.administration, status,
+                    message)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the page in hand is finished, then the run stops."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            log.warning("signal %s: finishing the page in hand, then stopping", signum)
+            self.event.set()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def _search_params(client: FhirClient, since: str | None, page_size: int) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = [("_count", str(page_size))]
+    if since and client.supports_search_param(MA, "_lastUpdated"):
+        params.append(("_lastUpdated", f"ge{since}"))
+    if client.supports_sort(MA, "_lastUpdated"):
+        params.append(("_sort", "_lastUpdated"))
+    for include in (f"{MA}:context", f"{MA}:subject", f"{MA}:medication", f"{MA}:performer"):
+        if client.supports_include(MA, include):
+            params.append(("_include", include))
+    return params
+
+
+def _last_updated(resource: Mapping) -> str | None:
+    value = (resource.get("meta") or {}).get("lastUpdated")
+    return value if isinstance(value, str) else None
+
+
+def _siblings(client: FhirClient, admins: list[Mapping]) -> list[Mapping]:
+    """The same patients' other administrations on the same days (for same-day rules)."""
+    if not client.supports_search_param(MA, "effective-time"):
+        return []
+    patients = sorted({p for p in (patient_id_of(a) for a in admins) if p})
+    days = sorted({str(a.get("effectiveDateTime"))[:10] for a in admins if a.get("effectiveDateTime")})
+    if not patients or not days:
+        return []
+    lo = days[0]
+    hi = (datetime.fromisoformat(days[-1]) + timedelta(days=1)).date().isoformat()
+    known = {a.get("id") for a in admins}
+    out = []
+    for resource, mode in client.search_by(MA, "subject", [f"Patient/{p}" for p in patients], 100,
+                                           params=[("effective-time", f"ge{lo}"), ("effective-time", f"lt{hi}")]):
+        if mode == "match" and resource.get("id") not in known:
+            out.append(resource)
+    return out
+
+
+def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Config, options: SyncOptions,
+             stop: StopFlag | None = None, progress=None) -> SyncResult:
+    """One incremental sync from ``source`` to ``target`` (they may be the same server)."""
+    stop = stop or StopFlag()
+    created = options.created or _now()
+    source.capabilities()
+    if target is not source:
+        target.capabilities()
+    state = StateFile(options.state_path)
+    entry = state.source(source.base_url)
+    if options.full:
+        mark = None
+    elif options.since:
+        mark = format_instant(parse_instant(options.since))
+    else:
+        mark = entry.get("mark")
+    # id -> [version, lastUpdated] of administrations already posted inside the overlap window
+    recent: dict[str, list] = {k: v for k, v in (entry.get("recent") or {}).items()
+                               if isinstance(v, list) and len(v) == 2} if not (options.full or options.since) else {}
+    since = minus(mark, options.overlap_seconds) if mark else None
+    sorted_search = source.supports_sort(MA, "_lastUpdated")
+
+    resolver = Resolver(source, chunk_size=100)
+    separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
+    poster = Poster(target, rules, config, options.bundle_size, source.base_url if separate else None)
+    report_path = Path(options.report_path)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_report = report_path.with_name(f".{report_path.name}.partial")
+    pages = admins_seen = 0
+    started = time.monotonic()
+    new_mark = mark
+    interrupted = False
+    problems = 0
+
+    with open(tmp_report, "w", encoding="utf-8") as fh:
+        report = ReportWriter(fh, meta={"generated": created, "source": source.base_url,
+                                        "target": target.base_url, "since": since, "mapping": rules.directory})
+        params = _search_params(source, since, options.page_size)
+        restarts = 0
+        while True:
+            try:
+                for bundle in source.search_pages(MA, params):
+                    pages += 1
+                    page_admins, included = [], []
+                    for e in bundle.get("entry") or []:
+                        resource = e.get("resource")
+                        mode = (e.get("search") or {}).get("mode", "match")
+                        where = resource.get("resourceType", "?") + "/" + str(resource.get("id")) \
+                            if isinstance(resource, dict) else f"page {pages} entry"
+                        problem = check_resource(resource, where)
+                        if problem:
+                            report.problem(problem)
+                            continue
+                        if resource["resourceType"] == MA and mode == "match":
+                            version = (resource.get("meta") or {}).get("versionId") or _last_updated(resource) or ""
+                            if (recent.get(resource["id"]) or [None])[0] == version:
+                                continue  # seen in the overlap window, same version
+                            page_admins.append(resource)
+                        else:
+                            included.append(resource)
+                    for r in included:
+                        resolver.remember(r)
+                    if page_admins:
+                        siblings = _siblings(source, page_admins)
+                        ctx = resolver.context_for(page_admins + siblings)
+                        decisions = decide_all(page_admins + siblings, ctx, rules, config)
+                        in_page = {f"{MA}/{a['id']}" for a in page_admins}
+                        plans, outcome = poster.plan(decisions, created, in_page)
+                        poster.send(plans, outcome)
+                        for d in decisions:
+                            if d.administration not in in_page:
+                                continue
+                            info = outcome.get(d.administration, {})
+                            report.add(d, info.get("claim"), info.get("claim_status"), info.get("task"),
+                                       posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
+                                       **({"post_error": info.get("claim_error") or info.get("task_error")}
+                                          if info.get("claim_error") or info.get("task_error") else {}))
+                        admins_seen += len(page_admins)
+                    # The page is safely posted: advance the mark.
+                    for a in page_admins:
+                        lu = _last_updated(a)
+                        if lu and (new_mark is None or parse_instant(lu) > parse_instant(new_mark)):
+                            new_mark = lu
+                        recent[a["id"]] = [(a.get("meta") or {}).get("versionId") or lu or "", lu]
+                    if sorted_search and new_mark:
+                        _save_mark(state, entry, new_mark, recent, options.overlap_seconds)
+                    if progress:
+                        rate = admins_seen / max(time.monotonic() - started, 1e-6)
+                        progress(f"page {pages}: {admins_seen} administrations, claims {poster.claims.created} new/"
+                                 f"{poster.claims.updated} updated, {source.stats.requests + (target.stats.requests if separate else 0)} "
+                                 f"requests, {rate:.0f}/s")
+                    if stop:
+                        interrupted = True
+                        break
+                break
+            except PagingExpired:
+                restarts += 1
+                if restarts > 5:
+                    raise FatalNetworkError("the server kept expiring the search's paging links")
+                log.warning("paging link expired after %d pages; searching again from the mark", pages)
+                since_again = minus(new_mark, options.overlap_seconds) if new_mark else since
+                params = _search_params(source, since_again, options.page_size)
+        for failure in poster.failures:
+            report.problem(RecordProblem(failure["record"], failure["field"], failure["message"]))
+        problems = report.summary.errors
+        http = {"requests": source.stats.requests + (target.stats.requests if separate else 0),
+                "retries": source.stats.retries + (target.stats.retries if separate else 0),
+                "source": source.stats.as_dict(), **({"target": target.stats.as_dict()} if separate else {})}
+        report.summary.extra.update({"pages": pages, "http": http, "posted": {
+            "claims": poster.claims.as_dict(), "tasks": poster.tasks.as_dict()}, "mark": new_mark,
+            "interrupted": interrupted})
+        summary = report.close()
+    tmp_report.replace(report_path)
+    if new_mark and (sorted_search or not interrupted):  # unsorted pages: only a whole run moves the mark
+        _save_mark(state, entry, new_mark, recent, options.overlap_seconds)
+    return SyncResult(summary, poster.claims, poster.tasks, problems, interrupted, new_mark)
+
+
+def _save_mark(state: StateFile, entry: dict, mark: str, recent: dict[str, list], overlap: float) -> None:
+    """Advance the mark; keep only the versions the next run's overlap window can return again."""
+    floor = parse_instant(minus(mark, overlap))
+    for key in [k for k, (_, lu) in recent.items() if not lu or parse_instant(lu) < floor]:
+        del recent[key]
+    entry["mark"] = mark
+    entry["recent"] = dict(recent)
+    entry["updated"] = _now()
+    state.save()
+
+
+# ----------------------------------------------------------------------------- CLI glue
+
+
+def parse_interval(value: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    if not value or value[-1] not in units or not value[:-1].isdigit() or int(value[:-1]) < 1:
+        raise ConfigError(f"--every '{value}': use a whole number with s, m or h, e.g. 15m")
+    return int(value[:-1]) * units[value[-1]]
+
+
+def make_client(url: str, prefix: str, args) -> FhirClient:
+    import os
+    from .auth import auth_from_env
+    from .http import HttpSession
+
+    verify = getattr(args, "ca_bundle", None) or True
+    insecure = bool(getattr(args, "allow_insecure_http", False))
+    auth = auth_from_env(os.environ, prefix, base_url=url, allow_insecure_http=insecure)
+    return FhirClient(HttpSession(url, auth=auth, verify=verify, allow_insecure_http=insecure))
+
+
+def run_sync_cli(args, rules: Rules, config: Config) -> int:
+    source = make_client(args.source, "FHIR_", args)
+    target_url = args.target or args.source
+    if not target_url.startswith(("http://", "https://")):
+        raise ConfigError("a server source needs a server target (--target URL); "
+                          "to work offline, export to a folder first")
+    target = source if target_url.rstrip("/") == args.source.rstrip("/") else make_client(target_url,
+                                                                                          "FHIR_TARGET_", args)
+    options = SyncOptions(page_size=args.page_size, bundle_size=args.bundle_size, since=args.since,
+                          full=args.full, state_path=args.state, report_path=args.report or "report.json")
+    stop = StopFlag()
+    stop.install()
+    every = parse_interval(args.every) if args.every else None
+    with StateLock(options.state_path):
+        while True:
+            result = run_sync(source, target, rules, config, options, stop,
+                              progress=lambda m: log.info("%s", m))
+            s = result.summary
+            print(_summary_text(s))
+            if result.interrupted or not every or stop:
+                return result.exit_code
+            options.full, options.since = False, None
+            if stop.event.wait(every):
+                return EXIT_INTERRUPTED
+
+
+def _summary_text(s: Mapping) -> str:
+    o = s["outcomes"]
+    c, t = s["posted"]["claims"], s["posted"]["tasks"]
+    return (f"{s['administrations']} administrations: {o['claim']} claim, {o['held']} held, {o['not-96372']} "
+            f"not-96372, {o['not-billable']} not-billable, {o['void']} void\n"
+            f"Claims: {c['created']} created, {c['updated']} updated, {c['cancelled']} cancelled, "
+            f"{c['unchanged']} unchanged, {c['failed']} failed; Tasks: {t['created']} created, {t['updated']} "
+            f"updated, {t['completed']} completed, {t['failed']} failed\n"
+            f"Estimated: ${s['estimated_billable_usd']:,.2f} billable, ${s['estimated_held_usd']:,.2f} held\n"
+            f"HTTP: {s['http']['requests']} requests over {s['pages']} pages, {s['http']['retries']} retries; "
+            f"mark {s['mark']}")
+
+
+def run_folder_to_server_cli(args, source_dir: str, rules: Rules, config: Config) -> int:
+    raise ConfigError("posting a folder's decisions to a server: load the folder with "
+                      "'fhir-injection load' and then sync from the server")

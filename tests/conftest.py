@@ -1,0 +1,46 @@
+"""Shared fixtures. Integration tests (marker ``hapi``) get a real FHIR server:
+
+- ``FHIR_BASE_URL`` set: that server (e.g. the public HAPI server); tests isolate
+  their data by a unique identifier system and tag, never assuming an empty server;
+- otherwise the local HAPI FHIR JPA server from ``tests/hapi/run-hapi.sh`` is
+  started for the session (built on first use) and stopped afterwards.
+
+A server that cannot be had fails the tests; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def fhir_base_url():
+    url = os.environ.get("FHIR_BASE_URL")
+    if url:
+        yield url.rstrip("/")
+        return
+    script = ROOT / "tests" / "hapi" / "run-hapi.sh"
+    was_running = subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
+    started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail("could not start the local HAPI FHIR server:\n" + started.stderr[-3000:], pytrace=False)
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        yield url
+    finally:
+        if not was_running and not os.environ.get("HAPI_KEEP_RUNNING"):
+            subprocess.run(["bash", str(script), "stop"], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def rules():
+    from fhir_injection.rules import load_rules
+    return load_rules()
