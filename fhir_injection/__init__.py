@@ -8,7 +8,11 @@ The public API (pinned by tests/test_api.py):
 - :func:`decide`, :func:`decide_all` — the pure decision, one :class:`Decision` per administration;
 - :func:`build_claim`, :func:`build_task` — a Decision as FHIR R4 Claim / Task dicts;
 - :func:`decide_bundle` — a whole FHIR Bundle (or list of resources) in, decisions out;
-- :func:`run_folder` — the offline job (Bulk folder in, Claim/Task/report out).
+- :func:`run_folder` — the offline job (Bulk folder in, Claim/Task/report out);
+- :func:`connect`, :class:`FhirClient`, :class:`HttpSession`, :class:`RetryPolicy` — the FHIR client
+  (one retry loop, auth from the environment);
+- :func:`run_sync`, :class:`SyncOptions`, :class:`SyncResult` — one incremental sync, server to server;
+- :func:`load_folder` — upload a Bulk folder to a server (demos, test systems).
 """
 
 __version__ = "0.1.0"
@@ -20,6 +24,10 @@ from .errors import FhirInjectionError, MappingError, RecordError  # noqa: E402
 from .model import Decision, Gap, Line  # noqa: E402
 from .pipeline import run_folder  # noqa: E402
 from .rules import Config, Rules, load_config, load_rules  # noqa: E402
+from .client import FhirClient  # noqa: E402
+from .http import HttpSession, RetryPolicy  # noqa: E402
+from .sync import SyncOptions, SyncResult, connect, run_sync  # noqa: E402
+from .load import load_folder  # noqa: E402
 
 
 def decide_bundle(bundle_or_resources, rules: "Rules | None" = None, config: "Config | None" = None):
@@ -39,7 +47,8 @@ def decide_bundle(bundle_or_resources, rules: "Rules | None" = None, config: "Co
 
 
 __all__ = [
-    "Config", "Context", "Decision", "FhirInjectionError", "Gap", "Line", "MappingError", "RecordError",
-    "Rules", "build_claim", "build_task", "decide", "decide_all", "decide_bundle", "load_config",
-    "load_rules", "run_folder", "__version__",
+    "Config", "Context", "Decision", "FhirClient", "FhirInjectionError", "Gap", "HttpSession", "Line",
+    "MappingError", "RecordError", "RetryPolicy", "Rules", "SyncOptions", "SyncResult", "build_claim",
+    "build_task", "connect", "decide", "decide_all", "decide_bundle", "load_config", "load_folder",
+    "load_rules", "run_folder", "run_sync", "__version__",
 ]

@@ -636,15 +636,25 @@ def parse_interval(value: str) -> float:
     return int(value[:-1]) * units[value[-1]]
 
 
-def make_client(url: str, prefix: str, args) -> FhirClient:
+def connect(url: str, env_prefix: str = "FHIR_", ca_bundle: str | None = None,
+            allow_insecure_http: bool = False, env: Mapping[str, str] | None = None) -> FhirClient:
+    """A FhirClient for ``url`` with authentication from the environment (``<prefix>AUTH`` ...).
+
+    TLS is verified (``ca_bundle`` adds a private CA); plain http:// only to loopback
+    unless ``allow_insecure_http``.
+    """
     import os
     from .auth import auth_from_env
     from .http import HttpSession
 
-    verify = getattr(args, "ca_bundle", None) or True
-    insecure = bool(getattr(args, "allow_insecure_http", False))
-    auth = auth_from_env(os.environ, prefix, base_url=url, allow_insecure_http=insecure)
-    return FhirClient(HttpSession(url, auth=auth, verify=verify, allow_insecure_http=insecure))
+    auth = auth_from_env(os.environ if env is None else env, env_prefix, base_url=url,
+                         allow_insecure_http=allow_insecure_http)
+    return FhirClient(HttpSession(url, auth=auth, verify=ca_bundle or True,
+                                  allow_insecure_http=allow_insecure_http))
+
+
+def make_client(url: str, prefix: str, args) -> FhirClient:
+    return connect(url, prefix, getattr(args, "ca_bundle", None), bool(getattr(args, "allow_insecure_http", False)))
 
 
 def run_sync_cli(args, rules: Rules, config: Config) -> int:

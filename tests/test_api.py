@@ -7,9 +7,10 @@ import inspect
 import fhir_injection
 
 PUBLIC = [
-    "Config", "Context", "Decision", "FhirInjectionError", "Gap", "Line", "MappingError", "RecordError",
-    "Rules", "build_claim", "build_task", "decide", "decide_all", "decide_bundle", "load_config",
-    "load_rules", "run_folder", "__version__",
+    "Config", "Context", "Decision", "FhirClient", "FhirInjectionError", "Gap", "HttpSession", "Line",
+    "MappingError", "RecordError", "RetryPolicy", "Rules", "SyncOptions", "SyncResult", "build_claim",
+    "build_task", "connect", "decide", "decide_all", "decide_bundle", "load_config", "load_folder",
+    "load_rules", "run_folder", "run_sync", "__version__",
 ]
 
 
@@ -36,6 +37,9 @@ def test_signatures():
     assert sig(fhir_injection.load_rules) == ["directory"]
     assert sig(fhir_injection.load_config) == ["path"]
     assert sig(fhir_injection.decide_bundle) == ["bundle_or_resources", "rules", "config"]
+    assert sig(fhir_injection.run_sync) == ["source", "target", "rules", "config", "options", "stop", "progress"]
+    assert sig(fhir_injection.connect) == ["url", "env_prefix", "ca_bundle", "allow_insecure_http", "env"]
+    assert sig(fhir_injection.load_folder) == ["source", "client", "bundle_size"]
 
 
 def test_errors_share_one_base():
