@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 from .errors import FatalNetworkError, PagingExpired
-from .http import HttpSession, HttpStats, operation_outcome_text
+from .http import HttpSession, HttpStats, json_of, operation_outcome_text
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class FhirClient:
     def capabilities(self) -> dict:
         """The server's CapabilityStatement (fetched once). Refuses servers that are not FHIR R4/R4B."""
         if self._capabilities is None:
-            cs = self.session.request("GET", "metadata").json()
+            cs = json_of(self.session.request("GET", "metadata"))
             if not isinstance(cs, dict) or cs.get("resourceType") != "CapabilityStatement":
                 raise FatalNetworkError(f"{self.base_url}/metadata did not return a CapabilityStatement")
             version = str(cs.get("fhirVersion") or "")
@@ -111,7 +111,7 @@ class FhirClient:
                 if yielded and exc.status in (404, 410):
                     raise PagingExpired(yielded, exc.status) from None
                 raise
-            bundle = resp.json()
+            bundle = json_of(resp)
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                 raise FatalNetworkError(f"search of {type_} did not return a Bundle (page {yielded + 1})")
             yield bundle
@@ -182,7 +182,7 @@ class FhirClient:
         bundle = {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
         safe = all(_idempotent(e) for e in entries)
         resp = self.session.request("POST", self.base_url, json=bundle, safe_to_retry=safe)
-        body = resp.json()
+        body = json_of(resp)
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
             raise FatalNetworkError(f"{kind} response was not a Bundle")
         return body
@@ -192,14 +192,14 @@ class FhirClient:
         headers = {"If-Match": if_match} if if_match else None
         resp = self.session.request("PUT", f"{resource['resourceType']}/{resource['id']}", json=dict(resource),
                                     headers=headers, safe_to_retry=True)
-        return resp.json() if resp.content else {}
+        return json_of(resp) if resp.content else {}
 
     def create(self, resource: Mapping, if_none_exist: str | None = None) -> tuple[int, dict]:
         """``POST <Type>``; with ``if_none_exist`` a conditional create (safe to retry). Returns (status, body)."""
         headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
         resp = self.session.request("POST", str(resource["resourceType"]), json=dict(resource), headers=headers,
                                     safe_to_retry=bool(if_none_exist))
-        return resp.status_code, (resp.json() if resp.content else {})
+        return resp.status_code, (json_of(resp) if resp.content else {})
 
     @staticmethod
     def entry_results(response_bundle: Mapping) -> list[tuple[int, str | None, str | None]]:

@@ -125,6 +125,12 @@ def operation_outcome_text(body: Any, limit: int = 1000) -> str | None:
     return joined[:limit] if joined else None
 
 
+def json_of(resp: requests.Response) -> Any:
+    """The response body as JSON, parsed once (HttpSession already checked 2xx bodies)."""
+    parsed = getattr(resp, "fhir_json", None)
+    return parsed if parsed is not None else resp.json()
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date, relative to ``now``)."""
     if not value:
@@ -237,6 +243,12 @@ class HttpSession:
             if resp.status_code in RETRY_STATUSES:
                 now = self._date_of(resp)
                 raise _Transient(resp.status_code, parse_retry_after(resp.headers.get("Retry-After"), now))
+            if 200 <= resp.status_code < 300 and resp.content:
+                # A body cut short by a dropped connection is a transient failure, not data.
+                try:
+                    resp.fhir_json = jsonlib.loads(resp.content)
+                except ValueError:
+                    raise _Transient(None, kind="unreadable JSON body (cut short?)") from None
             return resp
 
         if not safe:
@@ -326,7 +338,8 @@ class HttpSession:
             resp = self._session.send(
                 prepared, timeout=self.timeout, allow_redirects=method in SAFE_METHODS, **settings
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
             self.stats.by_status["connection-error"] += 1
             log.debug("%s %s: %s", method, redact_url(url), type(exc).__name__)
             raise _Transient(None, kind=type(exc).__name__) from None

@@ -375,3 +375,35 @@ def test_secrets_never_logged(fake_time, caplog):
     assert caplog.records, "expected the retry to be logged"
     for secret in (password, token, "YWxpY2U6cGE1NS13MHJkLVhZWg==", "Patient/123", "Patient%2F123"):
         assert secret not in everything
+
+
+@responses.activate
+def test_a_body_cut_short_is_retried_like_a_dropped_connection():
+    t = FakeTime()
+    responses.add(responses.GET, f"{BASE}/Patient", body='{"resourceType": "Bundle", "ent', status=200,
+                  content_type="application/fhir+json")
+    responses.add(responses.GET, f"{BASE}/Patient", json={"resourceType": "Bundle", "entry": []}, status=200)
+    s = make_session(t)
+    resp = s.request("GET", "Patient")
+    assert resp.fhir_json == {"resourceType": "Bundle", "entry": []}
+    assert s.stats.requests == 2 and s.stats.retries == 1
+
+
+@responses.activate
+def test_a_body_cut_short_on_an_unsafe_write_is_not_retried():
+    t = FakeTime()
+    responses.add(responses.POST, BASE, body='{"resourceType": "Bun', status=200)
+    s = make_session(t)
+    with pytest.raises(TemporaryNetworkError, match="cut short"):
+        s.request("POST", BASE, json={"resourceType": "Bundle"})
+    assert s.stats.requests == 1
+
+
+@responses.activate
+def test_chunked_encoding_error_is_a_transient_failure():
+    t = FakeTime()
+    responses.add(responses.GET, f"{BASE}/Patient", body=requests.exceptions.ChunkedEncodingError("cut"))
+    responses.add(responses.GET, f"{BASE}/Patient", json={"resourceType": "Bundle"}, status=200)
+    s = make_session(t)
+    assert s.request("GET", "Patient").status_code == 200
+    assert s.stats.by_status["connection-error"] == 1
