@@ -500,7 +500,7 @@ def _siblings(client: FhirClient, admins: list[Mapping]) -> list[Mapping]:
 def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Config, options: SyncOptions,
              stop: StopFlag | None = None, progress=None) -> SyncResult:
     """One incremental sync from ``source`` to ``target`` (they may be the same server)."""
-    stop = stop or StopFlag()
+    stop = stop if stop is not None else StopFlag()  # an unset StopFlag is falsy: keep the caller's
     created = options.created or _now()
     source.capabilities()
     if target is not source:
