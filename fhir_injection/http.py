@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# 500 is retried too, but only for requests that are safe to repeat (GET/HEAD, conditional
+# creates, PUTs, If-Match updates: every write this adapter makes). A proxy or gateway in front
+# of the server, or HAPI itself under load (a lock timeout, a lost database connection), answers
+# 500 for failures that pass; repeating an idempotent request cannot do harm, and the retry budget
+# bounds the cost when the 500 is permanent. A 500 to a write that is not idempotent is final.
+RETRY_STATUSES_IDEMPOTENT = RETRY_STATUSES | {500}
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 try:
@@ -148,11 +154,13 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 class _Transient(Exception):
     """Internal: one attempt failed in a way worth retrying."""
 
-    def __init__(self, status: int | None, retry_after: float | None = None, kind: str | None = None):
+    def __init__(self, status: int | None, retry_after: float | None = None, kind: str | None = None,
+                 outcome: str | None = None):
         super().__init__(status)
         self.status = status
         self.retry_after = retry_after
         self.kind = kind  # exception class name for connection failures
+        self.outcome = outcome  # the server's OperationOutcome text, if it sent one
 
     def describe(self) -> str:
         return f"HTTP {self.status}" if self.status is not None else f"connection failure ({self.kind})"
@@ -237,12 +245,18 @@ class HttpSession:
         where = f"{method} {redact_url(full_url)}"
         safe = (method in SAFE_METHODS) if safe_to_retry is None else safe_to_retry
         body = jsonlib.dumps(json).encode("utf-8") if json is not None else None
+        transient_statuses = RETRY_STATUSES_IDEMPOTENT if safe else RETRY_STATUSES
 
         def attempt() -> requests.Response:
             resp = self._send_with_auth(method, full_url, params, body, headers, where)
-            if resp.status_code in RETRY_STATUSES:
+            if resp.status_code in transient_statuses:
                 now = self._date_of(resp)
-                raise _Transient(resp.status_code, parse_retry_after(resp.headers.get("Retry-After"), now))
+                try:
+                    outcome = operation_outcome_text(resp.json())
+                except ValueError:
+                    outcome = None
+                raise _Transient(resp.status_code, parse_retry_after(resp.headers.get("Retry-After"), now),
+                                 outcome=outcome)
             if 200 <= resp.status_code < 300 and resp.content:
                 # A body cut short by a dropped connection is a transient failure, not data.
                 try:
@@ -309,8 +323,9 @@ class HttpSession:
             elapsed = self._clock() - start
             raise FatalNetworkError(
                 f"{where}: gave up after {err.last_attempt.attempt_number} attempts in {elapsed:.0f} s; "
-                f"last: {last.describe()}",
+                f"last: {last.describe()}" + (f": {last.outcome}" if last.outcome else ""),
                 status=last.status,
+                outcome=last.outcome,
             ) from None
 
     def _send_with_auth(self, method, url, params, body, headers, where) -> requests.Response:

@@ -189,14 +189,47 @@ def test_400_fails_fast_with_operation_outcome(fake_time):
 
 
 @responses.activate
-def test_500_with_non_json_body_fails_fast(fake_time):
+def test_500_to_an_idempotent_request_is_retried_then_succeeds(fake_time):
+    responses.get(f"{BASE}/Patient", body="<html>oops</html>", status=500)
+    responses.get(f"{BASE}/Patient", json={"resourceType": "Bundle"}, status=200)
+    session = make_session(fake_time)
+
+    assert session.request("GET", "Patient").json() == {"resourceType": "Bundle"}
+    assert len(responses.calls) == 2 and session.stats.retries == 1
+
+
+@responses.activate
+def test_500_that_persists_ends_with_status_and_outcome_within_the_bounds(fake_time):
+    responses.get(f"{BASE}/Patient", json=OUTCOME, status=500)
+    session = make_session(fake_time, retry=RetryPolicy(max_attempts=3))
+
+    with pytest.raises(FatalNetworkError) as info:
+        session.request("GET", "Patient")
+
+    assert info.value.status == 500 and "HAPI-0524" in info.value.outcome
+    assert len(responses.calls) == 3 and "3 attempts" in str(info.value)
+
+
+@responses.activate
+def test_500_with_non_json_body_fails_with_no_outcome(fake_time):
     responses.get(f"{BASE}/Patient", body="<html>oops</html>", status=500)
 
     with pytest.raises(FatalNetworkError) as info:
-        make_session(fake_time).request("GET", "Patient")
+        make_session(fake_time, retry=RetryPolicy(max_attempts=2)).request("GET", "Patient")
 
     assert info.value.status == 500 and info.value.outcome is None
-    assert len(responses.calls) == 1
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_500_to_a_write_that_is_not_idempotent_is_final(fake_time):
+    responses.post(f"{BASE}/Claim", json=OUTCOME, status=500)
+
+    with pytest.raises(FatalNetworkError) as info:
+        make_session(fake_time).request("POST", "Claim", json={"resourceType": "Claim"})
+
+    assert info.value.status == 500 and "HAPI-0524" in info.value.outcome
+    assert len(responses.calls) == 1 and fake_time.sleeps == []
 
 
 @responses.activate
