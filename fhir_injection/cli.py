@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--page-size", type=int, default=100, help="search page size (default: %(default)s)")
     s.add_argument("--bundle-size", type=int, default=100, help="entries per posted Bundle (default: %(default)s)")
     s.add_argument("--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped")
+    s.add_argument("--max-retry-seconds", type=float, default=None, metavar="SECONDS",
+                   help="give up on a request the server keeps failing (429, 500, 502-504, dropped "
+                        "connections) after retrying for this long; the run then exits 4 "
+                        "(default: 120)")
     s.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to trust (TLS is always verified)")
     s.add_argument("--allow-insecure-http", action="store_true",
                    help="allow plain http:// to hosts other than loopback (not for PHI)")

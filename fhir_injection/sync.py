@@ -654,7 +654,14 @@ def connect(url: str, env_prefix: str = "FHIR_", ca_bundle: str | None = None,
 
 
 def make_client(url: str, prefix: str, args) -> FhirClient:
-    return connect(url, prefix, getattr(args, "ca_bundle", None), bool(getattr(args, "allow_insecure_http", False)))
+    client = connect(url, prefix, getattr(args, "ca_bundle", None), bool(getattr(args, "allow_insecure_http", False)))
+    max_retry = getattr(args, "max_retry_seconds", None)
+    if max_retry is not None:
+        if max_retry < 0:
+            raise ConfigError("--max-retry-seconds must be 0 or more")
+        from dataclasses import replace
+        client.session.retry = replace(client.session.retry, max_total_seconds=float(max_retry))
+    return client
 
 
 def run_sync_cli(args, rules: Rules, config: Config) -> int:
