@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class RecordProblem:
 OnProblem = Callable[[RecordProblem], None]
 
 
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
+
+
 def check_resource(resource, where: str, expected_type: str | None = None) -> RecordProblem | None:
     """The minimum a resource needs before anything indexes it: an object with a type and a valid id."""
     if not isinstance(resource, Mapping):
@@ -50,49 +54,97 @@ def check_resource(resource, where: str, expected_type: str | None = None) -> Re
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         return RecordProblem(where, "resourceType", "missing or not a string")
+    if not _TYPE_NAME.fullmatch(rtype):  # never echo record content: it may be anything, even a name
+        return RecordProblem(where, "resourceType", "is not a FHIR resource type name; the record is skipped")
     if expected_type in USED_TYPES and rtype != expected_type:
         return RecordProblem(where, "resourceType",
                              f"is '{rtype}' in a file of {expected_type} resources; the record is skipped")
     rid = resource.get("id")
-    if not isinstance(rid, str) or not _ID.match(rid):
+    if not isinstance(rid, str) or not _ID.fullmatch(rid):
         return RecordProblem(f"{where} ({rtype})", "id", "missing, not a string, or not a valid FHIR id")
     return None
 
 
-def _open_text(path: Path):
+# What the engine reads of a MedicationAdministration, and the JSON type each must have.
+_OBJECT, _LIST, _STRING = "an object", "a list", "a string"
+_MA_SHAPE = (
+    ("status", _STRING), ("effectiveDateTime", _STRING), ("effectivePeriod", _OBJECT), ("subject", _OBJECT),
+    ("context", _OBJECT), ("medicationCodeableConcept", _OBJECT), ("medicationReference", _OBJECT),
+    ("dosage", _OBJECT), ("meta", _OBJECT), ("meta.versionId", _STRING), ("identifier", _LIST),
+    ("performer", _LIST), ("reasonCode", _LIST), ("reasonReference", _LIST), ("contained", _LIST),
+    ("medicationCodeableConcept.coding", _LIST), ("dosage.route", _OBJECT), ("dosage.route.coding", _LIST),
+    ("dosage.site", _OBJECT), ("dosage.site.coding", _LIST), ("dosage.dose", _OBJECT),
+)
+_IS = {_OBJECT: lambda v: isinstance(v, Mapping), _LIST: lambda v: isinstance(v, list),
+       _STRING: lambda v: isinstance(v, str)}
+
+
+def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
+    """A MedicationAdministration whose elements have the wrong JSON type is refused, naming the element.
+
+    Wrong types are not FHIR: the record is reported rather than decided on a guess.
+    """
+    if resource.get("resourceType") != "MedicationAdministration":
+        return None
+    record = f"{where} (MedicationAdministration/{resource.get('id')})"
+    for path, kind in _MA_SHAPE:
+        value = resource
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is not None and not _IS[kind](value):
+            return RecordProblem(record, f"MedicationAdministration.{path}",
+                                 f"is {type(value).__name__}, not {kind}; the record is skipped")
+    dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), Mapping) else None
+    value = dose.get("value") if isinstance(dose, Mapping) else None
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value)):
+        return RecordProblem(record, "MedicationAdministration.dosage.dose.value",
+                             "is not a finite JSON number; the record is skipped")
+    return None
+
+
+def _open_binary(path: Path):
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="strict")
-    return path.open("r", encoding="utf-8", errors="strict")
+        return gzip.open(path, "rb")
+    return path.open("rb")
 
 
 def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[dict]:
+    """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone."""
     name = path.name
     number = 0
     try:
-        with _open_text(path) as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
+        with _open_binary(path) as fh:
+            for number, raw in enumerate(fh, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]  # a UTF-8 byte-order mark before the first record
+                if not raw.strip():
                     continue
                 where = f"{name}:{number}"
-                if len(line) > MAX_LINE:
+                if len(raw) > MAX_LINE:
                     on_problem(RecordProblem(where, None, f"line longer than {MAX_LINE} bytes; skipped"))
                     continue
                 try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    on_problem(RecordProblem(where, None, f"not UTF-8 text (byte {exc.start + 1}); skipped"))
+                    continue
+                try:
                     resource = json.loads(line)
-                except (json.JSONDecodeError, RecursionError) as exc:
-                    msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                except (ValueError, RecursionError) as exc:
+                    msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
+                        "nested too deeply" if isinstance(exc, RecursionError) else "a number is too long"
                     col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
                     on_problem(RecordProblem(where, None, f"not valid JSON: {msg}{col}"))
                     continue
-                problem = check_resource(resource, where, expected_type)
+                problem = check_resource(resource, where, expected_type) or check_shape(resource, where)
                 if problem:
                     on_problem(problem)
                     continue
                 if resource["resourceType"] in USED_TYPES:
                     yield resource
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        kind = "not valid gzip" if isinstance(exc, (OSError, EOFError, zlib.error)) and name.endswith(".gz") \
-            else "not readable UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "could not be read"
+    except (OSError, EOFError, zlib.error) as exc:
+        kind = "not valid gzip" if name.endswith(".gz") else "could not be read"
         on_problem(RecordProblem(f"{name}:{number + 1}", None, f"file {kind} ({type(exc).__name__}); "
                                  "the rest of this file is skipped"))
 
@@ -101,14 +153,14 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
     name = path.name
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError) as exc:
+    except (ValueError, RecursionError, OSError) as exc:
         on_problem(RecordProblem(name, None, f"not a readable JSON file ({type(exc).__name__})"))
         return
     if not isinstance(data, Mapping):
         on_problem(RecordProblem(name, None, "expected a JSON object (a Bundle or a resource)"))
         return
     if data.get("resourceType") != "Bundle":
-        problem = check_resource(data, name)
+        problem = check_resource(data, name) or check_shape(data, name)
         if problem:
             on_problem(problem)
         elif data["resourceType"] in USED_TYPES:
@@ -124,7 +176,7 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
         if resource is None:
             on_problem(RecordProblem(where, "resource", "entry has no resource"))
             continue
-        problem = check_resource(resource, where)
+        problem = check_resource(resource, where) or check_shape(resource, where)
         if problem:
             on_problem(problem)
         elif resource["resourceType"] in USED_TYPES:
@@ -136,9 +188,13 @@ def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"source folder {root} does not exist")
-    for path in sorted(p for p in root.iterdir() if p.is_file()):
+    for path in sorted(root.iterdir()):
         match = _FILE.match(path.name)
-        if match:
+        if not match and path.suffix != ".json":
+            continue
+        if not path.is_file():  # a directory, a symlink loop, a dangling link, a device
+            on_problem(RecordProblem(path.name, None, "is not a regular file that can be read; skipped"))
+        elif match:
             yield from _read_ndjson(path, match.group("type"), on_problem)
-        elif path.suffix == ".json":
+        else:
             yield from _read_json(path, on_problem)
