@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
 
@@ -30,21 +30,27 @@ from .rules import (
     SC_IM, SYSTEM_CPT, SYSTEM_CVX, SYSTEM_HCPCS, SYSTEM_HCPCS_ALIASES, SYSTEM_ICD10CM, SYSTEM_NDC,
     Config, Drug, DrugCode, Rules, Vaccine,
 )
-from .units import DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, unit_of
+from .units import MAX_DOSE, DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, unit_of
 
 __all__ = ["decide", "decide_all"]
 
 BILLED_STATUSES = {"completed"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 NO_CLAIM_BLOCKERS = ("missing-patient", "missing-coverage")
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
+def _list(value) -> list:
+    """A list element as a list; anything else (a wrongly typed element) as empty."""
+    return value if isinstance(value, list) else []
+
+
 def _codings(concept) -> list[Mapping]:
     if not isinstance(concept, Mapping):
         return []
-    return [c for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+    return [c for c in _list(concept.get("coding")) if isinstance(c, Mapping)]
 
 
 def _concept_text(concept) -> str | None:
@@ -133,7 +139,7 @@ def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medicati
     elif isinstance(reference, Mapping):
         ref = reference.get("reference")
         if isinstance(ref, str) and ref.startswith("#"):
-            for contained in admin.get("contained") or []:
+            for contained in _list(admin.get("contained")):
                 if (isinstance(contained, Mapping) and contained.get("resourceType") == "Medication"
                         and contained.get("id") == ref[1:]):
                     resource = contained
@@ -151,7 +157,7 @@ def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medicati
             med.codings = _codings(resource.get("code"))
             med.text = _concept_text(resource.get("code")) or _concept_text(reference.get("display") and
                                                                              {"text": reference["display"]})
-            for ingredient in resource.get("ingredient") or []:
+            for ingredient in _list(resource.get("ingredient")):
                 if not isinstance(ingredient, Mapping):
                     continue
                 med.codings.extend(_codings(ingredient.get("itemCodeableConcept")))
@@ -258,19 +264,19 @@ def _diagnoses(admin: Mapping, encounter: Mapping | None, ctx: Context) -> list[
     """ICD-10-CM codes: the administration's reason first, else the encounter's."""
     def from_refs(refs) -> list[Coding]:
         found = []
-        for r in refs or []:
+        for r in _list(refs):
             if isinstance(r, Mapping):
                 cond = ctx.get(r.get("reference"), "Condition")
                 if cond:
                     found.extend(_icd10([cond.get("code")]))
         return found
 
-    codes = _icd10(admin.get("reasonCode") or []) + from_refs(admin.get("reasonReference"))
+    codes = _icd10(_list(admin.get("reasonCode"))) + from_refs(admin.get("reasonReference"))
     if not codes and encounter:
-        diag = [d for d in encounter.get("diagnosis") or [] if isinstance(d, Mapping)]
+        diag = [d for d in _list(encounter.get("diagnosis")) if isinstance(d, Mapping)]
         diag.sort(key=lambda d: d.get("rank") if isinstance(d.get("rank"), int) else 99)
         codes = from_refs([d.get("condition") for d in diag])
-        codes += _icd10(encounter.get("reasonCode") or []) + from_refs(encounter.get("reasonReference"))
+        codes += _icd10(_list(encounter.get("reasonCode"))) + from_refs(encounter.get("reasonReference"))
     unique: dict[str, Coding] = {}
     for c in codes:
         unique.setdefault(c.code, c)
@@ -330,7 +336,7 @@ def _em_codes(encounter: Mapping | None, charge_items: list[Mapping], service_da
               rules: Rules) -> list[str]:
     codes = []
     if encounter:
-        for concept in encounter.get("type") or []:
+        for concept in _list(encounter.get("type")):
             for c in _codings(concept):
                 if c.get("system") == SYSTEM_CPT and isinstance(c.get("code"), str) and rules.is_em(c["code"]):
                     codes.append(c["code"])
@@ -338,7 +344,8 @@ def _em_codes(encounter: Mapping | None, charge_items: list[Mapping], service_da
     for item in charge_items:
         if item.get("status") in ("entered-in-error", "not-billable", "aborted"):
             continue
-        same_encounter = enc_key and ref_key((item.get("context") or {}).get("reference")) == enc_key
+        context = item.get("context") if isinstance(item.get("context"), Mapping) else {}
+        same_encounter = enc_key and ref_key(context.get("reference")) == enc_key
         when = _parse_time(item.get("occurrenceDateTime"))
         same_day = service_date is not None and when is not None and _as_date(when) == service_date
         if not (same_encounter or same_day):
@@ -360,9 +367,13 @@ def _drug_units(med: _Medication, dosage: Mapping, rules: Rules):
     elif med.by_name and drug is not None:
         problems.append(("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code"))
     dose = quantity_amount(dosage.get("dose"))
+    dim = unit_of(dose[1]) if dose else None
+    implausible = dim is not None and dose[0] * dim[1] > MAX_DOSE
     if med.found and med.vaccine is None:
         if dose is None:
             problems.append(("missing-dose", "dosage.dose has no value with a unit"))
+        elif implausible:
+            problems.append(("missing-dose", f"Dose {dose[0]} {dose[1]} is implausible"))
         elif drug is not None and drug.unit_amount is not None:
             try:
                 units = billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
@@ -372,6 +383,8 @@ def _drug_units(med: _Medication, dosage: Mapping, rules: Rules):
             problems.append(("missing-dose", "dosage.dose is not a positive amount in a known unit"))
         elif drug is not None:
             units = 1  # unclassified (J3490): one unit; the amount travels as the NDC quantity
+    if implausible:
+        dose = None  # never carried onto a Claim (NDC quantity, drug text)
     return drug, units, dose, problems
 
 
@@ -425,7 +438,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     if effective is None and isinstance(admin.get("effectivePeriod"), Mapping):
         effective = admin["effectivePeriod"].get("start")
     when = _parse_time(effective)
-    identifiers = tuple(sorted(f"{i.get('system')}|{i.get('value')}" for i in admin.get("identifier") or []
+    identifiers = tuple(sorted(f"{i.get('system')}|{i.get('value')}" for i in _list(admin.get("identifier"))
                                if isinstance(i, Mapping) and i.get("value")))
 
     if status == "entered-in-error":
@@ -536,7 +549,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
 
     # Performer
     performer_ref = None
-    for p in admin.get("performer") or []:
+    for p in _list(admin.get("performer")):
         actor = p.get("actor") if isinstance(p, Mapping) and isinstance(p.get("actor"), Mapping) else {}
         found = ctx.get(actor.get("reference"))
         if found and found.get("resourceType") in ("Practitioner", "PractitionerRole"):
@@ -631,11 +644,17 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
 
 def _sort_key(draft: _Draft):
     when = draft.when
+    def seconds(moment: datetime) -> float:
+        try:
+            return moment.timestamp()
+        except (OverflowError, ValueError, OSError):  # local time of year 1 or 9999: count from UTC
+            return (moment.replace(tzinfo=moment.tzinfo or timezone.utc) - _EPOCH).total_seconds()
+
     if isinstance(when, datetime):
         stamp = when.replace(tzinfo=None).isoformat() if when.tzinfo is None else when.isoformat()
-        ordinal = (when.timestamp() if when.tzinfo else when.replace(tzinfo=None).timestamp())
+        ordinal = seconds(when)
     elif isinstance(when, date):
-        stamp, ordinal = when.isoformat(), datetime(when.year, when.month, when.day).timestamp()
+        stamp, ordinal = when.isoformat(), seconds(datetime(when.year, when.month, when.day))
     else:
         stamp, ordinal = "", float("inf")
     return (ordinal, stamp, str(draft.admin.get("id")))

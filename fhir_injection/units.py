@@ -36,6 +36,7 @@ _UNITS: dict[str, tuple[str, Decimal]] = {
 }
 
 MAX_BILLING_UNITS = 99999  # more than any claim form holds: a data error, not a dose
+MAX_DOSE = Decimal(10) ** 9  # in base units (mg, mL, unit): a tonne of drug in one injection is a data error
 
 
 class DoseError(ValueError):
