@@ -84,6 +84,11 @@ class Spool:
         cur.execute("BEGIN")
         for resource in resources:
             rtype, rid = resource["resourceType"], resource["id"]
+            try:
+                body = json.dumps(resource, separators=(",", ":"))
+            except (RecursionError, ValueError, TypeError):
+                on_problem(RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped"))
+                continue
             version = _version(resource)
             row = cur.execute("SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)).fetchone()
             if row is not None:
@@ -96,7 +101,7 @@ class Spool:
                 self.counts[rtype] = self.counts.get(rtype, 0) + 1
             pid = patient_id_of(resource)
             cur.execute("INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)",
-                        (rtype, rid, pid, version[0], version[1], json.dumps(resource, separators=(",", ":"))))
+                        (rtype, rid, pid, version[0], version[1], body))
         cur.execute("COMMIT")
         cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
 
