@@ -56,6 +56,44 @@ def _atomic_files(target: Path):
     return handles, commit, abort
 
 
+def describe_failure(exc: BaseException) -> str:
+    """An unexpected exception as its type and innermost frame: enough to find the bug, and never its
+    message, which may quote a record (PHI)."""
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    where = f" at {Path(last.tb_frame.f_code.co_filename).name}:{last.tb_lineno}" if last else ""
+    return f"{type(exc).__name__}{where}"
+
+
+def _decide_patient(admins: list, ctx, rules: Rules, config: Config, on_problem) -> list:
+    """decide_all for one patient; an administration the engine fails on is reported, not fatal.
+
+    The others are still decided together, so the same-day rules still see each other.
+    """
+    try:
+        return decide_all(admins, ctx, rules, config)
+    except Exception:  # noqa: BLE001 - one bad record must not stop the run
+        pass
+    usable = []
+    for admin in admins:
+        try:
+            decide_all([admin], ctx, rules, config)
+            usable.append(admin)
+        except Exception as exc:  # noqa: BLE001
+            on_problem(RecordProblem(f"MedicationAdministration/{admin.get('id')}", None,
+                                     f"could not be decided ({describe_failure(exc)}); skipped"))
+    try:
+        if len(usable) < len(admins):
+            return decide_all(usable, ctx, rules, config)
+    except Exception:  # noqa: BLE001
+        pass
+    for admin in usable:  # each alone is fine, together they fail: none is decided on a guess
+        on_problem(RecordProblem(f"MedicationAdministration/{admin.get('id')}", None,
+                                 "could not be decided with the patient's other administrations; skipped"))
+    return []
+
+
 def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Config, created: str,
                progress: Callable[[str], None] | None = None) -> RunResult:
     """Decide every administration in ``source``; write Claims, Tasks and the report to ``target``."""
@@ -74,9 +112,14 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
             done = 0
             for patient_id in spool.patients():
                 admins, ctx = spool.for_patient(patient_id)
-                for decision in decide_all(admins, ctx, rules, config):
-                    claim = build_claim(decision, config, created)
-                    task = build_task(decision, config, rules, created)
+                for decision in _decide_patient(admins, ctx, rules, config, on_problem):
+                    try:
+                        claim = build_claim(decision, config, created)
+                        task = build_task(decision, config, rules, created)
+                    except Exception as exc:  # noqa: BLE001
+                        on_problem(RecordProblem(decision.administration, None, "no Claim or Task could be built "
+                                                 f"({describe_failure(exc)}); skipped"))
+                        continue
                     if claim:
                         handles["Claim.ndjson"].write(json.dumps(claim, separators=(",", ":")) + "\n")
                     if task:
