@@ -17,6 +17,8 @@ from .rules import load_config, load_rules
 
 log = logging.getLogger("fhir_injection")
 
+EXIT_INTERNAL = 70  # a bug: the outputs were left as they were
+
 REPO_DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
 EXIT_CODES = f"""exit codes:
@@ -27,6 +29,7 @@ EXIT_CODES = f"""exit codes:
   {EXIT_SERVER}    the FHIR server could not be reached, kept failing, or refused the request
   {EXIT_AUTH}    authentication failed
   {EXIT_LOCKED}    another sync holds the state file's lock
+  {EXIT_INTERNAL}   an unexpected internal error (the outputs are unchanged; the message names no record)
   {EXIT_INTERRUPTED}  stopped by Ctrl-C / SIGTERM (the state file keeps the last safe mark)
 """
 
@@ -167,6 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     except FhirInjectionError as exc:
         print(f"fhir-injection: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # the target folder cannot be written, the disk is full, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"fhir-injection: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - no traceback: its message may quote a record (PHI)
+        from .pipeline import describe_failure
+        print(f"fhir-injection: internal error ({describe_failure(exc)}); outputs were not changed",
+              file=sys.stderr)
+        return EXIT_INTERNAL
     return EXIT_USAGE
 
 
