@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_VERSIONS = ("4.0.", "4.3.")  # R4 and R4B share the wire format we use
 NO_CACHE = {"Cache-Control": "no-cache"}
 MAX_URL_CHARS = 6000
+SEARCH_BY_PAGE = 500  # HAPI's largest page; servers clamp a larger _count to their own maximum
 Params = Mapping[str, Any] | list[tuple[str, Any]] | None
 
 
@@ -159,7 +160,10 @@ class FhirClient:
         )
         seen: set[tuple[str, str]] = set()
         for chunk in _chunks(unique, chunk_size, MAX_URL_CHARS - overhead):
-            query = [(param, ",".join(chunk)), ("_count", str(len(chunk))), *extra]
+            # An _id search returns one match per value; a patient= search several per value:
+            # ask for a full page so a chunk is one request, not one per few patients.
+            count = len(chunk) if param == "_id" else SEARCH_BY_PAGE
+            query = [(param, ",".join(chunk)), ("_count", str(count)), *extra]
             for resource, mode in self.search(type_, query):
                 key = (str(resource.get("resourceType")), str(resource.get("id")))
                 if resource.get("id") and key in seen:
