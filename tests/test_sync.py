@@ -405,7 +405,9 @@ def no_sleep_cli_client(sleeps):
 def test_same_day_sibling_search_is_one_request_per_page(rsps, server, tmp_path, sleeps):
     clinic(server)
     sync(tmp_path, sleeps)
+    sibling_pages = [c for c in calls(rsps, "GET", "", "_getpages")
                      if parse_qs(urlsplit(c.request.url).query)["_count"] != ["20"]]
+    assert sibling_pages == []
 
 
 def test_three_pages_all_decided_conditional_creates_and_bounded_requests(rsps, server, tmp_path, sleeps):
@@ -432,6 +434,7 @@ def test_three_pages_all_decided_conditional_creates_and_bounded_requests(rsps, 
     assert len(calls(rsps)) == result.summary["http"]["requests"]
     assert len(calls(rsps)) < len(admins)  # not one per administration
     assert len(calls(rsps, "GET", MA)) == 1 + 3  # the first page + 3 sibling searches
+    main_pages = calls(rsps, "GET", "", "_getpages")  # sibling look-ups are single pages now
     assert len(main_pages) == 2  # next links followed
     for c in main_pages:
         assert c.request.headers["Cache-Control"] == "no-cache"
