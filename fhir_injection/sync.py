@@ -46,6 +46,7 @@ log = logging.getLogger("fhir_injection.sync")
 
 FINGERPRINT_SYSTEM = "urn:fhir-injection:fingerprint"
 DEFAULT_OVERLAP_SECONDS = 300
+MAX_WRITE_RETRIES = 5  # runs in which a refused Claim/Task is tried again before it is only reported
 MA = "MedicationAdministration"
 
 
@@ -531,92 +532,140 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
     interrupted = False
     problems = 0
 
+    retry: dict[str, int] = {k: v for k, v in (entry.get("retry") or {}).items() if isinstance(v, int)}
+
     with open(tmp_report, "w", encoding="utf-8") as fh:
         report = ReportWriter(fh, meta={"generated": created, "source": source.base_url,
                                         "target": target.base_url, "since": since, "mapping": rules.directory})
-        params = _search_params(source, since, options.page_size)
-        restarts = 0
-        while True:
-            try:
-                for bundle in source.search_pages(MA, params):
+
+        def process(page_admins: list[dict]) -> None:
+            """Decide a page, post it, report it; remember what failed for the next run."""
+            nonlocal admins_seen
+            siblings = _siblings(source, page_admins)
+            ctx = resolver.context_for(page_admins + siblings)
+            decisions = decide_all(page_admins + siblings, ctx, rules, config)
+            in_page = {f"{MA}/{a['id']}" for a in page_admins}
+            plans, outcome = poster.plan(decisions, created, in_page)
+            poster.send(plans, outcome)
+            for d in decisions:
+                if d.administration not in in_page:
+                    continue
+                info = outcome.get(d.administration, {})
+                error = info.get("claim_error") or info.get("task_error")
+                report.add(d, info.get("claim"), info.get("claim_status"), info.get("task"),
+                           posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
+                           **({"post_error": error} if error else {}))
+                admin_id = d.administration_id
+                if error:
+                    retry[admin_id] = retry.get(admin_id, 0) + 1
+                    if retry[admin_id] > MAX_WRITE_RETRIES:
+                        del retry[admin_id]
+                        report.problem(RecordProblem(d.administration, None, f"gave up posting after "
+                                                     f"{MAX_WRITE_RETRIES} runs; fix the record or the server "
+                                                     "refusal, then sync with --since"))
+                else:
+                    retry.pop(admin_id, None)
+            admins_seen += len(page_admins)
+
+        try:
+            # Administrations whose Claim or Task a server refused in an earlier run: try them again.
+            if retry:
+                again = source.read_many(MA, sorted(retry), 100)
+                for missing in set(retry) - set(again):
+                    del retry[missing]  # deleted at the source since
+                if again:
                     pages += 1
-                    page_admins, included = [], []
-                    for e in bundle.get("entry") or []:
-                        resource = e.get("resource")
-                        mode = (e.get("search") or {}).get("mode", "match")
-                        where = resource.get("resourceType", "?") + "/" + str(resource.get("id")) \
-                            if isinstance(resource, dict) else f"page {pages} entry"
-                        problem = check_resource(resource, where)
-                        if problem:
-                            report.problem(problem)
-                            continue
-                        if resource["resourceType"] == MA and mode == "match":
-                            version = (resource.get("meta") or {}).get("versionId") or _last_updated(resource) or ""
-                            if (recent.get(resource["id"]) or [None])[0] == version:
-                                continue  # seen in the overlap window, same version
-                            page_admins.append(resource)
-                        else:
-                            included.append(resource)
-                    for r in included:
-                        resolver.remember(r)
-                    if page_admins:
-                        siblings = _siblings(source, page_admins)
-                        ctx = resolver.context_for(page_admins + siblings)
-                        decisions = decide_all(page_admins + siblings, ctx, rules, config)
-                        in_page = {f"{MA}/{a['id']}" for a in page_admins}
-                        plans, outcome = poster.plan(decisions, created, in_page)
-                        poster.send(plans, outcome)
-                        for d in decisions:
-                            if d.administration not in in_page:
+                    process(list(again.values()))
+            params = _search_params(source, since, options.page_size)
+            restarts = 0
+            while True:
+                try:
+                    for bundle in source.search_pages(MA, params):
+                        pages += 1
+                        page_admins, included = [], []
+                        for e in bundle.get("entry") or []:
+                            resource = e.get("resource")
+                            mode = (e.get("search") or {}).get("mode", "match")
+                            where = resource.get("resourceType", "?") + "/" + str(resource.get("id")) \
+                                if isinstance(resource, dict) else f"page {pages} entry"
+                            problem = check_resource(resource, where)
+                            if problem:
+                                report.problem(problem)
                                 continue
-                            info = outcome.get(d.administration, {})
-                            report.add(d, info.get("claim"), info.get("claim_status"), info.get("task"),
-                                       posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
-                                       **({"post_error": info.get("claim_error") or info.get("task_error")}
-                                          if info.get("claim_error") or info.get("task_error") else {}))
-                        admins_seen += len(page_admins)
-                    # The page is safely posted: advance the mark.
-                    for a in page_admins:
-                        lu = _last_updated(a)
-                        if lu and (new_mark is None or parse_instant(lu) > parse_instant(new_mark)):
-                            new_mark = lu
-                        recent[a["id"]] = [(a.get("meta") or {}).get("versionId") or lu or "", lu]
-                    if sorted_search and new_mark:
-                        _save_mark(state, entry, new_mark, recent, options.overlap_seconds)
-                    if progress:
-                        rate = admins_seen / max(time.monotonic() - started, 1e-6)
-                        progress(f"page {pages}: {admins_seen} administrations, claims {poster.claims.created} new/"
-                                 f"{poster.claims.updated} updated, {source.stats.requests + (target.stats.requests if separate else 0)} "
-                                 f"requests, {rate:.0f}/s")
-                    if stop:
-                        interrupted = True
-                        break
-                break
-            except PagingExpired:
-                restarts += 1
-                if restarts > 5:
-                    raise FatalNetworkError("the server kept expiring the search's paging links")
-                log.warning("paging link expired after %d pages; searching again from the mark", pages)
-                since_again = minus(new_mark, options.overlap_seconds) if new_mark else since
-                params = _search_params(source, since_again, options.page_size)
-        for failure in poster.failures:
-            report.problem(RecordProblem(failure["record"], failure["field"], failure["message"]))
+                            if resource["resourceType"] == MA and mode == "match":
+                                version = (resource.get("meta") or {}).get("versionId") or _last_updated(resource) or ""
+                                if (recent.get(resource["id"]) or [None])[0] == version:
+                                    continue  # seen in the overlap window, same version
+                                page_admins.append(resource)
+                            else:
+                                included.append(resource)
+                        for r in included:
+                            resolver.remember(r)
+                        if page_admins:
+                            process(page_admins)
+                        # The page is safely posted: advance the mark.
+                        for a in page_admins:
+                            lu = _last_updated(a)
+                            if lu and (new_mark is None or parse_instant(lu) > parse_instant(new_mark)):
+                                new_mark = lu
+                            recent[a["id"]] = [(a.get("meta") or {}).get("versionId") or lu or "", lu]
+                        if sorted_search and new_mark:
+                            _save_mark(state, entry, new_mark, recent, options.overlap_seconds, retry)
+                        if progress:
+                            rate = admins_seen / max(time.monotonic() - started, 1e-6)
+                            progress(f"page {pages}: {admins_seen} administrations, claims {poster.claims.created} "
+                                     f"new/{poster.claims.updated} updated, "
+                                     f"{source.stats.requests + (target.stats.requests if separate else 0)} "
+                                     f"requests, {rate:.0f}/s")
+                        if stop:
+                            interrupted = True
+                            break
+                    break
+                except PagingExpired:
+                    restarts += 1
+                    if restarts > 5:
+                        raise FatalNetworkError("the server kept expiring the search's paging links")
+                    log.warning("paging link expired after %d pages; searching again from the mark", pages)
+                    since_again = minus(new_mark, options.overlap_seconds) if new_mark else since
+                    params = _search_params(source, since_again, options.page_size)
+        except BaseException as exc:
+            # Keep what was done: the report of the pages posted so far, and the reason the run stopped.
+            report.problem(RecordProblem("run", None, f"stopped early: {type(exc).__name__}: {exc}"))
+            _close_report(report, poster, source, target, separate, pages, new_mark, interrupted, aborted=True)
+            fh.close()
+            tmp_report.replace(report_path)
+            raise
+        summary = _close_report(report, poster, source, target, separate, pages, new_mark, interrupted)
         problems = report.summary.errors
-        http = {"requests": source.stats.requests + (target.stats.requests if separate else 0),
-                "retries": source.stats.retries + (target.stats.retries if separate else 0),
-                "source": source.stats.as_dict(), **({"target": target.stats.as_dict()} if separate else {})}
-        report.summary.extra.update({"pages": pages, "http": http, "posted": {
-            "claims": poster.claims.as_dict(), "tasks": poster.tasks.as_dict()}, "mark": new_mark,
-            "interrupted": interrupted})
-        summary = report.close()
     tmp_report.replace(report_path)
     if new_mark and (sorted_search or not interrupted):  # unsorted pages: only a whole run moves the mark
-        _save_mark(state, entry, new_mark, recent, options.overlap_seconds)
+        _save_mark(state, entry, new_mark, recent, options.overlap_seconds, retry)
+    elif entry.get("retry", {}) != retry:
+        entry["retry"] = dict(retry)
+        state.save()
     return SyncResult(summary, poster.claims, poster.tasks, problems, interrupted, new_mark)
 
 
-def _save_mark(state: StateFile, entry: dict, mark: str, recent: dict[str, list], overlap: float) -> None:
-    """Advance the mark; keep only the versions the next run's overlap window can return again."""
+def _close_report(report: ReportWriter, poster: "Poster", source: FhirClient, target: FhirClient, separate: bool,
+                  pages: int, mark: str | None, interrupted: bool, aborted: bool = False) -> dict:
+    for failure in poster.failures:
+        report.problem(RecordProblem(failure["record"], failure["field"], failure["message"]))
+    poster.failures.clear()
+    http = {"requests": source.stats.requests + (target.stats.requests if separate else 0),
+            "retries": source.stats.retries + (target.stats.retries if separate else 0),
+            "source": source.stats.as_dict(), **({"target": target.stats.as_dict()} if separate else {})}
+    report.summary.extra.update({"pages": pages, "http": http, "posted": {
+        "claims": poster.claims.as_dict(), "tasks": poster.tasks.as_dict()}, "mark": mark,
+        "interrupted": interrupted, **({"aborted": True} if aborted else {})})
+    return report.close()
+
+
+def _save_mark(state: StateFile, entry: dict, mark: str, recent: dict[str, list], overlap: float,
+               retry: dict[str, int] | None = None) -> None:
+    """Advance the mark; keep only the versions the next run's overlap window can return again,
+    and the administrations whose writes the target refused (tried again next run)."""
+    if retry is not None:
+        entry["retry"] = dict(retry)
     floor = parse_instant(minus(mark, overlap))
     for key in [k for k, (_, lu) in recent.items() if not lu or parse_instant(lu) < floor]:
         del recent[key]

@@ -608,6 +608,33 @@ def test_per_entry_failure_reported_others_created(rsps, server, tmp_path, sleep
     assert report["summary"]["record_errors"] == 1
 
 
+def test_a_refused_write_is_tried_again_next_run_until_it_lands(rsps, server, tmp_path, sleeps):
+    clinic(server, patients=2, per_patient=3)
+    text = "HAPI-1094: Resource Practitioner/nurse not found"
+    server.entry_hook = lambda e: (400, text) if e["request"]["ifNoneExist"].endswith("|ma1-2") else None
+    sync(tmp_path, sleeps)
+    assert state_of(tmp_path)["retry"] == {"ma1-2": 1}
+
+    server.entry_hook = None  # the server accepts it now (e.g. the Practitioner was added)
+    result = sync(tmp_path, sleeps)
+
+    assert result.claims.created == 1 and result.claims.failed == 0 and result.exit_code == 0
+    assert state_of(tmp_path)["retry"] == {}
+    assert [e["administration"] for e in report_of(tmp_path)["administrations"]] == [f"{MA}/ma1-2"]
+    assert any("_id=ma1-2" in c.request.url for c in calls(rsps, "GET", MA))
+    assert len(server.all("Claim")) == 6
+
+
+def test_a_write_refused_run_after_run_is_given_up_and_reported(rsps, server, tmp_path, sleeps):
+    from fhir_injection.sync import MAX_WRITE_RETRIES
+    clinic(server, patients=1, per_patient=1)
+    server.entry_hook = lambda e: (400, "HAPI-9999: refused") if e["request"]["method"] == "POST" else None
+    for _ in range(MAX_WRITE_RETRIES + 1):
+        sync(tmp_path, sleeps)
+    assert state_of(tmp_path)["retry"] == {}
+    assert any("gave up posting" in e["message"] for e in report_of(tmp_path)["errors"])
+
+
 def test_batch_refused_whole_falls_back_to_one_request_per_entry(rsps, server, tmp_path, sleeps):
     clinic(server, patients=2, per_patient=2)
     server.batch_hook = lambda bundle: (422, outcome("HAPI-0450: Bundle entry 3 failed validation"))
@@ -769,7 +796,12 @@ def test_batch_post_failing_on_page_2_keeps_mark_at_page_1(rsps, server, tmp_pat
     assert info.value.status == 500
     assert state_of(tmp_path)["mark"] == admins[19]["meta"]["lastUpdated"]
     assert len(server.all("Claim")) == 20
-    assert not (tmp_path / "report.json").exists()
+    # The report keeps what was posted before the failure, and says why the run stopped.
+    report = report_of(tmp_path)
+    assert report["summary"]["aborted"] is True
+    assert report["summary"]["posted"]["claims"]["created"] == 20
+    assert any(e["record"] == "run" and "HTTP 500" in e["message"] for e in report["errors"])
+    assert not list(tmp_path.glob(".*.partial"))
 
 
 def test_non_retryable_search_error_is_fatal_at_once(rsps, server, tmp_path, sleeps):
