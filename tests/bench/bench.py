@@ -159,20 +159,21 @@ class Hapi:
 
 # ------------------------------------------------------------------------------- sync benchmark
 
-def _claims_by_admin(client, system: str) -> dict[str, dict]:
+def _claims_by_admin(client, system: str, id_prefix: str = "") -> dict[str, dict]:
     out = {}
     for res, mode in client.search("Claim", [("identifier", f"{system}|"), ("_count", "500")]):
         if mode != "match":
             continue
         for ident in res.get("identifier") or []:
-            if ident.get("system") == system:
+            if ident.get("system") == system and str(ident.get("value")).startswith(id_prefix):
                 out[ident["value"]] = {k: res.get(k) for k in CLAIM_FIELDS}
     return out
 
 
-def _change_some(client, share: int) -> int:
+def _change_some(client, share: int, id_prefix: str = "") -> int:
     """Give every ``share``-th administration a new note (a nurse's amendment); return how many."""
-    admins = [r for r, mode in client.search("MedicationAdministration", [("_count", "500")]) if mode == "match"]
+    admins = [r for r, mode in client.search("MedicationAdministration", [("_count", "500")])
+              if mode == "match" and r["id"].startswith(id_prefix)]
     admins.sort(key=lambda a: a["id"])
     chosen = admins[::share]
     for start in range(0, len(chosen), 200):
@@ -185,26 +186,37 @@ def _change_some(client, share: int) -> int:
     return len(chosen)
 
 
-def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int) -> dict:
+def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, isolated: bool = False) -> dict:
+    """Load n administrations, then sync them with ours and with the baseline, full and incremental.
+
+    ``isolated``: for a server shared with other tests: no wipe, run-unique ids, both jobs
+    pull only what changed since the load, and ours posts under its own identifier system.
+    """
     from generate import generate
     from baseline_fhirpy import BASELINE_SYSTEM, FhirpyBaseline
     import fhir_injection as fi
     from fhir_injection.rules import load_rules
 
     folder = workdir / f"hapi-{n}"
-    info = generate(n, folder, seed)
-    hapi.wipe()
+    tag = f"b{int(time.time()) % 10**8}" if isolated else ""
+    info = generate(n, folder, seed, tag)
+    if not isolated:
+        hapi.wipe()
     client = fi.connect(hapi.url)
+    load_started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 2))
     t0 = time.perf_counter()
     loaded = fi.load_folder(str(folder), client, bundle_size=500)
     load_s = time.perf_counter() - t0
     admins_loaded = loaded.loaded.get("MedicationAdministration", 0)
     log(f"loaded {sum(loaded.loaded.values())} resources ({admins_loaded} administrations; "
         f"{len(loaded.problems)} refused by the server, as the demo intends) in {load_s:.0f} s")
-    rules, config = load_rules(), fi.Config()
+    rules = load_rules()
+    config = fi.Config(identifier_system="urn:fhir-injection:bench-ours") if isolated else fi.Config()
+    since = load_started if isolated else None
     state = workdir / f"state-{n}.json"
     state.unlink(missing_ok=True)
-    opts = fi.SyncOptions(page_size=PAGE_SIZE, bundle_size=BUNDLE_SIZE, full=True, state_path=str(state),
+    opts = fi.SyncOptions(page_size=PAGE_SIZE, bundle_size=BUNDLE_SIZE, full=not isolated, since=since,
+                          state_path=str(state),
                           report_path=str(workdir / f"report-{n}.json"), created=CREATED, overlap_seconds=1)
 
     # ours, full
@@ -224,7 +236,7 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int) -
     base = FhirpyBaseline(hapi.url, rules, config)
     r0, s0 = meter.snapshot()
     t0 = time.perf_counter()
-    b = base.run(CREATED, page_size=PAGE_SIZE)
+    b = base.run(CREATED, since=since, page_size=PAGE_SIZE)
     base_s = time.perf_counter() - t0
     r1, s1 = meter.snapshot()
     base_req, base_http_s = r1 - r0, s1 - s0
@@ -232,15 +244,15 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int) -
         f"(HTTP {base_http_s:.1f} s), {b.claims_created} Claims created")
 
     # same Claims?
-    ours_claims = _claims_by_admin(client, config.identifier_system)
-    base_claims = _claims_by_admin(client, BASELINE_SYSTEM)
+    ours_claims = _claims_by_admin(client, config.identifier_system, tag)
+    base_claims = _claims_by_admin(client, BASELINE_SYSTEM, tag)
     differing = sorted(k for k in set(ours_claims) | set(base_claims) if ours_claims.get(k) != base_claims.get(k))
     log(f"claims: ours {len(ours_claims)}, baseline {len(base_claims)}, differing {len(differing)} {differing[:5]}")
 
     # incremental: change 10%, then each syncs what changed since its own mark
     time.sleep(1.5)
     mark_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
-    changed = _change_some(client, CHANGED_SHARE)
+    changed = _change_some(client, CHANGED_SHARE, tag)
     opts_inc = fi.SyncOptions(page_size=PAGE_SIZE, bundle_size=BUNDLE_SIZE, state_path=str(state),
                               report_path=str(workdir / f"report-{n}-inc.json"), created=CREATED, overlap_seconds=1)
     r0, _ = meter.snapshot()
@@ -388,6 +400,8 @@ def main(argv=None) -> int:
                                                           "HAPI 10,000")
     ap.add_argument("--offline-only", action="store_true", help="skip everything that needs a FHIR server")
     ap.add_argument("--hapi-url", metavar="URL", help="use this running server (IT IS WIPED) instead of starting one")
+    ap.add_argument("--isolated", action="store_true",
+                    help="for a server shared with other tests: no wipe, run-unique ids, sync only this load")
     ap.add_argument("--hapi-port", type=int, default=DEFAULT_PORT, help="port for the server we start (%(default)s)")
     ap.add_argument("--offline-n", type=int, nargs="+", metavar="N", help="override the offline sizes")
     ap.add_argument("--hapi-n", type=int, metavar="N", help="override the HAPI size")
@@ -428,7 +442,7 @@ def main(argv=None) -> int:
             try:
                 hapi.start()
                 result["hapi"] = {"url": hapi.url, "started_by_bench": hapi.own,
-                                  **bench_sync(hapi, hapi_n, workdir, meter, args.seed)}
+                                  **bench_sync(hapi, hapi_n, workdir, meter, args.seed, args.isolated)}
             finally:
                 hapi.stop()
     finally:

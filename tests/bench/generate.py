@@ -88,8 +88,12 @@ def _cut(admins: list[dict], want: int, rng: random.Random) -> list[dict]:
     return sorted(taken, key=lambda a: a["id"])
 
 
-def generate(n: int, out: str | Path, seed: int = 96372) -> dict:
-    """Write ``n`` administrations (and what they point to) to ``out``; return counts."""
+def generate(n: int, out: str | Path, seed: int = 96372, tag: str = "") -> dict:
+    """Write ``n`` administrations (and what they point to) to ``out``; return counts.
+
+    ``tag`` goes in front of every id (``<tag>c<k>-``): a run-unique tag keeps two loads apart on
+    one server.
+    """
     if n < 1:
         raise ValueError("n must be at least 1")
     out = Path(out)
@@ -102,7 +106,7 @@ def generate(n: int, out: str | Path, seed: int = 96372) -> dict:
     try:
         for k in range(clinics):
             res = _clinic(seed, k)
-            prefix = f"c{k:03d}-"
+            prefix = f"{tag}c{k:03d}-"
             want = min(PER_CLINIC, n - k * PER_CLINIC)
             if want < len(res["MedicationAdministration"]):
                 res["MedicationAdministration"] = _cut(res["MedicationAdministration"], want,
@@ -127,9 +131,10 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, required=True, help="number of MedicationAdministrations (1,000 to 100,000)")
     ap.add_argument("--out", required=True, help="folder to write (its *.ndjson files are replaced)")
     ap.add_argument("--seed", type=int, default=96372)
+    ap.add_argument("--tag", default="", help="extra id prefix, e.g. run1- (letters, digits, '-')")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    info = generate(args.n, args.out, args.seed)
+    info = generate(args.n, args.out, args.seed, args.tag)
     info["seconds"] = round(time.perf_counter() - t0, 2)
     print(json.dumps(info))
     return 0
