@@ -10,14 +10,13 @@ from pathlib import Path
 
 from . import __version__
 from .errors import (
-    EXIT_AUTH, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER,
+    EXIT_AUTH, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER,
     EXIT_USAGE, ConfigError, FhirInjectionError,
 )
 from .rules import load_config, load_rules
 
 log = logging.getLogger("fhir_injection")
 
-EXIT_INTERNAL = 70  # a bug: the outputs were left as they were
 
 REPO_DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 

@@ -14,6 +14,7 @@ EXIT_MAPPINGS = 3  # a mappings/ file failed validation
 EXIT_SERVER = 4  # the FHIR server could not be reached / kept failing / refused us
 EXIT_AUTH = 5  # authentication failed
 EXIT_LOCKED = 6  # another sync holds the state file lock
+EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): outputs left as they were; the message names no record
 EXIT_INTERRUPTED = 130  # stopped by SIGINT/SIGTERM before finishing
 
 

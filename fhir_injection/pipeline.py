@@ -66,7 +66,7 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}{where}"
 
 
-def _decide_patient(admins: list, ctx, rules: Rules, config: Config, on_problem) -> list:
+def decide_isolated(admins: list, ctx, rules: Rules, config: Config, on_problem) -> list:
     """decide_all for one patient; an administration the engine fails on is reported, not fatal.
 
     The others are still decided together, so the same-day rules still see each other.
@@ -112,7 +112,7 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
             done = 0
             for patient_id in spool.patients():
                 admins, ctx = spool.for_patient(patient_id)
-                for decision in _decide_patient(admins, ctx, rules, config, on_problem):
+                for decision in decide_isolated(admins, ctx, rules, config, on_problem):
                     try:
                         claim = build_claim(decision, config, created)
                         task = build_task(decision, config, rules, created)

@@ -32,14 +32,14 @@ from typing import Any, Iterable, Mapping
 from .claims import build_claim, build_task, claim_identifier, task_identifier
 from .client import FhirClient
 from .context import Context, patient_id_of, ref_key, split_reference
-from .engine import decide_all
 from .errors import (
     EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, PagingExpired,
 )
 from .model import Decision
 from .report import ReportWriter
 from .rules import Config, Rules
-from .sources import RecordProblem, check_resource
+from .pipeline import decide_isolated
+from .sources import RecordProblem, check_resource, check_shape
 from .state import StateFile, StateLock, format_instant, minus, parse_instant
 
 log = logging.getLogger("fhir_injection.sync")
@@ -110,11 +110,16 @@ def _with_fingerprint(resource: dict) -> dict:
     return resource
 
 
-def _fingerprint_of(resource: Mapping) -> str | None:
-    for tag in (resource.get("meta") or {}).get("tag") or []:
-        if tag.get("system") == FINGERPRINT_SYSTEM:
-            return tag.get("code")
-    return None
+def _fingerprint_of(resource: Mapping) -> str:
+    """The fingerprint of what ``resource`` says: its fingerprint tag when it has exactly one.
+
+    Tags are not versioned: HAPI keeps every earlier version's tags on update, so an updated
+    resource carries several fingerprint tags, stale ones included. With none or several,
+    hash the body as it is.
+    """
+    codes = [t.get("code") for t in (resource.get("meta") or {}).get("tag") or []
+             if t.get("system") == FINGERPRINT_SYSTEM]
+    return codes[0] if len(codes) == 1 and codes[0] else fingerprint(resource)
 
 
 def _absolute(resource: Any, base: str) -> Any:
@@ -298,7 +303,9 @@ class Poster:
                 if old is not None and old.get("status") != "cancelled":
                     new = dict(old)
                     new["status"] = "cancelled"
-                    plans.append(self._update("Claim", "cancel", d, new, old))
+                    new["meta"] = dict(old.get("meta") or {})
+                    # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
+                    plans.append(self._update("Claim", "cancel", d, _with_fingerprint(new), old))
                 if old is not None:
                     info.update(claim=f"Claim/{old['id']}", claim_status="cancelled")
                 info["claim_action"] = "cancel" if old is not None and old.get("status") != "cancelled" else None
@@ -321,7 +328,9 @@ class Poster:
                     # It was billable before and no longer forms a Claim (e.g. now a vaccine): withdraw it.
                     new = dict(old)
                     new["status"] = "cancelled"
-                    plans.append(self._update("Claim", "cancel", d, new, old))
+                    new["meta"] = dict(old.get("meta") or {})
+                    # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
+                    plans.append(self._update("Claim", "cancel", d, _with_fingerprint(new), old))
                     info.update(claim_action="cancel", claim=f"Claim/{old['id']}", claim_status="cancelled")
 
             told = tasks_there.get(f"{tid[0]}|{tid[1]}")
@@ -543,7 +552,7 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
             nonlocal admins_seen
             siblings = _siblings(source, page_admins)
             ctx = resolver.context_for(page_admins + siblings)
-            decisions = decide_all(page_admins + siblings, ctx, rules, config)
+            decisions = decide_isolated(page_admins + siblings, ctx, rules, config, report.problem)
             in_page = {f"{MA}/{a['id']}" for a in page_admins}
             plans, outcome = poster.plan(decisions, created, in_page)
             poster.send(plans, outcome)
@@ -588,7 +597,7 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
                             mode = (e.get("search") or {}).get("mode", "match")
                             where = resource.get("resourceType", "?") + "/" + str(resource.get("id")) \
                                 if isinstance(resource, dict) else f"page {pages} entry"
-                            problem = check_resource(resource, where)
+                            problem = check_resource(resource, where) or check_shape(resource, where)
                             if problem:
                                 report.problem(problem)
                                 continue

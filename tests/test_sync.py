@@ -962,3 +962,29 @@ def test_cli_second_sync_on_a_locked_state_file_exits_6(rsps, server, tmp_path, 
     assert "lock" in capsys.readouterr().err
     assert calls(rsps, "GET", MA) == [] and calls(rsps, "POST") == []
     assert not (tmp_path / "state.json").exists()
+
+
+def test_a_wrongly_typed_administration_is_reported_and_the_page_goes_on(rsps, server, tmp_path, sleeps):
+    admins = clinic(server, patients=2, per_patient=2)
+    admins[1]["dosage"] = [admins[1]["dosage"]]  # a list where FHIR has one element
+    result = sync(tmp_path, sleeps)
+    assert result.claims.created == 3 and result.exit_code == 1
+    (error,) = report_of(tmp_path)["errors"]
+    assert admins[1]["id"] in error["record"] and error["field"] == "MedicationAdministration.dosage"
+
+
+def test_an_administration_the_engine_fails_on_is_skipped_not_fatal(rsps, server, tmp_path, sleeps, monkeypatch):
+    import fhir_injection.pipeline as pipeline
+    admins = clinic(server, patients=2, per_patient=2)
+    real = pipeline.decide_all
+
+    def flaky(batch, *args, **kwargs):
+        if any(a["id"] == admins[2]["id"] for a in batch):
+            raise RuntimeError("engine bug quoting the record")
+        return real(batch, *args, **kwargs)
+    monkeypatch.setattr(pipeline, "decide_all", flaky)
+    result = sync(tmp_path, sleeps)
+    assert result.claims.created == 3
+    (error,) = report_of(tmp_path)["errors"]
+    assert error["record"] == f"{MA}/{admins[2]['id']}" and "RuntimeError" in error["message"]
+    assert "quoting the record" not in json.dumps(report_of(tmp_path))
