@@ -62,7 +62,8 @@ class FaultProxy:
     def __init__(self, upstream: str, rates: Mapping[str, float] | None = None, seed: int = 0,
                  never_recover: bool = False, applies_to: Callable[[str, str], bool] | None = None,
                  slow_total_seconds: float = 0.4, fail_after: int | None = None,
-                 schedule: Mapping[int, str] | None = None):
+                 schedule: Mapping[int, str] | None = None,
+                 hook: Callable[[int, str, str, str], None] | None = None):
         unknown = set(rates or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}")
@@ -76,6 +77,9 @@ class FaultProxy:
         self.rates = dict(rates or {})
         self.never_recover = never_recover
         self.fail_after = fail_after  # after this many requests, behave as never_recover
+        # hook(request number, method, path, phase) at "received" (before forwarding), "answered"
+        # (the server answered, the client not yet) and "replied"; e.g. to SIGKILL the client there.
+        self.hook = hook
         self.schedule = dict(schedule or {})  # request number (1-based) -> fault, whatever the dice say
         if set(self.schedule.values()) - set(FAULTS):
             raise ValueError(f"unknown faults in schedule {sorted(set(self.schedule.values()) - set(FAULTS))}")
@@ -158,11 +162,30 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # quiet
         pass
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except OSError:  # a client killed or reset while we read its next request
+            self.close_connection = True
+
     def _any(self) -> None:
+        try:
+            self._handle()
+        except OSError:  # the client went away (reset, or killed by a test): nothing to answer
+            self.close_connection = True
+
+    def _call_hook(self, number: int, phase: str) -> None:
+        if self.owner.hook is not None:
+            self.owner.hook(number, self.command, self.path.split("?", 1)[0], phase)
+
+    def _handle(self) -> None:
         proxy = self.owner
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         fault = proxy.choose(self.command, self.path)
+        with proxy._lock:
+            number = len(proxy.log)
+        self._call_hook(number, "received")
         if fault == "reset_before":
             return self._reset()
         if fault in ("429", "500", "502", "503", "504"):
@@ -181,6 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
                 proxy.timings.append((self.command, self.path.split("?", 1)[0], time.monotonic() - started))
         except OSError:
             return self._reply(502, "Bad Gateway", {"Content-Type": "text/plain"}, b"faultproxy: upstream failed")
+        self._call_hook(number, "answered")
         if fault == "reset_after":
             self._note_dropped(data)
             return self._reset()
@@ -202,8 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data[i:i + step])
                 self.wfile.flush()
                 time.sleep(proxy.slow_total_seconds / pieces)
-            return
-        self._reply(status, reason, headers, data)
+        else:
+            self._reply(status, reason, headers, data)
+        self._call_hook(number, "replied")
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _any
 
