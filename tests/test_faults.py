@@ -62,6 +62,7 @@ def test_sync_through_a_hostile_network_posts_exactly_once_and_counts_retries(fh
     assert failing >= 10 and all(counts.get(f, 0) >= 1 for f in FAULTS), counts
     summary = json.loads((tmp_path / "report.json").read_text())["summary"]
     http = summary["http"]
+    print(f"\ninjected {counts}; report: {http['requests']} requests, {http['retries']} retries")
     # Every request of the sync is idempotent, so every failed attempt is retried once; the report says so.
     assert http["retries"] == failing, (http, counts)
     by_status = http["source"]["by_status"]
@@ -92,6 +93,8 @@ def test_replies_lost_after_the_server_acted_make_the_retry_harmless(fhir_base_u
     created_unheard = sum(n for status, n in proxy.dropped_entry_statuses.items() if status.startswith("201"))
     assert proxy.counts["reset_after"] >= 2 and created_unheard >= 5, (proxy.counts, proxy.dropped_entry_statuses)
     posted = json.loads((tmp_path / "report.json").read_text())["summary"]["posted"]
+    print(f"\n{proxy.counts['reset_after']} batch replies dropped after HAPI acted "
+          f"(their entries: {dict(proxy.dropped_entry_statuses)}); posted {posted}")
     # What the server created while we were not listening comes back as "already there", never as a copy.
     assert posted["claims"]["unchanged"] + posted["tasks"]["unchanged"] == created_unheard
     assert posted["claims"]["created"] + posted["claims"]["unchanged"] == len(clinic["claims"])
