@@ -9,7 +9,8 @@ Sources fill it; the engine only reads it, so it stays a pure function.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Mapping
+from collections.abc import Mapping
+from typing import Iterable
 
 # Which element of each resource type names its patient.
 PATIENT_ELEMENT = {

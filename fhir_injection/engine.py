@@ -22,7 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Iterable, Sequence
 
 from .context import Context, ref_key, split_reference
 from .model import Coding, Decision, Gap, Line

@@ -15,7 +15,8 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from collections.abc import Mapping
+from typing import Callable, Iterator
 
 USED_TYPES = frozenset({
     "MedicationAdministration", "Encounter", "Consent", "Coverage", "Patient", "Practitioner",

@@ -14,7 +14,8 @@ import os
 import sqlite3
 import tempfile
 from collections import OrderedDict
-from typing import Iterator, Mapping
+from collections.abc import Mapping
+from typing import Iterator
 
 from .context import Context, patient_id_of, split_reference
 from .sources import RecordProblem

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
-from typing import Mapping
+from collections.abc import Mapping
 
 # UCUM codes and common free-text spellings -> (dimension, factor to the base unit).
 # Base units: mg for mass, mL for volume, unit for activity.
