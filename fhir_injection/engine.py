@@ -21,7 +21,6 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
-from decimal import Decimal
 from collections.abc import Mapping
 from typing import Iterable, Sequence
 

@@ -198,3 +198,24 @@ def validate_claim(claim: dict):
 def validate_task(task: dict):
     from fhir.resources.R4B.task import Task
     return Task.model_validate(task)
+
+
+def prefix_references(value, prefix: str):
+    """A copy of ``value`` whose relative references ``Type/id`` become ``Type/<prefix>id``.
+
+    Absolute (``http://…``) and contained (``#x``) references stay. Tests use it with a
+    renamed ``id`` to load private copies of the demo onto a shared server.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and "/" in item and "://" not in item \
+                    and not item.startswith("#"):
+                rtype, rid = item.split("/", 1)
+                out[key] = f"{rtype}/{prefix}{rid}"
+            else:
+                out[key] = prefix_references(item, prefix)
+        return out
+    if isinstance(value, list):
+        return [prefix_references(v, prefix) for v in value]
+    return value

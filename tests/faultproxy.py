@@ -47,6 +47,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from builders import prefix_references
+
 FAULTS = ("429", "500", "502", "503", "504", "reset_before", "reset_after", "slow", "truncate")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "content-length", "accept-encoding", "host"}
@@ -296,22 +298,6 @@ TAG_SYSTEM = "urn:fhir-injection:tag"
 SHARED_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Medication")
 
 
-def _prefixed(value, prefix: str):
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key == "reference" and isinstance(item, str) and "/" in item and "://" not in item \
-                    and not item.startswith("#"):
-                rtype, rid = item.split("/", 1)
-                out[key] = f"{rtype}/{prefix}{rid}"
-            else:
-                out[key] = _prefixed(item, prefix)
-        return out
-    if isinstance(value, list):
-        return [_prefixed(v, prefix) for v in value]
-    return value
-
-
 def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[str]:
     """Write a Bulk-style copy of the demo clinic's first patients (>= ``administrations`` injections).
 
@@ -350,7 +336,7 @@ def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[st
             else:
                 ok = patient_of(resource) in chosen
             if ok:
-                resource = _prefixed(resource, prefix)
+                resource = prefix_references(resource, prefix)
                 resource["id"] = prefix + resource["id"]
                 keep.append(resource)
                 if rtype == "MedicationAdministration":

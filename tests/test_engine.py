@@ -10,8 +10,8 @@ import pytest
 from decimal import Decimal
 
 from builders import (
-    ACT, CPT, CVX, ICD10, NDC, RXNORM, SNOMED, SOPT, V2_ROUTE, V2_SITE, V3_ROUTE, admin, contained_admin,
-    decide_many, decide_one, dose, dosage, gap, gap_codes, line, med, replace_resource, route, rules, without,
+    CPT, CVX, ICD10, NDC, RXNORM, SNOMED, SOPT, V2_ROUTE, V2_SITE, V3_ROUTE, admin, contained_admin,
+    decide_many, decide_one, dose, dosage, gap, gap_codes, line, med, replace_resource, route, rules,
     world,
 )
 from fhir_injection import Config, Context, decide, decide_all

@@ -44,7 +44,8 @@ pytestmark = pytest.mark.hapi
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 MA = "MedicationAdministration"
-REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+from builders import prefix_references
+
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -52,18 +53,6 @@ REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 
 def is_loopback(url: str) -> bool:
     return (urlparse(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
-
-
-def _prefix_references(value, prefix: str):
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            m = REFERENCE.match(v) if k == "reference" and isinstance(v, str) else None
-            out[k] = f"{m.group(1)}/{prefix}{m.group(2)}" if m else _prefix_references(v, prefix)
-        return out
-    if isinstance(value, list):
-        return [_prefix_references(v, prefix) for v in value]
-    return value
 
 
 def copy_demo(dest: Path, prefix: str = "", drop: set[str] = frozenset()) -> Path:
@@ -79,7 +68,7 @@ def copy_demo(dest: Path, prefix: str = "", drop: set[str] = frozenset()) -> Pat
                 continue
             resource = json.loads(line)
             if prefix:
-                resource = _prefix_references(resource, prefix)
+                resource = prefix_references(resource, prefix)
                 if resource.get("id"):
                     resource["id"] = prefix + resource["id"]
             if f"{resource.get('resourceType')}/{resource.get('id')}" in drop:

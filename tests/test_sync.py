@@ -16,7 +16,6 @@ import logging
 import re
 import signal
 import uuid
-from argparse import Namespace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
