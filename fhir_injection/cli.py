@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="incremental state file for server sources (default: %(default)s)")
     s.add_argument("--since", metavar="INSTANT", help="ignore the state file; pull changes from this time")
     s.add_argument("--full", action="store_true", help="ignore the state file; pull everything")
-    s.add_argument("--page-size", type=int, default=100, help="search page size (default: %(default)s)")
+    s.add_argument("--page-size", type=int, default=500,
+                   help="search page size; servers clamp it to their maximum (default: %(default)s)")
     s.add_argument("--bundle-size", type=int, default=100, help="entries per posted Bundle (default: %(default)s)")
     s.add_argument("--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped")
     s.add_argument("--max-retry-seconds", type=float, default=None, metavar="SECONDS",

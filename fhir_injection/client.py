@@ -95,11 +95,13 @@ class FhirClient:
 
     # -- searching -------------------------------------------------------
 
-    def search_pages(self, type_: str, params: Params = None) -> Iterator[dict]:
+    def search_pages(self, type_: str, params: Params = None, post: bool = False) -> Iterator[dict]:
         """Yield each searchset Bundle page of ``GET <base>/<type>?params``, following next links verbatim.
 
         Raises PagingExpired (with the number of pages already yielded) when the
-        server has forgotten the search; HAPI answers 410 Gone for that.
+        server has forgotten the search; HAPI answers 410 Gone for that. ``post`` sends
+        the first request as ``POST <type>/_search`` with a form body (for long
+        parameter lists); next links are still followed with GET.
         """
         url: str | None = type_
         page_params = params
@@ -107,7 +109,12 @@ class FhirClient:
         seen: set[str] = set()
         while url:
             try:
-                resp = self.session.request("GET", url, params=page_params, headers=NO_CACHE)
+                if post and yielded == 0:
+                    form = list(page_params.items()) if isinstance(page_params, Mapping) else list(page_params or [])
+                    resp = self.session.request("POST", f"{type_}/_search", form=form, headers=NO_CACHE,
+                                                safe_to_retry=True)
+                else:
+                    resp = self.session.request("GET", url, params=page_params, headers=NO_CACHE)
             except FatalNetworkError as exc:
                 if yielded and exc.status in (404, 410):
                     raise PagingExpired(yielded, exc.status) from None
@@ -124,9 +131,9 @@ class FhirClient:
             if url:
                 seen.add(url)
 
-    def search(self, type_: str, params: Params = None) -> Iterator[tuple[dict, str]]:
+    def search(self, type_: str, params: Params = None, post: bool = False) -> Iterator[tuple[dict, str]]:
         """Yield ``(resource, mode)`` for every entry of every page; mode is match, include or outcome."""
-        for bundle in self.search_pages(type_, params):
+        for bundle in self.search_pages(type_, params, post):
             for entry in bundle.get("entry") or []:
                 resource = entry.get("resource")
                 if resource is not None:
@@ -148,10 +155,12 @@ class FhirClient:
         chunk_size: int = 100,
         params: Params = None,
     ) -> Iterator[tuple[dict, str]]:
-        """Search ``type?param=v1,v2,…`` in chunks (deduplicated values, URL kept under ~6000 chars).
+        """Search ``type?param=v1,v2,…`` in chunks of ``chunk_size`` deduplicated values.
 
-        Yields ``(resource, mode)`` once per distinct resource; ``params`` are
-        added to every chunk's query (e.g. ``_include``).
+        A chunk whose URL would pass ~6000 characters goes as ``POST <type>/_search``
+        (every R4 server that searches over HTTP supports both forms), so requests
+        grow with chunks, not with URL length. Yields ``(resource, mode)`` once per
+        distinct resource; ``params`` are added to every chunk (e.g. ``_include``).
         """
         extra = list(params.items()) if isinstance(params, Mapping) else list(params or [])
         unique = list(dict.fromkeys(v for v in values if v))
@@ -159,12 +168,13 @@ class FhirClient:
             len(quote(str(k))) + len(quote(str(v))) + 2 for k, v in extra
         )
         seen: set[tuple[str, str]] = set()
-        for chunk in _chunks(unique, chunk_size, MAX_URL_CHARS - overhead):
+        for chunk in _chunks(unique, chunk_size, 10 ** 9):
             # An _id search returns one match per value; a patient= search several per value:
             # ask for a full page so a chunk is one request, not one per few patients.
-            count = len(chunk) if param == "_id" else SEARCH_BY_PAGE
+            count = min(len(chunk), SEARCH_BY_PAGE) if param == "_id" else SEARCH_BY_PAGE
             query = [(param, ",".join(chunk)), ("_count", str(count)), *extra]
-            for resource, mode in self.search(type_, query):
+            long = overhead + sum(len(quote(v, safe="")) + 3 for v in chunk) > MAX_URL_CHARS
+            for resource, mode in self.search(type_, query, post=long):
                 key = (str(resource.get("resourceType")), str(resource.get("id")))
                 if resource.get("id") and key in seen:
                     continue

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
@@ -232,6 +232,7 @@ class HttpSession:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         safe_to_retry: bool | None = None,
+        form: list[tuple[str, Any]] | None = None,
     ) -> requests.Response:
         """Send one request, retrying transient failures if it is safe to; return a 2xx/3xx response.
 
@@ -245,6 +246,9 @@ class HttpSession:
         where = f"{method} {redact_url(full_url)}"
         safe = (method in SAFE_METHODS) if safe_to_retry is None else safe_to_retry
         body = jsonlib.dumps(json).encode("utf-8") if json is not None else None
+        if form is not None:  # a search sent as POST <type>/_search (FHIR R4 3.1.0.8.1)
+            body = urlencode([(k, str(v)) for k, v in form]).encode("ascii")
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
         transient_statuses = RETRY_STATUSES_IDEMPOTENT if safe else RETRY_STATUSES
 
         def attempt() -> requests.Response:
@@ -339,7 +343,7 @@ class HttpSession:
         headers = {"Accept": FHIR_JSON, "User-Agent": self.user_agent}
         if body is not None:
             headers["Content-Type"] = FHIR_JSON
-        headers.update(extra_headers or {})
+        headers.update(extra_headers or {})  # a form search overrides the Content-Type
         if self.auth is not None:
             self.auth.apply(headers)
         prepared = self._session.prepare_request(

@@ -46,13 +46,16 @@ log = logging.getLogger("fhir_injection.sync")
 
 FINGERPRINT_SYSTEM = "urn:fhir-injection:fingerprint"
 DEFAULT_OVERLAP_SECONDS = 300
+# Values per batched look-up (_id, patient=, identifier= lists): a whole page's worth, so a page
+# costs a fixed number of requests; long lists go as POST _search.
+LOOKUP_CHUNK = 500
 MAX_WRITE_RETRIES = 5  # runs in which a refused Claim/Task is tried again before it is only reported
 MA = "MedicationAdministration"
 
 
 @dataclass
 class SyncOptions:
-    page_size: int = 100
+    page_size: int = 500
     bundle_size: int = 100
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
     since: str | None = None
@@ -143,7 +146,7 @@ def _absolute(resource: Any, base: str) -> Any:
 class Resolver:
     """Batched look-ups of what administrations point to, with a per-run cache."""
 
-    def __init__(self, client: FhirClient, chunk_size: int = 100):
+    def __init__(self, client: FhirClient, chunk_size: int = 500):
         self.client = client
         self.chunk = chunk_size
         self.cache: dict[str, Mapping | None] = {}  # "Type/id" -> resource (None: known missing)
@@ -258,7 +261,7 @@ class Poster:
             return {}
         found: dict[str, Mapping] = {}
         values = [f"{s}|{v}" for s, v in identifiers]
-        for resource, mode in self.client.search_by(rtype, "identifier", values, 100):
+        for resource, mode in self.client.search_by(rtype, "identifier", values, LOOKUP_CHUNK):
             if mode != "match":
                 continue
             for ident in resource.get("identifier") or []:
@@ -500,7 +503,7 @@ def _siblings(client: FhirClient, admins: list[Mapping]) -> list[Mapping]:
     hi = (datetime.fromisoformat(days[-1]) + timedelta(days=1)).date().isoformat()
     known = {a.get("id") for a in admins}
     out = []
-    for resource, mode in client.search_by(MA, "subject", [f"Patient/{p}" for p in patients], 100,
+    for resource, mode in client.search_by(MA, "subject", [f"Patient/{p}" for p in patients], LOOKUP_CHUNK,
                                            params=[("effective-time", f"ge{lo}"), ("effective-time", f"lt{hi}")]):
         if mode == "match" and resource.get("id") not in known:
             out.append(resource)
@@ -529,7 +532,7 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
     since = minus(mark, options.overlap_seconds) if mark else None
     sorted_search = source.supports_sort(MA, "_lastUpdated")
 
-    resolver = Resolver(source, chunk_size=100)
+    resolver = Resolver(source, chunk_size=LOOKUP_CHUNK)
     separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
     poster = Poster(target, rules, config, options.bundle_size, source.base_url if separate else None)
     report_path = Path(options.report_path)
@@ -579,7 +582,7 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
         try:
             # Administrations whose Claim or Task a server refused in an earlier run: try them again.
             if retry:
-                again = source.read_many(MA, sorted(retry), 100)
+                again = source.read_many(MA, sorted(retry), LOOKUP_CHUNK)
                 for missing in set(retry) - set(again):
                     del retry[missing]  # deleted at the source since
                 if again:

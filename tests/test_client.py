@@ -195,6 +195,8 @@ def test_search_yields_resources_with_modes(client):
 def echo_ids(request):
     """Answer an _id / beneficiary search with one resource per requested value."""
     query = parse_qs(urlsplit(request.url).query)
+    if request.method == "POST":  # POST <type>/_search: the parameters are the form body
+        query = parse_qs(request.body.decode() if isinstance(request.body, bytes) else request.body)
     if "_id" in query:
         ids = query["_id"][0].split(",")
         return 200, {}, json.dumps(page([{"resourceType": "Patient", "id": i} for i in ids]))
@@ -228,15 +230,27 @@ def test_search_by_250_values_in_3_requests(client):
 
 
 @responses.activate
-def test_read_many_keeps_urls_short(client):
+def test_read_many_sends_long_id_lists_as_post_search(client):
     responses.add_callback(responses.GET, f"{BASE}/Patient", callback=echo_ids)
-    ids = [f"{i:04d}-" + "x" * 60 for i in range(200)]
+    responses.add_callback(responses.POST, f"{BASE}/Patient/_search", callback=echo_ids)
+    ids = [f"{i:04d}-" + "x" * 60 for i in range(200)]  # 100 of them make a ~6,600-character URL
 
     found = client.read_many("Patient", ids, chunk_size=100)
 
     assert len(found) == 200
-    assert all(len(c.request.url) < 6000 for c in responses.calls)
-    assert len(responses.calls) > 2  # more chunks than the count alone would need
+    assert len(responses.calls) == 2  # requests grow with chunks, not with URL length
+    for call in responses.calls:
+        assert call.request.method == "POST" and call.request.url == f"{BASE}/Patient/_search"
+        assert call.request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        assert call.request.headers["Cache-Control"] == "no-cache"
+        assert len(call.request.url) < 100
+
+
+@responses.activate
+def test_short_id_lists_stay_get(client):
+    responses.add_callback(responses.GET, f"{BASE}/Patient", callback=echo_ids)
+    assert set(client.read_many("Patient", ["a", "b"])) == {"a", "b"}
+    assert [c.request.method for c in responses.calls] == ["GET"]
 
 
 @responses.activate
