@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -33,7 +34,7 @@ from .claims import build_claim, build_task, claim_identifier, task_identifier
 from .client import FhirClient
 from .context import Context, patient_id_of, ref_key, split_reference
 from .errors import (
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, PagingExpired,
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, NetworkError, PagingExpired,
 )
 from .model import Decision
 from .report import ReportWriter
@@ -740,12 +741,20 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
     every = parse_interval(args.every) if args.every else None
     with StateLock(options.state_path):
         while True:
-            result = run_sync(source, target, rules, config, options, stop,
-                              progress=lambda m: log.info("%s", m))
-            s = result.summary
-            print(_summary_text(s))
-            if result.interrupted or not every or stop:
-                return result.exit_code
+            try:
+                result = run_sync(source, target, rules, config, options, stop,
+                                  progress=lambda m: log.info("%s", m))
+            except NetworkError as exc:
+                if not every:
+                    raise
+                # On a schedule, a server that is down now is tried again next time; the mark is safe.
+                log.error("sync failed (%s); next try in %s", exc, args.every)
+                print(f"fhir-injection: sync failed: {exc}; next try in {args.every}", file=sys.stderr)
+                result = None
+            if result is not None:
+                print(_summary_text(result.summary), flush=True)
+                if result.interrupted or not every or stop:
+                    return result.exit_code
             options.full, options.since = False, None
             if stop.event.wait(every):
                 return EXIT_INTERRUPTED

@@ -88,3 +88,64 @@ def test_claim_ids_are_distinct_for_distinct_administrations(ids):
     tasks = {task_id(decide(admin(id=i), ctx, r), Config()) for i in ids}
     assert len(claims) == len(ids) == len(tasks)
     assert not claims & tasks
+
+
+# ----------------------------------------------------------------------------- route and site mapping
+
+import csv  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from builders import dosage  # noqa: E402
+
+MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+ROUTE_ROWS = list(csv.DictReader((MAPPINGS / "routes.csv").open()))
+PROCEDURES = {r["route"]: r for r in csv.DictReader((MAPPINGS / "procedures.csv").open())}
+SITE_ROWS = list(csv.DictReader((MAPPINGS / "sites.csv").open()))
+KNOWN_ROUTES = {(r["system"], r["code"]) for r in ROUTE_ROWS}
+codes = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=12)
+systems = st.sampled_from(sorted({r["system"] for r in ROUTE_ROWS}) + ["http://example.org/local-routes"])
+free_text = st.text(min_size=1, max_size=40).filter(lambda t: t.strip())
+
+
+@given(st.sampled_from(ROUTE_ROWS))
+def test_every_coded_route_gives_the_procedure_its_table_names(row):
+    d = decide(admin(dosage=dosage(route={"coding": [{"system": row["system"], "code": row["code"]}]})),
+               Context(world()), rules())
+    proc = PROCEDURES[row["route"]]
+    if row["route"] in ("subcutaneous", "intramuscular"):
+        assert (d.outcome, d.procedure) == ("claim", "96372")
+    else:
+        assert d.procedure == (proc["procedure_code"] or None)
+        assert d.outcome == proc["outcome"]
+        assert "route-not-sc-im" in [g.code for g in d.gaps]
+
+
+@given(systems, codes)
+def test_an_unknown_route_code_is_a_gap_never_a_guess(system, code):
+    if (system, code) in KNOWN_ROUTES:
+        return
+    d = decide(admin(dosage=dosage(route={"coding": [{"system": system, "code": code}]})),
+               Context(world()), rules())
+    assert d.outcome == "held" and "missing-route" in [g.code for g in d.gaps]
+
+
+@given(free_text)
+def test_a_text_only_route_is_a_gap_whatever_it_says(text):
+    d = decide(admin(dosage=dosage(route={"text": text})), Context(world()), rules())
+    assert d.outcome == "held" and [g.code for g in d.gaps] == ["missing-route"]
+
+
+@given(st.sampled_from(SITE_ROWS))
+def test_every_coded_site_is_carried_to_the_claim_with_its_laterality(row):
+    d = decide(admin(dosage=dosage(site={"coding": [{"system": row["system"], "code": row["code"]}]})),
+               Context(world()), rules())
+    assert "missing-site" not in [g.code for g in d.gaps]
+    assert [(c.system, c.code) for c in d.body_site] == [(row["system"], row["code"])]
+    if row["laterality"]:
+        assert row["laterality"] in d.body_site_text.lower()
+
+
+@given(free_text)
+def test_a_text_only_site_is_a_gap(text):
+    d = decide(admin(dosage=dosage(site={"text": text})), Context(world()), rules())
+    assert [g.code for g in d.gaps] == ["missing-site"] and d.body_site == ()
