@@ -181,7 +181,8 @@ def _change_some(client, share: int, id_prefix: str = "") -> int:
         for a in chosen[start:start + 200]:
             a = {k: v for k, v in a.items() if k != "meta"}
             a["note"] = (a.get("note") or []) + [{"text": "amended by the bench"}]
-            entries.append({"resource": a, "request": {"method": "PUT", "url": f"MedicationAdministration/{a['id']}"}})
+            entries.append({"fullUrl": f"{client.base_url}/MedicationAdministration/{a['id']}", "resource": a,
+                            "request": {"method": "PUT", "url": f"MedicationAdministration/{a['id']}"}})
         client.transaction(entries, kind="batch")
     return len(chosen)
 
