@@ -26,8 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "fixtures"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import generate_demo as demo  # noqa: E402
+from builders import prefix_references  # noqa: E402
 
 PER_CLINIC = 330
 TYPES = ["Organization", "Practitioner", "PractitionerRole", "Patient", "Coverage", "Consent", "Encounter",
@@ -35,24 +37,8 @@ TYPES = ["Organization", "Practitioner", "PractitionerRole", "Patient", "Coverag
 PREFIXED_IDENTIFIERS = {demo.ADMIN_ID, demo.MRN}
 
 
-def _prefix_refs(value, prefix: str):
-    """Prefix the id part of every relative reference ``Type/id`` (contained ``#x`` stays)."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if k == "reference" and isinstance(v, str) and "/" in v and not v.startswith("#"):
-                rtype, rid = v.split("/", 1)
-                out[k] = f"{rtype}/{prefix}{rid}"
-            else:
-                out[k] = _prefix_refs(v, prefix)
-        return out
-    if isinstance(value, list):
-        return [_prefix_refs(v, prefix) for v in value]
-    return value
-
-
 def _rename(resource: dict, prefix: str) -> dict:
-    r = _prefix_refs(resource, prefix)
+    r = prefix_references(resource, prefix)
     r["id"] = prefix + r["id"]
     for ident in r.get("identifier") or []:
         if ident.get("system") in PREFIXED_IDENTIFIERS and "value" in ident:
