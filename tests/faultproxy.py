@@ -457,3 +457,20 @@ def assert_exactly_once(base_url: str, identifier_system: str, claims: Iterable[
                                             f"unexpected {sorted(set(got_claims) - set(claims))}")
     assert set(got_tasks) == set(tasks), (f"{what}: Tasks missing {sorted(set(tasks) - set(got_tasks))}, "
                                           f"unexpected {sorted(set(got_tasks) - set(tasks))}")
+
+
+def private_clinic(base_url: str, tmp: Path, prefix_letters: str, administrations: int) -> dict:
+    """Load a private copy of the first demo patients (>= ``administrations`` injections) onto the
+    server and work out, offline, the Claims and Tasks a sync must leave there.
+
+    ``mark`` is a state-file mark 5 min after the load began: the sync searches from mark - 5 min,
+    so other tests' data on a shared server stays out.
+    """
+    prefix = f"{prefix_letters}{uuid.uuid4().hex[:8]}-"
+    since = server_time(base_url)
+    admins = demo_subset(tmp / "data", prefix, administrations=administrations)
+    load(tmp / "data", base_url)
+    claims, tasks = expected_offline(tmp / "data", "urn:fhir-injection:expected", tmp)
+    assert claims and tasks
+    return {"admins": admins, "claims": claims, "tasks": tasks, "mark": plus_seconds(since, 300)}
+

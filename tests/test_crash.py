@@ -23,13 +23,12 @@ import random
 import subprocess
 import threading
 import time
-import uuid
 
 import pytest
 
 from faultproxy import (
-    ROOT, FaultProxy, assert_exactly_once, demo_subset, expected_offline, load, new_system, plus_seconds,
-    run_cli, seed_state, server_time, sync_command, write_config,
+    ROOT, FaultProxy, assert_exactly_once, new_system, private_clinic,
+    run_cli, seed_state, sync_command, write_config,
 )
 
 pytestmark = pytest.mark.hapi
@@ -41,13 +40,7 @@ PAGE = ("--page-size", "5", "--bundle-size", "5")
 
 @pytest.fixture(scope="module")
 def clinic(fhir_base_url, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("crash-data")
-    prefix = f"cr{uuid.uuid4().hex[:8]}-"
-    since = server_time(fhir_base_url)
-    admins = demo_subset(tmp / "data", prefix, administrations=20)
-    load(tmp / "data", fhir_base_url)
-    claims, tasks = expected_offline(tmp / "data", "urn:fhir-injection:expected", tmp)
-    return {"admins": admins, "claims": claims, "tasks": tasks, "mark": plus_seconds(since, 300)}
+    return private_clinic(fhir_base_url, tmp_path_factory.mktemp("crash-data"), "cr", 20)
 
 
 def _env():

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import pytest
 
 from faultproxy import (
-    FAULTS, FaultProxy, assert_exactly_once, demo_subset, expected_offline, load, new_system, plus_seconds,
-    run_cli, seed_state, server_time, sync_command, write_config,
+    FAULTS, FaultProxy, assert_exactly_once, new_system, private_clinic,
+    run_cli, seed_state, sync_command, write_config,
 )
 
 pytestmark = pytest.mark.hapi
@@ -28,16 +27,7 @@ FAILING = [f for f in FAULTS if f != "slow"]  # every fault but a slow body make
 
 @pytest.fixture(scope="module")
 def clinic(fhir_base_url, tmp_path_factory):
-    """~50 demo administrations under ids of this module's own, loaded once; the expected result."""
-    tmp = tmp_path_factory.mktemp("faults-data")
-    prefix = f"fx{uuid.uuid4().hex[:8]}-"
-    since = server_time(fhir_base_url)
-    admins = demo_subset(tmp / "data", prefix, administrations=50)
-    load(tmp / "data", fhir_base_url)
-    claims, tasks = expected_offline(tmp / "data", "urn:fhir-injection:expected", tmp)
-    assert claims and tasks
-    # The sync searches from mark − 5 min: a mark 5 min after `since` keeps other tests' data out.
-    return {"admins": admins, "claims": claims, "tasks": tasks, "mark": plus_seconds(since, 300)}
+    return private_clinic(fhir_base_url, tmp_path_factory.mktemp("faults-data"), "fx", 50)
 
 
 def _setup(tmp_path, proxy: FaultProxy, clinic) -> tuple[str, object]:
