@@ -742,8 +742,7 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
     with StateLock(options.state_path):
         while True:
             try:
-                result = run_sync(source, target, rules, config, options, stop,
-                                  progress=lambda m: log.info("%s", m))
+                result = run_sync(source, target, rules, config, options, stop, progress=_progress_line)
             except NetworkError as exc:
                 if not every:
                     raise
@@ -758,6 +757,11 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
             options.full, options.since = False, None
             if stop.event.wait(every):
                 return EXIT_INTERRUPTED
+
+
+def _progress_line(message: str) -> None:
+    """One line per page on stderr (ids and counts only), so a long run shows it is moving."""
+    print(f"fhir-injection: {message}", file=sys.stderr, flush=True)
 
 
 def _summary_text(s: Mapping) -> str:

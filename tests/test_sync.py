@@ -987,3 +987,22 @@ def test_an_administration_the_engine_fails_on_is_skipped_not_fatal(rsps, server
     (error,) = report_of(tmp_path)["errors"]
     assert error["record"] == f"{MA}/{admins[2]['id']}" and "RuntimeError" in error["message"]
     assert "quoting the record" not in json.dumps(report_of(tmp_path))
+
+
+def test_cli_prints_a_progress_line_per_page_and_the_request_count(rsps, server, tmp_path, sleeps, monkeypatch,
+                                                                    capsys):
+    clinic(server)  # 60 administrations, 3 pages of 20
+    monkeypatch.setattr(sync_module, "make_client", no_sleep_cli_client(sleeps))
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        code = cli.main(["sync", "--source", BASE, "--state", str(tmp_path / "state.json"),
+                         "--report", str(tmp_path / "report.json"), "--page-size", "20"])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    out = capsys.readouterr()
+    assert code == 0
+    progress = [line for line in out.err.splitlines() if line.startswith("fhir-injection: page ")]
+    assert [p.split(":")[1].strip() for p in progress] == ["page 1", "page 2", "page 3"]
+    assert "60 administrations" in progress[-1] and "requests" in progress[-1]
+    assert f"HTTP: {len(calls(rsps))} requests over 3 pages" in out.out
