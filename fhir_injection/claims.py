@@ -53,8 +53,11 @@ def _money(amount: Decimal) -> dict:
     return {"value": float(amount.quantize(Decimal("0.01"))), "currency": "USD"}
 
 
-def _tag(config: Config) -> list[dict]:
-    return [{"system": TAG_SYSTEM, "code": config.identifier_system}]
+def _head(resource_type: str, rid: str, identifier: tuple[str, str], config: Config) -> dict:
+    """What Claims and Tasks share: type, stable id, our tag (for isolation), business identifier."""
+    return {"resourceType": resource_type, "id": rid,
+            "meta": {"tag": [{"system": TAG_SYSTEM, "code": config.identifier_system}]},
+            "identifier": [{"system": identifier[0], "value": identifier[1]}]}
 
 
 def build_claim(decision: Decision, config: Config, created: str, status: str | None = None) -> dict | None:
@@ -66,12 +69,8 @@ def build_claim(decision: Decision, config: Config, created: str, status: str | 
     status = status or decision.claim_status
     if status is None or decision.patient is None or decision.coverage is None or decision.provider is None:
         return None
-    system, value = claim_identifier(decision, config)
     claim: dict = {
-        "resourceType": "Claim",
-        "id": claim_id(decision, config),
-        "meta": {"tag": _tag(config)},
-        "identifier": [{"system": system, "value": value}],
+        **_head("Claim", claim_id(decision, config), claim_identifier(decision, config), config),
         "status": status,
         "type": {"coding": [{"system": CLAIM_TYPE, "code": "professional"}]},
         "use": "claim",
@@ -151,13 +150,9 @@ def build_task(decision: Decision, config: Config, rules: Rules, created: str,
     gaps = decision.actionable_gaps
     if not gaps and status != "completed":
         return None
-    system, value = task_identifier(decision, config)
     worst = "error" if any(g.severity == "error" for g in gaps) else "warning"
     task: dict = {
-        "resourceType": "Task",
-        "id": task_id(decision, config),
-        "meta": {"tag": _tag(config)},
-        "identifier": [{"system": system, "value": value}],
+        **_head("Task", task_id(decision, config), task_identifier(decision, config), config),
         "status": status,
         "intent": "order",
         "priority": "urgent" if worst == "error" and status != "completed" else "routine",

@@ -131,18 +131,7 @@ def _run_sync(args, rules, config) -> int:
     if not Path(source).is_dir():
         raise ConfigError(f"source folder {source} does not exist")
     result = run_folder(source, target, rules, config, _now(), progress=lambda m: log.info("%s", m))
-    s = result.summary
-    from .report import Summary
-
-    text = Summary()
-    text.administrations, text.tasks, text.errors = s["administrations"], s["tasks"], s["record_errors"]
-    text.outcomes.update(s["outcomes"])
-    text.claims.update(s["claims"])
-    text.gaps.update(s["gaps"])
-    text.gap_severity = {code: rules.gaps[code].severity for code in s["gaps"] if code in rules.gaps}
-    from decimal import Decimal
-    text.billable, text.held = Decimal(str(s["estimated_billable_usd"])), Decimal(str(s["estimated_held_usd"]))
-    print(text.text())
+    print(result.text)
     print(f"Wrote {Path(target) / 'Claim.ndjson'}, Task.ndjson and report.json")
     return result.exit_code
 

@@ -26,6 +26,7 @@ class RunResult:
     summary: dict[str, Any]
     report_path: Path
     problems: int
+    text: str = ""  # the terminal summary a billing lead reads
 
     @property
     def exit_code(self) -> int:
@@ -134,4 +135,4 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
     except BaseException:
         abort()
         raise
-    return RunResult(summary, target / "report.json", report.summary.errors)
+    return RunResult(summary, target / "report.json", report.summary.errors, report.summary.text())
