@@ -82,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--page-size", type=int, default=500,
                    help="search page size; servers clamp it to their maximum (default: %(default)s)")
     s.add_argument("--bundle-size", type=int, default=100, help="entries per posted Bundle (default: %(default)s)")
+    s.add_argument("--create-with", choices=("auto", "put", "post"), default="auto",
+                   help="how new Claims and Tasks are created: put = PUT to our stable id (one write, "
+                        "the fastest), post = conditional create on the business identifier (for servers that "
+                        "assign ids), auto = put where the server takes client ids, falling back to post "
+                        "(default: %(default)s)")
     s.add_argument("--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped")
     s.add_argument("--max-retry-seconds", type=float, default=None, metavar="SECONDS",
                    help="give up on a request the server keeps failing (429, 500, 502-504, dropped "

@@ -7,8 +7,9 @@ Resources are plain dicts as parsed from JSON.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from .errors import FatalNetworkError, PagingExpired
 from .http import HttpSession, HttpStats, json_of, operation_outcome_text
@@ -19,7 +20,21 @@ SUPPORTED_VERSIONS = ("4.0.", "4.3.")  # R4 and R4B share the wire format we use
 NO_CACHE = {"Cache-Control": "no-cache"}
 MAX_URL_CHARS = 6000
 SEARCH_BY_PAGE = 500  # HAPI's largest page; servers clamp a larger _count to their own maximum
+MAX_SEARCHES_PER_BATCH = 100  # searches sent together in one batch Bundle
 Params = Mapping[str, Any] | list[tuple[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One search by a list of values: ``<type>?<param>=v1,v2,…`` plus fixed ``params``.
+
+    :meth:`FhirClient.lookup_many` runs several of them together.
+    """
+
+    type: str
+    param: str
+    values: tuple[str, ...]
+    params: tuple[tuple[str, str], ...] = ()
 
 
 class FhirClient:
@@ -29,6 +44,7 @@ class FhirClient:
         self.session = session
         self.base_url = session.base_url
         self._capabilities: dict | None = None
+        self.batch_searches: bool | None = None  # None: decided from the CapabilityStatement
 
     @property
     def stats(self) -> HttpStats:
@@ -74,6 +90,26 @@ class FhirClient:
             names.update(p.get("name") for p in (res or {}).get("searchParam") or [])
         return names
 
+    def supports_interaction(self, code: str) -> bool:
+        """True if the server lists the whole-system interaction ``code`` (transaction, batch, ...)."""
+        return any(i.get("code") == code for rest in self._rest() for i in rest.get("interaction") or [])
+
+    def allows_client_ids(self, type_: str) -> bool:
+        """Can we create ``type_`` with ``PUT <type>/<our id>``?
+
+        True when the CapabilityStatement says ``updateCreate: true``, or when the
+        server is HAPI FHIR and does not say false: HAPI JPA takes client-assigned
+        ids that contain a letter (its default ClientIdStrategy, ALPHANUMERIC) but
+        never advertises updateCreate. A server that refuses is noticed at the
+        first refused create and the run falls back to conditional create.
+        """
+        res = self._resource(type_) or {}
+        if "updateCreate" in res:
+            return res.get("updateCreate") is True
+        cs = self.capabilities()
+        names = f"{(cs.get('software') or {}).get('name', '')} {(cs.get('implementation') or {}).get('description', '')}"
+        return "HAPI" in names.upper()
+
     def supports_search_param(self, type_: str, name: str) -> bool:
         """True if the server lists ``name`` for ``type_`` (or as a common, rest-level search parameter)."""
         return name in self._param_names(type_)
@@ -103,33 +139,15 @@ class FhirClient:
         the first request as ``POST <type>/_search`` with a form body (for long
         parameter lists); next links are still followed with GET.
         """
-        url: str | None = type_
-        page_params = params
-        yielded = 0
-        seen: set[str] = set()
-        while url:
-            try:
-                if post and yielded == 0:
-                    form = list(page_params.items()) if isinstance(page_params, Mapping) else list(page_params or [])
-                    resp = self.session.request("POST", f"{type_}/_search", form=form, headers=NO_CACHE,
-                                                safe_to_retry=True)
-                else:
-                    resp = self.session.request("GET", url, params=page_params, headers=NO_CACHE)
-            except FatalNetworkError as exc:
-                if yielded and exc.status in (404, 410):
-                    raise PagingExpired(yielded, exc.status) from None
-                raise
-            bundle = json_of(resp)
-            if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-                raise FatalNetworkError(f"search of {type_} did not return a Bundle (page {yielded + 1})")
-            yield bundle
-            yielded += 1
-            url = next_link(bundle)
-            page_params = None
-            if url in seen:
-                raise FatalNetworkError(f"search of {type_}: the server repeated a next link (page {yielded})")
-            if url:
-                seen.add(url)
+        if post:
+            form = list(params.items()) if isinstance(params, Mapping) else list(params or [])
+            resp = self.session.request("POST", f"{type_}/_search", form=form, headers=NO_CACHE, safe_to_retry=True)
+        else:
+            resp = self.session.request("GET", type_, params=params, headers=NO_CACHE)
+        first = json_of(resp)
+        if not isinstance(first, dict) or first.get("resourceType") != "Bundle":
+            raise FatalNetworkError(f"search of {type_} did not return a Bundle (page 1)")
+        yield from self._pages_from(first, type_)
 
     def search(self, type_: str, params: Params = None, post: bool = False) -> Iterator[tuple[dict, str]]:
         """Yield ``(resource, mode)`` for every entry of every page; mode is match, include or outcome."""
@@ -181,6 +199,103 @@ class FhirClient:
                 seen.add(key)
                 yield resource, mode
 
+    def lookup_many(self, lookups: list[Lookup], chunk_size: int = 500) -> list[list[tuple[dict, str]]]:
+        """Run ``lookups`` and return, for each, its distinct ``(resource, mode)`` results.
+
+        On a server that takes batch Bundles (it lists ``batch`` or ``transaction``)
+        all of them go as GET entries of one batch Bundle (the values ride in the
+        body, so no URL limit), up to 100 searches per request; only a result that
+        runs over one page costs more (its next links, followed with GET). A search
+        the server answers with an error inside the batch is run on its own; a
+        server that refuses the batch itself is asked each search separately from
+        then on (:meth:`search_by`).
+        """
+        chunks: list[tuple[int, Lookup, list[str]]] = []
+        for i, lk in enumerate(lookups):
+            unique = list(dict.fromkeys(v for v in lk.values if v))
+            chunks.extend((i, lk, c) for c in _chunks(unique, chunk_size, 10 ** 9))
+        results: list[list[tuple[dict, str]]] = [[] for _ in lookups]
+        seen: list[set] = [set() for _ in lookups]
+
+        def keep(i: int, resource: Any, mode: str) -> None:
+            if not isinstance(resource, dict):
+                return
+            key = (str(resource.get("resourceType")), str(resource.get("id")))
+            if resource.get("id") and key in seen[i]:
+                return
+            seen[i].add(key)
+            results[i].append((resource, mode))
+
+        if self.batch_searches is None:
+            self.batch_searches = self.supports_interaction("batch") or self.supports_interaction("transaction")
+        leftover = chunks
+        if self.batch_searches and chunks:
+            leftover = []
+            for start in range(0, len(chunks), MAX_SEARCHES_PER_BATCH):
+                part = chunks[start:start + MAX_SEARCHES_PER_BATCH]
+                if not self.batch_searches:
+                    leftover.extend(part)
+                    continue
+                leftover.extend(self._batch_search(part, keep))
+        for i, lk, chunk in leftover:
+            for resource, mode in self.search_by(lk.type, lk.param, chunk, len(chunk), list(lk.params)):
+                keep(i, resource, mode)
+        return results
+
+    def _batch_search(self, part: list[tuple[int, Lookup, list[str]]], keep) -> list:
+        """One batch Bundle of GET searches; returns the chunks that must be searched on their own."""
+        entries = []
+        for _, lk, chunk in part:
+            count = min(len(chunk), SEARCH_BY_PAGE) if lk.param == "_id" else SEARCH_BY_PAGE
+            query = urlencode([(lk.param, ",".join(chunk)), ("_count", str(count)), *lk.params])
+            entries.append({"request": {"method": "GET", "url": f"{lk.type}?{query}"}})
+        try:
+            response = self.transaction(entries, kind="batch")
+        except FatalNetworkError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                raise
+            log.warning("the server refused a batch of searches (HTTP %s); searching one by one from now on",
+                        exc.status)
+            self.batch_searches = False
+            return part
+        answers = response.get("entry") or []
+        leftover = []
+        for n, (i, lk, chunk) in enumerate(part):
+            answer = answers[n] if n < len(answers) and isinstance(answers[n], dict) else {}
+            status = str((answer.get("response") or {}).get("status") or "").split(" ", 1)[0]
+            bundle = answer.get("resource")
+            if not status.startswith("2") or not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+                leftover.append((i, lk, chunk))  # ask this one on its own: its error gets its own message
+                continue
+            try:
+                for page in self._pages_from(bundle, lk.type):
+                    for entry in page.get("entry") or []:
+                        if isinstance(entry, dict) and entry.get("resource") is not None:
+                            keep(i, entry["resource"], (entry.get("search") or {}).get("mode", "match"))
+            except PagingExpired:
+                leftover.append((i, lk, chunk))
+        return leftover
+
+    def _pages_from(self, first: dict, type_: str) -> Iterator[dict]:
+        """``first`` and the pages its next links lead to."""
+        yield first
+        url, seen, pages = next_link(first), set(), 1
+        while url:
+            if url in seen:
+                raise FatalNetworkError(f"search of {type_}: the server repeated a next link (page {pages})")
+            seen.add(url)
+            try:
+                bundle = json_of(self.session.request("GET", url, headers=NO_CACHE))
+            except FatalNetworkError as exc:
+                if exc.status in (404, 410):
+                    raise PagingExpired(pages, exc.status) from None
+                raise
+            if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+                raise FatalNetworkError(f"search of {type_} did not return a Bundle (page {pages + 1})")
+            yield bundle
+            pages += 1
+            url = next_link(bundle)
+
     # -- writing ---------------------------------------------------------
 
     def transaction(self, entries: list[dict], kind: str = "transaction") -> dict:
@@ -203,10 +318,14 @@ class FhirClient:
 
     def put(self, resource: Mapping, if_match: str | None = None) -> dict:
         """``PUT <Type>/<id>`` (create or replace with that id); idempotent, so retried when transient."""
+        return self.update(resource, if_match)[1]
+
+    def update(self, resource: Mapping, if_match: str | None = None) -> tuple[int, dict]:
+        """:meth:`put`, returning (status, body): 201 when the PUT created the resource, 200 when it replaced it."""
         headers = {"If-Match": if_match} if if_match else None
         resp = self.session.request("PUT", f"{resource['resourceType']}/{resource['id']}", json=dict(resource),
                                     headers=headers, safe_to_retry=True)
-        return json_of(resp) if resp.content else {}
+        return resp.status_code, (json_of(resp) if resp.content else {})
 
     def create(self, resource: Mapping, if_none_exist: str | None = None) -> tuple[int, dict]:
         """``POST <Type>``; with ``if_none_exist`` a conditional create (safe to retry). Returns (status, body)."""

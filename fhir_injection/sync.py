@@ -5,10 +5,12 @@ One run:
 1. read the source's CapabilityStatement (R4 only; which search features exist);
 2. search ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=_lastUpdated``
    page by page, with ``_include`` of encounter/patient/medication where supported;
-3. per page, resolve everything else in batches (``_id`` lists, ``patient=`` lists),
+3. per page, resolve everything else with ``_id`` / ``patient=`` / ``identifier=`` list
+   searches, sent together as one batch Bundle per round (two rounds a page, usually),
    with a per-run cache, so requests grow with pages, not administrations;
-4. decide (the same pure engine as offline), then reconcile with the target:
-   new Claims and Tasks by conditional create on their business identifier,
+4. decide (the same pure engine as offline), then reconcile with the target in
+   transaction Bundles: new Claims and Tasks by ``PUT`` to their stable id (or a
+   conditional create on their business identifier where the server assigns ids),
    changed ones by a version-checked update, voids by status ``cancelled``,
    fixed Tasks by status ``completed``;
 5. advance and save the mark only after the page is safely posted.
@@ -30,8 +32,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .claims import build_claim, build_task, claim_identifier, task_identifier
-from .client import FhirClient
+from .claims import TASK_IDENTIFIER_SUFFIX, build_claim, build_task, claim_identifier, task_identifier
+from .client import FhirClient, Lookup
 from .context import Context, patient_id_of, ref_key, split_reference
 from .errors import (
     EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, NetworkError, PagingExpired,
@@ -52,6 +54,7 @@ DEFAULT_OVERLAP_SECONDS = 300
 LOOKUP_CHUNK = 500
 MAX_WRITE_RETRIES = 5  # runs in which a refused Claim/Task is tried again before it is only reported
 MA = "MedicationAdministration"
+CREATE_MODES = ("auto", "put", "post")
 
 
 @dataclass
@@ -64,6 +67,7 @@ class SyncOptions:
     state_path: str = ".fhir-injection-state.json"
     report_path: str = "report.json"
     created: str | None = None  # the run's timestamp; now when None
+    create_with: str = "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
 
 
 @dataclass
@@ -144,8 +148,18 @@ def _absolute(resource: Any, base: str) -> Any:
 # ----------------------------------------------------------------------------- pulling
 
 
+SCOPED = (("Consent", "patient"), ("Coverage", "beneficiary"), ("ChargeItem", "subject"))
+
+
 class Resolver:
-    """Batched look-ups of what administrations point to, with a per-run cache."""
+    """Batched look-ups of what administrations point to, with a per-run cache.
+
+    :meth:`lookups` says what is still unknown for some administrations (what they
+    point to, what their encounters point to, their patients' consents, coverages
+    and charge items); :meth:`take` files the answers. :meth:`context_for` does
+    both in rounds (two at most: the encounters' own references are only known
+    once the encounters are), so other searches can ride in the same requests.
+    """
 
     def __init__(self, client: FhirClient, chunk_size: int = 500):
         self.client = client
@@ -159,39 +173,17 @@ class Resolver:
         if resource.get("resourceType") and resource.get("id"):
             self.cache[f"{resource['resourceType']}/{resource['id']}"] = resource
 
-    def _fetch(self, wanted: dict[str, set[str]]) -> None:
-        for rtype, ids in wanted.items():
-            todo = sorted(i for i in ids if f"{rtype}/{i}" not in self.cache)
-            if not todo or rtype not in self.has_type:
-                continue
-            found = self.client.read_many(rtype, todo, self.chunk)
-            for rid in todo:
-                self.cache[f"{rtype}/{rid}"] = found.get(rid)
-
-    def _patient_scoped(self, rtype: str, param: str, patients: set[str]) -> None:
-        todo = sorted(p for p in patients if (rtype, p) not in self.by_patient)
-        for p in todo:
-            self.by_patient[(rtype, p)] = []
-        if not todo or rtype not in self.has_type:
-            return
-        for resource, mode in self.client.search_by(rtype, param, [f"Patient/{p}" for p in todo], self.chunk):
-            pid = patient_id_of(resource)
-            if mode == "match" and (rtype, pid) in self.by_patient:
-                self.by_patient[(rtype, pid)].append(resource)
-                self.remember(resource)
-
-    def context_for(self, admins: list[Mapping]) -> Context:
-        """Fetch (in batches) and return everything these administrations point to."""
-        wanted: dict[str, set[str]] = defaultdict(set)
-        touched: set[str] = set()
+    @staticmethod
+    def _references(admins: list[Mapping], cache: Mapping[str, Mapping | None]) -> tuple[set[str], set[str]]:
+        """("Type/id" the administrations and their known encounters point to, their patients' ids)."""
+        refs: set[str] = set()
+        patients: set[str] = set()
 
         def want(reference, expected=None):
             pair = split_reference(reference) if isinstance(reference, str) else None
             if pair and (expected is None or pair[0] == expected):
-                wanted[pair[0]].add(pair[1])
-                touched.add(f"{pair[0]}/{pair[1]}")
+                refs.add(f"{pair[0]}/{pair[1]}")
 
-        patients = set()
         for a in admins:
             want((a.get("subject") or {}).get("reference"), "Patient")
             want((a.get("context") or {}).get("reference"), "Encounter")
@@ -203,11 +195,8 @@ class Resolver:
             pid = patient_id_of(a)
             if pid:
                 patients.add(pid)
-        self._fetch(wanted)
-        # Second hop: what the encounters point to.
-        encounters = [self.cache.get(f"Encounter/{i}") for i in wanted.get("Encounter", ())]
-        wanted = defaultdict(set)
-        for enc in encounters:
+        for key in [k for k in refs if k.startswith("Encounter/")]:
+            enc = cache.get(key)
             if not enc:
                 continue
             want((enc.get("serviceProvider") or {}).get("reference"), "Organization")
@@ -215,17 +204,79 @@ class Resolver:
                 want(((d or {}).get("condition") or {}).get("reference"), "Condition")
             for r in enc.get("reasonReference") or []:
                 want((r or {}).get("reference"), "Condition")
-        self._fetch(wanted)
-        scoped = (("Consent", "patient"), ("Coverage", "beneficiary"), ("ChargeItem", "subject"))
-        for rtype, param in scoped:
-            self._patient_scoped(rtype, param, patients)
+        return refs, patients
 
+    def lookups(self, admins: list[Mapping]) -> list[Lookup]:
+        """The searches that would fill in what these administrations need and the cache lacks."""
+        refs, patients = self._references(admins, self.cache)
+        by_type: dict[str, set[str]] = defaultdict(set)
+        for key in refs:
+            if key not in self.cache:
+                rtype, rid = key.split("/", 1)
+                if rtype in self.has_type:
+                    by_type[rtype].add(rid)
+                else:
+                    self.cache[key] = None  # the server has no such type: nothing to ask
+        out = [Lookup(t, "_id", tuple(sorted(ids))) for t, ids in sorted(by_type.items())]
+        for rtype, param in SCOPED:
+            todo = sorted(p for p in patients if (rtype, p) not in self.by_patient)
+            if not todo:
+                continue
+            if rtype not in self.has_type:
+                for p in todo:
+                    self.by_patient[(rtype, p)] = []
+                continue
+            out.append(Lookup(rtype, param, tuple(f"Patient/{p}" for p in todo)))
+        return out
+
+    def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
+        """File the answers to :meth:`lookups`; an id asked for and not returned is known missing."""
+        for lk, found in zip(lookups, results):
+            if lk.param == "_id":
+                for resource, mode in found:
+                    if mode == "match" and resource.get("resourceType") == lk.type:
+                        self.remember(resource)
+                for rid in lk.values:
+                    self.cache.setdefault(f"{lk.type}/{rid}", None)
+                continue
+            patients = [v.split("/", 1)[1] for v in lk.values]
+            for p in patients:
+                self.by_patient[(lk.type, p)] = []
+            for resource, mode in found:
+                pid = patient_id_of(resource)
+                if mode == "match" and (lk.type, pid) in self.by_patient:
+                    self.by_patient[(lk.type, pid)].append(resource)
+                    self.remember(resource)
+
+    def fetch(self, admins: list[Mapping], extra: list[Lookup] = ()) -> list[list[tuple[dict, str]]] | None:
+        """One round: what these administrations still need, plus ``extra`` searches, in one go.
+
+        Returns the results of ``extra``; None when there was nothing to ask.
+        """
+        mine = self.lookups(admins)
+        extra = list(extra)
+        if not mine and not extra:
+            return None
+        results = self.client.lookup_many(mine + extra, self.chunk)
+        self.take(mine, results[:len(mine)])
+        return results[len(mine):]
+
+    def context_for(self, admins: list[Mapping]) -> Context:
+        """Fetch (in batched rounds) and return everything these administrations point to."""
+        for _ in range(3):
+            if self.fetch(admins) is None:
+                break
+        return self.context(admins)
+
+    def context(self, admins: list[Mapping]) -> Context:
+        """A Context with what the cache holds for these administrations."""
+        refs, patients = self._references(admins, self.cache)
         ctx = Context()
-        for key in touched:
+        for key in refs:
             resource = self.cache.get(key)
             if resource is not None:
                 ctx.add(resource)
-        for rtype, _ in scoped:
+        for rtype, _ in SCOPED:
             for pid in patients:
                 for resource in self.by_patient.get((rtype, pid), ()):
                     ctx.add(resource)
@@ -241,35 +292,62 @@ class _Planned:
     action: str  # create | update | cancel | complete
     administration: str
     entry: dict
+    ident: tuple[str, str] | None = None  # the business identifier of a create
 
 
 class Poster:
     """Reconciles decisions with the target server: create once, update on change, never twice."""
 
     def __init__(self, client: FhirClient, rules: Rules, config: Config, bundle_size: int,
-                 source_base: str | None = None):
+                 source_base: str | None = None, create_with: str = "auto"):
+        if create_with not in CREATE_MODES:
+            raise ConfigError(f"create_with '{create_with}': use one of {', '.join(CREATE_MODES)}")
         self.client = client
         self.rules = rules
         self.config = config
         self.bundle_size = bundle_size
         self.source_base = source_base  # set when the target is another server
+        self.create_with = create_with
         self.claims = PostCounts()
         self.tasks = PostCounts()
         self.failures: list[dict] = []
+        self._there: dict[str, Mapping] = {}  # "system|value" -> our Claim/Task on the target
+        self._asked: set[str] = set()  # identifiers looked up since begin_page()
 
-    def _existing(self, rtype: str, identifiers: list[tuple[str, str]]) -> dict[str, Mapping]:
-        if not identifiers:
-            return {}
-        found: dict[str, Mapping] = {}
-        values = [f"{s}|{v}" for s, v in identifiers]
-        for resource, mode in self.client.search_by(rtype, "identifier", values, LOOKUP_CHUNK):
-            if mode != "match":
-                continue
-            for ident in resource.get("identifier") or []:
-                key = f"{ident.get('system')}|{ident.get('value')}"
-                if key in values:
-                    found.setdefault(key, resource)
-        return found
+    # -- what is already there ---------------------------------------------
+
+    def begin_page(self) -> None:
+        """Forget the last page's look-ups: what this run wrote since may have changed them."""
+        self._there.clear()
+        self._asked.clear()
+
+    def lookups(self, administration_ids: list[str]) -> list[Lookup]:
+        """The identifier searches that find these administrations' Claims and Tasks on the target."""
+        out = []
+        for rtype, suffix in (("Claim", ""), ("Task", TASK_IDENTIFIER_SUFFIX)):
+            system = self.config.identifier_system + suffix
+            values = tuple(v for v in dict.fromkeys(f"{system}|{a}" for a in administration_ids)
+                           if v not in self._asked)
+            if values:
+                out.append(Lookup(rtype, "identifier", values))
+        return out
+
+    def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
+        for lk, found in zip(lookups, results):
+            wanted = set(lk.values)
+            self._asked.update(wanted)
+            for resource, mode in found:
+                if mode != "match" or resource.get("resourceType") != lk.type:
+                    continue
+                for ident in resource.get("identifier") or []:
+                    key = f"{ident.get('system')}|{ident.get('value')}"
+                    if key in wanted:
+                        self._there.setdefault(key, resource)
+
+    def _use_put(self, rtype: str) -> bool:
+        if self.create_with == "auto":
+            return self.client.allows_client_ids(rtype)
+        return self.create_with == "put"
 
     def _prepare(self, resource: dict) -> dict:
         if self.source_base:
@@ -285,8 +363,10 @@ class Poster:
         """
         claim_ids = [claim_identifier(d, self.config) for d in decisions]
         task_ids = [task_identifier(d, self.config) for d in decisions]
-        claims_there = self._existing("Claim", claim_ids)
-        tasks_there = self._existing("Task", task_ids)
+        missing = self.lookups([d.administration_id for d in decisions])  # none when fetched with the page
+        if missing:
+            self.take(missing, self.client.lookup_many(missing, LOOKUP_CHUNK))
+        claims_there = tasks_there = self._there  # keyed by "system|value": Claim and Task systems differ
         plans: list[_Planned] = []
         outcome: dict[str, dict] = {}
         for d, cid, tid in zip(decisions, claim_ids, task_ids):
@@ -362,12 +442,21 @@ class Poster:
         return plans, outcome
 
     def _create(self, rtype: str, d: Decision, resource: dict, ident: tuple[str, str]) -> _Planned:
-        body = {k: v for k, v in resource.items() if k != "id"}
-        return _Planned(rtype, "create", d.administration, {
+        """A create: ``PUT`` to our stable id where the server takes client ids (one indexed write, and
+        idempotent by itself), else a conditional create on the business identifier."""
+        if self._use_put(rtype) and resource.get("id"):
+            return _Planned(rtype, "create", d.administration, {
+                "fullUrl": f"{self.client.base_url}/{rtype}/{resource['id']}", "resource": resource,
+                "request": {"method": "PUT", "url": f"{rtype}/{resource['id']}"}}, ident)
+        return _Planned(rtype, "create", d.administration, self._conditional_create(rtype, resource, ident), ident)
+
+    @staticmethod
+    def _conditional_create(rtype: str, resource: Mapping, ident: tuple[str, str]) -> dict:
+        return {
             "fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{ident[0]}|{ident[1]}')}",
-            "resource": body,
+            "resource": {k: v for k, v in resource.items() if k != "id"},
             "request": {"method": "POST", "url": rtype, "ifNoneExist": f"identifier={ident[0]}|{ident[1]}"},
-        })
+        }
 
     def _update(self, rtype: str, action: str, d: Decision, resource: dict, old: Mapping) -> _Planned:
         request = {"method": "PUT", "url": f"{rtype}/{old['id']}"}
@@ -378,34 +467,44 @@ class Poster:
             "fullUrl": f"{self.client.base_url}/{rtype}/{old['id']}", "resource": resource, "request": request})
 
     def send(self, plans: list[_Planned], outcome: dict[str, dict]) -> None:
-        """Post the plans in batch Bundles; one bad entry never loses the others.
+        """Post the plans in Bundles of ``bundle_size``; one bad entry never loses the others.
 
-        A validating server (HAPI with request validation) refuses a whole Bundle
-        for one invalid entry: then that Bundle's entries go one by one, so only
-        the bad one fails, with the server's message.
+        A server that lists ``transaction`` gets transaction Bundles (one database
+        transaction each: HAPI writes them several times faster than batches), others
+        batch Bundles. A Bundle refused as a whole (a transaction with one bad entry,
+        or a validating server refusing a batch) is split in halves and each half
+        sent again, down to the bad entry alone, which fails with the server's own
+        message: about 2·log2(size) extra requests per bad entry, not one per entry.
         """
+        kind = "transaction" if self.client.supports_interaction("transaction") else "batch"
         for start in range(0, len(plans), self.bundle_size):
-            chunk = plans[start:start + self.bundle_size]
-            try:
-                response = self.client.transaction([p.entry for p in chunk], kind="batch")
-            except FatalNetworkError as exc:
-                if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
-                    raise
-                log.warning("the target refused a batch of %d (HTTP %s); posting its entries one by one",
-                            len(chunk), exc.status)
-                for plan in chunk:
-                    self._send_one(plan, outcome)
+            self._send_chunk(plans[start:start + self.bundle_size], outcome, kind)
+
+    def _send_chunk(self, chunk: list[_Planned], outcome: dict[str, dict], kind: str, split: bool = False) -> None:
+        if split and len(chunk) == 1:  # the refused Bundle's culprit, or an innocent half: on its own
+            self._send_one(chunk[0], outcome)
+            return
+        try:
+            response = self.client.transaction([p.entry for p in chunk], kind=kind)
+        except FatalNetworkError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                raise
+            log.warning("the target refused a %s of %d (HTTP %s); sending it in halves", kind, len(chunk),
+                        exc.status)
+            half = len(chunk) // 2
+            self._send_chunk(chunk[:half], outcome, kind, split=True)
+            self._send_chunk(chunk[half:], outcome, kind, split=True)
+            return
+        results = self.client.entry_results(response)
+        retry = []
+        for plan, (status, location, text) in zip(chunk, results + [(0, None, "no response entry")] *
+                                                  (len(chunk) - len(results))):
+            if status == 409 and plan.action == "create":
+                retry.append(plan)  # lost a race with a parallel create: ask again
                 continue
-            results = self.client.entry_results(response)
-            retry = []
-            for plan, (status, location, text) in zip(chunk, results + [(0, None, "no response entry")] *
-                                                      (len(chunk) - len(results))):
-                if status == 409 and plan.action == "create":
-                    retry.append(plan)  # lost a race with a parallel create: ask again
-                    continue
-                self._record(plan, status, location, text, outcome)
-            for plan in retry:
-                self._send_one(plan, outcome)
+            self._record(plan, status, location, text, outcome)
+        for plan in retry:
+            self._send_one(plan, outcome)
 
     def _send_one(self, plan: _Planned, outcome: dict[str, dict]) -> None:
         request, resource = plan.entry["request"], plan.entry["resource"]
@@ -414,11 +513,23 @@ class Poster:
                 status, body = self.client.create(resource, request.get("ifNoneExist"))
                 location = f"{resource['resourceType']}/{body['id']}" if body.get("id") else None
             else:
-                body = self.client.put(resource, request.get("ifMatch"))
-                status, location = 200, f"{resource['resourceType']}/{resource['id']}"
+                status, body = self.client.update(resource, request.get("ifMatch"))
+                location = f"{resource['resourceType']}/{resource['id']}"
         except FatalNetworkError as exc:
             if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
                 raise
+            if plan.action == "create" and request["method"] == "PUT" and plan.ident and exc.status != 412:
+                # Perhaps the server takes no client-assigned ids: try a conditional create, and if that
+                # works, create that way for the rest of the run.
+                fallback = _Planned(plan.kind, plan.action, plan.administration,
+                                    self._conditional_create(plan.kind, resource, plan.ident), plan.ident)
+                before = self.claims.failed + self.tasks.failed
+                self._send_one(fallback, outcome)
+                if self.claims.failed + self.tasks.failed == before and self.create_with == "auto":
+                    log.warning("the target refused a create at our own id (HTTP %s) but took a conditional "
+                                "create; creating with conditional POST for the rest of this run", exc.status)
+                    self.create_with = "post"
+                return
             self._record(plan, exc.status, None, exc.outcome or str(exc), outcome)
             return
         self._record(plan, status, location, None, outcome)
@@ -492,23 +603,50 @@ def _last_updated(resource: Mapping) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _siblings(client: FhirClient, admins: list[Mapping]) -> list[Mapping]:
-    """The same patients' other administrations on the same days (for same-day rules)."""
+def _sibling_lookup(client: FhirClient, admins: list[Mapping]) -> Lookup | None:
+    """The search for the same patients' other administrations on the same days (for same-day rules)."""
     if not client.supports_search_param(MA, "effective-time"):
-        return []
+        return None
     patients = sorted({p for p in (patient_id_of(a) for a in admins) if p})
     days = sorted({str(a.get("effectiveDateTime"))[:10] for a in admins if a.get("effectiveDateTime")})
     if not patients or not days:
-        return []
+        return None
     lo = days[0]
     hi = (datetime.fromisoformat(days[-1]) + timedelta(days=1)).date().isoformat()
-    known = {a.get("id") for a in admins}
-    out = []
-    for resource, mode in client.search_by(MA, "subject", [f"Patient/{p}" for p in patients], LOOKUP_CHUNK,
-                                           params=[("effective-time", f"ge{lo}"), ("effective-time", f"lt{hi}")]):
-        if mode == "match" and resource.get("id") not in known:
-            out.append(resource)
-    return out
+    return Lookup(MA, "subject", tuple(f"Patient/{p}" for p in patients),
+                  (("effective-time", f"ge{lo}"), ("effective-time", f"lt{hi}")))
+
+
+def _gather(source: FhirClient, resolver: Resolver, poster: "Poster", page_admins: list[Mapping],
+            same_server: bool) -> tuple[list[Mapping], Context]:
+    """Everything a page needs before it can be decided and posted, in as few requests as possible.
+
+    Round 1 asks, together: what the page's administrations point to, their patients'
+    consents/coverages/charge items, the same patients' other administrations on those
+    days (siblings, for the same-day rules) and, when the target is the source, the
+    page's Claims and Tasks already there. Round 2: what the encounters and the
+    siblings point to, and the siblings' Claims. A third round is needed only when a
+    sibling has an encounter nobody else on the page had.
+    """
+    sib = _sibling_lookup(source, page_admins)
+    known = {a.get("id") for a in page_admins}
+    admins = list(page_admins)
+    siblings: list[Mapping] = []
+    extra: list[Lookup] = ([sib] if sib else []) + (poster.lookups([a["id"] for a in page_admins])
+                                                    if same_server else [])
+    for round_ in range(4):
+        results = resolver.fetch(admins, extra)
+        if results is None:
+            break
+        answers = dict(zip(extra, results))
+        if sib is not None and sib in answers:
+            siblings = [r for r, mode in answers.pop(sib) if mode == "match" and r.get("resourceType") == MA
+                        and r.get("id") not in known]
+            admins += siblings
+        if answers:
+            poster.take(list(answers), list(answers.values()))
+        extra = poster.lookups([a["id"] for a in siblings]) if same_server and round_ == 0 else []
+    return siblings, resolver.context(admins)
 
 
 def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Config, options: SyncOptions,
@@ -535,7 +673,8 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
 
     resolver = Resolver(source, chunk_size=LOOKUP_CHUNK)
     separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
-    poster = Poster(target, rules, config, options.bundle_size, source.base_url if separate else None)
+    poster = Poster(target, rules, config, options.bundle_size, source.base_url if separate else None,
+                    options.create_with)
     report_path = Path(options.report_path)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_report = report_path.with_name(f".{report_path.name}.partial")
@@ -554,8 +693,8 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
         def process(page_admins: list[dict]) -> None:
             """Decide a page, post it, report it; remember what failed for the next run."""
             nonlocal admins_seen
-            siblings = _siblings(source, page_admins)
-            ctx = resolver.context_for(page_admins + siblings)
+            poster.begin_page()
+            siblings, ctx = _gather(source, resolver, poster, page_admins, not separate)
             decisions = decide_isolated(page_admins + siblings, ctx, rules, config, report.problem)
             in_page = {f"{MA}/{a['id']}" for a in page_admins}
             plans, outcome = poster.plan(decisions, created, in_page)
@@ -735,7 +874,8 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
     target = source if target_url.rstrip("/") == args.source.rstrip("/") else make_client(target_url,
                                                                                           "FHIR_TARGET_", args)
     options = SyncOptions(page_size=args.page_size, bundle_size=args.bundle_size, since=args.since,
-                          full=args.full, state_path=args.state, report_path=args.report or "report.json")
+                          full=args.full, state_path=args.state, report_path=args.report or "report.json",
+                          create_with=getattr(args, "create_with", "auto"))
     stop = StopFlag()
     stop.install()
     every = parse_interval(args.every) if args.every else None

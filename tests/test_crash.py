@@ -52,7 +52,8 @@ def _is_batch(method: str, path: str) -> bool:
 
 
 def _is_search(method: str, path: str) -> bool:
-    return method == "GET" and path.endswith("/MedicationAdministration")
+    """The administration search: its first page, and the pages its next links lead to (GET <base>?_getpages)."""
+    return method == "GET" and path.rstrip("/").endswith(("/MedicationAdministration", "/fhir"))
 
 
 WHERE = {"search": _is_search, "bundle": _is_batch, "after-bundle": _is_batch}

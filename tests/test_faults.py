@@ -109,7 +109,7 @@ def test_a_server_that_never_recovers_ends_the_run_in_bounded_time_state_unchang
 
 def test_a_server_that_fails_mid_run_keeps_the_safe_mark_and_a_rerun_completes_exactly_once(
         fhir_base_url, clinic, tmp_path):
-    with FaultProxy(fhir_base_url, fail_after=40) as proxy:
+    with FaultProxy(fhir_base_url, fail_after=15) as proxy:  # a whole run takes ~30 requests
         system, config = _setup(tmp_path, proxy, clinic)
         done = run_cli(sync_command(proxy.url, tmp_path, config, "--max-retry-seconds", "3"), timeout=120)
         assert done.returncode == 4, done.stderr[-3000:]

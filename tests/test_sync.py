@@ -634,21 +634,46 @@ def test_a_write_refused_run_after_run_is_given_up_and_reported(rsps, server, tm
     assert any("gave up posting" in e["message"] for e in report_of(tmp_path)["errors"])
 
 
-def test_batch_refused_whole_falls_back_to_one_request_per_entry(rsps, server, tmp_path, sleeps):
-    clinic(server, patients=2, per_patient=2)
-    server.batch_hook = lambda bundle: (422, outcome("HAPI-0450: Bundle entry 3 failed validation"))
-    bad = "Claim.item[0].productOrService: code 'X' is not valid"
+def _refuse_bundles_holding(server, value: str, text: str) -> None:
+    """A validating server: any Bundle with the bad entry in it is refused as a whole (HAPI answers 422)."""
+    def hook(bundle):
+        if any(e["resource"]["identifier"][0]["value"] == value for e in bundle["entry"]):
+            return 422, outcome(text)
+        return None
+    server.batch_hook = hook
     server.single_hook = lambda method, path, body: (
-        (422, outcome(bad)) if body["identifier"][0]["value"] == "ma1-0" else None)
+        (422, outcome(text)) if body["identifier"][0]["value"] == value else None)
+
+
+def test_batch_refused_whole_is_halved_until_the_bad_entry_fails_alone(rsps, server, tmp_path, sleeps):
+    clinic(server, patients=2, per_patient=2)
+    bad = "Claim.item[0].productOrService: code 'X' is not valid"
+    _refuse_bundles_holding(server, "ma1-0", bad)
 
     result = sync(tmp_path, sleeps)
 
-    assert len(calls(rsps, "POST", "")) == 1
-    assert len(calls(rsps, "POST", "Claim")) == 4
+    # [ma0-0 ma0-1 ma1-0 ma1-1] refused -> [ma0-0 ma0-1] lands; [ma1-0 ma1-1] refused -> each alone.
+    assert len(calls(rsps, "POST", "")) == 3
+    assert len(calls(rsps, "POST", "Claim")) == 2
     assert result.claims.created == 3 and result.claims.failed == 1
+    assert {c["identifier"][0]["value"] for c in server.all("Claim")} == {"ma0-0", "ma0-1", "ma1-1"}
     (error,) = report_of(tmp_path)["errors"]
     assert error["record"] == f"{MA}/ma1-0" and bad in error["message"]
     assert result.exit_code == 1
+
+
+def test_one_bad_entry_in_a_big_bundle_costs_log2_requests_not_one_per_entry(rsps, server, tmp_path, sleeps):
+    clinic(server, patients=16, per_patient=4)  # 64 Claims in one Bundle
+    _refuse_bundles_holding(server, "ma9-2", "refused")
+
+    result = sync(tmp_path, sleeps, page_size=100, bundle_size=100)
+
+    bundles, singles = len(calls(rsps, "POST", "")), len(calls(rsps, "POST", "Claim"))
+    # 64 -> 32 -> 16 -> 8 -> 4 -> 2: the half holding ma9-2 is refused at each size (6 Bundles), the other
+    # half lands (5 Bundles of 32..2), then the last pair goes alone (2): 13, against 65 one by one.
+    assert (bundles, singles) == (11, 2)
+    assert result.claims.created == 63 and result.claims.failed == 1
+    assert len(server.all("Claim")) == 63
 
 
 # --------------------------------------------------------------------------- reconciliation on later runs
