@@ -450,6 +450,15 @@ class Poster:
                 "request": {"method": "PUT", "url": f"{rtype}/{resource['id']}"}}, ident)
         return _Planned(rtype, "create", d.administration, self._conditional_create(rtype, resource, ident), ident)
 
+    def _as_conditional(self, plan: _Planned, force: bool = False) -> _Planned:
+        """A PUT-to-our-id create as a conditional create (the server refused client ids)."""
+        if plan.action != "create" or plan.entry["request"]["method"] != "PUT" or not plan.ident:
+            return plan
+        if not force and self.create_with != "post":
+            return plan
+        return _Planned(plan.kind, plan.action, plan.administration,
+                        self._conditional_create(plan.kind, plan.entry["resource"], plan.ident), plan.ident)
+
     @staticmethod
     def _conditional_create(rtype: str, resource: Mapping, ident: tuple[str, str]) -> dict:
         return {
@@ -481,6 +490,8 @@ class Poster:
             self._send_chunk(plans[start:start + self.bundle_size], outcome, kind)
 
     def _send_chunk(self, chunk: list[_Planned], outcome: dict[str, dict], kind: str, split: bool = False) -> None:
+        if self.create_with == "post":  # the server refused our ids earlier in this run
+            chunk = [self._as_conditional(p) for p in chunk]
         if split and len(chunk) == 1:  # the refused Bundle's culprit, or an innocent half: on its own
             self._send_one(chunk[0], outcome)
             return
@@ -518,14 +529,14 @@ class Poster:
         except FatalNetworkError as exc:
             if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
                 raise
-            if plan.action == "create" and request["method"] == "PUT" and plan.ident and exc.status != 412:
+            if (plan.action == "create" and request["method"] == "PUT" and plan.ident and exc.status != 412
+                    and self.create_with == "auto"):
                 # Perhaps the server takes no client-assigned ids: try a conditional create, and if that
                 # works, create that way for the rest of the run.
-                fallback = _Planned(plan.kind, plan.action, plan.administration,
-                                    self._conditional_create(plan.kind, resource, plan.ident), plan.ident)
+                fallback = self._as_conditional(plan, force=True)
                 before = self.claims.failed + self.tasks.failed
                 self._send_one(fallback, outcome)
-                if self.claims.failed + self.tasks.failed == before and self.create_with == "auto":
+                if self.claims.failed + self.tasks.failed == before:
                     log.warning("the target refused a create at our own id (HTTP %s) but took a conditional "
                                 "create; creating with conditional POST for the rest of this run", exc.status)
                     self.create_with = "post"

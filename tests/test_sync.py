@@ -59,9 +59,13 @@ def outcome(text: str, code: str = "processing") -> dict:
 class FakeFhir:
     """An in-memory FHIR R4 server on BASE, answering through ``responses`` callbacks."""
 
-    def __init__(self, includes: bool = True, sort: bool = True):
+    def __init__(self, includes: bool = True, sort: bool = True, interactions: tuple[str, ...] = (),
+                 update_create: bool | None = None):
         self.includes = includes
         self.sort = sort
+        self.interactions = interactions  # whole-system interactions listed: "batch", "transaction"
+        self.update_create = update_create  # updateCreate listed for every type when not None
+        self.client_ids = True  # False: a PUT to an id that does not exist is refused (400), like some servers
         self.store: dict[str, dict[str, dict]] = {}
         self.searches: dict[str, list[dict]] = {}
         self.expire_next: set[int] = set()  # page offsets whose next link answers 410 once
@@ -104,9 +108,14 @@ class FakeFhir:
         others = [{"type": t, "searchParam": [{"name": n, "type": "token"} for n in
                                               ("_id", "identifier", "patient", "beneficiary", "subject")]}
                   for t in TYPES]
+        if self.update_create is not None:
+            for r in others:
+                r["updateCreate"] = self.update_create
+        rest = {"mode": "server", "resource": [ma, *others]}
+        if self.interactions:
+            rest["interaction"] = [{"code": c} for c in self.interactions]
         return {"resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
-                "fhirVersion": "4.0.1", "format": ["json"],
-                "rest": [{"mode": "server", "resource": [ma, *others]}]}
+                "fhirVersion": "4.0.1", "format": ["json"], "rest": [rest]}
 
     # -- plumbing -----------------------------------------------------------
 
@@ -248,6 +257,9 @@ class FakeFhir:
 
     def _update(self, rtype: str, rid: str, resource: dict, if_match: str | None) -> tuple[int, dict]:
         old = self.get(rtype, rid)
+        if old is None and not self.client_ids:
+            return 400, outcome(f"HAPI-0959: No resource exists on this server resource with ID[{rid}], "
+                                "and client-assigned IDs are not enabled.")
         if if_match and (old is None or if_match != f'W/"{old["meta"]["versionId"]}"'):
             return 412, outcome(f"HAPI-0989: Trying to update {rtype}/{rid} but version does not match", "conflict")
         body = dict(resource)
@@ -266,8 +278,14 @@ class FakeFhir:
                 if answer is not None:
                     return self._json(*answer)
             out = []
+            saved = copy.deepcopy(self.store)
             for entry in body["entry"]:
                 req = entry["request"]
+                if req["method"] == "GET":  # a search inside a batch: answered as GET <base>/<url>
+                    inner = type("Inner", (), {"url": f"{BASE}/{req['url']}", "headers": {}})()
+                    status, _, text = self._get(inner)
+                    out.append({"resource": json.loads(text), "response": {"status": str(status)}})
+                    continue
                 hooked = self.entry_hook(entry) if self.entry_hook else None
                 if hooked is not None:
                     status, text = hooked
@@ -285,6 +303,13 @@ class FakeFhir:
                         "status": f"{status} {'Created' if status == 201 else 'OK'}",
                         "location": f"{res['resourceType']}/{res['id']}/_history/{res['meta']['versionId']}",
                         "etag": f'W/"{res["meta"]["versionId"]}"'}})
+            if body["type"] == "transaction":
+                failed = [e for e in out if not e["response"]["status"].startswith("2")]
+                if failed:  # all or nothing: undo, and answer with the first failure
+                    self.store = saved
+                    return self._json(int(failed[0]["response"]["status"][:3]),
+                                      failed[0]["response"].get("outcome") or outcome("transaction failed"))
+                return self._json(200, {"resourceType": "Bundle", "type": "transaction-response", "entry": out})
             return self._json(200, {"resourceType": "Bundle", "type": "batch-response", "entry": out})
         if self.single_hook:
             answer = self.single_hook("POST", path, body)
@@ -1031,3 +1056,213 @@ def test_cli_prints_a_progress_line_per_page_and_the_request_count(rsps, server,
     assert [p.split(":")[1].strip() for p in progress] == ["page 1", "page 2", "page 3"]
     assert "60 administrations" in progress[-1] and "requests" in progress[-1]
     assert f"HTTP: {len(calls(rsps))} requests over 3 pages" in out.out
+
+
+# --------------------------------------------------------------------------- batch searches, transactions, our ids
+
+
+def batch_server(rsps, **kw) -> FakeFhir:
+    """A server like HAPI: lists transaction and batch, takes PUT to a new id (updateCreate)."""
+    kw.setdefault("interactions", ("transaction", "batch"))
+    kw.setdefault("update_create", True)
+    return FakeFhir(**kw).install(rsps)
+
+
+def bundles_of(rsps, kind: str) -> list[dict]:
+    return [b for b in (json.loads(c.request.body) for c in calls(rsps, "POST", "")) if b["type"] == kind]
+
+
+def test_batch_server_a_page_costs_the_page_one_lookup_batch_and_one_transaction(rsps, tmp_path, sleeps):
+    from fhir_injection.claims import stable_id
+    server = batch_server(rsps)
+    admins = clinic(server)  # 60 administrations, 20 a page -> 3 pages
+
+    result = sync(tmp_path, sleeps)
+
+    assert result.exit_code == 0 and result.claims.created == 60
+    # metadata 1 + per page: the page (its encounters came as _include, so what they point to is known
+    # at once), one batch of searches (Conditions, the Organization on page 1, Consent, Coverage,
+    # ChargeItem, the same-day siblings, the Claims and Tasks already there), one transaction of 20 PUTs:
+    # 1 + 3 x 3 = 10 (29 on a server without batch: see above).
+    assert len(calls(rsps)) == result.summary["http"]["requests"] == 10
+    searches = bundles_of(rsps, "batch")
+    assert len(searches) == 3 and all(e["request"]["method"] == "GET" for b in searches for e in b["entry"])
+    first_round = {e["request"]["url"].split("?")[0] for e in searches[0]["entry"]}
+    assert first_round == {"Condition", "Organization", "Consent", "Coverage", "ChargeItem", MA, "Claim", "Task"}
+    writes = bundles_of(rsps, "transaction")
+    assert len(writes) == 3
+    entries = [e for b in writes for e in b["entry"]]
+    assert all(e["request"]["method"] == "PUT" for e in entries)
+    expected = {stable_id("fi-claim", CLAIM_SYSTEM, a["id"]) for a in admins}
+    assert {e["request"]["url"] for e in entries} == {f"Claim/{i}" for i in expected}
+    assert {c["id"] for c in server.all("Claim")} == expected  # our ids: the same as the offline job's
+    assert all(e["posted"]["claim"] == "create" for e in report_of(tmp_path)["administrations"])
+
+    rsps.calls.reset()
+    again = sync(tmp_path, sleeps, full=True)
+    assert again.claims.unchanged == 60 and again.claims.created == 0
+    assert bundles_of(rsps, "transaction") == []  # nothing to write
+
+
+def test_server_without_update_create_gets_conditional_creates_in_transactions(rsps, tmp_path, sleeps):
+    server = batch_server(rsps, update_create=False)
+    admins = clinic(server, patients=3, per_patient=2)
+
+    result = sync(tmp_path, sleeps)
+
+    assert result.claims.created == 6
+    (write,) = bundles_of(rsps, "transaction")
+    assert sorted(e["request"]["ifNoneExist"] for e in write["entry"]) == sorted(
+        f"identifier={CLAIM_SYSTEM}|{a['id']}" for a in admins)
+    assert not any(c["id"].startswith("fi-claim-") for c in server.all("Claim"))
+
+
+def test_create_with_post_is_honoured_where_the_server_takes_ids(rsps, tmp_path, sleeps):
+    server = batch_server(rsps)
+    clinic(server, patients=2, per_patient=2)
+    sync(tmp_path, sleeps, create_with="post")
+    (write,) = bundles_of(rsps, "transaction")
+    assert {e["request"]["method"] for e in write["entry"]} == {"POST"}
+
+
+def test_a_server_refusing_our_ids_is_noticed_once_then_conditional_create_for_the_run(rsps, tmp_path, sleeps,
+                                                                                      caplog):
+    server = batch_server(rsps)  # it claims updateCreate...
+    server.client_ids = False  # ...but refuses a PUT to a new id
+    admins = clinic(server)
+
+    with caplog.at_level(logging.WARNING):
+        result = sync(tmp_path, sleeps)
+
+    assert result.claims.created == 60 and result.claims.failed == 0 and result.exit_code == 0
+    assert sorted(c["identifier"][0]["value"] for c in server.all("Claim")) == sorted(a["id"] for a in admins)
+    assert sum("creating with conditional POST" in r.message for r in caplog.records) == 1
+    puts = [e for b in bundles_of(rsps, "transaction") for e in b["entry"] if e["request"]["method"] == "PUT"]
+    assert len(puts) == 20 + 10 + 5 + 2  # the first page's refused halves, down to the first single
+    assert [b for b in bundles_of(rsps, "transaction")[-2:]
+            if any(e["request"]["method"] == "PUT" for e in b["entry"])] == []  # pages 2 and 3: POST only
+    assert sync(tmp_path, sleeps, full=True).claims.unchanged == 60
+
+
+def test_a_transaction_with_one_bad_entry_lands_nothing_then_everything_but_it(rsps, tmp_path, sleeps):
+    server = batch_server(rsps)
+    clinic(server, patients=4, per_patient=2)
+    text = "HAPI-1094: Resource Practitioner/gone not found"
+    server.entry_hook = lambda e: (400, text) if e["resource"]["identifier"][0]["value"] == "ma2-1" else None
+    server.single_hook = lambda method, path, body: (
+        (400, outcome(text)) if body["identifier"][0]["value"] == "ma2-1" else None)
+
+    result = sync(tmp_path, sleeps, create_with="put")
+
+    assert result.claims.created == 7 and result.claims.failed == 1
+    assert sorted(c["identifier"][0]["value"] for c in server.all("Claim")) == sorted(
+        f"ma{i}-{k}" for i in range(4) for k in range(2) if (i, k) != (2, 1))
+    (error,) = report_of(tmp_path)["errors"]
+    assert error["record"] == f"{MA}/ma2-1" and text in error["message"]
+    assert state_of(tmp_path)["retry"] == {"ma2-1": 1}
+
+
+def lookup_client(sleeps) -> FhirClient:
+    return make_client(sleeps)
+
+
+def test_lookup_many_sends_several_searches_in_one_batch_and_files_answers_per_search(rsps, sleeps):
+    from fhir_injection.client import Lookup
+    server = batch_server(rsps)
+    clinic(server, patients=3, per_patient=1)
+    client = lookup_client(sleeps)
+    wanted = [Lookup("Patient", "_id", ("p0", "p2", "nobody")),
+              Lookup("Consent", "patient", ("Patient/p1",)),
+              Lookup(MA, "subject", ("Patient/p0", "Patient/p1"), (("effective-time", "ge2026-10-05"),))]
+
+    results = client.lookup_many(wanted)
+
+    assert [c.request.method for c in calls(rsps) if "metadata" not in c.request.url] == ["POST"]
+    assert sorted(r["id"] for r, _ in results[0]) == ["p0", "p2"]
+    assert {r["patient"]["reference"] for r, _ in results[1]} == {"Patient/p1"}
+    assert sorted(r["id"] for r, _ in results[2]) == ["ma0-0", "ma1-0"]
+
+
+def test_lookup_many_follows_next_links_inside_a_batch_answer(rsps, sleeps, monkeypatch):
+    from fhir_injection import client as client_module
+    from fhir_injection.client import Lookup
+    monkeypatch.setattr(client_module, "SEARCH_BY_PAGE", 2)
+    server = batch_server(rsps)
+    clinic(server, patients=5, per_patient=1)
+    client = lookup_client(sleeps)
+
+    (found,) = client.lookup_many([Lookup("Coverage", "beneficiary", tuple(f"Patient/p{i}" for i in range(5)))])
+
+    assert sorted(r["beneficiary"]["reference"] for r, _ in found) == [f"Patient/p{i}" for i in range(5)]
+    assert len(calls(rsps, "GET", "", "_getpages")) == 2  # 5 results, 2 a page: the batch's page + 2 more
+
+
+def test_lookup_many_searches_alone_what_failed_inside_the_batch(rsps, sleeps):
+    from fhir_injection.client import Lookup
+    server = batch_server(rsps)
+    clinic(server, patients=2, per_patient=1)
+    failed = []
+
+    def once(method, path, query):
+        if path == "Consent" and not failed:
+            failed.append(path)
+            return 500, {}, outcome("HAPI-0389: database busy")
+        return None
+    server.fail.append(once)
+    client = lookup_client(sleeps)
+
+    consents, patients = client.lookup_many([Lookup("Consent", "patient", ("Patient/p0", "Patient/p1")),
+                                             Lookup("Patient", "_id", ("p0",))])
+
+    assert len(consents) == 2 and [r["id"] for r, _ in patients] == ["p0"]
+    assert len(calls(rsps, "GET", "Consent")) == 1  # the failed search, asked on its own
+    assert client.batch_searches is True
+
+
+def test_lookup_many_stops_batching_when_the_server_refuses_batches(rsps, sleeps):
+    from fhir_injection.client import Lookup
+    server = batch_server(rsps)
+    clinic(server, patients=2, per_patient=1)
+    server.batch_hook = lambda bundle: (405, outcome("batch not supported"))
+    client = lookup_client(sleeps)
+
+    first = client.lookup_many([Lookup("Patient", "_id", ("p0", "p1")), Lookup("Consent", "patient", ("Patient/p0",))])
+    second = client.lookup_many([Lookup("Patient", "_id", ("p1",))])
+
+    assert len(first[0]) == 2 and len(first[1]) == 1 and len(second[0]) == 1
+    assert len(calls(rsps, "POST", "")) == 1  # refused once, never asked again
+    assert len(calls(rsps, "GET", "Patient")) == 2 and client.batch_searches is False
+
+
+def test_lookup_many_without_batch_in_the_capability_statement_never_batches(rsps, server, sleeps):
+    from fhir_injection.client import Lookup
+    clinic(server, patients=2, per_patient=1)
+    client = lookup_client(sleeps)
+    results = client.lookup_many([Lookup("Patient", "_id", ("p0",)), Lookup("Consent", "patient", ("Patient/p1",))])
+    assert [len(r) for r in results] == [1, 1]
+    assert calls(rsps, "POST", "") == [] and len(calls(rsps, "GET")) == 3  # metadata + 2 searches
+
+
+def test_batch_server_siblings_on_an_earlier_page_get_the_same_day_rules_and_are_looked_up_once(rsps, tmp_path,
+                                                                                               sleeps):
+    server = batch_server(rsps)
+    clinic(server, patients=2, per_patient=3)  # page 1: ma0-0 ma0-1 ma0-2 ma1-0; page 2: ma1-1 ma1-2
+
+    result = sync(tmp_path, sleeps, page_size=4)
+
+    assert result.claims.created == 6 and result.claims.failed == 0
+    modifiers = {c["identifier"][0]["value"]: sorted(m["coding"][0]["code"] for it in c["item"]
+                                                     for m in it.get("modifier") or [])
+                 for c in server.all("Claim")}
+    # The 2nd and 3rd same-day injection of each patient carry the distinct-service modifier, also when
+    # the 1st was posted on an earlier page (found as a sibling), and the 1st does not.
+    assert modifiers["ma1-0"] == modifiers["ma0-0"]
+    assert modifiers["ma1-1"] == modifiers["ma1-2"] == modifiers["ma0-1"] == modifiers["ma0-2"]
+    assert modifiers["ma1-1"] != modifiers["ma1-0"]
+    # Each page: round 1 finds the siblings on the other page (ma1-1 ma1-2, then ma1-0), round 2 asks for
+    # the siblings' Claims and Tasks (and, on page 1, the Conditions their encounter points to).
+    batches = bundles_of(rsps, "batch")
+    assert len(batches) == 4
+    last = [e["request"]["url"] for e in batches[3]["entry"]]
+    assert [u.split("?")[0] for u in last] == ["Claim", "Task"] and all("ma1-0" in u for u in last)
+    assert len(bundles_of(rsps, "transaction")) == 2
