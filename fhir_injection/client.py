@@ -226,10 +226,8 @@ class FhirClient:
             seen[i].add(key)
             results[i].append((resource, mode))
 
-        if self.batch_searches is None:
-            self.batch_searches = self.supports_interaction("batch") or self.supports_interaction("transaction")
         leftover = chunks
-        if self.batch_searches and chunks:
+        if self.can_batch_searches() and chunks:
             leftover = []
             for start in range(0, len(chunks), MAX_SEARCHES_PER_BATCH):
                 part = chunks[start:start + MAX_SEARCHES_PER_BATCH]
@@ -241,6 +239,13 @@ class FhirClient:
             for resource, mode in self.search_by(lk.type, lk.param, chunk, len(chunk), list(lk.params)):
                 keep(i, resource, mode)
         return results
+
+    def can_batch_searches(self) -> bool:
+        """Will :meth:`lookup_many` send searches together (the server lists batch or transaction, and
+        has not refused a batch of searches yet)?"""
+        if self.batch_searches is None:
+            self.batch_searches = self.supports_interaction("batch") or self.supports_interaction("transaction")
+        return self.batch_searches
 
     def _batch_search(self, part: list[tuple[int, Lookup, list[str]]], keep) -> list:
         """One batch Bundle of GET searches; returns the chunks that must be searched on their own."""

@@ -55,6 +55,7 @@ LOOKUP_CHUNK = 500
 MAX_WRITE_RETRIES = 5  # runs in which a refused Claim/Task is tried again before it is only reported
 MA = "MedicationAdministration"
 CREATE_MODES = ("auto", "put", "post")
+PAGE_INCLUDES = (f"{MA}:context", f"{MA}:subject", f"{MA}:medication", f"{MA}:performer")
 
 
 @dataclass
@@ -603,7 +604,7 @@ def _search_params(client: FhirClient, since: str | None, page_size: int) -> lis
         params.append(("_lastUpdated", f"ge{since}"))
     if client.supports_sort(MA, "_lastUpdated"):
         params.append(("_sort", "_lastUpdated"))
-    for include in (f"{MA}:context", f"{MA}:subject", f"{MA}:medication", f"{MA}:performer"):
+    for include in PAGE_INCLUDES:
         if client.supports_include(MA, include):
             params.append(("_include", include))
     return params
@@ -614,18 +615,39 @@ def _last_updated(resource: Mapping) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _sibling_lookup(client: FhirClient, admins: list[Mapping]) -> Lookup | None:
-    """The search for the same patients' other administrations on the same days (for same-day rules)."""
+def _sibling_lookups(client: FhirClient, admins: list[Mapping]) -> list[Lookup]:
+    """Searches for the same patients' other administrations on the same days (for same-day rules).
+
+    Where searches travel together in a batch, one search per local day of the page, for the
+    patients with an administration that day, over that day ± 1 (a server reads a date-only bound
+    in its own time zone, and an evening injection at UTC−5 is the next day in UTC): a few days of
+    a few patients, not the page's whole date range for every patient on it. Elsewhere one search
+    over the whole range. What they point to comes along by ``_include``, so the siblings need no
+    look-up round of their own.
+    """
     if not client.supports_search_param(MA, "effective-time"):
-        return None
-    patients = sorted({p for p in (patient_id_of(a) for a in admins) if p})
-    days = sorted({str(a.get("effectiveDateTime"))[:10] for a in admins if a.get("effectiveDateTime")})
-    if not patients or not days:
-        return None
-    lo = days[0]
-    hi = (datetime.fromisoformat(days[-1]) + timedelta(days=1)).date().isoformat()
-    return Lookup(MA, "subject", tuple(f"Patient/{p}" for p in patients),
-                  (("effective-time", f"ge{lo}"), ("effective-time", f"lt{hi}")))
+        return []
+    by_day: dict[str, set[str]] = defaultdict(set)
+    for a in admins:
+        pid, when = patient_id_of(a), a.get("effectiveDateTime")
+        if pid and isinstance(when, str) and len(when) >= 10:
+            by_day[when[:10]].add(pid)
+    includes = tuple(("_include", inc) for inc in PAGE_INCLUDES if client.supports_include(MA, inc))
+    groups = []
+    for day, patients in sorted(by_day.items()):
+        try:
+            groups.append((datetime.fromisoformat(day).date(), patients))
+        except ValueError:
+            continue  # not a date: check_shape has reported it; no sibling can share it
+    if groups and not client.can_batch_searches():
+        # One request per search here: one search over the page's whole date range instead.
+        groups = [(groups[0][0], set().union(*(p for _, p in groups)), groups[-1][0])]
+    else:
+        groups = [(d, p, d) for d, p in groups]
+    return [Lookup(MA, "subject", tuple(f"Patient/{p}" for p in sorted(patients)),
+                   (("effective-time", f"ge{(lo - timedelta(days=1)).isoformat()}"),
+                    ("effective-time", f"lt{(hi + timedelta(days=2)).isoformat()}"), *includes))
+            for lo, patients, hi in groups]
 
 
 def _gather(source: FhirClient, resolver: Resolver, poster: "Poster", page_admins: list[Mapping],
@@ -634,30 +656,32 @@ def _gather(source: FhirClient, resolver: Resolver, poster: "Poster", page_admin
 
     Round 1 asks, together: what the page's administrations point to, their patients'
     consents/coverages/charge items, the same patients' other administrations on those
-    days (siblings, for the same-day rules) and, when the target is the source, the
-    page's Claims and Tasks already there. Round 2: what the encounters and the
-    siblings point to, and the siblings' Claims. A third round is needed only when a
-    sibling has an encounter nobody else on the page had.
+    days (siblings, for the same-day rules, with what they point to) and, when the target
+    is the source, the page's Claims and Tasks already there. Round 2, only when there are
+    siblings or new encounters: what those point to, and the siblings' Claims and Tasks.
     """
-    sib = _sibling_lookup(source, page_admins)
+    sibs = _sibling_lookups(source, page_admins)
     known = {a.get("id") for a in page_admins}
     admins = list(page_admins)
-    siblings: list[Mapping] = []
-    extra: list[Lookup] = ([sib] if sib else []) + (poster.lookups([a["id"] for a in page_admins])
-                                                    if same_server else [])
+    siblings: dict[str, Mapping] = {}
+    extra: list[Lookup] = sibs + (poster.lookups([a["id"] for a in page_admins]) if same_server else [])
     for round_ in range(4):
         results = resolver.fetch(admins, extra)
         if results is None:
             break
         answers = dict(zip(extra, results))
-        if sib is not None and sib in answers:
-            siblings = [r for r, mode in answers.pop(sib) if mode == "match" and r.get("resourceType") == MA
-                        and r.get("id") not in known]
-            admins += siblings
+        for lk in sibs if round_ == 0 else ():
+            for r, mode in answers.pop(lk, ()):
+                if mode != "match":
+                    resolver.remember(r)
+                elif r.get("resourceType") == MA and r.get("id") not in known:
+                    siblings.setdefault(r["id"], r)
         if answers:
             poster.take(list(answers), list(answers.values()))
-        extra = poster.lookups([a["id"] for a in siblings]) if same_server and round_ == 0 else []
-    return siblings, resolver.context(admins)
+        if round_ == 0:
+            admins += siblings.values()
+        extra = poster.lookups(list(siblings)) if same_server and round_ == 0 else []
+    return list(siblings.values()), resolver.context(admins)
 
 
 def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Config, options: SyncOptions,

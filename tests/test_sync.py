@@ -1266,3 +1266,24 @@ def test_batch_server_siblings_on_an_earlier_page_get_the_same_day_rules_and_are
     last = [e["request"]["url"] for e in batches[3]["entry"]]
     assert [u.split("?")[0] for u in last] == ["Claim", "Task"] and all("ma1-0" in u for u in last)
     assert len(bundles_of(rsps, "transaction")) == 2
+
+
+def test_batch_server_sibling_searches_one_per_day_with_a_day_either_side_and_includes(rsps, tmp_path, sleeps):
+    server = batch_server(rsps)
+    clinic(server, patients=2, per_patient=1)  # p0, p1 on 2026-10-05
+    for r in world(patient="p9"):
+        if not server.get(r["resourceType"], r["id"]):
+            server.put(r, last_updated=instant(0))
+    server.put(admin(id="ma9-0", patient="p9", effectiveDateTime="2026-10-07T22:30:00-05:00"),
+               last_updated=instant(200), version="1")
+
+    sync(tmp_path, sleeps)
+
+    first = bundles_of(rsps, "batch")[0]
+    sibling_urls = [e["request"]["url"] for e in first["entry"] if e["request"]["url"].startswith(MA + "?")]
+    searches = [parse_qs(urlsplit(u).query) for u in sibling_urls]
+    by_patients = {q["subject"][0]: q for q in searches}
+    assert set(by_patients) == {"Patient/p0,Patient/p1", "Patient/p9"}
+    assert by_patients["Patient/p0,Patient/p1"]["effective-time"] == ["ge2026-10-04", "lt2026-10-07"]
+    assert by_patients["Patient/p9"]["effective-time"] == ["ge2026-10-06", "lt2026-10-09"]
+    assert all(sorted(q["_include"]) == sorted(INCLUDES) for q in searches)
