@@ -1287,3 +1287,26 @@ def test_batch_server_sibling_searches_one_per_day_with_a_day_either_side_and_in
     assert by_patients["Patient/p0,Patient/p1"]["effective-time"] == ["ge2026-10-04", "lt2026-10-07"]
     assert by_patients["Patient/p9"]["effective-time"] == ["ge2026-10-06", "lt2026-10-09"]
     assert all(sorted(q["_include"]) == sorted(INCLUDES) for q in searches)
+
+
+@pytest.mark.parametrize("flag, method", [("put", "PUT"), ("post", "POST")])
+def test_cli_create_with_reaches_the_writes(rsps, tmp_path, sleeps, monkeypatch, flag, method):
+    server = batch_server(rsps)
+    clinic(server, patients=1, per_patient=2)
+    monkeypatch.setattr(sync_module, "make_client", no_sleep_cli_client(sleeps))
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        code = cli.main(["sync", "--source", BASE, "--state", str(tmp_path / "state.json"),
+                         "--report", str(tmp_path / "report.json"), "--create-with", flag])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    assert code == 0
+    (write,) = bundles_of(rsps, "transaction")
+    assert {e["request"]["method"] for e in write["entry"]} == {method}
+
+
+def test_unknown_create_with_is_a_config_error(tmp_path):
+    from fhir_injection.sync import Poster
+    with pytest.raises(ConfigError, match="create_with 'maybe'"):
+        Poster(make_client([]), load_bundled_rules(), Config(), 10, create_with="maybe")
