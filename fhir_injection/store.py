@@ -21,6 +21,10 @@ from .context import Context, patient_id_of, split_reference
 from .sources import RecordProblem
 
 PATIENT_SCOPED = ("Encounter", "Condition", "Consent", "Coverage", "ChargeItem")
+_SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
+_BATCH = 1000
+_INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?)"
+_REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)"
 
 
 def _version(resource: Mapping) -> tuple:
@@ -79,30 +83,56 @@ class Spool:
     def __exit__(self, *exc):
         self.close()
 
-    def add_all(self, resources, on_problem) -> None:
-        """Store every resource; of two with one id keep the newer version and say so when unclear."""
+    def add_all(self, records, on_problem) -> None:
+        """Store every resource; of two with one id keep the newer version and say so when unclear.
+
+        ``records`` are resources, or (resource, JSON text) pairs as
+        :func:`~fhir_injection.sources.iter_folder_text` gives them: a text is stored as it was read,
+        not serialised again. Rows go in by batches; an id that may have been seen before (a fixed-size
+        bit filter says so, whatever the input's size) waits for the batch and is checked against the
+        stored row.
+        """
         cur = self.db.cursor()
         cur.execute("BEGIN")
-        for resource in resources:
+        seen = bytearray(_SEEN_BITS >> 3)
+        mask = _SEEN_BITS - 1
+        batch: list[tuple] = []
+        counts = self.counts
+        for record in records:
+            resource, body = record if type(record) is tuple else (record, None)
             rtype, rid = resource["resourceType"], resource["id"]
-            try:
-                body = json.dumps(resource, separators=(",", ":"))
-            except (RecursionError, ValueError, TypeError):
-                on_problem(RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped"))
-                continue
+            if body is None:
+                try:
+                    body = json.dumps(resource, separators=(",", ":"))
+                except (RecursionError, ValueError, TypeError):
+                    on_problem(RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped"))
+                    continue
             version = _version(resource)
-            row = cur.execute("SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)).fetchone()
-            if row is not None:
-                if (row[0], row[1]) == version:
+            row = (rtype, rid, patient_id_of(resource), version[0], version[1], body)
+            slot = hash((rtype, rid)) & mask
+            if not seen[slot >> 3] & (1 << (slot & 7)):
+                seen[slot >> 3] |= 1 << (slot & 7)
+                counts[rtype] = counts.get(rtype, 0) + 1
+                batch.append(row)
+                if len(batch) >= _BATCH:
+                    cur.executemany(_INSERT, batch)
+                    batch.clear()
+                continue
+            if batch:
+                cur.executemany(_INSERT, batch)
+                batch.clear()
+            old = cur.execute("SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)).fetchone()
+            if old is not None:
+                if old == version:
                     on_problem(RecordProblem(f"{rtype}/{rid}", "id", "appears more than once with the same "
                                              "version; the later record is used"))
-                elif (row[0], row[1]) > version:
+                elif old > version:
                     continue
             else:
-                self.counts[rtype] = self.counts.get(rtype, 0) + 1
-            pid = patient_id_of(resource)
-            cur.execute("INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)",
-                        (rtype, rid, pid, version[0], version[1], body))
+                counts[rtype] = counts.get(rtype, 0) + 1
+            cur.execute(_REPLACE, row)
+        if batch:
+            cur.executemany(_INSERT, batch)
         cur.execute("COMMIT")
         cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
 

@@ -10,7 +10,7 @@ import pytest
 
 from builders import admin, world
 from fhir_injection import decide_bundle
-from fhir_injection.sources import RecordProblem, check_resource, iter_folder
+from fhir_injection.sources import RecordProblem, check_resource, iter_folder, iter_folder_text
 from fhir_injection.store import Spool
 
 
@@ -168,6 +168,29 @@ def test_spool_reports_the_same_id_twice_with_the_same_version(tmp_path):
     with Spool(directory=str(tmp_path)) as spool:
         spool.add_all([admin(), admin()], problems.append)
     assert [(p.record, p.field) for p in problems] == [("MedicationAdministration/ma1", "id")]
+
+
+def test_spool_stores_the_text_as_read_and_checks_every_possible_repeat(tmp_path, monkeypatch):
+    """The text a line was read from is stored as it is; with a filter that sees every id as a possible
+    repeat (one slot), each is checked against the stored rows and the result is the same."""
+    older = dict(admin(id="a1"), meta={"versionId": "1"}, status="in-progress")
+    (tmp_path / "MedicationAdministration.ndjson").write_text(
+        ndjson([admin(id="a1", meta={"versionId": "2"}), older, admin(id="a2"), admin(id="a2")]))
+    (tmp_path / "Patient.ndjson").write_text(ndjson(r for r in world() if r["resourceType"] == "Patient"))
+    problems: list[RecordProblem] = []
+    records = list(iter_folder_text(tmp_path, problems.append))
+    assert all(isinstance(text, bytes) and json.loads(text) == r for r, text in records)
+    results = []
+    for bits in (1 << 24, 8):
+        monkeypatch.setattr("fhir_injection.store._SEEN_BITS", bits)
+        found: list[RecordProblem] = []
+        with Spool(directory=str(tmp_path)) as spool:
+            spool.add_all(records, found.append)
+            admins, _ = spool.for_patient("p1")
+            results.append(([(a["id"], a.get("meta")) for a in admins], spool.counts, found))
+    assert results[0] == results[1]
+    assert results[0][0] == [("a1", {"versionId": "2"}), ("a2", None)]
+    assert [(p.record, p.field) for p in results[0][2]] == [("MedicationAdministration/a2", "id")]
 
 
 def test_spool_deletes_its_file(tmp_path):
