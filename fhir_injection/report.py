@@ -16,16 +16,19 @@ run in memory. Nothing in it names a person: ids and codes only.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from decimal import Decimal
 from typing import IO, Any
 
+from . import fastjson
 from .model import Decision
 from .rules import OUTCOMES
 from .sources import RecordProblem
 
 
 def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | None) -> dict[str, Any]:
+    """One report entry. Its only float is ``estimated_usd`` (:class:`ReportWriter` relies on it)."""
     drug = next((line for line in decision.lines if line.kind == "drug"), None)
     admin_line = next((line for line in decision.lines if line.kind == "administration"), None)
     return {
@@ -135,7 +138,8 @@ class ReportWriter:
         if claim_status:
             entry["claim_status"] = claim_status
         entry.update(extra)
-        self.fh.write(("" if self._first else ",\n") + json.dumps(entry, separators=(",", ":")))
+        finite = not extra and math.isfinite(entry["estimated_usd"])
+        self.fh.write(("" if self._first else ",\n") + fastjson.dumps(entry, floats_finite=finite))
         self._first = False
         self.summary.add(decision, claim_status if claim_ref else None, task_ref is not None)
 
