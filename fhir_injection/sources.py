@@ -18,6 +18,8 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Callable, Iterator
 
+from .model import MAPPING
+
 USED_TYPES = frozenset({
     "MedicationAdministration", "Encounter", "Consent", "Coverage", "Patient", "Practitioner",
     "PractitionerRole", "Organization", "Condition", "Medication", "ChargeItem",
@@ -50,7 +52,7 @@ _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
 
 def check_resource(resource, where: str, expected_type: str | None = None) -> RecordProblem | None:
     """The minimum a resource needs before anything indexes it: an object with a type and a valid id."""
-    if not isinstance(resource, Mapping):
+    if not isinstance(resource, MAPPING):
         return RecordProblem(where, None, f"expected a JSON object, got {type(resource).__name__}")
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
@@ -76,7 +78,7 @@ _MA_SHAPE = (
     ("medicationCodeableConcept.coding", _LIST), ("dosage.route", _OBJECT), ("dosage.route.coding", _LIST),
     ("dosage.site", _OBJECT), ("dosage.site.coding", _LIST), ("dosage.dose", _OBJECT),
 )
-_IS = {_OBJECT: lambda v: isinstance(v, Mapping), _LIST: lambda v: isinstance(v, list),
+_IS = {_OBJECT: lambda v: isinstance(v, MAPPING), _LIST: lambda v: isinstance(v, list),
        _STRING: lambda v: isinstance(v, str)}
 
 
@@ -91,12 +93,12 @@ def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
     for path, kind in _MA_SHAPE:
         value = resource
         for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+            value = value.get(part) if isinstance(value, MAPPING) else None
         if value is not None and not _IS[kind](value):
             return RecordProblem(record, f"MedicationAdministration.{path}",
                                  f"is {type(value).__name__}, not {kind}; the record is skipped")
-    dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), Mapping) else None
-    value = dose.get("value") if isinstance(dose, Mapping) else None
+    dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), MAPPING) else None
+    value = dose.get("value") if isinstance(dose, MAPPING) else None
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value)):
         return RecordProblem(record, "MedicationAdministration.dosage.dose.value",
@@ -165,7 +167,7 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
     except (ValueError, RecursionError, OSError) as exc:
         on_problem(RecordProblem(name, None, f"not a readable JSON file ({type(exc).__name__})"))
         return
-    if not isinstance(data, Mapping):
+    if not isinstance(data, MAPPING):
         on_problem(RecordProblem(name, None, "expected a JSON object (a Bundle or a resource)"))
         return
     if data.get("resourceType") != "Bundle":
@@ -181,7 +183,7 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
         return
     for index, entry in enumerate(entries or []):
         where = f"{name} entry[{index}]"
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        resource = entry.get("resource") if isinstance(entry, MAPPING) else None
         if resource is None:
             on_problem(RecordProblem(where, "resource", "entry has no resource"))
             continue

@@ -13,11 +13,11 @@ import json
 import os
 import sqlite3
 import tempfile
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Iterator
 
-from .context import Context, patient_id_of, split_reference
+from .context import Context, patient_id_of
+from .model import MAPPING
 from .sources import RecordProblem
 
 PATIENT_SCOPED = ("Encounter", "Condition", "Consent", "Coverage", "ChargeItem")
@@ -25,10 +25,11 @@ _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
 _INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?)"
 _REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)"
+_MISSING = object()
 
 
 def _version(resource: Mapping) -> tuple:
-    meta = resource.get("meta") if isinstance(resource.get("meta"), Mapping) else {}
+    meta = resource.get("meta") if isinstance(resource.get("meta"), MAPPING) else {}
     v = meta.get("versionId")
     number = int(v) if isinstance(v, str) and v.isdigit() else -1
     updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else ""
@@ -44,14 +45,9 @@ class _LazyContext(Context):
         super().__init__()
         self._spool = spool
 
-    def get(self, reference, expected_type=None):
-        found = super().get(reference, expected_type)
-        if found is not None:
-            return found
-        pair = split_reference(reference)
-        if pair is None or (expected_type and pair[0] != expected_type):
-            return None
-        return self._spool.get(*pair)
+    def _find(self, pair, key):
+        found = self._by_key.get(key)
+        return found if found is not None else self._spool.get(*pair)
 
 
 class Spool:
@@ -66,7 +62,7 @@ class Spool:
             "CREATE TABLE res (type TEXT, id TEXT, patient TEXT, v INTEGER, updated TEXT, body TEXT,"
             " PRIMARY KEY (type, id)) WITHOUT ROWID;"
         )
-        self._cache: OrderedDict[tuple[str, str], Mapping | None] = OrderedDict()
+        self._cache: dict[tuple[str, str], Mapping | None] = {}
         self._cache_size = cache_size
         self.counts: dict[str, int] = {}
 
@@ -138,14 +134,14 @@ class Spool:
 
     def get(self, rtype: str, rid: str) -> Mapping | None:
         key = (rtype, rid)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        value = self._cache.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
         row = self.db.execute("SELECT body FROM res WHERE type=? AND id=?", key).fetchone()
         value = json.loads(row[0]) if row else None
+        if len(self._cache) >= self._cache_size:
+            del self._cache[next(iter(self._cache))]  # the oldest: a patient's lookups come together
         self._cache[key] = value
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         return value
 
     def of_type(self, rtype: str) -> Iterator[dict]:
@@ -168,11 +164,11 @@ class Spool:
                                    "AND patient IS NULL ORDER BY id").fetchall()
             return [json.loads(r[0]) for r in rows], ctx
         admins = []
-        for rtype, body in self.db.execute("SELECT type, body FROM res WHERE patient=? ORDER BY type, id",
-                                           (patient_id,)):
+        for rtype, rid, body in self.db.execute("SELECT type, id, body FROM res WHERE patient=? ORDER BY type, id",
+                                                (patient_id,)):
             resource = json.loads(body)
             if rtype == "MedicationAdministration":
                 admins.append(resource)
             else:
-                ctx.add(resource)
+                ctx.add_new(resource, rtype, rid, patient_id)
         return admins, ctx
