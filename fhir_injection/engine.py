@@ -21,6 +21,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Iterable, Sequence
 
@@ -65,8 +66,11 @@ def _concept_text(concept) -> str | None:
 
 
 def _parse_time(value) -> datetime | date | None:
-    if not isinstance(value, str):
-        return None
+    return _parse_text_time(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)  # the same instants come back: a patient's consent, coverage and encounters
+def _parse_text_time(value: str) -> datetime | date | None:
     try:
         if len(value) == 10:
             return date.fromisoformat(value)
@@ -81,18 +85,24 @@ def _as_date(value: datetime | date) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def _within(moment: datetime | date, start, end) -> bool:
-    """Whether ``moment`` lies in [start, end]; compares dates when either side has no time."""
-    def cmp(a, b):  # -1, 0, 1
-        if isinstance(a, datetime) and isinstance(b, datetime):
+def _cmp(a: datetime | date, b: datetime | date) -> int:
+    """-1, 0 or 1; dates when either side has no time, and wall times when only one has a zone."""
+    if isinstance(a, datetime):
+        if isinstance(b, datetime):
             if (a.tzinfo is None) != (b.tzinfo is None):
                 a, b = a.replace(tzinfo=None), b.replace(tzinfo=None)
             return (a > b) - (a < b)
-        a, b = _as_date(a), _as_date(b)
-        return (a > b) - (a < b)
-    if start is not None and cmp(moment, start) < 0:
+        a = a.date()
+    elif isinstance(b, datetime):
+        b = b.date()
+    return (a > b) - (a < b)
+
+
+def _within(moment: datetime | date, start, end) -> bool:
+    """Whether ``moment`` lies in [start, end]; compares dates when either side has no time."""
+    if start is not None and _cmp(moment, start) < 0:
         return False
-    if end is not None and cmp(moment, end) > 0:
+    if end is not None and _cmp(moment, end) > 0:
         return False
     return True
 
@@ -189,18 +199,18 @@ def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medicati
         med.drug = rules.drugs[med.drug_code.hcpcs]
     if med.drug_code is not None and med.drug_code.strength and not med.strength:
         med.strength = med.drug_code.strength
-    names = " ".join(filter(None, [med.text] + [c.get("display") for c in med.codings
-                                               if isinstance(c.get("display"), str)]))
     if med.vaccine is None and med.drug is None:
+        names = " ".join(filter(None, [med.text] + [c.get("display") for c in med.codings
+                                                   if isinstance(c.get("display"), str)]))
         cvx = _name_match(names, rules.vaccine_names)
         if cvx:
             med.vaccine = rules.vaccines[cvx]
             med.by_name = True
-    if med.vaccine is None and med.drug is None:
-        hcpcs = _name_match(names, rules.drug_names)
-        if hcpcs:
-            med.drug = rules.drugs[hcpcs]
-            med.by_name = True
+        else:
+            hcpcs = _name_match(names, rules.drug_names)
+            if hcpcs:
+                med.drug = rules.drugs[hcpcs]
+                med.by_name = True
     return med
 
 
@@ -260,23 +270,30 @@ def _icd10(concepts: Iterable) -> list[Coding]:
     return out
 
 
+def _conditions_icd10(refs, ctx: Context) -> list[Coding]:
+    """ICD-10-CM codes of the Conditions that ``refs`` (a list of References) point to."""
+    found = []
+    for r in _list(refs):
+        if isinstance(r, MAPPING):
+            cond = ctx.get(r.get("reference"), "Condition")
+            if cond:
+                found.extend(_icd10([cond.get("code")]))
+    return found
+
+
+def _rank(diagnosis: Mapping):
+    return diagnosis.get("rank") if isinstance(diagnosis.get("rank"), int) else 99
+
+
 def _diagnoses(admin: Mapping, encounter: Mapping | None, ctx: Context) -> list[Coding]:
     """ICD-10-CM codes: the administration's reason first, else the encounter's."""
-    def from_refs(refs) -> list[Coding]:
-        found = []
-        for r in _list(refs):
-            if isinstance(r, MAPPING):
-                cond = ctx.get(r.get("reference"), "Condition")
-                if cond:
-                    found.extend(_icd10([cond.get("code")]))
-        return found
-
-    codes = _icd10(_list(admin.get("reasonCode"))) + from_refs(admin.get("reasonReference"))
+    codes = _icd10(_list(admin.get("reasonCode"))) + _conditions_icd10(admin.get("reasonReference"), ctx)
     if not codes and encounter:
         diag = [d for d in _list(encounter.get("diagnosis")) if isinstance(d, MAPPING)]
-        diag.sort(key=lambda d: d.get("rank") if isinstance(d.get("rank"), int) else 99)
-        codes = from_refs([d.get("condition") for d in diag])
-        codes += _icd10(_list(encounter.get("reasonCode"))) + from_refs(encounter.get("reasonReference"))
+        diag.sort(key=_rank)
+        codes = _conditions_icd10([d.get("condition") for d in diag], ctx)
+        codes += (_icd10(_list(encounter.get("reasonCode")))
+                  + _conditions_icd10(encounter.get("reasonReference"), ctx))
     unique: dict[str, Coding] = {}
     for c in codes:
         unique.setdefault(c.code, c)
@@ -376,7 +393,7 @@ def _drug_units(med: _Medication, dosage: Mapping, rules: Rules):
             problems.append(("missing-dose", f"Dose {dose[0]} {dose[1]} is implausible"))
         elif drug is not None and drug.unit_amount is not None:
             try:
-                units = billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
+                units = _billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
             except DoseError as exc:
                 problems.append(("missing-dose", str(exc)[:1].upper() + str(exc)[1:]))
         elif unit_of(dose[1]) is None or dose[0] <= 0:
@@ -386,6 +403,11 @@ def _drug_units(med: _Medication, dosage: Mapping, rules: Rules):
     if implausible:
         dose = None  # never carried onto a Claim (NDC quantity, drug text)
     return drug, units, dose, problems
+
+
+#: billing_units for the usual few doses of each drug, worked out once (a dose error is not kept:
+#: it is raised again each time, with its own message)
+_billing_units = lru_cache(maxsize=4096)(billing_units)
 
 
 # ----------------------------------------------------------------------------- pass 1
@@ -433,15 +455,16 @@ def replace(record, **changes):
     return copy
 
 
-def _first(decision: Decision, **changes) -> Decision:
-    return replace(decision, **changes)
+def _first(key: str, version, **changes) -> Decision:
+    """The decision of an administration that stops early (void, not given, inside a facility's payment)."""
+    return Decision(administration=key, version=version, **{"outcome": "not-billable", "procedure": None, **changes})
 
 
 def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _Draft:
     gaps = _Gaps(rules, config)
     key = _administration_key(admin)
     meta = admin.get("meta") if isinstance(admin.get("meta"), MAPPING) else {}
-    base = Decision(administration=key, version=meta.get("versionId"), outcome="not-billable", procedure=None)
+    version = meta.get("versionId")
     status = admin.get("status")
     effective = admin.get("effectiveDateTime")
     if effective is None and isinstance(admin.get("effectivePeriod"), MAPPING):
@@ -451,10 +474,10 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
                                if isinstance(i, MAPPING) and i.get("value")))
 
     if status == "entered-in-error":
-        return _Draft(admin, _first(base, outcome="void"), when, None, (), gaps)
+        return _Draft(admin, _first(key, version, outcome="void"), when, None, (), gaps)
     if status not in BILLED_STATUSES:
         gaps.add("not-administered", f"Status is '{status}'" if isinstance(status, str) else "Status is missing")
-        return _Draft(admin, _first(base, gaps=tuple(gaps.items)), when, None, (), gaps)
+        return _Draft(admin, _first(key, version, gaps=tuple(gaps.items)), when, None, (), gaps)
 
     # Patient
     subject = admin.get("subject") if isinstance(admin.get("subject"), MAPPING) else {}
@@ -525,14 +548,14 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
         facts = dict(drug=drug.hcpcs if drug else None, units=units, medication_text=med.text)
     if outcome is None and setting == "inpatient":
         gaps.add("facility-setting", "Inpatient encounter: administration is inside the DRG payment")
-        return _Draft(admin, _first(base, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
+        return _Draft(admin, _first(key, version, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
                                     encounter=ref_key(context_ref), setting=setting, place_of_service=pos,
                                     **facts),
                       when, None, identifiers, gaps)
     if outcome is None and setting == "facility":
         gaps.add("facility-setting", f"Hospital outpatient/emergency encounter (POS {pos}): the facility "
                                      "bills 96372 on its institutional claim")
-        return _Draft(admin, _first(base, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
+        return _Draft(admin, _first(key, version, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
                                     encounter=ref_key(context_ref), setting=setting, place_of_service=pos,
                                     **facts),
                       when, None, identifiers, gaps)
@@ -632,7 +655,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     provider = provider or config.billing_provider or performer_ref
 
     decision = Decision(
-        administration=key, version=base.version, outcome=outcome or "claim", procedure=procedure,
+        administration=key, version=version, outcome=outcome or "claim", procedure=procedure,
         gaps=tuple(gaps.items), lines=tuple(lines), patient=patient_ref, encounter=ref_key(context_ref)
         if encounter else None, coverage=ref_key(f"Coverage/{coverage['id']}") if coverage else None,
         payer_type=payer_type, provider=provider, performer=performer_ref,
@@ -692,10 +715,14 @@ def decide_all(administrations: Iterable[Mapping], context: Context, rules: Rule
     """
     config = config or Config()
     drafts = [_decide_one(a, context, rules, config) for a in administrations]
+    order = {id(draft): _sort_key(draft) for draft in drafts}  # each draft's key, worked out once
+
+    def by_time(draft: _Draft):
+        return order[id(draft)]
 
     # Duplicates: same identifier, or same patient/drug/dose/route/time.
     seen: dict = {}
-    for draft in sorted(drafts, key=_sort_key):
+    for draft in sorted(drafts, key=by_time):
         keys = [("key", draft.duplicate_key)] if draft.duplicate_key else []
         keys += [("identifier", i) for i in draft.identifiers]
         if draft.decision.outcome == "void" or not keys:
@@ -716,7 +743,7 @@ def decide_all(administrations: Iterable[Mapping], context: Context, rules: Rule
         if d.procedure == "96372" and d.outcome == "claim" and d.patient and d.service_date:
             by_day[(d.patient, d.service_date)].append(draft)
     for (_, _), group in by_day.items():
-        group.sort(key=_sort_key)
+        group.sort(key=by_time)
         for position, draft in enumerate(group):
             d = draft.decision
             payer = rules.payer(d.payer_type)

@@ -18,6 +18,7 @@ from typing import Any
 MAPPING = (dict, Mapping)
 
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+CENT = Decimal("0.01")  # money is rounded to it
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,14 @@ class Coding:
     display: str | None = None
 
     def as_fhir(self) -> dict[str, str]:
-        return {k: v for k, v in (("system", self.system), ("code", self.code), ("display", self.display)) if v}
+        out = {}
+        if self.system:
+            out["system"] = self.system
+        if self.code:
+            out["code"] = self.code
+        if self.display:
+            out["display"] = self.display
+        return out
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from .claims import build_claim, build_task, reference_of
 from .engine import decide_all
 from .report import ReportWriter
 from .rules import Config, Rules
-from .sources import RecordProblem, iter_folder_text
+from .sources import RecordProblem, iter_folder_checked
 from .store import Spool
 
 log = logging.getLogger("fhir_injection")
@@ -109,7 +109,7 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
             report.problem(problem)
 
         with Spool(directory=str(target)) as spool:
-            spool.add_all(iter_folder_text(source, on_problem), on_problem)
+            spool.add_all(iter_folder_checked(source, on_problem), on_problem)
             done = 0
             for patient_id in spool.patients():
                 admins, ctx = spool.for_patient(patient_id)

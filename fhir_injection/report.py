@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import IO, Any
 
 from . import fastjson
-from .model import Decision
+from .model import CENT, Decision
 from .rules import OUTCOMES
 from .sources import RecordProblem
 
@@ -50,7 +50,7 @@ def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | No
         "modifiers": {"96372": list(admin_line.modifiers) if admin_line else [],
                       "drug": list(drug.modifiers) if drug else []},
         "diagnoses": [d.code for d in decision.diagnoses],
-        "estimated_usd": float(decision.estimated_amount.quantize(Decimal("0.01"))),
+        "estimated_usd": float(decision.estimated_amount.quantize(CENT)),
         "gaps": [g.as_dict() for g in decision.gaps],
         **({"no_claim_reason": decision.claim_blocker} if decision.claim_blocker else {}),
     }
@@ -92,8 +92,8 @@ class Summary:
             "claims": dict(sorted(self.claims.items())),
             "tasks": self.tasks,
             "gaps": dict(sorted(self.gaps.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "estimated_billable_usd": float(self.billable.quantize(Decimal("0.01"))),
-            "estimated_held_usd": float(self.held.quantize(Decimal("0.01"))),
+            "estimated_billable_usd": float(self.billable.quantize(CENT)),
+            "estimated_held_usd": float(self.held.quantize(CENT)),
             "record_errors": self.errors,
             **self.extra,
         }

@@ -112,15 +112,16 @@ def _open_binary(path: Path):
     return path.open("rb")
 
 
-# A line with this many brackets may be nested too deeply to store again: it takes the slow path
-# (parsed, then re-serialised by the spool, which reports what it cannot store).
+# A line with this many brackets may be nested too deeply to store: the spool serialises it as JSON
+# and reports what it cannot store.
 _DEEP = 256
 
 
-def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | None]]:
+def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[tuple[dict, bool]]:
     """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone.
 
-    Yields (resource, its JSON text as read): the spool keeps that text instead of serialising again.
+    Yields (resource, shallow): ``shallow`` when the line has too few brackets for its nesting to come
+    near any serialiser's limit.
     """
     name = path.name
     number = 0
@@ -153,7 +154,7 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                     on_problem(problem)
                     continue
                 if resource["resourceType"] in USED_TYPES:
-                    yield resource, (raw if raw.count(b"[") + raw.count(b"{") < _DEEP else None)
+                    yield resource, raw.count(b"[") + raw.count(b"{") < _DEEP
     except (OSError, EOFError, zlib.error) as exc:
         kind = "not valid gzip" if name.endswith(".gz") else "could not be read"
         on_problem(RecordProblem(f"{name}:{number + 1}", None, f"file {kind} ({type(exc).__name__}); "
@@ -196,13 +197,13 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
 
 def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:
     """Every used resource in ``folder``, file by file in name order (deterministic)."""
-    for resource, _ in iter_folder_text(folder, on_problem):
+    for resource, _ in iter_folder_checked(folder, on_problem):
         yield resource
 
 
-def iter_folder_text(folder: str | Path, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | None]]:
-    """As :func:`iter_folder`, each resource with the JSON text it was read from (None when it has none
-    of its own, e.g. a Bundle entry), for :meth:`~fhir_injection.store.Spool.add_all`."""
+def iter_folder_checked(folder: str | Path, on_problem: OnProblem) -> Iterator[tuple[dict, bool]]:
+    """As :func:`iter_folder`, each resource with whether its line was shallow (few brackets; False
+    for Bundle entries, which were not measured), for :meth:`~fhir_injection.store.Spool.add_all`."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"source folder {root} does not exist")
@@ -216,4 +217,4 @@ def iter_folder_text(folder: str | Path, on_problem: OnProblem) -> Iterator[tupl
             yield from _read_ndjson(path, match.group("type"), on_problem)
         else:
             for resource in _read_json(path, on_problem):
-                yield resource, None
+                yield resource, False

@@ -10,7 +10,7 @@ import pytest
 
 from builders import admin, world
 from fhir_injection import decide_bundle
-from fhir_injection.sources import RecordProblem, check_resource, iter_folder, iter_folder_text
+from fhir_injection.sources import RecordProblem, check_resource, iter_folder, iter_folder_checked
 from fhir_injection.store import Spool
 
 
@@ -170,16 +170,16 @@ def test_spool_reports_the_same_id_twice_with_the_same_version(tmp_path):
     assert [(p.record, p.field) for p in problems] == [("MedicationAdministration/ma1", "id")]
 
 
-def test_spool_stores_the_text_as_read_and_checks_every_possible_repeat(tmp_path, monkeypatch):
-    """The text a line was read from is stored as it is; with a filter that sees every id as a possible
-    repeat (one slot), each is checked against the stored rows and the result is the same."""
+def test_spool_checks_every_possible_repeat(tmp_path, monkeypatch):
+    """With a filter that sees every id as a possible repeat (one slot), each is checked against the
+    stored rows and the result is the same."""
     older = dict(admin(id="a1"), meta={"versionId": "1"}, status="in-progress")
     (tmp_path / "MedicationAdministration.ndjson").write_text(
         ndjson([admin(id="a1", meta={"versionId": "2"}), older, admin(id="a2"), admin(id="a2")]))
     (tmp_path / "Patient.ndjson").write_text(ndjson(r for r in world() if r["resourceType"] == "Patient"))
     problems: list[RecordProblem] = []
-    records = list(iter_folder_text(tmp_path, problems.append))
-    assert all(isinstance(text, bytes) and json.loads(text) == r for r, text in records)
+    records = list(iter_folder_checked(tmp_path, problems.append))
+    assert all(shallow is True for _, shallow in records)
     results = []
     for bits in (1 << 24, 8):
         monkeypatch.setattr("fhir_injection.store._SEEN_BITS", bits)
@@ -191,6 +191,18 @@ def test_spool_stores_the_text_as_read_and_checks_every_possible_repeat(tmp_path
     assert results[0] == results[1]
     assert results[0][0] == [("a1", {"versionId": "2"}), ("a2", None)]
     assert [(p.record, p.field) for p in results[0][2]] == [("MedicationAdministration/a2", "id")]
+
+
+def test_spool_gives_back_what_it_was_given(tmp_path):
+    """Shallow records (marshal) and deep ones or Bundle entries (JSON) come back equal, whatever they hold."""
+    odd = dict(admin(id="odd"), note=[{"text": "\ud800 caf\u00e9"}], x=[10**40, -0.0, float("inf"), None, True])
+    deep = dict(admin(id="deep"), x=[[[[[[["down"]]]]]]])
+    problems: list[RecordProblem] = []
+    with Spool(directory=str(tmp_path)) as spool:
+        spool.add_all([(odd, True), (deep, False)], problems.append)
+        admins, _ = spool.for_patient("p1")
+    assert problems == []
+    assert [json.dumps(a) for a in admins] == [json.dumps(deep), json.dumps(odd)]
 
 
 def test_spool_deletes_its_file(tmp_path):
