@@ -18,6 +18,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Callable, Iterator
 
+from . import fastjson
 from .model import MAPPING
 
 USED_TYPES = frozenset({
@@ -78,8 +79,8 @@ _MA_SHAPE = (
     ("medicationCodeableConcept.coding", _LIST), ("dosage.route", _OBJECT), ("dosage.route.coding", _LIST),
     ("dosage.site", _OBJECT), ("dosage.site.coding", _LIST), ("dosage.dose", _OBJECT),
 )
-_IS = {_OBJECT: lambda v: isinstance(v, MAPPING), _LIST: lambda v: isinstance(v, list),
-       _STRING: lambda v: isinstance(v, str)}
+_TYPES = {_OBJECT: MAPPING, _LIST: list, _STRING: str}
+_MA_PATHS = tuple((tuple(path.split(".")), _TYPES[kind], path, kind) for path, kind in _MA_SHAPE)
 
 
 def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
@@ -89,19 +90,20 @@ def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
     """
     if resource.get("resourceType") != "MedicationAdministration":
         return None
-    record = f"{where} (MedicationAdministration/{resource.get('id')})"
-    for path, kind in _MA_SHAPE:
+    for parts, types, path, kind in _MA_PATHS:
         value = resource
-        for part in path.split("."):
+        for part in parts:
             value = value.get(part) if isinstance(value, MAPPING) else None
-        if value is not None and not _IS[kind](value):
-            return RecordProblem(record, f"MedicationAdministration.{path}",
+        if value is not None and not isinstance(value, types):
+            return RecordProblem(f"{where} (MedicationAdministration/{resource.get('id')})",
+                                 f"MedicationAdministration.{path}",
                                  f"is {type(value).__name__}, not {kind}; the record is skipped")
     dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), MAPPING) else None
     value = dose.get("value") if isinstance(dose, MAPPING) else None
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value)):
-        return RecordProblem(record, "MedicationAdministration.dosage.dose.value",
+        return RecordProblem(f"{where} (MedicationAdministration/{resource.get('id')})",
+                             "MedicationAdministration.dosage.dose.value",
                              "is not a finite JSON number; the record is skipped")
     return None
 
@@ -112,16 +114,12 @@ def _open_binary(path: Path):
     return path.open("rb")
 
 
-# A line with this many brackets may be nested too deeply to store: the spool serialises it as JSON
-# and reports what it cannot store.
-_DEEP = 256
-
-
 def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[tuple[dict, bool]]:
     """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone.
 
     Yields (resource, shallow): ``shallow`` when the line has too few brackets for its nesting to come
-    near any serialiser's limit.
+    near any serialiser's limit (:func:`~fhir_injection.fastjson.read_line`); the spool serialises
+    any other as JSON and reports what it cannot store.
     """
     name = path.name
     number = 0
@@ -136,25 +134,27 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                 if len(raw) > MAX_LINE:
                     on_problem(RecordProblem(where, None, f"line longer than {MAX_LINE} bytes; skipped"))
                     continue
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    on_problem(RecordProblem(where, None, f"not UTF-8 text (byte {exc.start + 1}); skipped"))
-                    continue
-                try:
-                    resource = json.loads(line)
-                except (ValueError, RecursionError) as exc:
-                    msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
-                        "nested too deeply" if isinstance(exc, RecursionError) else "a number is too long"
-                    col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-                    on_problem(RecordProblem(where, None, f"not valid JSON: {msg}{col}"))
-                    continue
+                resource, shallow = fastjson.read_line(raw)
+                if resource is fastjson.SLOW:
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        on_problem(RecordProblem(where, None, f"not UTF-8 text (byte {exc.start + 1}); skipped"))
+                        continue
+                    try:
+                        resource = json.loads(line)
+                    except (ValueError, RecursionError) as exc:
+                        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
+                            "nested too deeply" if isinstance(exc, RecursionError) else "a number is too long"
+                        col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+                        on_problem(RecordProblem(where, None, f"not valid JSON: {msg}{col}"))
+                        continue
                 problem = check_resource(resource, where, expected_type) or check_shape(resource, where)
                 if problem:
                     on_problem(problem)
                     continue
                 if resource["resourceType"] in USED_TYPES:
-                    yield resource, raw.count(b"[") + raw.count(b"{") < _DEEP
+                    yield resource, shallow
     except (OSError, EOFError, zlib.error) as exc:
         kind = "not valid gzip" if name.endswith(".gz") else "could not be read"
         on_problem(RecordProblem(f"{name}:{number + 1}", None, f"file {kind} ({type(exc).__name__}); "
