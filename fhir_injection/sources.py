@@ -114,12 +114,11 @@ def _open_binary(path: Path):
     return path.open("rb")
 
 
-def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[tuple[dict, bool]]:
+def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | bool]]:
     """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone.
 
-    Yields (resource, shallow): ``shallow`` when the line has too few brackets for its nesting to come
-    near any serialiser's limit (:func:`~fhir_injection.fastjson.read_line`); the spool serialises
-    any other as JSON and reports what it cannot store.
+    Yields (resource, how to store it): the line itself when orjson read it (it reads it again the
+    same), else whether the line is shallow (:func:`~fhir_injection.fastjson.read_line`).
     """
     name = path.name
     number = 0
@@ -135,7 +134,9 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                     on_problem(RecordProblem(where, None, f"line longer than {MAX_LINE} bytes; skipped"))
                     continue
                 resource, shallow = fastjson.read_line(raw)
+                keep: bytes | bool = raw
                 if resource is fastjson.SLOW:
+                    keep = shallow
                     try:
                         line = raw.decode("utf-8")
                     except UnicodeDecodeError as exc:
@@ -154,7 +155,7 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                     on_problem(problem)
                     continue
                 if resource["resourceType"] in USED_TYPES:
-                    yield resource, shallow
+                    yield resource, keep
     except (OSError, EOFError, zlib.error) as exc:
         kind = "not valid gzip" if name.endswith(".gz") else "could not be read"
         on_problem(RecordProblem(f"{name}:{number + 1}", None, f"file {kind} ({type(exc).__name__}); "
@@ -201,9 +202,10 @@ def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:
         yield resource
 
 
-def iter_folder_checked(folder: str | Path, on_problem: OnProblem) -> Iterator[tuple[dict, bool]]:
-    """As :func:`iter_folder`, each resource with whether its line was shallow (few brackets; False
-    for Bundle entries, which were not measured), for :meth:`~fhir_injection.store.Spool.add_all`."""
+def iter_folder_checked(folder: str | Path, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | bool]]:
+    """As :func:`iter_folder`, each resource with how :meth:`~fhir_injection.store.Spool.add_all` may
+    store it: its line (bytes) when orjson read that exactly, else whether the line was shallow (few
+    brackets; False for Bundle entries, which were not measured)."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"source folder {root} does not exist")

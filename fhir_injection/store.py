@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Iterator
 
 from .context import Context, patient_id_of
+from . import fastjson
 from .model import MAPPING
 from .sources import RecordProblem
 
@@ -27,11 +28,16 @@ _BATCH = 1000
 _INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?)"
 _REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)"
 _MISSING = object()
+_MARSHAL = b"M"  # before a marshal body; an export line starts with "{" or white space
 
 
 def _load(body: bytes | str):
-    """A stored body: marshal bytes, or JSON text."""
-    return marshal.loads(body) if type(body) is bytes else json.loads(body)
+    """A stored body: a line orjson read (bytes), marshal bytes after a mark, or JSON text (str)."""
+    if type(body) is str:
+        return json.loads(body)
+    if body[0] == _MARSHAL[0]:
+        return marshal.loads(memoryview(body)[1:])
+    return fastjson.orjson.loads(body)
 
 
 def _version(resource: Mapping) -> tuple:
@@ -88,10 +94,10 @@ class Spool:
     def add_all(self, records, on_problem) -> None:
         """Store every resource; of two with one id keep the newer version and say so when unclear.
 
-        ``records`` are resources, or (resource, shallow) pairs as
-        :func:`~fhir_injection.sources.iter_folder_checked` gives them: a shallow one is stored with
-        marshal (written and read again several times quicker than JSON), any other as JSON text, and
-        one too deep for that is reported. Rows go in by batches; an id that may have been seen before (a fixed-size
+        ``records`` are resources, or (resource, how) pairs as
+        :func:`~fhir_injection.sources.iter_folder_checked` gives them: a line that orjson read is
+        stored as it is (orjson reads it again the same), a shallow resource with marshal, any other
+        as JSON text, and one too deep for that is reported. Rows go in by batches; an id that may have been seen before (a fixed-size
         bit filter says so, whatever the input's size) waits for the batch and is checked against the
         stored row.
         """
@@ -102,10 +108,12 @@ class Spool:
         batch: list[tuple] = []
         counts = self.counts
         for record in records:
-            resource, shallow = record if type(record) is tuple else (record, False)
+            resource, how = record if type(record) is tuple else (record, False)
             rtype, rid = resource["resourceType"], resource["id"]
-            if shallow:
-                body = marshal.dumps(resource)
+            if type(how) is bytes:
+                body = how
+            elif how:
+                body = _MARSHAL + marshal.dumps(resource)
             else:
                 try:
                     body = json.dumps(resource, separators=(",", ":"))

@@ -179,7 +179,7 @@ def test_spool_checks_every_possible_repeat(tmp_path, monkeypatch):
     (tmp_path / "Patient.ndjson").write_text(ndjson(r for r in world() if r["resourceType"] == "Patient"))
     problems: list[RecordProblem] = []
     records = list(iter_folder_checked(tmp_path, problems.append))
-    assert all(shallow is True for _, shallow in records)
+    assert all(how == json.dumps(r).encode() + b"\n" for r, how in records)
     results = []
     for bits in (1 << 24, 8):
         monkeypatch.setattr("fhir_injection.store._SEEN_BITS", bits)
@@ -199,10 +199,11 @@ def test_spool_gives_back_what_it_was_given(tmp_path):
     deep = dict(admin(id="deep"), x=[[[[[[["down"]]]]]]])
     problems: list[RecordProblem] = []
     with Spool(directory=str(tmp_path)) as spool:
-        spool.add_all([(odd, True), (deep, False)], problems.append)
+        spool.add_all([(odd, True), (deep, False), (admin(id="line"), json.dumps(admin(id="line")).encode())],
+                      problems.append)
         admins, _ = spool.for_patient("p1")
     assert problems == []
-    assert [json.dumps(a) for a in admins] == [json.dumps(deep), json.dumps(odd)]
+    assert [json.dumps(a) for a in admins] == [json.dumps(deep), json.dumps(admin(id="line")), json.dumps(odd)]
 
 
 def test_spool_deletes_its_file(tmp_path):
