@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from collections.abc import Mapping
@@ -121,20 +121,23 @@ def _name_match(text: str | None, names: Sequence[tuple[str, str]]) -> str | Non
     return None
 
 
-@dataclass
 class _Medication:
-    """What the engine could learn about the drug given."""
+    """What the engine could learn about the drug given (a plain class: one is made per administration)."""
 
-    found: bool = False  # a medication[x] was present and resolvable
-    reason: str | None = None  # why it is missing
-    codings: list[Mapping] = field(default_factory=list)
-    text: str | None = None
-    strength: tuple | None = None
-    ndc: str | None = None
-    vaccine: Vaccine | None = None
-    drug: Drug | None = None
-    drug_code: DrugCode | None = None
-    by_name: bool = False
+    __slots__ = ("found", "reason", "codings", "text", "strength", "ndc", "vaccine", "drug", "drug_code",
+                 "by_name")
+
+    def __init__(self):
+        self.found = False  # a medication[x] was present and resolvable
+        self.reason: str | None = None  # why it is missing
+        self.codings: list[Mapping] = []
+        self.text: str | None = None
+        self.strength: tuple | None = None
+        self.ndc: str | None = None
+        self.vaccine: Vaccine | None = None
+        self.drug: Drug | None = None
+        self.drug_code: DrugCode | None = None
+        self.by_name = False
 
 
 def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medication:

@@ -121,7 +121,9 @@ class Spool:
                     on_problem(RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped"))
                     continue
             version = _version(resource)
-            row = (rtype, rid, patient_id_of(resource), version[0], version[1], body)
+            # a Patient is filed under itself, so that for_patient brings it with the rest
+            pid = rid if rtype == "Patient" else patient_id_of(resource)
+            row = (rtype, rid, pid, version[0], version[1], body)
             slot = hash((rtype, rid)) & mask
             if not seen[slot >> 3] & (1 << (slot & 7)):
                 seen[slot >> 3] |= 1 << (slot & 7)
@@ -174,7 +176,8 @@ class Spool:
             yield pid
 
     def for_patient(self, patient_id: str | None) -> tuple[list[dict], Context]:
-        """A patient's administrations and a Context with their patient-scoped resources."""
+        """A patient's administrations and a Context with their patient-scoped resources and the
+        Patient itself (the rest is looked up when referenced)."""
         ctx = _LazyContext(self)
         if patient_id is None:
             rows = self.db.execute("SELECT body FROM res WHERE type='MedicationAdministration' "
@@ -186,6 +189,6 @@ class Spool:
             resource = _load(body)
             if rtype == "MedicationAdministration":
                 admins.append(resource)
-            else:
-                ctx.add_new(resource, rtype, rid, patient_id)
+            else:  # a Patient is found by reference, not listed under its own id
+                ctx.add_new(resource, rtype, rid, patient_id if rtype != "Patient" else None)
         return admins, ctx
