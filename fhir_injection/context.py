@@ -9,6 +9,7 @@ Sources fill it; the engine only reads it, so it stays a pure function.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Iterable
 
@@ -33,11 +34,18 @@ def split_reference(reference: str | None) -> tuple[str, str] | None:
 
     Contained (``#x``), ``urn:`` and malformed references give None.
     """
-    if type(reference) is str and "?" not in reference:  # the usual "Type/id" without building lists
+    if not reference or not isinstance(reference, str):
+        return None
+    return _split_text(reference)
+
+
+@lru_cache(maxsize=8192)  # a patient's administrations name the same encounter, performer, clinic
+def _split_text(reference: str) -> tuple[str, str] | None:
+    if "?" not in reference:  # the usual "Type/id" without building lists
         rtype, _, rid = reference.partition("/")
         if rid and "/" not in rid and rtype[:1].isupper():  # an upper-case start is neither "#" nor "urn:"
             return rtype, rid
-    if not reference or not isinstance(reference, str) or reference.startswith(("#", "urn:")):
+    if reference.startswith(("#", "urn:")):
         return None
     parts = reference.split("?")[0].rstrip("/").split("/")
     if len(parts) >= 4 and parts[-2] == "_history":
