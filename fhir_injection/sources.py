@@ -81,6 +81,30 @@ _MA_SHAPE = (
 )
 _TYPES = {_OBJECT: MAPPING, _LIST: list, _STRING: str}
 _MA_PATHS = tuple((tuple(path.split(".")), _TYPES[kind], path, kind) for path, kind in _MA_SHAPE)
+_EXACT = {_OBJECT: dict, _LIST: list, _STRING: str}
+_MA_TOP = tuple((path, _EXACT[kind]) for path, kind in _MA_SHAPE if "." not in path)
+_MA_INNER = tuple((tuple(path.split(".")), _EXACT[kind]) for path, kind in _MA_SHAPE if "." in path)
+
+
+def _shape_is_right(resource: dict) -> bool:
+    """The quick yes of :func:`check_shape` for the usual record, made of dicts and lists only: every
+    element present has its JSON type and the dose value is a finite number. A no (or anything
+    unusual, such as another kind of mapping) is left to check_shape's full, ordered walk."""
+    get = resource.get
+    for name, exact in _MA_TOP:
+        value = get(name)
+        if value is not None and type(value) is not exact:
+            return False
+    for parts, exact in _MA_INNER:
+        value = resource
+        for part in parts:
+            value = value.get(part) if type(value) is dict else None
+        if value is not None and type(value) is not exact:
+            return False
+    dose = get("dosage")
+    dose = dose.get("dose") if type(dose) is dict else None
+    value = dose.get("value") if type(dose) is dict else None
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
 
 
 def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
@@ -89,6 +113,8 @@ def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
     Wrong types are not FHIR: the record is reported rather than decided on a guess.
     """
     if resource.get("resourceType") != "MedicationAdministration":
+        return None
+    if type(resource) is dict and _shape_is_right(resource):
         return None
     for parts, types, path, kind in _MA_PATHS:
         value = resource

@@ -224,3 +224,23 @@ def test_decide_bundle_from_a_bundle_and_from_a_list():
     assert [(d.administration, d.outcome) for d in from_bundle] == [
         ("MedicationAdministration/a1", "claim"), ("MedicationAdministration/a2", "not-billable")]
     assert from_bundle == from_list
+
+
+@pytest.mark.parametrize("path", [p for p, _ in __import__("fhir_injection.sources", fromlist=["x"])._MA_SHAPE]
+                         + ["dosage.dose.value"])
+@pytest.mark.parametrize("value", ["x", 1, 2.5, True, None, [], {}, [{}], float("nan"), 10**30, {"a": 1}])
+def test_check_shape_quick_yes_agrees_with_the_full_walk(path, value):
+    """check_shape's quick pass for plain dicts says yes only where the full, ordered walk (which any
+    other mapping, here a read-only view, takes) finds nothing."""
+    from types import MappingProxyType
+    from fhir_injection.sources import check_shape
+    resource = admin()
+    *parents, last = path.split(".")
+    node = resource
+    for part in parents:
+        node = node.setdefault(part, {}) if isinstance(node, dict) else node
+    if isinstance(node, dict):
+        node[last] = value
+    quick = check_shape(resource, "x:1")
+    full = check_shape(MappingProxyType(resource), "x:1")
+    assert (quick and (quick.record, quick.field, quick.message)) == (full and (full.record, full.field, full.message))
