@@ -12,7 +12,7 @@ import hashlib
 from decimal import Decimal
 from typing import Mapping
 
-from .model import Decision
+from .model import CENT, Decision
 from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
 
 TAG_SYSTEM = "urn:fhir-injection:tag"
@@ -50,7 +50,7 @@ def _modifier_system(modifier: str) -> str:
 
 
 def _money(amount: Decimal) -> dict:
-    return {"value": float(amount.quantize(Decimal("0.01"))), "currency": "USD"}
+    return {"value": float(amount.quantize(CENT)), "currency": "USD"}
 
 
 def _head(resource_type: str, rid: str, identifier: tuple[str, str], config: Config) -> dict:

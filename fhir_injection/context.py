@@ -9,8 +9,11 @@ Sources fill it; the engine only reads it, so it stays a pure function.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Iterable
+
+from .model import MAPPING
 
 # Which element of each resource type names its patient.
 PATIENT_ELEMENT = {
@@ -31,7 +34,18 @@ def split_reference(reference: str | None) -> tuple[str, str] | None:
 
     Contained (``#x``), ``urn:`` and malformed references give None.
     """
-    if not reference or not isinstance(reference, str) or reference.startswith(("#", "urn:")):
+    if not reference or not isinstance(reference, str):
+        return None
+    return _split_text(reference)
+
+
+@lru_cache(maxsize=8192)  # a patient's administrations name the same encounter, performer, clinic
+def _split_text(reference: str) -> tuple[str, str] | None:
+    if "?" not in reference:  # the usual "Type/id" without building lists
+        rtype, _, rid = reference.partition("/")
+        if rid and "/" not in rid and rtype[:1].isupper():  # an upper-case start is neither "#" nor "urn:"
+            return rtype, rid
+    if reference.startswith(("#", "urn:")):
         return None
     parts = reference.split("?")[0].rstrip("/").split("/")
     if len(parts) >= 4 and parts[-2] == "_history":
@@ -41,10 +55,15 @@ def split_reference(reference: str | None) -> tuple[str, str] | None:
     return parts[-2], parts[-1]
 
 
+def _key(reference: str, pair: tuple[str, str]) -> str:
+    """``Type/id`` of a reference split into ``pair``: a reference that is just that is its own key."""
+    return reference if len(reference) == len(pair[0]) + len(pair[1]) + 1 else f"{pair[0]}/{pair[1]}"
+
+
 def ref_key(reference: str | None) -> str | None:
     """Normalise a literal reference to ``Type/id`` (None when not one)."""
     pair = split_reference(reference)
-    return f"{pair[0]}/{pair[1]}" if pair else None
+    return None if pair is None else _key(reference, pair)
 
 
 def patient_id_of(resource: Mapping) -> str | None:
@@ -54,7 +73,7 @@ def patient_id_of(resource: Mapping) -> str | None:
     value = resource.get(element)
     if isinstance(value, list):  # R4 Coverage.beneficiary is single; tolerate lists
         value = value[0] if value else None
-    if not isinstance(value, Mapping):
+    if not isinstance(value, MAPPING):
         return None
     pair = split_reference(value.get("reference"))
     return pair[1] if pair and pair[0] == "Patient" else None
@@ -70,6 +89,12 @@ class Context:
         self._by_patient: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
         for resource in resources:
             self.add(resource)
+
+    def add_new(self, resource: Mapping, rtype: str, rid: str, patient_id: str | None) -> None:
+        """:meth:`add` for a resource whose type, id and patient are known and whose key is not held yet."""
+        self._by_key[f"{rtype}/{rid}"] = resource
+        if patient_id and rtype != "MedicationAdministration":
+            self._by_patient[(rtype, patient_id)].append(resource)
 
     def add(self, resource: Mapping) -> None:
         rtype, rid = resource.get("resourceType"), resource.get("id")
@@ -89,11 +114,12 @@ class Context:
             self._by_patient[(rtype, pid)].append(resource)
 
     def get(self, reference: str | None, expected_type: str | None = None) -> Mapping | None:
-        key = ref_key(reference)
-        if key is None:
+        pair = split_reference(reference)
+        if pair is None or (expected_type and pair[0] != expected_type):
             return None
-        if expected_type and not key.startswith(expected_type + "/"):
-            return None
+        return self._find(pair, _key(reference, pair))
+
+    def _find(self, pair: tuple[str, str], key: str) -> Mapping | None:
         return self._by_key.get(key)
 
     def for_patient(self, resource_type: str, patient_id: str | None) -> list[Mapping]:

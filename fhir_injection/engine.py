@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from collections.abc import Mapping
 from typing import Iterable, Sequence
 
 from .context import Context, ref_key, split_reference
-from .model import Coding, Decision, Gap, Line
+from .model import MAPPING, Coding, Decision, Gap, Line
 from .rules import (
     SC_IM, SYSTEM_CPT, SYSTEM_CVX, SYSTEM_HCPCS, SYSTEM_HCPCS_ALIASES, SYSTEM_ICD10CM, SYSTEM_NDC,
     Config, Drug, DrugCode, Rules, Vaccine,
@@ -48,13 +49,13 @@ def _list(value) -> list:
 
 
 def _codings(concept) -> list[Mapping]:
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, MAPPING):
         return []
-    return [c for c in _list(concept.get("coding")) if isinstance(c, Mapping)]
+    return [c for c in _list(concept.get("coding")) if isinstance(c, MAPPING)]
 
 
 def _concept_text(concept) -> str | None:
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, MAPPING):
         return None
     if isinstance(concept.get("text"), str) and concept["text"].strip():
         return concept["text"].strip()
@@ -65,8 +66,11 @@ def _concept_text(concept) -> str | None:
 
 
 def _parse_time(value) -> datetime | date | None:
-    if not isinstance(value, str):
-        return None
+    return _parse_text_time(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)  # the same instants come back: a patient's consent, coverage and encounters
+def _parse_text_time(value: str) -> datetime | date | None:
     try:
         if len(value) == 10:
             return date.fromisoformat(value)
@@ -81,18 +85,24 @@ def _as_date(value: datetime | date) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-def _within(moment: datetime | date, start, end) -> bool:
-    """Whether ``moment`` lies in [start, end]; compares dates when either side has no time."""
-    def cmp(a, b):  # -1, 0, 1
-        if isinstance(a, datetime) and isinstance(b, datetime):
+def _cmp(a: datetime | date, b: datetime | date) -> int:
+    """-1, 0 or 1; dates when either side has no time, and wall times when only one has a zone."""
+    if isinstance(a, datetime):
+        if isinstance(b, datetime):
             if (a.tzinfo is None) != (b.tzinfo is None):
                 a, b = a.replace(tzinfo=None), b.replace(tzinfo=None)
             return (a > b) - (a < b)
-        a, b = _as_date(a), _as_date(b)
-        return (a > b) - (a < b)
-    if start is not None and cmp(moment, start) < 0:
+        a = a.date()
+    elif isinstance(b, datetime):
+        b = b.date()
+    return (a > b) - (a < b)
+
+
+def _within(moment: datetime | date, start, end) -> bool:
+    """Whether ``moment`` lies in [start, end]; compares dates when either side has no time."""
+    if start is not None and _cmp(moment, start) < 0:
         return False
-    if end is not None and cmp(moment, end) > 0:
+    if end is not None and _cmp(moment, end) > 0:
         return False
     return True
 
@@ -111,20 +121,23 @@ def _name_match(text: str | None, names: Sequence[tuple[str, str]]) -> str | Non
     return None
 
 
-@dataclass
 class _Medication:
-    """What the engine could learn about the drug given."""
+    """What the engine could learn about the drug given (a plain class: one is made per administration)."""
 
-    found: bool = False  # a medication[x] was present and resolvable
-    reason: str | None = None  # why it is missing
-    codings: list[Mapping] = field(default_factory=list)
-    text: str | None = None
-    strength: tuple | None = None
-    ndc: str | None = None
-    vaccine: Vaccine | None = None
-    drug: Drug | None = None
-    drug_code: DrugCode | None = None
-    by_name: bool = False
+    __slots__ = ("found", "reason", "codings", "text", "strength", "ndc", "vaccine", "drug", "drug_code",
+                 "by_name")
+
+    def __init__(self):
+        self.found = False  # a medication[x] was present and resolvable
+        self.reason: str | None = None  # why it is missing
+        self.codings: list[Mapping] = []
+        self.text: str | None = None
+        self.strength: tuple | None = None
+        self.ndc: str | None = None
+        self.vaccine: Vaccine | None = None
+        self.drug: Drug | None = None
+        self.drug_code: DrugCode | None = None
+        self.by_name = False
 
 
 def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medication:
@@ -132,15 +145,15 @@ def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medicati
     concept = admin.get("medicationCodeableConcept")
     reference = admin.get("medicationReference")
     resource = None
-    if isinstance(concept, Mapping):
+    if isinstance(concept, MAPPING):
         med.found = True
         med.codings = _codings(concept)
         med.text = _concept_text(concept)
-    elif isinstance(reference, Mapping):
+    elif isinstance(reference, MAPPING):
         ref = reference.get("reference")
         if isinstance(ref, str) and ref.startswith("#"):
             for contained in _list(admin.get("contained")):
-                if (isinstance(contained, Mapping) and contained.get("resourceType") == "Medication"
+                if (isinstance(contained, MAPPING) and contained.get("resourceType") == "Medication"
                         and contained.get("id") == ref[1:]):
                     resource = contained
                     break
@@ -158,7 +171,7 @@ def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medicati
             med.text = _concept_text(resource.get("code")) or _concept_text(reference.get("display") and
                                                                              {"text": reference["display"]})
             for ingredient in _list(resource.get("ingredient")):
-                if not isinstance(ingredient, Mapping):
+                if not isinstance(ingredient, MAPPING):
                     continue
                 med.codings.extend(_codings(ingredient.get("itemCodeableConcept")))
                 med.text = med.text or _concept_text(ingredient.get("itemCodeableConcept"))
@@ -189,18 +202,18 @@ def _resolve_medication(admin: Mapping, ctx: Context, rules: Rules) -> _Medicati
         med.drug = rules.drugs[med.drug_code.hcpcs]
     if med.drug_code is not None and med.drug_code.strength and not med.strength:
         med.strength = med.drug_code.strength
-    names = " ".join(filter(None, [med.text] + [c.get("display") for c in med.codings
-                                               if isinstance(c.get("display"), str)]))
     if med.vaccine is None and med.drug is None:
+        names = " ".join(filter(None, [med.text] + [c.get("display") for c in med.codings
+                                                   if isinstance(c.get("display"), str)]))
         cvx = _name_match(names, rules.vaccine_names)
         if cvx:
             med.vaccine = rules.vaccines[cvx]
             med.by_name = True
-    if med.vaccine is None and med.drug is None:
-        hcpcs = _name_match(names, rules.drug_names)
-        if hcpcs:
-            med.drug = rules.drugs[hcpcs]
-            med.by_name = True
+        else:
+            hcpcs = _name_match(names, rules.drug_names)
+            if hcpcs:
+                med.drug = rules.drugs[hcpcs]
+                med.by_name = True
     return med
 
 
@@ -260,23 +273,30 @@ def _icd10(concepts: Iterable) -> list[Coding]:
     return out
 
 
+def _conditions_icd10(refs, ctx: Context) -> list[Coding]:
+    """ICD-10-CM codes of the Conditions that ``refs`` (a list of References) point to."""
+    found = []
+    for r in _list(refs):
+        if isinstance(r, MAPPING):
+            cond = ctx.get(r.get("reference"), "Condition")
+            if cond:
+                found.extend(_icd10([cond.get("code")]))
+    return found
+
+
+def _rank(diagnosis: Mapping):
+    return diagnosis.get("rank") if isinstance(diagnosis.get("rank"), int) else 99
+
+
 def _diagnoses(admin: Mapping, encounter: Mapping | None, ctx: Context) -> list[Coding]:
     """ICD-10-CM codes: the administration's reason first, else the encounter's."""
-    def from_refs(refs) -> list[Coding]:
-        found = []
-        for r in _list(refs):
-            if isinstance(r, Mapping):
-                cond = ctx.get(r.get("reference"), "Condition")
-                if cond:
-                    found.extend(_icd10([cond.get("code")]))
-        return found
-
-    codes = _icd10(_list(admin.get("reasonCode"))) + from_refs(admin.get("reasonReference"))
+    codes = _icd10(_list(admin.get("reasonCode"))) + _conditions_icd10(admin.get("reasonReference"), ctx)
     if not codes and encounter:
-        diag = [d for d in _list(encounter.get("diagnosis")) if isinstance(d, Mapping)]
-        diag.sort(key=lambda d: d.get("rank") if isinstance(d.get("rank"), int) else 99)
-        codes = from_refs([d.get("condition") for d in diag])
-        codes += _icd10(_list(encounter.get("reasonCode"))) + from_refs(encounter.get("reasonReference"))
+        diag = [d for d in _list(encounter.get("diagnosis")) if isinstance(d, MAPPING)]
+        diag.sort(key=_rank)
+        codes = _conditions_icd10([d.get("condition") for d in diag], ctx)
+        codes += (_icd10(_list(encounter.get("reasonCode")))
+                  + _conditions_icd10(encounter.get("reasonReference"), ctx))
     unique: dict[str, Coding] = {}
     for c in codes:
         unique.setdefault(c.code, c)
@@ -285,7 +305,7 @@ def _diagnoses(admin: Mapping, encounter: Mapping | None, ctx: Context) -> list[
 
 def _period(resource: Mapping, element: str = "period"):
     period = resource.get(element)
-    if not isinstance(period, Mapping):
+    if not isinstance(period, MAPPING):
         return None, None
     return _parse_time(period.get("start")), _parse_time(period.get("end"))
 
@@ -294,7 +314,7 @@ def _active_consent(consents: list[Mapping], when) -> Mapping | None:
     for consent in consents:
         if consent.get("status") != "active":
             continue
-        provision = consent.get("provision") if isinstance(consent.get("provision"), Mapping) else {}
+        provision = consent.get("provision") if isinstance(consent.get("provision"), MAPPING) else {}
         if provision.get("type") == "deny":
             continue
         start, end = _period(provision)
@@ -344,7 +364,7 @@ def _em_codes(encounter: Mapping | None, charge_items: list[Mapping], service_da
     for item in charge_items:
         if item.get("status") in ("entered-in-error", "not-billable", "aborted"):
             continue
-        context = item.get("context") if isinstance(item.get("context"), Mapping) else {}
+        context = item.get("context") if isinstance(item.get("context"), MAPPING) else {}
         same_encounter = enc_key and ref_key(context.get("reference")) == enc_key
         when = _parse_time(item.get("occurrenceDateTime"))
         same_day = service_date is not None and when is not None and _as_date(when) == service_date
@@ -376,7 +396,7 @@ def _drug_units(med: _Medication, dosage: Mapping, rules: Rules):
             problems.append(("missing-dose", f"Dose {dose[0]} {dose[1]} is implausible"))
         elif drug is not None and drug.unit_amount is not None:
             try:
-                units = billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
+                units = _billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
             except DoseError as exc:
                 problems.append(("missing-dose", str(exc)[:1].upper() + str(exc)[1:]))
         elif unit_of(dose[1]) is None or dose[0] <= 0:
@@ -386,6 +406,11 @@ def _drug_units(med: _Medication, dosage: Mapping, rules: Rules):
     if implausible:
         dose = None  # never carried onto a Claim (NDC quantity, drug text)
     return drug, units, dose, problems
+
+
+#: billing_units for the usual few doses of each drug, worked out once (a dose error is not kept:
+#: it is raised again each time, with its own message)
+_billing_units = lru_cache(maxsize=4096)(billing_units)
 
 
 # ----------------------------------------------------------------------------- pass 1
@@ -424,31 +449,41 @@ def _administration_key(admin: Mapping) -> str:
     return f"MedicationAdministration/{admin.get('id')}"
 
 
-def _first(decision: Decision, **changes) -> Decision:
-    return replace(decision, **changes)
+def replace(record, **changes):
+    """``dataclasses.replace`` for the engine's frozen records (no ``__post_init__``, every field set
+    by ``__init__``): a copy of the instance's fields with ``changes``, without a call through
+    ``__init__``; several times quicker, and the engine makes one or more per administration."""
+    copy = object.__new__(type(record))
+    vars(copy).update(vars(record), **changes)
+    return copy
+
+
+def _first(key: str, version, **changes) -> Decision:
+    """The decision of an administration that stops early (void, not given, inside a facility's payment)."""
+    return Decision(administration=key, version=version, **{"outcome": "not-billable", "procedure": None, **changes})
 
 
 def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _Draft:
     gaps = _Gaps(rules, config)
     key = _administration_key(admin)
-    meta = admin.get("meta") if isinstance(admin.get("meta"), Mapping) else {}
-    base = Decision(administration=key, version=meta.get("versionId"), outcome="not-billable", procedure=None)
+    meta = admin.get("meta") if isinstance(admin.get("meta"), MAPPING) else {}
+    version = meta.get("versionId")
     status = admin.get("status")
     effective = admin.get("effectiveDateTime")
-    if effective is None and isinstance(admin.get("effectivePeriod"), Mapping):
+    if effective is None and isinstance(admin.get("effectivePeriod"), MAPPING):
         effective = admin["effectivePeriod"].get("start")
     when = _parse_time(effective)
     identifiers = tuple(sorted(f"{i.get('system')}|{i.get('value')}" for i in _list(admin.get("identifier"))
-                               if isinstance(i, Mapping) and i.get("value")))
+                               if isinstance(i, MAPPING) and i.get("value")))
 
     if status == "entered-in-error":
-        return _Draft(admin, _first(base, outcome="void"), when, None, (), gaps)
+        return _Draft(admin, _first(key, version, outcome="void"), when, None, (), gaps)
     if status not in BILLED_STATUSES:
         gaps.add("not-administered", f"Status is '{status}'" if isinstance(status, str) else "Status is missing")
-        return _Draft(admin, _first(base, gaps=tuple(gaps.items)), when, None, (), gaps)
+        return _Draft(admin, _first(key, version, gaps=tuple(gaps.items)), when, None, (), gaps)
 
     # Patient
-    subject = admin.get("subject") if isinstance(admin.get("subject"), Mapping) else {}
+    subject = admin.get("subject") if isinstance(admin.get("subject"), MAPPING) else {}
     patient = ctx.get(subject.get("reference"), "Patient")
     patient_ref = ref_key(subject.get("reference")) if patient else None
     if patient is None:
@@ -462,18 +497,18 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
         gaps.add("missing-medication", med.reason)
 
     # Route
-    dosage = admin.get("dosage") if isinstance(admin.get("dosage"), Mapping) else {}
+    dosage = admin.get("dosage") if isinstance(admin.get("dosage"), MAPPING) else {}
     route, route_problem = _route(dosage, rules)
 
     # Encounter and setting
-    context_ref = (admin.get("context") or {}).get("reference") if isinstance(admin.get("context"), Mapping) else None
+    context_ref = (admin.get("context") or {}).get("reference") if isinstance(admin.get("context"), MAPPING) else None
     encounter = ctx.get(context_ref, "Encounter")
     setting, pos = "office", "11"
     if encounter is None:
         gaps.add("missing-encounter", "MedicationAdministration.context points to no Encounter"
                  if context_ref else "MedicationAdministration.context is missing")
     else:
-        enc_class = encounter.get("class") if isinstance(encounter.get("class"), Mapping) else {}
+        enc_class = encounter.get("class") if isinstance(encounter.get("class"), MAPPING) else {}
         found = rules.settings.get((enc_class.get("system"), enc_class.get("code")))
         if found:
             setting, pos = found.setting, found.place_of_service
@@ -516,14 +551,14 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
         facts = dict(drug=drug.hcpcs if drug else None, units=units, medication_text=med.text)
     if outcome is None and setting == "inpatient":
         gaps.add("facility-setting", "Inpatient encounter: administration is inside the DRG payment")
-        return _Draft(admin, _first(base, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
+        return _Draft(admin, _first(key, version, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
                                     encounter=ref_key(context_ref), setting=setting, place_of_service=pos,
                                     **facts),
                       when, None, identifiers, gaps)
     if outcome is None and setting == "facility":
         gaps.add("facility-setting", f"Hospital outpatient/emergency encounter (POS {pos}): the facility "
                                      "bills 96372 on its institutional claim")
-        return _Draft(admin, _first(base, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
+        return _Draft(admin, _first(key, version, procedure="96372", gaps=tuple(gaps.items), patient=patient_ref,
                                     encounter=ref_key(context_ref), setting=setting, place_of_service=pos,
                                     **facts),
                       when, None, identifiers, gaps)
@@ -550,7 +585,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     # Performer
     performer_ref = None
     for p in _list(admin.get("performer")):
-        actor = p.get("actor") if isinstance(p, Mapping) and isinstance(p.get("actor"), Mapping) else {}
+        actor = p.get("actor") if isinstance(p, MAPPING) and isinstance(p.get("actor"), MAPPING) else {}
         found = ctx.get(actor.get("reference"))
         if found and found.get("resourceType") in ("Practitioner", "PractitionerRole"):
             performer_ref = ref_key(actor["reference"])
@@ -617,13 +652,13 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     # Billing provider: the encounter's organisation, else the configured one, else the performer.
     provider = None
     if encounter is not None:
-        sp = encounter.get("serviceProvider") if isinstance(encounter.get("serviceProvider"), Mapping) else {}
+        sp = encounter.get("serviceProvider") if isinstance(encounter.get("serviceProvider"), MAPPING) else {}
         if ctx.get(sp.get("reference"), "Organization"):
             provider = ref_key(sp["reference"])
     provider = provider or config.billing_provider or performer_ref
 
     decision = Decision(
-        administration=key, version=base.version, outcome=outcome or "claim", procedure=procedure,
+        administration=key, version=version, outcome=outcome or "claim", procedure=procedure,
         gaps=tuple(gaps.items), lines=tuple(lines), patient=patient_ref, encounter=ref_key(context_ref)
         if encounter else None, coverage=ref_key(f"Coverage/{coverage['id']}") if coverage else None,
         payer_type=payer_type, provider=provider, performer=performer_ref,
@@ -683,10 +718,14 @@ def decide_all(administrations: Iterable[Mapping], context: Context, rules: Rule
     """
     config = config or Config()
     drafts = [_decide_one(a, context, rules, config) for a in administrations]
+    order = {id(draft): _sort_key(draft) for draft in drafts}  # each draft's key, worked out once
+
+    def by_time(draft: _Draft):
+        return order[id(draft)]
 
     # Duplicates: same identifier, or same patient/drug/dose/route/time.
     seen: dict = {}
-    for draft in sorted(drafts, key=_sort_key):
+    for draft in sorted(drafts, key=by_time):
         keys = [("key", draft.duplicate_key)] if draft.duplicate_key else []
         keys += [("identifier", i) for i in draft.identifiers]
         if draft.decision.outcome == "void" or not keys:
@@ -707,7 +746,7 @@ def decide_all(administrations: Iterable[Mapping], context: Context, rules: Rule
         if d.procedure == "96372" and d.outcome == "claim" and d.patient and d.service_date:
             by_day[(d.patient, d.service_date)].append(draft)
     for (_, _), group in by_day.items():
-        group.sort(key=_sort_key)
+        group.sort(key=by_time)
         for position, draft in enumerate(group):
             d = draft.decision
             payer = rules.payer(d.payer_type)

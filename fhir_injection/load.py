@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .client import FhirClient
 from .errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError
-from .sources import RecordProblem, iter_folder
+from .sources import RecordProblem, iter_folder_checked
 from .store import Spool
 
 log = logging.getLogger("fhir_injection.load")
@@ -49,7 +49,7 @@ def load_folder(source: str, client: FhirClient, bundle_size: int = 200) -> Load
     result = LoadResult()
     client.capabilities()
     with Spool() as spool:
-        spool.add_all(iter_folder(source, result.problems.append), result.problems.append)
+        spool.add_all(iter_folder_checked(source, result.problems.append), result.problems.append)
         deferred: list[dict] = []
         for rtype in LOAD_ORDER:
             deferred += _load_type(client, spool, rtype, bundle_size, result, CYCLE_ELEMENTS.get(rtype, ()))

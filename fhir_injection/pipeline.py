@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from . import fastjson
 from .claims import build_claim, build_task, reference_of
 from .engine import decide_all
 from .report import ReportWriter
 from .rules import Config, Rules
-from .sources import RecordProblem, iter_folder
+from .sources import RecordProblem, iter_folder_checked
 from .store import Spool
 
 log = logging.getLogger("fhir_injection")
@@ -109,7 +109,7 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
             report.problem(problem)
 
         with Spool(directory=str(target)) as spool:
-            spool.add_all(iter_folder(source, on_problem), on_problem)
+            spool.add_all(iter_folder_checked(source, on_problem), on_problem)
             done = 0
             for patient_id in spool.patients():
                 admins, ctx = spool.for_patient(patient_id)
@@ -122,9 +122,9 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
                                                  f"({describe_failure(exc)}); skipped"))
                         continue
                     if claim:
-                        handles["Claim.ndjson"].write(json.dumps(claim, separators=(",", ":")) + "\n")
+                        handles["Claim.ndjson"].write(fastjson.dumps(claim) + "\n")
                     if task:
-                        handles["Task.ndjson"].write(json.dumps(task, separators=(",", ":")) + "\n")
+                        handles["Task.ndjson"].write(fastjson.dumps(task) + "\n")
                     report.add(decision, reference_of(claim) if claim else None,
                                claim["status"] if claim else None, reference_of(task) if task else None)
                     done += 1

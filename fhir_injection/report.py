@@ -16,16 +16,19 @@ run in memory. Nothing in it names a person: ids and codes only.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from decimal import Decimal
 from typing import IO, Any
 
-from .model import Decision
+from . import fastjson
+from .model import CENT, Decision
 from .rules import OUTCOMES
 from .sources import RecordProblem
 
 
 def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | None) -> dict[str, Any]:
+    """One report entry. Its only float is ``estimated_usd`` (:class:`ReportWriter` relies on it)."""
     drug = next((line for line in decision.lines if line.kind == "drug"), None)
     admin_line = next((line for line in decision.lines if line.kind == "administration"), None)
     return {
@@ -47,7 +50,7 @@ def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | No
         "modifiers": {"96372": list(admin_line.modifiers) if admin_line else [],
                       "drug": list(drug.modifiers) if drug else []},
         "diagnoses": [d.code for d in decision.diagnoses],
-        "estimated_usd": float(decision.estimated_amount.quantize(Decimal("0.01"))),
+        "estimated_usd": float(decision.estimated_amount.quantize(CENT)),
         "gaps": [g.as_dict() for g in decision.gaps],
         **({"no_claim_reason": decision.claim_blocker} if decision.claim_blocker else {}),
     }
@@ -89,8 +92,8 @@ class Summary:
             "claims": dict(sorted(self.claims.items())),
             "tasks": self.tasks,
             "gaps": dict(sorted(self.gaps.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "estimated_billable_usd": float(self.billable.quantize(Decimal("0.01"))),
-            "estimated_held_usd": float(self.held.quantize(Decimal("0.01"))),
+            "estimated_billable_usd": float(self.billable.quantize(CENT)),
+            "estimated_held_usd": float(self.held.quantize(CENT)),
             "record_errors": self.errors,
             **self.extra,
         }
@@ -135,7 +138,8 @@ class ReportWriter:
         if claim_status:
             entry["claim_status"] = claim_status
         entry.update(extra)
-        self.fh.write(("" if self._first else ",\n") + json.dumps(entry, separators=(",", ":")))
+        finite = not extra and math.isfinite(entry["estimated_usd"])
+        self.fh.write(("" if self._first else ",\n") + fastjson.dumps(entry, floats_finite=finite))
         self._first = False
         self.summary.add(decision, claim_status if claim_ref else None, task_ref is not None)
 

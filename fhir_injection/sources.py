@@ -18,6 +18,9 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Callable, Iterator
 
+from . import fastjson
+from .model import MAPPING
+
 USED_TYPES = frozenset({
     "MedicationAdministration", "Encounter", "Consent", "Coverage", "Patient", "Practitioner",
     "PractitionerRole", "Organization", "Condition", "Medication", "ChargeItem",
@@ -50,7 +53,7 @@ _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
 
 def check_resource(resource, where: str, expected_type: str | None = None) -> RecordProblem | None:
     """The minimum a resource needs before anything indexes it: an object with a type and a valid id."""
-    if not isinstance(resource, Mapping):
+    if not isinstance(resource, MAPPING):
         return RecordProblem(where, None, f"expected a JSON object, got {type(resource).__name__}")
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
@@ -76,8 +79,32 @@ _MA_SHAPE = (
     ("medicationCodeableConcept.coding", _LIST), ("dosage.route", _OBJECT), ("dosage.route.coding", _LIST),
     ("dosage.site", _OBJECT), ("dosage.site.coding", _LIST), ("dosage.dose", _OBJECT),
 )
-_IS = {_OBJECT: lambda v: isinstance(v, Mapping), _LIST: lambda v: isinstance(v, list),
-       _STRING: lambda v: isinstance(v, str)}
+_TYPES = {_OBJECT: MAPPING, _LIST: list, _STRING: str}
+_MA_PATHS = tuple((tuple(path.split(".")), _TYPES[kind], path, kind) for path, kind in _MA_SHAPE)
+_EXACT = {_OBJECT: dict, _LIST: list, _STRING: str}
+_MA_TOP = tuple((path, _EXACT[kind]) for path, kind in _MA_SHAPE if "." not in path)
+_MA_INNER = tuple((tuple(path.split(".")), _EXACT[kind]) for path, kind in _MA_SHAPE if "." in path)
+
+
+def _shape_is_right(resource: dict) -> bool:
+    """The quick yes of :func:`check_shape` for the usual record, made of dicts and lists only: every
+    element present has its JSON type and the dose value is a finite number. A no (or anything
+    unusual, such as another kind of mapping) is left to check_shape's full, ordered walk."""
+    get = resource.get
+    for name, exact in _MA_TOP:
+        value = get(name)
+        if value is not None and type(value) is not exact:
+            return False
+    for parts, exact in _MA_INNER:
+        value = resource
+        for part in parts:
+            value = value.get(part) if type(value) is dict else None
+        if value is not None and type(value) is not exact:
+            return False
+    dose = get("dosage")
+    dose = dose.get("dose") if type(dose) is dict else None
+    value = dose.get("value") if type(dose) is dict else None
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
 
 
 def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
@@ -87,19 +114,22 @@ def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
     """
     if resource.get("resourceType") != "MedicationAdministration":
         return None
-    record = f"{where} (MedicationAdministration/{resource.get('id')})"
-    for path, kind in _MA_SHAPE:
+    if type(resource) is dict and _shape_is_right(resource):
+        return None
+    for parts, types, path, kind in _MA_PATHS:
         value = resource
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if value is not None and not _IS[kind](value):
-            return RecordProblem(record, f"MedicationAdministration.{path}",
+        for part in parts:
+            value = value.get(part) if isinstance(value, MAPPING) else None
+        if value is not None and not isinstance(value, types):
+            return RecordProblem(f"{where} (MedicationAdministration/{resource.get('id')})",
+                                 f"MedicationAdministration.{path}",
                                  f"is {type(value).__name__}, not {kind}; the record is skipped")
-    dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), Mapping) else None
-    value = dose.get("value") if isinstance(dose, Mapping) else None
+    dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), MAPPING) else None
+    value = dose.get("value") if isinstance(dose, MAPPING) else None
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or not math.isfinite(value)):
-        return RecordProblem(record, "MedicationAdministration.dosage.dose.value",
+        return RecordProblem(f"{where} (MedicationAdministration/{resource.get('id')})",
+                             "MedicationAdministration.dosage.dose.value",
                              "is not a finite JSON number; the record is skipped")
     return None
 
@@ -110,8 +140,12 @@ def _open_binary(path: Path):
     return path.open("rb")
 
 
-def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[dict]:
-    """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone."""
+def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | bool]]:
+    """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone.
+
+    Yields (resource, how to store it): the line itself when orjson read it (it reads it again the
+    same), else whether the line is shallow (:func:`~fhir_injection.fastjson.read_line`).
+    """
     name = path.name
     number = 0
     try:
@@ -125,25 +159,29 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                 if len(raw) > MAX_LINE:
                     on_problem(RecordProblem(where, None, f"line longer than {MAX_LINE} bytes; skipped"))
                     continue
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    on_problem(RecordProblem(where, None, f"not UTF-8 text (byte {exc.start + 1}); skipped"))
-                    continue
-                try:
-                    resource = json.loads(line)
-                except (ValueError, RecursionError) as exc:
-                    msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
-                        "nested too deeply" if isinstance(exc, RecursionError) else "a number is too long"
-                    col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-                    on_problem(RecordProblem(where, None, f"not valid JSON: {msg}{col}"))
-                    continue
+                resource, shallow = fastjson.read_line(raw)
+                keep: bytes | bool = raw
+                if resource is fastjson.SLOW:
+                    keep = shallow
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        on_problem(RecordProblem(where, None, f"not UTF-8 text (byte {exc.start + 1}); skipped"))
+                        continue
+                    try:
+                        resource = json.loads(line)
+                    except (ValueError, RecursionError) as exc:
+                        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
+                            "nested too deeply" if isinstance(exc, RecursionError) else "a number is too long"
+                        col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+                        on_problem(RecordProblem(where, None, f"not valid JSON: {msg}{col}"))
+                        continue
                 problem = check_resource(resource, where, expected_type) or check_shape(resource, where)
                 if problem:
                     on_problem(problem)
                     continue
                 if resource["resourceType"] in USED_TYPES:
-                    yield resource
+                    yield resource, keep
     except (OSError, EOFError, zlib.error) as exc:
         kind = "not valid gzip" if name.endswith(".gz") else "could not be read"
         on_problem(RecordProblem(f"{name}:{number + 1}", None, f"file {kind} ({type(exc).__name__}); "
@@ -157,7 +195,7 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
     except (ValueError, RecursionError, OSError) as exc:
         on_problem(RecordProblem(name, None, f"not a readable JSON file ({type(exc).__name__})"))
         return
-    if not isinstance(data, Mapping):
+    if not isinstance(data, MAPPING):
         on_problem(RecordProblem(name, None, "expected a JSON object (a Bundle or a resource)"))
         return
     if data.get("resourceType") != "Bundle":
@@ -173,7 +211,7 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
         return
     for index, entry in enumerate(entries or []):
         where = f"{name} entry[{index}]"
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        resource = entry.get("resource") if isinstance(entry, MAPPING) else None
         if resource is None:
             on_problem(RecordProblem(where, "resource", "entry has no resource"))
             continue
@@ -186,6 +224,14 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
 
 def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:
     """Every used resource in ``folder``, file by file in name order (deterministic)."""
+    for resource, _ in iter_folder_checked(folder, on_problem):
+        yield resource
+
+
+def iter_folder_checked(folder: str | Path, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | bool]]:
+    """As :func:`iter_folder`, each resource with how :meth:`~fhir_injection.store.Spool.add_all` may
+    store it: its line (bytes) when orjson read that exactly, else whether the line was shallow (few
+    brackets; False for Bundle entries, which were not measured)."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"source folder {root} does not exist")
@@ -198,4 +244,5 @@ def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:
         elif match:
             yield from _read_ndjson(path, match.group("type"), on_problem)
         else:
-            yield from _read_json(path, on_problem)
+            for resource in _read_json(path, on_problem):
+                yield resource, False

@@ -10,21 +10,38 @@ references lazily through a small cache.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import sqlite3
 import tempfile
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Iterator
 
-from .context import Context, patient_id_of, split_reference
+from .context import Context, patient_id_of
+from . import fastjson
+from .model import MAPPING
 from .sources import RecordProblem
 
 PATIENT_SCOPED = ("Encounter", "Condition", "Consent", "Coverage", "ChargeItem")
+_SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
+_BATCH = 1000
+_INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?)"
+_REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)"
+_MISSING = object()
+_MARSHAL = b"M"  # before a marshal body; an export line starts with "{" or white space
+
+
+def _load(body: bytes | str):
+    """A stored body: a line orjson read (bytes), marshal bytes after a mark, or JSON text (str)."""
+    if type(body) is str:
+        return json.loads(body)
+    if body[0] == _MARSHAL[0]:
+        return marshal.loads(memoryview(body)[1:])
+    return fastjson.orjson.loads(body)
 
 
 def _version(resource: Mapping) -> tuple:
-    meta = resource.get("meta") if isinstance(resource.get("meta"), Mapping) else {}
+    meta = resource.get("meta") if isinstance(resource.get("meta"), MAPPING) else {}
     v = meta.get("versionId")
     number = int(v) if isinstance(v, str) and v.isdigit() else -1
     updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else ""
@@ -40,14 +57,9 @@ class _LazyContext(Context):
         super().__init__()
         self._spool = spool
 
-    def get(self, reference, expected_type=None):
-        found = super().get(reference, expected_type)
-        if found is not None:
-            return found
-        pair = split_reference(reference)
-        if pair is None or (expected_type and pair[0] != expected_type):
-            return None
-        return self._spool.get(*pair)
+    def _find(self, pair, key):
+        found = self._by_key.get(key)
+        return found if found is not None else self._spool.get(*pair)
 
 
 class Spool:
@@ -58,11 +70,11 @@ class Spool:
         os.close(fd)
         self.db = sqlite3.connect(self.path)
         self.db.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+            "PRAGMA page_size=16384; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
             "CREATE TABLE res (type TEXT, id TEXT, patient TEXT, v INTEGER, updated TEXT, body TEXT,"
             " PRIMARY KEY (type, id)) WITHOUT ROWID;"
         )
-        self._cache: OrderedDict[tuple[str, str], Mapping | None] = OrderedDict()
+        self._cache: dict[tuple[str, str], Mapping | None] = {}
         self._cache_size = cache_size
         self.counts: dict[str, int] = {}
 
@@ -79,49 +91,82 @@ class Spool:
     def __exit__(self, *exc):
         self.close()
 
-    def add_all(self, resources, on_problem) -> None:
-        """Store every resource; of two with one id keep the newer version and say so when unclear."""
+    def add_all(self, records, on_problem) -> None:
+        """Store every resource; of two with one id keep the newer version and say so when unclear.
+
+        ``records`` are resources, or (resource, how) pairs as
+        :func:`~fhir_injection.sources.iter_folder_checked` gives them: a line that orjson read is
+        stored as it is (orjson reads it again the same), a shallow resource with marshal, any other
+        as JSON text, and one too deep for that is reported. Rows go in by batches; an id that may have been seen before (a fixed-size
+        bit filter says so, whatever the input's size) waits for the batch and is checked against the
+        stored row.
+        """
         cur = self.db.cursor()
         cur.execute("BEGIN")
-        for resource in resources:
+        seen = bytearray(_SEEN_BITS >> 3)
+        mask = _SEEN_BITS - 1
+        batch: list[tuple] = []
+        counts = self.counts
+        for record in records:
+            resource, how = record if type(record) is tuple else (record, False)
             rtype, rid = resource["resourceType"], resource["id"]
-            try:
-                body = json.dumps(resource, separators=(",", ":"))
-            except (RecursionError, ValueError, TypeError):
-                on_problem(RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped"))
-                continue
+            if type(how) is bytes:
+                body = how
+            elif how:
+                body = _MARSHAL + marshal.dumps(resource)
+            else:
+                try:
+                    body = json.dumps(resource, separators=(",", ":"))
+                except (RecursionError, ValueError, TypeError):
+                    on_problem(RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped"))
+                    continue
             version = _version(resource)
-            row = cur.execute("SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)).fetchone()
-            if row is not None:
-                if (row[0], row[1]) == version:
+            # a Patient is filed under itself, so that for_patient brings it with the rest
+            pid = rid if rtype == "Patient" else patient_id_of(resource)
+            row = (rtype, rid, pid, version[0], version[1], body)
+            slot = hash((rtype, rid)) & mask
+            if not seen[slot >> 3] & (1 << (slot & 7)):
+                seen[slot >> 3] |= 1 << (slot & 7)
+                counts[rtype] = counts.get(rtype, 0) + 1
+                batch.append(row)
+                if len(batch) >= _BATCH:
+                    cur.executemany(_INSERT, batch)
+                    batch.clear()
+                continue
+            if batch:
+                cur.executemany(_INSERT, batch)
+                batch.clear()
+            old = cur.execute("SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)).fetchone()
+            if old is not None:
+                if old == version:
                     on_problem(RecordProblem(f"{rtype}/{rid}", "id", "appears more than once with the same "
                                              "version; the later record is used"))
-                elif (row[0], row[1]) > version:
+                elif old > version:
                     continue
             else:
-                self.counts[rtype] = self.counts.get(rtype, 0) + 1
-            pid = patient_id_of(resource)
-            cur.execute("INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)",
-                        (rtype, rid, pid, version[0], version[1], body))
+                counts[rtype] = counts.get(rtype, 0) + 1
+            cur.execute(_REPLACE, row)
+        if batch:
+            cur.executemany(_INSERT, batch)
         cur.execute("COMMIT")
         cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
 
     def get(self, rtype: str, rid: str) -> Mapping | None:
         key = (rtype, rid)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
+        value = self._cache.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
         row = self.db.execute("SELECT body FROM res WHERE type=? AND id=?", key).fetchone()
-        value = json.loads(row[0]) if row else None
+        value = _load(row[0]) if row else None
+        if len(self._cache) >= self._cache_size:
+            del self._cache[next(iter(self._cache))]  # the oldest: a patient's lookups come together
         self._cache[key] = value
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         return value
 
     def of_type(self, rtype: str) -> Iterator[dict]:
         """Every stored resource of one type, by id."""
         for (body,) in self.db.execute("SELECT body FROM res WHERE type=? ORDER BY id", (rtype,)):
-            yield json.loads(body)
+            yield _load(body)
 
     def patients(self) -> Iterator[str | None]:
         """Patient ids that have administrations, sorted; None last for those naming no patient."""
@@ -131,18 +176,19 @@ class Spool:
             yield pid
 
     def for_patient(self, patient_id: str | None) -> tuple[list[dict], Context]:
-        """A patient's administrations and a Context with their patient-scoped resources."""
+        """A patient's administrations and a Context with their patient-scoped resources and the
+        Patient itself (the rest is looked up when referenced)."""
         ctx = _LazyContext(self)
         if patient_id is None:
             rows = self.db.execute("SELECT body FROM res WHERE type='MedicationAdministration' "
                                    "AND patient IS NULL ORDER BY id").fetchall()
-            return [json.loads(r[0]) for r in rows], ctx
+            return [_load(r[0]) for r in rows], ctx
         admins = []
-        for rtype, body in self.db.execute("SELECT type, body FROM res WHERE patient=? ORDER BY type, id",
-                                           (patient_id,)):
-            resource = json.loads(body)
+        for rtype, rid, body in self.db.execute("SELECT type, id, body FROM res WHERE patient=? ORDER BY type, id",
+                                                (patient_id,)):
+            resource = _load(body)
             if rtype == "MedicationAdministration":
                 admins.append(resource)
-            else:
-                ctx.add(resource)
+            else:  # a Patient is found by reference, not listed under its own id
+                ctx.add_new(resource, rtype, rid, patient_id if rtype != "Patient" else None)
         return admins, ctx

@@ -10,6 +10,8 @@ import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from collections.abc import Mapping
 
+from .model import MAPPING
+
 # UCUM codes and common free-text spellings -> (dimension, factor to the base unit).
 # Base units: mg for mass, mL for volume, unit for activity.
 _UNITS: dict[str, tuple[str, Decimal]] = {
@@ -99,7 +101,7 @@ def billing_units(amount: Decimal, unit: str, unit_amount: Decimal, billing_unit
 
 def quantity_amount(quantity: Mapping | None) -> tuple[Decimal, str] | None:
     """A FHIR Quantity's (value, unit code); the UCUM ``code`` wins over display ``unit``."""
-    if not isinstance(quantity, Mapping):
+    if not isinstance(quantity, MAPPING):
         return None
     value = to_decimal(quantity.get("value"))
     unit = quantity.get("code") or quantity.get("unit")
@@ -110,7 +112,7 @@ def quantity_amount(quantity: Mapping | None) -> tuple[Decimal, str] | None:
 
 def ratio_strength(ratio: Mapping | None) -> tuple[Decimal, str, Decimal, str] | None:
     """An R4 ``Ratio`` (e.g. ingredient.strength 30 mg / 1 mL) as a strength tuple."""
-    if not isinstance(ratio, Mapping):
+    if not isinstance(ratio, MAPPING):
         return None
     num, den = quantity_amount(ratio.get("numerator")), quantity_amount(ratio.get("denominator"))
     if not num or not den or num[0] <= 0 or den[0] <= 0:

@@ -10,7 +10,7 @@ import pytest
 
 from builders import admin, world
 from fhir_injection import decide_bundle
-from fhir_injection.sources import RecordProblem, check_resource, iter_folder
+from fhir_injection.sources import RecordProblem, check_resource, iter_folder, iter_folder_checked
 from fhir_injection.store import Spool
 
 
@@ -170,6 +170,42 @@ def test_spool_reports_the_same_id_twice_with_the_same_version(tmp_path):
     assert [(p.record, p.field) for p in problems] == [("MedicationAdministration/ma1", "id")]
 
 
+def test_spool_checks_every_possible_repeat(tmp_path, monkeypatch):
+    """With a filter that sees every id as a possible repeat (one slot), each is checked against the
+    stored rows and the result is the same."""
+    older = dict(admin(id="a1"), meta={"versionId": "1"}, status="in-progress")
+    (tmp_path / "MedicationAdministration.ndjson").write_text(
+        ndjson([admin(id="a1", meta={"versionId": "2"}), older, admin(id="a2"), admin(id="a2")]))
+    (tmp_path / "Patient.ndjson").write_text(ndjson(r for r in world() if r["resourceType"] == "Patient"))
+    problems: list[RecordProblem] = []
+    records = list(iter_folder_checked(tmp_path, problems.append))
+    assert all(how == json.dumps(r).encode() + b"\n" for r, how in records)
+    results = []
+    for bits in (1 << 24, 8):
+        monkeypatch.setattr("fhir_injection.store._SEEN_BITS", bits)
+        found: list[RecordProblem] = []
+        with Spool(directory=str(tmp_path)) as spool:
+            spool.add_all(records, found.append)
+            admins, _ = spool.for_patient("p1")
+            results.append(([(a["id"], a.get("meta")) for a in admins], spool.counts, found))
+    assert results[0] == results[1]
+    assert results[0][0] == [("a1", {"versionId": "2"}), ("a2", None)]
+    assert [(p.record, p.field) for p in results[0][2]] == [("MedicationAdministration/a2", "id")]
+
+
+def test_spool_gives_back_what_it_was_given(tmp_path):
+    """Shallow records (marshal) and deep ones or Bundle entries (JSON) come back equal, whatever they hold."""
+    odd = dict(admin(id="odd"), note=[{"text": "\ud800 caf\u00e9"}], x=[10**40, -0.0, float("inf"), None, True])
+    deep = dict(admin(id="deep"), x=[[[[[[["down"]]]]]]])
+    problems: list[RecordProblem] = []
+    with Spool(directory=str(tmp_path)) as spool:
+        spool.add_all([(odd, True), (deep, False), (admin(id="line"), json.dumps(admin(id="line")).encode())],
+                      problems.append)
+        admins, _ = spool.for_patient("p1")
+    assert problems == []
+    assert [json.dumps(a) for a in admins] == [json.dumps(deep), json.dumps(admin(id="line")), json.dumps(odd)]
+
+
 def test_spool_deletes_its_file(tmp_path):
     with Spool(directory=str(tmp_path)) as spool:
         path = Path(spool.path)
@@ -188,3 +224,23 @@ def test_decide_bundle_from_a_bundle_and_from_a_list():
     assert [(d.administration, d.outcome) for d in from_bundle] == [
         ("MedicationAdministration/a1", "claim"), ("MedicationAdministration/a2", "not-billable")]
     assert from_bundle == from_list
+
+
+@pytest.mark.parametrize("path", [p for p, _ in __import__("fhir_injection.sources", fromlist=["x"])._MA_SHAPE]
+                         + ["dosage.dose.value"])
+@pytest.mark.parametrize("value", ["x", 1, 2.5, True, None, [], {}, [{}], float("nan"), 10**30, {"a": 1}])
+def test_check_shape_quick_yes_agrees_with_the_full_walk(path, value):
+    """check_shape's quick pass for plain dicts says yes only where the full, ordered walk (which any
+    other mapping, here a read-only view, takes) finds nothing."""
+    from types import MappingProxyType
+    from fhir_injection.sources import check_shape
+    resource = admin()
+    *parents, last = path.split(".")
+    node = resource
+    for part in parents:
+        node = node.setdefault(part, {}) if isinstance(node, dict) else node
+    if isinstance(node, dict):
+        node[last] = value
+    quick = check_shape(resource, "x:1")
+    full = check_shape(MappingProxyType(resource), "x:1")
+    assert (quick and (quick.record, quick.field, quick.message)) == (full and (full.record, full.field, full.message))
