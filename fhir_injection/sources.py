@@ -104,7 +104,7 @@ def _shape_is_right(resource: dict) -> bool:
     dose = get("dosage")
     dose = dose.get("dose") if type(dose) is dict else None
     value = dose.get("value") if type(dose) is dict else None
-    return value is None or (type(value) in (int, float) and math.isfinite(value))
+    return value is None or type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
@@ -127,7 +127,7 @@ def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
     dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), MAPPING) else None
     value = dose.get("value") if isinstance(dose, MAPPING) else None
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not math.isfinite(value)):
+                              or (isinstance(value, float) and not math.isfinite(value))):
         return RecordProblem(f"{where} (MedicationAdministration/{resource.get('id')})",
                              "MedicationAdministration.dosage.dose.value",
                              "is not a finite JSON number; the record is skipped")

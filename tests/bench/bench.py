@@ -79,6 +79,7 @@ class HttpMeter:
         self.requests = 0
         self.seconds = 0.0
         self.kinds: dict[str, int] = {}
+        self.kind_seconds: dict[str, float] = {}
         self._orig = requests.Session.send
         meter = self
 
@@ -87,11 +88,19 @@ class HttpMeter:
             resp = meter._orig(session, request, **kwargs)
             if not kwargs.get("stream"):
                 resp.content  # noqa: B018 - already read unless streaming; make sure it is
-            meter.seconds += time.perf_counter() - t0
+            took = time.perf_counter() - t0
+            meter.seconds += took
             meter.requests += 1
             path = request.path_url.split("?")[0].rstrip("/").rsplit("/fhir", 1)[-1] or "/"
             kind = f"{request.method} {path.split('/')[1] if path.count('/') else path}"
+            if kind == "POST /":  # a Bundle: which kind (its type comes first in our JSON and fhirpy's)
+                head = (request.body or b"")[:120]
+                head = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+                kind += " transaction" if "transaction" in head else " batch" if "batch" in head else ""
+            elif kind == "GET /":
+                kind += " (next page)"
             meter.kinds[kind] = meter.kinds.get(kind, 0) + 1
+            meter.kind_seconds[kind] = meter.kind_seconds.get(kind, 0.0) + took
             return resp
 
         requests.Session.send = send
@@ -221,7 +230,7 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, i
                           report_path=str(workdir / f"report-{n}.json"), created=CREATED, overlap_seconds=1)
 
     # ours, full
-    meter.kinds = {}
+    meter.kinds, meter.kind_seconds = {}, {}
     r0, s0 = meter.snapshot()
     t0 = time.perf_counter()
     source = fi.connect(hapi.url)
@@ -230,6 +239,7 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, i
     r1, s1 = meter.snapshot()
     ours_req, floor_s = r1 - r0, s1 - s0
     ours_kinds = dict(sorted(meter.kinds.items(), key=lambda kv: -kv[1]))
+    ours_kind_s = {k: round(v, 1) for k, v in sorted(meter.kind_seconds.items(), key=lambda kv: -kv[1])}
     log(f"ours full: {ours.summary['administrations']} administrations, {ours_req} requests, {ours_s:.1f} s "
         f"(HTTP {floor_s:.1f} s), claims {ours.claims.as_dict()}")
 
@@ -281,6 +291,7 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, i
         "http": {
             "full": {"ours_requests": ours_req, "baseline_requests": base_req,
                      "ours_per_1000": round(ours_req * per_k, 1), "ours_by_kind": ours_kinds,
+                     "ours_seconds_by_kind": ours_kind_s,
                      "baseline_per_1000": round(base_req * 1000 / max(b.administrations, 1), 1)},
             "incremental": {"changed": changed, "ours_requests": ours_inc_req, "baseline_requests": base_inc_req,
                             "ours_per_1000": round(ours_inc_req * per_k_inc, 1),
