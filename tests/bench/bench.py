@@ -93,11 +93,13 @@ class HttpMeter:
             meter.requests += 1
             path = request.path_url.split("?")[0].rstrip("/").rsplit("/fhir", 1)[-1] or "/"
             kind = f"{request.method} {path.split('/')[1] if path.count('/') else path}"
-            if kind == "POST /":  # a Bundle: which kind (its type comes first in our JSON and fhirpy's)
+            if path == "/":  # the base: a Bundle (which kind: its type comes first in our JSON) or a next page
+                kind = f"{request.method} <base>"
+            if kind == "POST <base>":
                 head = (request.body or b"")[:120]
                 head = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
                 kind += " transaction" if "transaction" in head else " batch" if "batch" in head else ""
-            elif kind == "GET /":
+            elif kind == "GET <base>":
                 kind += " (next page)"
             meter.kinds[kind] = meter.kinds.get(kind, 0) + 1
             meter.kind_seconds[kind] = meter.kind_seconds.get(kind, 0.0) + took
