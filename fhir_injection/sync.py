@@ -157,9 +157,9 @@ class Resolver:
 
     :meth:`lookups` says what is still unknown for some administrations (what they
     point to, what their encounters point to, their patients' consents, coverages
-    and charge items); :meth:`take` files the answers. :meth:`context_for` does
-    both in rounds (two at most: the encounters' own references are only known
-    once the encounters are), so other searches can ride in the same requests.
+    and charge items); :meth:`take` files the answers; :meth:`fetch` does one round
+    of both, with other searches riding in the same request (the caller repeats it:
+    the encounters' own references are only known once the encounters are).
     """
 
     def __init__(self, client: FhirClient, chunk_size: int = 500):
@@ -261,13 +261,6 @@ class Resolver:
         results = self.client.lookup_many(mine + extra, self.chunk)
         self.take(mine, results[:len(mine)])
         return results[len(mine):]
-
-    def context_for(self, admins: list[Mapping]) -> Context:
-        """Fetch (in batched rounds) and return everything these administrations point to."""
-        for _ in range(3):
-            if self.fetch(admins) is None:
-                break
-        return self.context(admins)
 
     def context(self, admins: list[Mapping]) -> Context:
         """A Context with what the cache holds for these administrations."""
@@ -451,11 +444,9 @@ class Poster:
                 "request": {"method": "PUT", "url": f"{rtype}/{resource['id']}"}}, ident)
         return _Planned(rtype, "create", d.administration, self._conditional_create(rtype, resource, ident), ident)
 
-    def _as_conditional(self, plan: _Planned, force: bool = False) -> _Planned:
+    def _as_conditional(self, plan: _Planned) -> _Planned:
         """A PUT-to-our-id create as a conditional create (the server refused client ids)."""
         if plan.action != "create" or plan.entry["request"]["method"] != "PUT" or not plan.ident:
-            return plan
-        if not force and self.create_with != "post":
             return plan
         return _Planned(plan.kind, plan.action, plan.administration,
                         self._conditional_create(plan.kind, plan.entry["resource"], plan.ident), plan.ident)
@@ -518,7 +509,8 @@ class Poster:
         for plan in retry:
             self._send_one(plan, outcome)
 
-    def _send_one(self, plan: _Planned, outcome: dict[str, dict]) -> None:
+    def _send_one(self, plan: _Planned, outcome: dict[str, dict]) -> bool:
+        """One entry on its own; True if the server took it."""
         request, resource = plan.entry["request"], plan.entry["resource"]
         try:
             if request["method"] == "POST":
@@ -534,20 +526,18 @@ class Poster:
                     and self.create_with == "auto"):
                 # Perhaps the server takes no client-assigned ids: try a conditional create, and if that
                 # works, create that way for the rest of the run.
-                fallback = self._as_conditional(plan, force=True)
-                before = self.claims.failed + self.tasks.failed
-                self._send_one(fallback, outcome)
-                if self.claims.failed + self.tasks.failed == before:
+                landed = self._send_one(self._as_conditional(plan), outcome)
+                if landed:
                     log.warning("the target refused a create at our own id (HTTP %s) but took a conditional "
                                 "create; creating with conditional POST for the rest of this run", exc.status)
                     self.create_with = "post"
-                return
-            self._record(plan, exc.status, None, exc.outcome or str(exc), outcome)
-            return
-        self._record(plan, status, location, None, outcome)
+                return landed
+            return self._record(plan, exc.status, None, exc.outcome or str(exc), outcome)
+        return self._record(plan, status, location, None, outcome)
 
     def _record(self, plan: _Planned, status: int, location: str | None, text: str | None,
-                outcome: dict[str, dict]) -> None:
+                outcome: dict[str, dict]) -> bool:
+        """Count and report one entry's answer; True if it landed (2xx)."""
         counts = self.claims if plan.kind == "Claim" else self.tasks
         info = outcome.setdefault(plan.administration, {})
         key = "claim" if plan.kind == "Claim" else "task"
@@ -567,7 +557,7 @@ class Poster:
                 counts.completed += 1
             if ref:
                 info[key] = ref
-            return
+            return True
         counts.failed += 1
         message = text or f"HTTP {status}"
         info[f"{key}_action"] = "failed"
@@ -576,6 +566,7 @@ class Poster:
                               "message": f"{plan.action} of {plan.kind} failed: HTTP {status}: {message}"})
         log.warning("%s %s for %s failed: HTTP %s: %s", plan.action, plan.kind, plan.administration, status,
                     message)
+        return False
 
 
 # ----------------------------------------------------------------------------- the run
