@@ -80,6 +80,11 @@ def admin(id: str = "ma1", patient: str = "p1", **changes) -> dict:
             "dose": {"value": 30, "unit": "mg", "system": UCUM, "code": "mg"},
         },
     }
+    return with_changes(resource, changes)
+
+
+def with_changes(resource: dict, changes: dict) -> dict:
+    """``resource`` with each key set to (a copy of) its new value; a value of None deletes the key."""
     for key, value in changes.items():
         if value is None:
             resource.pop(key, None)
@@ -89,13 +94,7 @@ def admin(id: str = "ma1", patient: str = "p1", **changes) -> dict:
 
 
 def dosage(**changes) -> dict:
-    d = admin()["dosage"]
-    for key, value in changes.items():
-        if value is None:
-            d.pop(key, None)
-        else:
-            d[key] = value
-    return d
+    return with_changes(admin()["dosage"], changes)
 
 
 def med(system: str, code: str, display: str | None = None) -> dict:
@@ -153,11 +152,7 @@ def replace_resource(resources: list[dict], resource_type: str, **changes) -> li
     out = copy.deepcopy(resources)
     for r in out:
         if r["resourceType"] == resource_type:
-            for key, value in changes.items():
-                if value is None:
-                    r.pop(key, None)
-                else:
-                    r[key] = copy.deepcopy(value)
+            with_changes(r, changes)
             break
     return out
 

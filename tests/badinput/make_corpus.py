@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from builders import with_changes  # noqa: E402 - tests/ is not a package
 SNOMED = "http://snomed.info/sct"
 V2_SITE = "http://terminology.hl7.org/CodeSystem/v2-0163"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -84,22 +86,11 @@ def ma(id="bad", patient="p2", **changes) -> dict:
          "dosage": {"route": {"coding": [{"system": SNOMED, "code": "78421000"}]},
                     "site": {"coding": [{"system": V2_SITE, "code": "LD"}]},
                     "dose": {"value": 30, "unit": "mg", "system": UCUM, "code": "mg"}}}
-    for key, value in changes.items():
-        if value is None:
-            r.pop(key, None)
-        else:
-            r[key] = copy.deepcopy(value)
-    return r
+    return with_changes(r, changes)
 
 
 def dosage(**changes) -> dict:
-    d = ma()["dosage"]
-    for key, value in changes.items():
-        if value is None:
-            d.pop(key, None)
-        else:
-            d[key] = value
-    return d
+    return with_changes(ma()["dosage"], changes)
 
 
 def dose(value, code="mg") -> dict:
