@@ -17,17 +17,18 @@ The public API (pinned by tests/test_api.py):
 
 __version__ = "0.1.0"
 
-from .claims import build_claim, build_task  # noqa: E402
-from .context import Context  # noqa: E402
-from .engine import decide, decide_all  # noqa: E402
+from .sinks.claims import build_claim, build_task  # noqa: E402
+from .decision.context import Context  # noqa: E402
+from .decision.engine import decide, decide_all  # noqa: E402
 from .errors import FhirInjectionError, MappingError, RecordError  # noqa: E402
-from .model import Decision, Gap, Line  # noqa: E402
-from .pipeline import run_folder  # noqa: E402
-from .rules import Config, Rules, load_config, load_rules  # noqa: E402
-from .client import FhirClient  # noqa: E402
-from .http import HttpSession, RetryPolicy  # noqa: E402
-from .sync import SyncOptions, SyncResult, connect, run_sync  # noqa: E402
-from .load import load_folder  # noqa: E402
+from .decision.model import Decision, Gap, Line  # noqa: E402
+from .jobs.offline import run_folder  # noqa: E402
+from .rules import load_config, load_rules
+from .decision.rules import Config, Rules  # noqa: E402
+from .fhir.client import FhirClient  # noqa: E402
+from .fhir.http import HttpSession, RetryPolicy  # noqa: E402
+from .jobs.sync import SyncOptions, SyncResult, connect, run_sync  # noqa: E402
+from .jobs.load import load_folder  # noqa: E402
 
 
 def decide_bundle(bundle_or_resources, rules: "Rules | None" = None, config: "Config | None" = None):

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import (
-    EXIT_AUTH, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER,
-    EXIT_USAGE, ConfigError, FhirInjectionError,
+    EXIT_AUTH, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER, EXIT_USAGE, ConfigError, FhirInjectionError,
 )
 from .rules import load_config, load_rules
 
@@ -125,13 +124,13 @@ def _run_sync(args, rules, config) -> int:
             raise ConfigError("no --source given and the bundled demo (fixtures/demo) is not installed")
         source = str(REPO_DEMO)
     if _is_url(source):
-        from .sync import run_sync_cli
+        from .jobs.sync import run_sync_cli
         return run_sync_cli(args, rules, config)
     target = args.target or "out"
     if _is_url(target):
-        from .sync import run_folder_to_server_cli
+        from .jobs.sync import run_folder_to_server_cli
         return run_folder_to_server_cli(args, source, rules, config)
-    from .pipeline import run_folder
+    from .jobs.offline import run_folder
 
     if not Path(source).is_dir():
         raise ConfigError(f"source folder {source} does not exist")
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sync":
             return _run_sync(args, rules, config)
         if args.command == "load":
-            from .load import run_load_cli
+            from .jobs.load import run_load_cli
             return run_load_cli(args)
     except KeyboardInterrupt:
         print("fhir-injection: interrupted", file=sys.stderr)
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fhir-injection: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 - no traceback: its message may quote a record (PHI)
-        from .pipeline import describe_failure
+        from .jobs.offline import describe_failure
         print(f"fhir-injection: internal error ({describe_failure(exc)}); outputs were not changed",
               file=sys.stderr)
         return EXIT_INTERNAL

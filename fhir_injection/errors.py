@@ -6,6 +6,9 @@ names, birth dates, member ids or free text from a record (PHI).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 # Exit codes, documented in the README and in `fhir-injection --help`.
 EXIT_OK = 0  # run finished; every record processed (gaps are not failures)
 EXIT_RECORD_ERRORS = 1  # run finished, but some records could not be read or posted
@@ -98,3 +101,28 @@ class LockedError(FhirInjectionError):
     """Another sync holds the lock on this state file."""
 
     exit_code = EXIT_LOCKED
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """A record that could not be used, as a value the run reports and goes on from.
+
+    ``record`` is ``file:line`` or ``Type/id``; ``field`` the FHIR path. :class:`RecordError` is the
+    same thing raised, for a library call that cannot go on (:meth:`error`).
+    """
+
+    record: str
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"record": self.record, "field": self.field, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.record}{' ' + self.field if self.field else ''}: {self.message}"
+
+    def error(self) -> RecordError:
+        return RecordError(self.record, self.field, self.message)
+
+
+OnProblem = Callable[[RecordProblem], None]

@@ -5,166 +5,28 @@ carries its ``source``. Loading checks each row and raises :class:`MappingError`
 naming the file and the row (1-based, counting the header as row 1) — a broken
 rule table must stop a run before it produces a single wrong claim.
 
-The loaded :class:`Rules` object is immutable plain data; the engine reads it.
+The loaded :class:`~fhir_injection.decision.rules.Rules` object is immutable plain data
+(its types live in :mod:`fhir_injection.decision.rules`); the engine reads it. One loader
+per table, each naming its file; ``load_config`` reads the run's TOML configuration.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator, Mapping
+from typing import Iterator
 
-from .errors import MappingError
+from .decision.rules import (
+    DRUG_CLASSES, PAYER_TYPES, REQUIRED_GAPS, ROUTES, SC_IM, SETTINGS, SEVERITIES, SYSTEM_NDC, UNITS, VACCINE_GROUPS,
+    Config, Drug,
+    DrugCode, Fee, GapType, PayerRule, Procedure, Rules, Setting, Site, Vaccine,
+)
+from .errors import ConfigError, MappingError
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
-
-ROUTES = {
-    "subcutaneous", "intramuscular", "intravenous-push", "intravenous-infusion",
-    "intra-arterial", "intradermal", "intra-articular", "intralesional",
-    "intravitreal", "oral", "other",
-}
-SC_IM = frozenset({"subcutaneous", "intramuscular"})
-DRUG_CLASSES = {"standard", "vaccine", "antineoplastic", "antineoplastic-hormonal", "unclassified"}
-OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
-SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
-PAYER_TYPES = {"medicare", "medicaid", "commercial"}
-SEVERITIES = ("error", "warning", "info")
-UNITS = {"mg", "mcg", "g", "mL", "unit"}
-VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "other"}
-
-SYSTEM_CPT = "http://www.ama-assn.org/go/cpt"
-SYSTEM_HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
-SYSTEM_HCPCS_ALIASES = frozenset({SYSTEM_HCPCS, "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"})
-SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
-SYSTEM_RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-SYSTEM_CVX = "http://hl7.org/fhir/sid/cvx"
-SYSTEM_POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
-SYSTEM_NPI = "http://hl7.org/fhir/sid/us-npi"
-SYSTEM_SNOMED = "http://snomed.info/sct"
-
-
-@dataclass(frozen=True)
-class Drug:
-    hcpcs: str
-    description: str
-    unit_amount: Decimal | None
-    unit: str | None
-    drug_class: str
-    single_dose: bool
-    self_administered: bool
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class DrugCode:
-    """A product or ingredient code (RxNorm, NDC) that names a HCPCS drug."""
-
-    hcpcs: str
-    display: str
-    # Strength of the product, e.g. 30 mg per 1 mL; None when not a solution.
-    strength: tuple[Decimal, str, Decimal, str] | None
-
-
-@dataclass(frozen=True)
-class Vaccine:
-    cvx: str
-    display: str
-    product_code: str
-    group: str
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Procedure:
-    code: str | None
-    description: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class Site:
-    system: str
-    code: str
-    display: str
-    laterality: str | None
-
-
-@dataclass(frozen=True)
-class Setting:
-    setting: str
-    place_of_service: str
-    display: str
-
-
-@dataclass(frozen=True)
-class PayerRule:
-    payer_type: str
-    distinct_modifier: str
-    requires_ndc: bool
-    jw_jz: bool
-    pays_99211_with_injection: bool
-    mue_96372: int
-
-
-@dataclass(frozen=True)
-class GapType:
-    code: str
-    severity: str
-    field: str
-    definition: str
-    source: str
-
-
-@dataclass(frozen=True)
-class Fee:
-    amount: Decimal
-    per: str  # "service" or "unit"
-
-
-@dataclass(frozen=True)
-class Rules:
-    """Every table from mappings/, keyed for the engine's look-ups."""
-
-    directory: str
-    drugs: Mapping[str, Drug]
-    drug_codes: Mapping[tuple[str, str], DrugCode]  # (system, code)
-    drug_names: tuple[tuple[str, str], ...]  # (lower-case name, hcpcs), longest first
-    vaccines: Mapping[str, Vaccine]  # cvx
-    vaccine_names: tuple[tuple[str, str], ...]  # (lower-case name, cvx), longest first
-    vaccine_admin: Mapping[tuple[str, str], str]  # (payer_type|*, group|*) -> code
-    routes: Mapping[tuple[str, str], str]  # (system, code) -> route
-    procedures: Mapping[str, Procedure]  # route -> procedure
-    antineoplastic: Mapping[str, str]  # drug_class -> procedure code
-    sites: Mapping[tuple[str, str], Site]
-    laterality: Mapping[tuple[str, str], str]
-    settings: Mapping[tuple[str, str], Setting]
-    payers: Mapping[str, PayerRule]
-    payer_codes: tuple[tuple[str, str, str, str], ...]  # (system, code, match, payer_type)
-    em_ranges: tuple[tuple[int, int], ...]
-    fees: Mapping[tuple[str, str], Fee]  # (code, setting|*) -> fee
-    gaps: Mapping[str, GapType]
-    gap_codesystem_url: str
-
-    def fee(self, code: str, setting: str) -> Fee | None:
-        return self.fees.get((code, setting)) or self.fees.get((code, "*"))
-
-    def payer(self, payer_type: str | None) -> PayerRule:
-        return self.payers[payer_type or "commercial"]
-
-    def is_em(self, code: str) -> bool:
-        if not code.isdigit():
-            return False
-        n = int(code)
-        return any(lo <= n <= hi for lo, hi in self.em_ranges)
-
-
-# --------------------------------------------------------------------------- loading
-
 
 class _Table:
     """Reads one CSV, checking its header; yields (row_number, row)."""
@@ -410,15 +272,6 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     )
 
 
-REQUIRED_GAPS = (
-    "missing-medication", "unmapped-medication", "missing-dose", "missing-route", "missing-site",
-    "missing-time", "missing-performer", "missing-diagnosis", "missing-consent", "missing-coverage",
-    "missing-encounter", "route-not-sc-im", "vaccine", "antineoplastic", "facility-setting",
-    "not-administered", "time-outside-encounter", "em-same-day", "units-over-mue",
-    "self-administered-drug", "duplicate", "missing-ndc", "missing-patient",
-)
-
-
 def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
     name = path.name
     try:
@@ -447,32 +300,6 @@ def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
     return gaps, cs["url"]
 
 
-@dataclass(frozen=True)
-class Config:
-    """Run-time choices a billing team makes; defaults are documented in the README.
-
-    ``severity`` overrides gap severities (only ``missing-consent`` and ``missing-site``
-    are meant to be tuned, but any gap may be). ``distinct_modifier`` overrides the
-    payers.csv choice per payer type, e.g. ``{"medicare": "XS"}``.
-    """
-
-    severity: Mapping[str, str] = field(default_factory=dict)
-    distinct_modifier: Mapping[str, str] = field(default_factory=dict)
-    jw_jz: bool = True
-    identifier_system: str = "urn:fhir-injection:claim"
-    billing_provider: str | None = None  # "Organization/<id>" used when the encounter names none
-
-    def __post_init__(self):
-        for code, sev in self.severity.items():
-            if sev not in SEVERITIES:
-                from .errors import ConfigError
-                raise ConfigError(f"severity for gap '{code}' is '{sev}', expected error, warning or info")
-        for pt, mod in self.distinct_modifier.items():
-            if mod not in {"59", "XE", "XP", "XS", "XU"}:
-                from .errors import ConfigError
-                raise ConfigError(f"distinct modifier for '{pt}' is '{mod}', expected 59, XE, XP, XS or XU")
-
-
 def load_config(path: str | Path | None) -> Config:
     """Read a TOML config file (see README "Configuration"); None gives the defaults.
 
@@ -487,7 +314,6 @@ def load_config(path: str | Path | None) -> Config:
         [distinct_modifier]
         medicare = "XS"
     """
-    from .errors import ConfigError
     import tomllib
 
     if path is None:

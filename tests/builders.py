@@ -122,13 +122,15 @@ def rules():
 
 def decide_one(administration: dict | None = None, resources: list[dict] | None = None, config=None):
     """Decide one administration in ``resources`` (default: a clean Medicare ``world()``)."""
-    from fhir_injection import Context, decide
+    from fhir_injection import Context
+    from fhir_injection import decide
     return decide(administration if administration is not None else admin(),
                   Context(resources if resources is not None else world()), rules(), config)
 
 
 def decide_many(administrations: list[dict], resources: list[dict] | None = None, config=None):
-    from fhir_injection import Context, decide_all
+    from fhir_injection import Context
+    from fhir_injection import decide_all
     return decide_all(administrations, Context(resources if resources is not None else world()), rules(), config)
 
 

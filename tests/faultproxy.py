@@ -347,7 +347,7 @@ def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[st
 
 def load(folder: Path, base_url: str) -> None:
     from fhir_injection import load_folder
-    from fhir_injection.sync import connect
+    from fhir_injection.jobs.sync import connect
 
     result = load_folder(str(folder), connect(base_url))
     assert not result.problems, [str(p) for p in result.problems]
@@ -355,8 +355,9 @@ def load(folder: Path, base_url: str) -> None:
 
 def expected_offline(folder: Path, identifier_system: str, tmp: Path) -> tuple[set[str], set[str]]:
     """Administration ids that get a Claim / a Task, from the offline decision over the same data."""
-    from fhir_injection.pipeline import run_folder
-    from fhir_injection.rules import Config, load_rules
+    from fhir_injection.jobs.offline import run_folder
+    from fhir_injection.rules import load_rules
+    from fhir_injection.decision.rules import Config
 
     out = tmp / "offline-out"
     run_folder(folder, out, load_rules(), Config(identifier_system=identifier_system), "2026-11-26T12:00:00Z")
@@ -401,7 +402,7 @@ def seed_state(path: Path, source_url: str, mark: str) -> None:
 
 
 def plus_seconds(instant: str, seconds: float) -> str:
-    from fhir_injection.state import format_instant, parse_instant
+    from fhir_injection.jobs.state import format_instant, parse_instant
     from datetime import timedelta
 
     return format_instant(parse_instant(instant) + timedelta(seconds=seconds))

@@ -50,7 +50,7 @@ def test_errors_share_one_base():
 
 
 def test_engine_module_does_no_io():
-    import fhir_injection.engine as engine
+    import fhir_injection.decision.engine as engine
     source = inspect.getsource(engine)
     for forbidden in ("open(", "requests", "import os", "datetime.now", "time.time", "print("):
         assert forbidden not in source, forbidden

@@ -12,16 +12,11 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from fhir_injection.auth import (
-    ASSERTION_TYPE,
-    BasicAuth,
-    BearerAuth,
-    NoAuth,
-    SmartBackendAuth,
-    auth_from_env,
+from fhir_injection.fhir.auth import (
+    ASSERTION_TYPE, BasicAuth, BearerAuth, NoAuth, SmartBackendAuth, auth_from_env,
 )
 from fhir_injection.errors import AuthError, ConfigError
-from fhir_injection.http import HttpSession
+from fhir_injection.fhir.http import HttpSession
 
 BASE = "https://fhir.example.org/fhir"
 TOKEN_URL = "https://auth.example.org/oauth/token"

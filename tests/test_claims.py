@@ -8,8 +8,11 @@ from builders import (
     CPT, CREATED, ICD10, RXNORM, SNOMED, V2_ROUTE, V2_SITE, admin, decide_many, decide_one, dosage, med,
     replace_resource, route, rules, validate_claim, validate_task, world,
 )
-from fhir_injection import Config, build_claim, build_task
-from fhir_injection.claims import claim_id, reference_of, task_id
+from fhir_injection import Config
+from fhir_injection import build_claim
+from fhir_injection import build_task
+from fhir_injection.fhir.resources import reference_of
+from fhir_injection.sinks.claims import claim_id, task_id
 
 CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
 HCPCS_SYSTEM = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from builders import CREATED, RXNORM, admin, dosage, med, rules, validate_claim, validate_task, world
-from fhir_injection import Config, run_folder
+from fhir_injection import Config
+from fhir_injection import run_folder
 from fhir_injection.cli import main
 from fhir_injection.errors import EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_USAGE
 

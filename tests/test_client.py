@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from fhir_injection.client import FhirClient, entry_results
+from fhir_injection.fhir.client import FhirClient, entry_results
 from fhir_injection.errors import FatalNetworkError, PagingExpired, TemporaryNetworkError
-from fhir_injection.http import HttpSession
+from fhir_injection.fhir.http import HttpSession
 
 BASE = "https://fhir.example.org/fhir"
 

@@ -14,7 +14,10 @@ from builders import (
     decide_many, decide_one, dose, dosage, gap, gap_codes, line, med, replace_resource, route, rules,
     world,
 )
-from fhir_injection import Config, Context, decide, decide_all
+from fhir_injection import Config
+from fhir_injection import Context
+from fhir_injection import decide
+from fhir_injection import decide_all
 
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 GAPS_FILE = Path(__file__).resolve().parent.parent / "mappings" / "gaps.codesystem.json"
@@ -748,7 +751,7 @@ def test_antineoplastic_with_text_only_route_still_asks_for_the_route():
 
 
 def test_oddly_named_ndjson_file_is_read_by_resource_type(tmp_path):
-    from fhir_injection.sources import iter_folder
+    from fhir_injection.sources.folder import iter_folder
     (tmp_path / "export.ndjson").write_text(json.dumps(admin()) + "\n" + json.dumps(world()[0]) + "\n")
     problems = []
     types = sorted(r["resourceType"] for r in iter_folder(tmp_path, problems.append))

@@ -46,8 +46,8 @@ def test_unknown_types_fail_as_in_json():
 def test_report_entries_hold_one_float():
     """ReportWriter passes floats_finite=True after checking estimated_usd: no other float may appear."""
     from fhir_injection import decide
-    from fhir_injection.context import Context
-    from fhir_injection.report import decision_entry
+    from fhir_injection.decision.context import Context
+    from fhir_injection.sinks.report import decision_entry
     from fhir_injection.rules import load_rules
     from builders import admin, world
 

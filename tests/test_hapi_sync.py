@@ -35,9 +35,14 @@ from urllib.parse import urlparse
 
 import pytest
 
-from fhir_injection import Config, SyncOptions, connect, load_folder, run_folder, run_sync
-from fhir_injection.claims import TAG_SYSTEM
-from fhir_injection.state import StateFile, minus, parse_instant
+from fhir_injection import Config
+from fhir_injection import SyncOptions
+from fhir_injection import connect
+from fhir_injection import load_folder
+from fhir_injection import run_folder
+from fhir_injection import run_sync
+from fhir_injection.sinks.claims import TAG_SYSTEM
+from fhir_injection.jobs.state import StateFile, minus, parse_instant
 
 pytestmark = pytest.mark.hapi
 
@@ -437,7 +442,7 @@ def test_demo_sync_request_count_grows_with_pages_not_administrations(env):
 
 
 def test_a_claim_the_server_refuses_is_reported_and_the_rest_land(env, monkeypatch):
-    import fhir_injection.sync as sync_module
+    import fhir_injection.jobs.sync as sync_module
 
     e = env
     system = f"urn:fhir-injection:test-{e.run}-refused:claim"

@@ -9,9 +9,9 @@ import pytest
 import requests
 import responses
 
-from fhir_injection.auth import Auth, BasicAuth, BearerAuth
+from fhir_injection.fhir.auth import Auth, BasicAuth, BearerAuth
 from fhir_injection.errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
-from fhir_injection.http import HttpSession, RetryPolicy, parse_retry_after
+from fhir_injection.fhir.http import HttpSession, RetryPolicy, parse_retry_after
 
 BASE = "https://fhir.example.org/fhir"
 

@@ -120,7 +120,7 @@ def test_a_whole_run_over_the_demo_writes_no_phi(tmp_path, demo_copy, source):
 
 
 SITECUSTOMIZE = '''
-import fhir_injection.engine as engine
+import fhir_injection.decision.engine as engine
 _real = engine._decide_one
 
 def _boom(admin, ctx, rules, config):
@@ -160,7 +160,7 @@ def test_an_unexpected_crash_outside_the_records_prints_no_phi(tmp_path, demo_co
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "boom2.py").write_text('''
-import fhir_injection.report as report
+import fhir_injection.sinks.report as report
 def _boom(self, *a, **k):
     raise RuntimeError("patient Demo-Patient-001 born 1973-02-12 member DEMO-5-343497051")
 report.ReportWriter.close = _boom

@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import admin, world
-from fhir_injection import Config, Context, decide
-from fhir_injection.claims import claim_id, task_id
-from fhir_injection.units import billing_units, convert, ndc11
+from fhir_injection import Config
+from fhir_injection import Context
+from fhir_injection import decide
+from fhir_injection.sinks.claims import claim_id, task_id
+from fhir_injection.decision.units import billing_units, convert, ndc11
 
 from builders import rules
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from fhir_injection import Config, MappingError, load_config, load_rules
+from fhir_injection import Config
+from fhir_injection import MappingError
+from fhir_injection import load_config
+from fhir_injection import load_rules
 from fhir_injection.errors import EXIT_MAPPINGS, ConfigError
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import fhir_injection.sync as sync_module
+import fhir_injection.jobs.sync as sync_module
 from fhir_injection.cli import main
 from fhir_injection.errors import EXIT_INTERRUPTED, TemporaryNetworkError
 

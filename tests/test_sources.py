@@ -10,8 +10,10 @@ import pytest
 
 from builders import admin, world
 from fhir_injection import decide_bundle
-from fhir_injection.sources import RecordProblem, check_resource, iter_folder, iter_folder_checked
-from fhir_injection.store import Spool
+from fhir_injection.errors import RecordProblem
+from fhir_injection.sources.folder import iter_folder, iter_folder_checked
+from fhir_injection.sources.records import check_resource
+from fhir_injection.sources.spool import Spool
 
 
 def ndjson(resources) -> str:
@@ -182,7 +184,7 @@ def test_spool_checks_every_possible_repeat(tmp_path, monkeypatch):
     assert all(how == json.dumps(r).encode() + b"\n" for r, how in records)
     results = []
     for bits in (1 << 24, 8):
-        monkeypatch.setattr("fhir_injection.store._SEEN_BITS", bits)
+        monkeypatch.setattr("fhir_injection.sources.spool._SEEN_BITS", bits)
         found: list[RecordProblem] = []
         with Spool(directory=str(tmp_path)) as spool:
             spool.add_all(records, found.append)
@@ -226,14 +228,14 @@ def test_decide_bundle_from_a_bundle_and_from_a_list():
     assert from_bundle == from_list
 
 
-@pytest.mark.parametrize("path", [p for p, _ in __import__("fhir_injection.sources", fromlist=["x"])._MA_SHAPE]
+@pytest.mark.parametrize("path", [p for p, _ in __import__("fhir_injection.sources.records", fromlist=["x"])._MA_SHAPE]
                          + ["dosage.dose.value"])
 @pytest.mark.parametrize("value", ["x", 1, 2.5, True, None, [], {}, [{}], float("nan"), 10**30, {"a": 1}])
 def test_check_shape_quick_yes_agrees_with_the_full_walk(path, value):
     """check_shape's quick pass for plain dicts says yes only where the full, ordered walk (which any
     other mapping, here a read-only view, takes) finds nothing."""
     from types import MappingProxyType
-    from fhir_injection.sources import check_shape
+    from fhir_injection.sources.records import check_shape
     resource = admin()
     *parents, last = path.split(".")
     node = resource

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fhir_injection.errors import EXIT_LOCKED, ConfigError, LockedError
-from fhir_injection.state import StateFile, StateLock, format_instant, minus, parse_instant
+from fhir_injection.jobs.state import StateFile, StateLock, format_instant, minus, parse_instant
 
 BASE = "https://fhir.example.org/fhir"
 
@@ -101,7 +101,7 @@ def test_second_lock_on_the_same_state_file_is_refused(tmp_path):
 
 def test_lock_held_by_another_process(tmp_path):
     state = tmp_path / "sub" / "state.json"
-    code = ("import sys, time; from fhir_injection.state import StateLock\n"
+    code = ("import sys, time; from fhir_injection.jobs.state import StateLock\n"
             "with StateLock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.readline()\n")
     child = subprocess.Popen([sys.executable, "-c", code, str(state)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)

@@ -26,14 +26,14 @@ import responses
 
 from builders import V2_SITE, admin, rules as load_bundled_rules, world
 from fhir_injection import cli
-from fhir_injection import sync as sync_module
-from fhir_injection.auth import BasicAuth, BearerAuth, SmartBackendAuth
-from fhir_injection.client import FhirClient
+from fhir_injection.jobs import sync as sync_module
+from fhir_injection.fhir.auth import BasicAuth, BearerAuth, SmartBackendAuth
+from fhir_injection.fhir.client import FhirClient
 from fhir_injection.errors import EXIT_INTERRUPTED, EXIT_SERVER, ConfigError, FatalNetworkError
-from fhir_injection.http import HttpSession
-from fhir_injection.rules import Config
-from fhir_injection.state import minus
-from fhir_injection.sync import FINGERPRINT_SYSTEM, StopFlag, SyncOptions, parse_interval, run_sync
+from fhir_injection.fhir.http import HttpSession
+from fhir_injection.decision.rules import Config
+from fhir_injection.jobs.state import minus
+from fhir_injection.jobs.sync import FINGERPRINT_SYSTEM, StopFlag, SyncOptions, parse_interval, run_sync
 
 BASE = "https://fhir.example.org/fhir"
 TOKEN_URL = "https://auth.example.org/oauth/token"
@@ -650,7 +650,7 @@ def test_a_refused_write_is_tried_again_next_run_until_it_lands(rsps, server, tm
 
 
 def test_a_write_refused_run_after_run_is_given_up_and_reported(rsps, server, tmp_path, sleeps):
-    from fhir_injection.sync import MAX_WRITE_RETRIES
+    from fhir_injection.jobs.sync import MAX_WRITE_RETRIES
     clinic(server, patients=1, per_patient=1)
     server.entry_hook = lambda e: (400, "HAPI-9999: refused") if e["request"]["method"] == "POST" else None
     for _ in range(MAX_WRITE_RETRIES + 1):
@@ -1000,7 +1000,7 @@ def test_cli_sigterm_during_page_1_finishes_it_and_exits_130(rsps, server, tmp_p
 
 def test_cli_second_sync_on_a_locked_state_file_exits_6(rsps, server, tmp_path, sleeps, monkeypatch,
                                                         keep_signal_handlers, capsys):
-    from fhir_injection.state import StateLock
+    from fhir_injection.jobs.state import StateLock
     clinic(server, patients=1, per_patient=1)
     monkeypatch.setattr(sync_module, "make_client", no_sleep_cli_client(sleeps))
 
@@ -1023,7 +1023,7 @@ def test_a_wrongly_typed_administration_is_reported_and_the_page_goes_on(rsps, s
 
 
 def test_an_administration_the_engine_fails_on_is_skipped_not_fatal(rsps, server, tmp_path, sleeps, monkeypatch):
-    import fhir_injection.pipeline as pipeline
+    import fhir_injection.jobs.offline as pipeline
     admins = clinic(server, patients=2, per_patient=2)
     real = pipeline.decide_all
 
@@ -1073,7 +1073,7 @@ def bundles_of(rsps, kind: str) -> list[dict]:
 
 
 def test_batch_server_a_page_costs_the_page_one_lookup_batch_and_one_transaction(rsps, tmp_path, sleeps):
-    from fhir_injection.claims import stable_id
+    from fhir_injection.sinks.claims import stable_id
     server = batch_server(rsps)
     admins = clinic(server)  # 60 administrations, 20 a page -> 3 pages
 
@@ -1167,7 +1167,7 @@ def lookup_client(sleeps) -> FhirClient:
 
 
 def test_lookup_many_sends_several_searches_in_one_batch_and_files_answers_per_search(rsps, sleeps):
-    from fhir_injection.client import Lookup
+    from fhir_injection.fhir.client import Lookup
     server = batch_server(rsps)
     clinic(server, patients=3, per_patient=1)
     client = lookup_client(sleeps)
@@ -1184,8 +1184,8 @@ def test_lookup_many_sends_several_searches_in_one_batch_and_files_answers_per_s
 
 
 def test_lookup_many_follows_next_links_inside_a_batch_answer(rsps, sleeps, monkeypatch):
-    from fhir_injection import client as client_module
-    from fhir_injection.client import Lookup
+    from fhir_injection.fhir import client as client_module
+    from fhir_injection.fhir.client import Lookup
     monkeypatch.setattr(client_module, "SEARCH_BY_PAGE", 2)
     server = batch_server(rsps)
     clinic(server, patients=5, per_patient=1)
@@ -1198,7 +1198,7 @@ def test_lookup_many_follows_next_links_inside_a_batch_answer(rsps, sleeps, monk
 
 
 def test_lookup_many_searches_alone_what_failed_inside_the_batch(rsps, sleeps):
-    from fhir_injection.client import Lookup
+    from fhir_injection.fhir.client import Lookup
     server = batch_server(rsps)
     clinic(server, patients=2, per_patient=1)
     failed = []
@@ -1220,7 +1220,7 @@ def test_lookup_many_searches_alone_what_failed_inside_the_batch(rsps, sleeps):
 
 
 def test_lookup_many_stops_batching_when_the_server_refuses_batches(rsps, sleeps):
-    from fhir_injection.client import Lookup
+    from fhir_injection.fhir.client import Lookup
     server = batch_server(rsps)
     clinic(server, patients=2, per_patient=1)
     server.batch_hook = lambda bundle: (405, outcome("batch not supported"))
@@ -1235,7 +1235,7 @@ def test_lookup_many_stops_batching_when_the_server_refuses_batches(rsps, sleeps
 
 
 def test_lookup_many_without_batch_in_the_capability_statement_never_batches(rsps, server, sleeps):
-    from fhir_injection.client import Lookup
+    from fhir_injection.fhir.client import Lookup
     clinic(server, patients=2, per_patient=1)
     client = lookup_client(sleeps)
     results = client.lookup_many([Lookup("Patient", "_id", ("p0",)), Lookup("Consent", "patient", ("Patient/p1",))])
@@ -1307,6 +1307,6 @@ def test_cli_create_with_reaches_the_writes(rsps, tmp_path, sleeps, monkeypatch,
 
 
 def test_unknown_create_with_is_a_config_error(tmp_path):
-    from fhir_injection.sync import Poster
+    from fhir_injection.jobs.sync import Poster
     with pytest.raises(ConfigError, match="create_with 'maybe'"):
         Poster(make_client([]), load_bundled_rules(), Config(), 10, create_with="maybe")

@@ -6,9 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from fhir_injection.units import (
-    MAX_BILLING_UNITS, DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, to_decimal,
-    unit_of,
+from fhir_injection.decision.units import (
+    MAX_BILLING_UNITS, DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, to_decimal, unit_of,
 )
 
 D = Decimal

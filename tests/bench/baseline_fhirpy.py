@@ -33,7 +33,10 @@ from datetime import date, timedelta
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 
-from fhir_injection import Config, Context, build_claim, decide_all
+from fhir_injection import Config
+from fhir_injection import Context
+from fhir_injection import build_claim
+from fhir_injection import decide_all
 
 BASELINE_SYSTEM = "urn:fhir-injection:bench-baseline"
 MA = "MedicationAdministration"

@@ -8,14 +8,12 @@ resources; :mod:`fhir_injection.report` into the report a billing team reads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
-#: For ``isinstance(value, MAPPING)``: a JSON object is a dict, and the dict check, tried first, costs
-#: far less than the abstract ``Mapping`` one, which still admits any other mapping.
-MAPPING = (dict, Mapping)
+from ..fhir.resources import MAPPING  # noqa: F401 - the engine's modules take it from here
+
 
 def quick_init(cls):
     """Give a frozen dataclass an ``__init__`` that fills the instance's fields in one dict update.
@@ -45,7 +43,6 @@ def quick_init(cls):
     return cls
 
 
-SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 CENT = Decimal("0.01")  # money is rounded to it
 
 

@@ -12,18 +12,18 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from .client import FhirClient
-from .errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError
-from .sources import RecordProblem, iter_folder_checked
-from .store import Spool
+from ..fhir.client import FhirClient
+from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError
+from ..errors import RecordProblem
+from ..fhir.resources import LOAD_ORDER
+from ..sources.folder import iter_folder_checked
+from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection.load")
 
-# Referenced types first. Encounter and Condition point at each other (Encounter.diagnosis,
-# Condition.encounter): Encounters go in first without those elements, and again whole after
-# the Conditions.
-LOAD_ORDER = ("Organization", "Practitioner", "PractitionerRole", "Patient", "Medication", "Coverage",
-              "Consent", "Encounter", "Condition", "ChargeItem", "MedicationAdministration")
+# Types go in LOAD_ORDER (referenced types first). Encounter and Condition point at each other
+# (Encounter.diagnosis, Condition.encounter): Encounters go in first without those elements, and
+# again whole after the Conditions.
 CYCLE_ELEMENTS = {"Encounter": ("diagnosis", "reasonReference")}
 COMPLETE_AFTER = {"Condition": "Encounter"}
 

@@ -32,17 +32,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .claims import TASK_IDENTIFIER_SUFFIX, build_claim, build_task, claim_identifier, task_identifier
-from .client import FhirClient, Lookup
-from .context import Context, patient_id_of, ref_key, split_reference
-from .errors import (
+from ..sinks.claims import TASK_IDENTIFIER_SUFFIX, build_claim, build_task, claim_identifier, task_identifier
+from ..fhir.client import FhirClient, Lookup
+from ..decision.context import Context
+from ..fhir.resources import FOUND_BY_PATIENT, patient_id_of, ref_key, split_reference
+from ..errors import (
     EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, NetworkError, PagingExpired,
 )
-from .model import Decision
-from .report import ReportWriter
-from .rules import Config, Rules
-from .pipeline import decide_isolated
-from .sources import RecordProblem, check_resource, check_shape
+from ..decision.model import Decision
+from ..sinks.report import ReportWriter
+from ..decision.rules import Config, Rules
+from .offline import decide_isolated
+from ..errors import RecordProblem
+from ..sources.records import check_resource, check_shape
 from .state import StateFile, StateLock, format_instant, minus, parse_instant
 
 log = logging.getLogger("fhir_injection.sync")
@@ -149,7 +151,7 @@ def _absolute(resource: Any, base: str) -> Any:
 # ----------------------------------------------------------------------------- pulling
 
 
-SCOPED = (("Consent", "patient"), ("Coverage", "beneficiary"), ("ChargeItem", "subject"))
+
 
 
 class Resolver:
@@ -219,7 +221,7 @@ class Resolver:
                 else:
                     self.cache[key] = None  # the server has no such type: nothing to ask
         out = [Lookup(t, "_id", tuple(sorted(ids))) for t, ids in sorted(by_type.items())]
-        for rtype, param in SCOPED:
+        for rtype, param in FOUND_BY_PATIENT:
             todo = sorted(p for p in patients if (rtype, p) not in self.by_patient)
             if not todo:
                 continue
@@ -270,7 +272,7 @@ class Resolver:
             resource = self.cache.get(key)
             if resource is not None:
                 ctx.add(resource)
-        for rtype, _ in SCOPED:
+        for rtype, _ in FOUND_BY_PATIENT:
             for pid in patients:
                 for resource in self.by_patient.get((rtype, pid), ()):
                     ctx.add(resource)
@@ -871,8 +873,8 @@ def connect(url: str, env_prefix: str = "FHIR_", ca_bundle: str | None = None,
     unless ``allow_insecure_http``.
     """
     import os
-    from .auth import auth_from_env
-    from .http import HttpSession
+    from ..fhir.auth import auth_from_env
+    from ..fhir.http import HttpSession
 
     auth = auth_from_env(os.environ if env is None else env, env_prefix, base_url=url,
                          allow_insecure_http=allow_insecure_http)

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import fastjson
-from .claims import build_claim, build_task, reference_of
-from .engine import decide_all
-from .report import ReportWriter
-from .rules import Config, Rules
-from .sources import RecordProblem, iter_folder_checked
-from .store import Spool
+from .. import fastjson
+from ..fhir.resources import reference_of
+from ..sinks.claims import build_claim, build_task
+from ..decision.engine import decide_all
+from ..sinks.report import ReportWriter
+from ..decision.rules import Config, Rules
+from ..errors import RecordProblem
+from ..sources.folder import iter_folder_checked
+from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection")
 
@@ -30,7 +32,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        from .errors import EXIT_OK, EXIT_RECORD_ERRORS
+        from ..errors import EXIT_OK, EXIT_RECORD_ERRORS
         return EXIT_RECORD_ERRORS if self.problems else EXIT_OK
 
 

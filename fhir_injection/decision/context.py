@@ -9,75 +9,10 @@ Sources fill it; the engine only reads it, so it stays a pure function.
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import lru_cache
 from collections.abc import Mapping
 from typing import Iterable
 
-from .model import MAPPING
-
-# Which element of each resource type names its patient.
-PATIENT_ELEMENT = {
-    "Consent": "patient",
-    "Coverage": "beneficiary",
-    "ChargeItem": "subject",
-    "Condition": "subject",
-    "Encounter": "subject",
-    "MedicationAdministration": "subject",
-}
-
-REFERENCED_TYPES = ("Patient", "Practitioner", "PractitionerRole", "Organization", "Medication",
-                    "Encounter", "Condition")
-
-
-def split_reference(reference: str | None) -> tuple[str, str] | None:
-    """``"Patient/1"``, ``"http://x/fhir/Patient/1"`` or ``"Patient/1/_history/2"`` -> (type, id).
-
-    Contained (``#x``), ``urn:`` and malformed references give None.
-    """
-    if not reference or not isinstance(reference, str):
-        return None
-    return _split_text(reference)
-
-
-@lru_cache(maxsize=8192)  # a patient's administrations name the same encounter, performer, clinic
-def _split_text(reference: str) -> tuple[str, str] | None:
-    if "?" not in reference:  # the usual "Type/id" without building lists
-        rtype, _, rid = reference.partition("/")
-        if rid and "/" not in rid and rtype[:1].isupper():  # an upper-case start is neither "#" nor "urn:"
-            return rtype, rid
-    if reference.startswith(("#", "urn:")):
-        return None
-    parts = reference.split("?")[0].rstrip("/").split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
-    if len(parts) < 2 or not parts[-1] or not parts[-2][:1].isupper():
-        return None
-    return parts[-2], parts[-1]
-
-
-def _key(reference: str, pair: tuple[str, str]) -> str:
-    """``Type/id`` of a reference split into ``pair``: a reference that is just that is its own key."""
-    return reference if len(reference) == len(pair[0]) + len(pair[1]) + 1 else f"{pair[0]}/{pair[1]}"
-
-
-def ref_key(reference: str | None) -> str | None:
-    """Normalise a literal reference to ``Type/id`` (None when not one)."""
-    pair = split_reference(reference)
-    return None if pair is None else _key(reference, pair)
-
-
-def patient_id_of(resource: Mapping) -> str | None:
-    element = PATIENT_ELEMENT.get(resource.get("resourceType", ""))
-    if not element:
-        return None
-    value = resource.get(element)
-    if isinstance(value, list):  # R4 Coverage.beneficiary is single; tolerate lists
-        value = value[0] if value else None
-    if not isinstance(value, MAPPING):
-        return None
-    pair = split_reference(value.get("reference"))
-    return pair[1] if pair and pair[0] == "Patient" else None
-
+from ..fhir.resources import PATIENT_ELEMENT, key_for, patient_id_of, ref_key, split_reference
 
 class Context:
     """Resources by ``Type/id``, and per-patient lists for the patient-scoped types."""
@@ -117,7 +52,7 @@ class Context:
         pair = split_reference(reference)
         if pair is None or (expected_type and pair[0] != expected_type):
             return None
-        return self._find(pair, _key(reference, pair))
+        return self._find(pair, key_for(reference, pair))
 
     def _find(self, pair: tuple[str, str], key: str) -> Mapping | None:
         return self._by_key.get(key)

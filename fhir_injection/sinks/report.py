@@ -21,10 +21,10 @@ from collections import Counter
 from decimal import Decimal
 from typing import IO, Any
 
-from . import fastjson
-from .model import CENT, Decision
-from .rules import OUTCOMES
-from .sources import RecordProblem
+from .. import fastjson
+from ..decision.model import CENT, Decision
+from ..decision.rules import OUTCOMES
+from ..errors import RecordProblem
 
 
 def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, LockedError
+from ..errors import ConfigError, LockedError
 
 FORMAT = 1
 

@@ -17,12 +17,12 @@ import tempfile
 from collections.abc import Mapping
 from typing import Iterator
 
-from .context import Context, patient_id_of
-from . import fastjson
-from .model import MAPPING
-from .sources import RecordProblem
+from ..decision.context import Context
+from ..fhir.resources import patient_id_of
+from .. import fastjson
+from ..decision.model import MAPPING
+from ..errors import RecordProblem
 
-PATIENT_SCOPED = ("Encounter", "Condition", "Consent", "Coverage", "ChargeItem")
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
 _INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?)"

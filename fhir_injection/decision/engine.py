@@ -25,13 +25,15 @@ from functools import lru_cache
 from collections.abc import Mapping
 from typing import Iterable, Sequence
 
-from .context import Context, ref_key, split_reference
+from ..fhir.resources import ref_key, split_reference
+from .context import Context
 from .model import MAPPING, Coding, Decision, Gap, Line
 from .rules import (
-    SC_IM, SYSTEM_CPT, SYSTEM_CVX, SYSTEM_HCPCS, SYSTEM_HCPCS_ALIASES, SYSTEM_ICD10CM, SYSTEM_NDC,
-    Config, Drug, DrugCode, Rules, Vaccine,
+    SC_IM, SYSTEM_CPT, SYSTEM_CVX, SYSTEM_HCPCS, SYSTEM_HCPCS_ALIASES, SYSTEM_ICD10CM, SYSTEM_NDC, Config, Drug, DrugCode, Rules, Vaccine,
 )
-from .units import MAX_DOSE, DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, unit_of
+from .units import (
+    MAX_DOSE, DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, unit_of,
+)
 
 __all__ = ["decide", "decide_all"]
 

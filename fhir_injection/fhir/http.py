@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
 
-from .errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
+from ..errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Mapping
 
-from .model import CENT, Decision
-from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
+from ..decision.model import CENT, Decision
+from ..decision.rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
 
 TAG_SYSTEM = "urn:fhir-injection:tag"
 TASK_IDENTIFIER_SUFFIX = ":task"
@@ -178,7 +177,3 @@ def build_task(decision: Decision, config: Config, rules: Rules, created: str,
             for g in gaps
         ]
     return task
-
-
-def reference_of(resource: Mapping) -> str:
-    return f"{resource['resourceType']}/{resource['id']}"

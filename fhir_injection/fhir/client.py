@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import quote, urlencode
 
-from .errors import FatalNetworkError, PagingExpired
+from ..errors import FatalNetworkError, PagingExpired
 from .http import HttpSession, HttpStats, json_of, operation_outcome_text
 
 log = logging.getLogger(__name__)
