@@ -27,7 +27,8 @@ from .rules import load_config, load_rules
 from .decision.rules import Config, Rules  # noqa: E402
 from .fhir.client import FhirClient  # noqa: E402
 from .fhir.http import HttpSession, RetryPolicy  # noqa: E402
-from .jobs.sync import SyncOptions, SyncResult, connect, run_sync  # noqa: E402
+from .fhir.client import connect
+from .jobs.sync import SyncOptions, SyncResult, run_sync  # noqa: E402
 from .jobs.load import load_folder  # noqa: E402
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
 from .errors import (
     EXIT_AUTH, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER, EXIT_USAGE, ConfigError, FhirInjectionError,
 )
+from .clock import now
 from .rules import load_config, load_rules
 
 log = logging.getLogger("fhir_injection")
@@ -48,8 +48,6 @@ def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,7 +132,7 @@ def _run_sync(args, rules, config) -> int:
 
     if not Path(source).is_dir():
         raise ConfigError(f"source folder {source} does not exist")
-    result = run_folder(source, target, rules, config, _now(), progress=lambda m: log.info("%s", m))
+    result = run_folder(source, target, rules, config, now(), progress=lambda m: log.info("%s", m))
     print(result.text)
     print(f"Wrote {Path(target) / 'Claim.ndjson'}, Task.ndjson and report.json")
     return result.exit_code

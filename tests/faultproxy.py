@@ -347,7 +347,7 @@ def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[st
 
 def load(folder: Path, base_url: str) -> None:
     from fhir_injection import load_folder
-    from fhir_injection.jobs.sync import connect
+    from fhir_injection.fhir.client import connect
 
     result = load_folder(str(folder), connect(base_url))
     assert not result.problems, [str(p) for p in result.problems]
@@ -402,7 +402,7 @@ def seed_state(path: Path, source_url: str, mark: str) -> None:
 
 
 def plus_seconds(instant: str, seconds: float) -> str:
-    from fhir_injection.jobs.state import format_instant, parse_instant
+    from fhir_injection.clock import format_instant, parse_instant
     from datetime import timedelta
 
     return format_instant(parse_instant(instant) + timedelta(seconds=seconds))

@@ -42,7 +42,8 @@ from fhir_injection import load_folder
 from fhir_injection import run_folder
 from fhir_injection import run_sync
 from fhir_injection.sinks.claims import TAG_SYSTEM
-from fhir_injection.jobs.state import StateFile, minus, parse_instant
+from fhir_injection.clock import minus, parse_instant
+from fhir_injection.jobs.state import StateFile
 
 pytestmark = pytest.mark.hapi
 
@@ -442,7 +443,7 @@ def test_demo_sync_request_count_grows_with_pages_not_administrations(env):
 
 
 def test_a_claim_the_server_refuses_is_reported_and_the_rest_land(env, monkeypatch):
-    import fhir_injection.jobs.sync as sync_module
+    import fhir_injection.sinks.server as sync_module
 
     e = env
     system = f"urn:fhir-injection:test-{e.run}-refused:claim"

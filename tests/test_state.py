@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fhir_injection.errors import EXIT_LOCKED, ConfigError, LockedError
-from fhir_injection.jobs.state import StateFile, StateLock, format_instant, minus, parse_instant
+from fhir_injection.clock import format_instant, minus, parse_instant
+from fhir_injection.jobs.state import StateFile, StateLock
 
 BASE = "https://fhir.example.org/fhir"
 

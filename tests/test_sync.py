@@ -32,8 +32,9 @@ from fhir_injection.fhir.client import FhirClient
 from fhir_injection.errors import EXIT_INTERRUPTED, EXIT_SERVER, ConfigError, FatalNetworkError
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.decision.rules import Config
-from fhir_injection.jobs.state import minus
-from fhir_injection.jobs.sync import FINGERPRINT_SYSTEM, StopFlag, SyncOptions, parse_interval, run_sync
+from fhir_injection.clock import minus
+from fhir_injection.jobs.sync import StopFlag, SyncOptions, parse_interval, run_sync
+from fhir_injection.sinks.server import FINGERPRINT_SYSTEM
 
 BASE = "https://fhir.example.org/fhir"
 TOKEN_URL = "https://auth.example.org/oauth/token"
@@ -1307,6 +1308,6 @@ def test_cli_create_with_reaches_the_writes(rsps, tmp_path, sleeps, monkeypatch,
 
 
 def test_unknown_create_with_is_a_config_error(tmp_path):
-    from fhir_injection.jobs.sync import Poster
+    from fhir_injection.sinks.server import Poster
     with pytest.raises(ConfigError, match="create_with 'maybe'"):
         Poster(make_client([]), load_bundled_rules(), Config(), 10, create_with="maybe")

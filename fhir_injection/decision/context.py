@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Iterable
+from typing import Iterable, Iterator
 
-from ..fhir.resources import PATIENT_ELEMENT, key_for, patient_id_of, ref_key, split_reference
+from ..fhir.resources import MAPPING, PATIENT_ELEMENT, key_for, patient_id_of, ref_key, split_reference
 
 class Context:
     """Resources by ``Type/id``, and per-patient lists for the patient-scoped types."""
@@ -67,3 +67,34 @@ class Context:
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+
+# What an administration points to: the one list, read by the engine (which follows each of these)
+# and by the live sync's look-ups (which fetch them). A reference added here is fetched and read.
+def administration_references(admin: Mapping) -> Iterator[tuple[str, str | None]]:
+    """(reference, the type it must be, or None for any) for each reference the engine follows."""
+    yield from _wanted(admin.get("subject"), "Patient")
+    yield from _wanted(admin.get("context"), "Encounter")
+    yield from _wanted(admin.get("medicationReference"), "Medication")
+    for p in _items(admin.get("performer")):
+        yield from _wanted(p.get("actor"), None)
+    for r in _items(admin.get("reasonReference")):
+        yield from _wanted(r, "Condition")
+
+
+def encounter_references(encounter: Mapping) -> Iterator[tuple[str, str | None]]:
+    """The same for the references of an administration's Encounter that the engine follows."""
+    yield from _wanted(encounter.get("serviceProvider"), "Organization")
+    for d in _items(encounter.get("diagnosis")):
+        yield from _wanted(d.get("condition"), "Condition")
+    for r in _items(encounter.get("reasonReference")):
+        yield from _wanted(r, "Condition")
+
+
+def _items(value) -> Iterator[Mapping]:
+    return (v for v in value if isinstance(v, MAPPING)) if isinstance(value, list) else iter(())
+
+
+def _wanted(element, expected: str | None) -> Iterator[tuple[str, str | None]]:
+    if isinstance(element, MAPPING) and isinstance(element.get("reference"), str):
+        yield element["reference"], expected

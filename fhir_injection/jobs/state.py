@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +20,10 @@ from ..errors import ConfigError, LockedError
 FORMAT = 1
 
 
-def parse_instant(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"'{value}' is not an ISO 8601 instant (e.g. 2026-10-01T00:00:00Z)") from None
-    if moment.tzinfo is None:
-        raise ConfigError(f"'{value}' needs a time zone (e.g. Z or +00:00)")
-    return moment
 
 
-def format_instant(moment: datetime) -> str:
-    """Millisecond precision, as HAPI stores _lastUpdated."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def minus(instant: str, seconds: float) -> str:
-    return format_instant(parse_instant(instant) - timedelta(seconds=seconds))
 
 
 class StateFile:

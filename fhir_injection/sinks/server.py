@@ -1,0 +1,376 @@
+"""The server as a sink: reconcile decisions with the Claims and Tasks already there, exactly once.
+
+New Claims and Tasks by ``PUT`` to their stable id (or a conditional create on their business
+identifier where the server assigns ids), changed ones by a version-checked update, voids by status
+``cancelled``, fixed Tasks by status ``completed``; in transaction (or batch) Bundles, a refused
+Bundle split in halves down to the bad entry. A fingerprint tag says whether a Claim changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..decision.model import Decision
+from ..decision.rules import Config, Rules
+from ..errors import ConfigError, FatalNetworkError
+from ..fhir.client import FhirClient, Lookup
+from ..fhir.resources import ref_key, split_reference
+from .claims import TASK_IDENTIFIER_SUFFIX, build_claim, build_task, claim_identifier, task_identifier
+
+log = logging.getLogger("fhir_injection.sync")
+
+# Values per look-up list (identifier=...) when the Claims and Tasks were not fetched with the page.
+LOOKUP_CHUNK = 500
+
+FINGERPRINT_SYSTEM = "urn:fhir-injection:fingerprint"
+CREATE_MODES = ("auto", "put", "post")
+
+
+@dataclass
+class PostCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    cancelled: int = 0
+    completed: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def fingerprint(resource: Mapping) -> str:
+    """A hash of what a Claim/Task says, leaving out what changes on every run or server."""
+    body = {k: v for k, v in resource.items() if k not in ("id", "meta", "created", "authoredOn",
+                                                               "lastModified", "text")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+
+def _with_fingerprint(resource: dict) -> dict:
+    meta = resource.setdefault("meta", {})
+    tags = [t for t in meta.get("tag", []) if t.get("system") != FINGERPRINT_SYSTEM]
+    tags.append({"system": FINGERPRINT_SYSTEM, "code": fingerprint(resource)})
+    meta["tag"] = tags
+    return resource
+
+
+def _fingerprint_of(resource: Mapping) -> str:
+    """The fingerprint of what ``resource`` says: its fingerprint tag when it has exactly one.
+
+    Tags are not versioned: HAPI keeps every earlier version's tags on update, so an updated
+    resource carries several fingerprint tags, stale ones included. With none or several,
+    hash the body as it is.
+    """
+    codes = [t.get("code") for t in (resource.get("meta") or {}).get("tag") or []
+             if t.get("system") == FINGERPRINT_SYSTEM]
+    return codes[0] if len(codes) == 1 and codes[0] else fingerprint(resource)
+
+
+def _absolute(resource: Any, base: str) -> Any:
+    """Rewrite relative references to absolute URLs on ``base`` (for a separate target server)."""
+    if isinstance(resource, dict):
+        out = {}
+        for k, v in resource.items():
+            if k == "reference" and isinstance(v, str) and split_reference(v) and "://" not in v:
+                out[k] = f"{base.rstrip('/')}/{v}"
+            else:
+                out[k] = _absolute(v, base)
+        return out
+    if isinstance(resource, list):
+        return [_absolute(v, base) for v in resource]
+    return resource
+
+
+@dataclass
+class _Planned:
+    kind: str  # "Claim" | "Task"
+    action: str  # create | update | cancel | complete
+    administration: str
+    entry: dict
+    ident: tuple[str, str] | None = None  # the business identifier of a create
+
+
+class Poster:
+    """Reconciles decisions with the target server: create once, update on change, never twice."""
+
+    def __init__(self, client: FhirClient, rules: Rules, config: Config, bundle_size: int,
+                 source_base: str | None = None, create_with: str = "auto"):
+        if create_with not in CREATE_MODES:
+            raise ConfigError(f"create_with '{create_with}': use one of {', '.join(CREATE_MODES)}")
+        self.client = client
+        self.rules = rules
+        self.config = config
+        self.bundle_size = bundle_size
+        self.source_base = source_base  # set when the target is another server
+        self.create_with = create_with
+        self.claims = PostCounts()
+        self.tasks = PostCounts()
+        self.failures: list[dict] = []
+        self._there: dict[str, Mapping] = {}  # "system|value" -> our Claim/Task on the target
+        self._asked: set[str] = set()  # identifiers looked up since begin_page()
+
+    # -- what is already there ---------------------------------------------
+
+    def begin_page(self) -> None:
+        """Forget the last page's look-ups: what this run wrote since may have changed them."""
+        self._there.clear()
+        self._asked.clear()
+
+    def lookups(self, administration_ids: list[str]) -> list[Lookup]:
+        """The identifier searches that find these administrations' Claims and Tasks on the target."""
+        out = []
+        for rtype, suffix in (("Claim", ""), ("Task", TASK_IDENTIFIER_SUFFIX)):
+            system = self.config.identifier_system + suffix
+            values = tuple(v for v in dict.fromkeys(f"{system}|{a}" for a in administration_ids)
+                           if v not in self._asked)
+            if values:
+                out.append(Lookup(rtype, "identifier", values))
+        return out
+
+    def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
+        for lk, found in zip(lookups, results):
+            wanted = set(lk.values)
+            self._asked.update(wanted)
+            for resource, mode in found:
+                if mode != "match" or resource.get("resourceType") != lk.type:
+                    continue
+                for ident in resource.get("identifier") or []:
+                    key = f"{ident.get('system')}|{ident.get('value')}"
+                    if key in wanted:
+                        self._there.setdefault(key, resource)
+
+    def _use_put(self, rtype: str) -> bool:
+        if self.create_with == "auto":
+            return self.client.allows_client_ids(rtype)
+        return self.create_with == "put"
+
+    def _prepare(self, resource: dict) -> dict:
+        if self.source_base:
+            resource = _absolute(resource, self.source_base)
+        return _with_fingerprint(resource)
+
+    def plan(self, decisions: list[Decision], created: str,
+             primary: set[str] | None = None) -> tuple[list[_Planned], dict[str, dict]]:
+        """What must be written for these decisions; also per administration what happened.
+
+        Decisions not in ``primary`` (same-day siblings pulled in for the modifier and
+        MUE rules) only update Claims that already exist; their own page creates theirs.
+        """
+        claim_ids = [claim_identifier(d, self.config) for d in decisions]
+        task_ids = [task_identifier(d, self.config) for d in decisions]
+        missing = self.lookups([d.administration_id for d in decisions])  # none when fetched with the page
+        if missing:
+            self.take(missing, self.client.lookup_many(missing, LOOKUP_CHUNK))
+        claims_there = tasks_there = self._there  # keyed by "system|value": Claim and Task systems differ
+        plans: list[_Planned] = []
+        outcome: dict[str, dict] = {}
+        for d, cid, tid in zip(decisions, claim_ids, task_ids):
+            sibling = primary is not None and d.administration not in primary
+            if sibling:
+                old = claims_there.get(f"{cid[0]}|{cid[1]}")
+                claim = build_claim(d, self.config, created)
+                if old is not None and claim is not None:
+                    claim = self._prepare(claim)
+                    if _fingerprint_of(old) != _fingerprint_of(claim):
+                        claim["id"] = old["id"]
+                        plans.append(self._update("Claim", "update", d, claim, old))
+                continue
+            info = outcome.setdefault(d.administration, {"claim_action": None, "task_action": None,
+                                                         "claim": None, "claim_status": None, "task": None})
+            old = claims_there.get(f"{cid[0]}|{cid[1]}")
+            if d.outcome == "void":
+                if old is not None and old.get("status") != "cancelled":
+                    new = dict(old)
+                    new["status"] = "cancelled"
+                    new["meta"] = dict(old.get("meta") or {})
+                    # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
+                    plans.append(self._update("Claim", "cancel", d, _with_fingerprint(new), old))
+                if old is not None:
+                    info.update(claim=f"Claim/{old['id']}", claim_status="cancelled")
+                info["claim_action"] = "cancel" if old is not None and old.get("status") != "cancelled" else None
+            else:
+                claim = build_claim(d, self.config, created)
+                if claim is not None:
+                    claim = self._prepare(claim)
+                    if old is None:
+                        plans.append(self._create("Claim", d, claim, cid))
+                        info.update(claim_action="create", claim_status=claim["status"])
+                    elif _fingerprint_of(old) != _fingerprint_of(claim):
+                        claim["id"] = old["id"]
+                        plans.append(self._update("Claim", "update", d, claim, old))
+                        info.update(claim_action="update", claim=f"Claim/{old['id']}", claim_status=claim["status"])
+                    else:
+                        self.claims.unchanged += 1
+                        info.update(claim_action="unchanged", claim=f"Claim/{old['id']}",
+                                    claim_status=old.get("status"))
+                elif old is not None and old.get("status") not in ("cancelled", "entered-in-error"):
+                    # It was billable before and no longer forms a Claim (e.g. now a vaccine): withdraw it.
+                    new = dict(old)
+                    new["status"] = "cancelled"
+                    new["meta"] = dict(old.get("meta") or {})
+                    # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
+                    plans.append(self._update("Claim", "cancel", d, _with_fingerprint(new), old))
+                    info.update(claim_action="cancel", claim=f"Claim/{old['id']}", claim_status="cancelled")
+
+            told = tasks_there.get(f"{tid[0]}|{tid[1]}")
+            if d.actionable_gaps and d.outcome != "void":
+                task = self._prepare(build_task(d, self.config, self.rules, created))
+                if told is None:
+                    plans.append(self._create("Task", d, task, tid))
+                    info["task_action"] = "create"
+                elif _fingerprint_of(told) != _fingerprint_of(task) or told.get("status") != "requested":
+                    task["id"] = told["id"]
+                    plans.append(self._update("Task", "update", d, task, told))
+                    info.update(task_action="update", task=f"Task/{told['id']}")
+                else:
+                    self.tasks.unchanged += 1
+                    info.update(task_action="unchanged", task=f"Task/{told['id']}")
+            elif told is not None and told.get("status") not in ("completed", "cancelled"):
+                new = dict(told)
+                new["status"] = "cancelled" if d.outcome == "void" else "completed"
+                new["lastModified"] = created
+                new["businessStatus"] = {"text": "administration voided" if d.outcome == "void"
+                                         else "all documentation gaps fixed"}
+                action = "cancel" if d.outcome == "void" else "complete"
+                plans.append(self._update("Task", action, d, _with_fingerprint(new), told))
+                info.update(task_action=action, task=f"Task/{told['id']}")
+        return plans, outcome
+
+    def _create(self, rtype: str, d: Decision, resource: dict, ident: tuple[str, str]) -> _Planned:
+        """A create: ``PUT`` to our stable id where the server takes client ids (one indexed write, and
+        idempotent by itself), else a conditional create on the business identifier."""
+        if self._use_put(rtype) and resource.get("id"):
+            return _Planned(rtype, "create", d.administration, {
+                "fullUrl": f"{self.client.base_url}/{rtype}/{resource['id']}", "resource": resource,
+                "request": {"method": "PUT", "url": f"{rtype}/{resource['id']}"}}, ident)
+        return _Planned(rtype, "create", d.administration, self._conditional_create(rtype, resource, ident), ident)
+
+    def _as_conditional(self, plan: _Planned) -> _Planned:
+        """A PUT-to-our-id create as a conditional create (the server refused client ids)."""
+        if plan.action != "create" or plan.entry["request"]["method"] != "PUT" or not plan.ident:
+            return plan
+        return _Planned(plan.kind, plan.action, plan.administration,
+                        self._conditional_create(plan.kind, plan.entry["resource"], plan.ident), plan.ident)
+
+    @staticmethod
+    def _conditional_create(rtype: str, resource: Mapping, ident: tuple[str, str]) -> dict:
+        return {
+            "fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{ident[0]}|{ident[1]}')}",
+            "resource": {k: v for k, v in resource.items() if k != "id"},
+            "request": {"method": "POST", "url": rtype, "ifNoneExist": f"identifier={ident[0]}|{ident[1]}"},
+        }
+
+    def _update(self, rtype: str, action: str, d: Decision, resource: dict, old: Mapping) -> _Planned:
+        request = {"method": "PUT", "url": f"{rtype}/{old['id']}"}
+        version = (old.get("meta") or {}).get("versionId")
+        if version:
+            request["ifMatch"] = f'W/"{version}"'
+        return _Planned(rtype, action, d.administration, {
+            "fullUrl": f"{self.client.base_url}/{rtype}/{old['id']}", "resource": resource, "request": request})
+
+    def send(self, plans: list[_Planned], outcome: dict[str, dict]) -> None:
+        """Post the plans in Bundles of ``bundle_size``; one bad entry never loses the others.
+
+        A server that lists ``transaction`` gets transaction Bundles (one database
+        transaction each: HAPI writes them several times faster than batches), others
+        batch Bundles. A Bundle refused as a whole (a transaction with one bad entry,
+        or a validating server refusing a batch) is split in halves and each half
+        sent again, down to the bad entry alone, which fails with the server's own
+        message: about 2·log2(size) extra requests per bad entry, not one per entry.
+        """
+        kind = "transaction" if self.client.supports_interaction("transaction") else "batch"
+        for start in range(0, len(plans), self.bundle_size):
+            self._send_chunk(plans[start:start + self.bundle_size], outcome, kind)
+
+    def _send_chunk(self, chunk: list[_Planned], outcome: dict[str, dict], kind: str, split: bool = False) -> None:
+        if self.create_with == "post":  # the server refused our ids earlier in this run
+            chunk = [self._as_conditional(p) for p in chunk]
+        if split and len(chunk) == 1:  # the refused Bundle's culprit, or an innocent half: on its own
+            self._send_one(chunk[0], outcome)
+            return
+        try:
+            response = self.client.transaction([p.entry for p in chunk], kind=kind)
+        except FatalNetworkError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                raise
+            log.warning("the target refused a %s of %d (HTTP %s); sending it in halves", kind, len(chunk),
+                        exc.status)
+            half = len(chunk) // 2
+            self._send_chunk(chunk[:half], outcome, kind, split=True)
+            self._send_chunk(chunk[half:], outcome, kind, split=True)
+            return
+        results = self.client.entry_results(response)
+        retry = []
+        for plan, (status, location, text) in zip(chunk, results + [(0, None, "no response entry")] *
+                                                  (len(chunk) - len(results))):
+            if status == 409 and plan.action == "create":
+                retry.append(plan)  # lost a race with a parallel create: ask again
+                continue
+            self._record(plan, status, location, text, outcome)
+        for plan in retry:
+            self._send_one(plan, outcome)
+
+    def _send_one(self, plan: _Planned, outcome: dict[str, dict]) -> bool:
+        """One entry on its own; True if the server took it."""
+        request, resource = plan.entry["request"], plan.entry["resource"]
+        try:
+            if request["method"] == "POST":
+                status, body = self.client.create(resource, request.get("ifNoneExist"))
+                location = f"{resource['resourceType']}/{body['id']}" if body.get("id") else None
+            else:
+                status, body = self.client.update(resource, request.get("ifMatch"))
+                location = f"{resource['resourceType']}/{resource['id']}"
+        except FatalNetworkError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                raise
+            if (plan.action == "create" and request["method"] == "PUT" and plan.ident and exc.status != 412
+                    and self.create_with == "auto"):
+                # Perhaps the server takes no client-assigned ids: try a conditional create, and if that
+                # works, create that way for the rest of the run.
+                landed = self._send_one(self._as_conditional(plan), outcome)
+                if landed:
+                    log.warning("the target refused a create at our own id (HTTP %s) but took a conditional "
+                                "create; creating with conditional POST for the rest of this run", exc.status)
+                    self.create_with = "post"
+                return landed
+            return self._record(plan, exc.status, None, exc.outcome or str(exc), outcome)
+        return self._record(plan, status, location, None, outcome)
+
+    def _record(self, plan: _Planned, status: int, location: str | None, text: str | None,
+                outcome: dict[str, dict]) -> bool:
+        """Count and report one entry's answer; True if it landed (2xx)."""
+        counts = self.claims if plan.kind == "Claim" else self.tasks
+        info = outcome.setdefault(plan.administration, {})
+        key = "claim" if plan.kind == "Claim" else "task"
+        if 200 <= status < 300:
+            ref = ref_key(location) if location else None
+            if plan.action == "create":
+                if status == 201:
+                    counts.created += 1
+                else:  # 200: the conditional create matched one already there
+                    counts.unchanged += 1
+                    info[f"{key}_action"] = "unchanged"
+            elif plan.action == "update":
+                counts.updated += 1
+            elif plan.action == "cancel":
+                counts.cancelled += 1
+            elif plan.action == "complete":
+                counts.completed += 1
+            if ref:
+                info[key] = ref
+            return True
+        counts.failed += 1
+        message = text or f"HTTP {status}"
+        info[f"{key}_action"] = "failed"
+        info[f"{key}_error"] = message
+        self.failures.append({"record": plan.administration, "field": plan.kind,
+                              "message": f"{plan.action} of {plan.kind} failed: HTTP {status}: {message}"})
+        log.warning("%s %s for %s failed: HTTP %s: %s", plan.action, plan.kind, plan.administration, status,
+                    message)
+        return False

@@ -1,0 +1,240 @@
+"""The server as a source: the administration search, and batched look-ups of what it points to.
+
+:func:`search_params` builds ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=
+_lastUpdated`` with ``_include`` of what the server can include; :class:`Resolver` fetches the rest
+(what the administrations and their encounters point to, the patients' consents, coverages and
+charge items) as ``_id`` / ``patient=`` list searches with a per-run cache; :func:`gather` asks all
+a page needs in as few requests as possible, letting a sink's own searches (its Claims and Tasks
+already on the server) ride in the same batch Bundle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from ..decision.context import Context, administration_references, encounter_references
+from ..fhir.client import FhirClient, Lookup
+from ..fhir.resources import FOUND_BY_PATIENT, patient_id_of, split_reference
+
+
+class Rider(Protocol):
+    """Searches of a sink's that travel with a source's look-ups (one request instead of two)."""
+
+    def lookups(self, administration_ids: list[str]) -> list[Lookup]: ...
+
+    def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None: ...
+
+
+# Values per batched look-up (_id, patient=, identifier= lists): a whole page's worth, so a page
+# costs a fixed number of requests; long lists go as POST _search.
+LOOKUP_CHUNK = 500
+MA = "MedicationAdministration"
+PAGE_INCLUDES = (f"{MA}:context", f"{MA}:subject", f"{MA}:medication", f"{MA}:performer")
+
+
+class Resolver:
+    """Batched look-ups of what administrations point to, with a per-run cache.
+
+    :meth:`lookups` says what is still unknown for some administrations (what they
+    point to, what their encounters point to, their patients' consents, coverages
+    and charge items); :meth:`take` files the answers; :meth:`fetch` does one round
+    of both, with other searches riding in the same request (the caller repeats it:
+    the encounters' own references are only known once the encounters are).
+    """
+
+    def __init__(self, client: FhirClient, chunk_size: int = 500):
+        self.client = client
+        self.chunk = chunk_size
+        self.cache: dict[str, Mapping | None] = {}  # "Type/id" -> resource (None: known missing)
+        self.by_patient: dict[tuple[str, str], list[Mapping]] = {}
+        cs = client.capabilities()
+        self.has_type = {r.get("type") for rest in cs.get("rest") or [] for r in rest.get("resource") or []}
+
+    def remember(self, resource: Mapping) -> None:
+        if resource.get("resourceType") and resource.get("id"):
+            self.cache[f"{resource['resourceType']}/{resource['id']}"] = resource
+
+    @staticmethod
+    def _references(admins: list[Mapping], cache: Mapping[str, Mapping | None]) -> tuple[set[str], set[str]]:
+        """("Type/id" the administrations and their known encounters point to, their patients' ids).
+
+        What counts as "points to" is the engine's own list (:func:`administration_references`,
+        :func:`encounter_references`), so the look-ups fetch exactly what the decision reads.
+        """
+        refs: set[str] = set()
+        patients: set[str] = set()
+
+        def want(found) -> None:
+            for reference, expected in found:
+                pair = split_reference(reference)
+                if pair and (expected is None or pair[0] == expected):
+                    refs.add(f"{pair[0]}/{pair[1]}")
+
+        for a in admins:
+            want(administration_references(a))
+            pid = patient_id_of(a)
+            if pid:
+                patients.add(pid)
+        for key in [k for k in refs if k.startswith("Encounter/")]:
+            enc = cache.get(key)
+            if enc:
+                want(encounter_references(enc))
+        return refs, patients
+
+    def lookups(self, admins: list[Mapping]) -> list[Lookup]:
+        """The searches that would fill in what these administrations need and the cache lacks."""
+        refs, patients = self._references(admins, self.cache)
+        by_type: dict[str, set[str]] = defaultdict(set)
+        for key in refs:
+            if key not in self.cache:
+                rtype, rid = key.split("/", 1)
+                if rtype in self.has_type:
+                    by_type[rtype].add(rid)
+                else:
+                    self.cache[key] = None  # the server has no such type: nothing to ask
+        out = [Lookup(t, "_id", tuple(sorted(ids))) for t, ids in sorted(by_type.items())]
+        for rtype, param in FOUND_BY_PATIENT:
+            todo = sorted(p for p in patients if (rtype, p) not in self.by_patient)
+            if not todo:
+                continue
+            if rtype not in self.has_type:
+                for p in todo:
+                    self.by_patient[(rtype, p)] = []
+                continue
+            out.append(Lookup(rtype, param, tuple(f"Patient/{p}" for p in todo)))
+        return out
+
+    def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
+        """File the answers to :meth:`lookups`; an id asked for and not returned is known missing."""
+        for lk, found in zip(lookups, results):
+            if lk.param == "_id":
+                for resource, mode in found:
+                    if mode == "match" and resource.get("resourceType") == lk.type:
+                        self.remember(resource)
+                for rid in lk.values:
+                    self.cache.setdefault(f"{lk.type}/{rid}", None)
+                continue
+            patients = [v.split("/", 1)[1] for v in lk.values]
+            for p in patients:
+                self.by_patient[(lk.type, p)] = []
+            for resource, mode in found:
+                pid = patient_id_of(resource)
+                if mode == "match" and (lk.type, pid) in self.by_patient:
+                    self.by_patient[(lk.type, pid)].append(resource)
+                    self.remember(resource)
+
+    def fetch(self, admins: list[Mapping], extra: list[Lookup] = ()) -> list[list[tuple[dict, str]]] | None:
+        """One round: what these administrations still need, plus ``extra`` searches, in one go.
+
+        Returns the results of ``extra``; None when there was nothing to ask.
+        """
+        mine = self.lookups(admins)
+        extra = list(extra)
+        if not mine and not extra:
+            return None
+        results = self.client.lookup_many(mine + extra, self.chunk)
+        self.take(mine, results[:len(mine)])
+        return results[len(mine):]
+
+    def context(self, admins: list[Mapping]) -> Context:
+        """A Context with what the cache holds for these administrations."""
+        refs, patients = self._references(admins, self.cache)
+        ctx = Context()
+        for key in refs:
+            resource = self.cache.get(key)
+            if resource is not None:
+                ctx.add(resource)
+        for rtype, _ in FOUND_BY_PATIENT:
+            for pid in patients:
+                for resource in self.by_patient.get((rtype, pid), ()):
+                    ctx.add(resource)
+        return ctx
+
+
+def search_params(client: FhirClient, since: str | None, page_size: int) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = [("_count", str(page_size))]
+    if since and client.supports_search_param(MA, "_lastUpdated"):
+        params.append(("_lastUpdated", f"ge{since}"))
+    if client.supports_sort(MA, "_lastUpdated"):
+        params.append(("_sort", "_lastUpdated"))
+    for include in PAGE_INCLUDES:
+        if client.supports_include(MA, include):
+            params.append(("_include", include))
+    return params
+
+
+def last_updated(resource: Mapping) -> str | None:
+    value = (resource.get("meta") or {}).get("lastUpdated")
+    return value if isinstance(value, str) else None
+
+
+def _sibling_lookups(client: FhirClient, admins: list[Mapping]) -> list[Lookup]:
+    """Searches for the same patients' other administrations on the same days (for same-day rules).
+
+    Where searches travel together in a batch, one search per local day of the page, for the
+    patients with an administration that day, over that day ± 1 (a server reads a date-only bound
+    in its own time zone, and an evening injection at UTC−5 is the next day in UTC): a few days of
+    a few patients, not the page's whole date range for every patient on it. Elsewhere one search
+    over the whole range. What they point to comes along by ``_include``, so the siblings need no
+    look-up round of their own.
+    """
+    if not client.supports_search_param(MA, "effective-time"):
+        return []
+    by_day: dict[str, set[str]] = defaultdict(set)
+    for a in admins:
+        pid, when = patient_id_of(a), a.get("effectiveDateTime")
+        if pid and isinstance(when, str) and len(when) >= 10:
+            by_day[when[:10]].add(pid)
+    includes = tuple(("_include", inc) for inc in PAGE_INCLUDES if client.supports_include(MA, inc))
+    groups = []
+    for day, patients in sorted(by_day.items()):
+        try:
+            groups.append((datetime.fromisoformat(day).date(), patients))
+        except ValueError:
+            continue  # not a date: check_shape has reported it; no sibling can share it
+    if groups and not client.can_batch_searches():
+        # One request per search here: one search over the page's whole date range instead.
+        groups = [(groups[0][0], set().union(*(p for _, p in groups)), groups[-1][0])]
+    else:
+        groups = [(d, p, d) for d, p in groups]
+    return [Lookup(MA, "subject", tuple(f"Patient/{p}" for p in sorted(patients)),
+                   (("effective-time", f"ge{(lo - timedelta(days=1)).isoformat()}"),
+                    ("effective-time", f"lt{(hi + timedelta(days=2)).isoformat()}"), *includes))
+            for lo, patients, hi in groups]
+
+
+def gather(source: FhirClient, resolver: Resolver, rider: Rider, page_admins: list[Mapping],
+            same_server: bool) -> tuple[list[Mapping], Context]:
+    """Everything a page needs before it can be decided and posted, in as few requests as possible.
+
+    Round 1 asks, together: what the page's administrations point to, their patients'
+    consents/coverages/charge items, the same patients' other administrations on those
+    days (siblings, for the same-day rules, with what they point to) and, when the target
+    is the source, the page's Claims and Tasks already there. Round 2, only when there are
+    siblings or new encounters: what those point to, and the siblings' Claims and Tasks.
+    """
+    sibs = _sibling_lookups(source, page_admins)
+    known = {a.get("id") for a in page_admins}
+    admins = list(page_admins)
+    siblings: dict[str, Mapping] = {}
+    extra: list[Lookup] = sibs + (rider.lookups([a["id"] for a in page_admins]) if same_server else [])
+    for round_ in range(4):
+        results = resolver.fetch(admins, extra)
+        if results is None:
+            break
+        answers = dict(zip(extra, results))
+        for lk in sibs if round_ == 0 else ():
+            for r, mode in answers.pop(lk, ()):
+                if mode != "match":
+                    resolver.remember(r)
+                elif r.get("resourceType") == MA and r.get("id") not in known:
+                    siblings.setdefault(r["id"], r)
+        if answers:
+            rider.take(list(answers), list(answers.values()))
+        if round_ == 0:
+            admins += siblings.values()
+        extra = rider.lookups(list(siblings)) if same_server and round_ == 0 else []
+    return list(siblings.values()), resolver.context(admins)
