@@ -126,8 +126,8 @@ def _run_sync(args, rules, config) -> int:
         return run_sync_cli(args, rules, config)
     target = args.target or "out"
     if _is_url(target):
-        from .jobs.sync import run_folder_to_server_cli
-        return run_folder_to_server_cli(args, source, rules, config)
+        raise ConfigError("posting a folder's decisions to a server: load the folder with "
+                          "'fhir-injection load' and then sync from the server")
     from .jobs.offline import run_folder
 
     if not Path(source).is_dir():

@@ -90,6 +90,17 @@ class FatalNetworkError(NetworkError):
         self.outcome = outcome
         super().__init__(message)
 
+    @property
+    def refused_content(self) -> bool:
+        """The server answered and refused what was sent (a 4xx other than 401/403).
+
+        Only then is the request's content to blame, so splitting a Bundle or sending its
+        entries alone can isolate the bad one. A server that is down, failing (5xx) or
+        refusing our credentials (401/403) fails every smaller request the same way: the
+        run stops instead.
+        """
+        return self.status is not None and self.status < 500 and self.status not in (401, 403)
+
 
 class AuthError(FhirInjectionError):
     """Credentials missing, malformed, or refused by the token endpoint."""

@@ -12,7 +12,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from ..fhir.client import FhirClient
+from ..fhir.client import FhirClient, make_client, send_in_halves
 from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError
 from ..errors import RecordProblem
 from ..fhir.resources import LOAD_ORDER
@@ -82,41 +82,44 @@ def _load_type(client: FhirClient, spool: Spool, rtype: str, bundle_size: int, r
 
 
 def _send(client: FhirClient, resources: list[dict], result: LoadResult, final: bool = False) -> list[dict]:
-    """Post as one transaction; when the server refuses it, write the resources one by one.
+    """Post as one transaction; a refused one is halved down to the refused resources
+    (:func:`~fhir_injection.fhir.client.send_in_halves`), each then PUT on its own.
 
-    A validating server refuses a whole Bundle (transaction or batch) for one bad
-    entry, so the fallback is one PUT per resource of that Bundle only.
+    Returns the resources the server refused; on the ``final`` pass they are reported instead.
     """
-    if not final:
-        try:
-            client.transaction([_entry(r, client.base_url) for r in resources], kind="transaction")
-            for r in resources:
-                result.loaded[r["resourceType"]] = result.loaded.get(r["resourceType"], 0) + 1
-            return []
-        except FatalNetworkError as exc:
-            if exc.status is None or exc.status >= 500:
-                raise
-            log.info("transaction of %d %s refused (HTTP %s); writing them one by one", len(resources),
-                     resources[0]["resourceType"], exc.status)
-    failed = []
-    for resource in resources:
+    failed: list[dict] = []
+
+    def loaded(items: list[dict]) -> None:
+        for r in items:
+            result.loaded[r["resourceType"]] = result.loaded.get(r["resourceType"], 0) + 1
+
+    def transaction(items: list[dict]) -> None:
+        client.transaction([_entry(r, client.base_url) for r in items], kind="transaction")
+        loaded(items)
+
+    def alone(resource: dict) -> None:
         try:
             client.put(resource)
-            result.loaded[resource["resourceType"]] = result.loaded.get(resource["resourceType"], 0) + 1
         except FatalNetworkError as exc:
-            if exc.status is None or exc.status >= 500:
+            if not exc.refused_content:
                 raise
             if final:
                 result.problems.append(RecordProblem(f"{resource['resourceType']}/{resource['id']}", None,
                                                      f"refused by the server: HTTP {exc.status}: {exc.outcome or exc}"))
             else:
                 failed.append(resource)
+            return
+        loaded([resource])
+
+    if final:
+        for resource in resources:
+            alone(resource)
+    else:
+        send_in_halves(resources, transaction, alone, "transaction")
     return failed
 
 
 def run_load_cli(args) -> int:
-    from .sync import make_client
-
     client = make_client(args.target, "FHIR_", args)
     result = load_folder(args.source, client, args.bundle_size)
     total = sum(result.loaded.values())

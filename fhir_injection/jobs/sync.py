@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..fhir.client import FhirClient, make_client
 from ..sinks.server import Poster, PostCounts
@@ -33,7 +33,7 @@ from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated, s
 from ..errors import (
     EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, NetworkError, PagingExpired,
 )
-from ..sinks.report import ReportWriter
+from ..sinks.report import ReportWriter, summary_text
 from ..decision.rules import Config, Rules
 from .offline import decide_isolated
 from ..errors import RecordProblem
@@ -349,7 +349,7 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
                 print(f"fhir-injection: sync failed: {exc}; next try in {args.every}", file=sys.stderr)
                 result = None
             if result is not None:
-                print(_summary_text(result.summary), flush=True)
+                print(summary_text(result.summary), flush=True)
                 if result.interrupted or not every or stop:
                     return result.exit_code
             options.full, options.since = False, None
@@ -362,19 +362,5 @@ def _progress_line(message: str) -> None:
     print(f"fhir-injection: {message}", file=sys.stderr, flush=True)
 
 
-def _summary_text(s: Mapping) -> str:
-    o = s["outcomes"]
-    c, t = s["posted"]["claims"], s["posted"]["tasks"]
-    return (f"{s['administrations']} administrations: {o['claim']} claim, {o['held']} held, {o['not-96372']} "
-            f"not-96372, {o['not-billable']} not-billable, {o['void']} void\n"
-            f"Claims: {c['created']} created, {c['updated']} updated, {c['cancelled']} cancelled, "
-            f"{c['unchanged']} unchanged, {c['failed']} failed; Tasks: {t['created']} created, {t['updated']} "
-            f"updated, {t['completed']} completed, {t['failed']} failed\n"
-            f"Estimated: ${s['estimated_billable_usd']:,.2f} billable, ${s['estimated_held_usd']:,.2f} held\n"
-            f"HTTP: {s['http']['requests']} requests over {s['pages']} pages, {s['http']['retries']} retries; "
-            f"mark {s['mark']}")
 
 
-def run_folder_to_server_cli(args, source_dir: str, rules: Rules, config: Config) -> int:
-    raise ConfigError("posting a folder's decisions to a server: load the folder with "
-                      "'fhir-injection load' and then sync from the server")

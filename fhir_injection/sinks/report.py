@@ -19,6 +19,7 @@ import json
 import math
 from collections import Counter
 from decimal import Decimal
+from collections.abc import Mapping
 from typing import IO, Any
 
 from .. import fastjson
@@ -99,24 +100,46 @@ class Summary:
         }
 
     def text(self) -> str:
-        """The few lines a billing lead reads on the terminal."""
-        o = self.outcomes
-        lines = [
-            f"{self.administrations} administrations: {o['claim']} claim, {o['held']} held, "
-            f"{o['not-96372']} not-96372, {o['not-billable']} not-billable, {o['void']} void",
-            f"Claims: {', '.join(f'{n} {s}' for s, n in sorted(self.claims.items())) or 'none'}; "
-            f"gap Tasks: {self.tasks}",
-            f"Estimated: ${self.billable:,.2f} billable, ${self.held:,.2f} held by documentation gaps",
-        ]
-        if self.gaps:
-            top = ", ".join(f"{code} {n} ({self.gap_severity[code]})" for code, n in self.gaps.most_common(6))
-            lines.append(f"Top gaps: {top}")
-        if self.errors:
-            lines.append(f"Records that could not be read: {self.errors} (see 'errors' in the report)")
-        for key, value in self.extra.items():
-            if key == "http":
-                lines.append(f"HTTP: {value.get('requests', 0)} requests, {value.get('retries', 0)} retries")
-        return "\n".join(lines)
+        """The few lines a billing lead reads on the terminal (:func:`summary_text`)."""
+        # The top gaps as counted (ties in the order first seen), not in the report's order.
+        return summary_text({**self.as_dict(), "gaps": dict(self.gaps.most_common(6))}, self.gap_severity)
+
+
+def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None = None) -> str:
+    """The terminal summary of a run, from its report's ``summary``: outcomes, Claims, money, top
+    gaps, and for a server target what was posted and what it cost in requests."""
+    o = summary["outcomes"]
+    claims = summary.get("claims") or {}
+    lines = [
+        f"{summary['administrations']} administrations: {o['claim']} claim, {o['held']} held, "
+        f"{o['not-96372']} not-96372, {o['not-billable']} not-billable, {o['void']} void",
+        f"Claims: {', '.join(f'{n} {s}' for s, n in sorted(claims.items())) or 'none'}; "
+        f"gap Tasks: {summary.get('tasks', 0)}",
+        f"Estimated: ${summary['estimated_billable_usd']:,.2f} billable, "
+        f"${summary['estimated_held_usd']:,.2f} held by documentation gaps",
+    ]
+    gaps = summary.get("gaps") or {}
+    if gaps:
+        severity = severity or {}
+        top = ", ".join(f"{code} {n}" + (f" ({severity[code]})" if code in severity else "")
+                        for code, n in list(gaps.items())[:6])
+        lines.append(f"Top gaps: {top}")
+    if summary.get("record_errors"):
+        lines.append(f"Records that could not be read: {summary['record_errors']} (see 'errors' in the report)")
+    posted = summary.get("posted")
+    if posted:  # a server target: what this run wrote there
+        c, t = posted["claims"], posted["tasks"]
+        lines.append(f"Posted Claims: {c['created']} created, {c['updated']} updated, {c['cancelled']} "
+                     f"cancelled, {c['unchanged']} unchanged, {c['failed']} failed; Tasks: {t['created']} "
+                     f"created, {t['updated']} updated, {t['completed']} completed, {t['failed']} failed")
+    http = summary.get("http")
+    if http:
+        pages = summary.get("pages")
+        lines.append(f"HTTP: {http.get('requests', 0)} requests"
+                     + (f" over {pages} pages" if pages is not None else "")
+                     + f", {http.get('retries', 0)} retries"
+                     + (f"; mark {summary['mark']}" if "mark" in summary else ""))
+    return "\n".join(lines)
 
 
 class ReportWriter:

@@ -19,7 +19,7 @@ from typing import Any
 from ..decision.model import Decision
 from ..decision.rules import Config, Rules
 from ..errors import ConfigError, FatalNetworkError
-from ..fhir.client import FhirClient, Lookup
+from ..fhir.client import FhirClient, Lookup, send_in_halves
 from ..fhir.resources import ref_key, split_reference
 from .claims import TASK_IDENTIFIER_SUFFIX, build_claim, build_task, claim_identifier, task_identifier
 
@@ -162,85 +162,90 @@ class Poster:
         Decisions not in ``primary`` (same-day siblings pulled in for the modifier and
         MUE rules) only update Claims that already exist; their own page creates theirs.
         """
-        claim_ids = [claim_identifier(d, self.config) for d in decisions]
-        task_ids = [task_identifier(d, self.config) for d in decisions]
         missing = self.lookups([d.administration_id for d in decisions])  # none when fetched with the page
         if missing:
             self.take(missing, self.client.lookup_many(missing, LOOKUP_CHUNK))
-        claims_there = tasks_there = self._there  # keyed by "system|value": Claim and Task systems differ
         plans: list[_Planned] = []
         outcome: dict[str, dict] = {}
-        for d, cid, tid in zip(decisions, claim_ids, task_ids):
-            sibling = primary is not None and d.administration not in primary
-            if sibling:
-                old = claims_there.get(f"{cid[0]}|{cid[1]}")
-                claim = build_claim(d, self.config, created)
-                if old is not None and claim is not None:
-                    claim = self._prepare(claim)
-                    if _fingerprint_of(old) != _fingerprint_of(claim):
-                        claim["id"] = old["id"]
-                        plans.append(self._update("Claim", "update", d, claim, old))
+        for d in decisions:
+            cid = claim_identifier(d, self.config)
+            old = self._there.get(f"{cid[0]}|{cid[1]}")  # keyed by "system|value": Claim and Task systems differ
+            if primary is not None and d.administration not in primary:
+                plans.extend(self._plan_sibling_claim(d, old, created))
                 continue
             info = outcome.setdefault(d.administration, {"claim_action": None, "task_action": None,
                                                          "claim": None, "claim_status": None, "task": None})
-            old = claims_there.get(f"{cid[0]}|{cid[1]}")
-            if d.outcome == "void":
-                if old is not None and old.get("status") != "cancelled":
-                    new = dict(old)
-                    new["status"] = "cancelled"
-                    new["meta"] = dict(old.get("meta") or {})
-                    # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
-                    plans.append(self._update("Claim", "cancel", d, _with_fingerprint(new), old))
-                if old is not None:
-                    info.update(claim=f"Claim/{old['id']}", claim_status="cancelled")
-                info["claim_action"] = "cancel" if old is not None and old.get("status") != "cancelled" else None
-            else:
-                claim = build_claim(d, self.config, created)
-                if claim is not None:
-                    claim = self._prepare(claim)
-                    if old is None:
-                        plans.append(self._create("Claim", d, claim, cid))
-                        info.update(claim_action="create", claim_status=claim["status"])
-                    elif _fingerprint_of(old) != _fingerprint_of(claim):
-                        claim["id"] = old["id"]
-                        plans.append(self._update("Claim", "update", d, claim, old))
-                        info.update(claim_action="update", claim=f"Claim/{old['id']}", claim_status=claim["status"])
-                    else:
-                        self.claims.unchanged += 1
-                        info.update(claim_action="unchanged", claim=f"Claim/{old['id']}",
-                                    claim_status=old.get("status"))
-                elif old is not None and old.get("status") not in ("cancelled", "entered-in-error"):
-                    # It was billable before and no longer forms a Claim (e.g. now a vaccine): withdraw it.
-                    new = dict(old)
-                    new["status"] = "cancelled"
-                    new["meta"] = dict(old.get("meta") or {})
-                    # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
-                    plans.append(self._update("Claim", "cancel", d, _with_fingerprint(new), old))
-                    info.update(claim_action="cancel", claim=f"Claim/{old['id']}", claim_status="cancelled")
-
-            told = tasks_there.get(f"{tid[0]}|{tid[1]}")
-            if d.actionable_gaps and d.outcome != "void":
-                task = self._prepare(build_task(d, self.config, self.rules, created))
-                if told is None:
-                    plans.append(self._create("Task", d, task, tid))
-                    info["task_action"] = "create"
-                elif _fingerprint_of(told) != _fingerprint_of(task) or told.get("status") != "requested":
-                    task["id"] = told["id"]
-                    plans.append(self._update("Task", "update", d, task, told))
-                    info.update(task_action="update", task=f"Task/{told['id']}")
-                else:
-                    self.tasks.unchanged += 1
-                    info.update(task_action="unchanged", task=f"Task/{told['id']}")
-            elif told is not None and told.get("status") not in ("completed", "cancelled"):
-                new = dict(told)
-                new["status"] = "cancelled" if d.outcome == "void" else "completed"
-                new["lastModified"] = created
-                new["businessStatus"] = {"text": "administration voided" if d.outcome == "void"
-                                         else "all documentation gaps fixed"}
-                action = "cancel" if d.outcome == "void" else "complete"
-                plans.append(self._update("Task", action, d, _with_fingerprint(new), told))
-                info.update(task_action=action, task=f"Task/{told['id']}")
+            plans.extend(self._plan_claim(d, cid, old, created, info))
+            tid = task_identifier(d, self.config)
+            plans.extend(self._plan_task(d, tid, self._there.get(f"{tid[0]}|{tid[1]}"), created, info))
         return plans, outcome
+
+    def _plan_sibling_claim(self, d: Decision, old: Mapping | None, created: str) -> list[_Planned]:
+        """A same-day sibling from another page: update its Claim if the day's rules changed it."""
+        claim = build_claim(d, self.config, created)
+        if old is None or claim is None:
+            return []
+        claim = self._prepare(claim)
+        if _fingerprint_of(old) == _fingerprint_of(claim):
+            return []
+        claim["id"] = old["id"]
+        return [self._update("Claim", "update", d, claim, old)]
+
+    def _plan_claim(self, d: Decision, cid: tuple[str, str], old: Mapping | None, created: str,
+                    info: dict) -> list[_Planned]:
+        """Create, update, cancel or leave the administration's Claim; note what in ``info``."""
+        if d.outcome == "void":
+            if old is None:
+                return []
+            info.update(claim=f"Claim/{old['id']}", claim_status="cancelled")
+            if old.get("status") == "cancelled":
+                return []
+            info["claim_action"] = "cancel"
+            return [self._cancel_claim(d, old)]
+        claim = build_claim(d, self.config, created)
+        if claim is None:
+            if old is not None and old.get("status") not in ("cancelled", "entered-in-error"):
+                # It was billable before and no longer forms a Claim (e.g. now a vaccine): withdraw it.
+                info.update(claim_action="cancel", claim=f"Claim/{old['id']}", claim_status="cancelled")
+                return [self._cancel_claim(d, old)]
+            return []
+        claim = self._prepare(claim)
+        if old is None:
+            info.update(claim_action="create", claim_status=claim["status"])
+            return [self._create("Claim", d, claim, cid)]
+        if _fingerprint_of(old) != _fingerprint_of(claim):
+            claim["id"] = old["id"]
+            info.update(claim_action="update", claim=f"Claim/{old['id']}", claim_status=claim["status"])
+            return [self._update("Claim", "update", d, claim, old)]
+        self.claims.unchanged += 1
+        info.update(claim_action="unchanged", claim=f"Claim/{old['id']}", claim_status=old.get("status"))
+        return []
+
+    def _plan_task(self, d: Decision, tid: tuple[str, str], told: Mapping | None, created: str,
+                   info: dict) -> list[_Planned]:
+        """Open, update, complete (gaps fixed) or cancel (voided) the administration's gap Task."""
+        if d.actionable_gaps and d.outcome != "void":
+            task = self._prepare(build_task(d, self.config, self.rules, created))
+            if told is None:
+                info["task_action"] = "create"
+                return [self._create("Task", d, task, tid)]
+            if _fingerprint_of(told) != _fingerprint_of(task) or told.get("status") != "requested":
+                task["id"] = told["id"]
+                info.update(task_action="update", task=f"Task/{told['id']}")
+                return [self._update("Task", "update", d, task, told)]
+            self.tasks.unchanged += 1
+            info.update(task_action="unchanged", task=f"Task/{told['id']}")
+            return []
+        if told is None or told.get("status") in ("completed", "cancelled"):
+            return []
+        new = dict(told)
+        new["status"] = "cancelled" if d.outcome == "void" else "completed"
+        new["lastModified"] = created
+        new["businessStatus"] = {"text": "administration voided" if d.outcome == "void"
+                                 else "all documentation gaps fixed"}
+        action = "cancel" if d.outcome == "void" else "complete"
+        info.update(task_action=action, task=f"Task/{told['id']}")
+        return [self._update("Task", action, d, _with_fingerprint(new), told)]
 
     def _create(self, rtype: str, d: Decision, resource: dict, ident: tuple[str, str]) -> _Planned:
         """A create: ``PUT`` to our stable id where the server takes client ids (one indexed write, and
@@ -266,6 +271,14 @@ class Poster:
             "request": {"method": "POST", "url": rtype, "ifNoneExist": f"identifier={ident[0]}|{ident[1]}"},
         }
 
+    def _cancel_claim(self, d: Decision, old: Mapping) -> _Planned:
+        """Withdraw a Claim already on the server: the same Claim with status ``cancelled``."""
+        new = dict(old)
+        new["status"] = "cancelled"
+        new["meta"] = dict(old.get("meta") or {})
+        # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
+        return self._update("Claim", "cancel", d, _with_fingerprint(new), old)
+
     def _update(self, rtype: str, action: str, d: Decision, resource: dict, old: Mapping) -> _Planned:
         request = {"method": "PUT", "url": f"{rtype}/{old['id']}"}
         version = (old.get("meta") or {}).get("versionId")
@@ -280,31 +293,19 @@ class Poster:
         A server that lists ``transaction`` gets transaction Bundles (one database
         transaction each: HAPI writes them several times faster than batches), others
         batch Bundles. A Bundle refused as a whole (a transaction with one bad entry,
-        or a validating server refusing a batch) is split in halves and each half
-        sent again, down to the bad entry alone, which fails with the server's own
-        message: about 2·log2(size) extra requests per bad entry, not one per entry.
+        or a validating server refusing a batch) is split in halves down to the bad
+        entry alone (:func:`~fhir_injection.fhir.client.send_in_halves`), which fails
+        with the server's own message.
         """
         kind = "transaction" if self.client.supports_interaction("transaction") else "batch"
         for start in range(0, len(plans), self.bundle_size):
-            self._send_chunk(plans[start:start + self.bundle_size], outcome, kind)
+            send_in_halves(plans[start:start + self.bundle_size], lambda chunk: self._send_bundle(chunk, outcome, kind),
+                           lambda plan: self._send_one(plan, outcome), kind)
 
-    def _send_chunk(self, chunk: list[_Planned], outcome: dict[str, dict], kind: str, split: bool = False) -> None:
+    def _send_bundle(self, chunk: list[_Planned], outcome: dict[str, dict], kind: str) -> None:
         if self.create_with == "post":  # the server refused our ids earlier in this run
             chunk = [self._as_conditional(p) for p in chunk]
-        if split and len(chunk) == 1:  # the refused Bundle's culprit, or an innocent half: on its own
-            self._send_one(chunk[0], outcome)
-            return
-        try:
-            response = self.client.transaction([p.entry for p in chunk], kind=kind)
-        except FatalNetworkError as exc:
-            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
-                raise
-            log.warning("the target refused a %s of %d (HTTP %s); sending it in halves", kind, len(chunk),
-                        exc.status)
-            half = len(chunk) // 2
-            self._send_chunk(chunk[:half], outcome, kind, split=True)
-            self._send_chunk(chunk[half:], outcome, kind, split=True)
-            return
+        response = self.client.transaction([p.entry for p in chunk], kind=kind)
         results = self.client.entry_results(response)
         retry = []
         for plan, (status, location, text) in zip(chunk, results + [(0, None, "no response entry")] *
@@ -318,6 +319,8 @@ class Poster:
 
     def _send_one(self, plan: _Planned, outcome: dict[str, dict]) -> bool:
         """One entry on its own; True if the server took it."""
+        if self.create_with == "post":
+            plan = self._as_conditional(plan)
         request, resource = plan.entry["request"], plan.entry["resource"]
         try:
             if request["method"] == "POST":
@@ -327,7 +330,7 @@ class Poster:
                 status, body = self.client.update(resource, request.get("ifMatch"))
                 location = f"{resource['resourceType']}/{resource['id']}"
         except FatalNetworkError as exc:
-            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+            if not exc.refused_content:
                 raise
             if (plan.action == "create" and request["method"] == "PUT" and plan.ident and exc.status != 412
                     and self.create_with == "auto"):
