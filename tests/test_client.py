@@ -336,3 +336,48 @@ def test_stats_exposed(client):
     client.capabilities()
     assert client.stats.as_dict()["requests"] == 1
     assert client.stats.as_dict()["by_status"] == {"200": 1}
+
+
+# -- send_in_halves: the one way a refused Bundle is split --------------------------------------
+
+
+def _halving_run(items, bad, status=400):
+    from fhir_injection.fhir.client import send_in_halves
+
+    bundles, alone = [], []
+
+    def send_bundle(part):
+        bundles.append(list(part))
+        if bad & set(part):
+            raise FatalNetworkError("refused", status=status)
+
+    send_in_halves(items, send_bundle, alone.append)
+    return bundles, alone
+
+
+def test_one_bad_entry_in_64_costs_a_few_halves_and_lands_the_rest():
+    bundles, alone = _halving_run(list(range(64)), {37})
+    landed = {i for b in bundles if 37 not in b for i in b} | set(alone)
+    assert landed == set(range(64))  # every entry reached the server exactly once, the bad one alone
+    assert alone == [36, 37]  # the bad entry and its innocent neighbour of the last refused pair
+    assert len(bundles) == 11 and len(alone) == 2  # 1 + 2·(log2(64) − 1) Bundles, the culprit's pair alone
+    assert sum(len(b) for b in bundles if 37 not in b) + len(alone) == 64
+
+
+def test_a_refused_bundle_of_one_is_sent_alone_and_an_empty_one_not_at_all():
+    bundles, alone = _halving_run(["x"], {"x"})
+    assert bundles == [["x"]] and alone == ["x"]
+    bundles, alone = _halving_run([], set())
+    assert bundles == [] and alone == []
+
+
+@pytest.mark.parametrize("status", [None, 401, 403, 500, 503])
+def test_failures_not_about_the_content_stop_instead_of_halving(status):
+    with pytest.raises(FatalNetworkError):
+        _halving_run(list(range(8)), {3}, status=status)
+
+
+@pytest.mark.parametrize("status,refused", [(400, True), (404, True), (409, True), (412, True), (422, True),
+                                            (401, False), (403, False), (500, False), (502, False), (None, False)])
+def test_refused_content_is_a_4xx_other_than_auth(status, refused):
+    assert FatalNetworkError("x", status=status).refused_content is refused
