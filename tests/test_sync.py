@@ -1311,3 +1311,12 @@ def test_unknown_create_with_is_a_config_error(tmp_path):
     from fhir_injection.sinks.server import Poster
     with pytest.raises(ConfigError, match="create_with 'maybe'"):
         Poster(make_client([]), load_bundled_rules(), Config(), 10, create_with="maybe")
+
+
+def test_pulls_are_found_by_name_and_an_unknown_one_is_a_configuration_error():
+    from fhir_injection.sources import pull_named
+    from fhir_injection.sources.server import SearchPull
+
+    assert pull_named("search") is SearchPull
+    with pytest.raises(ConfigError, match="no way to pull called 'teleport'; known: search"):
+        pull_named("teleport")

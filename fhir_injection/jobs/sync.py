@@ -25,19 +25,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..fhir.client import FhirClient, make_client
 from ..sinks.server import Poster, PostCounts
-from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated, search_params
+from ..sources import pull_named
+from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
 from ..errors import (
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, FatalNetworkError, NetworkError, PagingExpired,
+    EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, NetworkError,
 )
 from ..sinks.report import ReportWriter, summary_text
+from ..decision.model import Decision
 from ..decision.rules import Config, Rules
 from .offline import decide_isolated
 from ..errors import RecordProblem
-from ..sources.records import check_resource, check_shape
 from ..clock import format_instant, minus, now, parse_instant
 from .state import StateFile, StateLock
 
@@ -58,8 +59,7 @@ class SyncOptions:
     report_path: str = "report.json"
     created: str | None = None  # the run's timestamp; now when None
     create_with: str = "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
-
-
+    pull: str = "search"  # how administrations are pulled from the source (a pull of fhir_injection.sources)
 
 
 @dataclass
@@ -76,32 +76,6 @@ class SyncResult:
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_RECORD_ERRORS if self.problems or self.claims.failed or self.tasks.failed else EXIT_OK
-
-
-
-
-
-
-
-
-
-
-
-
-# ----------------------------------------------------------------------------- pulling
-
-
-
-
-
-
-
-# ----------------------------------------------------------------------------- posting
-
-
-
-
-
 
 # ----------------------------------------------------------------------------- the run
 
@@ -123,161 +97,158 @@ class StopFlag:
         signal.signal(signal.SIGINT, handler)
 
 
-
-
-
-
-
-
-
-
 def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Config, options: SyncOptions,
              stop: StopFlag | None = None, progress=None) -> SyncResult:
     """One incremental sync from ``source`` to ``target`` (they may be the same server)."""
     stop = stop if stop is not None else StopFlag()  # an unset StopFlag is falsy: keep the caller's
-    created = options.created or now()
     source.capabilities()
     if target is not source:
         target.capabilities()
-    state = StateFile(options.state_path)
-    entry = state.source(source.base_url)
-    if options.full:
-        mark = None
-    elif options.since:
-        mark = format_instant(parse_instant(options.since))
-    else:
-        mark = entry.get("mark")
-    # id -> [version, lastUpdated] of administrations already posted inside the overlap window
-    recent: dict[str, list] = {k: v for k, v in (entry.get("recent") or {}).items()
-                               if isinstance(v, list) and len(v) == 2} if not (options.full or options.since) else {}
-    since = minus(mark, options.overlap_seconds) if mark else None
-    sorted_search = source.supports_sort(MA, "_lastUpdated")
-
-    resolver = Resolver(source, chunk_size=LOOKUP_CHUNK)
-    separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
-    poster = Poster(target, rules, config, options.bundle_size, source.base_url if separate else None,
-                    options.create_with)
+    run = _SyncRun(source, target, rules, config, options, progress)
     report_path = Path(options.report_path)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_report = report_path.with_name(f".{report_path.name}.partial")
-    pages = admins_seen = 0
-    started = time.monotonic()
-    new_mark = mark
-    interrupted = False
-    problems = 0
-
-    retry: dict[str, int] = {k: v for k, v in (entry.get("retry") or {}).items() if isinstance(v, int)}
-
     with open(tmp_report, "w", encoding="utf-8") as fh:
-        report = ReportWriter(fh, meta={"generated": created, "source": source.base_url,
-                                        "target": target.base_url, "since": since, "mapping": rules.directory})
-
-        def process(page_admins: list[dict]) -> None:
-            """Decide a page, post it, report it; remember what failed for the next run."""
-            nonlocal admins_seen
-            poster.begin_page()
-            siblings, ctx = gather(source, resolver, poster, page_admins, not separate)
-            decisions = decide_isolated(page_admins + siblings, ctx, rules, config, report.problem)
-            in_page = {f"{MA}/{a['id']}" for a in page_admins}
-            plans, outcome = poster.plan(decisions, created, in_page)
-            poster.send(plans, outcome)
-            for d in decisions:
-                if d.administration not in in_page:
-                    continue
-                info = outcome.get(d.administration, {})
-                error = info.get("claim_error") or info.get("task_error")
-                report.add(d, info.get("claim"), info.get("claim_status"), info.get("task"),
-                           posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
-                           **({"post_error": error} if error else {}))
-                admin_id = d.administration_id
-                if error:
-                    retry[admin_id] = retry.get(admin_id, 0) + 1
-                    if retry[admin_id] > MAX_WRITE_RETRIES:
-                        del retry[admin_id]
-                        report.problem(RecordProblem(d.administration, None, f"gave up posting after "
-                                                     f"{MAX_WRITE_RETRIES} runs; fix the record or the server "
-                                                     "refusal, then sync with --since"))
-                else:
-                    retry.pop(admin_id, None)
-            admins_seen += len(page_admins)
-
+        run.open_report(fh)
         try:
-            # Administrations whose Claim or Task a server refused in an earlier run: try them again.
-            if retry:
-                again = source.read_many(MA, sorted(retry), LOOKUP_CHUNK)
-                for missing in set(retry) - set(again):
-                    del retry[missing]  # deleted at the source since
-                if again:
-                    pages += 1
-                    process(list(again.values()))
-            params = search_params(source, since, options.page_size)
-            restarts = 0
-            while True:
-                try:
-                    for bundle in source.search_pages(MA, params):
-                        pages += 1
-                        page_admins, included = [], []
-                        for e in bundle.get("entry") or []:
-                            resource = e.get("resource")
-                            mode = (e.get("search") or {}).get("mode", "match")
-                            where = resource.get("resourceType", "?") + "/" + str(resource.get("id")) \
-                                if isinstance(resource, dict) else f"page {pages} entry"
-                            problem = check_resource(resource, where) or check_shape(resource, where)
-                            if problem:
-                                report.problem(problem)
-                                continue
-                            if resource["resourceType"] == MA and mode == "match":
-                                version = (resource.get("meta") or {}).get("versionId") or last_updated(resource) or ""
-                                if (recent.get(resource["id"]) or [None])[0] == version:
-                                    continue  # seen in the overlap window, same version
-                                page_admins.append(resource)
-                            else:
-                                included.append(resource)
-                        for r in included:
-                            resolver.remember(r)
-                        if page_admins:
-                            process(page_admins)
-                        # The page is safely posted: advance the mark.
-                        for a in page_admins:
-                            lu = last_updated(a)
-                            if lu and (new_mark is None or parse_instant(lu) > parse_instant(new_mark)):
-                                new_mark = lu
-                            recent[a["id"]] = [(a.get("meta") or {}).get("versionId") or lu or "", lu]
-                        if sorted_search and new_mark:
-                            _save_mark(state, entry, new_mark, recent, options.overlap_seconds, retry)
-                        if progress:
-                            rate = admins_seen / max(time.monotonic() - started, 1e-6)
-                            progress(f"page {pages}: {admins_seen} administrations, claims {poster.claims.created} "
-                                     f"new/{poster.claims.updated} updated, "
-                                     f"{source.stats.requests + (target.stats.requests if separate else 0)} "
-                                     f"requests, {rate:.0f}/s")
-                        if stop:
-                            interrupted = True
-                            break
+            run.retry_refused()
+            for page_admins in run.pull.pages(run.since, run.recent, lambda: run.mark, run.pages):
+                run.pages += 1
+                run.process(page_admins)
+                run.advance(page_admins)
+                if stop:
+                    run.interrupted = True
                     break
-                except PagingExpired:
-                    restarts += 1
-                    if restarts > 5:
-                        raise FatalNetworkError("the server kept expiring the search's paging links")
-                    log.warning("paging link expired after %d pages; searching again from the mark", pages)
-                    since_again = minus(new_mark, options.overlap_seconds) if new_mark else since
-                    params = search_params(source, since_again, options.page_size)
         except BaseException as exc:
             # Keep what was done: the report of the pages posted so far, and the reason the run stopped.
-            report.problem(RecordProblem("run", None, f"stopped early: {type(exc).__name__}: {exc}"))
-            _close_report(report, poster, source, target, separate, pages, new_mark, interrupted, aborted=True)
+            run.report.problem(RecordProblem("run", None, f"stopped early: {type(exc).__name__}: {exc}"))
+            run.close_report(aborted=True)
             fh.close()
             tmp_report.replace(report_path)
             raise
-        summary = _close_report(report, poster, source, target, separate, pages, new_mark, interrupted)
-        problems = report.summary.errors
+        summary = run.close_report()
     tmp_report.replace(report_path)
-    if new_mark and (sorted_search or not interrupted):  # unsorted pages: only a whole run moves the mark
-        _save_mark(state, entry, new_mark, recent, options.overlap_seconds, retry)
-    elif entry.get("retry", {}) != retry:
-        entry["retry"] = dict(retry)
-        state.save()
-    return SyncResult(summary, poster.claims, poster.tasks, problems, interrupted, new_mark)
+    run.finish()
+    return SyncResult(summary, run.poster.claims, run.poster.tasks, run.report.summary.errors, run.interrupted,
+                      run.mark)
+
+
+class _SyncRun:
+    """One run's state: the mark and overlap window from the state file, the pull, the writer, the
+    report, and the administrations whose writes were refused (tried again next run)."""
+
+    def __init__(self, source: FhirClient, target: FhirClient, rules: Rules, config: Config,
+                 options: SyncOptions, progress: Callable[[str], None] | None):
+        self.source, self.target, self.rules, self.config, self.options = source, target, rules, config, options
+        self.progress = progress
+        self.created = options.created or now()
+        self.state = StateFile(options.state_path)
+        self.entry = self.state.source(source.base_url)
+        if options.full:
+            self.mark = None
+        elif options.since:
+            self.mark = format_instant(parse_instant(options.since))
+        else:
+            self.mark = self.entry.get("mark")
+        # id -> [version, lastUpdated] of administrations already posted inside the overlap window
+        fresh = options.full or options.since
+        self.recent: dict[str, list] = {} if fresh else {
+            k: v for k, v in (self.entry.get("recent") or {}).items() if isinstance(v, list) and len(v) == 2}
+        self.since = minus(self.mark, options.overlap_seconds) if self.mark else None
+        self.retry: dict[str, int] = {k: v for k, v in (self.entry.get("retry") or {}).items()
+                                      if isinstance(v, int)}
+        self.resolver = Resolver(source, chunk_size=LOOKUP_CHUNK)
+        self.separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
+        self.poster = Poster(target, rules, config, options.bundle_size, source.base_url if self.separate else None,
+                             options.create_with)
+        self.pull = pull_named(options.pull).for_run(source, self.resolver, options, self._problem)
+        self.ordered = self.pull.ordered
+        self.pages = self.admins_seen = 0
+        self.interrupted = False
+        self.started = time.monotonic()
+        self.report: ReportWriter
+
+    def _problem(self, problem: RecordProblem) -> None:
+        self.report.problem(problem)
+
+    def open_report(self, fh) -> None:
+        self.report = ReportWriter(fh, meta={"generated": self.created, "source": self.source.base_url,
+                                             "target": self.target.base_url, "since": self.since,
+                                             "mapping": self.rules.directory})
+
+    def retry_refused(self) -> None:
+        """Administrations whose Claim or Task a server refused in an earlier run: try them again first."""
+        if not self.retry:
+            return
+        again = self.source.read_many(MA, sorted(self.retry), LOOKUP_CHUNK)
+        for missing in set(self.retry) - set(again):
+            del self.retry[missing]  # deleted at the source since
+        if again:
+            self.pages += 1
+            self.process(list(again.values()))
+
+    def process(self, page_admins: list[dict]) -> None:
+        """Decide a page, post it, report it; remember what failed for the next run."""
+        if not page_admins:
+            return
+        poster, report = self.poster, self.report
+        poster.begin_page()
+        siblings, ctx = gather(self.source, self.resolver, poster, page_admins, not self.separate)
+        decisions = decide_isolated(page_admins + siblings, ctx, self.rules, self.config, report.problem)
+        in_page = {f"{MA}/{a['id']}" for a in page_admins}
+        plans, outcome = poster.plan(decisions, self.created, in_page)
+        poster.send(plans, outcome)
+        for d in decisions:
+            if d.administration not in in_page:
+                continue
+            info = outcome.get(d.administration, {})
+            error = info.get("claim_error") or info.get("task_error")
+            report.add(d, info.get("claim"), info.get("claim_status"), info.get("task"),
+                       posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
+                       **({"post_error": error} if error else {}))
+            self._count_retry(d, error)
+        self.admins_seen += len(page_admins)
+
+    def _count_retry(self, d: Decision, error: str | None) -> None:
+        admin_id = d.administration_id
+        if not error:
+            self.retry.pop(admin_id, None)
+            return
+        self.retry[admin_id] = self.retry.get(admin_id, 0) + 1
+        if self.retry[admin_id] > MAX_WRITE_RETRIES:
+            del self.retry[admin_id]
+            self.report.problem(RecordProblem(d.administration, None, f"gave up posting after {MAX_WRITE_RETRIES} "
+                                              "runs; fix the record or the server refusal, then sync with --since"))
+
+    def advance(self, page_admins: list[dict]) -> None:
+        """The page is safely posted: advance the mark (saved now if pages come oldest first)."""
+        for a in page_admins:
+            lu = last_updated(a)
+            if lu and (self.mark is None or parse_instant(lu) > parse_instant(self.mark)):
+                self.mark = lu
+            self.recent[a["id"]] = [(a.get("meta") or {}).get("versionId") or lu or "", lu]
+        if self.ordered and self.mark:
+            _save_mark(self.state, self.entry, self.mark, self.recent, self.options.overlap_seconds, self.retry)
+        if self.progress:
+            rate = self.admins_seen / max(time.monotonic() - self.started, 1e-6)
+            self.progress(f"page {self.pages}: {self.admins_seen} administrations, claims "
+                          f"{self.poster.claims.created} new/{self.poster.claims.updated} updated, "
+                          f"{self.requests()} requests, {rate:.0f}/s")
+
+    def requests(self) -> int:
+        return self.source.stats.requests + (self.target.stats.requests if self.separate else 0)
+
+    def close_report(self, aborted: bool = False) -> dict:
+        return _close_report(self.report, self.poster, self.source, self.target, self.separate, self.pages,
+                             self.mark, self.interrupted, aborted)
+
+    def finish(self) -> None:
+        """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list."""
+        if self.mark and (self.ordered or not self.interrupted):
+            _save_mark(self.state, self.entry, self.mark, self.recent, self.options.overlap_seconds, self.retry)
+        elif self.entry.get("retry", {}) != self.retry:
+            self.entry["retry"] = dict(self.retry)
+            self.state.save()
 
 
 def _close_report(report: ReportWriter, poster: Poster, source: FhirClient, target: FhirClient, separate: bool,
@@ -319,10 +290,6 @@ def parse_interval(value: str) -> float:
     return int(value[:-1]) * units[value[-1]]
 
 
-
-
-
-
 def run_sync_cli(args, rules: Rules, config: Config) -> int:
     source = make_client(args.source, "FHIR_", args)
     target_url = args.target or args.source
@@ -360,7 +327,5 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
 def _progress_line(message: str) -> None:
     """One line per page on stderr (ids and counts only), so a long run shows it is moving."""
     print(f"fhir-injection: {message}", file=sys.stderr, flush=True)
-
-
 
 
