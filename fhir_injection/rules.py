@@ -18,9 +18,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterator, Mapping
 
+from .bundled import mappings_dir
 from .errors import MappingError
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
+DEFAULT_DIR = mappings_dir()  # the wheel's copy, or mappings/ in a source checkout
 
 ROUTES = {
     "subcutaneous", "intramuscular", "intravenous-push", "intravenous-infusion",
