@@ -39,10 +39,10 @@ def _find(inside: str, checkout: Path) -> Path:
 
 
 def mappings_dir() -> Path:
-    """The rule tables: ``fhir_injection/mappings`` in a wheel, ``mappings/`` in a checkout."""
+    """The rule tables: ``fhir_injection/mappings`` in a wheel, ``mappings`` in a checkout."""
     return _find("mappings", _CHECKOUT / "mappings")
 
 
 def demo_dir() -> Path:
-    """The demo clinic (NDJSON): ``fhir_injection/demo`` in a wheel, ``fixtures/demo/`` in a checkout."""
+    """The demo clinic: ``fhir_injection/demo`` in a wheel, ``fixtures/demo`` in a checkout."""
     return _find("demo", _CHECKOUT / "fixtures" / "demo")
