@@ -1,8 +1,8 @@
 """The wheel works away from the repository (issue 10, packaging).
 
 Builds the wheel once into a temporary folder, installs it into a new virtual environment
-(with the system site-packages, so the dependencies are not downloaded again; the package
-itself must come from the wheel, which the tests assert), and runs ``fhir-injection rules``
+(which borrows the dependencies of the environment running the tests, so nothing is
+downloaded; the package itself must come from the wheel, which the tests assert), and runs ``fhir-injection rules``
 and the demo sync from an empty directory. tests/packaging/check-wheel.sh does the same for
 CI in an environment holding nothing but the wheel and its declared dependencies.
 """
@@ -13,6 +13,7 @@ import collections
 import importlib.util
 import json
 import os
+import site
 import subprocess
 import sys
 import zipfile
@@ -54,8 +55,22 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory) -> Path:
+    """A new environment holding the wheel; its dependencies are those of the environment running
+    the tests (a .pth file lists its site-packages, so nothing is downloaded). The venv's own
+    site-packages is searched first, so fhir_injection comes from the wheel."""
     env = tmp_path_factory.mktemp("venv")
-    _run(sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", env, cwd=env)
+    _run(sys.executable, "-m", "venv", "--without-pip", env, cwd=env)
+    purelib = _run(
+        env / "bin" / "python",
+        "-c",
+        "import sysconfig; print(sysconfig.get_path('purelib'))",
+        cwd=env,
+    )
+    ours = [
+        *site.getsitepackages(),
+        *([site.getusersitepackages()] if site.ENABLE_USER_SITE else []),
+    ]
+    Path(purelib.stdout.strip(), "_test_dependencies.pth").write_text("\n".join(ours) + "\n")
     _run(*PIP, "--python", env / "bin" / "python", "install", "--no-deps", wheel, cwd=env)
     return env
 
