@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .bundled import demo_dir
 from .errors import (
     EXIT_AUTH, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER, EXIT_USAGE, ConfigError, FhirInjectionError,
 )
@@ -17,7 +18,7 @@ from .rules import load_config, load_rules
 log = logging.getLogger("fhir_injection")
 
 
-REPO_DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+REPO_DEMO = demo_dir()  # the wheel's copy, or fixtures/demo in a source checkout
 
 EXIT_CODES = f"""exit codes:
   {EXIT_OK}    finished; every record processed (documentation gaps are not failures)

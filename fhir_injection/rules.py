@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterator
 
+from .bundled import mappings_dir
 from .decision.rules import (
     DRUG_CLASSES, PAYER_TYPES, REQUIRED_GAPS, ROUTES, SC_IM, SETTINGS, SEVERITIES, SYSTEM_NDC, UNITS, VACCINE_GROUPS,
     Config, Drug,
@@ -26,7 +27,7 @@ from .decision.rules import (
 )
 from .errors import ConfigError, MappingError
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
+DEFAULT_DIR = mappings_dir()  # the wheel's copy, or mappings/ in a source checkout
 
 class _Table:
     """Reads one CSV, checking its header; yields (row_number, row)."""

@@ -18,6 +18,19 @@ def test_all_is_pinned():
     assert fhir_injection.__all__ == PUBLIC
 
 
+def test_all_lists_exactly_the_public_top_level_names():
+    # httpx-style: every public name the package defines or imports at the top level is in
+    # __all__, and __all__ names nothing else. Submodules (fhir_injection.rules, ...) are
+    # attributes but not API names; __version__ is the one dunder exported.
+    public = {
+        name
+        for name in dir(fhir_injection)
+        if not name.startswith("_") and not inspect.ismodule(getattr(fhir_injection, name))
+    }
+    assert set(fhir_injection.__all__) == public | {"__version__"}
+    assert len(fhir_injection.__all__) == len(set(fhir_injection.__all__))
+
+
 def test_every_public_name_exists():
     for name in PUBLIC:
         assert hasattr(fhir_injection, name), name

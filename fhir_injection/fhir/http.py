@@ -18,13 +18,13 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
 
+from .. import __version__  # the one version (fhir_injection/__init__.py), also the wheel's
 from ..errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,6 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # bounds the cost when the 500 is permanent. A 500 to a write that is not idempotent is final.
 RETRY_STATUSES_IDEMPOTENT = RETRY_STATUSES | {500}
 SAFE_METHODS = frozenset({"GET", "HEAD"})
-
-try:
-    __version__ = metadata.version("fhir-injection")
-except metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+src"
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
