@@ -166,7 +166,7 @@ def test_a_source_checkout_uses_its_top_level_folders():
 
 
 def test_user_agent_names_the_package_version():
-    from fhir_injection.http import HttpSession
+    from fhir_injection.fhir.http import HttpSession
 
     assert (
         HttpSession("https://fhir.example.org/fhir").user_agent
