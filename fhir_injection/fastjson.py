@@ -16,11 +16,12 @@ written again by ``json``, so what is written never depends on which library wro
 from __future__ import annotations
 
 import json
+from typing import Any
 
 try:
     import orjson
 except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a bare install working
-    orjson = None
+    orjson = None  # type: ignore[assignment]  # typed as the module; it is used only when there
 
 #: What :func:`read_line` gives when ``json`` must read the line.
 SLOW = object()
@@ -47,7 +48,7 @@ def _small_float(out: bytes) -> bool:
     return False
 
 
-def read_line(raw: bytes) -> tuple[object, bool]:
+def read_line(raw: bytes) -> tuple[Any, bool]:
     """(value, shallow) for one line of an export; the value is :data:`SLOW` when ``json.loads``
     must read the line (and say what is wrong with it). ``shallow``: fewer than :data:`DEEP`
     brackets, so that no library comes near its nesting limit with it."""

@@ -13,7 +13,7 @@ import json
 import re
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 from .. import fastjson
 from ..errors import OnProblem, RecordProblem
@@ -96,7 +96,7 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
         if problem:
             on_problem(problem)
         elif data["resourceType"] in USED_TYPES:
-            yield data
+            yield cast(dict, data)  # json.loads makes every JSON object a dict
         return
     entries = data.get("entry")
     if entries is not None and not isinstance(entries, list):

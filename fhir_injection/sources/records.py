@@ -48,7 +48,7 @@ _MA_SHAPE = (
     ("medicationCodeableConcept.coding", _LIST), ("dosage.route", _OBJECT), ("dosage.route.coding", _LIST),
     ("dosage.site", _OBJECT), ("dosage.site.coding", _LIST), ("dosage.dose", _OBJECT),
 )
-_TYPES = {_OBJECT: MAPPING, _LIST: list, _STRING: str}
+_TYPES: dict[str, type | tuple[type, ...]] = {_OBJECT: MAPPING, _LIST: list, _STRING: str}
 _MA_PATHS = tuple((tuple(path.split(".")), _TYPES[kind], path, kind) for path, kind in _MA_SHAPE)
 _EXACT = {_OBJECT: dict, _LIST: list, _STRING: str}
 _MA_TOP = tuple((path, _EXACT[kind]) for path, kind in _MA_SHAPE if "." not in path)
@@ -86,7 +86,7 @@ def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
     if type(resource) is dict and _shape_is_right(resource):
         return None
     for parts, types, path, kind in _MA_PATHS:
-        value = resource
+        value: object = resource
         for part in parts:
             value = value.get(part) if isinstance(value, MAPPING) else None
         if value is not None and not isinstance(value, types):

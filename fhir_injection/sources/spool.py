@@ -15,7 +15,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Mapping
-from typing import Iterator
+from typing import Iterator, cast
 
 from ..decision.context import Context
 from ..fhir.resources import patient_id_of
@@ -36,12 +36,12 @@ def _load(body: bytes | str):
     if type(body) is str:
         return json.loads(body)
     if body[0] == _MARSHAL[0]:
-        return marshal.loads(memoryview(body)[1:])
+        return marshal.loads(memoryview(cast(bytes, body))[1:])  # not str: that case returned above
     return fastjson.orjson.loads(body)
 
 
 def _version(resource: Mapping) -> tuple:
-    meta = resource.get("meta") if isinstance(resource.get("meta"), MAPPING) else {}
+    meta = m if isinstance(m := resource.get("meta"), MAPPING) else {}
     v = meta.get("versionId")
     number = int(v) if isinstance(v, str) and v.isdigit() else -1
     updated = meta.get("lastUpdated") if isinstance(meta.get("lastUpdated"), str) else ""
@@ -110,6 +110,7 @@ class Spool:
         for record in records:
             resource, how = record if type(record) is tuple else (record, False)
             rtype, rid = resource["resourceType"], resource["id"]
+            body: bytes | str
             if type(how) is bytes:
                 body = how
             elif how:
@@ -155,7 +156,7 @@ class Spool:
         key = (rtype, rid)
         value = self._cache.get(key, _MISSING)
         if value is not _MISSING:
-            return value
+            return cast("Mapping | None", value)  # what the cache holds, not the sentinel
         row = self.db.execute("SELECT body FROM res WHERE type=? AND id=?", key).fetchone()
         value = _load(row[0]) if row else None
         if len(self._cache) >= self._cache_size:
