@@ -43,7 +43,9 @@ TYPES: tuple[ResourceType, ...] = (
 USED_TYPES = frozenset(t.name for t in TYPES)
 LOAD_ORDER = tuple(t.name for t in TYPES)
 PATIENT_ELEMENT = {t.name: t.patient_element for t in TYPES if t.patient_element}
-FOUND_BY_PATIENT = tuple((t.name, t.patient_element) for t in TYPES if t.found_by_patient)
+# Every type found by patient has a patient element; testing it tells mypy the element is a str.
+FOUND_BY_PATIENT = tuple((t.name, t.patient_element) for t in TYPES
+                         if t.found_by_patient and t.patient_element)
 
 
 def split_reference(reference: str | None) -> tuple[str, str] | None:
@@ -80,7 +82,10 @@ def key_for(reference: str, pair: tuple[str, str]) -> str:
 def ref_key(reference: str | None) -> str | None:
     """Normalise a literal reference to ``Type/id`` (None when not one)."""
     pair = split_reference(reference)
-    return None if pair is None else key_for(reference, pair)
+    if pair is None:
+        return None
+    assert reference is not None  # split_reference gives a pair only for a non-empty str
+    return key_for(reference, pair)
 
 
 def patient_id_of(resource: Mapping) -> str | None:

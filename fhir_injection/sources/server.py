@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -129,11 +129,12 @@ class Resolver:
                 self.by_patient[(lk.type, p)] = []
             for resource, mode in found:
                 pid = patient_id_of(resource)
-                if mode == "match" and (lk.type, pid) in self.by_patient:
+                if mode == "match" and pid is not None and (lk.type, pid) in self.by_patient:
                     self.by_patient[(lk.type, pid)].append(resource)
                     self.remember(resource)
 
-    def fetch(self, admins: list[Mapping], extra: list[Lookup] = ()) -> list[list[tuple[dict, str]]] | None:
+    def fetch(self, admins: list[Mapping],
+              extra: Iterable[Lookup] = ()) -> list[list[tuple[dict, str]]] | None:
         """One round: what these administrations still need, plus ``extra`` searches, in one go.
 
         Returns the results of ``extra``; None when there was nothing to ask.
@@ -178,7 +179,7 @@ def last_updated(resource: Mapping) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _sibling_lookups(client: FhirClient, admins: list[Mapping]) -> list[Lookup]:
+def _sibling_lookups(client: FhirClient, admins: Sequence[Mapping]) -> list[Lookup]:
     """Searches for the same patients' other administrations on the same days (for same-day rules).
 
     Where searches travel together in a batch, one search per local day of the page, for the
@@ -204,16 +205,16 @@ def _sibling_lookups(client: FhirClient, admins: list[Mapping]) -> list[Lookup]:
             continue  # not a date: check_shape has reported it; no sibling can share it
     if groups and not client.can_batch_searches():
         # One request per search here: one search over the page's whole date range instead.
-        groups = [(groups[0][0], set().union(*(p for _, p in groups)), groups[-1][0])]
+        spans = [(groups[0][0], set().union(*(p for _, p in groups)), groups[-1][0])]
     else:
-        groups = [(d, p, d) for d, p in groups]
+        spans = [(d, p, d) for d, p in groups]
     return [Lookup(MA, "subject", tuple(f"Patient/{p}" for p in sorted(patients)),
                    (("effective-time", f"ge{(lo - timedelta(days=1)).isoformat()}"),
                     ("effective-time", f"lt{(hi + timedelta(days=2)).isoformat()}"), *includes))
-            for lo, patients, hi in groups]
+            for lo, patients, hi in spans]
 
 
-def gather(source: FhirClient, resolver: Resolver, rider: Rider, page_admins: list[Mapping],
+def gather(source: FhirClient, resolver: Resolver, rider: Rider, page_admins: Sequence[Mapping],
             same_server: bool) -> tuple[list[Mapping], Context]:
     """Everything a page needs before it can be decided and posted, in as few requests as possible.
 
