@@ -39,8 +39,8 @@ def decide_bundle(bundle_or_resources, rules: "Rules | None" = None, config: "Co
     Returns the decisions in the order the administrations appear.
     """
     if isinstance(bundle_or_resources, dict) and bundle_or_resources.get("resourceType") == "Bundle":
-        resources = [e.get("resource") for e in bundle_or_resources.get("entry") or []
-                     if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+        resources = [resource for e in bundle_or_resources.get("entry") or []
+                     if isinstance(e, dict) and isinstance(resource := e.get("resource"), dict)]
     else:
         resources = list(bundle_or_resources)
     admins = [r for r in resources if r.get("resourceType") == "MedicationAdministration"]

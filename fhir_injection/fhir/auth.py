@@ -12,7 +12,7 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping, overload
 
 import jwt
 import requests
@@ -218,6 +218,10 @@ def _value(env: Mapping[str, str], name: str) -> str | None:
     return value if value else None
 
 
+@overload
+def _secret(env: Mapping[str, str], name: str, required: Literal[True] = ...) -> str: ...
+@overload
+def _secret(env: Mapping[str, str], name: str, required: bool) -> str | None: ...
 def _secret(env: Mapping[str, str], name: str, required: bool = True) -> str | None:
     """Read ``name`` or ``name_FILE`` (exactly one), never echoing the value."""
     direct, file_var = _value(env, name), _value(env, f"{name}_FILE")

@@ -59,8 +59,8 @@ def load_folder(source: str, client: FhirClient, bundle_size: int = 200) -> Load
                                        only_with=CYCLE_ELEMENTS[again])
         # A second pass for what failed only because of its order (e.g. a cycle between two types).
         if deferred:
-            again = _send(client, deferred, result, final=True)
-            assert not again
+            left = _send(client, deferred, result, final=True)
+            assert not left
     result.requests = client.stats.requests
     return result
 

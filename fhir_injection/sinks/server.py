@@ -225,7 +225,9 @@ class Poster:
                    info: dict) -> list[_Planned]:
         """Open, update, complete (gaps fixed) or cancel (voided) the administration's gap Task."""
         if d.actionable_gaps and d.outcome != "void":
-            task = self._prepare(build_task(d, self.config, self.rules, created))
+            built = build_task(d, self.config, self.rules, created)
+            assert built is not None  # build_task gives a Task whenever there are gaps
+            task = self._prepare(built)
             if told is None:
                 info["task_action"] = "create"
                 return [self._create("Task", d, task, tid)]
@@ -342,6 +344,7 @@ class Poster:
                                 "create; creating with conditional POST for the rest of this run", exc.status)
                     self.create_with = "post"
                 return landed
+            assert exc.status is not None  # refused_content: the server answered with a status
             return self._record(plan, exc.status, None, exc.outcome or str(exc), outcome)
         return self._record(plan, status, location, None, outcome)
 
