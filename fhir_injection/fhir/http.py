@@ -18,11 +18,11 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, cast
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type
+from tenacity import Future, RetryCallState, RetryError, Retrying, retry_if_exception_type
 
 from .. import __version__  # the one version (fhir_injection/__init__.py), also the wheel's
 from ..errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
@@ -110,7 +110,7 @@ def operation_outcome_text(body: Any, limit: int = 1000) -> str | None:
     """
     if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
         return None
-    rank = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
+    rank: dict[object, int] = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
     issues = [i for i in body.get("issue") or [] if isinstance(i, dict)]
     issues.sort(key=lambda i: rank.get(i.get("severity"), 4))
     if issues and rank.get(issues[0].get("severity"), 4) <= 1:
@@ -125,10 +125,26 @@ def operation_outcome_text(body: Any, limit: int = 1000) -> str | None:
     return joined[:limit] if joined else None
 
 
+class FhirResponse(requests.Response):
+    """A 2xx response whose JSON body HttpSession has already read: :attr:`fhir_json`."""
+
+    fhir_json: Any
+
+    @classmethod
+    def adopt(cls, resp: requests.Response, fhir_json: Any) -> FhirResponse:
+        """``resp`` itself, made a FhirResponse (not a copy: requests built it, and its body,
+        connection and history stay as they are)."""
+        resp.__class__ = cls
+        adopted = cast(FhirResponse, resp)  # it is one now
+        adopted.fhir_json = fhir_json
+        return adopted
+
+
 def json_of(resp: requests.Response) -> Any:
     """The response body as JSON, parsed once (HttpSession already checked 2xx bodies)."""
-    parsed = getattr(resp, "fhir_json", None)
-    return parsed if parsed is not None else resp.json()
+    if isinstance(resp, FhirResponse) and resp.fhir_json is not None:
+        return resp.fhir_json
+    return resp.json()
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -158,6 +174,17 @@ class _Transient(Exception):
 
     def describe(self) -> str:
         return f"HTTP {self.status}" if self.status is not None else f"connection failure ({self.kind})"
+
+
+def _failure(attempt: Future | None) -> _Transient:
+    """The _Transient that failed ``attempt``: what wait, stop, before_sleep and RetryError report.
+
+    tenacity calls those (and raises RetryError) only after an attempt failed with an exception
+    its ``retry`` accepted, and that is retry_if_exception_type(_Transient).
+    """
+    exc = attempt.exception() if attempt is not None else None
+    assert isinstance(exc, _Transient), "tenacity retries only _Transient"
+    return exc
 
 
 class HttpSession:
@@ -258,9 +285,10 @@ class HttpSession:
             if 200 <= resp.status_code < 300 and resp.content:
                 # A body cut short by a dropped connection is a transient failure, not data.
                 try:
-                    resp.fhir_json = jsonlib.loads(resp.content)
+                    parsed = jsonlib.loads(resp.content)
                 except ValueError:
                     raise _Transient(None, kind="unreadable JSON body (cut short?)") from None
+                return FhirResponse.adopt(resp, parsed)
             return resp
 
         if not safe:
@@ -289,21 +317,21 @@ class HttpSession:
             return policy.max_total_seconds - (self._clock() - start)
 
         def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception()
+            exc = _failure(state.outcome)
             delay = exc.retry_after if exc.retry_after is not None else backoff(state)
             return max(0.0, min(delay, remaining()))
 
         def stop(state: RetryCallState) -> bool:
             if state.attempt_number >= policy.max_attempts or remaining() <= 0:
                 return True
-            retry_after = state.outcome.exception().retry_after
+            retry_after = _failure(state.outcome).retry_after
             return retry_after is not None and retry_after > remaining()
 
         def before_sleep(state: RetryCallState) -> None:
             self.stats.retries += 1
             log.warning(
                 "%s: %s, retrying in %.1f s (attempt %d of %d)",
-                where, state.outcome.exception().describe(), state.upcoming_sleep,
+                where, _failure(state.outcome).describe(), state.upcoming_sleep,
                 state.attempt_number + 1, policy.max_attempts,
             )
 
@@ -317,7 +345,7 @@ class HttpSession:
         try:
             return retrying(attempt)
         except RetryError as err:
-            last = err.last_attempt.exception()
+            last = _failure(err.last_attempt)
             elapsed = self._clock() - start
             raise FatalNetworkError(
                 f"{where}: gave up after {err.last_attempt.attempt_number} attempts in {elapsed:.0f} s; "
