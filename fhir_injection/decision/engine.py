@@ -431,9 +431,6 @@ class _Gaps:
     def has(self, code: str) -> bool:
         return any(g.code == code for g in self.items)
 
-    def has_errors(self) -> bool:
-        return any(g.severity == "error" for g in self.items)
-
 
 @dataclass
 class _Draft:
