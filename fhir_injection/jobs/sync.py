@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..sinks.report import ReportWriter
 from ..decision.rules import Config, Rules
-from .offline import decide_isolated
+from ..decision.isolate import decide_isolated
 from ..errors import RecordProblem
 from ..sources.records import check_resource, check_shape
 from ..clock import format_instant, minus, now, parse_instant
