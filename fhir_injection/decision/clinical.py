@@ -125,7 +125,8 @@ def active_coverage(coverages: list[Mapping], when) -> Mapping | None:
         if when is not None and not within(when, start, end):
             continue
         usable.append(cov)
-    usable.sort(key=lambda c: (c.get("order") if isinstance(c.get("order"), int) else 99, c.get("id") or ""))
+    if len(usable) > 1:
+        usable.sort(key=lambda c: (c.get("order") if isinstance(c.get("order"), int) else 99, c.get("id") or ""))
     return usable[0] if usable else None
 
 

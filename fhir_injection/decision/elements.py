@@ -22,7 +22,8 @@ def codings(concept) -> list[Mapping]:
     """The codings of a CodeableConcept that are objects."""
     if not isinstance(concept, MAPPING):
         return []
-    return [c for c in as_list(concept.get("coding")) if isinstance(c, MAPPING)]
+    found = concept.get("coding")
+    return [c for c in found if isinstance(c, MAPPING)] if isinstance(found, list) else []
 
 
 def concept_text(concept) -> str | None:

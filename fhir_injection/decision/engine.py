@@ -25,12 +25,13 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from functools import lru_cache
 from typing import Iterable
 
 from ..fhir.resources import ref_key
 from .clinical import active_consent, active_coverage, body_site, diagnoses, em_codes, payer_type_of, route_of
 from .context import AdministrationPointers, Context, EncounterPointers
-from .elements import as_date, as_list, parse_time, period, within
+from .elements import as_date, parse_time, period, within
 from .medication import drug_units, ndc_quantity, resolve_medication
 from .model import MAPPING, Decision, Gap, Line
 from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Rules
@@ -40,6 +41,10 @@ __all__ = ["decide", "decide_all"]
 BILLED_STATUSES = {"completed"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 NO_CLAIM_BLOCKERS = ("missing-patient", "missing-coverage")
+
+#: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
+#: encounters, clinicians and clinics come back for administration after administration
+_ref_key = lru_cache(maxsize=8192)(ref_key)
 
 
 # ----------------------------------------------------------------------------- pass 1
@@ -80,10 +85,6 @@ def replace(record, **changes):
     return copy
 
 
-def _administration_key(admin: Mapping) -> str:
-    return f"MedicationAdministration/{admin.get('id')}"
-
-
 def _first(key: str, version, **changes) -> Decision:
     """The decision of an administration that stops early (void, not given, inside a facility's payment)."""
     return Decision(administration=key, version=version, **{"outcome": "not-billable", "procedure": None, **changes})
@@ -108,16 +109,17 @@ class _Case:
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
         self.gaps = _Gaps(rules, config)
-        self.key = _administration_key(admin)
-        meta = admin.get("meta") if isinstance(admin.get("meta"), MAPPING) else {}
-        self.version = meta.get("versionId")
+        self.key = f"MedicationAdministration/{admin.get('id')}"
+        meta = admin.get("meta")  # usually absent: None is not asked whether it is a Mapping (a slow check)
+        self.version = meta.get("versionId") if meta is not None and isinstance(meta, MAPPING) else None
         effective = admin.get("effectiveDateTime")
         if effective is None and isinstance(admin.get("effectivePeriod"), MAPPING):
             effective = admin["effectivePeriod"].get("start")
         self.effective = effective
         self.when = parse_time(effective)
-        self.identifiers = tuple(sorted(f"{i.get('system')}|{i.get('value')}" for i in as_list(admin.get("identifier"))
-                                        if isinstance(i, MAPPING) and i.get("value")))
+        items = admin.get("identifier")
+        self.identifiers = () if not isinstance(items, list) else tuple(sorted(
+            [f"{i.get('system')}|{i.get('value')}" for i in items if isinstance(i, MAPPING) and i.get("value")]))
 
 
 def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _Draft:
@@ -153,7 +155,7 @@ def _patient(c: _Case) -> None:
     """The Patient that subject points to."""
     subject = c.refs.subject
     patient = c.ctx.get(subject, "Patient")
-    c.patient_ref = ref_key(subject) if patient else None
+    c.patient_ref = _ref_key(subject) if patient else None
     if patient is None:
         c.gaps.add("missing-patient", "MedicationAdministration.subject points to no Patient"
                    if subject else "MedicationAdministration.subject is missing")
@@ -237,7 +239,7 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         c.gaps.add("facility-setting", f"Hospital outpatient/emergency encounter (POS {c.pos}): the facility "
                                        "bills 96372 on its institutional claim")
     decision = _first(c.key, c.version, procedure="96372", gaps=tuple(c.gaps.items), patient=c.patient_ref,
-                      encounter=ref_key(c.encounter_ref), setting=c.setting, place_of_service=c.pos,
+                      encounter=_ref_key(c.encounter_ref), setting=c.setting, place_of_service=c.pos,
                       drug=drug.hcpcs if drug else None, units=units, medication_text=c.med.text)
     return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
 
@@ -270,7 +272,7 @@ def _performer(c: _Case) -> None:
     for reference in c.refs.performers:
         found = c.ctx.get(reference)
         if found and found.get("resourceType") in ("Practitioner", "PractitionerRole"):
-            c.performer = ref_key(reference)
+            c.performer = _ref_key(reference)
             break
     if c.performer is None:
         c.gaps.add("missing-performer", "performer.actor points to no Practitioner"
@@ -335,7 +337,7 @@ def _billing_provider(c: _Case) -> None:
     if c.encounter is not None:
         reference = c.encounter_refs.provider
         if c.ctx.get(reference, "Organization"):
-            provider = ref_key(reference)
+            provider = _ref_key(reference)
     c.provider = provider or c.config.billing_provider or c.performer
 
 
@@ -345,8 +347,8 @@ def _decision(c: _Case) -> _Draft:
     decision = Decision(
         administration=c.key, version=c.version, outcome=c.outcome or "claim", procedure=c.procedure,
         gaps=tuple(c.gaps.items), lines=c.lines, patient=c.patient_ref,
-        encounter=ref_key(c.encounter_ref) if c.encounter else None,
-        coverage=ref_key(f"Coverage/{coverage['id']}") if coverage else None,
+        encounter=_ref_key(c.encounter_ref) if c.encounter else None,
+        coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
         payer_type=c.payer_type, provider=c.provider, performer=c.performer,
         service_date=when_date.isoformat() if when_date else None,
         effective=effective if isinstance(effective, str) else None, setting=c.setting, place_of_service=c.pos,

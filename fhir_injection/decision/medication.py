@@ -45,7 +45,7 @@ def resolve_medication(admin: Mapping, refs: AdministrationPointers, ctx: Contex
     med = Medication()
     concept = admin.get("medicationCodeableConcept")
     element = admin.get("medicationReference")
-    if isinstance(concept, MAPPING):
+    if concept is not None and isinstance(concept, MAPPING):  # None: no slow Mapping check
         med.found = True
         med.codings = codings(concept)
         med.text = concept_text(concept)
