@@ -44,7 +44,7 @@ NO_CLAIM_BLOCKERS = ("missing-patient", "missing-coverage")
 
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
 #: encounters, clinicians and clinics come back for administration after administration
-_ref_key = lru_cache(maxsize=8192)(ref_key)
+_ref_key = lru_cache(maxsize=1024)(ref_key)
 
 
 # ----------------------------------------------------------------------------- pass 1
@@ -61,7 +61,10 @@ class _Gaps:
         self.items.append(Gap(code, sev, message, gap_type.field, gap_type.source))
 
     def has(self, code: str) -> bool:
-        return any(g.code == code for g in self.items)
+        for gap in self.items:
+            if gap.code == code:
+                return True
+        return False
 
 
 @dataclass
@@ -367,20 +370,21 @@ def _decision(c: _Case) -> _Draft:
 
 def _sort_key(draft: _Draft):
     when = draft.when
-    def seconds(moment: datetime) -> float:
-        try:
-            return moment.timestamp()
-        except (OverflowError, ValueError, OSError):  # local time of year 1 or 9999: count from UTC
-            return (moment.replace(tzinfo=moment.tzinfo or timezone.utc) - _EPOCH).total_seconds()
-
     if isinstance(when, datetime):
         stamp = when.replace(tzinfo=None).isoformat() if when.tzinfo is None else when.isoformat()
-        ordinal = seconds(when)
+        ordinal = _seconds(when)
     elif isinstance(when, date):
-        stamp, ordinal = when.isoformat(), seconds(datetime(when.year, when.month, when.day))
+        stamp, ordinal = when.isoformat(), _seconds(datetime(when.year, when.month, when.day))
     else:
         stamp, ordinal = "", float("inf")
     return (ordinal, stamp, str(draft.admin.get("id")))
+
+
+def _seconds(moment: datetime) -> float:
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError, OSError):  # local time of year 1 or 9999: count from UTC
+        return (moment.replace(tzinfo=moment.tzinfo or timezone.utc) - _EPOCH).total_seconds()
 
 
 def _finish(draft: _Draft, rules: Rules, config: Config) -> Decision:
