@@ -324,6 +324,7 @@ def _lines(c: _Case) -> None:
 
 
 def _drug_line(c: _Case) -> Line:
+    """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name and dose."""
     drug, dose, med = c.drug, c.dose, c.med
     fee = c.rules.fee(drug.hcpcs, c.setting)
     text = None
