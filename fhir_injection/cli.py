@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fhir-injection: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 - no traceback: its message may quote a record (PHI)
-        from .jobs.offline import describe_failure
+        from .errors import describe_failure
         print(f"fhir-injection: internal error ({describe_failure(exc)}); outputs were not changed",
               file=sys.stderr)
         return EXIT_INTERNAL

@@ -7,6 +7,7 @@ names, birth dates, member ids or free text from a record (PHI).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 # Exit codes, documented in the README and in `fhir-injection --help`.
@@ -137,3 +138,13 @@ class RecordProblem:
 
 
 OnProblem = Callable[[RecordProblem], None]
+
+
+def describe_failure(exc: BaseException) -> str:
+    """An unexpected exception as its type and innermost frame: enough to find the bug, and never its
+    message, which may quote a record (PHI)."""
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    where = f" at {Path(last.tb_frame.f_code.co_filename).name}:{last.tb_lineno}" if last else ""
+    return f"{type(exc).__name__}{where}"

@@ -101,12 +101,46 @@ def _by_length(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
 
 
 def load_rules(directory: str | Path | None = None) -> Rules:
-    """Load every table from ``directory`` (default: the bundled ``mappings/``)."""
+    """Load every table from ``directory`` (default: the bundled ``mappings/``).
+
+    The tables load in this order, so that with several files broken the first error is always
+    the same one; drug_codes.csv is checked against drugs.csv.
+    """
     d = Path(directory) if directory else DEFAULT_DIR
     if not d.is_dir():
         raise MappingError(str(d), None, "mappings directory not found")
+    drugs, drug_names = _drugs(d)
+    drug_codes = _drug_codes(d, drugs)
+    vaccines, vaccine_names = _vaccines(d)
+    vaccine_admin = _vaccine_admin(d)
+    routes = _routes(d)
+    procedures = _procedures(d)
+    antineoplastic = _antineoplastic(d)
+    sites = _sites(d)
+    laterality = _laterality(d)
+    settings = _settings(d)
+    payers = _payers(d)
+    payer_codes = _payer_codes(d)
+    em_ranges = _evaluation_management(d)
+    fees = _fee_schedule(d)
+    gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
+    for route, proc in procedures.items():  # checked after the gaps, as it always was
+        if route in SC_IM and proc.code is None:
+            raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
 
-    # drugs.csv
+    freeze = MappingProxyType
+    return Rules(
+        directory=str(d), drugs=freeze(drugs), drug_codes=freeze(drug_codes),
+        drug_names=_by_length(drug_names), vaccines=freeze(vaccines), vaccine_names=_by_length(vaccine_names),
+        vaccine_admin=freeze(vaccine_admin), routes=freeze(routes), procedures=freeze(procedures),
+        antineoplastic=freeze(antineoplastic), sites=freeze(sites), laterality=freeze(laterality),
+        settings=freeze(settings), payers=freeze(payers), payer_codes=tuple(payer_codes),
+        em_ranges=tuple(em_ranges), fees=freeze(fees), gaps=freeze(gaps), gap_codesystem_url=gap_url,
+    )
+
+
+def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
+    """drugs.csv: the HCPCS drug codes, and (name, hcpcs) for matching a drug by name."""
     t = _Table(d, "drugs.csv", ("hcpcs", "description", "unit_amount", "unit", "drug_class",
                                 "single_dose", "self_administered", "names", "source"))
     drugs: dict[str, Drug] = {}
@@ -124,12 +158,15 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         names.extend((name, code) for name in drugs[code].names)
     if "J3490" not in drugs:
         raise MappingError("drugs.csv", None, "J3490 (unclassified drugs) must be listed")
+    return drugs, names
 
-    # drug_codes.csv
+
+def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCode]:
+    """drug_codes.csv: RxNorm/NDC/other codes -> HCPCS drug (one of ``drugs``), with the strength."""
     t = _Table(d, "drug_codes.csv", ("system", "code", "hcpcs", "strength_value", "strength_unit",
                                      "per_value", "per_unit", "display", "source"))
     drug_codes: dict[tuple[str, str], DrugCode] = {}
-    seen = {}
+    seen: dict = {}
     for n, r in t.rows():
         key = (t.require(n, r, "system"), t.require(n, r, "code"))
         t.unique(seen, key, n)
@@ -143,21 +180,29 @@ def load_rules(directory: str | Path | None = None) -> Rules:
             strength = (t.decimal(n, r, "strength_value"), t.choice(n, r, "strength_unit", UNITS),
                         t.decimal(n, r, "per_value"), t.choice(n, r, "per_unit", UNITS))
         drug_codes[key] = DrugCode(hcpcs, r["display"], strength)
+    return drug_codes
 
-    # vaccines.csv, vaccine_admin.csv
+
+def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
+    """vaccines.csv: CVX codes, and (name, cvx) for matching a vaccine by name."""
     t = _Table(d, "vaccines.csv", ("cvx", "display", "product_code", "vaccine_group", "names", "source"))
     vaccines: dict[str, Vaccine] = {}
-    vnames: list[tuple[str, str]] = []
-    seen = {}
+    names: list[tuple[str, str]] = []
+    seen: dict = {}
     for n, r in t.rows():
         cvx = t.require(n, r, "cvx")
         t.unique(seen, cvx, n)
         vaccines[cvx] = Vaccine(cvx, r["display"], t.require(n, r, "product_code"),
                                 t.choice(n, r, "vaccine_group", VACCINE_GROUPS), _names(r["names"]))
-        vnames.extend((name, cvx) for name in vaccines[cvx].names)
+        names.extend((name, cvx) for name in vaccines[cvx].names)
+    return vaccines, names
+
+
+def _vaccine_admin(d: Path) -> dict[tuple[str, str], str]:
+    """vaccine_admin.csv: (payer type, vaccine group) -> the administration code billed for a vaccine."""
     t = _Table(d, "vaccine_admin.csv", ("payer_type", "vaccine_group", "admin_code", "description", "source"))
     vaccine_admin: dict[tuple[str, str], str] = {}
-    seen = {}
+    seen: dict = {}
     for n, r in t.rows():
         key = (t.choice(n, r, "payer_type", PAYER_TYPES | {"*"}),
                t.choice(n, r, "vaccine_group", VACCINE_GROUPS | {"*"}))
@@ -165,18 +210,26 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         vaccine_admin[key] = t.require(n, r, "admin_code")
     if ("*", "*") not in vaccine_admin:
         raise MappingError("vaccine_admin.csv", None, "needs a default row with payer_type '*' and vaccine_group '*'")
+    return vaccine_admin
 
-    # routes.csv, procedures.csv, antineoplastic.csv
+
+def _routes(d: Path) -> dict[tuple[str, str], str]:
+    """routes.csv: route codings -> route."""
     t = _Table(d, "routes.csv", ("system", "code", "display", "route", "source"))
     routes: dict[tuple[str, str], str] = {}
-    seen = {}
+    seen: dict = {}
     for n, r in t.rows():
         key = (t.require(n, r, "system"), t.require(n, r, "code"))
         t.unique(seen, key, n)
         routes[key] = t.choice(n, r, "route", ROUTES)
+    return routes
+
+
+def _procedures(d: Path) -> dict[str, Procedure]:
+    """procedures.csv: route -> the procedure billed for it (one row per route)."""
     t = _Table(d, "procedures.csv", ("route", "procedure_code", "description", "outcome", "source"))
     procedures: dict[str, Procedure] = {}
-    seen = {}
+    seen: dict = {}
     for n, r in t.rows():
         route = t.choice(n, r, "route", ROUTES)
         t.unique(seen, route, n)
@@ -184,31 +237,47 @@ def load_rules(directory: str | Path | None = None) -> Rules:
                                       t.choice(n, r, "outcome", {"claim", "not-96372", "not-billable"}))
     for route in sorted(ROUTES - procedures.keys()):
         raise MappingError("procedures.csv", None, f"no row for route '{route}'")
+    return procedures
+
+
+def _antineoplastic(d: Path) -> dict[str, str]:
+    """antineoplastic.csv: anti-neoplastic drug class -> the procedure billed instead of 96372."""
     t = _Table(d, "antineoplastic.csv", ("drug_class", "procedure_code", "description", "source"))
     antineoplastic = {}
     for n, r in t.rows():
         antineoplastic[t.choice(n, r, "drug_class", {"antineoplastic", "antineoplastic-hormonal"})] = \
             t.require(n, r, "procedure_code")
+    return antineoplastic
 
-    # sites.csv, laterality.csv
+
+def _sites(d: Path) -> dict[tuple[str, str], Site]:
+    """sites.csv: body-site codings, with their display and laterality."""
     t = _Table(d, "sites.csv", ("system", "code", "display", "laterality", "source"))
     sites: dict[tuple[str, str], Site] = {}
-    seen = {}
+    seen: dict = {}
     for n, r in t.rows():
         key = (t.require(n, r, "system"), t.require(n, r, "code"))
         t.unique(seen, key, n)
         sites[key] = Site(key[0], key[1], t.require(n, r, "display"),
                           t.choice(n, r, "laterality", {"left", "right", "bilateral", ""}) or None)
+    return sites
+
+
+def _laterality(d: Path) -> dict[tuple[str, str], str]:
+    """laterality.csv: laterality qualifier codings -> left, right or bilateral."""
     t = _Table(d, "laterality.csv", ("system", "code", "laterality", "source"))
     laterality = {}
     for n, r in t.rows():
         laterality[(t.require(n, r, "system"), t.require(n, r, "code"))] = \
             t.choice(n, r, "laterality", {"left", "right", "bilateral"})
+    return laterality
 
-    # settings.csv
+
+def _settings(d: Path) -> dict[tuple[str, str], Setting]:
+    """settings.csv: Encounter.class codings -> setting and place of service."""
     t = _Table(d, "settings.csv", ("system", "code", "display", "setting", "place_of_service", "source"))
     settings: dict[tuple[str, str], Setting] = {}
-    seen = {}
+    seen: dict = {}
     for n, r in t.rows():
         key = (t.require(n, r, "system"), t.require(n, r, "code"))
         t.unique(seen, key, n)
@@ -216,8 +285,11 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         if not (pos.isdigit() and len(pos) == 2):
             raise t.error(n, f"place_of_service '{pos}' must be a two-digit CMS code")
         settings[key] = Setting(t.choice(n, r, "setting", SETTINGS), pos, r["display"])
+    return settings
 
-    # payers.csv, payer_codes.csv
+
+def _payers(d: Path) -> dict[str, PayerRule]:
+    """payers.csv: the rules of each payer type (one row each)."""
     t = _Table(d, "payers.csv", ("payer_type", "distinct_modifier", "requires_ndc", "jw_jz",
                                  "pays_99211_with_injection", "mue_96372", "source"))
     payers: dict[str, PayerRule] = {}
@@ -231,15 +303,22 @@ def load_rules(directory: str | Path | None = None) -> Rules:
                                t.yes_no(n, r, "pays_99211_with_injection"), int(mue))
     for pt in sorted(PAYER_TYPES - payers.keys()):
         raise MappingError("payers.csv", None, f"no row for payer_type '{pt}'")
+    return payers
+
+
+def _payer_codes(d: Path) -> list[tuple[str, str, str, str]]:
+    """payer_codes.csv: Coverage.type codings -> payer type, exact matches first, longer prefixes first."""
     t = _Table(d, "payer_codes.csv", ("system", "code", "match", "payer_type", "display", "source"))
     payer_codes = []
     for n, r in t.rows():
         payer_codes.append((t.require(n, r, "system"), t.require(n, r, "code"),
                             t.choice(n, r, "match", {"exact", "prefix"}), t.choice(n, r, "payer_type", PAYER_TYPES)))
-    # exact before prefix, longer prefixes first
     payer_codes.sort(key=lambda p: (p[2] != "exact", -len(p[1])))
+    return payer_codes
 
-    # evaluation_management.csv
+
+def _evaluation_management(d: Path) -> list[tuple[int, int]]:
+    """evaluation_management.csv: the CPT code ranges that are E/M visits."""
     t = _Table(d, "evaluation_management.csv", ("code_from", "code_to", "description", "source"))
     em_ranges = []
     for n, r in t.rows():
@@ -247,33 +326,23 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         if not (lo.isdigit() and hi.isdigit() and int(lo) <= int(hi)):
             raise t.error(n, f"code range '{lo}'-'{hi}' must be two 5-digit CPT codes, low to high")
         em_ranges.append((int(lo), int(hi)))
+    return em_ranges
 
-    # fee_schedule.csv
+
+def _fee_schedule(d: Path) -> dict[tuple[str, str], Fee]:
+    """fee_schedule.csv: (code, setting) -> fee per service or per unit."""
     t = _Table(d, "fee_schedule.csv", ("code", "setting", "amount_usd", "per", "year", "source"))
     fees: dict[tuple[str, str], Fee] = {}
-    seen = {}
+    seen: dict = {}
     for n, r in t.rows():
         key = (t.require(n, r, "code"), t.choice(n, r, "setting", SETTINGS | {"*"}))
         t.unique(seen, key, n)
         fees[key] = Fee(t.decimal(n, r, "amount_usd"), t.choice(n, r, "per", {"service", "unit"}))
-
-    gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
-    for route, proc in procedures.items():
-        if route in SC_IM and proc.code is None:
-            raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
-
-    freeze = MappingProxyType
-    return Rules(
-        directory=str(d), drugs=freeze(drugs), drug_codes=freeze(drug_codes),
-        drug_names=_by_length(names), vaccines=freeze(vaccines), vaccine_names=_by_length(vnames),
-        vaccine_admin=freeze(vaccine_admin), routes=freeze(routes), procedures=freeze(procedures),
-        antineoplastic=freeze(antineoplastic), sites=freeze(sites), laterality=freeze(laterality),
-        settings=freeze(settings), payers=freeze(payers), payer_codes=tuple(payer_codes),
-        em_ranges=tuple(em_ranges), fees=freeze(fees), gaps=freeze(gaps), gap_codesystem_url=gap_url,
-    )
+    return fees
 
 
 def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
+    """gaps.codesystem.json: the gap codes (a FHIR CodeSystem), with severity, field and source."""
     name = path.name
     try:
         cs = json.loads(path.read_text(encoding="utf-8"))

@@ -67,3 +67,17 @@ def test_engine_module_does_no_io():
     source = inspect.getsource(engine)
     for forbidden in ("open(", "requests", "import os", "datetime.now", "time.time", "print("):
         assert forbidden not in source, forbidden
+
+
+def test_no_module_of_the_decision_does_io():
+    """The same check for every module of fhir_injection/decision/ (the engine's steps live in several)."""
+    import importlib
+    import pkgutil
+
+    import fhir_injection.decision as decision
+    names = [m.name for m in pkgutil.iter_modules(decision.__path__)]
+    assert "engine" in names and len(names) > 1
+    for name in names:
+        source = inspect.getsource(importlib.import_module(f"fhir_injection.decision.{name}"))
+        for forbidden in ("open(", "requests", "import os", "datetime.now", "time.time", "print("):
+            assert forbidden not in source, (name, forbidden)

@@ -728,15 +728,15 @@ def test_a_wrongly_typed_administration_is_reported_and_the_page_goes_on(rsps, s
 
 
 def test_an_administration_the_engine_fails_on_is_skipped_not_fatal(rsps, server, tmp_path, sleeps, monkeypatch):
-    import fhir_injection.jobs.offline as pipeline
+    import fhir_injection.decision.isolate as isolate  # decide_isolated looks decide_all up here
     admins = clinic(server, patients=2, per_patient=2)
-    real = pipeline.decide_all
+    real = isolate.decide_all
 
     def flaky(batch, *args, **kwargs):
         if any(a["id"] == admins[2]["id"] for a in batch):
             raise RuntimeError("engine bug quoting the record")
         return real(batch, *args, **kwargs)
-    monkeypatch.setattr(pipeline, "decide_all", flaky)
+    monkeypatch.setattr(isolate, "decide_all", flaky)
     result = sync(tmp_path, sleeps)
     assert result.claims.created == 3
     (error,) = report_of(tmp_path)["errors"]

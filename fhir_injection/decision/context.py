@@ -69,32 +69,94 @@ class Context:
         return len(self._by_key)
 
 
-# What an administration points to: the one list, read by the engine (which follows each of these)
-# and by the live sync's look-ups (which fetch them). A reference added here is fetched and read.
+# What an administration and its encounter point to: the one place that reads those elements. The
+# engine follows the references through these views; the live sync's look-ups fetch what
+# administration_references and encounter_references give, which are made from the same views. A
+# pointer added to a view (and to its TYPES) is fetched by the one and can be read by the other.
+
+
+class AdministrationPointers:
+    """What a MedicationAdministration points to, for the decision to follow.
+
+    Each pointer is the ``reference`` value of its element as written: None when the element is
+    absent or not an object; any other value is kept as it is (the engine finds it resolves to
+    nothing). The repeating ones are lists, one entry per object item.
+    """
+
+    __slots__ = ("subject", "encounter", "medication", "performers", "reasons")
+
+    #: (pointer, the type it must point to (None: any; the engine takes the first Practitioner or
+    #: PractitionerRole), whether it repeats)
+    TYPES = (("subject", "Patient", False), ("encounter", "Encounter", False), ("medication", "Medication", False),
+             ("performers", None, True), ("reasons", "Condition", True))
+
+    def __init__(self, admin: Mapping):  # made for every administration decided: plain, quick code
+        self.subject = _reference(admin.get("subject"))  # the Patient
+        self.encounter = _reference(admin.get("context"))  # the Encounter
+        self.medication = _reference(admin.get("medicationReference"))  # "#id" for a contained Medication
+        self.performers = performers = []  # each performer's actor
+        items = admin.get("performer")
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, MAPPING):
+                    performers.append(_reference(item.get("actor")))
+        self.reasons = _references(admin.get("reasonReference"))  # Conditions
+
+
+class EncounterPointers:
+    """The same for the administration's Encounter."""
+
+    __slots__ = ("provider", "diagnoses", "reasons")
+
+    TYPES = (("provider", "Organization", False), ("diagnoses", "Condition", True), ("reasons", "Condition", True))
+
+    def __init__(self, encounter: Mapping):
+        self.provider = _reference(encounter.get("serviceProvider"))  # the billing Organization
+        # the Condition of each diagnosis, in rank order (unranked last; ties as written)
+        self.diagnoses = diagnoses = []
+        items = encounter.get("diagnosis")
+        if isinstance(items, list):
+            items = [d for d in items if isinstance(d, MAPPING)]
+            if len(items) > 1:
+                items.sort(key=_rank)
+            for item in items:
+                diagnoses.append(_reference(item.get("condition")))
+        self.reasons = _references(encounter.get("reasonReference"))  # Conditions
+
+
 def administration_references(admin: Mapping) -> Iterator[tuple[str, str | None]]:
     """(reference, the type it must be, or None for any) for each reference the engine follows."""
-    yield from _wanted(admin.get("subject"), "Patient")
-    yield from _wanted(admin.get("context"), "Encounter")
-    yield from _wanted(admin.get("medicationReference"), "Medication")
-    for p in _items(admin.get("performer")):
-        yield from _wanted(p.get("actor"), None)
-    for r in _items(admin.get("reasonReference")):
-        yield from _wanted(r, "Condition")
+    return _pointed_to(AdministrationPointers(admin))
 
 
 def encounter_references(encounter: Mapping) -> Iterator[tuple[str, str | None]]:
     """The same for the references of an administration's Encounter that the engine follows."""
-    yield from _wanted(encounter.get("serviceProvider"), "Organization")
-    for d in _items(encounter.get("diagnosis")):
-        yield from _wanted(d.get("condition"), "Condition")
-    for r in _items(encounter.get("reasonReference")):
-        yield from _wanted(r, "Condition")
+    return _pointed_to(EncounterPointers(encounter))
 
 
-def _items(value) -> Iterator[Mapping]:
-    return (v for v in value if isinstance(v, MAPPING)) if isinstance(value, list) else iter(())
+def _pointed_to(pointers) -> Iterator[tuple[str, str | None]]:
+    for name, expected, repeats in pointers.TYPES:
+        value = getattr(pointers, name)
+        for reference in value if repeats else (value,):
+            if isinstance(reference, str):
+                yield reference, expected
 
 
-def _wanted(element, expected: str | None) -> Iterator[tuple[str, str | None]]:
-    if isinstance(element, MAPPING) and isinstance(element.get("reference"), str):
-        yield element["reference"], expected
+def _references(items) -> list:
+    """The ``reference`` of each object in a list of References."""
+    found = []
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, MAPPING):
+                found.append(item.get("reference"))
+    return found
+
+
+def _reference(element):
+    """The ``reference`` of a Reference; None when it is not an object (None first: no slow Mapping check)."""
+    return None if element is None or not isinstance(element, MAPPING) else element.get("reference")
+
+
+def _rank(diagnosis: Mapping):
+    return diagnosis.get("rank") if isinstance(diagnosis.get("rank"), int) else 99
+

@@ -31,12 +31,9 @@ SYSTEM_CPT = "http://www.ama-assn.org/go/cpt"
 SYSTEM_HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 SYSTEM_HCPCS_ALIASES = frozenset({SYSTEM_HCPCS, "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"})
 SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
-SYSTEM_RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SYSTEM_CVX = "http://hl7.org/fhir/sid/cvx"
 SYSTEM_POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
-SYSTEM_NPI = "http://hl7.org/fhir/sid/us-npi"
-SYSTEM_SNOMED = "http://snomed.info/sct"
 
 
 @dataclass(frozen=True)

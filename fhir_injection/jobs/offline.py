@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..sinks.claims import build_claim, build_task
-from ..decision.engine import decide_all
+from ..decision.isolate import decide_isolated
 from ..sinks.folder import FolderSink
 from ..decision.rules import Config, Rules
-from ..errors import RecordProblem
+from ..errors import RecordProblem, describe_failure
 from ..sources.folder import iter_folder_checked
 from ..sources.spool import Spool
 
@@ -33,44 +33,6 @@ class RunResult:
         return EXIT_RECORD_ERRORS if self.problems else EXIT_OK
 
 
-
-
-def describe_failure(exc: BaseException) -> str:
-    """An unexpected exception as its type and innermost frame: enough to find the bug, and never its
-    message, which may quote a record (PHI)."""
-    tb, last = exc.__traceback__, None
-    while tb is not None:
-        last, tb = tb, tb.tb_next
-    where = f" at {Path(last.tb_frame.f_code.co_filename).name}:{last.tb_lineno}" if last else ""
-    return f"{type(exc).__name__}{where}"
-
-
-def decide_isolated(admins: list, ctx, rules: Rules, config: Config, on_problem) -> list:
-    """decide_all for one patient; an administration the engine fails on is reported, not fatal.
-
-    The others are still decided together, so the same-day rules still see each other.
-    """
-    try:
-        return decide_all(admins, ctx, rules, config)
-    except Exception:  # noqa: BLE001 - one bad record must not stop the run
-        pass
-    usable = []
-    for admin in admins:
-        try:
-            decide_all([admin], ctx, rules, config)
-            usable.append(admin)
-        except Exception as exc:  # noqa: BLE001
-            on_problem(RecordProblem(f"MedicationAdministration/{admin.get('id')}", None,
-                                     f"could not be decided ({describe_failure(exc)}); skipped"))
-    try:
-        if len(usable) < len(admins):
-            return decide_all(usable, ctx, rules, config)
-    except Exception:  # noqa: BLE001
-        pass
-    for admin in usable:  # each alone is fine, together they fail: none is decided on a guess
-        on_problem(RecordProblem(f"MedicationAdministration/{admin.get('id')}", None,
-                                 "could not be decided with the patient's other administrations; skipped"))
-    return []
 
 
 def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Config, created: str,

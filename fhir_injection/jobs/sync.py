@@ -37,7 +37,7 @@ from ..errors import (
 from ..sinks.report import ReportWriter, summary_text
 from ..decision.model import Decision
 from ..decision.rules import Config, Rules
-from .offline import decide_isolated
+from ..decision.isolate import decide_isolated
 from ..errors import RecordProblem
 from ..clock import format_instant, minus, now, parse_instant
 from .state import StateFile, StateLock

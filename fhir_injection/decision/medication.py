@@ -1,0 +1,201 @@
+"""The drug given: which medication an administration names, its HCPCS drug or CVX vaccine, and its units.
+
+:func:`resolve_medication` reads ``medication[x]`` (a CodeableConcept, a contained Medication or a
+referenced one) and maps its codes through ``mappings/``, by name only as a last resort.
+:func:`drug_units` turns the dose into HCPCS billing units; :func:`ndc_quantity` into the NDC
+quantity and unit of the drug line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Sequence
+
+from ..fhir.resources import split_reference
+from .context import AdministrationPointers, Context
+from .elements import as_list, codings, concept_text
+from .model import MAPPING
+from .rules import SYSTEM_CVX, SYSTEM_HCPCS_ALIASES, SYSTEM_NDC, Drug, DrugCode, Rules, Vaccine
+from .units import MAX_DOSE, DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, unit_of
+
+
+class Medication:
+    """What the engine could learn about the drug given (a plain class: one is made per administration)."""
+
+    __slots__ = ("found", "reason", "codings", "text", "strength", "ndc", "vaccine", "drug", "drug_code",
+                 "by_name")
+
+    def __init__(self):
+        self.found = False  # a medication[x] was present and resolvable
+        self.reason: str | None = None  # why it is missing
+        self.codings: list[Mapping] = []
+        self.text: str | None = None
+        self.strength: tuple | None = None
+        self.ndc: str | None = None
+        self.vaccine: Vaccine | None = None
+        self.drug: Drug | None = None
+        self.drug_code: DrugCode | None = None
+        self.by_name = False
+
+
+def resolve_medication(admin: Mapping, refs: AdministrationPointers, ctx: Context, rules: Rules) -> Medication:
+    """The administration's medication[x] (``refs``: what the administration points to)."""
+    med = Medication()
+    concept = admin.get("medicationCodeableConcept")
+    element = admin.get("medicationReference")
+    if concept is not None and isinstance(concept, MAPPING):  # None: no slow Mapping check
+        med.found = True
+        med.codings = codings(concept)
+        med.text = concept_text(concept)
+    elif isinstance(element, MAPPING):
+        resource = _referenced(med, admin, refs.medication, ctx)
+        if resource is not None:
+            _read_medication(med, resource, element)
+    else:
+        med.reason = "no medicationCodeableConcept or medicationReference"
+    if not med.found:
+        return med
+    _map_codes(med, rules)
+    if med.vaccine is None and med.drug is None:
+        _match_by_name(med, rules)
+    return med
+
+
+def _referenced(med: Medication, admin: Mapping, ref, ctx: Context) -> Mapping | None:
+    """The Medication that medicationReference names: contained (``#id``) or in ``ctx``; else sets the reason."""
+    if isinstance(ref, str) and ref.startswith("#"):
+        for contained in as_list(admin.get("contained")):
+            if (isinstance(contained, MAPPING) and contained.get("resourceType") == "Medication"
+                    and contained.get("id") == ref[1:]):
+                return contained
+        med.reason = f"medicationReference '{ref}' names no contained Medication"
+        return None
+    resource = ctx.get(ref, "Medication")
+    if resource is None:
+        pair = split_reference(ref)
+        med.reason = (f"medicationReference points to {pair[0]}/{pair[1]}, which does not exist"
+                      if pair else "medicationReference has no usable reference")
+    return resource
+
+
+def _read_medication(med: Medication, resource: Mapping, element: Mapping) -> None:
+    """Codes, text and strength of a Medication resource (its own code, then its ingredients')."""
+    med.found = True
+    med.codings = codings(resource.get("code"))
+    med.text = concept_text(resource.get("code")) or concept_text(element.get("display") and
+                                                                  {"text": element["display"]})
+    for ingredient in as_list(resource.get("ingredient")):
+        if not isinstance(ingredient, MAPPING):
+            continue
+        med.codings.extend(codings(ingredient.get("itemCodeableConcept")))
+        med.text = med.text or concept_text(ingredient.get("itemCodeableConcept"))
+        med.strength = med.strength or ratio_strength(ingredient.get("strength"))
+
+
+def _map_codes(med: Medication, rules: Rules) -> None:
+    """The vaccine (CVX), NDC, HCPCS drug and mapped drug code the codings name; the first of each wins."""
+    for c in med.codings:
+        system, code = c.get("system"), c.get("code")
+        if not isinstance(code, str):
+            continue
+        if system == SYSTEM_CVX and code in rules.vaccines:
+            med.vaccine = med.vaccine or rules.vaccines[code]
+        elif system == SYSTEM_CVX and code.lstrip("0") in {k.lstrip("0") for k in rules.vaccines}:
+            med.vaccine = med.vaccine or next(v for k, v in rules.vaccines.items() if k.lstrip("0") == code.lstrip("0"))
+        if system == SYSTEM_NDC:
+            normal = ndc11(code)
+            med.ndc = med.ndc or normal
+            code = normal or code
+        if system in SYSTEM_HCPCS_ALIASES and code in rules.drugs and med.drug is None:
+            med.drug = rules.drugs[code]
+        hit = rules.drug_codes.get((system, code))
+        if hit and med.drug_code is None:
+            med.drug_code = hit
+    if med.drug is None and med.drug_code is not None:
+        med.drug = rules.drugs[med.drug_code.hcpcs]
+    if med.drug_code is not None and med.drug_code.strength and not med.strength:
+        med.strength = med.drug_code.strength
+
+
+def _match_by_name(med: Medication, rules: Rules) -> None:
+    """No code mapped: a vaccine, else a drug, named in the text or a display (flagged as by name)."""
+    names = " ".join(filter(None, [med.text] + [c.get("display") for c in med.codings
+                                               if isinstance(c.get("display"), str)]))
+    cvx = _name_match(names, rules.vaccine_names)
+    if cvx:
+        med.vaccine = rules.vaccines[cvx]
+        med.by_name = True
+    else:
+        hcpcs = _name_match(names, rules.drug_names)
+        if hcpcs:
+            med.drug = rules.drugs[hcpcs]
+            med.by_name = True
+
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9\-]*")
+
+
+def _name_match(text: str | None, names: Sequence[tuple[str, str]]) -> str | None:
+    """The value of the longest name that occurs in ``text`` on word boundaries."""
+    if not text:
+        return None
+    haystack = " " + " ".join(_WORD.findall(text.lower())) + " "
+    for name, value in names:
+        if f" {name} " in haystack:
+            return value
+    return None
+
+
+def drug_units(med: Medication, dosage: Mapping, rules: Rules):
+    """(HCPCS drug, billing units, dose, [(gap code, detail)]) for the drug line."""
+    problems: list[tuple[str, str]] = []
+    units = None
+    drug = med.drug
+    if med.found and drug is None and med.vaccine is None:
+        drug = rules.drugs["J3490"]
+        problems.append(("unmapped-medication", "No RxNorm, NDC or HCPCS code of the drug is in mappings/: J3490"))
+    elif med.by_name and drug is not None:
+        problems.append(("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code"))
+    dose = quantity_amount(dosage.get("dose"))
+    dim = unit_of(dose[1]) if dose else None
+    implausible = dim is not None and dose[0] * dim[1] > MAX_DOSE
+    if med.found and med.vaccine is None:
+        if dose is None:
+            problems.append(("missing-dose", "dosage.dose has no value with a unit"))
+        elif implausible:
+            problems.append(("missing-dose", f"Dose {dose[0]} {dose[1]} is implausible"))
+        elif drug is not None and drug.unit_amount is not None:
+            try:
+                units = _billing_units(dose[0], dose[1], drug.unit_amount, drug.unit, med.strength)
+            except DoseError as exc:
+                problems.append(("missing-dose", str(exc)[:1].upper() + str(exc)[1:]))
+        elif unit_of(dose[1]) is None or dose[0] <= 0:
+            problems.append(("missing-dose", "dosage.dose is not a positive amount in a known unit"))
+        elif drug is not None:
+            units = 1  # unclassified (J3490): one unit; the amount travels as the NDC quantity
+    if implausible:
+        dose = None  # never carried onto a Claim (NDC quantity, drug text)
+    return drug, units, dose, problems
+
+
+#: billing_units for the usual few doses of each drug, worked out once (a dose error is not kept:
+#: it is raised again each time, with its own message)
+_billing_units = lru_cache(maxsize=4096)(billing_units)
+
+
+def ndc_quantity(med: Medication, dose) -> tuple:
+    """(quantity, unit) of the NDC on the drug line: mL, grams or units; (None, None) without NDC or dose."""
+    if not (med.ndc and dose):
+        return None, None
+    dim = unit_of(dose[1])
+    strength_dims = tuple(unit_of(u) for u in (med.strength[1], med.strength[3])) if med.strength else ()
+    if dim and dim[0] == "volume":
+        return dose[0] * dim[1], "ML"
+    if dim and dim[0] == "mass" and [d and d[0] for d in strength_dims] == ["mass", "volume"]:
+        # a solution (e.g. 30 mg/mL): the NDC package unit is mL, not grams
+        return convert(dose[0], dose[1], "mL", med.strength), "ML"
+    if dim and dim[0] == "mass":
+        return dose[0] * dim[1] / 1000, "GR"
+    return dose[0], "UN"
