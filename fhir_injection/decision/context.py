@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..fhir.resources import MAPPING, PATIENT_ELEMENT, key_for, patient_id_of, ref_key, split_reference
 
 class Context:
     """Resources by ``Type/id``, and per-patient lists for the patient-scoped types."""
 
-    __slots__ = ("_by_key", "_by_patient")
+    __slots__ = ("_by_key", "_by_patient", "_lookup")
 
-    def __init__(self, resources: Iterable[Mapping] = ()):
+    def __init__(self, resources: Iterable[Mapping] = (),
+                 lookup: Callable[[str, str], Mapping | None] | None = None):
+        """Index ``resources``; ``lookup(type, id)``, when given, is asked for a reference the index
+        does not hold (the offline spool keeps most resources on disk until one is referenced)."""
         self._by_key: dict[str, Mapping] = {}
         self._by_patient: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
+        self._lookup = lookup
         for resource in resources:
             self.add(resource)
 
@@ -52,10 +56,10 @@ class Context:
         pair = split_reference(reference)
         if pair is None or (expected_type and pair[0] != expected_type):
             return None
-        return self._find(pair, key_for(reference, pair))
-
-    def _find(self, pair: tuple[str, str], key: str) -> Mapping | None:
-        return self._by_key.get(key)
+        found = self._by_key.get(key_for(reference, pair))
+        if found is None and self._lookup is not None:
+            return self._lookup(*pair)
+        return found
 
     def for_patient(self, resource_type: str, patient_id: str | None) -> list[Mapping]:
         if not patient_id:

@@ -11,6 +11,7 @@ already on the server) ride in the same batch Bundle.
 from __future__ import annotations
 
 import logging
+from itertools import chain
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -150,16 +151,10 @@ class Resolver:
     def context(self, admins: list[Mapping]) -> Context:
         """A Context with what the cache holds for these administrations."""
         refs, patients = self._references(admins, self.cache)
-        ctx = Context()
-        for key in refs:
-            resource = self.cache.get(key)
-            if resource is not None:
-                ctx.add(resource)
-        for rtype, _ in FOUND_BY_PATIENT:
-            for pid in patients:
-                for resource in self.by_patient.get((rtype, pid), ()):
-                    ctx.add(resource)
-        return ctx
+        held = (resource for key in refs if (resource := self.cache.get(key)) is not None)
+        scoped = (resource for rtype, _ in FOUND_BY_PATIENT for pid in patients
+                  for resource in self.by_patient.get((rtype, pid), ()))
+        return Context(chain(held, scoped))
 
 
 def search_params(client: FhirClient, since: str | None, page_size: int) -> list[tuple[str, str]]:

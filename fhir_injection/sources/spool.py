@@ -48,18 +48,6 @@ def _version(resource: Mapping) -> tuple:
     return number, updated
 
 
-class _LazyContext(Context):
-    """A Context that falls back to the spool for references it does not hold."""
-
-    __slots__ = ("_spool",)
-
-    def __init__(self, spool: "Spool"):
-        super().__init__()
-        self._spool = spool
-
-    def _find(self, pair, key):
-        found = self._by_key.get(key)
-        return found if found is not None else self._spool.get(*pair)
 
 
 class Spool:
@@ -179,7 +167,7 @@ class Spool:
     def for_patient(self, patient_id: str | None) -> tuple[list[dict], Context]:
         """A patient's administrations and a Context with their patient-scoped resources and the
         Patient itself (the rest is looked up when referenced)."""
-        ctx = _LazyContext(self)
+        ctx = Context(lookup=self.get)  # the rest is looked up when referenced
         if patient_id is None:
             rows = self.db.execute("SELECT body FROM res WHERE type='MedicationAdministration' "
                                    "AND patient IS NULL ORDER BY id").fetchall()
