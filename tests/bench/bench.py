@@ -349,17 +349,19 @@ def _profile_summary(prof: cProfile.Profile, wall: float) -> dict:
             g = "json"
         elif "sqlite3" in func or "sqlite3" in f or func in ("execute", "fetchone", "fetchall", "executescript"):
             g = "sqlite"
-        elif f.endswith("fhir_injection/engine.py"):
+        elif "fhir_injection/decision/" in f and not f.endswith(("/units.py", "/rules.py", "/context.py")):
             g = "engine"
-        elif f.endswith("fhir_injection/claims.py"):
+        elif f.endswith("fhir_injection/sinks/claims.py"):
             g = "claims"
-        elif f.endswith("fhir_injection/report.py"):
+        elif f.endswith(("fhir_injection/sinks/report.py", "fhir_injection/sinks/folder.py")):
             g = "report"
-        elif f.endswith(("fhir_injection/rules.py", "fhir_injection/units.py")):
+        elif f.endswith(("fhir_injection/rules.py", "fhir_injection/decision/rules.py",
+                         "fhir_injection/decision/units.py")):
             g = "rules/units"
-        elif f.endswith(("fhir_injection/context.py", "fhir_injection/store.py")):
+        elif f.endswith(("fhir_injection/decision/context.py", "fhir_injection/sources/spool.py",
+                         "fhir_injection/fhir/resources.py")):
             g = "context/store"
-        elif f.endswith("fhir_injection/sources.py"):
+        elif "fhir_injection/sources/" in f:
             g = "sources"
         else:
             g = "other"
