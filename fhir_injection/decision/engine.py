@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from functools import lru_cache
 from typing import Iterable
 
@@ -32,9 +33,9 @@ from ..fhir.resources import ref_key
 from .clinical import active_consent, active_coverage, body_site, diagnoses, em_codes, payer_type_of, route_of
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period, within
-from .medication import drug_units, ndc_quantity, resolve_medication
-from .model import MAPPING, Decision, Gap, Line
-from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Rules
+from .medication import Medication, drug_units, ndc_quantity, resolve_medication
+from .model import MAPPING, Coding, Decision, Gap, Line
+from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rules
 
 __all__ = ["decide", "decide_all"]
 
@@ -51,6 +52,8 @@ _ref_key = lru_cache(maxsize=1024)(ref_key)
 
 
 class _Gaps:
+    items: list[Gap]
+
     def __init__(self, rules: Rules, config: Config):
         self.rules, self.config, self.items = rules, config, []
 
@@ -108,6 +111,45 @@ class _Case:
         "encounter_refs", "setting", "pos", "procedure", "outcome", "when_date", "coverage", "payer_type", "payer",
         "drug", "units", "dose", "body_site", "site_text", "performer", "diagnoses", "modifiers", "lines", "provider",
     )
+    # the slots' types (annotations only: no class attribute to clash with a slot)
+    admin: Mapping
+    ctx: Context
+    rules: Rules
+    config: Config
+    gaps: _Gaps
+    key: str
+    version: str | None
+    effective: object  # effective[x] as written; only a str is carried onto the Decision
+    when: datetime | date | None
+    identifiers: tuple[str, ...]
+    refs: AdministrationPointers
+    patient_ref: str | None
+    patient_id: str | None
+    med: Medication
+    dosage: Mapping
+    route: str | None
+    route_problem: str | None
+    encounter_ref: str | None
+    encounter: Mapping | None
+    encounter_refs: EncounterPointers | None
+    setting: str
+    pos: str
+    procedure: str | None
+    outcome: str | None
+    when_date: date | None
+    coverage: Mapping | None
+    payer_type: str | None
+    payer: PayerRule
+    drug: Drug | None
+    units: int | None
+    dose: tuple[Decimal, str] | None
+    body_site: tuple[Coding, ...]
+    site_text: str | None
+    performer: str | None
+    diagnoses: list[Coding]
+    modifiers: list[str]
+    lines: tuple[Line, ...]
+    provider: str | None
 
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
