@@ -214,7 +214,7 @@ def _medication(c: _Case) -> None:
 
 
 def _route(c: _Case) -> None:
-    c.dosage = c.admin.get("dosage") if isinstance(c.admin.get("dosage"), MAPPING) else {}
+    c.dosage = value if isinstance(value := c.admin.get("dosage"), MAPPING) else {}
     c.route, c.route_problem = route_of(c.dosage, c.rules)
 
 
@@ -229,8 +229,9 @@ def _encounter_and_setting(c: _Case) -> None:
                    if reference else "MedicationAdministration.context is missing")
         return
     c.encounter_refs = EncounterPointers(encounter)
-    enc_class = encounter.get("class") if isinstance(encounter.get("class"), MAPPING) else {}
-    found = c.rules.settings.get((enc_class.get("system"), enc_class.get("code")))
+    enc_class = value if isinstance(value := encounter.get("class"), MAPPING) else {}
+    # the class as written: a system or code that is not text finds nothing
+    found = c.rules.settings.get((enc_class.get("system"), enc_class.get("code")))  # type: ignore[arg-type]
     if found:
         c.setting, c.pos = found.setting, found.place_of_service
     if c.setting == "virtual":
@@ -362,12 +363,13 @@ def _lines(c: _Case) -> None:
     fee = c.rules.fee("96372", c.setting)
     administration = Line("administration", SYSTEM_CPT, "96372", c.rules.procedures["subcutaneous"].description,
                           (), 1, fee.amount if fee else None)
-    c.lines = (administration, _drug_line(c)) if c.drug is not None else (administration,)
+    drug = c.drug
+    c.lines = (administration, _drug_line(c, drug)) if drug is not None else (administration,)
 
 
-def _drug_line(c: _Case) -> Line:
+def _drug_line(c: _Case, drug: Drug) -> Line:
     """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name and dose."""
-    drug, dose, med = c.drug, c.dose, c.med
+    dose, med = c.dose, c.med
     fee = c.rules.fee(drug.hcpcs, c.setting)
     text = None
     if drug.hcpcs == "J3490":
@@ -380,7 +382,7 @@ def _drug_line(c: _Case) -> Line:
 def _billing_provider(c: _Case) -> None:
     """The encounter's organisation, else the configured one, else the performer."""
     provider = None
-    if c.encounter is not None:
+    if c.encounter_refs is not None:  # made exactly when the encounter was found
         reference = c.encounter_refs.provider
         if c.ctx.get(reference, "Organization"):
             provider = _ref_key(reference)
@@ -467,7 +469,7 @@ def _duplicates(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> 
     """Same identifier, or same patient/drug/dose/route/time: the later one is not billable."""
     seen: dict = {}
     for draft in sorted(drafts, key=by_time):
-        keys = [("key", draft.duplicate_key)] if draft.duplicate_key else []
+        keys: list[tuple[str, tuple | str]] = [("key", draft.duplicate_key)] if draft.duplicate_key else []
         keys += [("identifier", i) for i in draft.identifiers]
         if draft.decision.outcome == "void" or not keys:
             continue
