@@ -17,7 +17,7 @@ import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator
+from typing import Iterator, Literal, overload
 
 from .bundled import mappings_dir
 from .decision.rules import (
@@ -74,6 +74,10 @@ class _Table:
     def yes_no(self, row: int, values: dict[str, str], column: str) -> bool:
         return self.choice(row, values, column, {"yes", "no"}) == "yes"
 
+    @overload
+    def decimal(self, row: int, values: dict[str, str], column: str, required: Literal[True] = ...) -> Decimal: ...
+    @overload
+    def decimal(self, row: int, values: dict[str, str], column: str, required: bool) -> Decimal | None: ...
     def decimal(self, row: int, values: dict[str, str], column: str, required: bool = True) -> Decimal | None:
         raw = values[column]
         if not raw and not required:

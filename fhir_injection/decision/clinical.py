@@ -21,7 +21,8 @@ def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None]:
     concept = dosage.get("route")
     found = codings(concept)
     for c in found:
-        hit = rules.routes.get((c.get("system"), c.get("code")))
+        # the codes as written: one that is not text finds nothing
+        hit = rules.routes.get((c.get("system"), c.get("code")))  # type: ignore[arg-type]
         if hit:
             return hit, None
     if found:
@@ -87,10 +88,11 @@ def diagnoses(admin: Mapping, refs: AdministrationPointers, encounter: Mapping |
     """ICD-10-CM codes: the administration's reason first, else the encounter's."""
     codes = _icd10(as_list(admin.get("reasonCode"))) + _conditions_icd10(refs.reasons, ctx)
     if not codes and encounter:
+        assert encounter_refs is not None  # the engine makes them whenever it has found the encounter
         codes = _conditions_icd10(encounter_refs.diagnoses, ctx)
         codes += (_icd10(as_list(encounter.get("reasonCode")))
                   + _conditions_icd10(encounter_refs.reasons, ctx))
-    unique: dict[str, Coding] = {}
+    unique: dict[str | None, Coding] = {}
     for c in codes:
         unique.setdefault(c.code, c)
     return list(unique.values())[:12]
@@ -101,7 +103,7 @@ def active_consent(consents: list[Mapping], when) -> Mapping | None:
     for consent in consents:
         if consent.get("status") != "active":
             continue
-        provision = consent.get("provision") if isinstance(consent.get("provision"), MAPPING) else {}
+        provision = value if isinstance(value := consent.get("provision"), MAPPING) else {}
         if provision.get("type") == "deny":
             continue
         start, end = period(provision)
@@ -155,7 +157,7 @@ def em_codes(encounter: Mapping | None, charge_items: list[Mapping], service_dat
     for item in charge_items:
         if item.get("status") in ("entered-in-error", "not-billable", "aborted"):
             continue
-        context = item.get("context") if isinstance(item.get("context"), MAPPING) else {}
+        context = value if isinstance(value := item.get("context"), MAPPING) else {}
         same_encounter = enc_key and ref_key(context.get("reference")) == enc_key
         when = parse_time(item.get("occurrenceDateTime"))
         same_day = service_date is not None and when is not None and as_date(when) == service_date

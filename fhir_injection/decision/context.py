@@ -56,6 +56,7 @@ class Context:
         pair = split_reference(reference)
         if pair is None or (expected_type and pair[0] != expected_type):
             return None
+        assert reference is not None  # split_reference gives a pair only for a non-empty str
         found = self._by_key.get(key_for(reference, pair))
         if found is None and self._lookup is not None:
             return self._lookup(*pair)
@@ -88,6 +89,12 @@ class AdministrationPointers:
     """
 
     __slots__ = ("subject", "encounter", "medication", "performers", "reasons")
+    # as a valid record has them; a wrongly typed reference is kept as it is (see above)
+    subject: str | None
+    encounter: str | None
+    medication: str | None
+    performers: list[str | None]
+    reasons: list[str | None]
 
     #: (pointer, the type it must point to (None: any; the engine takes the first Practitioner or
     #: PractitionerRole), whether it repeats)
@@ -111,6 +118,9 @@ class EncounterPointers:
     """The same for the administration's Encounter."""
 
     __slots__ = ("provider", "diagnoses", "reasons")
+    provider: str | None
+    diagnoses: list[str | None]
+    reasons: list[str | None]
 
     TYPES = (("provider", "Organization", False), ("diagnoses", "Condition", True), ("reasons", "Condition", True))
 

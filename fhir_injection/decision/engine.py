@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from functools import lru_cache
 from typing import Iterable
 
@@ -32,9 +33,9 @@ from ..fhir.resources import ref_key
 from .clinical import active_consent, active_coverage, body_site, diagnoses, em_codes, payer_type_of, route_of
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period, within
-from .medication import drug_units, ndc_quantity, resolve_medication
-from .model import MAPPING, Decision, Gap, Line
-from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Rules
+from .medication import Medication, drug_units, ndc_quantity, resolve_medication
+from .model import MAPPING, Coding, Decision, Gap, Line
+from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rules
 
 __all__ = ["decide", "decide_all"]
 
@@ -51,6 +52,8 @@ _ref_key = lru_cache(maxsize=1024)(ref_key)
 
 
 class _Gaps:
+    items: list[Gap]
+
     def __init__(self, rules: Rules, config: Config):
         self.rules, self.config, self.items = rules, config, []
 
@@ -108,6 +111,45 @@ class _Case:
         "encounter_refs", "setting", "pos", "procedure", "outcome", "when_date", "coverage", "payer_type", "payer",
         "drug", "units", "dose", "body_site", "site_text", "performer", "diagnoses", "modifiers", "lines", "provider",
     )
+    # the slots' types (annotations only: no class attribute to clash with a slot)
+    admin: Mapping
+    ctx: Context
+    rules: Rules
+    config: Config
+    gaps: _Gaps
+    key: str
+    version: str | None
+    effective: object  # effective[x] as written; only a str is carried onto the Decision
+    when: datetime | date | None
+    identifiers: tuple[str, ...]
+    refs: AdministrationPointers
+    patient_ref: str | None
+    patient_id: str | None
+    med: Medication
+    dosage: Mapping
+    route: str | None
+    route_problem: str | None
+    encounter_ref: str | None
+    encounter: Mapping | None
+    encounter_refs: EncounterPointers | None
+    setting: str
+    pos: str
+    procedure: str | None
+    outcome: str | None
+    when_date: date | None
+    coverage: Mapping | None
+    payer_type: str | None
+    payer: PayerRule
+    drug: Drug | None
+    units: int | None
+    dose: tuple[Decimal, str] | None
+    body_site: tuple[Coding, ...]
+    site_text: str | None
+    performer: str | None
+    diagnoses: list[Coding]
+    modifiers: list[str]
+    lines: tuple[Line, ...]
+    provider: str | None
 
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
@@ -172,7 +214,7 @@ def _medication(c: _Case) -> None:
 
 
 def _route(c: _Case) -> None:
-    c.dosage = c.admin.get("dosage") if isinstance(c.admin.get("dosage"), MAPPING) else {}
+    c.dosage = value if isinstance(value := c.admin.get("dosage"), MAPPING) else {}
     c.route, c.route_problem = route_of(c.dosage, c.rules)
 
 
@@ -187,8 +229,9 @@ def _encounter_and_setting(c: _Case) -> None:
                    if reference else "MedicationAdministration.context is missing")
         return
     c.encounter_refs = EncounterPointers(encounter)
-    enc_class = encounter.get("class") if isinstance(encounter.get("class"), MAPPING) else {}
-    found = c.rules.settings.get((enc_class.get("system"), enc_class.get("code")))
+    enc_class = value if isinstance(value := encounter.get("class"), MAPPING) else {}
+    # the class as written: a system or code that is not text finds nothing
+    found = c.rules.settings.get((enc_class.get("system"), enc_class.get("code")))  # type: ignore[arg-type]
     if found:
         c.setting, c.pos = found.setting, found.place_of_service
     if c.setting == "virtual":
@@ -320,12 +363,13 @@ def _lines(c: _Case) -> None:
     fee = c.rules.fee("96372", c.setting)
     administration = Line("administration", SYSTEM_CPT, "96372", c.rules.procedures["subcutaneous"].description,
                           (), 1, fee.amount if fee else None)
-    c.lines = (administration, _drug_line(c)) if c.drug is not None else (administration,)
+    drug = c.drug
+    c.lines = (administration, _drug_line(c, drug)) if drug is not None else (administration,)
 
 
-def _drug_line(c: _Case) -> Line:
+def _drug_line(c: _Case, drug: Drug) -> Line:
     """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name and dose."""
-    drug, dose, med = c.drug, c.dose, c.med
+    dose, med = c.dose, c.med
     fee = c.rules.fee(drug.hcpcs, c.setting)
     text = None
     if drug.hcpcs == "J3490":
@@ -338,7 +382,7 @@ def _drug_line(c: _Case) -> Line:
 def _billing_provider(c: _Case) -> None:
     """The encounter's organisation, else the configured one, else the performer."""
     provider = None
-    if c.encounter is not None:
+    if c.encounter_refs is not None:  # made exactly when the encounter was found
         reference = c.encounter_refs.provider
         if c.ctx.get(reference, "Organization"):
             provider = _ref_key(reference)
@@ -425,7 +469,7 @@ def _duplicates(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> 
     """Same identifier, or same patient/drug/dose/route/time: the later one is not billable."""
     seen: dict = {}
     for draft in sorted(drafts, key=by_time):
-        keys = [("key", draft.duplicate_key)] if draft.duplicate_key else []
+        keys: list[tuple[str, tuple | str]] = [("key", draft.duplicate_key)] if draft.duplicate_key else []
         keys += [("identifier", i) for i in draft.identifiers]
         if draft.decision.outcome == "void" or not keys:
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 from typing import Sequence
 
@@ -110,7 +111,8 @@ def _map_codes(med: Medication, rules: Rules) -> None:
             code = normal or code
         if system in SYSTEM_HCPCS_ALIASES and code in rules.drugs and med.drug is None:
             med.drug = rules.drugs[code]
-        hit = rules.drug_codes.get((system, code))
+        # the system as written: one that is not text finds nothing
+        hit = rules.drug_codes.get((system, code))  # type: ignore[arg-type]
         if hit and med.drug_code is None:
             med.drug_code = hit
     if med.drug is None and med.drug_code is not None:
@@ -148,7 +150,8 @@ def _name_match(text: str | None, names: Sequence[tuple[str, str]]) -> str | Non
     return None
 
 
-def drug_units(med: Medication, dosage: Mapping, rules: Rules):
+def drug_units(med: Medication, dosage: Mapping, rules: Rules
+               ) -> tuple[Drug | None, int | None, tuple[Decimal, str] | None, list[tuple[str, str]]]:
     """(HCPCS drug, billing units, dose, [(gap code, detail)]) for the drug line."""
     problems: list[tuple[str, str]] = []
     units = None
@@ -159,8 +162,8 @@ def drug_units(med: Medication, dosage: Mapping, rules: Rules):
     elif med.by_name and drug is not None:
         problems.append(("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code"))
     dose = quantity_amount(dosage.get("dose"))
-    dim = unit_of(dose[1]) if dose else None
-    implausible = dim is not None and dose[0] * dim[1] > MAX_DOSE
+    implausible = (dose is not None and (dim := unit_of(dose[1])) is not None
+                   and dose[0] * dim[1] > MAX_DOSE)
     if med.found and med.vaccine is None:
         if dose is None:
             problems.append(("missing-dose", "dosage.dose has no value with a unit"))
