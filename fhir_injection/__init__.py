@@ -17,40 +17,77 @@ The public API (pinned by tests/test_api.py):
 
 __version__ = "0.1.0"
 
-from .sinks.claims import build_claim, build_task  # noqa: E402
-from .decision.context import Context  # noqa: E402
-from .decision.engine import decide, decide_all  # noqa: E402
-from .errors import FhirInjectionError, MappingError, RecordError  # noqa: E402
-from .decision.model import Decision, Gap, Line  # noqa: E402
-from .jobs.offline import run_folder  # noqa: E402
-from .rules import load_config, load_rules
-from .decision.rules import Config, Rules  # noqa: E402
-from .fhir.client import FhirClient  # noqa: E402
-from .fhir.http import HttpSession, RetryPolicy  # noqa: E402
-from .fhir.client import connect
-from .jobs.sync import SyncOptions, SyncResult, run_sync  # noqa: E402
-from .jobs.load import load_folder  # noqa: E402
+from .config import load_config
+from .decision.context import Context
+from .decision.engine import decide, decide_all
+from .decision.model import Decision, Gap, Line
+from .decision.rules import Config, Rules
+from .errors import FhirInjectionError, MappingError, RecordError
+from .fhir.client import (
+    FhirClient,
+    connect,
+)
+from .fhir.http import HttpSession, RetryPolicy
+from .jobs.load import load_folder
+from .jobs.offline import run_folder
+from .jobs.sync import SyncOptions, SyncResult, run_sync
+from .rules import load_rules
+from .sinks.claims import build_claim, build_task
 
 
-def decide_bundle(bundle_or_resources, rules: "Rules | None" = None, config: "Config | None" = None):
+def decide_bundle(
+    bundle_or_resources, rules: "Rules | None" = None, config: "Config | None" = None
+):
     """Decide every MedicationAdministration in a Bundle (dict) or an iterable of resources.
 
     The other resources in it (Encounter, Patient, Coverage, ...) form the context.
     Returns the decisions in the order the administrations appear.
     """
-    if isinstance(bundle_or_resources, dict) and bundle_or_resources.get("resourceType") == "Bundle":
-        resources = [resource for e in bundle_or_resources.get("entry") or []
-                     if isinstance(e, dict) and isinstance(resource := e.get("resource"), dict)]
+    if (
+        isinstance(bundle_or_resources, dict)
+        and bundle_or_resources.get("resourceType") == "Bundle"
+    ):
+        resources = [
+            resource
+            for e in bundle_or_resources.get("entry") or []
+            if isinstance(e, dict) and isinstance(resource := e.get("resource"), dict)
+        ]
     else:
         resources = list(bundle_or_resources)
     admins = [r for r in resources if r.get("resourceType") == "MedicationAdministration"]
-    return decide_all(admins, Context(r for r in resources if r.get("resourceType") != "MedicationAdministration"),
-                      rules or load_rules(), config)
+    return decide_all(
+        admins,
+        Context(r for r in resources if r.get("resourceType") != "MedicationAdministration"),
+        rules or load_rules(),
+        config,
+    )
 
 
 __all__ = [
-    "Config", "Context", "Decision", "FhirClient", "FhirInjectionError", "Gap", "HttpSession", "Line",
-    "MappingError", "RecordError", "RetryPolicy", "Rules", "SyncOptions", "SyncResult", "build_claim",
-    "build_task", "connect", "decide", "decide_all", "decide_bundle", "load_config", "load_folder",
-    "load_rules", "run_folder", "run_sync", "__version__",
+    "Config",
+    "Context",
+    "Decision",
+    "FhirClient",
+    "FhirInjectionError",
+    "Gap",
+    "HttpSession",
+    "Line",
+    "MappingError",
+    "RecordError",
+    "RetryPolicy",
+    "Rules",
+    "SyncOptions",
+    "SyncResult",
+    "build_claim",
+    "build_task",
+    "connect",
+    "decide",
+    "decide_all",
+    "decide_bundle",
+    "load_config",
+    "load_folder",
+    "load_rules",
+    "run_folder",
+    "run_sync",
+    "__version__",
 ]

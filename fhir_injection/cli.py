@@ -9,11 +9,22 @@ from pathlib import Path
 
 from . import __version__
 from .bundled import demo_dir
-from .errors import (
-    EXIT_AUTH, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_MAPPINGS, EXIT_OK, EXIT_RECORD_ERRORS, EXIT_SERVER, EXIT_USAGE, ConfigError, FhirInjectionError,
-)
 from .clock import now
-from .rules import load_config, load_rules
+from .config import load_config
+from .errors import (
+    EXIT_AUTH,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_MAPPINGS,
+    EXIT_OK,
+    EXIT_RECORD_ERRORS,
+    EXIT_SERVER,
+    EXIT_USAGE,
+    ConfigError,
+    FhirInjectionError,
+)
+from .rules import load_rules
 
 log = logging.getLogger("fhir_injection")
 
@@ -49,69 +60,139 @@ def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fhir-injection", description=DESCRIPTION, epilog=EXIT_CODES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="fhir-injection",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"fhir-injection {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each step (ids only, never PHI)")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log each step (ids only, never PHI)"
+    )
     p.add_argument("--mappings", metavar="DIR", help="rule tables (default: the bundled mappings/)")
-    p.add_argument("--config", metavar="FILE", help="TOML file: gap severities, modifiers, identifiers "
-                                                    "(see README, Configuration)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file: gap severities, modifiers, identifiers (see README, Configuration)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("sync", help="decide administrations and write or post Claims, Tasks and a report",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_CODES,
-                       description="Read administrations from a Bulk Data folder or a FHIR server, decide "
-                                   "each one, and write Claim.ndjson, Task.ndjson and report.json to a "
-                                   "folder, or post Claims and Tasks to a FHIR server exactly once.")
-    s.add_argument("--source", default=None, metavar="DIR|URL",
-                   help="Bulk Data folder or FHIR base URL (default: the bundled demo clinic)")
-    s.add_argument("--target", default=None, metavar="DIR|URL",
-                   help="output folder or FHIR base URL (default: ./out for a folder source, "
-                        "the source server for a URL source)")
-    s.add_argument("--report", metavar="FILE", help="where to write report.json for a server target "
-                                                    "(default: ./report.json)")
-    s.add_argument("--state", metavar="FILE", default=".fhir-injection-state.json",
-                   help="incremental state file for server sources (default: %(default)s)")
-    s.add_argument("--since", metavar="INSTANT", help="ignore the state file; pull changes from this time")
-    s.add_argument("--full", action="store_true", help="ignore the state file; pull everything")
-    s.add_argument("--page-size", type=int, default=500,
-                   help="search page size; servers clamp it to their maximum (default: %(default)s)")
-    s.add_argument("--bundle-size", type=int, default=100, help="entries per posted Bundle (default: %(default)s)")
-    s.add_argument("--create-with", choices=("auto", "put", "post"), default="auto",
-                   help="how new Claims and Tasks are created: put = PUT to our stable id (one write, "
-                        "the fastest), post = conditional create on the business identifier (for servers that "
-                        "assign ids), auto = put where the server takes client ids, falling back to post "
-                        "(default: %(default)s)")
-    s.add_argument("--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped")
-    s.add_argument("--max-retry-seconds", type=float, default=None, metavar="SECONDS",
-                   help="give up on a request the server keeps failing (429, 500, 502-504, dropped "
-                        "connections) after retrying for this long; the run then exits 4 "
-                        "(default: 120)")
-    s.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to trust (TLS is always verified)")
-    s.add_argument("--allow-insecure-http", action="store_true",
-                   help="allow plain http:// to hosts other than loopback (not for PHI)")
-
-    ld = sub.add_parser("load", help="upload a Bulk Data folder to a FHIR server (demos, test systems)")
-    ld.add_argument("--source", required=True, metavar="DIR")
-    ld.add_argument("--target", required=True, metavar="URL")
-    ld.add_argument("--bundle-size", type=int, default=200, help="entries per transaction (default: %(default)s)")
-    ld.add_argument("--ca-bundle", metavar="FILE")
-    ld.add_argument("--allow-insecure-http", action="store_true")
-
+    _sync_parser(sub)
+    _load_parser(sub)
     sub.add_parser("rules", help="validate mappings/ and print what it holds")
     return p
+
+
+def _sync_parser(sub) -> None:
+    s = sub.add_parser(
+        "sync",
+        help="decide administrations and write or post Claims, Tasks and a report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES,
+        description="Read administrations from a Bulk Data folder or a FHIR server, decide "
+        "each one, and write Claim.ndjson, Task.ndjson and report.json to a "
+        "folder, or post Claims and Tasks to a FHIR server exactly once.",
+    )
+    s.add_argument(
+        "--source",
+        default=None,
+        metavar="DIR|URL",
+        help="Bulk Data folder or FHIR base URL (default: the bundled demo clinic)",
+    )
+    s.add_argument(
+        "--target",
+        default=None,
+        metavar="DIR|URL",
+        help="output folder or FHIR base URL (default: ./out for a folder source, "
+        "the source server for a URL source)",
+    )
+    s.add_argument(
+        "--report",
+        metavar="FILE",
+        help="where to write report.json for a server target (default: ./report.json)",
+    )
+    s.add_argument(
+        "--state",
+        metavar="FILE",
+        default=".fhir-injection-state.json",
+        help="incremental state file for server sources (default: %(default)s)",
+    )
+    s.add_argument(
+        "--since", metavar="INSTANT", help="ignore the state file; pull changes from this time"
+    )
+    s.add_argument("--full", action="store_true", help="ignore the state file; pull everything")
+    s.add_argument(
+        "--page-size",
+        type=int,
+        default=500,
+        help="search page size; servers clamp it to their maximum (default: %(default)s)",
+    )
+    s.add_argument(
+        "--bundle-size",
+        type=int,
+        default=100,
+        help="entries per posted Bundle (default: %(default)s)",
+    )
+    s.add_argument(
+        "--create-with",
+        choices=("auto", "put", "post"),
+        default="auto",
+        help="how new Claims and Tasks are created: put = PUT to our stable id (one write, "
+        "the fastest), post = conditional create on the business identifier (for servers that "
+        "assign ids), auto = put where the server takes client ids, falling back to post "
+        "(default: %(default)s)",
+    )
+    s.add_argument(
+        "--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped"
+    )
+    s.add_argument(
+        "--max-retry-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a request the server keeps failing (429, 500, 502-504, dropped "
+        "connections) after retrying for this long; the run then exits 4 "
+        "(default: 120)",
+    )
+    s.add_argument(
+        "--ca-bundle", metavar="FILE", help="CA certificates to trust (TLS is always verified)"
+    )
+    s.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow plain http:// to hosts other than loopback (not for PHI)",
+    )
+
+
+def _load_parser(sub) -> None:
+    ld = sub.add_parser(
+        "load", help="upload a Bulk Data folder to a FHIR server (demos, test systems)"
+    )
+    ld.add_argument("--source", required=True, metavar="DIR")
+    ld.add_argument("--target", required=True, metavar="URL")
+    ld.add_argument(
+        "--bundle-size",
+        type=int,
+        default=200,
+        help="entries per transaction (default: %(default)s)",
+    )
+    ld.add_argument("--ca-bundle", metavar="FILE")
+    ld.add_argument("--allow-insecure-http", action="store_true")
 
 
 def _run_rules(args) -> int:
     rules = load_rules(args.mappings)
     print(f"mappings OK: {rules.directory}")
-    print(f"  drugs (HCPCS): {len(rules.drugs)}; drug codes (RxNorm/NDC): {len(rules.drug_codes)}; "
-          f"vaccines (CVX): {len(rules.vaccines)}")
-    print(f"  routes: {len(rules.routes)}; sites: {len(rules.sites)}; settings: {len(rules.settings)}; "
-          f"payer types: {', '.join(sorted(rules.payers))}")
+    print(
+        f"  drugs (HCPCS): {len(rules.drugs)}; drug codes (RxNorm/NDC): {len(rules.drug_codes)}; "
+        f"vaccines (CVX): {len(rules.vaccines)}"
+    )
+    print(
+        f"  routes: {len(rules.routes)}; sites: {len(rules.sites)}; settings: {len(rules.settings)}; "
+        f"payer types: {', '.join(sorted(rules.payers))}"
+    )
     print(f"  fee schedule rows: {len(rules.fees)}; gap codes: {len(rules.gaps)}")
     return EXIT_OK
 
@@ -120,15 +201,20 @@ def _run_sync(args, rules, config) -> int:
     source = args.source
     if source is None:
         if not REPO_DEMO.is_dir():
-            raise ConfigError("no --source given and the bundled demo (fixtures/demo) is not installed")
+            raise ConfigError(
+                "no --source given and the bundled demo (fixtures/demo) is not installed"
+            )
         source = str(REPO_DEMO)
     if _is_url(source):
         from .jobs.sync import run_sync_cli
+
         return run_sync_cli(args, rules, config)
     target = args.target or "out"
     if _is_url(target):
-        raise ConfigError("posting a folder's decisions to a server: load the folder with "
-                          "'fhir-injection load' and then sync from the server")
+        raise ConfigError(
+            "posting a folder's decisions to a server: load the folder with "
+            "'fhir-injection load' and then sync from the server"
+        )
     from .jobs.offline import run_folder
 
     if not Path(source).is_dir():
@@ -141,8 +227,11 @@ def _run_sync(args, rules, config) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
     if args.command is None:
         _parser().print_help()
         return EXIT_USAGE
@@ -155,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_sync(args, rules, config)
         if args.command == "load":
             from .jobs.load import run_load_cli
+
             return run_load_cli(args)
     except KeyboardInterrupt:
         print("fhir-injection: interrupted", file=sys.stderr)
@@ -166,10 +256,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"fhir-injection: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
         return EXIT_INTERNAL
-    except Exception as exc:  # noqa: BLE001 - no traceback: its message may quote a record (PHI)
+    except Exception as exc:
         from .errors import describe_failure
-        print(f"fhir-injection: internal error ({describe_failure(exc)}); outputs were not changed",
-              file=sys.stderr)
+
+        print(
+            f"fhir-injection: internal error ({describe_failure(exc)}); outputs were not changed",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
     return EXIT_USAGE
 

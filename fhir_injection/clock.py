@@ -7,21 +7,23 @@ engine never reads the clock.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .errors import ConfigError
 
 
 def now() -> str:
     """This moment in UTC as a FHIR instant to the second, e.g. ``2026-11-30T07:05:28Z``."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def parse_instant(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"'{value}' is not an ISO 8601 instant (e.g. 2026-10-01T00:00:00Z)") from None
+        raise ConfigError(
+            f"'{value}' is not an ISO 8601 instant (e.g. 2026-10-01T00:00:00Z)"
+        ) from None
     if moment.tzinfo is None:
         raise ConfigError(f"'{value}' needs a time zone (e.g. Z or +00:00)")
     return moment

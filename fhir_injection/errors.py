@@ -6,9 +6,9 @@ names, birth dates, member ids or free text from a record (PHI).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 # Exit codes, documented in the README and in `fhir-injection --help`.
 EXIT_OK = 0  # run finished; every record processed (gaps are not failures)

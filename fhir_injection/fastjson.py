@@ -74,6 +74,11 @@ def dumps(value, floats_finite: bool = False) -> str:
             out = orjson.dumps(value)
         except TypeError:  # orjson.JSONEncodeError is one: an unknown type or a too large integer
             return _COMPACT.encode(value)  # json's own result, or its own error
-        if out.isascii() and b"\x7f" not in out and (floats_finite or b"null" not in out) and not _small_float(out):
+        if (
+            out.isascii()
+            and b"\x7f" not in out
+            and (floats_finite or b"null" not in out)
+            and not _small_float(out)
+        ):
             return out.decode("ascii")
     return _COMPACT.encode(value)

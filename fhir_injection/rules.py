@@ -7,27 +7,46 @@ rule table must stop a run before it produces a single wrong claim.
 
 The loaded :class:`~fhir_injection.decision.rules.Rules` object is immutable plain data
 (its types live in :mod:`fhir_injection.decision.rules`); the engine reads it. One loader
-per table, each naming its file; ``load_config`` reads the run's TOML configuration.
+per table, each naming its file. The run's TOML configuration is :mod:`fhir_injection.config`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterator, Literal, overload
+from typing import Literal, overload
 
 from .bundled import mappings_dir
 from .decision.rules import (
-    DRUG_CLASSES, PAYER_TYPES, REQUIRED_GAPS, ROUTES, SC_IM, SETTINGS, SEVERITIES, SYSTEM_NDC, UNITS, VACCINE_GROUPS,
-    Config, Drug,
-    DrugCode, Fee, GapType, PayerRule, Procedure, Rules, Setting, Site, Vaccine,
+    DRUG_CLASSES,
+    PAYER_TYPES,
+    REQUIRED_GAPS,
+    ROUTES,
+    SC_IM,
+    SETTINGS,
+    SEVERITIES,
+    SYSTEM_NDC,
+    UNITS,
+    VACCINE_GROUPS,
+    Drug,
+    DrugCode,
+    Fee,
+    GapType,
+    PayerRule,
+    Procedure,
+    Rules,
+    Setting,
+    Site,
+    Vaccine,
 )
-from .errors import ConfigError, MappingError
+from .errors import MappingError
 
 DEFAULT_DIR = mappings_dir()  # the wheel's copy, or mappings/ in a source checkout
+
 
 class _Table:
     """Reads one CSV, checking its header; yields (row_number, row)."""
@@ -48,12 +67,16 @@ class _Table:
                 raise MappingError(self.name, 1, f"header lacks column(s) {', '.join(missing)}")
             for number, row in enumerate(reader, start=2):
                 if None in row:
-                    raise MappingError(self.name, number, "more values than header columns (unquoted comma?)")
+                    raise MappingError(
+                        self.name, number, "more values than header columns (unquoted comma?)"
+                    )
                 row = {k: (v or "").strip() for k, v in row.items()}
                 if not any(row.values()):
                     continue
                 if not row.get("source"):
-                    raise MappingError(self.name, number, "column 'source' is empty: every rule names its source")
+                    raise MappingError(
+                        self.name, number, "column 'source' is empty: every rule names its source"
+                    )
                 yield number, row
 
     def error(self, row: int, message: str) -> MappingError:
@@ -68,17 +91,25 @@ class _Table:
     def choice(self, row: int, values: dict[str, str], column: str, allowed) -> str:
         value = values[column]
         if value not in allowed:
-            raise self.error(row, f"column '{column}' is '{value}', expected one of {', '.join(sorted(allowed))}")
+            raise self.error(
+                row, f"column '{column}' is '{value}', expected one of {', '.join(sorted(allowed))}"
+            )
         return value
 
     def yes_no(self, row: int, values: dict[str, str], column: str) -> bool:
         return self.choice(row, values, column, {"yes", "no"}) == "yes"
 
     @overload
-    def decimal(self, row: int, values: dict[str, str], column: str, required: Literal[True] = ...) -> Decimal: ...
+    def decimal(
+        self, row: int, values: dict[str, str], column: str, required: Literal[True] = ...
+    ) -> Decimal: ...
     @overload
-    def decimal(self, row: int, values: dict[str, str], column: str, required: bool) -> Decimal | None: ...
-    def decimal(self, row: int, values: dict[str, str], column: str, required: bool = True) -> Decimal | None:
+    def decimal(
+        self, row: int, values: dict[str, str], column: str, required: bool
+    ) -> Decimal | None: ...
+    def decimal(
+        self, row: int, values: dict[str, str], column: str, required: bool = True
+    ) -> Decimal | None:
         raw = values[column]
         if not raw and not required:
             return None
@@ -134,19 +165,45 @@ def load_rules(directory: str | Path | None = None) -> Rules:
 
     freeze = MappingProxyType
     return Rules(
-        directory=str(d), drugs=freeze(drugs), drug_codes=freeze(drug_codes),
-        drug_names=_by_length(drug_names), vaccines=freeze(vaccines), vaccine_names=_by_length(vaccine_names),
-        vaccine_admin=freeze(vaccine_admin), routes=freeze(routes), procedures=freeze(procedures),
-        antineoplastic=freeze(antineoplastic), sites=freeze(sites), laterality=freeze(laterality),
-        settings=freeze(settings), payers=freeze(payers), payer_codes=tuple(payer_codes),
-        em_ranges=tuple(em_ranges), fees=freeze(fees), gaps=freeze(gaps), gap_codesystem_url=gap_url,
+        directory=str(d),
+        drugs=freeze(drugs),
+        drug_codes=freeze(drug_codes),
+        drug_names=_by_length(drug_names),
+        vaccines=freeze(vaccines),
+        vaccine_names=_by_length(vaccine_names),
+        vaccine_admin=freeze(vaccine_admin),
+        routes=freeze(routes),
+        procedures=freeze(procedures),
+        antineoplastic=freeze(antineoplastic),
+        sites=freeze(sites),
+        laterality=freeze(laterality),
+        settings=freeze(settings),
+        payers=freeze(payers),
+        payer_codes=tuple(payer_codes),
+        em_ranges=tuple(em_ranges),
+        fees=freeze(fees),
+        gaps=freeze(gaps),
+        gap_codesystem_url=gap_url,
     )
 
 
 def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
     """drugs.csv: the HCPCS drug codes, and (name, hcpcs) for matching a drug by name."""
-    t = _Table(d, "drugs.csv", ("hcpcs", "description", "unit_amount", "unit", "drug_class",
-                                "single_dose", "self_administered", "names", "source"))
+    t = _Table(
+        d,
+        "drugs.csv",
+        (
+            "hcpcs",
+            "description",
+            "unit_amount",
+            "unit",
+            "drug_class",
+            "single_dose",
+            "self_administered",
+            "names",
+            "source",
+        ),
+    )
     drugs: dict[str, Drug] = {}
     seen: dict = {}
     names: list[tuple[str, str]] = []
@@ -156,9 +213,16 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
         cls = t.choice(n, r, "drug_class", DRUG_CLASSES)
         amount = t.decimal(n, r, "unit_amount", required=cls != "unclassified")
         unit = t.choice(n, r, "unit", UNITS | ({""} if cls == "unclassified" else set())) or None
-        drugs[code] = Drug(code, t.require(n, r, "description"), amount, unit, cls,
-                           t.yes_no(n, r, "single_dose"), t.yes_no(n, r, "self_administered"),
-                           _names(r["names"]))
+        drugs[code] = Drug(
+            code,
+            t.require(n, r, "description"),
+            amount,
+            unit,
+            cls,
+            t.yes_no(n, r, "single_dose"),
+            t.yes_no(n, r, "self_administered"),
+            _names(r["names"]),
+        )
         names.extend((name, code) for name in drugs[code].names)
     if "J3490" not in drugs:
         raise MappingError("drugs.csv", None, "J3490 (unclassified drugs) must be listed")
@@ -167,8 +231,21 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
 
 def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCode]:
     """drug_codes.csv: RxNorm/NDC/other codes -> HCPCS drug (one of ``drugs``), with the strength."""
-    t = _Table(d, "drug_codes.csv", ("system", "code", "hcpcs", "strength_value", "strength_unit",
-                                     "per_value", "per_unit", "display", "source"))
+    t = _Table(
+        d,
+        "drug_codes.csv",
+        (
+            "system",
+            "code",
+            "hcpcs",
+            "strength_value",
+            "strength_unit",
+            "per_value",
+            "per_unit",
+            "display",
+            "source",
+        ),
+    )
     drug_codes: dict[tuple[str, str], DrugCode] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -181,39 +258,60 @@ def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCo
             raise t.error(n, f"NDC '{key[1]}' must be 11 digits (5-4-2, no hyphens)")
         strength = None
         if any(r[c] for c in ("strength_value", "strength_unit", "per_value", "per_unit")):
-            strength = (t.decimal(n, r, "strength_value"), t.choice(n, r, "strength_unit", UNITS),
-                        t.decimal(n, r, "per_value"), t.choice(n, r, "per_unit", UNITS))
+            strength = (
+                t.decimal(n, r, "strength_value"),
+                t.choice(n, r, "strength_unit", UNITS),
+                t.decimal(n, r, "per_value"),
+                t.choice(n, r, "per_unit", UNITS),
+            )
         drug_codes[key] = DrugCode(hcpcs, r["display"], strength)
     return drug_codes
 
 
 def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
     """vaccines.csv: CVX codes, and (name, cvx) for matching a vaccine by name."""
-    t = _Table(d, "vaccines.csv", ("cvx", "display", "product_code", "vaccine_group", "names", "source"))
+    t = _Table(
+        d, "vaccines.csv", ("cvx", "display", "product_code", "vaccine_group", "names", "source")
+    )
     vaccines: dict[str, Vaccine] = {}
     names: list[tuple[str, str]] = []
     seen: dict = {}
     for n, r in t.rows():
         cvx = t.require(n, r, "cvx")
         t.unique(seen, cvx, n)
-        vaccines[cvx] = Vaccine(cvx, r["display"], t.require(n, r, "product_code"),
-                                t.choice(n, r, "vaccine_group", VACCINE_GROUPS), _names(r["names"]))
+        vaccines[cvx] = Vaccine(
+            cvx,
+            r["display"],
+            t.require(n, r, "product_code"),
+            t.choice(n, r, "vaccine_group", VACCINE_GROUPS),
+            _names(r["names"]),
+        )
         names.extend((name, cvx) for name in vaccines[cvx].names)
     return vaccines, names
 
 
 def _vaccine_admin(d: Path) -> dict[tuple[str, str], str]:
     """vaccine_admin.csv: (payer type, vaccine group) -> the administration code billed for a vaccine."""
-    t = _Table(d, "vaccine_admin.csv", ("payer_type", "vaccine_group", "admin_code", "description", "source"))
+    t = _Table(
+        d,
+        "vaccine_admin.csv",
+        ("payer_type", "vaccine_group", "admin_code", "description", "source"),
+    )
     vaccine_admin: dict[tuple[str, str], str] = {}
     seen: dict = {}
     for n, r in t.rows():
-        key = (t.choice(n, r, "payer_type", PAYER_TYPES | {"*"}),
-               t.choice(n, r, "vaccine_group", VACCINE_GROUPS | {"*"}))
+        key = (
+            t.choice(n, r, "payer_type", PAYER_TYPES | {"*"}),
+            t.choice(n, r, "vaccine_group", VACCINE_GROUPS | {"*"}),
+        )
         t.unique(seen, key, n)
         vaccine_admin[key] = t.require(n, r, "admin_code")
     if ("*", "*") not in vaccine_admin:
-        raise MappingError("vaccine_admin.csv", None, "needs a default row with payer_type '*' and vaccine_group '*'")
+        raise MappingError(
+            "vaccine_admin.csv",
+            None,
+            "needs a default row with payer_type '*' and vaccine_group '*'",
+        )
     return vaccine_admin
 
 
@@ -237,8 +335,11 @@ def _procedures(d: Path) -> dict[str, Procedure]:
     for n, r in t.rows():
         route = t.choice(n, r, "route", ROUTES)
         t.unique(seen, route, n)
-        procedures[route] = Procedure(r["procedure_code"] or None, r["description"],
-                                      t.choice(n, r, "outcome", {"claim", "not-96372", "not-billable"}))
+        procedures[route] = Procedure(
+            r["procedure_code"] or None,
+            r["description"],
+            t.choice(n, r, "outcome", {"claim", "not-96372", "not-billable"}),
+        )
     for route in sorted(ROUTES - procedures.keys()):
         raise MappingError("procedures.csv", None, f"no row for route '{route}'")
     return procedures
@@ -249,8 +350,9 @@ def _antineoplastic(d: Path) -> dict[str, str]:
     t = _Table(d, "antineoplastic.csv", ("drug_class", "procedure_code", "description", "source"))
     antineoplastic = {}
     for n, r in t.rows():
-        antineoplastic[t.choice(n, r, "drug_class", {"antineoplastic", "antineoplastic-hormonal"})] = \
-            t.require(n, r, "procedure_code")
+        antineoplastic[
+            t.choice(n, r, "drug_class", {"antineoplastic", "antineoplastic-hormonal"})
+        ] = t.require(n, r, "procedure_code")
     return antineoplastic
 
 
@@ -262,8 +364,12 @@ def _sites(d: Path) -> dict[tuple[str, str], Site]:
     for n, r in t.rows():
         key = (t.require(n, r, "system"), t.require(n, r, "code"))
         t.unique(seen, key, n)
-        sites[key] = Site(key[0], key[1], t.require(n, r, "display"),
-                          t.choice(n, r, "laterality", {"left", "right", "bilateral", ""}) or None)
+        sites[key] = Site(
+            key[0],
+            key[1],
+            t.require(n, r, "display"),
+            t.choice(n, r, "laterality", {"left", "right", "bilateral", ""}) or None,
+        )
     return sites
 
 
@@ -272,14 +378,17 @@ def _laterality(d: Path) -> dict[tuple[str, str], str]:
     t = _Table(d, "laterality.csv", ("system", "code", "laterality", "source"))
     laterality = {}
     for n, r in t.rows():
-        laterality[(t.require(n, r, "system"), t.require(n, r, "code"))] = \
-            t.choice(n, r, "laterality", {"left", "right", "bilateral"})
+        laterality[(t.require(n, r, "system"), t.require(n, r, "code"))] = t.choice(
+            n, r, "laterality", {"left", "right", "bilateral"}
+        )
     return laterality
 
 
 def _settings(d: Path) -> dict[tuple[str, str], Setting]:
     """settings.csv: Encounter.class codings -> setting and place of service."""
-    t = _Table(d, "settings.csv", ("system", "code", "display", "setting", "place_of_service", "source"))
+    t = _Table(
+        d, "settings.csv", ("system", "code", "display", "setting", "place_of_service", "source")
+    )
     settings: dict[tuple[str, str], Setting] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -294,17 +403,33 @@ def _settings(d: Path) -> dict[tuple[str, str], Setting]:
 
 def _payers(d: Path) -> dict[str, PayerRule]:
     """payers.csv: the rules of each payer type (one row each)."""
-    t = _Table(d, "payers.csv", ("payer_type", "distinct_modifier", "requires_ndc", "jw_jz",
-                                 "pays_99211_with_injection", "mue_96372", "source"))
+    t = _Table(
+        d,
+        "payers.csv",
+        (
+            "payer_type",
+            "distinct_modifier",
+            "requires_ndc",
+            "jw_jz",
+            "pays_99211_with_injection",
+            "mue_96372",
+            "source",
+        ),
+    )
     payers: dict[str, PayerRule] = {}
     for n, r in t.rows():
         pt = t.choice(n, r, "payer_type", PAYER_TYPES)
         mue = r["mue_96372"]
         if not mue.isdigit() or int(mue) < 1:
             raise t.error(n, f"mue_96372 '{mue}' must be a whole number of at least 1")
-        payers[pt] = PayerRule(pt, t.choice(n, r, "distinct_modifier", {"59", "XE", "XP", "XS", "XU"}),
-                               t.yes_no(n, r, "requires_ndc"), t.yes_no(n, r, "jw_jz"),
-                               t.yes_no(n, r, "pays_99211_with_injection"), int(mue))
+        payers[pt] = PayerRule(
+            pt,
+            t.choice(n, r, "distinct_modifier", {"59", "XE", "XP", "XS", "XU"}),
+            t.yes_no(n, r, "requires_ndc"),
+            t.yes_no(n, r, "jw_jz"),
+            t.yes_no(n, r, "pays_99211_with_injection"),
+            int(mue),
+        )
     for pt in sorted(PAYER_TYPES - payers.keys()):
         raise MappingError("payers.csv", None, f"no row for payer_type '{pt}'")
     return payers
@@ -315,8 +440,14 @@ def _payer_codes(d: Path) -> list[tuple[str, str, str, str]]:
     t = _Table(d, "payer_codes.csv", ("system", "code", "match", "payer_type", "display", "source"))
     payer_codes = []
     for n, r in t.rows():
-        payer_codes.append((t.require(n, r, "system"), t.require(n, r, "code"),
-                            t.choice(n, r, "match", {"exact", "prefix"}), t.choice(n, r, "payer_type", PAYER_TYPES)))
+        payer_codes.append(
+            (
+                t.require(n, r, "system"),
+                t.require(n, r, "code"),
+                t.choice(n, r, "match", {"exact", "prefix"}),
+                t.choice(n, r, "payer_type", PAYER_TYPES),
+            )
+        )
     payer_codes.sort(key=lambda p: (p[2] != "exact", -len(p[1])))
     return payer_codes
 
@@ -359,58 +490,25 @@ def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
     gaps: dict[str, GapType] = {}
     for i, concept in enumerate(cs.get("concept", []), start=1):
         code = concept.get("code")
-        props = {p.get("code"): p.get("valueCode") or p.get("valueString") for p in concept.get("property", [])}
+        props = {
+            p.get("code"): p.get("valueCode") or p.get("valueString")
+            for p in concept.get("property", [])
+        }
         where = f"concept {i} ({code})"
         if not code or code in gaps:
             raise MappingError(name, None, f"{where}: code missing or repeated")
         if props.get("severity") not in SEVERITIES:
-            raise MappingError(name, None, f"{where}: property severity must be one of {', '.join(SEVERITIES)}")
+            raise MappingError(
+                name, None, f"{where}: property severity must be one of {', '.join(SEVERITIES)}"
+            )
         if not concept.get("definition") or not props.get("field") or not props.get("source"):
-            raise MappingError(name, None, f"{where}: needs a definition and the field and source properties")
-        gaps[code] = GapType(code, props["severity"], props["field"], concept["definition"], props["source"])
+            raise MappingError(
+                name, None, f"{where}: needs a definition and the field and source properties"
+            )
+        gaps[code] = GapType(
+            code, props["severity"], props["field"], concept["definition"], props["source"]
+        )
     missing = [c for c in REQUIRED_GAPS if c not in gaps]
     if missing:
         raise MappingError(name, None, f"lacks gap code(s) {', '.join(missing)}")
     return gaps, cs["url"]
-
-
-def load_config(path: str | Path | None) -> Config:
-    """Read a TOML config file (see README "Configuration"); None gives the defaults.
-
-    ::
-
-        identifier_system = "urn:fhir-injection:claim"   # business identifier namespace
-        billing_provider = "Organization/clinic-1"        # when the encounter names none
-        jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
-        [severity]
-        missing-consent = "info"
-        missing-site = "error"
-        [distinct_modifier]
-        medicare = "XS"
-    """
-    import tomllib
-
-    if path is None:
-        return Config()
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {p}: {exc}") from None
-    known = {"severity", "distinct_modifier", "jw_jz", "identifier_system", "billing_provider"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"config file {p}: unknown setting(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
-    severity = data.get("severity", {})
-    unknown_gaps = sorted(set(severity) - set(REQUIRED_GAPS))
-    if unknown_gaps:
-        raise ConfigError(f"config file {p}: [severity] names unknown gap code(s) {', '.join(unknown_gaps)}")
-    system = data.get("identifier_system", Config.identifier_system)
-    if not isinstance(system, str) or ":" not in system or "|" in system:
-        raise ConfigError(f"config file {p}: identifier_system must be a URI without '|'")
-    return Config(severity=dict(severity), distinct_modifier=dict(data.get("distinct_modifier", {})),
-                  jw_jz=bool(data.get("jw_jz", True)), identifier_system=system,
-                  billing_provider=data.get("billing_provider"))

@@ -342,7 +342,7 @@ def test_stats_exposed(client):
 
 
 def _halving_run(items, bad, status=400):
-    from fhir_injection.fhir.client import send_in_halves
+    from fhir_injection.fhir.bundles import send_in_halves
 
     bundles, alone = [], []
 

@@ -83,15 +83,23 @@ def _conditions_icd10(references: Iterable, ctx: Context) -> list[Coding]:
     return found
 
 
-def diagnoses(admin: Mapping, refs: AdministrationPointers, encounter: Mapping | None,
-              encounter_refs: EncounterPointers | None, ctx: Context) -> list[Coding]:
+def diagnoses(
+    admin: Mapping,
+    refs: AdministrationPointers,
+    encounter: Mapping | None,
+    encounter_refs: EncounterPointers | None,
+    ctx: Context,
+) -> list[Coding]:
     """ICD-10-CM codes: the administration's reason first, else the encounter's."""
     codes = _icd10(as_list(admin.get("reasonCode"))) + _conditions_icd10(refs.reasons, ctx)
     if not codes and encounter:
-        assert encounter_refs is not None  # the engine makes them whenever it has found the encounter
+        assert (
+            encounter_refs is not None
+        )  # the engine makes them whenever it has found the encounter
         codes = _conditions_icd10(encounter_refs.diagnoses, ctx)
-        codes += (_icd10(as_list(encounter.get("reasonCode")))
-                  + _conditions_icd10(encounter_refs.reasons, ctx))
+        codes += _icd10(as_list(encounter.get("reasonCode"))) + _conditions_icd10(
+            encounter_refs.reasons, ctx
+        )
     unique: dict[str | None, Coding] = {}
     for c in codes:
         unique.setdefault(c.code, c)
@@ -128,7 +136,12 @@ def active_coverage(coverages: list[Mapping], when) -> Mapping | None:
             continue
         usable.append(cov)
     if len(usable) > 1:
-        usable.sort(key=lambda c: (c.get("order") if isinstance(c.get("order"), int) else 99, c.get("id") or ""))
+        usable.sort(
+            key=lambda c: (
+                c.get("order") if isinstance(c.get("order"), int) else 99,
+                c.get("id") or "",
+            )
+        )
     return usable[0] if usable else None
 
 
@@ -139,19 +152,26 @@ def payer_type_of(coverage: Mapping, rules: Rules) -> str:
         if not isinstance(code, str):
             continue
         for p_system, p_code, match, payer_type in rules.payer_codes:
-            if system == p_system and (code == p_code if match == "exact" else code.startswith(p_code)):
+            if system == p_system and (
+                code == p_code if match == "exact" else code.startswith(p_code)
+            ):
                 return payer_type
     return "commercial"
 
 
-def em_codes(encounter: Mapping | None, charge_items: list[Mapping], service_date: date | None,
-             rules: Rules) -> list[str]:
+def em_codes(
+    encounter: Mapping | None, charge_items: list[Mapping], service_date: date | None, rules: Rules
+) -> list[str]:
     """E/M visit codes on the same encounter (its type, its ChargeItems) or the same day (ChargeItems)."""
     codes = []
     if encounter:
         for concept in as_list(encounter.get("type")):
             for c in codings(concept):
-                if c.get("system") == SYSTEM_CPT and isinstance(c.get("code"), str) and rules.is_em(c["code"]):
+                if (
+                    c.get("system") == SYSTEM_CPT
+                    and isinstance(c.get("code"), str)
+                    and rules.is_em(c["code"])
+                ):
                     codes.append(c["code"])
     enc_key = f"Encounter/{encounter.get('id')}" if encounter else None
     for item in charge_items:
@@ -164,6 +184,10 @@ def em_codes(encounter: Mapping | None, charge_items: list[Mapping], service_dat
         if not (same_encounter or same_day):
             continue
         for c in codings(item.get("code")):
-            if c.get("system") == SYSTEM_CPT and isinstance(c.get("code"), str) and rules.is_em(c["code"]):
+            if (
+                c.get("system") == SYSTEM_CPT
+                and isinstance(c.get("code"), str)
+                and rules.is_em(c["code"])
+            ):
                 codes.append(c["code"])
     return sorted(set(codes))

@@ -9,18 +9,28 @@ Sources fill it; the engine only reads it, so it stays a pure function.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from ..fhir.resources import MAPPING, PATIENT_ELEMENT, key_for, patient_id_of, ref_key, split_reference
+from ..fhir.resources import (
+    MAPPING,
+    PATIENT_ELEMENT,
+    key_for,
+    patient_id_of,
+    ref_key,
+    split_reference,
+)
+
 
 class Context:
     """Resources by ``Type/id``, and per-patient lists for the patient-scoped types."""
 
     __slots__ = ("_by_key", "_by_patient", "_lookup")
 
-    def __init__(self, resources: Iterable[Mapping] = (),
-                 lookup: Callable[[str, str], Mapping | None] | None = None):
+    def __init__(
+        self,
+        resources: Iterable[Mapping] = (),
+        lookup: Callable[[str, str], Mapping | None] | None = None,
+    ):
         """Index ``resources``; ``lookup(type, id)``, when given, is asked for a reference the index
         does not hold (the offline spool keeps most resources on disk until one is referenced)."""
         self._by_key: dict[str, Mapping] = {}
@@ -98,13 +108,20 @@ class AdministrationPointers:
 
     #: (pointer, the type it must point to (None: any; the engine takes the first Practitioner or
     #: PractitionerRole), whether it repeats)
-    TYPES = (("subject", "Patient", False), ("encounter", "Encounter", False), ("medication", "Medication", False),
-             ("performers", None, True), ("reasons", "Condition", True))
+    TYPES = (
+        ("subject", "Patient", False),
+        ("encounter", "Encounter", False),
+        ("medication", "Medication", False),
+        ("performers", None, True),
+        ("reasons", "Condition", True),
+    )
 
     def __init__(self, admin: Mapping):  # made for every administration decided: plain, quick code
         self.subject = _reference(admin.get("subject"))  # the Patient
         self.encounter = _reference(admin.get("context"))  # the Encounter
-        self.medication = _reference(admin.get("medicationReference"))  # "#id" for a contained Medication
+        self.medication = _reference(
+            admin.get("medicationReference")
+        )  # "#id" for a contained Medication
         self.performers = performers = []  # each performer's actor
         items = admin.get("performer")
         if isinstance(items, list):
@@ -122,7 +139,11 @@ class EncounterPointers:
     diagnoses: list[str | None]
     reasons: list[str | None]
 
-    TYPES = (("provider", "Organization", False), ("diagnoses", "Condition", True), ("reasons", "Condition", True))
+    TYPES = (
+        ("provider", "Organization", False),
+        ("diagnoses", "Condition", True),
+        ("reasons", "Condition", True),
+    )
 
     def __init__(self, encounter: Mapping):
         self.provider = _reference(encounter.get("serviceProvider"))  # the billing Organization
@@ -173,4 +194,3 @@ def _reference(element):
 
 def _rank(diagnosis: Mapping):
     return diagnosis.get("rank") if isinstance(diagnosis.get("rank"), int) else 99
-

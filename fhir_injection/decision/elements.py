@@ -43,7 +43,9 @@ def parse_time(value) -> datetime | date | None:
     return _parse_text_time(value) if isinstance(value, str) else None
 
 
-@lru_cache(maxsize=4096)  # the same instants come back: a patient's consent, coverage and encounters
+@lru_cache(
+    maxsize=4096
+)  # the same instants come back: a patient's consent, coverage and encounters
 def _parse_text_time(value: str) -> datetime | date | None:
     try:
         if len(value) == 10:
@@ -76,9 +78,7 @@ def within(moment: datetime | date, start, end) -> bool:
     """Whether ``moment`` lies in [start, end]; compares dates when either side has no time."""
     if start is not None and _cmp(moment, start) < 0:
         return False
-    if end is not None and _cmp(moment, end) > 0:
-        return False
-    return True
+    return not (end is not None and _cmp(moment, end) > 0)
 
 
 def period(resource: Mapping, element: str = "period"):

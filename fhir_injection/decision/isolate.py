@@ -20,22 +20,32 @@ def decide_isolated(admins: list, ctx, rules: Rules, config: Config, on_problem)
     """
     try:
         return decide_all(admins, ctx, rules, config)
-    except Exception:  # noqa: BLE001 - one bad record must not stop the run
+    except Exception:
         pass
     usable = []
     for admin in admins:
         try:
             decide_all([admin], ctx, rules, config)
             usable.append(admin)
-        except Exception as exc:  # noqa: BLE001
-            on_problem(RecordProblem(f"MedicationAdministration/{admin.get('id')}", None,
-                                     f"could not be decided ({describe_failure(exc)}); skipped"))
+        except Exception as exc:
+            on_problem(
+                RecordProblem(
+                    f"MedicationAdministration/{admin.get('id')}",
+                    None,
+                    f"could not be decided ({describe_failure(exc)}); skipped",
+                )
+            )
     try:
         if len(usable) < len(admins):
             return decide_all(usable, ctx, rules, config)
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     for admin in usable:  # each alone is fine, together they fail: none is decided on a guess
-        on_problem(RecordProblem(f"MedicationAdministration/{admin.get('id')}", None,
-                                 "could not be decided with the patient's other administrations; skipped"))
+        on_problem(
+            RecordProblem(
+                f"MedicationAdministration/{admin.get('id')}",
+                None,
+                "could not be decided with the patient's other administrations; skipped",
+            )
+        )
     return []

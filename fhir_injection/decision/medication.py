@@ -9,24 +9,42 @@ quantity and unit of the drug line.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
-from typing import Sequence
 
 from ..fhir.resources import split_reference
 from .context import AdministrationPointers, Context
 from .elements import as_list, codings, concept_text
 from .model import MAPPING
 from .rules import SYSTEM_CVX, SYSTEM_HCPCS_ALIASES, SYSTEM_NDC, Drug, DrugCode, Rules, Vaccine
-from .units import MAX_DOSE, DoseError, billing_units, convert, ndc11, quantity_amount, ratio_strength, unit_of
+from .units import (
+    MAX_DOSE,
+    DoseError,
+    billing_units,
+    convert,
+    ndc11,
+    quantity_amount,
+    ratio_strength,
+    unit_of,
+)
 
 
 class Medication:
     """What the engine could learn about the drug given (a plain class: one is made per administration)."""
 
-    __slots__ = ("found", "reason", "codings", "text", "strength", "ndc", "vaccine", "drug", "drug_code",
-                 "by_name")
+    __slots__ = (
+        "found",
+        "reason",
+        "codings",
+        "text",
+        "strength",
+        "ndc",
+        "vaccine",
+        "drug",
+        "drug_code",
+        "by_name",
+    )
 
     def __init__(self):
         self.found = False  # a medication[x] was present and resolvable
@@ -41,7 +59,9 @@ class Medication:
         self.by_name = False
 
 
-def resolve_medication(admin: Mapping, refs: AdministrationPointers, ctx: Context, rules: Rules) -> Medication:
+def resolve_medication(
+    admin: Mapping, refs: AdministrationPointers, ctx: Context, rules: Rules
+) -> Medication:
     """The administration's medication[x] (``refs``: what the administration points to)."""
     med = Medication()
     concept = admin.get("medicationCodeableConcept")
@@ -68,16 +88,22 @@ def _referenced(med: Medication, admin: Mapping, ref, ctx: Context) -> Mapping |
     """The Medication that medicationReference names: contained (``#id``) or in ``ctx``; else sets the reason."""
     if isinstance(ref, str) and ref.startswith("#"):
         for contained in as_list(admin.get("contained")):
-            if (isinstance(contained, MAPPING) and contained.get("resourceType") == "Medication"
-                    and contained.get("id") == ref[1:]):
+            if (
+                isinstance(contained, MAPPING)
+                and contained.get("resourceType") == "Medication"
+                and contained.get("id") == ref[1:]
+            ):
                 return contained
         med.reason = f"medicationReference '{ref}' names no contained Medication"
         return None
     resource = ctx.get(ref, "Medication")
     if resource is None:
         pair = split_reference(ref)
-        med.reason = (f"medicationReference points to {pair[0]}/{pair[1]}, which does not exist"
-                      if pair else "medicationReference has no usable reference")
+        med.reason = (
+            f"medicationReference points to {pair[0]}/{pair[1]}, which does not exist"
+            if pair
+            else "medicationReference has no usable reference"
+        )
     return resource
 
 
@@ -85,8 +111,9 @@ def _read_medication(med: Medication, resource: Mapping, element: Mapping) -> No
     """Codes, text and strength of a Medication resource (its own code, then its ingredients')."""
     med.found = True
     med.codings = codings(resource.get("code"))
-    med.text = concept_text(resource.get("code")) or concept_text(element.get("display") and
-                                                                  {"text": element["display"]})
+    med.text = concept_text(resource.get("code")) or concept_text(
+        element.get("display") and {"text": element["display"]}
+    )
     for ingredient in as_list(resource.get("ingredient")):
         if not isinstance(ingredient, MAPPING):
             continue
@@ -104,7 +131,9 @@ def _map_codes(med: Medication, rules: Rules) -> None:
         if system == SYSTEM_CVX and code in rules.vaccines:
             med.vaccine = med.vaccine or rules.vaccines[code]
         elif system == SYSTEM_CVX and code.lstrip("0") in {k.lstrip("0") for k in rules.vaccines}:
-            med.vaccine = med.vaccine or next(v for k, v in rules.vaccines.items() if k.lstrip("0") == code.lstrip("0"))
+            med.vaccine = med.vaccine or next(
+                v for k, v in rules.vaccines.items() if k.lstrip("0") == code.lstrip("0")
+            )
         if system == SYSTEM_NDC:
             normal = ndc11(code)
             med.ndc = med.ndc or normal
@@ -123,8 +152,13 @@ def _map_codes(med: Medication, rules: Rules) -> None:
 
 def _match_by_name(med: Medication, rules: Rules) -> None:
     """No code mapped: a vaccine, else a drug, named in the text or a display (flagged as by name)."""
-    names = " ".join(filter(None, [med.text] + [c.get("display") for c in med.codings
-                                               if isinstance(c.get("display"), str)]))
+    names = " ".join(
+        filter(
+            None,
+            [med.text]
+            + [c.get("display") for c in med.codings if isinstance(c.get("display"), str)],
+        )
+    )
     cvx = _name_match(names, rules.vaccine_names)
     if cvx:
         med.vaccine = rules.vaccines[cvx]
@@ -150,20 +184,29 @@ def _name_match(text: str | None, names: Sequence[tuple[str, str]]) -> str | Non
     return None
 
 
-def drug_units(med: Medication, dosage: Mapping, rules: Rules
-               ) -> tuple[Drug | None, int | None, tuple[Decimal, str] | None, list[tuple[str, str]]]:
+def drug_units(
+    med: Medication, dosage: Mapping, rules: Rules
+) -> tuple[Drug | None, int | None, tuple[Decimal, str] | None, list[tuple[str, str]]]:
     """(HCPCS drug, billing units, dose, [(gap code, detail)]) for the drug line."""
     problems: list[tuple[str, str]] = []
     units = None
     drug = med.drug
     if med.found and drug is None and med.vaccine is None:
         drug = rules.drugs["J3490"]
-        problems.append(("unmapped-medication", "No RxNorm, NDC or HCPCS code of the drug is in mappings/: J3490"))
+        problems.append(
+            (
+                "unmapped-medication",
+                "No RxNorm, NDC or HCPCS code of the drug is in mappings/: J3490",
+            )
+        )
     elif med.by_name and drug is not None:
-        problems.append(("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code"))
+        problems.append(
+            ("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code")
+        )
     dose = quantity_amount(dosage.get("dose"))
-    implausible = (dose is not None and (dim := unit_of(dose[1])) is not None
-                   and dose[0] * dim[1] > MAX_DOSE)
+    implausible = (
+        dose is not None and (dim := unit_of(dose[1])) is not None and dose[0] * dim[1] > MAX_DOSE
+    )
     if med.found and med.vaccine is None:
         if dose is None:
             problems.append(("missing-dose", "dosage.dose has no value with a unit"))
@@ -175,7 +218,9 @@ def drug_units(med: Medication, dosage: Mapping, rules: Rules
             except DoseError as exc:
                 problems.append(("missing-dose", str(exc)[:1].upper() + str(exc)[1:]))
         elif unit_of(dose[1]) is None or dose[0] <= 0:
-            problems.append(("missing-dose", "dosage.dose is not a positive amount in a known unit"))
+            problems.append(
+                ("missing-dose", "dosage.dose is not a positive amount in a known unit")
+            )
         elif drug is not None:
             units = 1  # unclassified (J3490): one unit; the amount travels as the NDC quantity
     if implausible:
@@ -193,7 +238,9 @@ def ndc_quantity(med: Medication, dose) -> tuple:
     if not (med.ndc and dose):
         return None, None
     dim = unit_of(dose[1])
-    strength_dims = tuple(unit_of(u) for u in (med.strength[1], med.strength[3])) if med.strength else ()
+    strength_dims = (
+        tuple(unit_of(u) for u in (med.strength[1], med.strength[3])) if med.strength else ()
+    )
     if dim and dim[0] == "volume":
         return dose[0] * dim[1], "ML"
     if dim and dim[0] == "mass" and [d and d[0] for d in strength_dims] == ["mass", "volume"]:

@@ -32,12 +32,17 @@ def quick_init(cls):
         elif f.default_factory is not MISSING:
             scope[f"_factory_{f.name}"] = f.default_factory
             args.append(f"{f.name}=_MISSING")
-            factories.append(f"    if {f.name} is _MISSING:\n        {f.name} = _factory_{f.name}()\n")
+            factories.append(
+                f"    if {f.name} is _MISSING:\n        {f.name} = _factory_{f.name}()\n"
+            )
         else:
             args.append(f.name)
-    source = (f"def __init__(self, {', '.join(args)}):\n" + "".join(factories)
-              + f"    self.__dict__.update({', '.join(f'{n}={n}' for n in names)})\n")
-    exec(source, scope)  # noqa: S102 - made from the class's own field names only
+    source = (
+        f"def __init__(self, {', '.join(args)}):\n"
+        + "".join(factories)
+        + f"    self.__dict__.update({', '.join(f'{n}={n}' for n in names)})\n"
+    )
+    exec(source, scope)
     scope["__init__"].__qualname__ = f"{cls.__qualname__}.__init__"
     cls.__init__ = scope["__init__"]
     return cls
@@ -58,8 +63,13 @@ class Gap:
     rule: str  # where the rule comes from
 
     def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "severity": self.severity, "message": self.message,
-                "field": self.field, "rule": self.rule}
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "field": self.field,
+            "rule": self.rule,
+        }
 
 
 @quick_init

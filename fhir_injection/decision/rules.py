@@ -14,9 +14,17 @@ from decimal import Decimal
 from ..errors import ConfigError
 
 ROUTES = {
-    "subcutaneous", "intramuscular", "intravenous-push", "intravenous-infusion",
-    "intra-arterial", "intradermal", "intra-articular", "intralesional",
-    "intravitreal", "oral", "other",
+    "subcutaneous",
+    "intramuscular",
+    "intravenous-push",
+    "intravenous-infusion",
+    "intra-arterial",
+    "intradermal",
+    "intra-articular",
+    "intralesional",
+    "intravitreal",
+    "oral",
+    "other",
 }
 SC_IM = frozenset({"subcutaneous", "intramuscular"})
 DRUG_CLASSES = {"standard", "vaccine", "antineoplastic", "antineoplastic-hormonal", "unclassified"}
@@ -29,7 +37,9 @@ VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "other"}
 
 SYSTEM_CPT = "http://www.ama-assn.org/go/cpt"
 SYSTEM_HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
-SYSTEM_HCPCS_ALIASES = frozenset({SYSTEM_HCPCS, "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"})
+SYSTEM_HCPCS_ALIASES = frozenset(
+    {SYSTEM_HCPCS, "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"}
+)
 SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
 SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SYSTEM_CVX = "http://hl7.org/fhir/sid/cvx"
@@ -152,11 +162,29 @@ class Rules:
 
 
 REQUIRED_GAPS = (
-    "missing-medication", "unmapped-medication", "missing-dose", "missing-route", "missing-site",
-    "missing-time", "missing-performer", "missing-diagnosis", "missing-consent", "missing-coverage",
-    "missing-encounter", "route-not-sc-im", "vaccine", "antineoplastic", "facility-setting",
-    "not-administered", "time-outside-encounter", "em-same-day", "units-over-mue",
-    "self-administered-drug", "duplicate", "missing-ndc", "missing-patient",
+    "missing-medication",
+    "unmapped-medication",
+    "missing-dose",
+    "missing-route",
+    "missing-site",
+    "missing-time",
+    "missing-performer",
+    "missing-diagnosis",
+    "missing-consent",
+    "missing-coverage",
+    "missing-encounter",
+    "route-not-sc-im",
+    "vaccine",
+    "antineoplastic",
+    "facility-setting",
+    "not-administered",
+    "time-outside-encounter",
+    "em-same-day",
+    "units-over-mue",
+    "self-administered-drug",
+    "duplicate",
+    "missing-ndc",
+    "missing-patient",
 )
 
 
@@ -178,7 +206,11 @@ class Config:
     def __post_init__(self):
         for code, sev in self.severity.items():
             if sev not in SEVERITIES:
-                raise ConfigError(f"severity for gap '{code}' is '{sev}', expected error, warning or info")
+                raise ConfigError(
+                    f"severity for gap '{code}' is '{sev}', expected error, warning or info"
+                )
         for pt, mod in self.distinct_modifier.items():
             if mod not in {"59", "XE", "XP", "XS", "XU"}:
-                raise ConfigError(f"distinct modifier for '{pt}' is '{mod}', expected 59, XE, XP, XS or XU")
+                raise ConfigError(
+                    f"distinct modifier for '{pt}' is '{mod}', expected 59, XE, XP, XS or XU"
+                )

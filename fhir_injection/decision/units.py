@@ -7,8 +7,8 @@ never 3.0000000000000004 rounded up to 4.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from collections.abc import Mapping
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from .model import MAPPING
 
@@ -38,7 +38,9 @@ _UNITS: dict[str, tuple[str, Decimal]] = {
 }
 
 MAX_BILLING_UNITS = 99999  # more than any claim form holds: a data error, not a dose
-MAX_DOSE = Decimal(10) ** 9  # in base units (mg, mL, unit): a tonne of drug in one injection is a data error
+MAX_DOSE = (
+    Decimal(10) ** 9
+)  # in base units (mg, mL, unit): a tonne of drug in one injection is a data error
 
 
 class DoseError(ValueError):
@@ -61,8 +63,12 @@ def to_decimal(value) -> Decimal | None:
     return d if d.is_finite() else None
 
 
-def convert(amount: Decimal, from_unit: str, to_unit: str,
-            strength: tuple[Decimal, str, Decimal, str] | None = None) -> Decimal:
+def convert(
+    amount: Decimal,
+    from_unit: str,
+    to_unit: str,
+    strength: tuple[Decimal, str, Decimal, str] | None = None,
+) -> Decimal:
     """Convert ``amount`` from one unit to another, through ``strength`` (e.g. 30 mg / 1 mL)
     when the dimensions differ. Raises DoseError when it cannot."""
     src, dst = unit_of(from_unit), unit_of(to_unit)
@@ -84,11 +90,18 @@ def convert(amount: Decimal, from_unit: str, to_unit: str,
         return amount * src[1] * per_base / dst[1]
     if src[0] == num[0] and dst[0] == den[0]:
         return amount * src[1] / per_base / dst[1]
-    raise DoseError(f"product strength ({num_unit}/{den_unit}) cannot convert {from_unit} to {to_unit}")
+    raise DoseError(
+        f"product strength ({num_unit}/{den_unit}) cannot convert {from_unit} to {to_unit}"
+    )
 
 
-def billing_units(amount: Decimal, unit: str, unit_amount: Decimal, billing_unit: str,
-                  strength: tuple[Decimal, str, Decimal, str] | None = None) -> int:
+def billing_units(
+    amount: Decimal,
+    unit: str,
+    unit_amount: Decimal,
+    billing_unit: str,
+    strength: tuple[Decimal, str, Decimal, str] | None = None,
+) -> int:
     """Units = administered amount ÷ the code's billing unit, rounded up (at least 1)."""
     if amount <= 0:
         raise DoseError(f"dose {amount} {unit} is not positive")

@@ -12,7 +12,8 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Callable, Literal, Mapping, overload
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, overload
 
 import jwt
 import requests
@@ -53,7 +54,9 @@ class BasicAuth(Auth):
 
     def __init__(self, username: str, password: str):
         self.username = username
-        self._header = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._header = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode(
+            "ascii"
+        )
 
     def apply(self, headers: dict) -> None:
         """Set ``Authorization: Basic …``."""
@@ -135,7 +138,9 @@ class SmartBackendAuth(Auth):
         try:
             resp = self._http.get(url, headers={"Accept": "application/json"}, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TemporaryNetworkError(f"SMART discovery at {url} failed: {type(exc).__name__}") from None
+            raise TemporaryNetworkError(
+                f"SMART discovery at {url} failed: {type(exc).__name__}"
+            ) from None
         try:
             endpoint = resp.json().get("token_endpoint") if resp.status_code == 200 else None
         except (ValueError, AttributeError):
@@ -173,7 +178,9 @@ class SmartBackendAuth(Auth):
             "client_assertion": assertion,
         }
         try:
-            resp = self._http.post(token_url, data=form, headers={"Accept": "application/json"}, timeout=self.timeout)
+            resp = self._http.post(
+                token_url, data=form, headers={"Accept": "application/json"}, timeout=self.timeout
+            )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise TemporaryNetworkError(
                 f"token endpoint {redact_url(token_url)} unreachable: {type(exc).__name__}"
@@ -191,7 +198,9 @@ class SmartBackendAuth(Auth):
             for secret in (assertion, body.get("access_token")):
                 if secret:
                     text = text.replace(str(secret), "[redacted]")
-            raise AuthError(f"token endpoint {redact_url(token_url)} refused us (HTTP {resp.status_code}): {text[:500]}")
+            raise AuthError(
+                f"token endpoint {redact_url(token_url)} refused us (HTTP {resp.status_code}): {text[:500]}"
+            )
         self._token = body["access_token"]
         try:
             lifetime = float(body.get("expires_in", ASSERTION_LIFETIME_SECONDS))
@@ -270,9 +279,15 @@ def auth_from_env(
     for other, names in _MODE_VARS.items():
         if other == mode:
             continue
-        stray = [prefix + n for n in names if _value(env, prefix + n) and n not in _MODE_VARS.get(mode, ())]
+        stray = [
+            prefix + n
+            for n in names
+            if _value(env, prefix + n) and n not in _MODE_VARS.get(mode, ())
+        ]
         if stray:
-            raise ConfigError(f"{', '.join(stray)} set but {mode_var} selects {mode!r} authentication")
+            raise ConfigError(
+                f"{', '.join(stray)} set but {mode_var} selects {mode!r} authentication"
+            )
     if mode == "none":
         return NoAuth()
     if mode == "basic":
@@ -282,7 +297,14 @@ def auth_from_env(
         return BasicAuth(username, _secret(env, f"{prefix}PASSWORD"))
     if mode == "bearer":
         return BearerAuth(_secret(env, f"{prefix}TOKEN"))
-    # smart
+    return _smart_from_env(env, prefix, base_url, http, allow_insecure_http)
+
+
+def _smart_from_env(
+    env: Mapping[str, str], prefix: str, base_url: str | None, http: Any, allow_insecure_http: bool
+) -> SmartBackendAuth:
+    """SMART Backend Services from ``<P>CLIENT_ID``, ``<P>PRIVATE_KEY_FILE`` and the optional rest."""
+    mode_var = f"{prefix}AUTH"
     client_id = _value(env, f"{prefix}CLIENT_ID")
     if not client_id:
         raise ConfigError(f"{prefix}CLIENT_ID is required when {mode_var}=smart")
@@ -300,7 +322,9 @@ def auth_from_env(
     token_url = _value(env, f"{prefix}TOKEN_URL")
     base = base_url or _value(env, f"{prefix}BASE_URL")
     if not base and not token_url:
-        raise ConfigError(f"{prefix}TOKEN_URL or {prefix}BASE_URL (for SMART discovery) is required")
+        raise ConfigError(
+            f"{prefix}TOKEN_URL or {prefix}BASE_URL (for SMART discovery) is required"
+        )
     try:
         _load_private_key(pem, algorithm)
     except ConfigError as exc:

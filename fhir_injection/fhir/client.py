@@ -7,8 +7,9 @@ Resources are plain dicts as parsed from JSON.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from ..errors import ConfigError, FatalNetworkError, PagingExpired
@@ -59,7 +60,9 @@ class FhirClient:
         if self._capabilities is None:
             cs = json_of(self.session.request("GET", "metadata"))
             if not isinstance(cs, dict) or cs.get("resourceType") != "CapabilityStatement":
-                raise FatalNetworkError(f"{self.base_url}/metadata did not return a CapabilityStatement")
+                raise FatalNetworkError(
+                    f"{self.base_url}/metadata did not return a CapabilityStatement"
+                )
             version = str(cs.get("fhirVersion") or "")
             if not version.startswith(SUPPORTED_VERSIONS):
                 raise FatalNetworkError(
@@ -75,7 +78,9 @@ class FhirClient:
         return self.capabilities()["fhirVersion"]
 
     def _rest(self) -> list[dict]:
-        return [r for r in self.capabilities().get("rest") or [] if r.get("mode", "server") == "server"]
+        return [
+            r for r in self.capabilities().get("rest") or [] if r.get("mode", "server") == "server"
+        ]
 
     def _resource(self, type_: str) -> dict | None:
         for rest in self._rest():
@@ -86,14 +91,20 @@ class FhirClient:
 
     def _param_names(self, type_: str | None) -> set[str]:
         names = {p.get("name") for rest in self._rest() for p in rest.get("searchParam") or []}
-        resources = [self._resource(type_)] if type_ else [r for rest in self._rest() for r in rest.get("resource") or []]
+        resources = (
+            [self._resource(type_)]
+            if type_
+            else [r for rest in self._rest() for r in rest.get("resource") or []]
+        )
         for res in resources:
             names.update(p.get("name") for p in (res or {}).get("searchParam") or [])
         return names
 
     def supports_interaction(self, code: str) -> bool:
         """True if the server lists the whole-system interaction ``code`` (transaction, batch, ...)."""
-        return any(i.get("code") == code for rest in self._rest() for i in rest.get("interaction") or [])
+        return any(
+            i.get("code") == code for rest in self._rest() for i in rest.get("interaction") or []
+        )
 
     def allows_client_ids(self, type_: str) -> bool:
         """Can we create ``type_`` with ``PUT <type>/<our id>``?
@@ -142,7 +153,9 @@ class FhirClient:
         """
         if post:
             form = list(params.items()) if isinstance(params, Mapping) else list(params or [])
-            resp = self.session.request("POST", f"{type_}/_search", form=form, headers=NO_CACHE, safe_to_retry=True)
+            resp = self.session.request(
+                "POST", f"{type_}/_search", form=form, headers=NO_CACHE, safe_to_retry=True
+            )
         else:
             resp = self.session.request("GET", type_, params=params, headers=NO_CACHE)
         first = json_of(resp)
@@ -150,7 +163,9 @@ class FhirClient:
             raise FatalNetworkError(f"search of {type_} did not return a Bundle (page 1)")
         yield from self._pages_from(first, type_)
 
-    def search(self, type_: str, params: Params = None, post: bool = False) -> Iterator[tuple[dict, str]]:
+    def search(
+        self, type_: str, params: Params = None, post: bool = False
+    ) -> Iterator[tuple[dict, str]]:
         """Yield ``(resource, mode)`` for every entry of every page; mode is match, include or outcome."""
         for bundle in self.search_pages(type_, params, post):
             for entry in bundle.get("entry") or []:
@@ -183,11 +198,15 @@ class FhirClient:
         """
         extra = list(params.items()) if isinstance(params, Mapping) else list(params or [])
         unique = list(dict.fromkeys(v for v in values if v))
-        overhead = len(self.base_url) + len(type_) + len(param) + 32 + sum(
-            len(quote(str(k))) + len(quote(str(v))) + 2 for k, v in extra
+        overhead = (
+            len(self.base_url)
+            + len(type_)
+            + len(param)
+            + 32
+            + sum(len(quote(str(k))) + len(quote(str(v))) + 2 for k, v in extra)
         )
         seen: set[tuple[str, str]] = set()
-        for chunk in _chunks(unique, chunk_size, 10 ** 9):
+        for chunk in _chunks(unique, chunk_size, 10**9):
             # An _id search returns one match per value; a patient= search several per value:
             # ask for a full page so a chunk is one request, not one per few patients.
             count = min(len(chunk), SEARCH_BY_PAGE) if param == "_id" else SEARCH_BY_PAGE
@@ -200,7 +219,9 @@ class FhirClient:
                 seen.add(key)
                 yield resource, mode
 
-    def lookup_many(self, lookups: list[Lookup], chunk_size: int = 500) -> list[list[tuple[dict, str]]]:
+    def lookup_many(
+        self, lookups: list[Lookup], chunk_size: int = 500
+    ) -> list[list[tuple[dict, str]]]:
         """Run ``lookups`` and return, for each, its distinct ``(resource, mode)`` results.
 
         On a server that takes batch Bundles (it lists ``batch`` or ``transaction``)
@@ -214,7 +235,7 @@ class FhirClient:
         chunks: list[tuple[int, Lookup, list[str]]] = []
         for i, lk in enumerate(lookups):
             unique = list(dict.fromkeys(v for v in lk.values if v))
-            chunks.extend((i, lk, c) for c in _chunks(unique, chunk_size, 10 ** 9))
+            chunks.extend((i, lk, c) for c in _chunks(unique, chunk_size, 10**9))
         results: list[list[tuple[dict, str]]] = [[] for _ in lookups]
         seen: list[set] = [set() for _ in lookups]
 
@@ -231,13 +252,15 @@ class FhirClient:
         if self.can_batch_searches() and chunks:
             leftover = []
             for start in range(0, len(chunks), MAX_SEARCHES_PER_BATCH):
-                part = chunks[start:start + MAX_SEARCHES_PER_BATCH]
+                part = chunks[start : start + MAX_SEARCHES_PER_BATCH]
                 if not self.batch_searches:
                     leftover.extend(part)
                     continue
                 leftover.extend(self._batch_search(part, keep))
         for i, lk, chunk in leftover:
-            for resource, mode in self.search_by(lk.type, lk.param, chunk, len(chunk), list(lk.params)):
+            for resource, mode in self.search_by(
+                lk.type, lk.param, chunk, len(chunk), list(lk.params)
+            ):
                 keep(i, resource, mode)
         return results
 
@@ -245,7 +268,9 @@ class FhirClient:
         """Will :meth:`lookup_many` send searches together (the server lists batch or transaction, and
         has not refused a batch of searches yet)?"""
         if self.batch_searches is None:
-            self.batch_searches = self.supports_interaction("batch") or self.supports_interaction("transaction")
+            self.batch_searches = self.supports_interaction("batch") or self.supports_interaction(
+                "transaction"
+            )
         return self.batch_searches
 
     def _batch_search(self, part: list[tuple[int, Lookup, list[str]]], keep) -> list:
@@ -260,8 +285,10 @@ class FhirClient:
         except FatalNetworkError as exc:
             if not exc.refused_content:
                 raise
-            log.warning("the server refused a batch of searches (HTTP %s); searching one by one from now on",
-                        exc.status)
+            log.warning(
+                "the server refused a batch of searches (HTTP %s); searching one by one from now on",
+                exc.status,
+            )
             self.batch_searches = False
             return part
         answers = response.get("entry") or []
@@ -270,14 +297,24 @@ class FhirClient:
             answer = answers[n] if n < len(answers) and isinstance(answers[n], dict) else {}
             status = str((answer.get("response") or {}).get("status") or "").split(" ", 1)[0]
             bundle = answer.get("resource")
-            if not status.startswith("2") or not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-                leftover.append((i, lk, chunk))  # ask this one on its own: its error gets its own message
+            if (
+                not status.startswith("2")
+                or not isinstance(bundle, dict)
+                or bundle.get("resourceType") != "Bundle"
+            ):
+                leftover.append(
+                    (i, lk, chunk)
+                )  # ask this one on its own: its error gets its own message
                 continue
             try:
                 for page in self._pages_from(bundle, lk.type):
                     for entry in page.get("entry") or []:
                         if isinstance(entry, dict) and entry.get("resource") is not None:
-                            keep(i, entry["resource"], (entry.get("search") or {}).get("mode", "match"))
+                            keep(
+                                i,
+                                entry["resource"],
+                                (entry.get("search") or {}).get("mode", "match"),
+                            )
             except PagingExpired:
                 leftover.append((i, lk, chunk))
         return leftover
@@ -288,7 +325,9 @@ class FhirClient:
         url, seen, pages = next_link(first), set(), 1
         while url:
             if url in seen:
-                raise FatalNetworkError(f"search of {type_}: the server repeated a next link (page {pages})")
+                raise FatalNetworkError(
+                    f"search of {type_}: the server repeated a next link (page {pages})"
+                )
             seen.add(url)
             try:
                 bundle = json_of(self.session.request("GET", url, headers=NO_CACHE))
@@ -297,7 +336,9 @@ class FhirClient:
                     raise PagingExpired(pages, exc.status) from None
                 raise
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-                raise FatalNetworkError(f"search of {type_} did not return a Bundle (page {pages + 1})")
+                raise FatalNetworkError(
+                    f"search of {type_} did not return a Bundle (page {pages + 1})"
+                )
             yield bundle
             pages += 1
             url = next_link(bundle)
@@ -329,15 +370,25 @@ class FhirClient:
     def update(self, resource: Mapping, if_match: str | None = None) -> tuple[int, dict]:
         """:meth:`put`, returning (status, body): 201 when the PUT created the resource, 200 when it replaced it."""
         headers = {"If-Match": if_match} if if_match else None
-        resp = self.session.request("PUT", f"{resource['resourceType']}/{resource['id']}", json=dict(resource),
-                                    headers=headers, safe_to_retry=True)
+        resp = self.session.request(
+            "PUT",
+            f"{resource['resourceType']}/{resource['id']}",
+            json=dict(resource),
+            headers=headers,
+            safe_to_retry=True,
+        )
         return resp.status_code, (json_of(resp) if resp.content else {})
 
     def create(self, resource: Mapping, if_none_exist: str | None = None) -> tuple[int, dict]:
         """``POST <Type>``; with ``if_none_exist`` a conditional create (safe to retry). Returns (status, body)."""
         headers = {"If-None-Exist": if_none_exist} if if_none_exist else None
-        resp = self.session.request("POST", str(resource["resourceType"]), json=dict(resource), headers=headers,
-                                    safe_to_retry=bool(if_none_exist))
+        resp = self.session.request(
+            "POST",
+            str(resource["resourceType"]),
+            json=dict(resource),
+            headers=headers,
+            safe_to_retry=bool(if_none_exist),
+        )
         return resp.status_code, (json_of(resp) if resp.content else {})
 
     @staticmethod
@@ -362,7 +413,9 @@ def entry_results(response_bundle: Mapping) -> list[tuple[int, str | None, str |
         status_text = str(response.get("status") or "").strip()
         head = status_text.split(" ", 1)[0]
         status = int(head) if head.isdigit() else 0
-        results.append((status, response.get("location"), operation_outcome_text(response.get("outcome"))))
+        results.append(
+            (status, response.get("location"), operation_outcome_text(response.get("outcome")))
+        )
     return results
 
 
@@ -391,67 +444,51 @@ def _chunks(values: list[str], size: int, max_chars: int) -> Iterator[list[str]]
         yield chunk
 
 
-# ----------------------------------------------------------------------------- refused Bundles
-
-
-def send_in_halves(items: list[T], send_bundle: Callable[[list[T]], None], send_alone: Callable[[T], Any],
-                   what: str = "Bundle") -> None:
-    """Send ``items`` as one Bundle; if the server refuses its content, halve it until the bad entry
-    is alone, and send that one with ``send_alone`` (which reports the server's own message).
-
-    A transaction with one bad entry, or a validating server refusing a whole batch, costs about
-    2·log2(len(items)) extra requests per bad entry instead of one request per entry. Failures
-    that are not about the content (:attr:`FatalNetworkError.refused_content`) are raised.
-    """
-    _send_halving(items, send_bundle, send_alone, what, split=False)
-
-
-def _send_halving(items: list[T], send_bundle, send_alone, what: str, split: bool) -> None:
-    if not items:
-        return
-    if split and len(items) == 1:  # a refused Bundle's culprit, or an innocent half: on its own
-        send_alone(items[0])
-        return
-    try:
-        send_bundle(items)
-    except FatalNetworkError as exc:
-        if not exc.refused_content:
-            raise
-        if len(items) == 1:
-            send_alone(items[0])
-            return
-        log.warning("the server refused a %s of %d (HTTP %s); sending it in halves", what, len(items), exc.status)
-        half = len(items) // 2
-        _send_halving(items[:half], send_bundle, send_alone, what, split=True)
-        _send_halving(items[half:], send_bundle, send_alone, what, split=True)
-
-
 # ----------------------------------------------------------------------------- the factory
 
 
-def connect(url: str, env_prefix: str = "FHIR_", ca_bundle: str | None = None,
-            allow_insecure_http: bool = False, env: Mapping[str, str] | None = None) -> FhirClient:
+def connect(
+    url: str,
+    env_prefix: str = "FHIR_",
+    ca_bundle: str | None = None,
+    allow_insecure_http: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> FhirClient:
     """A FhirClient for ``url`` with authentication from the environment (``<prefix>AUTH`` ...).
 
     TLS is verified (``ca_bundle`` adds a private CA); plain http:// only to loopback
     unless ``allow_insecure_http``.
     """
     import os
+
     from ..fhir.auth import auth_from_env
     from ..fhir.http import HttpSession
 
-    auth = auth_from_env(os.environ if env is None else env, env_prefix, base_url=url,
-                         allow_insecure_http=allow_insecure_http)
-    return FhirClient(HttpSession(url, auth=auth, verify=ca_bundle or True,
-                                  allow_insecure_http=allow_insecure_http))
+    auth = auth_from_env(
+        os.environ if env is None else env,
+        env_prefix,
+        base_url=url,
+        allow_insecure_http=allow_insecure_http,
+    )
+    return FhirClient(
+        HttpSession(
+            url, auth=auth, verify=ca_bundle or True, allow_insecure_http=allow_insecure_http
+        )
+    )
 
 
 def make_client(url: str, prefix: str, args) -> FhirClient:
-    client = connect(url, prefix, getattr(args, "ca_bundle", None), bool(getattr(args, "allow_insecure_http", False)))
+    client = connect(
+        url,
+        prefix,
+        getattr(args, "ca_bundle", None),
+        bool(getattr(args, "allow_insecure_http", False)),
+    )
     max_retry = getattr(args, "max_retry_seconds", None)
     if max_retry is not None:
         if max_retry < 0:
             raise ConfigError("--max-retry-seconds must be 0 or more")
         from dataclasses import replace
+
         client.session.retry = replace(client.session.retry, max_total_seconds=float(max_retry))
     return client

@@ -17,8 +17,9 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, cast
+from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -38,6 +39,7 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # bounds the cost when the 500 is permanent. A 500 to a write that is not idempotent is final.
 RETRY_STATUSES_IDEMPOTENT = RETRY_STATUSES | {500}
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -66,7 +68,11 @@ class HttpStats:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot, e.g. ``{"requests": 3, "retries": 1, "by_status": {"200": 2, "503": 1}}``."""
-        return {"requests": self.requests, "retries": self.retries, "by_status": dict(sorted(self.by_status.items()))}
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "by_status": dict(sorted(self.by_status.items())),
+        }
 
 
 def is_loopback(host: str | None) -> bool:
@@ -119,7 +125,9 @@ def operation_outcome_text(body: Any, limit: int = 1000) -> str | None:
     for issue in issues:
         text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
         if text and str(text) not in texts:
-            where = ", ".join(str(e) for e in issue.get("expression") or issue.get("location") or [])
+            where = ", ".join(
+                str(e) for e in issue.get("expression") or issue.get("location") or []
+            )
             texts.append(f"{text} ({where})" if where and where not in str(text) else str(text))
     joined = "; ".join(texts)
     return joined[:limit] if joined else None
@@ -164,8 +172,13 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 class _Transient(Exception):
     """Internal: one attempt failed in a way worth retrying."""
 
-    def __init__(self, status: int | None, retry_after: float | None = None, kind: str | None = None,
-                 outcome: str | None = None):
+    def __init__(
+        self,
+        status: int | None,
+        retry_after: float | None = None,
+        kind: str | None = None,
+        outcome: str | None = None,
+    ):
         super().__init__(status)
         self.status = status
         self.retry_after = retry_after
@@ -173,7 +186,11 @@ class _Transient(Exception):
         self.outcome = outcome  # the server's OperationOutcome text, if it sent one
 
     def describe(self) -> str:
-        return f"HTTP {self.status}" if self.status is not None else f"connection failure ({self.kind})"
+        return (
+            f"HTTP {self.status}"
+            if self.status is not None
+            else f"connection failure ({self.kind})"
+        )
 
 
 def _failure(attempt: Future | None) -> _Transient:
@@ -280,8 +297,11 @@ class HttpSession:
                     outcome = operation_outcome_text(resp.json())
                 except ValueError:
                     outcome = None
-                raise _Transient(resp.status_code, parse_retry_after(resp.headers.get("Retry-After"), now),
-                                 outcome=outcome)
+                raise _Transient(
+                    resp.status_code,
+                    parse_retry_after(resp.headers.get("Retry-After"), now),
+                    outcome=outcome,
+                )
             if 200 <= resp.status_code < 300 and resp.content:
                 # A body cut short by a dropped connection is a transient failure, not data.
                 try:
@@ -305,7 +325,9 @@ class HttpSession:
 
     # -- internals -------------------------------------------------------
 
-    def _with_retries(self, attempt: Callable[[], requests.Response], where: str) -> requests.Response:
+    def _with_retries(
+        self, attempt: Callable[[], requests.Response], where: str
+    ) -> requests.Response:
         policy = self.retry
         start = self._clock()
 
@@ -331,8 +353,11 @@ class HttpSession:
             self.stats.retries += 1
             log.warning(
                 "%s: %s, retrying in %.1f s (attempt %d of %d)",
-                where, _failure(state.outcome).describe(), state.upcoming_sleep,
-                state.attempt_number + 1, policy.max_attempts,
+                where,
+                _failure(state.outcome).describe(),
+                state.upcoming_sleep,
+                state.attempt_number + 1,
+                policy.max_attempts,
             )
 
         retrying = Retrying(
@@ -373,14 +398,20 @@ class HttpSession:
         )
         if params is None and "://" in url:
             prepared.url = url  # next links are followed verbatim, never re-encoded
-        settings = self._session.merge_environment_settings(prepared.url, {}, None, self.verify, None)
+        settings = self._session.merge_environment_settings(
+            prepared.url, {}, None, self.verify, None
+        )
         self.stats.requests += 1
         try:
             resp = self._session.send(
                 prepared, timeout=self.timeout, allow_redirects=method in SAFE_METHODS, **settings
             )
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
             self.stats.by_status["connection-error"] += 1
             log.debug("%s %s: %s", method, redact_url(url), type(exc).__name__)
             raise _Transient(None, kind=type(exc).__name__) from None
@@ -408,4 +439,6 @@ class HttpSession:
         if resp.status_code == 401:
             raise AuthError(f"{where}: the server refused our credentials (HTTP 401)")
         detail = f": {outcome}" if outcome else ""
-        raise FatalNetworkError(f"{where}: HTTP {resp.status_code}{detail}", status=resp.status_code, outcome=outcome)
+        raise FatalNetworkError(
+            f"{where}: HTTP {resp.status_code}{detail}", status=resp.status_code, outcome=outcome
+        )

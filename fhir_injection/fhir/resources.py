@@ -44,8 +44,9 @@ USED_TYPES = frozenset(t.name for t in TYPES)
 LOAD_ORDER = tuple(t.name for t in TYPES)
 PATIENT_ELEMENT = {t.name: t.patient_element for t in TYPES if t.patient_element}
 # Every type found by patient has a patient element; testing it tells mypy the element is a str.
-FOUND_BY_PATIENT = tuple((t.name, t.patient_element) for t in TYPES
-                         if t.found_by_patient and t.patient_element)
+FOUND_BY_PATIENT = tuple(
+    (t.name, t.patient_element) for t in TYPES if t.found_by_patient and t.patient_element
+)
 
 
 def split_reference(reference: str | None) -> tuple[str, str] | None:
@@ -62,7 +63,9 @@ def split_reference(reference: str | None) -> tuple[str, str] | None:
 def _split_text(reference: str) -> tuple[str, str] | None:
     if "?" not in reference:  # the usual "Type/id" without building lists
         rtype, _, rid = reference.partition("/")
-        if rid and "/" not in rid and rtype[:1].isupper():  # an upper-case start is neither "#" nor "urn:"
+        if (
+            rid and "/" not in rid and rtype[:1].isupper()
+        ):  # an upper-case start is neither "#" nor "urn:"
             return rtype, rid
     if reference.startswith(("#", "urn:")):
         return None
@@ -76,7 +79,9 @@ def _split_text(reference: str) -> tuple[str, str] | None:
 
 def key_for(reference: str, pair: tuple[str, str]) -> str:
     """``Type/id`` of a reference split into ``pair``: a reference that is just that is its own key."""
-    return reference if len(reference) == len(pair[0]) + len(pair[1]) + 1 else f"{pair[0]}/{pair[1]}"
+    return (
+        reference if len(reference) == len(pair[0]) + len(pair[1]) + 1 else f"{pair[0]}/{pair[1]}"
+    )
 
 
 def ref_key(reference: str | None) -> str | None:

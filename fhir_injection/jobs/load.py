@@ -12,9 +12,9 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from ..fhir.client import FhirClient, make_client, send_in_halves
-from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError
-from ..errors import RecordProblem
+from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError, RecordProblem
+from ..fhir.bundles import send_in_halves
+from ..fhir.client import FhirClient, make_client
 from ..fhir.resources import LOAD_ORDER
 from ..sources.folder import iter_folder_checked
 from ..sources.spool import Spool
@@ -40,8 +40,11 @@ class LoadResult:
 
 
 def _entry(resource: dict, base: str) -> dict:
-    return {"fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}", "resource": resource,
-            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
+    return {
+        "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
+    }
 
 
 def load_folder(source: str, client: FhirClient, bundle_size: int = 200) -> LoadResult:
@@ -52,11 +55,20 @@ def load_folder(source: str, client: FhirClient, bundle_size: int = 200) -> Load
         spool.add_all(iter_folder_checked(source, result.problems.append), result.problems.append)
         deferred: list[dict] = []
         for rtype in LOAD_ORDER:
-            deferred += _load_type(client, spool, rtype, bundle_size, result, CYCLE_ELEMENTS.get(rtype, ()))
+            deferred += _load_type(
+                client, spool, rtype, bundle_size, result, CYCLE_ELEMENTS.get(rtype, ())
+            )
             if rtype in COMPLETE_AFTER:
                 again = COMPLETE_AFTER[rtype]
-                deferred += _load_type(client, spool, again, bundle_size, LoadResult(), (),
-                                       only_with=CYCLE_ELEMENTS[again])
+                deferred += _load_type(
+                    client,
+                    spool,
+                    again,
+                    bundle_size,
+                    LoadResult(),
+                    (),
+                    only_with=CYCLE_ELEMENTS[again],
+                )
         # A second pass for what failed only because of its order (e.g. a cycle between two types).
         if deferred:
             left = _send(client, deferred, result, final=True)
@@ -65,8 +77,15 @@ def load_folder(source: str, client: FhirClient, bundle_size: int = 200) -> Load
     return result
 
 
-def _load_type(client: FhirClient, spool: Spool, rtype: str, bundle_size: int, result: LoadResult,
-               strip: tuple[str, ...] = (), only_with: tuple[str, ...] = ()) -> list[dict]:
+def _load_type(
+    client: FhirClient,
+    spool: Spool,
+    rtype: str,
+    bundle_size: int,
+    result: LoadResult,
+    strip: tuple[str, ...] = (),
+    only_with: tuple[str, ...] = (),
+) -> list[dict]:
     deferred: list[dict] = []
     batch: list[dict] = []
     for resource in spool.of_type(rtype):
@@ -81,9 +100,11 @@ def _load_type(client: FhirClient, spool: Spool, rtype: str, bundle_size: int, r
     return deferred
 
 
-def _send(client: FhirClient, resources: list[dict], result: LoadResult, final: bool = False) -> list[dict]:
+def _send(
+    client: FhirClient, resources: list[dict], result: LoadResult, final: bool = False
+) -> list[dict]:
     """Post as one transaction; a refused one is halved down to the refused resources
-    (:func:`~fhir_injection.fhir.client.send_in_halves`), each then PUT on its own.
+    (:func:`~fhir_injection.fhir.bundles.send_in_halves`), each then PUT on its own.
 
     Returns the resources the server refused; on the ``final`` pass they are reported instead.
     """
@@ -104,8 +125,13 @@ def _send(client: FhirClient, resources: list[dict], result: LoadResult, final: 
             if not exc.refused_content:
                 raise
             if final:
-                result.problems.append(RecordProblem(f"{resource['resourceType']}/{resource['id']}", None,
-                                                     f"refused by the server: HTTP {exc.status}: {exc.outcome or exc}"))
+                result.problems.append(
+                    RecordProblem(
+                        f"{resource['resourceType']}/{resource['id']}",
+                        None,
+                        f"refused by the server: HTTP {exc.status}: {exc.outcome or exc}",
+                    )
+                )
             else:
                 failed.append(resource)
             return
@@ -123,8 +149,10 @@ def run_load_cli(args) -> int:
     client = make_client(args.target, "FHIR_", args)
     result = load_folder(args.source, client, args.bundle_size)
     total = sum(result.loaded.values())
-    print(f"Loaded {total} resources into {client.base_url} with {result.requests} requests: "
-          + ", ".join(f"{n} {t}" for t, n in result.loaded.items()))
+    print(
+        f"Loaded {total} resources into {client.base_url} with {result.requests} requests: "
+        + ", ".join(f"{n} {t}" for t, n in result.loaded.items())
+    )
     for problem in result.problems:
         print(f"  not loaded: {problem}", file=sys.stderr)
     if result.problems:

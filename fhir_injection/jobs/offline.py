@@ -4,20 +4,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..sinks.claims import build_claim, build_task
 from ..decision.isolate import decide_isolated
-from ..sinks.folder import FolderSink
 from ..decision.rules import Config, Rules
 from ..errors import RecordProblem, describe_failure
+from ..sinks.claims import build_claim, build_task
+from ..sinks.folder import FolderSink
 from ..sources.folder import iter_folder_checked
 from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection")
-
 
 
 @dataclass
@@ -30,16 +30,24 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         from ..errors import EXIT_OK, EXIT_RECORD_ERRORS
+
         return EXIT_RECORD_ERRORS if self.problems else EXIT_OK
 
 
-
-
-def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Config, created: str,
-               progress: Callable[[str], None] | None = None) -> RunResult:
+def run_folder(
+    source: str | Path,
+    target: str | Path,
+    rules: Rules,
+    config: Config,
+    created: str,
+    progress: Callable[[str], None] | None = None,
+) -> RunResult:
     """Decide every administration in ``source``; write Claims, Tasks and the report to ``target``."""
-    sink = FolderSink(target, meta={"generated": created, "source": str(source), "mappings": rules.directory})
+    sink = FolderSink(
+        target, meta={"generated": created, "source": str(source), "mappings": rules.directory}
+    )
     try:
+
         def on_problem(problem: RecordProblem) -> None:
             log.warning("skipped %s", problem)
             sink.problem(problem)
@@ -53,9 +61,15 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
                     try:
                         claim = build_claim(decision, config, created)
                         task = build_task(decision, config, rules, created)
-                    except Exception as exc:  # noqa: BLE001
-                        on_problem(RecordProblem(decision.administration, None, "no Claim or Task could be built "
-                                                 f"({describe_failure(exc)}); skipped"))
+                    except Exception as exc:
+                        on_problem(
+                            RecordProblem(
+                                decision.administration,
+                                None,
+                                "no Claim or Task could be built "
+                                f"({describe_failure(exc)}); skipped",
+                            )
+                        )
                         continue
                     sink.write(decision, claim, task)
                     done += 1
@@ -65,4 +79,6 @@ def run_folder(source: str | Path, target: str | Path, rules: Rules, config: Con
     except BaseException:
         sink.abort()
         raise
-    return RunResult(summary, sink.target / "report.json", sink.report.summary.errors, sink.report.summary.text())
+    return RunResult(
+        summary, sink.target / "report.json", sink.report.summary.errors, sink.report.summary.text()
+    )

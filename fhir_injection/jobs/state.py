@@ -20,12 +20,6 @@ from ..errors import ConfigError, LockedError
 FORMAT = 1
 
 
-
-
-
-
-
-
 class StateFile:
     """Read, update and atomically save the per-source marks."""
 
@@ -36,8 +30,10 @@ class StateFile:
             try:
                 loaded = json.loads(self.path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"state file {self.path} is not valid JSON ({exc}); move it away to "
-                                  "start over with --full") from None
+                raise ConfigError(
+                    f"state file {self.path} is not valid JSON ({exc}); move it away to "
+                    "start over with --full"
+                ) from None
             if not isinstance(loaded, dict) or loaded.get("format") != FORMAT:
                 raise ConfigError(f"state file {self.path} has an unknown format")
             self.data = loaded
@@ -67,15 +63,17 @@ class StateLock:
         self.path = Path(str(state_path) + ".lock")
         self._fd: int | None = None
 
-    def __enter__(self) -> "StateLock":
+    def __enter__(self) -> StateLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise LockedError(f"another sync is running on state file {str(self.path)[:-5]} "
-                              "(its lock is held); this run did nothing") from None
+            raise LockedError(
+                f"another sync is running on state file {str(self.path)[:-5]} "
+                "(its lock is held); this run did nothing"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

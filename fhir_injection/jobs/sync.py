@@ -23,29 +23,36 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..fhir.client import FhirClient, make_client
-from ..sinks.server import Poster, PostCounts
-from ..sources import pull_named
-from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
-from ..errors import (
-    EXIT_INTERRUPTED, EXIT_OK, EXIT_RECORD_ERRORS, ConfigError, NetworkError,
-)
-from ..sinks.report import ReportWriter, summary_text
+from ..clock import format_instant, minus, now, parse_instant
+from ..decision.isolate import decide_isolated
 from ..decision.model import Decision
 from ..decision.rules import Config, Rules
-from ..decision.isolate import decide_isolated
-from ..errors import RecordProblem
-from ..clock import format_instant, minus, now, parse_instant
+from ..errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RECORD_ERRORS,
+    ConfigError,
+    NetworkError,
+    RecordProblem,
+)
+from ..fhir.client import FhirClient, make_client
+from ..sinks.report import ReportWriter, summary_text
+from ..sinks.server import PostCounts, Poster
+from ..sources import pull_named
+from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
 from .state import StateFile, StateLock
 
 log = logging.getLogger("fhir_injection.sync")
 
 DEFAULT_OVERLAP_SECONDS = 300
-MAX_WRITE_RETRIES = 5  # runs in which a refused Claim/Task is tried again before it is only reported
+MAX_WRITE_RETRIES = (
+    5  # runs in which a refused Claim/Task is tried again before it is only reported
+)
 
 
 @dataclass
@@ -58,7 +65,9 @@ class SyncOptions:
     state_path: str = ".fhir-injection-state.json"
     report_path: str = "report.json"
     created: str | None = None  # the run's timestamp; now when None
-    create_with: str = "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
+    create_with: str = (
+        "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
+    )
     pull: str = "search"  # how administrations are pulled from the source (a pull of fhir_injection.sources)
 
 
@@ -75,7 +84,12 @@ class SyncResult:
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_RECORD_ERRORS if self.problems or self.claims.failed or self.tasks.failed else EXIT_OK
+        return (
+            EXIT_RECORD_ERRORS
+            if self.problems or self.claims.failed or self.tasks.failed
+            else EXIT_OK
+        )
+
 
 # ----------------------------------------------------------------------------- the run
 
@@ -93,12 +107,20 @@ class StopFlag:
         def handler(signum, frame):
             log.warning("signal %s: finishing the page in hand, then stopping", signum)
             self.event.set()
+
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
 
-def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Config, options: SyncOptions,
-             stop: StopFlag | None = None, progress=None) -> SyncResult:
+def run_sync(
+    source: FhirClient,
+    target: FhirClient,
+    rules: Rules,
+    config: Config,
+    options: SyncOptions,
+    stop: StopFlag | None = None,
+    progress=None,
+) -> SyncResult:
     """One incremental sync from ``source`` to ``target`` (they may be the same server)."""
     stop = stop if stop is not None else StopFlag()  # an unset StopFlag is falsy: keep the caller's
     source.capabilities()
@@ -121,7 +143,9 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
                     break
         except BaseException as exc:
             # Keep what was done: the report of the pages posted so far, and the reason the run stopped.
-            run.report.problem(RecordProblem("run", None, f"stopped early: {type(exc).__name__}: {exc}"))
+            run.report.problem(
+                RecordProblem("run", None, f"stopped early: {type(exc).__name__}: {exc}")
+            )
             run.close_report(aborted=True)
             fh.close()
             tmp_report.replace(report_path)
@@ -129,17 +153,36 @@ def run_sync(source: FhirClient, target: FhirClient, rules: Rules, config: Confi
         summary = run.close_report()
     tmp_report.replace(report_path)
     run.finish()
-    return SyncResult(summary, run.poster.claims, run.poster.tasks, run.report.summary.errors, run.interrupted,
-                      run.mark)
+    return SyncResult(
+        summary,
+        run.poster.claims,
+        run.poster.tasks,
+        run.report.summary.errors,
+        run.interrupted,
+        run.mark,
+    )
 
 
 class _SyncRun:
     """One run's state: the mark and overlap window from the state file, the pull, the writer, the
     report, and the administrations whose writes were refused (tried again next run)."""
 
-    def __init__(self, source: FhirClient, target: FhirClient, rules: Rules, config: Config,
-                 options: SyncOptions, progress: Callable[[str], None] | None):
-        self.source, self.target, self.rules, self.config, self.options = source, target, rules, config, options
+    def __init__(
+        self,
+        source: FhirClient,
+        target: FhirClient,
+        rules: Rules,
+        config: Config,
+        options: SyncOptions,
+        progress: Callable[[str], None] | None,
+    ):
+        self.source, self.target, self.rules, self.config, self.options = (
+            source,
+            target,
+            rules,
+            config,
+            options,
+        )
         self.progress = progress
         self.created = options.created or now()
         self.state = StateFile(options.state_path)
@@ -152,15 +195,29 @@ class _SyncRun:
             self.mark = self.entry.get("mark")
         # id -> [version, lastUpdated] of administrations already posted inside the overlap window
         fresh = options.full or options.since
-        self.recent: dict[str, list] = {} if fresh else {
-            k: v for k, v in (self.entry.get("recent") or {}).items() if isinstance(v, list) and len(v) == 2}
+        self.recent: dict[str, list] = (
+            {}
+            if fresh
+            else {
+                k: v
+                for k, v in (self.entry.get("recent") or {}).items()
+                if isinstance(v, list) and len(v) == 2
+            }
+        )
         self.since = minus(self.mark, options.overlap_seconds) if self.mark else None
-        self.retry: dict[str, int] = {k: v for k, v in (self.entry.get("retry") or {}).items()
-                                      if isinstance(v, int)}
+        self.retry: dict[str, int] = {
+            k: v for k, v in (self.entry.get("retry") or {}).items() if isinstance(v, int)
+        }
         self.resolver = Resolver(source, chunk_size=LOOKUP_CHUNK)
         self.separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
-        self.poster = Poster(target, rules, config, options.bundle_size, source.base_url if self.separate else None,
-                             options.create_with)
+        self.poster = Poster(
+            target,
+            rules,
+            config,
+            options.bundle_size,
+            source.base_url if self.separate else None,
+            options.create_with,
+        )
         self.pull = pull_named(options.pull).for_run(source, self.resolver, options, self._problem)
         self.ordered = self.pull.ordered
         self.pages = self.admins_seen = 0
@@ -172,9 +229,16 @@ class _SyncRun:
         self.report.problem(problem)
 
     def open_report(self, fh) -> None:
-        self.report = ReportWriter(fh, meta={"generated": self.created, "source": self.source.base_url,
-                                             "target": self.target.base_url, "since": self.since,
-                                             "mapping": self.rules.directory})
+        self.report = ReportWriter(
+            fh,
+            meta={
+                "generated": self.created,
+                "source": self.source.base_url,
+                "target": self.target.base_url,
+                "since": self.since,
+                "mapping": self.rules.directory,
+            },
+        )
 
     def retry_refused(self) -> None:
         """Administrations whose Claim or Task a server refused in an earlier run: try them again first."""
@@ -194,7 +258,9 @@ class _SyncRun:
         poster, report = self.poster, self.report
         poster.begin_page()
         siblings, ctx = gather(self.source, self.resolver, poster, page_admins, not self.separate)
-        decisions = decide_isolated(page_admins + siblings, ctx, self.rules, self.config, report.problem)
+        decisions = decide_isolated(
+            page_admins + siblings, ctx, self.rules, self.config, report.problem
+        )
         in_page = {f"{MA}/{a['id']}" for a in page_admins}
         plans, outcome = poster.plan(decisions, self.created, in_page)
         poster.send(plans, outcome)
@@ -203,9 +269,14 @@ class _SyncRun:
                 continue
             info = outcome.get(d.administration, {})
             error = info.get("claim_error") or info.get("task_error")
-            report.add(d, info.get("claim"), info.get("claim_status"), info.get("task"),
-                       posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
-                       **({"post_error": error} if error else {}))
+            report.add(
+                d,
+                info.get("claim"),
+                info.get("claim_status"),
+                info.get("task"),
+                posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
+                **({"post_error": error} if error else {}),
+            )
             self._count_retry(d, error)
         self.admins_seen += len(page_admins)
 
@@ -217,8 +288,14 @@ class _SyncRun:
         self.retry[admin_id] = self.retry.get(admin_id, 0) + 1
         if self.retry[admin_id] > MAX_WRITE_RETRIES:
             del self.retry[admin_id]
-            self.report.problem(RecordProblem(d.administration, None, f"gave up posting after {MAX_WRITE_RETRIES} "
-                                              "runs; fix the record or the server refusal, then sync with --since"))
+            self.report.problem(
+                RecordProblem(
+                    d.administration,
+                    None,
+                    f"gave up posting after {MAX_WRITE_RETRIES} "
+                    "runs; fix the record or the server refusal, then sync with --since",
+                )
+            )
 
     def advance(self, page_admins: list[dict]) -> None:
         """The page is safely posted: advance the mark (saved now if pages come oldest first)."""
@@ -228,45 +305,95 @@ class _SyncRun:
                 self.mark = lu
             self.recent[a["id"]] = [(a.get("meta") or {}).get("versionId") or lu or "", lu]
         if self.ordered and self.mark:
-            _save_mark(self.state, self.entry, self.mark, self.recent, self.options.overlap_seconds, self.retry)
+            _save_mark(
+                self.state,
+                self.entry,
+                self.mark,
+                self.recent,
+                self.options.overlap_seconds,
+                self.retry,
+            )
         if self.progress:
             rate = self.admins_seen / max(time.monotonic() - self.started, 1e-6)
-            self.progress(f"page {self.pages}: {self.admins_seen} administrations, claims "
-                          f"{self.poster.claims.created} new/{self.poster.claims.updated} updated, "
-                          f"{self.requests()} requests, {rate:.0f}/s")
+            self.progress(
+                f"page {self.pages}: {self.admins_seen} administrations, claims "
+                f"{self.poster.claims.created} new/{self.poster.claims.updated} updated, "
+                f"{self.requests()} requests, {rate:.0f}/s"
+            )
 
     def requests(self) -> int:
         return self.source.stats.requests + (self.target.stats.requests if self.separate else 0)
 
     def close_report(self, aborted: bool = False) -> dict:
-        return _close_report(self.report, self.poster, self.source, self.target, self.separate, self.pages,
-                             self.mark, self.interrupted, aborted)
+        return _close_report(
+            self.report,
+            self.poster,
+            self.source,
+            self.target,
+            self.separate,
+            self.pages,
+            self.mark,
+            self.interrupted,
+            aborted,
+        )
 
     def finish(self) -> None:
         """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list."""
         if self.mark and (self.ordered or not self.interrupted):
-            _save_mark(self.state, self.entry, self.mark, self.recent, self.options.overlap_seconds, self.retry)
+            _save_mark(
+                self.state,
+                self.entry,
+                self.mark,
+                self.recent,
+                self.options.overlap_seconds,
+                self.retry,
+            )
         elif self.entry.get("retry", {}) != self.retry:
             self.entry["retry"] = dict(self.retry)
             self.state.save()
 
 
-def _close_report(report: ReportWriter, poster: Poster, source: FhirClient, target: FhirClient, separate: bool,
-                  pages: int, mark: str | None, interrupted: bool, aborted: bool = False) -> dict:
+def _close_report(
+    report: ReportWriter,
+    poster: Poster,
+    source: FhirClient,
+    target: FhirClient,
+    separate: bool,
+    pages: int,
+    mark: str | None,
+    interrupted: bool,
+    aborted: bool = False,
+) -> dict:
     for failure in poster.failures:
         report.problem(RecordProblem(failure["record"], failure["field"], failure["message"]))
     poster.failures.clear()
-    http = {"requests": source.stats.requests + (target.stats.requests if separate else 0),
-            "retries": source.stats.retries + (target.stats.retries if separate else 0),
-            "source": source.stats.as_dict(), **({"target": target.stats.as_dict()} if separate else {})}
-    report.summary.extra.update({"pages": pages, "http": http, "posted": {
-        "claims": poster.claims.as_dict(), "tasks": poster.tasks.as_dict()}, "mark": mark,
-        "interrupted": interrupted, **({"aborted": True} if aborted else {})})
+    http = {
+        "requests": source.stats.requests + (target.stats.requests if separate else 0),
+        "retries": source.stats.retries + (target.stats.retries if separate else 0),
+        "source": source.stats.as_dict(),
+        **({"target": target.stats.as_dict()} if separate else {}),
+    }
+    report.summary.extra.update(
+        {
+            "pages": pages,
+            "http": http,
+            "posted": {"claims": poster.claims.as_dict(), "tasks": poster.tasks.as_dict()},
+            "mark": mark,
+            "interrupted": interrupted,
+            **({"aborted": True} if aborted else {}),
+        }
+    )
     return report.close()
 
 
-def _save_mark(state: StateFile, entry: dict, mark: str, recent: dict[str, list], overlap: float,
-               retry: dict[str, int] | None = None) -> None:
+def _save_mark(
+    state: StateFile,
+    entry: dict,
+    mark: str,
+    recent: dict[str, list],
+    overlap: float,
+    retry: dict[str, int] | None = None,
+) -> None:
     """Advance the mark; keep only the versions the next run's overlap window can return again,
     and the administrations whose writes the target refused (tried again next run)."""
     if retry is not None:
@@ -294,26 +421,41 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
     source = make_client(args.source, "FHIR_", args)
     target_url = args.target or args.source
     if not target_url.startswith(("http://", "https://")):
-        raise ConfigError("a server source needs a server target (--target URL); "
-                          "to work offline, export to a folder first")
-    target = source if target_url.rstrip("/") == args.source.rstrip("/") else make_client(target_url,
-                                                                                          "FHIR_TARGET_", args)
-    options = SyncOptions(page_size=args.page_size, bundle_size=args.bundle_size, since=args.since,
-                          full=args.full, state_path=args.state, report_path=args.report or "report.json",
-                          create_with=getattr(args, "create_with", "auto"))
+        raise ConfigError(
+            "a server source needs a server target (--target URL); "
+            "to work offline, export to a folder first"
+        )
+    target = (
+        source
+        if target_url.rstrip("/") == args.source.rstrip("/")
+        else make_client(target_url, "FHIR_TARGET_", args)
+    )
+    options = SyncOptions(
+        page_size=args.page_size,
+        bundle_size=args.bundle_size,
+        since=args.since,
+        full=args.full,
+        state_path=args.state,
+        report_path=args.report or "report.json",
+        create_with=getattr(args, "create_with", "auto"),
+    )
     stop = StopFlag()
     stop.install()
     every = parse_interval(args.every) if args.every else None
     with StateLock(options.state_path):
         while True:
             try:
-                result = run_sync(source, target, rules, config, options, stop, progress=_progress_line)
+                result = run_sync(
+                    source, target, rules, config, options, stop, progress=_progress_line
+                )
             except NetworkError as exc:
                 if not every:
                     raise
                 # On a schedule, a server that is down now is tried again next time; the mark is safe.
                 log.error("sync failed (%s); next try in %s", exc, args.every)
-                print(f"fhir-injection: sync failed: {exc}; next try in {args.every}", file=sys.stderr)
+                print(
+                    f"fhir-injection: sync failed: {exc}; next try in {args.every}", file=sys.stderr
+                )
                 result = None
             if result is not None:
                 print(summary_text(result.summary), flush=True)
@@ -327,5 +469,3 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
 def _progress_line(message: str) -> None:
     """One line per page on stderr (ids and counts only), so a long run shows it is moving."""
     print(f"fhir-injection: {message}", file=sys.stderr, flush=True)
-
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-from ..decision.model import CENT, Decision
+from ..decision.model import CENT, Coding, Decision, Line
 from ..decision.rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
 
 TAG_SYSTEM = "urn:fhir-injection:tag"
@@ -54,19 +54,29 @@ def _money(amount: Decimal) -> dict:
 
 def _head(resource_type: str, rid: str, identifier: tuple[str, str], config: Config) -> dict:
     """What Claims and Tasks share: type, stable id, our tag (for isolation), business identifier."""
-    return {"resourceType": resource_type, "id": rid,
-            "meta": {"tag": [{"system": TAG_SYSTEM, "code": config.identifier_system}]},
-            "identifier": [{"system": identifier[0], "value": identifier[1]}]}
+    return {
+        "resourceType": resource_type,
+        "id": rid,
+        "meta": {"tag": [{"system": TAG_SYSTEM, "code": config.identifier_system}]},
+        "identifier": [{"system": identifier[0], "value": identifier[1]}],
+    }
 
 
-def build_claim(decision: Decision, config: Config, created: str, status: str | None = None) -> dict | None:
+def build_claim(
+    decision: Decision, config: Config, created: str, status: str | None = None
+) -> dict | None:
     """The professional Claim for a 96372 decision, or None when no Claim can be formed.
 
     ``created`` is the run's timestamp (the engine holds no clock). ``status``
     overrides the decision's (the sync uses ``cancelled`` to void).
     """
     status = status or decision.claim_status
-    if status is None or decision.patient is None or decision.coverage is None or decision.provider is None:
+    if (
+        status is None
+        or decision.patient is None
+        or decision.coverage is None
+        or decision.provider is None
+    ):
         return None
     claim: dict = {
         **_head("Claim", claim_id(decision, config), claim_identifier(decision, config), config),
@@ -83,68 +93,100 @@ def build_claim(decision: Decision, config: Config, created: str, status: str | 
     if decision.service_date:
         claim["billablePeriod"] = {"start": decision.service_date, "end": decision.service_date}
     if decision.performer:
-        claim["careTeam"] = [{"sequence": 1, "provider": {"reference": decision.performer},
-                              "responsible": True}]
-    if decision.diagnoses:
-        claim["diagnosis"] = [
-            {"sequence": i, "diagnosisCodeableConcept": {"coding": [d.as_fhir()]},
-             "type": [{"coding": [{"system": DIAGNOSIS_TYPE, "code": "principal" if i == 1 else "clinical"}]}]}
-            for i, d in enumerate(decision.diagnoses, start=1)
+        claim["careTeam"] = [
+            {"sequence": 1, "provider": {"reference": decision.performer}, "responsible": True}
         ]
-    items = []
-    pointers = list(range(1, min(len(decision.diagnoses), 4) + 1))
-    total = Decimal(0)
-    for sequence, line in enumerate(decision.lines, start=1):
-        item: dict = {
-            "sequence": sequence,
-            "productOrService": {"coding": [{"system": line.system, "code": line.code,
-                                             **({"display": line.display} if line.display else {})}]},
-        }
-        if line.text:
-            item["productOrService"]["text"] = line.text
-        if decision.performer:
-            item["careTeamSequence"] = [1]
-        if pointers:
-            item["diagnosisSequence"] = pointers
-        if line.modifiers:
-            item["modifier"] = [{"coding": [{"system": _modifier_system(m), "code": m}]} for m in line.modifiers]
-        if decision.service_date:
-            item["servicedDate"] = decision.service_date
-        if decision.place_of_service:
-            item["locationCodeableConcept"] = {"coding": [{"system": SYSTEM_POS, "code": decision.place_of_service}]}
-        if line.quantity is not None:
-            item["quantity"] = {"value": line.quantity}
-        if line.unit_price is not None:
-            item["unitPrice"] = _money(line.unit_price)
-        if line.net is not None:
-            item["net"] = _money(line.net)
-            total += line.net
-        if line.kind == "administration" and decision.body_site:
-            item["bodySite"] = {"coding": [c.as_fhir() for c in decision.body_site]}
-            if decision.body_site_text:
-                item["bodySite"]["text"] = decision.body_site_text
-        if decision.encounter:
-            item["encounter"] = [{"reference": decision.encounter}]
-        if line.ndc:
-            detail = {"sequence": 1, "productOrService": {"coding": [{"system": SYSTEM_NDC, "code": line.ndc}]}}
-            if line.ndc_quantity is not None:
-                detail["quantity"] = {"value": float(line.ndc_quantity), "unit": line.ndc_unit}
-            item["detail"] = [detail]
-        items.append(item)
-    claim["item"] = items
-    claim["supportingInfo"] = [{
-        "sequence": 1,
-        "category": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claiminformationcategory",
-                                 "code": "info"}], "text": "Source administration"},
-        "valueReference": {"reference": decision.administration},
-    }]
+    if decision.diagnoses:
+        claim["diagnosis"] = [_diagnosis(i, d) for i, d in enumerate(decision.diagnoses, start=1)]
+    pointers = list(
+        range(1, min(len(decision.diagnoses), 4) + 1)
+    )  # each line points to the first four
+    claim["item"] = [
+        _item(decision, n, line, pointers) for n, line in enumerate(decision.lines, start=1)
+    ]
+    claim["supportingInfo"] = [_source_administration(decision)]
+    total = sum((line.net for line in decision.lines if line.net is not None), Decimal(0))
     if total:
         claim["total"] = _money(total)
     return claim
 
 
-def build_task(decision: Decision, config: Config, rules: Rules, created: str,
-               status: str = "requested") -> dict | None:
+def _diagnosis(sequence: int, code: Coding) -> dict:
+    kind = "principal" if sequence == 1 else "clinical"
+    return {
+        "sequence": sequence,
+        "diagnosisCodeableConcept": {"coding": [code.as_fhir()]},
+        "type": [{"coding": [{"system": DIAGNOSIS_TYPE, "code": kind}]}],
+    }
+
+
+def _item(decision: Decision, sequence: int, line: Line, pointers: list[int]) -> dict:
+    """One claim line: the procedure or drug with its modifiers, units, date, place, site and NDC."""
+    coding = {
+        "system": line.system,
+        "code": line.code,
+        **({"display": line.display} if line.display else {}),
+    }
+    item: dict = {"sequence": sequence, "productOrService": {"coding": [coding]}}
+    if line.text:
+        item["productOrService"]["text"] = line.text
+    if decision.performer:
+        item["careTeamSequence"] = [1]
+    if pointers:
+        item["diagnosisSequence"] = pointers
+    if line.modifiers:
+        item["modifier"] = [
+            {"coding": [{"system": _modifier_system(m), "code": m}]} for m in line.modifiers
+        ]
+    if decision.service_date:
+        item["servicedDate"] = decision.service_date
+    if decision.place_of_service:
+        item["locationCodeableConcept"] = {
+            "coding": [{"system": SYSTEM_POS, "code": decision.place_of_service}]
+        }
+    if line.quantity is not None:
+        item["quantity"] = {"value": line.quantity}
+    if line.unit_price is not None:
+        item["unitPrice"] = _money(line.unit_price)
+    if line.net is not None:
+        item["net"] = _money(line.net)
+    if line.kind == "administration" and decision.body_site:
+        item["bodySite"] = {"coding": [c.as_fhir() for c in decision.body_site]}
+        if decision.body_site_text:
+            item["bodySite"]["text"] = decision.body_site_text
+    if decision.encounter:
+        item["encounter"] = [{"reference": decision.encounter}]
+    if line.ndc:
+        detail: dict = {
+            "sequence": 1,
+            "productOrService": {"coding": [{"system": SYSTEM_NDC, "code": line.ndc}]},
+        }
+        if line.ndc_quantity is not None:
+            detail["quantity"] = {"value": float(line.ndc_quantity), "unit": line.ndc_unit}
+        item["detail"] = [detail]
+    return item
+
+
+def _source_administration(decision: Decision) -> dict:
+    """supportingInfo: the MedicationAdministration this Claim bills."""
+    return {
+        "sequence": 1,
+        "category": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/claiminformationcategory",
+                    "code": "info",
+                }
+            ],
+            "text": "Source administration",
+        },
+        "valueReference": {"reference": decision.administration},
+    }
+
+
+def build_task(
+    decision: Decision, config: Config, rules: Rules, created: str, status: str = "requested"
+) -> dict | None:
     """The Task a clinician works from: one per administration with actionable gaps."""
     gaps = decision.actionable_gaps
     if not gaps and status != "completed":
@@ -156,13 +198,19 @@ def build_task(decision: Decision, config: Config, rules: Rules, created: str,
         "intent": "order",
         "priority": "urgent" if worst == "error" and status != "completed" else "routine",
         "code": {"text": "Fix injection documentation for billing"},
-        "description": ("; ".join(f"{g.code} ({g.severity})" for g in gaps) if gaps
-                        else "All documentation gaps fixed"),
+        "description": (
+            "; ".join(f"{g.code} ({g.severity})" for g in gaps)
+            if gaps
+            else "All documentation gaps fixed"
+        ),
         "focus": {"reference": decision.administration},
         "authoredOn": created,
         "lastModified": created,
-        "businessStatus": {"text": f"{len(gaps)} gap(s); blocks billing" if worst == "error" and gaps
-                           else f"{len(gaps)} gap(s); review"},
+        "businessStatus": {
+            "text": f"{len(gaps)} gap(s); blocks billing"
+            if worst == "error" and gaps
+            else f"{len(gaps)} gap(s); review"
+        },
     }
     if decision.patient:
         task["for"] = {"reference": decision.patient}
@@ -172,8 +220,13 @@ def build_task(decision: Decision, config: Config, rules: Rules, created: str,
         task["owner"] = {"reference": decision.performer}
     if gaps:
         task["input"] = [
-            {"type": {"coding": [{"system": rules.gap_codesystem_url, "code": g.code}], "text": g.severity},
-             "valueString": f"{g.field}: {g.message}"}
+            {
+                "type": {
+                    "coding": [{"system": rules.gap_codesystem_url, "code": g.code}],
+                    "text": g.severity,
+                },
+                "valueString": f"{g.field}: {g.message}",
+            }
             for g in gaps
         ]
     return task

@@ -7,6 +7,7 @@ they were.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,13 @@ class FolderSink:
     def __init__(self, target: str | Path, meta: dict[str, Any]):
         self.target = Path(target)
         self.target.mkdir(parents=True, exist_ok=True)
-        self._handles = {name: open(self._partial(name), "w", encoding="utf-8") for name in OUTPUT_FILES}
+        # Open for the sink's life and closed by commit() or abort(), so no with-block.
+        self._handles = {
+            name: open(  # noqa: SIM115
+                self._partial(name), "w", encoding="utf-8"
+            )
+            for name in OUTPUT_FILES
+        }
         self.report = ReportWriter(self._handles["report.json"], meta=meta)
 
     def _partial(self, name: str) -> Path:
@@ -38,8 +45,12 @@ class FolderSink:
             self._handles["Claim.ndjson"].write(fastjson.dumps(claim) + "\n")
         if task:
             self._handles["Task.ndjson"].write(fastjson.dumps(task) + "\n")
-        self.report.add(decision, reference_of(claim) if claim else None, claim["status"] if claim else None,
-                        reference_of(task) if task else None)
+        self.report.add(
+            decision,
+            reference_of(claim) if claim else None,
+            claim["status"] if claim else None,
+            reference_of(task) if task else None,
+        )
 
     def problem(self, problem: RecordProblem) -> None:
         self.report.problem(problem)
@@ -58,7 +69,5 @@ class FolderSink:
         """Drop the temporary files; the previous outputs stay."""
         for name, fh in self._handles.items():
             fh.close()
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self._partial(name))
-            except OSError:
-                pass

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from decimal import Decimal
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import IO, Any
 
 from .. import fastjson
@@ -28,7 +28,9 @@ from ..decision.rules import OUTCOMES
 from ..errors import RecordProblem
 
 
-def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | None) -> dict[str, Any]:
+def decision_entry(
+    decision: Decision, claim_ref: str | None, task_ref: str | None
+) -> dict[str, Any]:
     """One report entry. Its only float is ``estimated_usd`` (:class:`ReportWriter` relies on it)."""
     drug = next((line for line in decision.lines if line.kind == "drug"), None)
     admin_line = next((line for line in decision.lines if line.kind == "administration"), None)
@@ -48,8 +50,10 @@ def decision_entry(decision: Decision, claim_ref: str | None, task_ref: str | No
         "hcpcs": decision.drug,
         "units": decision.units,
         "ndc": drug.ndc if drug else decision.extra.get("ndc"),
-        "modifiers": {"96372": list(admin_line.modifiers) if admin_line else [],
-                      "drug": list(drug.modifiers) if drug else []},
+        "modifiers": {
+            "96372": list(admin_line.modifiers) if admin_line else [],
+            "drug": list(drug.modifiers) if drug else [],
+        },
         "diagnoses": [d.code for d in decision.diagnoses],
         "estimated_usd": float(decision.estimated_amount.quantize(CENT)),
         "gaps": [g.as_dict() for g in decision.gaps],
@@ -102,7 +106,9 @@ class Summary:
     def text(self) -> str:
         """The few lines a billing lead reads on the terminal (:func:`summary_text`)."""
         # The top gaps as counted (ties in the order first seen), not in the report's order.
-        return summary_text({**self.as_dict(), "gaps": dict(self.gaps.most_common(6))}, self.gap_severity)
+        return summary_text(
+            {**self.as_dict(), "gaps": dict(self.gaps.most_common(6))}, self.gap_severity
+        )
 
 
 def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None = None) -> str:
@@ -121,24 +127,32 @@ def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None 
     gaps = summary.get("gaps") or {}
     if gaps:
         severity = severity or {}
-        top = ", ".join(f"{code} {n}" + (f" ({severity[code]})" if code in severity else "")
-                        for code, n in list(gaps.items())[:6])
+        top = ", ".join(
+            f"{code} {n}" + (f" ({severity[code]})" if code in severity else "")
+            for code, n in list(gaps.items())[:6]
+        )
         lines.append(f"Top gaps: {top}")
     if summary.get("record_errors"):
-        lines.append(f"Records that could not be read: {summary['record_errors']} (see 'errors' in the report)")
+        lines.append(
+            f"Records that could not be read: {summary['record_errors']} (see 'errors' in the report)"
+        )
     posted = summary.get("posted")
     if posted:  # a server target: what this run wrote there
         c, t = posted["claims"], posted["tasks"]
-        lines.append(f"Posted Claims: {c['created']} created, {c['updated']} updated, {c['cancelled']} "
-                     f"cancelled, {c['unchanged']} unchanged, {c['failed']} failed; Tasks: {t['created']} "
-                     f"created, {t['updated']} updated, {t['completed']} completed, {t['failed']} failed")
+        lines.append(
+            f"Posted Claims: {c['created']} created, {c['updated']} updated, {c['cancelled']} "
+            f"cancelled, {c['unchanged']} unchanged, {c['failed']} failed; Tasks: {t['created']} "
+            f"created, {t['updated']} updated, {t['completed']} completed, {t['failed']} failed"
+        )
     http = summary.get("http")
     if http:
         pages = summary.get("pages")
-        lines.append(f"HTTP: {http.get('requests', 0)} requests"
-                     + (f" over {pages} pages" if pages is not None else "")
-                     + f", {http.get('retries', 0)} retries"
-                     + (f"; mark {summary['mark']}" if "mark" in summary else ""))
+        lines.append(
+            f"HTTP: {http.get('requests', 0)} requests"
+            + (f" over {pages} pages" if pages is not None else "")
+            + f", {http.get('retries', 0)} retries"
+            + (f"; mark {summary['mark']}" if "mark" in summary else "")
+        )
     return "\n".join(lines)
 
 
@@ -155,8 +169,14 @@ class ReportWriter:
             fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
         fh.write('"administrations": [\n')
 
-    def add(self, decision: Decision, claim_ref: str | None, claim_status: str | None,
-            task_ref: str | None, **extra: Any) -> None:
+    def add(
+        self,
+        decision: Decision,
+        claim_ref: str | None,
+        claim_status: str | None,
+        task_ref: str | None,
+        **extra: Any,
+    ) -> None:
         entry = decision_entry(decision, claim_ref, task_ref)
         if claim_status:
             entry["claim_status"] = claim_status

@@ -19,9 +19,16 @@ from typing import Any
 from ..decision.model import Decision
 from ..decision.rules import Config, Rules
 from ..errors import ConfigError, FatalNetworkError
-from ..fhir.client import FhirClient, Lookup, send_in_halves
+from ..fhir.bundles import send_in_halves
+from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import ref_key, split_reference
-from .claims import TASK_IDENTIFIER_SUFFIX, build_claim, build_task, claim_identifier, task_identifier
+from .claims import (
+    TASK_IDENTIFIER_SUFFIX,
+    build_claim,
+    build_task,
+    claim_identifier,
+    task_identifier,
+)
 
 log = logging.getLogger("fhir_injection.sync")
 
@@ -47,9 +54,14 @@ class PostCounts:
 
 def fingerprint(resource: Mapping) -> str:
     """A hash of what a Claim/Task says, leaving out what changes on every run or server."""
-    body = {k: v for k, v in resource.items() if k not in ("id", "meta", "created", "authoredOn",
-                                                               "lastModified", "text")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+    body = {
+        k: v
+        for k, v in resource.items()
+        if k not in ("id", "meta", "created", "authoredOn", "lastModified", "text")
+    }
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:24]
 
 
 def _with_fingerprint(resource: dict) -> dict:
@@ -67,8 +79,11 @@ def _fingerprint_of(resource: Mapping) -> str:
     resource carries several fingerprint tags, stale ones included. With none or several,
     hash the body as it is.
     """
-    codes = [t.get("code") for t in (resource.get("meta") or {}).get("tag") or []
-             if t.get("system") == FINGERPRINT_SYSTEM]
+    codes = [
+        t.get("code")
+        for t in (resource.get("meta") or {}).get("tag") or []
+        if t.get("system") == FINGERPRINT_SYSTEM
+    ]
     return codes[0] if len(codes) == 1 and codes[0] else fingerprint(resource)
 
 
@@ -99,8 +114,15 @@ class _Planned:
 class Poster:
     """Reconciles decisions with the target server: create once, update on change, never twice."""
 
-    def __init__(self, client: FhirClient, rules: Rules, config: Config, bundle_size: int,
-                 source_base: str | None = None, create_with: str = "auto"):
+    def __init__(
+        self,
+        client: FhirClient,
+        rules: Rules,
+        config: Config,
+        bundle_size: int,
+        source_base: str | None = None,
+        create_with: str = "auto",
+    ):
         if create_with not in CREATE_MODES:
             raise ConfigError(f"create_with '{create_with}': use one of {', '.join(CREATE_MODES)}")
         self.client = client
@@ -127,14 +149,17 @@ class Poster:
         out = []
         for rtype, suffix in (("Claim", ""), ("Task", TASK_IDENTIFIER_SUFFIX)):
             system = self.config.identifier_system + suffix
-            values = tuple(v for v in dict.fromkeys(f"{system}|{a}" for a in administration_ids)
-                           if v not in self._asked)
+            values = tuple(
+                v
+                for v in dict.fromkeys(f"{system}|{a}" for a in administration_ids)
+                if v not in self._asked
+            )
             if values:
                 out.append(Lookup(rtype, "identifier", values))
         return out
 
     def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
-        for lk, found in zip(lookups, results):
+        for lk, found in zip(lookups, results, strict=True):
             wanted = set(lk.values)
             self._asked.update(wanted)
             for resource, mode in found:
@@ -155,29 +180,44 @@ class Poster:
             resource = _absolute(resource, self.source_base)
         return _with_fingerprint(resource)
 
-    def plan(self, decisions: list[Decision], created: str,
-             primary: set[str] | None = None) -> tuple[list[_Planned], dict[str, dict]]:
+    def plan(
+        self, decisions: list[Decision], created: str, primary: set[str] | None = None
+    ) -> tuple[list[_Planned], dict[str, dict]]:
         """What must be written for these decisions; also per administration what happened.
 
         Decisions not in ``primary`` (same-day siblings pulled in for the modifier and
         MUE rules) only update Claims that already exist; their own page creates theirs.
         """
-        missing = self.lookups([d.administration_id for d in decisions])  # none when fetched with the page
+        missing = self.lookups(
+            [d.administration_id for d in decisions]
+        )  # none when fetched with the page
         if missing:
             self.take(missing, self.client.lookup_many(missing, LOOKUP_CHUNK))
         plans: list[_Planned] = []
         outcome: dict[str, dict] = {}
         for d in decisions:
             cid = claim_identifier(d, self.config)
-            old = self._there.get(f"{cid[0]}|{cid[1]}")  # keyed by "system|value": Claim and Task systems differ
+            old = self._there.get(
+                f"{cid[0]}|{cid[1]}"
+            )  # keyed by "system|value": Claim and Task systems differ
             if primary is not None and d.administration not in primary:
                 plans.extend(self._plan_sibling_claim(d, old, created))
                 continue
-            info = outcome.setdefault(d.administration, {"claim_action": None, "task_action": None,
-                                                         "claim": None, "claim_status": None, "task": None})
+            info = outcome.setdefault(
+                d.administration,
+                {
+                    "claim_action": None,
+                    "task_action": None,
+                    "claim": None,
+                    "claim_status": None,
+                    "task": None,
+                },
+            )
             plans.extend(self._plan_claim(d, cid, old, created, info))
             tid = task_identifier(d, self.config)
-            plans.extend(self._plan_task(d, tid, self._there.get(f"{tid[0]}|{tid[1]}"), created, info))
+            plans.extend(
+                self._plan_task(d, tid, self._there.get(f"{tid[0]}|{tid[1]}"), created, info)
+            )
         return plans, outcome
 
     def _plan_sibling_claim(self, d: Decision, old: Mapping | None, created: str) -> list[_Planned]:
@@ -191,8 +231,9 @@ class Poster:
         claim["id"] = old["id"]
         return [self._update("Claim", "update", d, claim, old)]
 
-    def _plan_claim(self, d: Decision, cid: tuple[str, str], old: Mapping | None, created: str,
-                    info: dict) -> list[_Planned]:
+    def _plan_claim(
+        self, d: Decision, cid: tuple[str, str], old: Mapping | None, created: str, info: dict
+    ) -> list[_Planned]:
         """Create, update, cancel or leave the administration's Claim; note what in ``info``."""
         if d.outcome == "void":
             if old is None:
@@ -206,7 +247,9 @@ class Poster:
         if claim is None:
             if old is not None and old.get("status") not in ("cancelled", "entered-in-error"):
                 # It was billable before and no longer forms a Claim (e.g. now a vaccine): withdraw it.
-                info.update(claim_action="cancel", claim=f"Claim/{old['id']}", claim_status="cancelled")
+                info.update(
+                    claim_action="cancel", claim=f"Claim/{old['id']}", claim_status="cancelled"
+                )
                 return [self._cancel_claim(d, old)]
             return []
         claim = self._prepare(claim)
@@ -215,14 +258,19 @@ class Poster:
             return [self._create("Claim", d, claim, cid)]
         if _fingerprint_of(old) != _fingerprint_of(claim):
             claim["id"] = old["id"]
-            info.update(claim_action="update", claim=f"Claim/{old['id']}", claim_status=claim["status"])
+            info.update(
+                claim_action="update", claim=f"Claim/{old['id']}", claim_status=claim["status"]
+            )
             return [self._update("Claim", "update", d, claim, old)]
         self.claims.unchanged += 1
-        info.update(claim_action="unchanged", claim=f"Claim/{old['id']}", claim_status=old.get("status"))
+        info.update(
+            claim_action="unchanged", claim=f"Claim/{old['id']}", claim_status=old.get("status")
+        )
         return []
 
-    def _plan_task(self, d: Decision, tid: tuple[str, str], told: Mapping | None, created: str,
-                   info: dict) -> list[_Planned]:
+    def _plan_task(
+        self, d: Decision, tid: tuple[str, str], told: Mapping | None, created: str, info: dict
+    ) -> list[_Planned]:
         """Open, update, complete (gaps fixed) or cancel (voided) the administration's gap Task."""
         if d.actionable_gaps and d.outcome != "void":
             built = build_task(d, self.config, self.rules, created)
@@ -243,8 +291,11 @@ class Poster:
         new = dict(told)
         new["status"] = "cancelled" if d.outcome == "void" else "completed"
         new["lastModified"] = created
-        new["businessStatus"] = {"text": "administration voided" if d.outcome == "void"
-                                 else "all documentation gaps fixed"}
+        new["businessStatus"] = {
+            "text": "administration voided"
+            if d.outcome == "void"
+            else "all documentation gaps fixed"
+        }
         action = "cancel" if d.outcome == "void" else "complete"
         info.update(task_action=action, task=f"Task/{told['id']}")
         return [self._update("Task", action, d, _with_fingerprint(new), told)]
@@ -253,24 +304,47 @@ class Poster:
         """A create: ``PUT`` to our stable id where the server takes client ids (one indexed write, and
         idempotent by itself), else a conditional create on the business identifier."""
         if self._use_put(rtype) and resource.get("id"):
-            return _Planned(rtype, "create", d.administration, {
-                "fullUrl": f"{self.client.base_url}/{rtype}/{resource['id']}", "resource": resource,
-                "request": {"method": "PUT", "url": f"{rtype}/{resource['id']}"}}, ident)
-        return _Planned(rtype, "create", d.administration, self._conditional_create(rtype, resource, ident), ident)
+            return _Planned(
+                rtype,
+                "create",
+                d.administration,
+                {
+                    "fullUrl": f"{self.client.base_url}/{rtype}/{resource['id']}",
+                    "resource": resource,
+                    "request": {"method": "PUT", "url": f"{rtype}/{resource['id']}"},
+                },
+                ident,
+            )
+        return _Planned(
+            rtype,
+            "create",
+            d.administration,
+            self._conditional_create(rtype, resource, ident),
+            ident,
+        )
 
     def _as_conditional(self, plan: _Planned) -> _Planned:
         """A PUT-to-our-id create as a conditional create (the server refused client ids)."""
         if plan.action != "create" or plan.entry["request"]["method"] != "PUT" or not plan.ident:
             return plan
-        return _Planned(plan.kind, plan.action, plan.administration,
-                        self._conditional_create(plan.kind, plan.entry["resource"], plan.ident), plan.ident)
+        return _Planned(
+            plan.kind,
+            plan.action,
+            plan.administration,
+            self._conditional_create(plan.kind, plan.entry["resource"], plan.ident),
+            plan.ident,
+        )
 
     @staticmethod
     def _conditional_create(rtype: str, resource: Mapping, ident: tuple[str, str]) -> dict:
         return {
             "fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{ident[0]}|{ident[1]}')}",
             "resource": {k: v for k, v in resource.items() if k != "id"},
-            "request": {"method": "POST", "url": rtype, "ifNoneExist": f"identifier={ident[0]}|{ident[1]}"},
+            "request": {
+                "method": "POST",
+                "url": rtype,
+                "ifNoneExist": f"identifier={ident[0]}|{ident[1]}",
+            },
         }
 
     def _cancel_claim(self, d: Decision, old: Mapping) -> _Planned:
@@ -281,13 +355,23 @@ class Poster:
         # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
         return self._update("Claim", "cancel", d, _with_fingerprint(new), old)
 
-    def _update(self, rtype: str, action: str, d: Decision, resource: dict, old: Mapping) -> _Planned:
+    def _update(
+        self, rtype: str, action: str, d: Decision, resource: dict, old: Mapping
+    ) -> _Planned:
         request = {"method": "PUT", "url": f"{rtype}/{old['id']}"}
         version = (old.get("meta") or {}).get("versionId")
         if version:
             request["ifMatch"] = f'W/"{version}"'
-        return _Planned(rtype, action, d.administration, {
-            "fullUrl": f"{self.client.base_url}/{rtype}/{old['id']}", "resource": resource, "request": request})
+        return _Planned(
+            rtype,
+            action,
+            d.administration,
+            {
+                "fullUrl": f"{self.client.base_url}/{rtype}/{old['id']}",
+                "resource": resource,
+                "request": request,
+            },
+        )
 
     def send(self, plans: list[_Planned], outcome: dict[str, dict]) -> None:
         """Post the plans in Bundles of ``bundle_size``; one bad entry never loses the others.
@@ -296,13 +380,17 @@ class Poster:
         transaction each: HAPI writes them several times faster than batches), others
         batch Bundles. A Bundle refused as a whole (a transaction with one bad entry,
         or a validating server refusing a batch) is split in halves down to the bad
-        entry alone (:func:`~fhir_injection.fhir.client.send_in_halves`), which fails
+        entry alone (:func:`~fhir_injection.fhir.bundles.send_in_halves`), which fails
         with the server's own message.
         """
         kind = "transaction" if self.client.supports_interaction("transaction") else "batch"
         for start in range(0, len(plans), self.bundle_size):
-            send_in_halves(plans[start:start + self.bundle_size], lambda chunk: self._send_bundle(chunk, outcome, kind),
-                           lambda plan: self._send_one(plan, outcome), kind)
+            send_in_halves(
+                plans[start : start + self.bundle_size],
+                lambda chunk: self._send_bundle(chunk, outcome, kind),
+                lambda plan: self._send_one(plan, outcome),
+                kind,
+            )
 
     def _send_bundle(self, chunk: list[_Planned], outcome: dict[str, dict], kind: str) -> None:
         if self.create_with == "post":  # the server refused our ids earlier in this run
@@ -310,8 +398,11 @@ class Poster:
         response = self.client.transaction([p.entry for p in chunk], kind=kind)
         results = self.client.entry_results(response)
         retry = []
-        for plan, (status, location, text) in zip(chunk, results + [(0, None, "no response entry")] *
-                                                  (len(chunk) - len(results))):
+        for plan, (status, location, text) in zip(
+            chunk,
+            results + [(0, None, "no response entry")] * (len(chunk) - len(results)),
+            strict=False,
+        ):
             if status == 409 and plan.action == "create":
                 retry.append(plan)  # lost a race with a parallel create: ask again
                 continue
@@ -334,22 +425,36 @@ class Poster:
         except FatalNetworkError as exc:
             if not exc.refused_content:
                 raise
-            if (plan.action == "create" and request["method"] == "PUT" and plan.ident and exc.status != 412
-                    and self.create_with == "auto"):
+            if (
+                plan.action == "create"
+                and request["method"] == "PUT"
+                and plan.ident
+                and exc.status != 412
+                and self.create_with == "auto"
+            ):
                 # Perhaps the server takes no client-assigned ids: try a conditional create, and if that
                 # works, create that way for the rest of the run.
                 landed = self._send_one(self._as_conditional(plan), outcome)
                 if landed:
-                    log.warning("the target refused a create at our own id (HTTP %s) but took a conditional "
-                                "create; creating with conditional POST for the rest of this run", exc.status)
+                    log.warning(
+                        "the target refused a create at our own id (HTTP %s) but took a conditional "
+                        "create; creating with conditional POST for the rest of this run",
+                        exc.status,
+                    )
                     self.create_with = "post"
                 return landed
             assert exc.status is not None  # refused_content: the server answered with a status
             return self._record(plan, exc.status, None, exc.outcome or str(exc), outcome)
         return self._record(plan, status, location, None, outcome)
 
-    def _record(self, plan: _Planned, status: int, location: str | None, text: str | None,
-                outcome: dict[str, dict]) -> bool:
+    def _record(
+        self,
+        plan: _Planned,
+        status: int,
+        location: str | None,
+        text: str | None,
+        outcome: dict[str, dict],
+    ) -> bool:
         """Count and report one entry's answer; True if it landed (2xx)."""
         counts = self.claims if plan.kind == "Claim" else self.tasks
         info = outcome.setdefault(plan.administration, {})
@@ -375,8 +480,19 @@ class Poster:
         message = text or f"HTTP {status}"
         info[f"{key}_action"] = "failed"
         info[f"{key}_error"] = message
-        self.failures.append({"record": plan.administration, "field": plan.kind,
-                              "message": f"{plan.action} of {plan.kind} failed: HTTP {status}: {message}"})
-        log.warning("%s %s for %s failed: HTTP %s: %s", plan.action, plan.kind, plan.administration, status,
-                    message)
+        self.failures.append(
+            {
+                "record": plan.administration,
+                "field": plan.kind,
+                "message": f"{plan.action} of {plan.kind} failed: HTTP {status}: {message}",
+            }
+        )
+        log.warning(
+            "%s %s for %s failed: HTTP %s: %s",
+            plan.action,
+            plan.kind,
+            plan.administration,
+            status,
+            message,
+        )
         return False

@@ -12,19 +12,18 @@ import gzip
 import json
 import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, cast
+from typing import cast
 
 from .. import fastjson
+from ..decision.model import MAPPING
 from ..errors import OnProblem, RecordProblem
 from ..fhir.resources import USED_TYPES
 from .records import check_resource, check_shape
-from ..decision.model import MAPPING
 
 _FILE = re.compile(r"^(?P<type>[A-Za-z]+)(\.\d+)?\.ndjson(\.gz)?$")
 MAX_LINE = 50 * 1024 * 1024  # a single resource larger than this is refused, not parsed
-
-
 
 
 def _open_binary(path: Path):
@@ -33,7 +32,9 @@ def _open_binary(path: Path):
     return path.open("rb")
 
 
-def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | bool]]:
+def _read_ndjson(
+    path: Path, expected_type: str, on_problem: OnProblem
+) -> Iterator[tuple[dict, bytes | bool]]:
     """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone.
 
     Yields (resource, how to store it): the line itself when orjson read it (it reads it again the
@@ -50,7 +51,9 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                     continue
                 where = f"{name}:{number}"
                 if len(raw) > MAX_LINE:
-                    on_problem(RecordProblem(where, None, f"line longer than {MAX_LINE} bytes; skipped"))
+                    on_problem(
+                        RecordProblem(where, None, f"line longer than {MAX_LINE} bytes; skipped")
+                    )
                     continue
                 resource, shallow = fastjson.read_line(raw)
                 keep: bytes | bool = raw
@@ -59,17 +62,32 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                     try:
                         line = raw.decode("utf-8")
                     except UnicodeDecodeError as exc:
-                        on_problem(RecordProblem(where, None, f"not UTF-8 text (byte {exc.start + 1}); skipped"))
+                        on_problem(
+                            RecordProblem(
+                                where, None, f"not UTF-8 text (byte {exc.start + 1}); skipped"
+                            )
+                        )
                         continue
                     try:
                         resource = json.loads(line)
                     except (ValueError, RecursionError) as exc:
-                        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
-                            "nested too deeply" if isinstance(exc, RecursionError) else "a number is too long"
-                        col = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+                        msg = (
+                            exc.msg
+                            if isinstance(exc, json.JSONDecodeError)
+                            else "nested too deeply"
+                            if isinstance(exc, RecursionError)
+                            else "a number is too long"
+                        )
+                        col = (
+                            f" at column {exc.colno}"
+                            if isinstance(exc, json.JSONDecodeError)
+                            else ""
+                        )
                         on_problem(RecordProblem(where, None, f"not valid JSON: {msg}{col}"))
                         continue
-                problem = check_resource(resource, where, expected_type) or check_shape(resource, where)
+                problem = check_resource(resource, where, expected_type) or check_shape(
+                    resource, where
+                )
                 if problem:
                     on_problem(problem)
                     continue
@@ -77,8 +95,13 @@ def _read_ndjson(path: Path, expected_type: str, on_problem: OnProblem) -> Itera
                     yield resource, keep
     except (OSError, EOFError, zlib.error) as exc:
         kind = "not valid gzip" if name.endswith(".gz") else "could not be read"
-        on_problem(RecordProblem(f"{name}:{number + 1}", None, f"file {kind} ({type(exc).__name__}); "
-                                 "the rest of this file is skipped"))
+        on_problem(
+            RecordProblem(
+                f"{name}:{number + 1}",
+                None,
+                f"file {kind} ({type(exc).__name__}); the rest of this file is skipped",
+            )
+        )
 
 
 def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
@@ -121,7 +144,9 @@ def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:
         yield resource
 
 
-def iter_folder_checked(folder: str | Path, on_problem: OnProblem) -> Iterator[tuple[dict, bytes | bool]]:
+def iter_folder_checked(
+    folder: str | Path, on_problem: OnProblem
+) -> Iterator[tuple[dict, bytes | bool]]:
     """As :func:`iter_folder`, each resource with how :meth:`~fhir_injection.store.Spool.add_all` may
     store it: its line (bytes) when orjson read that exactly, else whether the line was shallow (few
     brackets; False for Bundle entries, which were not measured)."""
@@ -133,7 +158,9 @@ def iter_folder_checked(folder: str | Path, on_problem: OnProblem) -> Iterator[t
         if not match and path.suffix != ".json":
             continue
         if not path.is_file():  # a directory, a symlink loop, a dangling link, a device
-            on_problem(RecordProblem(path.name, None, "is not a regular file that can be read; skipped"))
+            on_problem(
+                RecordProblem(path.name, None, "is not a regular file that can be read; skipped")
+            )
         elif match:
             yield from _read_ndjson(path, match.group("type"), on_problem)
         else:

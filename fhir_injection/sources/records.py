@@ -27,26 +27,50 @@ def check_resource(resource, where: str, expected_type: str | None = None) -> Re
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         return RecordProblem(where, "resourceType", "missing or not a string")
-    if not _TYPE_NAME.fullmatch(rtype):  # never echo record content: it may be anything, even a name
-        return RecordProblem(where, "resourceType", "is not a FHIR resource type name; the record is skipped")
+    if not _TYPE_NAME.fullmatch(
+        rtype
+    ):  # never echo record content: it may be anything, even a name
+        return RecordProblem(
+            where, "resourceType", "is not a FHIR resource type name; the record is skipped"
+        )
     if expected_type in USED_TYPES and rtype != expected_type:
-        return RecordProblem(where, "resourceType",
-                             f"is '{rtype}' in a file of {expected_type} resources; the record is skipped")
+        return RecordProblem(
+            where,
+            "resourceType",
+            f"is '{rtype}' in a file of {expected_type} resources; the record is skipped",
+        )
     rid = resource.get("id")
     if not isinstance(rid, str) or not _ID.fullmatch(rid):
-        return RecordProblem(f"{where} ({rtype})", "id", "missing, not a string, or not a valid FHIR id")
+        return RecordProblem(
+            f"{where} ({rtype})", "id", "missing, not a string, or not a valid FHIR id"
+        )
     return None
 
 
 # What the engine reads of a MedicationAdministration, and the JSON type each must have.
 _OBJECT, _LIST, _STRING = "an object", "a list", "a string"
 _MA_SHAPE = (
-    ("status", _STRING), ("effectiveDateTime", _STRING), ("effectivePeriod", _OBJECT), ("subject", _OBJECT),
-    ("context", _OBJECT), ("medicationCodeableConcept", _OBJECT), ("medicationReference", _OBJECT),
-    ("dosage", _OBJECT), ("meta", _OBJECT), ("meta.versionId", _STRING), ("identifier", _LIST),
-    ("performer", _LIST), ("reasonCode", _LIST), ("reasonReference", _LIST), ("contained", _LIST),
-    ("medicationCodeableConcept.coding", _LIST), ("dosage.route", _OBJECT), ("dosage.route.coding", _LIST),
-    ("dosage.site", _OBJECT), ("dosage.site.coding", _LIST), ("dosage.dose", _OBJECT),
+    ("status", _STRING),
+    ("effectiveDateTime", _STRING),
+    ("effectivePeriod", _OBJECT),
+    ("subject", _OBJECT),
+    ("context", _OBJECT),
+    ("medicationCodeableConcept", _OBJECT),
+    ("medicationReference", _OBJECT),
+    ("dosage", _OBJECT),
+    ("meta", _OBJECT),
+    ("meta.versionId", _STRING),
+    ("identifier", _LIST),
+    ("performer", _LIST),
+    ("reasonCode", _LIST),
+    ("reasonReference", _LIST),
+    ("contained", _LIST),
+    ("medicationCodeableConcept.coding", _LIST),
+    ("dosage.route", _OBJECT),
+    ("dosage.route.coding", _LIST),
+    ("dosage.site", _OBJECT),
+    ("dosage.site.coding", _LIST),
+    ("dosage.dose", _OBJECT),
 )
 _TYPES: dict[str, type | tuple[type, ...]] = {_OBJECT: MAPPING, _LIST: list, _STRING: str}
 _MA_PATHS = tuple((tuple(path.split(".")), _TYPES[kind], path, kind) for path, kind in _MA_SHAPE)
@@ -90,16 +114,25 @@ def check_shape(resource: Mapping, where: str) -> RecordProblem | None:
         for part in parts:
             value = value.get(part) if isinstance(value, MAPPING) else None
         if value is not None and not isinstance(value, types):
-            return RecordProblem(f"{where} (MedicationAdministration/{resource.get('id')})",
-                                 f"MedicationAdministration.{path}",
-                                 f"is {type(value).__name__}, not {kind}; the record is skipped")
-    dose = resource.get("dosage", {}).get("dose") if isinstance(resource.get("dosage"), MAPPING) else None
+            return RecordProblem(
+                f"{where} (MedicationAdministration/{resource.get('id')})",
+                f"MedicationAdministration.{path}",
+                f"is {type(value).__name__}, not {kind}; the record is skipped",
+            )
+    dose = (
+        resource.get("dosage", {}).get("dose")
+        if isinstance(resource.get("dosage"), MAPPING)
+        else None
+    )
     value = dose.get("value") if isinstance(dose, MAPPING) else None
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or (isinstance(value, float) and not math.isfinite(value))):
-        return RecordProblem(f"{where} (MedicationAdministration/{resource.get('id')})",
-                             "MedicationAdministration.dosage.dose.value",
-                             "is not a finite JSON number; the record is skipped")
+    if value is not None and (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        return RecordProblem(
+            f"{where} (MedicationAdministration/{resource.get('id')})",
+            "MedicationAdministration.dosage.dose.value",
+            "is not a finite JSON number; the record is skipped",
+        )
     return None
-
-

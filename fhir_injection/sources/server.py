@@ -11,10 +11,10 @@ already on the server) ride in the same batch Bundle.
 from __future__ import annotations
 
 import logging
-from itertools import chain
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Protocol
 
 from ..clock import minus
@@ -59,14 +59,18 @@ class Resolver:
         self.cache: dict[str, Mapping | None] = {}  # "Type/id" -> resource (None: known missing)
         self.by_patient: dict[tuple[str, str], list[Mapping]] = {}
         cs = client.capabilities()
-        self.has_type = {r.get("type") for rest in cs.get("rest") or [] for r in rest.get("resource") or []}
+        self.has_type = {
+            r.get("type") for rest in cs.get("rest") or [] for r in rest.get("resource") or []
+        }
 
     def remember(self, resource: Mapping) -> None:
         if resource.get("resourceType") and resource.get("id"):
             self.cache[f"{resource['resourceType']}/{resource['id']}"] = resource
 
     @staticmethod
-    def _references(admins: list[Mapping], cache: Mapping[str, Mapping | None]) -> tuple[set[str], set[str]]:
+    def _references(
+        admins: list[Mapping], cache: Mapping[str, Mapping | None]
+    ) -> tuple[set[str], set[str]]:
         """("Type/id" the administrations and their known encounters point to, their patients' ids).
 
         What counts as "points to" is the engine's own list (:func:`administration_references`,
@@ -117,7 +121,7 @@ class Resolver:
 
     def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
         """File the answers to :meth:`lookups`; an id asked for and not returned is known missing."""
-        for lk, found in zip(lookups, results):
+        for lk, found in zip(lookups, results, strict=True):
             if lk.param == "_id":
                 for resource, mode in found:
                     if mode == "match" and resource.get("resourceType") == lk.type:
@@ -134,8 +138,9 @@ class Resolver:
                     self.by_patient[(lk.type, pid)].append(resource)
                     self.remember(resource)
 
-    def fetch(self, admins: list[Mapping],
-              extra: Iterable[Lookup] = ()) -> list[list[tuple[dict, str]]] | None:
+    def fetch(
+        self, admins: list[Mapping], extra: Iterable[Lookup] = ()
+    ) -> list[list[tuple[dict, str]]] | None:
         """One round: what these administrations still need, plus ``extra`` searches, in one go.
 
         Returns the results of ``extra``; None when there was nothing to ask.
@@ -145,15 +150,19 @@ class Resolver:
         if not mine and not extra:
             return None
         results = self.client.lookup_many(mine + extra, self.chunk)
-        self.take(mine, results[:len(mine)])
-        return results[len(mine):]
+        self.take(mine, results[: len(mine)])
+        return results[len(mine) :]
 
     def context(self, admins: list[Mapping]) -> Context:
         """A Context with what the cache holds for these administrations."""
         refs, patients = self._references(admins, self.cache)
         held = (resource for key in refs if (resource := self.cache.get(key)) is not None)
-        scoped = (resource for rtype, _ in FOUND_BY_PATIENT for pid in patients
-                  for resource in self.by_patient.get((rtype, pid), ()))
+        scoped = (
+            resource
+            for rtype, _ in FOUND_BY_PATIENT
+            for pid in patients
+            for resource in self.by_patient.get((rtype, pid), ())
+        )
         return Context(chain(held, scoped))
 
 
@@ -203,14 +212,28 @@ def _sibling_lookups(client: FhirClient, admins: Sequence[Mapping]) -> list[Look
         spans = [(groups[0][0], set().union(*(p for _, p in groups)), groups[-1][0])]
     else:
         spans = [(d, p, d) for d, p in groups]
-    return [Lookup(MA, "subject", tuple(f"Patient/{p}" for p in sorted(patients)),
-                   (("effective-time", f"ge{(lo - timedelta(days=1)).isoformat()}"),
-                    ("effective-time", f"lt{(hi + timedelta(days=2)).isoformat()}"), *includes))
-            for lo, patients, hi in spans]
+    return [
+        Lookup(
+            MA,
+            "subject",
+            tuple(f"Patient/{p}" for p in sorted(patients)),
+            (
+                ("effective-time", f"ge{(lo - timedelta(days=1)).isoformat()}"),
+                ("effective-time", f"lt{(hi + timedelta(days=2)).isoformat()}"),
+                *includes,
+            ),
+        )
+        for lo, patients, hi in spans
+    ]
 
 
-def gather(source: FhirClient, resolver: Resolver, rider: Rider, page_admins: Sequence[Mapping],
-            same_server: bool) -> tuple[list[Mapping], Context]:
+def gather(
+    source: FhirClient,
+    resolver: Resolver,
+    rider: Rider,
+    page_admins: Sequence[Mapping],
+    same_server: bool,
+) -> tuple[list[Mapping], Context]:
     """Everything a page needs before it can be decided and posted, in as few requests as possible.
 
     Round 1 asks, together: what the page's administrations point to, their patients'
@@ -223,12 +246,14 @@ def gather(source: FhirClient, resolver: Resolver, rider: Rider, page_admins: Se
     known = {a.get("id") for a in page_admins}
     admins = list(page_admins)
     siblings: dict[str, Mapping] = {}
-    extra: list[Lookup] = sibs + (rider.lookups([a["id"] for a in page_admins]) if same_server else [])
+    extra: list[Lookup] = sibs + (
+        rider.lookups([a["id"] for a in page_admins]) if same_server else []
+    )
     for round_ in range(4):
         results = resolver.fetch(admins, extra)
         if results is None:
             break
-        answers = dict(zip(extra, results))
+        answers = dict(zip(extra, results, strict=True))
         for lk in sibs if round_ == 0 else ():
             for r, mode in answers.pop(lk, ()):
                 if mode != "match":
@@ -257,12 +282,20 @@ class SearchPull:
     name = "search"
 
     @classmethod
-    def for_run(cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem) -> SearchPull:
+    def for_run(
+        cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem
+    ) -> SearchPull:
         """The pull a sync run asks for (``options``: page_size, overlap_seconds)."""
         return cls(client, resolver, options.page_size, options.overlap_seconds, on_problem)
 
-    def __init__(self, client: FhirClient, resolver: Resolver, page_size: int, overlap_seconds: float,
-                 on_problem: OnProblem):
+    def __init__(
+        self,
+        client: FhirClient,
+        resolver: Resolver,
+        page_size: int,
+        overlap_seconds: float,
+        on_problem: OnProblem,
+    ):
         self.client = client
         self.resolver = resolver
         self.page_size = page_size
@@ -274,8 +307,13 @@ class SearchPull:
         """Do pages come oldest first (``_sort=_lastUpdated``), so the mark may advance page by page?"""
         return self.client.supports_sort(MA, "_lastUpdated")
 
-    def pages(self, since: str | None, recent: Mapping[str, list], mark: Callable[[], str | None],
-              numbered_from: int = 0) -> Iterator[list[dict]]:
+    def pages(
+        self,
+        since: str | None,
+        recent: Mapping[str, list],
+        mark: Callable[[], str | None],
+        numbered_from: int = 0,
+    ) -> Iterator[list[dict]]:
         """The administrations of each page (a page may give an empty list)."""
         params = search_params(self.client, since, self.page_size)
         number, restarts = numbered_from, 0
@@ -288,24 +326,37 @@ class SearchPull:
             except PagingExpired:
                 restarts += 1
                 if restarts > 5:
-                    raise FatalNetworkError("the server kept expiring the search's paging links") from None
-                log.warning("paging link expired after %d pages; searching again from the mark", number)
+                    raise FatalNetworkError(
+                        "the server kept expiring the search's paging links"
+                    ) from None
+                log.warning(
+                    "paging link expired after %d pages; searching again from the mark", number
+                )
                 last = mark()
-                params = search_params(self.client, minus(last, self.overlap) if last else since, self.page_size)
+                params = search_params(
+                    self.client, minus(last, self.overlap) if last else since, self.page_size
+                )
 
-    def _administrations(self, bundle: Mapping, number: int, recent: Mapping[str, list]) -> list[dict]:
+    def _administrations(
+        self, bundle: Mapping, number: int, recent: Mapping[str, list]
+    ) -> list[dict]:
         admins, included = [], []
         for e in bundle.get("entry") or []:
             resource = e.get("resource")
             mode = (e.get("search") or {}).get("mode", "match")
-            where = resource.get("resourceType", "?") + "/" + str(resource.get("id")) \
-                if isinstance(resource, dict) else f"page {number} entry"
+            where = (
+                resource.get("resourceType", "?") + "/" + str(resource.get("id"))
+                if isinstance(resource, dict)
+                else f"page {number} entry"
+            )
             problem = check_resource(resource, where) or check_shape(resource, where)
             if problem:
                 self.on_problem(problem)
                 continue
             if resource["resourceType"] == MA and mode == "match":
-                version = (resource.get("meta") or {}).get("versionId") or last_updated(resource) or ""
+                version = (
+                    (resource.get("meta") or {}).get("versionId") or last_updated(resource) or ""
+                )
                 if (recent.get(resource["id"]) or [None])[0] == version:
                     continue  # seen in the overlap window, same version
                 admins.append(resource)

@@ -9,19 +9,20 @@ references lazily through a small cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
 import os
 import sqlite3
 import tempfile
-from collections.abc import Mapping
-from typing import Iterator, cast
+from collections.abc import Iterator, Mapping
+from typing import cast
 
-from ..decision.context import Context
-from ..fhir.resources import patient_id_of
 from .. import fastjson
+from ..decision.context import Context
 from ..decision.model import MAPPING
 from ..errors import RecordProblem
+from ..fhir.resources import patient_id_of
 
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
@@ -48,8 +49,6 @@ def _version(resource: Mapping) -> tuple:
     return number, updated
 
 
-
-
 class Spool:
     """Resources by type/id and by patient, in a temporary SQLite file."""
 
@@ -68,10 +67,8 @@ class Spool:
 
     def close(self) -> None:
         self.db.close()
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.path)
-        except OSError:
-            pass
 
     def __enter__(self):
         return self
@@ -107,7 +104,9 @@ class Spool:
                 try:
                     body = json.dumps(resource, separators=(",", ":"))
                 except (RecursionError, ValueError, TypeError):
-                    on_problem(RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped"))
+                    on_problem(
+                        RecordProblem(f"{rtype}/{rid}", None, "nested too deeply to store; skipped")
+                    )
                     continue
             version = _version(resource)
             # a Patient is filed under itself, so that for_patient brings it with the rest
@@ -125,11 +124,19 @@ class Spool:
             if batch:
                 cur.executemany(_INSERT, batch)
                 batch.clear()
-            old = cur.execute("SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)).fetchone()
+            old = cur.execute(
+                "SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)
+            ).fetchone()
             if old is not None:
                 if old == version:
-                    on_problem(RecordProblem(f"{rtype}/{rid}", "id", "appears more than once with the same "
-                                             "version; the later record is used"))
+                    on_problem(
+                        RecordProblem(
+                            f"{rtype}/{rid}",
+                            "id",
+                            "appears more than once with the same "
+                            "version; the later record is used",
+                        )
+                    )
                 elif old > version:
                     continue
             else:
@@ -148,7 +155,9 @@ class Spool:
         row = self.db.execute("SELECT body FROM res WHERE type=? AND id=?", key).fetchone()
         value = _load(row[0]) if row else None
         if len(self._cache) >= self._cache_size:
-            del self._cache[next(iter(self._cache))]  # the oldest: a patient's lookups come together
+            del self._cache[
+                next(iter(self._cache))
+            ]  # the oldest: a patient's lookups come together
         self._cache[key] = value
         return value
 
@@ -159,8 +168,10 @@ class Spool:
 
     def patients(self) -> Iterator[str | None]:
         """Patient ids that have administrations, sorted; None last for those naming no patient."""
-        rows = self.db.execute("SELECT DISTINCT patient FROM res WHERE type='MedicationAdministration' "
-                               "ORDER BY patient IS NULL, patient").fetchall()
+        rows = self.db.execute(
+            "SELECT DISTINCT patient FROM res WHERE type='MedicationAdministration' "
+            "ORDER BY patient IS NULL, patient"
+        ).fetchall()
         for (pid,) in rows:
             yield pid
 
@@ -169,12 +180,15 @@ class Spool:
         Patient itself (the rest is looked up when referenced)."""
         ctx = Context(lookup=self.get)  # the rest is looked up when referenced
         if patient_id is None:
-            rows = self.db.execute("SELECT body FROM res WHERE type='MedicationAdministration' "
-                                   "AND patient IS NULL ORDER BY id").fetchall()
+            rows = self.db.execute(
+                "SELECT body FROM res WHERE type='MedicationAdministration' "
+                "AND patient IS NULL ORDER BY id"
+            ).fetchall()
             return [_load(r[0]) for r in rows], ctx
         admins = []
-        for rtype, rid, body in self.db.execute("SELECT type, id, body FROM res WHERE patient=? ORDER BY type, id",
-                                                (patient_id,)):
+        for rtype, rid, body in self.db.execute(
+            "SELECT type, id, body FROM res WHERE patient=? ORDER BY type, id", (patient_id,)
+        ):
             resource = _load(body)
             if rtype == "MedicationAdministration":
                 admins.append(resource)

@@ -1,0 +1,61 @@
+"""The run's configuration: the choices a billing team makes, read from a TOML file (``--config``).
+
+See README "Configuration". The rule tables themselves are :mod:`fhir_injection.rules`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .decision.rules import REQUIRED_GAPS, Config
+from .errors import ConfigError
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML config file (see README "Configuration"); None gives the defaults.
+
+    ::
+
+        identifier_system = "urn:fhir-injection:claim"   # business identifier namespace
+        billing_provider = "Organization/clinic-1"        # when the encounter names none
+        jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
+        [severity]
+        missing-consent = "info"
+        missing-site = "error"
+        [distinct_modifier]
+        medicare = "XS"
+    """
+    import tomllib
+
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p}: {exc}") from None
+    known = {"severity", "distinct_modifier", "jw_jz", "identifier_system", "billing_provider"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file {p}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    severity = data.get("severity", {})
+    unknown_gaps = sorted(set(severity) - set(REQUIRED_GAPS))
+    if unknown_gaps:
+        raise ConfigError(
+            f"config file {p}: [severity] names unknown gap code(s) {', '.join(unknown_gaps)}"
+        )
+    system = data.get("identifier_system", Config.identifier_system)
+    if not isinstance(system, str) or ":" not in system or "|" in system:
+        raise ConfigError(f"config file {p}: identifier_system must be a URI without '|'")
+    return Config(
+        severity=dict(severity),
+        distinct_modifier=dict(data.get("distinct_modifier", {})),
+        jw_jz=bool(data.get("jw_jz", True)),
+        identifier_system=system,
+        billing_provider=data.get("billing_provider"),
+    )

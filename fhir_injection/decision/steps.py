@@ -1,0 +1,500 @@
+"""Pass 1 of the decision, step by step: what one administration is, from its own record and what
+it points to.
+
+:func:`~fhir_injection.decision.engine._decide_one` runs these steps in order (the order of the
+gaps). Each reads the facts earlier steps set on the :class:`_Case` and sets its own; the names
+stay private to the decision package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+
+from ..fhir.resources import ref_key
+from .clinical import (
+    active_consent,
+    active_coverage,
+    body_site,
+    diagnoses,
+    em_codes,
+    payer_type_of,
+    route_of,
+)
+from .context import AdministrationPointers, Context, EncounterPointers
+from .elements import as_date, parse_time, period, within
+from .medication import Medication, drug_units, ndc_quantity, resolve_medication
+from .model import MAPPING, Coding, Decision, Gap, Line
+from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rules
+
+#: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
+#: encounters, clinicians and clinics come back for administration after administration
+_ref_key = lru_cache(maxsize=1024)(ref_key)
+
+
+class _Gaps:
+    items: list[Gap]
+
+    def __init__(self, rules: Rules, config: Config):
+        self.rules, self.config, self.items = rules, config, []
+
+    def add(self, code: str, detail: str | None = None, severity: str | None = None) -> None:
+        gap_type = self.rules.gaps[code]
+        message = gap_type.definition if not detail else f"{detail}. {gap_type.definition}"
+        sev = severity or self.config.severity.get(code, gap_type.severity)
+        self.items.append(Gap(code, sev, message, gap_type.field, gap_type.source))
+
+    def has(self, code: str) -> bool:
+        # A loop, not any(...): no generator is made per call on the hot path.
+        for gap in self.items:  # noqa: SIM110
+            if gap.code == code:
+                return True
+        return False
+
+
+@dataclass
+class _Draft:
+    """Pass-1 result for one administration; pass 2 adds the same-day rules."""
+
+    admin: Mapping
+    decision: Decision
+    when: datetime | date | None
+    duplicate_key: tuple | None
+    identifiers: tuple[str, ...]
+    gaps: _Gaps
+
+
+def replace(record, **changes):
+    """``dataclasses.replace`` for the engine's frozen records (no ``__post_init__``, every field set
+    by ``__init__``): a copy of the instance's fields with ``changes``, without a call through
+    ``__init__``; several times quicker, and the engine makes one or more per administration."""
+    copy = object.__new__(type(record))
+    vars(copy).update(vars(record), **changes)
+    return copy
+
+
+def _first(key: str, version, **changes) -> Decision:
+    """The decision of an administration that stops early (void, not given, inside a facility's payment)."""
+    return Decision(
+        administration=key,
+        version=version,
+        **{"outcome": "not-billable", "procedure": None, **changes},
+    )
+
+
+class _Case:
+    """One administration being decided: its inputs, and the facts the steps have found so far.
+
+    Each step of :func:`_decide_one` reads what earlier steps set and sets its own facts; a plain
+    slotted class, as one is made per administration.
+    """
+
+    __slots__ = (
+        "admin",
+        "ctx",
+        "rules",
+        "config",
+        "gaps",  # the inputs, and the gaps found so far
+        "key",
+        "version",
+        "effective",
+        "when",
+        "identifiers",
+        "refs",  # the administration
+        # the steps' facts, in step order
+        "patient_ref",
+        "patient_id",
+        "med",
+        "dosage",
+        "route",
+        "route_problem",
+        "encounter_ref",
+        "encounter",
+        "encounter_refs",
+        "setting",
+        "pos",
+        "procedure",
+        "outcome",
+        "when_date",
+        "coverage",
+        "payer_type",
+        "payer",
+        "drug",
+        "units",
+        "dose",
+        "body_site",
+        "site_text",
+        "performer",
+        "diagnoses",
+        "modifiers",
+        "lines",
+        "provider",
+    )
+    # the slots' types (annotations only: no class attribute to clash with a slot)
+    admin: Mapping
+    ctx: Context
+    rules: Rules
+    config: Config
+    gaps: _Gaps
+    key: str
+    version: str | None
+    effective: object  # effective[x] as written; only a str is carried onto the Decision
+    when: datetime | date | None
+    identifiers: tuple[str, ...]
+    refs: AdministrationPointers
+    patient_ref: str | None
+    patient_id: str | None
+    med: Medication
+    dosage: Mapping
+    route: str | None
+    route_problem: str | None
+    encounter_ref: str | None
+    encounter: Mapping | None
+    encounter_refs: EncounterPointers | None
+    setting: str
+    pos: str
+    procedure: str | None
+    outcome: str | None
+    when_date: date | None
+    coverage: Mapping | None
+    payer_type: str | None
+    payer: PayerRule
+    drug: Drug | None
+    units: int | None
+    dose: tuple[Decimal, str] | None
+    body_site: tuple[Coding, ...]
+    site_text: str | None
+    performer: str | None
+    diagnoses: list[Coding]
+    modifiers: list[str]
+    lines: tuple[Line, ...]
+    provider: str | None
+
+    def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
+        self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
+        self.gaps = _Gaps(rules, config)
+        self.key = f"MedicationAdministration/{admin.get('id')}"
+        meta = admin.get(
+            "meta"
+        )  # usually absent: None is not asked whether it is a Mapping (a slow check)
+        self.version = (
+            meta.get("versionId") if meta is not None and isinstance(meta, MAPPING) else None
+        )
+        effective = admin.get("effectiveDateTime")
+        if effective is None and isinstance(admin.get("effectivePeriod"), MAPPING):
+            effective = admin["effectivePeriod"].get("start")
+        self.effective = effective
+        self.when = parse_time(effective)
+        items = admin.get("identifier")
+        self.identifiers = (
+            ()
+            if not isinstance(items, list)
+            else tuple(
+                sorted(
+                    [
+                        f"{i.get('system')}|{i.get('value')}"
+                        for i in items
+                        if isinstance(i, MAPPING) and i.get("value")
+                    ]
+                )
+            )
+        )
+
+
+def _patient(c: _Case) -> None:
+    """The Patient that subject points to."""
+    subject = c.refs.subject
+    patient = c.ctx.get(subject, "Patient")
+    c.patient_ref = _ref_key(subject) if patient else None
+    if patient is None:
+        c.gaps.add(
+            "missing-patient",
+            "MedicationAdministration.subject points to no Patient"
+            if subject
+            else "MedicationAdministration.subject is missing",
+        )
+    c.patient_id = patient.get("id") if patient else None
+
+
+def _medication(c: _Case) -> None:
+    c.med = resolve_medication(c.admin, c.refs, c.ctx, c.rules)
+    if not c.med.found:
+        c.gaps.add("missing-medication", c.med.reason)
+
+
+def _route(c: _Case) -> None:
+    c.dosage = value if isinstance(value := c.admin.get("dosage"), MAPPING) else {}
+    c.route, c.route_problem = route_of(c.dosage, c.rules)
+
+
+def _encounter_and_setting(c: _Case) -> None:
+    """The Encounter that context points to, and from its class the setting and place of service."""
+    reference = c.encounter_ref = c.refs.encounter
+    encounter = c.encounter = c.ctx.get(reference, "Encounter")
+    c.encounter_refs = None
+    c.setting, c.pos = "office", "11"
+    if encounter is None:
+        c.gaps.add(
+            "missing-encounter",
+            "MedicationAdministration.context points to no Encounter"
+            if reference
+            else "MedicationAdministration.context is missing",
+        )
+        return
+    c.encounter_refs = EncounterPointers(encounter)
+    enc_class = value if isinstance(value := encounter.get("class"), MAPPING) else {}
+    # the class as written: a system or code that is not text finds nothing
+    found = c.rules.settings.get((enc_class.get("system"), enc_class.get("code")))  # type: ignore[arg-type]
+    if found:
+        c.setting, c.pos = found.setting, found.place_of_service
+    if c.setting == "virtual":
+        c.gaps.add(
+            "missing-encounter",
+            "The linked encounter is virtual (class VR): no injection is given in a "
+            "virtual visit; link the in-person encounter",
+        )
+        c.setting, c.pos = "office", "11"
+
+
+def _procedure(c: _Case) -> None:
+    """96372, or not: a vaccine, an anti-neoplastic drug, a route other than SC/IM (the setting comes later)."""
+    med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
+    procedure: str | None = "96372"
+    outcome: str | None = None  # decided at the end for the 96372 path
+    if med.vaccine is not None:
+        procedure, outcome = None, "not-96372"
+    elif (
+        med.drug is not None
+        and med.drug.drug_class in rules.antineoplastic
+        and route in (SC_IM | {None})
+    ):
+        procedure, outcome = rules.antineoplastic[med.drug.drug_class], "not-96372"
+        gaps.add(
+            "antineoplastic",
+            f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: bill {procedure}",
+        )
+        if route is None:
+            gaps.add("missing-route", c.route_problem)
+    elif route is not None and route not in SC_IM:
+        proc = rules.procedures[route]
+        procedure, outcome = proc.code, proc.outcome
+        gaps.add(
+            "route-not-sc-im", f"Route is {route}" + (f": {proc.code} applies" if proc.code else "")
+        )
+    elif route is None:
+        gaps.add("missing-route", c.route_problem)
+    c.procedure, c.outcome = procedure, outcome
+
+
+def _coverage_and_payer(c: _Case) -> None:
+    """The Coverage in force on the day and its payer type (a vaccine's administration code depends on it)."""
+    when, rules = c.when, c.rules
+    c.when_date = as_date(when) if when is not None else None
+    coverage = c.coverage = active_coverage(c.ctx.for_patient("Coverage", c.patient_id), when)
+    payer_type = c.payer_type = payer_type_of(coverage, rules) if coverage else None
+    c.payer = rules.payer(payer_type)
+    if c.med.vaccine is not None:
+        v = c.med.vaccine
+        c.procedure = (
+            rules.vaccine_admin.get((payer_type or "commercial", v.group))
+            or rules.vaccine_admin.get((payer_type or "commercial", "*"))
+            or rules.vaccine_admin[("*", "*")]
+        )
+        c.gaps.add(
+            "vaccine", f"CVX {v.cvx} ({v.display}, product {v.product_code}): bill {c.procedure}"
+        )
+
+
+def _inside_facility_payment(c: _Case) -> _Draft:
+    """An inpatient or hospital outpatient 96372: the facility bills it, so the decision stops here."""
+    drug, units, _, _ = drug_units(c.med, c.dosage, c.rules)
+    if c.setting == "inpatient":
+        c.gaps.add(
+            "facility-setting", "Inpatient encounter: administration is inside the DRG payment"
+        )
+    else:
+        c.gaps.add(
+            "facility-setting",
+            f"Hospital outpatient/emergency encounter (POS {c.pos}): the facility "
+            "bills 96372 on its institutional claim",
+        )
+    decision = _first(
+        c.key,
+        c.version,
+        procedure="96372",
+        gaps=tuple(c.gaps.items),
+        patient=c.patient_ref,
+        encounter=_ref_key(c.encounter_ref),
+        setting=c.setting,
+        place_of_service=c.pos,
+        drug=drug.hcpcs if drug else None,
+        units=units,
+        medication_text=c.med.text,
+    )
+    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+
+
+def _time(c: _Case) -> None:
+    if c.when is None:
+        c.gaps.add(
+            "missing-time",
+            "effective[x] is missing"
+            if c.effective is None
+            else "effective[x] is not a full date or date-time",
+        )
+    elif c.encounter is not None:
+        start, end = period(c.encounter)
+        if (start or end) and not within(c.when, start, end):
+            c.gaps.add("time-outside-encounter")
+
+
+def _dose_and_drug(c: _Case) -> None:
+    c.drug, c.units, c.dose, problems = drug_units(c.med, c.dosage, c.rules)
+    for code, detail in problems:
+        c.gaps.add(code, detail)
+
+
+def _site(c: _Case) -> None:
+    c.body_site, c.site_text, problem = body_site(c.dosage, c.rules)
+    if problem:
+        c.gaps.add("missing-site", problem[:1].upper() + problem[1:])
+
+
+def _performer(c: _Case) -> None:
+    """The first performer.actor that points to a Practitioner or PractitionerRole."""
+    c.performer = None
+    for reference in c.refs.performers:
+        found = c.ctx.get(reference)
+        if found and found.get("resourceType") in ("Practitioner", "PractitionerRole"):
+            c.performer = _ref_key(reference)
+            break
+    if c.performer is None:
+        c.gaps.add(
+            "missing-performer",
+            "performer.actor points to no Practitioner"
+            if c.admin.get("performer")
+            else "No performer",
+        )
+
+
+def _diagnosis_consent_coverage(c: _Case) -> None:
+    c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
+    if not c.diagnoses:
+        c.gaps.add("missing-diagnosis")
+    if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.when) is None:
+        c.gaps.add("missing-consent")
+    if c.patient_id and c.coverage is None:
+        c.gaps.add("missing-coverage")
+
+
+def _payer_rules(c: _Case) -> None:
+    """The payer's rules on the 96372 path: E/M the same day, self-administered drug, NDC, JZ."""
+    c.modifiers = []
+    if c.outcome is not None:
+        return
+    drug, payer, payer_type = c.drug, c.payer, c.payer_type
+    em = em_codes(c.encounter, c.ctx.for_patient("ChargeItem", c.patient_id), c.when_date, c.rules)
+    if em:
+        detail = f"E/M {', '.join(em)} on the same encounter or day: put modifier 25 on the E/M"
+        if "99211" in em and not payer.pays_99211_with_injection:
+            detail += (
+                f"; {payer_type} pays no 99211 with an injection: drop the 99211 and bill 96372"
+            )
+        c.gaps.add("em-same-day", detail)
+    if drug is not None and drug.self_administered and payer_type == "medicare":
+        c.gaps.add("self-administered-drug", f"{drug.hcpcs} is on the self-administered drug list")
+    if payer.requires_ndc and c.med.found and c.med.ndc is None:
+        c.gaps.add("missing-ndc", f"{payer_type} requires the NDC")
+    if drug is not None and drug.single_dose and payer.jw_jz and c.config.jw_jz:
+        c.modifiers.append("JZ")
+
+
+def _lines(c: _Case) -> None:
+    """On the 96372 path: the administration line, and the drug line when there is a drug."""
+    if c.outcome is not None:
+        c.lines = ()
+        return
+    fee = c.rules.fee("96372", c.setting)
+    administration = Line(
+        "administration",
+        SYSTEM_CPT,
+        "96372",
+        c.rules.procedures["subcutaneous"].description,
+        (),
+        1,
+        fee.amount if fee else None,
+    )
+    drug = c.drug
+    c.lines = (administration, _drug_line(c, drug)) if drug is not None else (administration,)
+
+
+def _drug_line(c: _Case, drug: Drug) -> Line:
+    """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name and dose."""
+    dose, med = c.dose, c.med
+    fee = c.rules.fee(drug.hcpcs, c.setting)
+    text = None
+    if drug.hcpcs == "J3490":
+        text = " ".join(filter(None, [med.text, f"{dose[0]} {dose[1]}" if dose else None])) or None
+    ndc_qty, ndc_unit = ndc_quantity(med, dose)
+    return Line(
+        "drug",
+        SYSTEM_HCPCS,
+        drug.hcpcs,
+        drug.description,
+        tuple(c.modifiers),
+        c.units,
+        fee.amount if fee and fee.per == "unit" else None,
+        med.ndc,
+        ndc_qty,
+        ndc_unit,
+        text,
+    )
+
+
+def _billing_provider(c: _Case) -> None:
+    """The encounter's organisation, else the configured one, else the performer."""
+    provider = None
+    if c.encounter_refs is not None:  # made exactly when the encounter was found
+        reference = c.encounter_refs.provider
+        if c.ctx.get(reference, "Organization"):
+            provider = _ref_key(reference)
+    c.provider = provider or c.config.billing_provider or c.performer
+
+
+def _decision(c: _Case) -> _Draft:
+    """The pass-1 Decision, and the key pass 2 finds duplicates by (patient, drug, dose, route, time)."""
+    coverage, when_date, drug, effective = c.coverage, c.when_date, c.drug, c.effective
+    decision = Decision(
+        administration=c.key,
+        version=c.version,
+        outcome=c.outcome or "claim",
+        procedure=c.procedure,
+        gaps=tuple(c.gaps.items),
+        lines=c.lines,
+        patient=c.patient_ref,
+        encounter=_ref_key(c.encounter_ref) if c.encounter else None,
+        coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
+        payer_type=c.payer_type,
+        provider=c.provider,
+        performer=c.performer,
+        service_date=when_date.isoformat() if when_date else None,
+        effective=effective if isinstance(effective, str) else None,
+        setting=c.setting,
+        place_of_service=c.pos,
+        body_site=c.body_site,
+        body_site_text=c.site_text,
+        diagnoses=tuple(c.diagnoses),
+        drug=drug.hcpcs if drug else None,
+        units=c.units,
+        medication_text=c.med.text,
+    )
+    dup_key = None
+    if c.outcome is None and c.patient_id and effective:
+        drug_id = (
+            drug.hcpcs if drug and drug.hcpcs != "J3490" else (c.med.text or "").lower()
+        ) or None
+        dup_key = (c.patient_id, drug_id, str(c.dose) if c.dose else None, c.route, effective)
+    return _Draft(c.admin, decision, c.when, dup_key, c.identifiers, c.gaps)
