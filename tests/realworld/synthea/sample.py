@@ -34,8 +34,19 @@ from pathlib import Path
 # The types fhir_injection reads (README, "What it does"). Synthea 3.3 writes Patient, Encounter,
 # Condition, Medication, MedicationAdministration, Organization, Practitioner and PractitionerRole of
 # these; no Coverage, Consent or ChargeItem.
-READ_TYPES = ("MedicationAdministration", "Encounter", "Patient", "Practitioner", "PractitionerRole",
-              "Organization", "Condition", "Medication", "Coverage", "Consent", "ChargeItem")
+READ_TYPES = (
+    "MedicationAdministration",
+    "Encounter",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Condition",
+    "Medication",
+    "Coverage",
+    "Consent",
+    "ChargeItem",
+)
 ALSO_KEPT = ("Location",)  # unread today; issue 11 (dates of service in local time) may read it
 UNREAD_SAMPLE = "Observation"  # the one file of a type the adapter never reads
 
@@ -45,13 +56,15 @@ PROVIDER_BUNDLE = re.compile(r"^(hospitalInformation|practitionerInformation)\d*
 
 def write_gzip(path: Path, data: bytes) -> None:
     """gzip with no file name and time 0 in its header, so the same data gives the same bytes."""
-    with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                               compresslevel=9) as gz:
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+    ):
         gz.write(data)
 
 
 def first_lines(path: Path, count: int) -> bytes:
-    out = []
+    out: list[bytes] = []
     with path.open("rb") as fh:
         for line in fh:
             if len(out) == count:
@@ -100,7 +113,7 @@ def bundle_entries(text: str) -> tuple[str, list[tuple[int, int, dict]], str]:
         value, end = decoder.raw_decode(text, pos)
         entries.append((pos, end, value))
         pos = end
-    return text[:start.end()], entries, text[pos:]
+    return text[: start.end()], entries, text[pos:]
 
 
 def filter_bundle(text: str, keep: tuple[str, ...]) -> tuple[str, dict[str, int]]:
@@ -109,13 +122,15 @@ def filter_bundle(text: str, keep: tuple[str, ...]) -> tuple[str, dict[str, int]
     head, entries, tail = bundle_entries(text)
     if not entries:
         return text, {}
-    lead = text[len(head):entries[0][0]]
-    between = text[entries[0][1]:entries[1][0]] if len(entries) > 1 else ", "
-    trail = text[entries[-1][1]:len(text) - len(tail)]
+    lead = text[len(head) : entries[0][0]]
+    between = text[entries[0][1] : entries[1][0]] if len(entries) > 1 else ", "
+    trail = text[entries[-1][1] : len(text) - len(tail)]
     kept = [(s, e, v) for s, e, v in entries if v.get("resource", {}).get("resourceType") in keep]
     counts: dict[str, int] = {}
     for _, _, value in kept:
-        counts[value["resource"]["resourceType"]] = counts.get(value["resource"]["resourceType"], 0) + 1
+        counts[value["resource"]["resourceType"]] = (
+            counts.get(value["resource"]["resourceType"], 0) + 1
+        )
     body = lead + between.join(text[s:e] for s, e, _ in kept) + trail if kept else ""
     result = head + body + tail
     json.loads(result)  # still one JSON document
@@ -149,18 +164,27 @@ def sample_bundles(source: Path, target: Path, how_many: int) -> dict[str, dict[
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run", type=Path, help="the OUT folder of run.sh (with bulk/fhir and bundles/fhir)")
-    p.add_argument("target", type=Path, help="where the sample goes (fixtures/synthea); bulk/ and bundles/ "
-                   "in it are replaced")
+    p.add_argument(
+        "run", type=Path, help="the OUT folder of run.sh (with bulk/fhir and bundles/fhir)"
+    )
+    p.add_argument(
+        "target",
+        type=Path,
+        help="where the sample goes (fixtures/synthea); bulk/ and bundles/ in it are replaced",
+    )
     p.add_argument("--observation-lines", type=int, default=50)
-    p.add_argument("--bundles", type=int, default=4, help="per-patient Bundles to keep (default: %(default)s)")
+    p.add_argument(
+        "--bundles", type=int, default=4, help="per-patient Bundles to keep (default: %(default)s)"
+    )
     args = p.parse_args(argv)
     for sub in ("bulk", "bundles"):
         if (args.target / sub).exists():
             shutil.rmtree(args.target / sub)
     lines = sample_bulk(args.run / "bulk" / "fhir", args.target / "bulk", args.observation_lines)
     bundles = sample_bundles(args.run / "bundles" / "fhir", args.target / "bundles", args.bundles)
-    json.dump({"bulk_lines": lines, "bundle_entries": bundles}, sys.stdout, indent=1, sort_keys=True)
+    json.dump(
+        {"bulk_lines": lines, "bundle_entries": bundles}, sys.stdout, indent=1, sort_keys=True
+    )
     print()
     return 0
 
