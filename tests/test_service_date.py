@@ -419,3 +419,13 @@ def test_fixed_offsets_from_the_encounter_are_not_a_zone_lookup():
     zone = localtime.clinic_zone(datetime(2026, 10, 2, 0, 30, tzinfo=timezone.utc),
                                  {"period": {"start": "2026-10-01T19:10:00-04:00"}}, None, Context(), Config())
     assert zone is not None and zone.utcoffset(None) == timedelta(hours=-4)
+
+
+def test_the_command_refuses_a_bad_timezone_before_reading_anything(tmp_path, capsys):
+    from fhir_injection import cli
+    from fhir_injection.errors import EXIT_USAGE
+    path = _config_file(tmp_path, 'timezone = "Eastern Standard Time"\n')
+    assert cli.main(["--config", str(path), "sync", "--source", str(tmp_path), "--target",
+                     str(tmp_path / "out")]) == EXIT_USAGE
+    assert "timezone" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
