@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .decision.localtime import zone_named
 from .decision.rules import REQUIRED_GAPS, Config
 from .errors import ConfigError
 
@@ -19,6 +20,7 @@ def load_config(path: str | Path | None) -> Config:
         identifier_system = "urn:fhir-injection:claim"   # business identifier namespace
         billing_provider = "Organization/clinic-1"        # when the encounter names none
         jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
+        timezone = "America/New_York"                     # the clinic's IANA time zone
         [severity]
         missing-consent = "info"
         missing-site = "error"
@@ -36,7 +38,14 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"config file {p} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p}: {exc}") from None
-    known = {"severity", "distinct_modifier", "jw_jz", "identifier_system", "billing_provider"}
+    known = {
+        "severity",
+        "distinct_modifier",
+        "jw_jz",
+        "identifier_system",
+        "billing_provider",
+        "timezone",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -52,10 +61,17 @@ def load_config(path: str | Path | None) -> Config:
     system = data.get("identifier_system", Config.identifier_system)
     if not isinstance(system, str) or ":" not in system or "|" in system:
         raise ConfigError(f"config file {p}: identifier_system must be a URI without '|'")
+    timezone = data.get("timezone")
+    if timezone is not None and (not isinstance(timezone, str) or zone_named(timezone) is None):
+        raise ConfigError(
+            f"config file {p}: timezone {timezone!r} is not an IANA time zone name "
+            "(such as 'America/New_York'; see https://www.iana.org/time-zones)"
+        )
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
         jw_jz=bool(data.get("jw_jz", True)),
         identifier_system=system,
         billing_provider=data.get("billing_provider"),
+        timezone=timezone,
     )

@@ -32,7 +32,7 @@ BASE = "https://fhir.example.org/fhir"
 MA = "MedicationAdministration"
 T0 = datetime(2026, 10, 5, 16, 0, tzinfo=timezone.utc)
 INCLUDES = [f"{MA}:context", f"{MA}:subject", f"{MA}:medication", f"{MA}:performer"]
-TYPES = ["Patient", "Encounter", "Practitioner", "Organization", "Condition", "Coverage", "Consent",
+TYPES = ["Patient", "Encounter", "Practitioner", "Organization", "Location", "Condition", "Coverage", "Consent",
          "ChargeItem", "Medication", "Claim", "Task"]
 
 

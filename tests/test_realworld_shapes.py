@@ -8,6 +8,11 @@ a Task is opened). The consent rule is project configuration, not a coder's call
 'assumptions'), so ``missing-consent`` is left out of the comparison. A target not yet in
 ``ENFORCED`` is work still to do (issue 11); ``test_enforced_targets_are_all_known`` keeps the
 list honest, and the last test reports how many targets hold today.
+
+A case whose clinic makes a configuration choice the data cannot carry (its time zone, when every
+instant is in UTC and no resource names a zone) has it in ``<case>.config.toml`` beside the case
+folder, read as ``--config`` would read it; every other case runs with the default ``Config()``.
+The file sits outside the folder: an EHR's export holds no clinic configuration.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_injection import Config, load_rules, run_folder
+from fhir_injection import Config, load_config, load_rules, run_folder
 
 ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "realworld"
 EXPECTED = json.loads((ROOT / "expected.json").read_text(encoding="utf-8"))["cases"]
@@ -25,6 +30,7 @@ IGNORED_GAPS = {"missing-consent"}
 
 #: (case, administration id) whose target decision holds and must keep holding.
 ENFORCED: set[tuple[str, str]] = {
+    ("oracle-im-contained-utc", "198800301"),
     ("oracle-im-contained-utc", "198800302"),
     ("epic-im-office", "eRwFixtureMA.01eF3"),
     ("route-text-only", "rw-rtx-ma-2"),
@@ -39,6 +45,12 @@ ENFORCED: set[tuple[str, str]] = {
 }
 
 
+def case_config(case: str) -> Config:
+    """The clinic's configuration for a case: ``<case>.config.toml`` beside it, else the defaults."""
+    path = ROOT / f"{case}.config.toml"
+    return load_config(path) if path.is_file() else Config()
+
+
 def _targets() -> list[tuple[str, str]]:
     return [(case, a["administration"].split("/", 1)[1])
             for case, body in EXPECTED.items() for a in body["administrations"]]
@@ -50,7 +62,7 @@ def decided(tmp_path_factory) -> dict[str, dict]:
     rules, out = load_rules(), {}
     for case in EXPECTED:
         target = tmp_path_factory.mktemp(case)
-        run_folder(ROOT / case, target, rules, Config(), "2026-11-30T12:00:00Z")
+        run_folder(ROOT / case, target, rules, case_config(case), "2026-11-30T12:00:00Z")
         report = json.loads((target / "report.json").read_text(encoding="utf-8"))
         tasks = {json.loads(line)["focus"]["reference"]
                  for line in (target / "Task.ndjson").read_text(encoding="utf-8").splitlines() if line}

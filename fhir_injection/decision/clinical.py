@@ -7,11 +7,12 @@ returns plain values; the engine turns them into gaps and lines.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, tzinfo
 
 from ..fhir.resources import ref_key
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, as_list, codings, concept_text, parse_time, period, within
+from .localtime import local
 from .model import MAPPING, Coding
 from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, Rules
 
@@ -160,9 +161,14 @@ def payer_type_of(coverage: Mapping, rules: Rules) -> str:
 
 
 def em_codes(
-    encounter: Mapping | None, charge_items: list[Mapping], service_date: date | None, rules: Rules
+    encounter: Mapping | None,
+    charge_items: list[Mapping],
+    service_date: date | None,
+    rules: Rules,
+    zone: tzinfo | None = None,
 ) -> list[str]:
-    """E/M visit codes on the same encounter (its type, its ChargeItems) or the same day (ChargeItems)."""
+    """E/M visit codes on the same encounter (its type, its ChargeItems) or the same day (ChargeItems;
+    a ChargeItem's instant is read in the clinic's ``zone``, as the service date is)."""
     codes = []
     if encounter:
         for concept in as_list(encounter.get("type")):
@@ -180,7 +186,11 @@ def em_codes(
         context = value if isinstance(value := item.get("context"), MAPPING) else {}
         same_encounter = enc_key and ref_key(context.get("reference")) == enc_key
         when = parse_time(item.get("occurrenceDateTime"))
-        same_day = service_date is not None and when is not None and as_date(when) == service_date
+        same_day = (
+            service_date is not None
+            and when is not None
+            and as_date(local(when, zone)) == service_date
+        )
         if not (same_encounter or same_day):
             continue
         for c in codings(item.get("code")):

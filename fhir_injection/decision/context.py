@@ -134,15 +134,17 @@ class AdministrationPointers:
 class EncounterPointers:
     """The same for the administration's Encounter."""
 
-    __slots__ = ("provider", "diagnoses", "reasons")
+    __slots__ = ("provider", "diagnoses", "reasons", "locations")
     provider: str | None
     diagnoses: list[str | None]
     reasons: list[str | None]
+    locations: list[str | None]
 
     TYPES = (
         ("provider", "Organization", False),
         ("diagnoses", "Condition", True),
         ("reasons", "Condition", True),
+        ("locations", "Location", True),
     )
 
     def __init__(self, encounter: Mapping):
@@ -157,6 +159,13 @@ class EncounterPointers:
             for item in items:
                 diagnoses.append(_reference(item.get("condition")))
         self.reasons = _references(encounter.get("reasonReference"))  # Conditions
+        # the Location of each location entry (its time zone, for the clinic's local day)
+        self.locations = locations = []
+        items = encounter.get("location")
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, MAPPING):
+                    locations.append(_reference(item.get("location")))
 
 
 def administration_references(admin: Mapping) -> Iterator[tuple[str, str | None]]:

@@ -15,8 +15,8 @@ The decision runs in two passes:
    its units), :mod:`.clinical` (route, site, diagnoses, consent, coverage, E/M) and
    :mod:`.elements` (lists, codes, times), and follow references through the pointer views
    of :mod:`.context`;
-2. per patient and service date: duplicates, the distinct-procedure modifier on
-   the 2nd and later injection, and the MUE limit.
+2. per patient and service date (the clinic's local day, :mod:`.localtime`): duplicates, the
+   distinct-procedure modifier on the 2nd and later injection, and the MUE limit.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from .steps import (
     _Gaps,
     _inside_facility_payment,
     _lines,
+    _local_time,
     _medication,
     _patient,
     _payer_rules,
@@ -85,6 +86,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     _medication(c)
     _route(c)
     _encounter_and_setting(c)
+    _local_time(c)
     _procedure(c)
     _coverage_and_payer(c)
     if c.outcome is None and c.setting in ("inpatient", "facility"):

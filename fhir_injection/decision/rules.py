@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from decimal import Decimal
 
 from ..errors import ConfigError
+from .localtime import zone_named
 
 ROUTES = {
     "subcutaneous",
@@ -194,7 +196,9 @@ class Config:
 
     ``severity`` overrides gap severities (only ``missing-consent`` and ``missing-site``
     are meant to be tuned, but any gap may be). ``distinct_modifier`` overrides the
-    payers.csv choice per payer type, e.g. ``{"medicare": "XS"}``.
+    payers.csv choice per payer type, e.g. ``{"medicare": "XS"}``. ``timezone`` is the clinic's
+    IANA time zone (``America/New_York``), used for dates of service when the data names none
+    (:mod:`.localtime`); :attr:`zone` is that zone, looked up once here.
     """
 
     severity: Mapping[str, str] = field(default_factory=dict)
@@ -202,8 +206,18 @@ class Config:
     jw_jz: bool = True
     identifier_system: str = "urn:fhir-injection:claim"
     billing_provider: str | None = None  # "Organization/<id>" used when the encounter names none
+    timezone: str | None = None  # IANA name; None: an instant's date is its own offset's
+    zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.timezone is not None:
+            zone = zone_named(self.timezone) if isinstance(self.timezone, str) else None
+            if zone is None:
+                raise ConfigError(
+                    f"timezone {self.timezone!r} is not an IANA time zone name "
+                    "(such as 'America/New_York')"
+                )
+            object.__setattr__(self, "zone", zone)
         for code, sev in self.severity.items():
             if sev not in SEVERITIES:
                 raise ConfigError(

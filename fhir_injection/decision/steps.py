@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 
@@ -26,6 +26,7 @@ from .clinical import (
 )
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period, within
+from .localtime import clinic_zone, effective_of, local
 from .medication import Medication, drug_units, ndc_quantity, resolve_medication
 from .model import MAPPING, Coding, Decision, Gap, Line
 from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rules
@@ -114,6 +115,8 @@ class _Case:
         "encounter_ref",
         "encounter",
         "encounter_refs",
+        "zone",
+        "local",
         "setting",
         "pos",
         "procedure",
@@ -154,6 +157,8 @@ class _Case:
     encounter_ref: str | None
     encounter: Mapping | None
     encounter_refs: EncounterPointers | None
+    zone: tzinfo | None  # the clinic's zone the dates are read in (None: each as written)
+    local: datetime | date | None  # when, as the clinic's wall time
     setting: str
     pos: str
     procedure: str | None
@@ -183,10 +188,7 @@ class _Case:
         self.version = (
             meta.get("versionId") if meta is not None and isinstance(meta, MAPPING) else None
         )
-        effective = admin.get("effectiveDateTime")
-        if effective is None and isinstance(admin.get("effectivePeriod"), MAPPING):
-            effective = admin["effectivePeriod"].get("start")
-        self.effective = effective
+        self.effective = effective = effective_of(admin)
         self.when = parse_time(effective)
         items = admin.get("identifier")
         self.identifiers = (
@@ -259,6 +261,13 @@ def _encounter_and_setting(c: _Case) -> None:
         c.setting, c.pos = "office", "11"
 
 
+def _local_time(c: _Case) -> None:
+    """The clinic's zone (:mod:`.localtime`) and the administration's time as its wall time: every
+    date taken from an instant (service date, coverage, consent, E/M, the encounter check) is local."""
+    c.zone = zone = clinic_zone(c.when, c.encounter, c.encounter_refs, c.ctx, c.config)
+    c.local = local(c.when, zone)
+
+
 def _procedure(c: _Case) -> None:
     """96372, or not: a vaccine, an anti-neoplastic drug, a route other than SC/IM (the setting comes later)."""
     med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
@@ -291,7 +300,7 @@ def _procedure(c: _Case) -> None:
 
 def _coverage_and_payer(c: _Case) -> None:
     """The Coverage in force on the day and its payer type (a vaccine's administration code depends on it)."""
-    when, rules = c.when, c.rules
+    when, rules = c.local, c.rules
     c.when_date = as_date(when) if when is not None else None
     coverage = c.coverage = active_coverage(c.ctx.for_patient("Coverage", c.patient_id), when)
     payer_type = c.payer_type = payer_type_of(coverage, rules) if coverage else None
@@ -345,9 +354,9 @@ def _time(c: _Case) -> None:
             if c.effective is None
             else "effective[x] is not a full date or date-time",
         )
-    elif c.encounter is not None:
+    elif c.encounter is not None and c.local is not None:  # local is None only when when is
         start, end = period(c.encounter)
-        if (start or end) and not within(c.when, start, end):
+        if (start or end) and not within(c.local, start, end):
             c.gaps.add("time-outside-encounter")
 
 
@@ -384,7 +393,7 @@ def _diagnosis_consent_coverage(c: _Case) -> None:
     c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
     if not c.diagnoses:
         c.gaps.add("missing-diagnosis")
-    if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.when) is None:
+    if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:
         c.gaps.add("missing-consent")
     if c.patient_id and c.coverage is None:
         c.gaps.add("missing-coverage")
@@ -396,7 +405,9 @@ def _payer_rules(c: _Case) -> None:
     if c.outcome is not None:
         return
     drug, payer, payer_type = c.drug, c.payer, c.payer_type
-    em = em_codes(c.encounter, c.ctx.for_patient("ChargeItem", c.patient_id), c.when_date, c.rules)
+    em = em_codes(
+        c.encounter, c.ctx.for_patient("ChargeItem", c.patient_id), c.when_date, c.rules, c.zone
+    )
     if em:
         detail = f"E/M {', '.join(em)} on the same encounter or day: put modifier 25 on the E/M"
         if "99211" in em and not payer.pays_99211_with_injection:
@@ -465,7 +476,8 @@ def _billing_provider(c: _Case) -> None:
 
 
 def _decision(c: _Case) -> _Draft:
-    """The pass-1 Decision, and the key pass 2 finds duplicates by (patient, drug, dose, route, time)."""
+    """The pass-1 Decision, and the key pass 2 finds duplicates by (patient, drug, dose, route, time:
+    the instant, however its offset is written)."""
     coverage, when_date, drug, effective = c.coverage, c.when_date, c.drug, c.effective
     decision = Decision(
         administration=c.key,
@@ -496,5 +508,6 @@ def _decision(c: _Case) -> _Draft:
         drug_id = (
             drug.hcpcs if drug and drug.hcpcs != "J3490" else (c.med.text or "").lower()
         ) or None
-        dup_key = (c.patient_id, drug_id, str(c.dose) if c.dose else None, c.route, effective)
+        moment = c.when if c.when is not None else effective  # equal instants are equal datetimes
+        dup_key = (c.patient_id, drug_id, str(c.dose) if c.dose else None, c.route, moment)
     return _Draft(c.admin, decision, c.when, dup_key, c.identifiers, c.gaps)

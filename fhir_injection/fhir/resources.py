@@ -29,6 +29,7 @@ class ResourceType:
 # sends Encounters without those elements first and whole again after the Conditions.
 TYPES: tuple[ResourceType, ...] = (
     ResourceType("Organization"),
+    ResourceType("Location"),  # Encounter.location: the clinic's time zone
     ResourceType("Practitioner"),
     ResourceType("PractitionerRole"),
     ResourceType("Patient"),

@@ -257,7 +257,9 @@ class _SyncRun:
             return
         poster, report = self.poster, self.report
         poster.begin_page()
-        siblings, ctx = gather(self.source, self.resolver, poster, page_admins, not self.separate)
+        siblings, ctx = gather(
+            self.source, self.resolver, poster, page_admins, not self.separate, self.config
+        )
         decisions = decide_isolated(
             page_admins + siblings, ctx, self.rules, self.config, report.problem
         )

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, timedelta
 from itertools import chain
 from typing import Protocol
 
 from ..clock import minus
 from ..decision.context import Context, administration_references, encounter_references
+from ..decision.localtime import service_date
+from ..decision.rules import Config
 from ..errors import FatalNetworkError, OnProblem, PagingExpired
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import FOUND_BY_PATIENT, patient_id_of, split_reference
@@ -153,6 +155,10 @@ class Resolver:
         self.take(mine, results[: len(mine)])
         return results[len(mine) :]
 
+    def known(self) -> Context:
+        """What the cache holds so far, as a Context to read (nothing is fetched)."""
+        return Context(lookup=lambda rtype, rid: self.cache.get(f"{rtype}/{rid}"))
+
     def context(self, admins: list[Mapping]) -> Context:
         """A Context with what the cache holds for these administrations."""
         refs, patients = self._references(admins, self.cache)
@@ -183,30 +189,28 @@ def last_updated(resource: Mapping) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _sibling_lookups(client: FhirClient, admins: Sequence[Mapping]) -> list[Lookup]:
+def _sibling_lookups(
+    client: FhirClient, admins: Sequence[Mapping], day_of: Callable[[Mapping], date | None]
+) -> list[Lookup]:
     """Searches for the same patients' other administrations on the same days (for same-day rules).
 
-    Where searches travel together in a batch, one search per local day of the page, for the
-    patients with an administration that day, over that day ± 1 (a server reads a date-only bound
-    in its own time zone, and an evening injection at UTC−5 is the next day in UTC): a few days of
-    a few patients, not the page's whole date range for every patient on it. Elsewhere one search
-    over the whole range. What they point to comes along by ``_include``, so the siblings need no
-    look-up round of their own.
+    Where searches travel together in a batch, one search per local day of the page (``day_of``:
+    the clinic's day, as the decision reads it), for the patients with an administration that day,
+    over that day ± 1 (a server reads a date-only bound in its own time zone, and an evening
+    injection at UTC−5 is the next day in UTC): a few days of a few patients, not the page's whole
+    date range for every patient on it. Elsewhere one search over the whole range. What they point
+    to comes along by ``_include``, so the siblings need no look-up round of their own.
     """
     if not client.supports_search_param(MA, "effective-time"):
         return []
-    by_day: dict[str, set[str]] = defaultdict(set)
+    by_day: dict[date, set[str]] = defaultdict(set)
     for a in admins:
-        pid, when = patient_id_of(a), a.get("effectiveDateTime")
-        if pid and isinstance(when, str) and len(when) >= 10:
-            by_day[when[:10]].add(pid)
+        pid = patient_id_of(a)
+        day = day_of(a) if pid else None  # None: no date, so no sibling can share it
+        if pid and day is not None:
+            by_day[day].add(pid)
     includes = tuple(("_include", inc) for inc in PAGE_INCLUDES if client.supports_include(MA, inc))
-    groups = []
-    for day, patients in sorted(by_day.items()):
-        try:
-            groups.append((datetime.fromisoformat(day).date(), patients))
-        except ValueError:
-            continue  # not a date: check_shape has reported it; no sibling can share it
+    groups = sorted(by_day.items())
     if groups and not client.can_batch_searches():
         # One request per search here: one search over the page's whole date range instead.
         spans = [(groups[0][0], set().union(*(p for _, p in groups)), groups[-1][0])]
@@ -233,6 +237,7 @@ def gather(
     rider: Rider,
     page_admins: Sequence[Mapping],
     same_server: bool,
+    config: Config | None = None,
 ) -> tuple[list[Mapping], Context]:
     """Everything a page needs before it can be decided and posted, in as few requests as possible.
 
@@ -241,8 +246,13 @@ def gather(
     days (siblings, for the same-day rules, with what they point to) and, when the target
     is the source, the page's Claims and Tasks already there. Round 2, only when there are
     siblings or new encounters: what those point to, and the siblings' Claims and Tasks.
+
+    The page is grouped by the clinic's day with ``config`` (its time zone) and what the cache
+    holds (the encounters the page ``_include``\\ d, Locations and Organizations met before).
     """
-    sibs = _sibling_lookups(source, page_admins)
+    config = config or Config()
+    held = resolver.known()
+    sibs = _sibling_lookups(source, page_admins, lambda a: service_date(a, held, config))
     known = {a.get("id") for a in page_admins}
     admins = list(page_admins)
     siblings: dict[str, Mapping] = {}

@@ -1,0 +1,136 @@
+"""The clinic's local day: on which calendar day, where the injection was given, an instant falls.
+
+Some systems send every instant in UTC (Oracle Health, Epic): an injection given at 19:30 EDT on
+1 October arrives as ``2026-10-02T00:30:00Z``. The date of service is the clinic's local date
+(CMS-1500 item 24A), and the same-day rules (E/M, distinct modifier, MUE) count the clinic's day,
+so every date the decision takes from an instant is read in the clinic's zone, found in this order:
+
+1. when the administration's own instant is in UTC, the offset the encounter's ``period`` carries
+   (``2026-10-01T19:00:00-04:00`` gives −04:00; a UTC period says nothing of the clinic);
+2. an IANA time zone on the encounter's Location (``Encounter.location``) or, else, on its
+   Organization (``Encounter.serviceProvider``): the extension
+   ``http://hl7.org/fhir/StructureDefinition/timezone`` (FHIR extensions pack; Medplum reads it from
+   Location, Practitioner and Device) or the R4 core ``…/tz-code`` (Canvas writes it on resources),
+   ``valueCode`` e.g. ``America/New_York``; a code that names no zone is passed over;
+3. the configured ``timezone`` (:attr:`~fhir_injection.decision.rules.Config.zone`).
+
+With none of them an instant keeps its own offset's date, as it was written. A date, or a
+date-time without an offset, is already a local value and is never converted. Zones come from
+the data or the Config, never from the machine: :func:`zone_named` refuses ``localtime``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, tzinfo
+from functools import lru_cache
+from typing import TYPE_CHECKING, overload
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .context import AdministrationPointers, Context, EncounterPointers
+from .elements import as_date, parse_time, period
+from .model import MAPPING
+
+if TYPE_CHECKING:
+    from .rules import Config
+
+#: The extensions that name a resource's IANA time zone (``valueCode``).
+TIMEZONE_EXTENSIONS = frozenset(
+    {
+        "http://hl7.org/fhir/StructureDefinition/timezone",  # extensions pack (R5 core), on R4 too
+        "http://hl7.org/fhir/StructureDefinition/tz-code",  # R4 core extension
+    }
+)
+
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
+#: Names in the zone folders that are not a place's zone: the machine's own, and helper files.
+_NOT_A_PLACE = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@lru_cache(maxsize=256)  # one ZoneInfo per name for the run, however many administrations name it
+def zone_named(name: str) -> ZoneInfo | None:
+    """The IANA time zone called ``name`` (``America/New_York``); None when there is none."""
+    if not _ZONE_NAME.fullmatch(name) or name in _NOT_A_PLACE:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "America"
+        return None
+
+
+def resource_zone(resource: Mapping | None) -> ZoneInfo | None:
+    """The time zone a Location or Organization names in a time-zone extension, if any."""
+    if resource is None:
+        return None
+    extensions = resource.get("extension")
+    if not isinstance(extensions, list):
+        return None
+    for ext in extensions:
+        if isinstance(ext, MAPPING) and ext.get("url") in TIMEZONE_EXTENSIONS:
+            value = ext.get("valueCode")
+            if isinstance(value, str) and (zone := zone_named(value)) is not None:
+                return zone
+    return None
+
+
+def _period_offset(encounter: Mapping) -> tzinfo | None:
+    """The offset the encounter's period is written in, when it is not UTC."""
+    for moment in period(encounter):
+        if isinstance(moment, datetime) and moment.utcoffset():
+            return moment.tzinfo
+    return None
+
+
+def clinic_zone(
+    when: datetime | date | None,
+    encounter: Mapping | None,
+    encounter_refs: EncounterPointers | None,
+    ctx: Context,
+    config: Config,
+) -> tzinfo | None:
+    """The zone an administration's dates are read in (module docstring); None: as written."""
+    if encounter is not None:
+        if isinstance(when, datetime) and when.tzinfo is not None and not when.utcoffset():
+            offset = _period_offset(encounter)
+            if offset is not None:
+                return offset
+        if encounter_refs is not None:
+            for reference in encounter_refs.locations:
+                zone = resource_zone(ctx.get(reference, "Location"))
+                if zone is not None:
+                    return zone
+            zone = resource_zone(ctx.get(encounter_refs.provider, "Organization"))
+            if zone is not None:
+                return zone
+    return config.zone
+
+
+@overload
+def local(moment: date, zone: tzinfo | None) -> date: ...
+@overload
+def local(moment: None, zone: tzinfo | None) -> None: ...
+def local(moment: date | None, zone: tzinfo | None) -> date | None:
+    """``moment`` as the clinic's wall time: an instant converted to ``zone``; anything else as is."""
+    if zone is not None and isinstance(moment, datetime) and moment.tzinfo is not None:
+        return moment.astimezone(zone)
+    return moment
+
+
+def effective_of(admin: Mapping):
+    """effective[x] as written: effectiveDateTime, else effectivePeriod.start."""
+    effective = admin.get("effectiveDateTime")
+    if effective is None and isinstance(span := admin.get("effectivePeriod"), MAPPING):
+        effective = span.get("start")
+    return effective
+
+
+def service_date(admin: Mapping, ctx: Context, config: Config) -> date | None:
+    """The clinic's local day of an administration, as the decision reads it from what ``ctx``
+    holds (for a source that groups administrations by day before they are decided)."""
+    when = parse_time(effective_of(admin))
+    if when is None:
+        return None
+    encounter = ctx.get(AdministrationPointers(admin).encounter, "Encounter")
+    refs = EncounterPointers(encounter) if encounter is not None else None
+    return as_date(local(when, clinic_zone(when, encounter, refs, ctx, config)))
