@@ -185,6 +185,7 @@ REQUIRED_GAPS = (
     "duplicate",
     "missing-ndc",
     "missing-patient",
+    "missing-billing-provider",
 )
 
 
