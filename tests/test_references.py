@@ -469,6 +469,14 @@ def test_a_contained_reference_to_nothing_or_another_type_says_so():
     assert "'#n1' names a contained Practitioner, not a Patient" in gap(d, "missing-patient").message
 
 
+def test_unresolved_condition_references_are_named_in_the_missing_diagnosis_gap():
+    w = replace_resource(world(), "Encounter", diagnosis=[{"condition": {"reference": "Condition/gone"}}])
+    d = decide_one(admin(reasonReference=[{"reference": "#dx"}]), w)
+    assert gap(d, "missing-diagnosis").message.startswith(
+        "MedicationAdministration.reasonReference '#dx' names no contained Condition; "
+        "Encounter.diagnosis.condition 'Condition/gone' points to Condition/gone, which is not in the source. ")
+
+
 def test_a_contained_condition_gives_the_diagnosis():
     condition = {"resourceType": "Condition", "id": "dx",
                  "code": {"coding": [{"system": ICD10, "code": "E53.8"}]}}

@@ -409,11 +409,26 @@ def _performer(c: _Case) -> None:
 def _diagnosis_consent_coverage(c: _Case) -> None:
     c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
     if not c.diagnoses:
-        c.gaps.add("missing-diagnosis")
+        c.gaps.add("missing-diagnosis", _unresolved_conditions(c))
     if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.when) is None:
         c.gaps.add("missing-consent")
     if c.patient_id and c.coverage is None:
         c.gaps.add("missing-coverage")
+
+
+def _unresolved_conditions(c: _Case) -> str | None:
+    """The Condition references behind a missing diagnosis that resolve to nothing, and why."""
+    where = [("MedicationAdministration.reasonReference", c.refs.reasons, c.admin)]
+    if c.encounter is not None and c.encounter_refs is not None:
+        where.append(("Encounter.diagnosis.condition", c.encounter_refs.diagnoses, c.encounter))
+        where.append(("Encounter.reasonReference", c.encounter_refs.reasons, c.encounter))
+    reasons = []
+    for element, references, container in where:
+        for reference in references:
+            found, why = c.ctx.resolve(reference, "Condition", container)
+            if found is None:
+                reasons.append(f"{element} {why}")
+    return "; ".join(reasons) or None
 
 
 def _payer_rules(c: _Case) -> None:
