@@ -133,33 +133,42 @@ class Context:
     def _resolve_other(
         self, reference: str, expected_type: str | None, container: Mapping | None
     ) -> tuple[Mapping | None, str | None]:
-        """A contained, conditional or unresolvable reference (not ``Type/id``)."""
-        shown = shown_reference(reference)
-        wanted = expected_type or "resource"
+        """A contained, conditional or unresolvable reference (not ``Type/id``); the reason is
+        only written out when it does not resolve (this runs for every conditional reference)."""
         if reference.startswith("#"):
             items = container.get("contained") if isinstance(container, MAPPING) else None
             for item in items if isinstance(items, list) else ():
                 if isinstance(item, MAPPING) and item.get("id") == reference[1:]:
                     rtype = item.get("resourceType")
                     if expected_type and rtype != expected_type:
-                        return None, f"{shown} names a contained {rtype}, not a {expected_type}"
+                        return None, (
+                            f"{shown_reference(reference)} names a contained {rtype}, "
+                            f"not a {expected_type}"
+                        )
                     return item, None
-            return None, f"{shown} names no contained {wanted}"
+            return None, (
+                f"{shown_reference(reference)} names no contained {expected_type or 'resource'}"
+            )
         conditional = conditional_reference(reference)
         if conditional is not None:
             if expected_type and conditional.type != expected_type:
-                return None, f"{shown} searches {conditional.type}, not {expected_type}"
+                return None, (
+                    f"{shown_reference(reference)} searches {conditional.type}, not {expected_type}"
+                )
             if conditional.problem:
-                return None, f"{shown} {conditional.problem}"
+                return None, f"{shown_reference(reference)} {conditional.problem}"
             matches = self.find(conditional.type, conditional.tokens)
             if len(matches) == 1:
                 return matches[0], None
             if not matches:
-                return None, f"{shown} matches no {conditional.type}"
-            return None, f"{shown} matches {len(matches)} {conditional.type} resources (ambiguous)"
+                return None, f"{shown_reference(reference)} matches no {conditional.type}"
+            return None, (
+                f"{shown_reference(reference)} matches {len(matches)} {conditional.type} "
+                "resources (ambiguous)"
+            )
         if reference.startswith(("urn:uuid:", "urn:oid:")):
-            return None, f"{shown} names no entry of its Bundle"
-        return None, f"{shown} cannot be followed"
+            return None, f"{shown_reference(reference)} names no entry of its Bundle"
+        return None, f"{shown_reference(reference)} cannot be followed"
 
     def find(self, rtype: str, tokens: Iterable[tuple[str | None, str]]) -> list[Mapping]:
         """The distinct resources of ``rtype`` with an identifier matching any of ``tokens``
