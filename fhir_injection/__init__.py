@@ -47,11 +47,21 @@ def decide_bundle(
         isinstance(bundle_or_resources, dict)
         and bundle_or_resources.get("resourceType") == "Bundle"
     ):
+        import copy
+
+        from .fhir.resources import identify_entries, rewrite_references
+
+        # a copy (the caller's Bundle is left as it is) in which entries identified only by fullUrl
+        # get their id from it and references to fullUrls become Type/id, as the folder reads it
+        entries = copy.deepcopy(bundle_or_resources.get("entry") or [])
+        targets = identify_entries(entries)
         resources = [
             resource
-            for e in bundle_or_resources.get("entry") or []
+            for e in entries
             if isinstance(e, dict) and isinstance(resource := e.get("resource"), dict)
         ]
+        for resource in resources:
+            rewrite_references(resource, targets)
     else:
         resources = list(bundle_or_resources)
     admins = [r for r in resources if r.get("resourceType") == "MedicationAdministration"]

@@ -191,7 +191,7 @@ class FakeFhir:
                 refs = [p["actor"] for p in r.get("performer", [])] if field == "performer" else [r.get(field)]
                 for ref in refs:
                     key = (ref or {}).get("reference")
-                    if not key or key in seen or "/" not in key:
+                    if not key or key in seen or "/" not in key or "?" in key:  # a search: not included
                         continue
                     seen.add(key)
                     target = self.get(*key.split("/"))

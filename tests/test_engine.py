@@ -699,6 +699,8 @@ GAP_CASES = {
     "duplicate": lambda: ([admin(id="a"), admin(id="b")], world()),
     "missing-ndc": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "35827"))], world(payer="medicaid")),
     "missing-patient": lambda: ([admin(subject=None)], world()),
+    "missing-billing-provider": lambda: ([admin(performer=None)],
+                                         replace_resource(world(), "Encounter", serviceProvider=None)),
 }
 
 

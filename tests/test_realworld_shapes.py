@@ -42,6 +42,8 @@ ENFORCED: set[tuple[str, str]] = {
     ("bundle-types", "rw-ss-ma-1"),
     ("bundle-types", "rw-bat-ma-1"),
     ("export-folder-full", "rw-exp-ma-1"),
+    ("transaction-bundle-urnuuid", "bb3e6767-2f26-588a-a477-048edde74516"),
+    ("conditional-references", "rw-cnd-ma-1"),
 }
 
 

@@ -74,11 +74,13 @@ def _icd10(concepts: Iterable) -> list[Coding]:
     return out
 
 
-def _conditions_icd10(references: Iterable, ctx: Context) -> list[Coding]:
-    """ICD-10-CM codes of the Conditions that ``references`` point to."""
+def _conditions_icd10(
+    references: Iterable, ctx: Context, container: Mapping | None = None
+) -> list[Coding]:
+    """ICD-10-CM codes of the Conditions that ``references`` (written in ``container``) point to."""
     found = []
     for reference in references:
-        cond = ctx.get(reference, "Condition")
+        cond = ctx.get(reference, "Condition", container)
         if cond:
             found.extend(_icd10([cond.get("code")]))
     return found
@@ -92,14 +94,14 @@ def diagnoses(
     ctx: Context,
 ) -> list[Coding]:
     """ICD-10-CM codes: the administration's reason first, else the encounter's."""
-    codes = _icd10(as_list(admin.get("reasonCode"))) + _conditions_icd10(refs.reasons, ctx)
+    codes = _icd10(as_list(admin.get("reasonCode"))) + _conditions_icd10(refs.reasons, ctx, admin)
     if not codes and encounter:
         assert (
             encounter_refs is not None
         )  # the engine makes them whenever it has found the encounter
-        codes = _conditions_icd10(encounter_refs.diagnoses, ctx)
+        codes = _conditions_icd10(encounter_refs.diagnoses, ctx, encounter)
         codes += _icd10(as_list(encounter.get("reasonCode"))) + _conditions_icd10(
-            encounter_refs.reasons, ctx
+            encounter_refs.reasons, ctx, encounter
         )
     unique: dict[str | None, Coding] = {}
     for c in codes:

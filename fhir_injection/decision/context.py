@@ -14,28 +14,45 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from ..fhir.resources import (
     MAPPING,
     PATIENT_ELEMENT,
+    conditional_reference,
+    identifiers_of,
     key_for,
     patient_id_of,
     ref_key,
+    shown_reference,
     split_reference,
+    token_matches,
 )
 
 
 class Context:
-    """Resources by ``Type/id``, and per-patient lists for the patient-scoped types."""
+    """Resources by ``Type/id``, and per-patient lists for the patient-scoped types.
 
-    __slots__ = ("_by_key", "_by_patient", "_lookup")
+    :meth:`get` follows every form of reference the engine meets: a literal one (``Type/id``,
+    absolute, with or without ``_history``), a contained one (``#id``, within the ``container``
+    the caller names) and a conditional one (``Type?identifier=system|value``, which resolves
+    when exactly one resource of the type has that identifier). :meth:`resolve` says why one
+    does not resolve, for a gap's message.
+    """
+
+    __slots__ = ("_by_key", "_by_patient", "_lookup", "_find", "_by_identifier")
 
     def __init__(
         self,
         resources: Iterable[Mapping] = (),
         lookup: Callable[[str, str], Mapping | None] | None = None,
+        find: Callable[[str, tuple[str | None, str]], list[Mapping]] | None = None,
     ):
         """Index ``resources``; ``lookup(type, id)``, when given, is asked for a reference the index
-        does not hold (the offline spool keeps most resources on disk until one is referenced)."""
+        does not hold (the offline spool keeps most resources on disk until one is referenced);
+        ``find(type, (system, value))``, when given, answers a conditional reference's identifier
+        search over every resource of the source (else the ones indexed here are searched)."""
         self._by_key: dict[str, Mapping] = {}
         self._by_patient: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
         self._lookup = lookup
+        self._find = find
+        # per type, built when a conditional reference first asks: value -> [(system, resource)]
+        self._by_identifier: dict[str, dict[str, list[tuple[str, Mapping]]]] = {}
         for resource in resources:
             self.add(resource)
 
@@ -44,6 +61,8 @@ class Context:
         self._by_key[f"{rtype}/{rid}"] = resource
         if patient_id and rtype != "MedicationAdministration":
             self._by_patient[(rtype, patient_id)].append(resource)
+        if self._by_identifier:
+            self._by_identifier.pop(rtype, None)
 
     def add(self, resource: Mapping) -> None:
         rtype, rid = resource.get("resourceType"), resource.get("id")
@@ -61,16 +80,124 @@ class Context:
         pid = patient_id_of(resource)
         if pid and rtype != "MedicationAdministration":
             self._by_patient[(rtype, pid)].append(resource)
+        if self._by_identifier:
+            self._by_identifier.pop(rtype, None)
 
-    def get(self, reference: str | None, expected_type: str | None = None) -> Mapping | None:
+    def get(
+        self,
+        reference: str | None,
+        expected_type: str | None = None,
+        container: Mapping | None = None,
+    ) -> Mapping | None:
+        """The resource ``reference`` points to (of ``expected_type`` when given), or None.
+
+        ``container`` is the resource the reference is written in: a ``#id`` reference names one
+        of its ``contained`` resources.
+        """
         pair = split_reference(reference)
-        if pair is None or (expected_type and pair[0] != expected_type):
+        if pair is None:
+            if reference is None or type(reference) is not str:
+                return None
+            return self._resolve_other(reference, expected_type, container)[0]
+        if expected_type and pair[0] != expected_type:
             return None
         assert reference is not None  # split_reference gives a pair only for a non-empty str
         found = self._by_key.get(key_for(reference, pair))
         if found is None and self._lookup is not None:
             return self._lookup(*pair)
         return found
+
+    def resolve(
+        self,
+        reference: object,
+        expected_type: str | None = None,
+        container: Mapping | None = None,
+    ) -> tuple[Mapping | None, str | None]:
+        """(the resource, None), or (None, why not): the why starts with the reference as a
+        message may quote it (:func:`~fhir_injection.fhir.resources.shown_reference`)."""
+        if reference is None:
+            return None, "is missing"
+        if type(reference) is not str or not reference:
+            return None, "is not a reference"
+        pair = split_reference(reference)
+        if pair is None:
+            return self._resolve_other(reference, expected_type, container)
+        shown = shown_reference(reference)
+        if expected_type and pair[0] != expected_type:
+            return None, f"{shown} points to a {pair[0]}, not a {expected_type}"
+        found = self.get(reference, expected_type)
+        if found is None:
+            return None, f"{shown} points to {pair[0]}/{pair[1]}, which is not in the source"
+        return found, None
+
+    def _resolve_other(
+        self, reference: str, expected_type: str | None, container: Mapping | None
+    ) -> tuple[Mapping | None, str | None]:
+        """A contained, conditional or unresolvable reference (not ``Type/id``); the reason is
+        only written out when it does not resolve (this runs for every conditional reference)."""
+        if reference.startswith("#"):
+            items = container.get("contained") if isinstance(container, MAPPING) else None
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, MAPPING) and item.get("id") == reference[1:]:
+                    rtype = item.get("resourceType")
+                    if expected_type and rtype != expected_type:
+                        return None, (
+                            f"{shown_reference(reference)} names a contained {rtype}, "
+                            f"not a {expected_type}"
+                        )
+                    return item, None
+            return None, (
+                f"{shown_reference(reference)} names no contained {expected_type or 'resource'}"
+            )
+        conditional = conditional_reference(reference)
+        if conditional is not None:
+            if expected_type and conditional.type != expected_type:
+                return None, (
+                    f"{shown_reference(reference)} searches {conditional.type}, not {expected_type}"
+                )
+            if conditional.problem:
+                return None, f"{shown_reference(reference)} {conditional.problem}"
+            matches = self.find(conditional.type, conditional.tokens)
+            if len(matches) == 1:
+                return matches[0], None
+            if not matches:
+                return None, f"{shown_reference(reference)} matches no {conditional.type}"
+            return None, (
+                f"{shown_reference(reference)} matches {len(matches)} {conditional.type} "
+                "resources (ambiguous)"
+            )
+        if reference.startswith(("urn:uuid:", "urn:oid:")):
+            return None, f"{shown_reference(reference)} names no entry of its Bundle"
+        return None, f"{shown_reference(reference)} cannot be followed"
+
+    def find(self, rtype: str, tokens: Iterable[tuple[str | None, str]]) -> list[Mapping]:
+        """The distinct resources of ``rtype`` with an identifier matching any of ``tokens``
+        ((system, value); system None: any system, "": no system)."""
+        found: dict[str, Mapping] = {}
+        for token in tokens:
+            if self._find is not None:
+                candidates = self._find(rtype, token)
+            else:
+                index = self._by_identifier.get(rtype)
+                if index is None:
+                    index = self._by_identifier[rtype] = self._identifier_index(rtype)
+                candidates = [
+                    resource
+                    for system, resource in index.get(token[1], ())
+                    if token_matches(token, system, token[1])
+                ]
+            for resource in candidates:
+                found.setdefault(str(resource.get("id")), resource)
+        return list(found.values())
+
+    def _identifier_index(self, rtype: str) -> dict[str, list[tuple[str, Mapping]]]:
+        index: dict[str, list[tuple[str, Mapping]]] = defaultdict(list)
+        prefix = f"{rtype}/"
+        for key, resource in self._by_key.items():
+            if key.startswith(prefix):
+                for system, value in identifiers_of(resource):
+                    index[value].append((system, resource))
+        return dict(index)
 
     def for_patient(self, resource_type: str, patient_id: str | None) -> list[Mapping]:
         if not patient_id:

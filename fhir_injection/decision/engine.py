@@ -55,10 +55,14 @@ from .steps import (
 
 __all__ = ["decide", "decide_all"]
 
+#: Without any of these no Claim can be formed (Claim.patient, .insurance and .provider are
+#: required). A 96372 with one is ``held`` whatever severity the gap was configured to: an outcome
+#: ``claim`` always has an active Claim.
 NO_CLAIM_BLOCKERS = (
     "missing-patient",
     "missing-coverage",
-)  # without either, no Claim can be formed
+    "missing-billing-provider",
+)
 
 BILLED_STATUSES = {"completed"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -129,12 +133,18 @@ def _finish(draft: _Draft, rules: Rules, config: Config) -> Decision:
     gaps = tuple(draft.gaps.items)
     if d.outcome in ("void", "not-billable", "not-96372") or d.procedure != "96372":
         return replace(d, gaps=gaps, claim_status=None)
-    outcome = "held" if any(g.severity == "error" for g in gaps) else "claim"
     blocker = next((c for c in NO_CLAIM_BLOCKERS if draft.gaps.has(c)), None)
-    if blocker is None and d.provider is None:
-        blocker = (
-            "no billing provider (Encounter.serviceProvider, configured provider or performer)"
-        )
+    if blocker is None:  # pass 1 gave each missing piece its gap; a safety net all the same
+        for code, value in (
+            ("missing-patient", d.patient),
+            ("missing-coverage", d.coverage),
+            ("missing-billing-provider", d.provider),
+        ):
+            if value is None:
+                blocker = code
+                break
+    held = blocker is not None or any(g.severity == "error" for g in gaps)
+    outcome = "held" if held else "claim"
     status = None if blocker else ("active" if outcome == "claim" else "draft")
     return replace(d, outcome=outcome, gaps=gaps, claim_status=status, claim_blocker=blocker)
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 
-from ..fhir.resources import split_reference
 from .context import AdministrationPointers, Context
 from .elements import as_list, codings, concept_text
 from .model import MAPPING
@@ -96,14 +95,9 @@ def _referenced(med: Medication, admin: Mapping, ref, ctx: Context) -> Mapping |
                 return contained
         med.reason = f"medicationReference '{ref}' names no contained Medication"
         return None
-    resource = ctx.get(ref, "Medication")
+    resource = ctx.get(ref, "Medication", admin)
     if resource is None:
-        pair = split_reference(ref)
-        med.reason = (
-            f"medicationReference points to {pair[0]}/{pair[1]}, which does not exist"
-            if pair
-            else "medicationReference has no usable reference"
-        )
+        med.reason = f"medicationReference {ctx.resolve(ref, 'Medication', admin)[1]}"
     return resource
 
 

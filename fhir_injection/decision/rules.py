@@ -187,6 +187,7 @@ REQUIRED_GAPS = (
     "duplicate",
     "missing-ndc",
     "missing-patient",
+    "missing-billing-provider",
 )
 
 

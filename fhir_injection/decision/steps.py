@@ -14,7 +14,7 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 
-from ..fhir.resources import ref_key
+from ..fhir.resources import ref_key, shown_reference
 from .clinical import (
     active_consent,
     active_coverage,
@@ -34,6 +34,21 @@ from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rul
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
 #: encounters, clinicians and clinics come back for administration after administration
 _ref_key = lru_cache(maxsize=1024)(ref_key)
+
+
+def _key_of(reference, found: Mapping | None) -> str | None:
+    """``Type/id`` of the resource ``reference`` resolved to, for a Claim or Task to point to: the
+    literal reference normalised, or the found resource's own type and id (a conditional or a
+    Bundle reference). None when nothing was found or it is contained (only its container can
+    point to it)."""
+    if found is None:
+        return None
+    key = _ref_key(reference)
+    if key is not None:
+        return key
+    if reference.startswith("#"):
+        return None
+    return f"{found.get('resourceType')}/{found.get('id')}"
 
 
 class _Gaps:
@@ -209,15 +224,18 @@ class _Case:
 def _patient(c: _Case) -> None:
     """The Patient that subject points to."""
     subject = c.refs.subject
-    patient = c.ctx.get(subject, "Patient")
-    c.patient_ref = _ref_key(subject) if patient else None
+    patient = c.ctx.get(subject, "Patient", c.admin)
+    c.patient_ref = _key_of(subject, patient)
     if patient is None:
+        why = c.ctx.resolve(subject, "Patient", c.admin)[1]
+        c.gaps.add("missing-patient", f"MedicationAdministration.subject {why}")
+    elif c.patient_ref is None:
         c.gaps.add(
             "missing-patient",
-            "MedicationAdministration.subject points to no Patient"
-            if subject
-            else "MedicationAdministration.subject is missing",
+            f"MedicationAdministration.subject {shown_reference(subject)} is a contained "
+            "Patient, which a Claim cannot point to",
         )
+        patient = None
     c.patient_id = patient.get("id") if patient else None
 
 
@@ -235,16 +253,12 @@ def _route(c: _Case) -> None:
 def _encounter_and_setting(c: _Case) -> None:
     """The Encounter that context points to, and from its class the setting and place of service."""
     reference = c.encounter_ref = c.refs.encounter
-    encounter = c.encounter = c.ctx.get(reference, "Encounter")
+    encounter = c.encounter = c.ctx.get(reference, "Encounter", c.admin)
     c.encounter_refs = None
     c.setting, c.pos = "office", "11"
     if encounter is None:
-        c.gaps.add(
-            "missing-encounter",
-            "MedicationAdministration.context points to no Encounter"
-            if reference
-            else "MedicationAdministration.context is missing",
-        )
+        why = c.ctx.resolve(reference, "Encounter", c.admin)[1]
+        c.gaps.add("missing-encounter", f"MedicationAdministration.context {why}")
         return
     c.encounter_refs = EncounterPointers(encounter)
     enc_class = value if isinstance(value := encounter.get("class"), MAPPING) else {}
@@ -336,7 +350,7 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         procedure="96372",
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
-        encounter=_ref_key(c.encounter_ref),
+        encounter=_key_of(c.encounter_ref, c.encounter),
         setting=c.setting,
         place_of_service=c.pos,
         drug=drug.hcpcs if drug else None,
@@ -372,31 +386,58 @@ def _site(c: _Case) -> None:
         c.gaps.add("missing-site", problem[:1].upper() + problem[1:])
 
 
+_CLINICIANS = ("Practitioner", "PractitionerRole")
+
+
 def _performer(c: _Case) -> None:
-    """The first performer.actor that points to a Practitioner or PractitionerRole."""
+    """The first performer.actor that points to a Practitioner or PractitionerRole a Claim can
+    point to; a contained one documents who gave it (no gap) but is no care team member."""
     c.performer = None
+    documented = False
     for reference in c.refs.performers:
-        found = c.ctx.get(reference)
-        if found and found.get("resourceType") in ("Practitioner", "PractitionerRole"):
-            c.performer = _ref_key(reference)
-            break
-    if c.performer is None:
-        c.gaps.add(
-            "missing-performer",
-            "performer.actor points to no Practitioner"
-            if c.admin.get("performer")
-            else "No performer",
-        )
+        found = c.ctx.get(reference, None, c.admin)
+        if found is not None and found.get("resourceType") in _CLINICIANS:
+            c.performer = _key_of(reference, found)
+            if c.performer is not None:
+                return
+            documented = True
+    if documented:
+        return
+    if not c.refs.performers:
+        c.gaps.add("missing-performer", "No performer")
+        return
+    reasons = []
+    for reference in c.refs.performers:
+        found, why = c.ctx.resolve(reference, None, c.admin)
+        if found is not None:
+            why = f"{shown_reference(reference)} points to a {found.get('resourceType')}"
+        reasons.append(f"MedicationAdministration.performer.actor {why}")
+    c.gaps.add("missing-performer", "; ".join(reasons))
 
 
 def _diagnosis_consent_coverage(c: _Case) -> None:
     c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
     if not c.diagnoses:
-        c.gaps.add("missing-diagnosis")
+        c.gaps.add("missing-diagnosis", _unresolved_conditions(c))
     if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:
         c.gaps.add("missing-consent")
     if c.patient_id and c.coverage is None:
         c.gaps.add("missing-coverage")
+
+
+def _unresolved_conditions(c: _Case) -> str | None:
+    """The Condition references behind a missing diagnosis that resolve to nothing, and why."""
+    where = [("MedicationAdministration.reasonReference", c.refs.reasons, c.admin)]
+    if c.encounter is not None and c.encounter_refs is not None:
+        where.append(("Encounter.diagnosis.condition", c.encounter_refs.diagnoses, c.encounter))
+        where.append(("Encounter.reasonReference", c.encounter_refs.reasons, c.encounter))
+    reasons = []
+    for element, references, container in where:
+        for reference in references:
+            found, why = c.ctx.resolve(reference, "Condition", container)
+            if found is None:
+                reasons.append(f"{element} {why}")
+    return "; ".join(reasons) or None
 
 
 def _payer_rules(c: _Case) -> None:
@@ -466,13 +507,37 @@ def _drug_line(c: _Case, drug: Drug) -> Line:
 
 
 def _billing_provider(c: _Case) -> None:
-    """The encounter's organisation, else the configured one, else the performer."""
+    """The encounter's organisation, else the configured one, else the performer.
+
+    A 96372 with none of them cannot be billed (a Claim needs its provider): the
+    ``missing-billing-provider`` gap says why each one is not there.
+    """
     provider = None
     if c.encounter_refs is not None:  # made exactly when the encounter was found
         reference = c.encounter_refs.provider
-        if c.ctx.get(reference, "Organization"):
-            provider = _ref_key(reference)
+        found = c.ctx.get(reference, "Organization", c.encounter)
+        provider = _key_of(reference, found)
     c.provider = provider or c.config.billing_provider or c.performer
+    if c.provider is None and c.outcome is None:
+        c.gaps.add("missing-billing-provider", _no_provider_reason(c))
+
+
+def _no_provider_reason(c: _Case) -> str:
+    """Why neither the encounter's organisation, a configured provider nor the performer is there."""
+    if c.encounter is None or c.encounter_refs is None:
+        clinic = "there is no Encounter to name its serviceProvider"
+    else:
+        reference = c.encounter_refs.provider
+        found, why = c.ctx.resolve(reference, "Organization", c.encounter)
+        if found is not None:  # resolved, so contained (only the Encounter can point to it)
+            why = f"{shown_reference(reference)} is contained in the Encounter, which a Claim cannot point to"
+        clinic = f"Encounter.serviceProvider {why}"
+    performer = (
+        "no performer"
+        if not c.refs.performers
+        else "no performer.actor is a Practitioner a Claim can point to"
+    )
+    return f"{clinic[:1].upper()}{clinic[1:]}; no billing_provider is configured; {performer}"
 
 
 def _decision(c: _Case) -> _Draft:
@@ -487,7 +552,7 @@ def _decision(c: _Case) -> _Draft:
         gaps=tuple(c.gaps.items),
         lines=c.lines,
         patient=c.patient_ref,
-        encounter=_ref_key(c.encounter_ref) if c.encounter else None,
+        encounter=_key_of(c.encounter_ref, c.encounter),
         coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
         payer_type=c.payer_type,
         provider=c.provider,

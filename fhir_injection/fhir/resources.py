@@ -8,9 +8,12 @@ types in the package is derived from it.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import unquote
 
 #: For ``isinstance(value, MAPPING)``: a JSON object is a dict, and the dict check, tried first, costs
 #: far less than the abstract ``Mapping`` one, which still admits any other mapping.
@@ -53,7 +56,8 @@ FOUND_BY_PATIENT = tuple(
 def split_reference(reference: str | None) -> tuple[str, str] | None:
     """``"Patient/1"``, ``"http://x/fhir/Patient/1"`` or ``"Patient/1/_history/2"`` -> (type, id).
 
-    Contained (``#x``), ``urn:`` and malformed references give None.
+    Contained (``#x``), ``urn:``, conditional (``Type?identifier=…``) and malformed references
+    give None.
     """
     if not reference or not isinstance(reference, str):
         return None
@@ -68,6 +72,8 @@ def _split_text(reference: str) -> tuple[str, str] | None:
             rid and "/" not in rid and rtype[:1].isupper()
         ):  # an upper-case start is neither "#" nor "urn:"
             return rtype, rid
+    elif "=" in reference.partition("?")[2]:
+        return None  # a search (conditional reference), not a resource's address
     if reference.startswith(("#", "urn:")):
         return None
     parts = reference.split("?")[0].rstrip("/").split("/")
@@ -111,3 +117,222 @@ def patient_id_of(resource: Mapping) -> str | None:
 def reference_of(resource: Mapping) -> str:
     """``Type/id`` of a resource."""
     return f"{resource['resourceType']}/{resource['id']}"
+
+
+# ----------------------------------------------------------------------------- conditional references
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+@dataclass(frozen=True)
+class Conditional:
+    """A conditional reference, ``Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|123``.
+
+    ``tokens`` are the identifier values it asks for, any one of which may match (a comma in the
+    search is an OR): (system, value), system None for "any system" (``identifier=123``) and ""
+    for "no system" (``identifier=|123``). ``problem`` says why it cannot be resolved here (a
+    search on something other than one ``identifier`` parameter), else None.
+    """
+
+    type: str
+    tokens: tuple[tuple[str | None, str], ...]
+    problem: str | None = None
+
+
+def conditional_reference(reference: object) -> Conditional | None:
+    """The search a conditional reference names; None when ``reference`` is not one."""
+    if not isinstance(reference, str) or "?" not in reference:
+        return None
+    return _conditional(reference)
+
+
+@lru_cache(
+    maxsize=4096
+)  # Synthea names the same clinicians and clinics on encounter after encounter
+def _conditional(reference: str) -> Conditional | None:
+    path, _, query = reference.partition("?")
+    rtype = path.rstrip("/").rsplit("/", 1)[-1]
+    if not _TYPE_NAME.fullmatch(rtype) or "=" not in query:
+        return None
+    params = [part.partition("=") for part in query.split("&") if part]
+    if len(params) != 1 or unquote(params[0][0]) != "identifier":
+        names = sorted({unquote(name) for name, _, _ in params})
+        return Conditional(
+            rtype, (), f"searches by {', '.join(names)}: only identifier= is resolved"
+        )
+    tokens = []
+    for text in _split_unescaped(unquote(params[0][2]), ","):
+        parts = _split_unescaped(text, "|")
+        if len(parts) == 1:
+            system, value = None, _unescape(parts[0])
+        elif len(parts) == 2:
+            system, value = _unescape(parts[0]), _unescape(parts[1])
+        else:
+            return Conditional(rtype, (), "has an identifier value that is not system|value")
+        if not value:
+            return Conditional(rtype, (), "has an identifier search without a value")
+        tokens.append((system, value))
+    if not tokens:
+        return Conditional(rtype, (), "has an identifier search without a value")
+    return Conditional(rtype, tuple(tokens))
+
+
+def _split_unescaped(text: str, separator: str) -> list[str]:
+    """``text`` split at each ``separator`` not escaped by a backslash (FHIR search escaping)."""
+    if "\\" not in text:
+        return text.split(separator)
+    parts, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append("\\" + char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text) if "\\" in text else text
+
+
+def token_text(system: str | None, value: str) -> str:
+    """One identifier token as a search writes it (``system|value``, ``|value``, ``value``), escaped."""
+
+    def esc(text: str) -> str:
+        for char in ("\\", ",", "|", "$"):
+            text = text.replace(char, "\\" + char)
+        return text
+
+    return esc(value) if system is None else f"{esc(system)}|{esc(value)}"
+
+
+def identifiers_of(resource: Mapping) -> list[tuple[str, str]]:
+    """(system, value) of each identifier with a text value; system "" when it has none."""
+    found = []
+    items = resource.get("identifier")
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, MAPPING):
+                value, system = item.get("value"), item.get("system")
+                if isinstance(value, str) and value:
+                    found.append((system if isinstance(system, str) else "", value))
+    return found
+
+
+def token_matches(token: tuple[str | None, str], system: str, value: str) -> bool:
+    """Does an identifier (system, value) match a search token (system None: any)?"""
+    return value == token[1] and (token[0] is None or token[0] == system)
+
+
+#: Types whose identifiers name a clinician, a clinic or a product, not a patient: their values may
+#: be shown in a message; any other type's identifier values (an MRN, a member id) are PHI.
+_SHOWN_IDENTIFIER_TYPES = frozenset(
+    {"Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Device"}
+)
+
+
+def shown_reference(reference: object) -> str:
+    """A reference as a message may quote it: ids and codes only, never a patient's identifier."""
+    if not isinstance(reference, str) or not reference:
+        return "(no reference)"
+    text = reference if len(reference) <= 160 else reference[:157] + "..."
+    conditional = conditional_reference(reference)
+    if conditional is not None:
+        if conditional.type in _SHOWN_IDENTIFIER_TYPES:
+            return f"'{text}'"
+        if not conditional.tokens:
+            return f"'{conditional.type}?…'"
+        elided = ",".join("…" if s is None else f"{s}|…" for s, _ in conditional.tokens)
+        return f"'{conditional.type}?identifier={elided}'"
+    if (
+        split_reference(reference) is not None
+        or reference.startswith(("urn:uuid:", "urn:oid:"))
+        or (reference.startswith("#") and _FHIR_ID.fullmatch(reference[1:]))
+    ):
+        return f"'{text}'"
+    return "a reference that is not a FHIR reference"
+
+
+# ----------------------------------------------------------------------------- Bundles
+
+
+def id_from_full_url(full_url: object, rtype: str) -> str | None:
+    """The id of a Bundle entry's resource that has none, from its ``fullUrl``.
+
+    ``urn:uuid:<uuid>`` -> the uuid; ``urn:oid:<oid>`` -> the OID's dotted digits when they fit a
+    FHIR id (64 characters), else ``oid-`` and the first 32 hex digits of its SHA-256; an absolute
+    ``…/<Type>/<id>`` (with or without ``/_history/<v>``) of the resource's own type -> that id.
+    None when no valid FHIR id can be derived.
+    """
+    if not isinstance(full_url, str):
+        return None
+    if full_url.startswith("urn:uuid:"):
+        candidate = full_url[9:]
+    elif full_url.startswith("urn:oid:"):
+        oid = full_url[8:]
+        if not oid or not _OID.fullmatch(oid):
+            return None
+        candidate = (
+            oid if len(oid) <= 64 else "oid-" + hashlib.sha256(oid.encode()).hexdigest()[:32]
+        )
+    else:
+        pair = split_reference(full_url)
+        if pair is None or pair[0] != rtype or "://" not in full_url:
+            return None
+        candidate = pair[1]
+    return candidate if _FHIR_ID.fullmatch(candidate) else None
+
+
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+
+
+def full_url_key(full_url: str) -> str:
+    """A fullUrl or a reference to it as the Bundle's index of fullUrls keys it: an absolute URL
+    without its ``/_history/<v>``; anything else as written."""
+    if "/_history/" in full_url and "://" in full_url:
+        return full_url.split("/_history/", 1)[0]
+    return full_url
+
+
+def identify_entries(entries: list) -> dict[str, str]:
+    """Give each Bundle entry's resource that has no id one from its ``fullUrl``
+    (:func:`id_from_full_url`; in place), and return the Bundle's index of fullUrls: each entry's
+    ``fullUrl`` (:func:`full_url_key`) -> the ``Type/id`` of its resource."""
+    targets: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, MAPPING):
+            continue
+        resource, full_url = entry.get("resource"), entry.get("fullUrl")
+        if not isinstance(resource, dict) or not isinstance(full_url, str):
+            continue
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str):
+            continue
+        if resource.get("id") is None and (derived := id_from_full_url(full_url, rtype)):
+            resource["id"] = derived
+        rid = resource.get("id")
+        if isinstance(rid, str) and rid:
+            targets[full_url_key(full_url)] = f"{rtype}/{rid}"
+    return targets
+
+
+def rewrite_references(resource: object, targets: Mapping[str, str]) -> None:
+    """Replace, in place, every ``reference`` inside ``resource`` that names a key of ``targets``
+    (a Bundle's fullUrls, see :func:`full_url_key`) with the ``Type/id`` it maps to."""
+    stack = [resource]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            ref = value.get("reference")
+            if isinstance(ref, str) and (target := targets.get(full_url_key(ref))) is not None:
+                value["reference"] = target
+            stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend(v for v in value if isinstance(v, (dict, list)))

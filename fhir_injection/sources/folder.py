@@ -19,7 +19,7 @@ from typing import cast
 from .. import fastjson
 from ..decision.model import MAPPING
 from ..errors import OnProblem, RecordProblem
-from ..fhir.resources import USED_TYPES
+from ..fhir.resources import USED_TYPES, identify_entries, rewrite_references
 from .records import check_resource, check_shape
 
 _FILE = re.compile(r"^(?P<type>[A-Za-z]+)(\.\d+)?\.ndjson(\.gz)?$")
@@ -125,17 +125,37 @@ def _read_json(path: Path, on_problem: OnProblem) -> Iterator[dict]:
     if entries is not None and not isinstance(entries, list):
         on_problem(RecordProblem(name, "Bundle.entry", "not a list"))
         return
-    for index, entry in enumerate(entries or []):
+    entries = entries or []
+    # Entries identified only by fullUrl (a transaction's POSTs) get their id from it, and every
+    # reference that names an entry's fullUrl becomes Type/id: what is spooled and decided only
+    # ever holds Type/id.
+    targets = identify_entries(entries)
+    for index, entry in enumerate(entries):
         where = f"{name} entry[{index}]"
         resource = entry.get("resource") if isinstance(entry, MAPPING) else None
         if resource is None:
-            on_problem(RecordProblem(where, "resource", "entry has no resource"))
+            if _request_method(entry) != "DELETE":  # a DELETE names a resource, carries none
+                on_problem(RecordProblem(where, "resource", "entry has no resource"))
+            continue
+        if _search_mode(entry) == "outcome":  # the server's message about the search, not a record
             continue
         problem = check_resource(resource, where) or check_shape(resource, where)
         if problem:
             on_problem(problem)
         elif resource["resourceType"] in USED_TYPES:
+            if targets:
+                rewrite_references(resource, targets)
             yield resource
+
+
+def _request_method(entry: object) -> object:
+    request = entry.get("request") if isinstance(entry, MAPPING) else None
+    return request.get("method") if isinstance(request, MAPPING) else None
+
+
+def _search_mode(entry: object) -> object:
+    search = entry.get("search") if isinstance(entry, MAPPING) else None
+    return search.get("mode") if isinstance(search, MAPPING) else None
 
 
 def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:

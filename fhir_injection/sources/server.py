@@ -3,7 +3,9 @@
 :func:`search_params` builds ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=
 _lastUpdated`` with ``_include`` of what the server can include; :class:`Resolver` fetches the rest
 (what the administrations and their encounters point to, the patients' consents, coverages and
-charge items) as ``_id`` / ``patient=`` list searches with a per-run cache; :func:`gather` asks all
+charge items) as ``_id`` / ``patient=`` list searches with a per-run cache, and conditional
+references (``Practitioner?identifier=s|v``) as one ``identifier=s|v,s|v,…`` search per type in
+the same round; :func:`gather` asks all
 a page needs in as few requests as possible, letting a sink's own searches (its Claims and Tasks
 already on the server) ride in the same batch Bundle.
 """
@@ -23,7 +25,15 @@ from ..decision.localtime import service_date
 from ..decision.rules import Config
 from ..errors import FatalNetworkError, OnProblem, PagingExpired
 from ..fhir.client import FhirClient, Lookup
-from ..fhir.resources import FOUND_BY_PATIENT, patient_id_of, split_reference
+from ..fhir.resources import (
+    FOUND_BY_PATIENT,
+    conditional_reference,
+    identifiers_of,
+    patient_id_of,
+    split_reference,
+    token_matches,
+    token_text,
+)
 from . import pull
 from .records import check_resource, check_shape
 
@@ -60,6 +70,9 @@ class Resolver:
         self.chunk = chunk_size
         self.cache: dict[str, Mapping | None] = {}  # "Type/id" -> resource (None: known missing)
         self.by_patient: dict[tuple[str, str], list[Mapping]] = {}
+        # a conditional reference's identifier search: (type, (system, value)) -> "Type/id" found
+        self.by_identifier: dict[tuple[str, tuple[str | None, str]], tuple[str, ...]] = {}
+        self._asked: dict[tuple[str, str], tuple[str | None, str]] = {}  # search text -> token
         cs = client.capabilities()
         self.has_type = {
             r.get("type") for rest in cs.get("rest") or [] for r in rest.get("resource") or []
@@ -69,23 +82,36 @@ class Resolver:
         if resource.get("resourceType") and resource.get("id"):
             self.cache[f"{resource['resourceType']}/{resource['id']}"] = resource
 
-    @staticmethod
-    def _references(
-        admins: list[Mapping], cache: Mapping[str, Mapping | None]
-    ) -> tuple[set[str], set[str]]:
-        """("Type/id" the administrations and their known encounters point to, their patients' ids).
+    def _references(self, admins: list[Mapping]) -> tuple[set[str], set[str], set[tuple]]:
+        """("Type/id" the administrations and their known encounters point to, their patients' ids,
+        the (type, identifier token) searches their conditional references ask for).
 
         What counts as "points to" is the engine's own list (:func:`administration_references`,
-        :func:`encounter_references`), so the look-ups fetch exactly what the decision reads.
+        :func:`encounter_references`), so the look-ups fetch exactly what the decision reads. A
+        conditional reference (``Practitioner?identifier=s|v``) already searched adds what it
+        found, so its resources reach the Context and an Encounter found that way is followed.
         """
         refs: set[str] = set()
         patients: set[str] = set()
+        tokens: set[tuple[str, tuple[str | None, str]]] = set()
 
         def want(found) -> None:
             for reference, expected in found:
                 pair = split_reference(reference)
-                if pair and (expected is None or pair[0] == expected):
-                    refs.add(f"{pair[0]}/{pair[1]}")
+                if pair is not None:
+                    if expected is None or pair[0] == expected:
+                        refs.add(f"{pair[0]}/{pair[1]}")
+                    continue
+                conditional = conditional_reference(reference)
+                if (
+                    conditional is None
+                    or conditional.problem
+                    or (expected is not None and conditional.type != expected)
+                ):
+                    continue
+                for token in conditional.tokens:
+                    tokens.add((conditional.type, token))
+                    refs.update(self.by_identifier.get((conditional.type, token), ()))
 
         for a in admins:
             want(administration_references(a))
@@ -93,14 +119,14 @@ class Resolver:
             if pid:
                 patients.add(pid)
         for key in [k for k in refs if k.startswith("Encounter/")]:
-            enc = cache.get(key)
+            enc = self.cache.get(key)
             if enc:
                 want(encounter_references(enc))
-        return refs, patients
+        return refs, patients, tokens
 
     def lookups(self, admins: list[Mapping]) -> list[Lookup]:
         """The searches that would fill in what these administrations need and the cache lacks."""
-        refs, patients = self._references(admins, self.cache)
+        refs, patients, tokens = self._references(admins)
         by_type: dict[str, set[str]] = defaultdict(set)
         for key in refs:
             if key not in self.cache:
@@ -110,6 +136,21 @@ class Resolver:
                 else:
                     self.cache[key] = None  # the server has no such type: nothing to ask
         out = [Lookup(t, "_id", tuple(sorted(ids))) for t, ids in sorted(by_type.items())]
+        # conditional references: one identifier search per type, all its values OR-ed
+        by_type_tokens: dict[str, set[str]] = defaultdict(set)
+        for rtype, token in tokens:
+            if (rtype, token) in self.by_identifier:
+                continue
+            if rtype not in self.has_type:
+                self.by_identifier[(rtype, token)] = ()
+                continue
+            text = token_text(*token)
+            self._asked[(rtype, text)] = token
+            by_type_tokens[rtype].add(text)
+        out += [
+            Lookup(t, "identifier", tuple(sorted(texts)))
+            for t, texts in sorted(by_type_tokens.items())
+        ]
         for rtype, param in FOUND_BY_PATIENT:
             todo = sorted(p for p in patients if (rtype, p) not in self.by_patient)
             if not todo:
@@ -124,6 +165,26 @@ class Resolver:
     def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
         """File the answers to :meth:`lookups`; an id asked for and not returned is known missing."""
         for lk, found in zip(lookups, results, strict=True):
+            if lk.param == "identifier":
+                matched = [
+                    r for r, mode in found if mode == "match" and r.get("resourceType") == lk.type
+                ]
+                for resource in matched:
+                    self.remember(resource)
+                for text in lk.values:
+                    token = self._asked.pop((lk.type, text), None)
+                    if token is None:
+                        continue
+                    self.by_identifier[(lk.type, token)] = tuple(
+                        sorted(
+                            {
+                                f"{lk.type}/{r.get('id')}"
+                                for r in matched
+                                if any(token_matches(token, *i) for i in identifiers_of(r))
+                            }
+                        )
+                    )
+                continue
             if lk.param == "_id":
                 for resource, mode in found:
                     if mode == "match" and resource.get("resourceType") == lk.type:
@@ -161,7 +222,7 @@ class Resolver:
 
     def context(self, admins: list[Mapping]) -> Context:
         """A Context with what the cache holds for these administrations."""
-        refs, patients = self._references(admins, self.cache)
+        refs, patients, _ = self._references(admins)
         held = (resource for key in refs if (resource := self.cache.get(key)) is not None)
         scoped = (
             resource

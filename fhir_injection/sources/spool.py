@@ -22,7 +22,7 @@ from .. import fastjson
 from ..decision.context import Context
 from ..decision.model import MAPPING
 from ..errors import RecordProblem
-from ..fhir.resources import patient_id_of
+from ..fhir.resources import identifiers_of, patient_id_of
 
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
@@ -64,6 +64,8 @@ class Spool:
         self._cache: dict[tuple[str, str], Mapping | None] = {}
         self._cache_size = cache_size
         self.counts: dict[str, int] = {}
+        self._indexed: set[str] = set()  # types whose identifiers are in the ident table
+        self._found: dict[tuple[str, tuple[str | None, str]], tuple[str, ...]] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -161,6 +163,54 @@ class Spool:
         self._cache[key] = value
         return value
 
+    def find(self, rtype: str, token: tuple[str | None, str]) -> list[Mapping]:
+        """The resources of ``rtype`` with an identifier matching ``token`` ((system, value); system
+        None: any system, "": none), for a conditional reference (``Type?identifier=s|v``).
+
+        The identifiers of a type are indexed on disk (an ``ident`` table) the first time one of
+        its conditional references is followed, so memory stays flat and an export without
+        conditional references pays nothing; answers are cached like :meth:`get`'s.
+        """
+        key = (rtype, token)
+        ids = self._found.get(key)
+        if ids is None:
+            if rtype not in self._indexed:
+                self._index_identifiers(rtype)
+            system, value = token
+            if system is None:
+                rows = self.db.execute(
+                    "SELECT DISTINCT id FROM ident WHERE type=? AND value=? ORDER BY id",
+                    (rtype, value),
+                )
+            else:
+                rows = self.db.execute(
+                    "SELECT DISTINCT id FROM ident WHERE type=? AND value=? AND system=? "
+                    "ORDER BY id",
+                    (rtype, value, system),
+                )
+            ids = tuple(row[0] for row in rows)
+            if len(self._found) >= self._cache_size:
+                del self._found[next(iter(self._found))]
+            self._found[key] = ids
+        return [r for r in (self.get(rtype, rid) for rid in ids) if r is not None]
+
+    def _index_identifiers(self, rtype: str) -> None:
+        db = self.db
+        db.execute("CREATE TABLE IF NOT EXISTS ident (type TEXT, value TEXT, system TEXT, id TEXT)")
+        read = db.execute("SELECT id, body FROM res WHERE type=?", (rtype,))
+        while rows := read.fetchmany(_BATCH):
+            db.executemany(
+                "INSERT INTO ident VALUES (?,?,?,?)",
+                [
+                    (rtype, value, system, rid)
+                    for rid, body in rows
+                    for system, value in identifiers_of(_load(body))
+                ],
+            )
+        db.execute("CREATE INDEX IF NOT EXISTS ident_value ON ident (type, value)")
+        db.commit()
+        self._indexed.add(rtype)
+
     def of_type(self, rtype: str) -> Iterator[dict]:
         """Every stored resource of one type, by id."""
         for (body,) in self.db.execute("SELECT body FROM res WHERE type=? ORDER BY id", (rtype,)):
@@ -178,7 +228,7 @@ class Spool:
     def for_patient(self, patient_id: str | None) -> tuple[list[dict], Context]:
         """A patient's administrations and a Context with their patient-scoped resources and the
         Patient itself (the rest is looked up when referenced)."""
-        ctx = Context(lookup=self.get)  # the rest is looked up when referenced
+        ctx = Context(lookup=self.get, find=self.find)  # the rest is looked up when referenced
         if patient_id is None:
             rows = self.db.execute(
                 "SELECT body FROM res WHERE type='MedicationAdministration' "
