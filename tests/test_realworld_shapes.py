@@ -36,6 +36,7 @@ ENFORCED: set[tuple[str, str]] = {
     ("bundle-types", "rw-ss-ma-1"),
     ("bundle-types", "rw-bat-ma-1"),
     ("export-folder-full", "rw-exp-ma-1"),
+    ("export-folder-full", "rw-exp-ma-2"),
 }
 
 
