@@ -314,7 +314,12 @@ class ExportFolder:
             m = _RUN.match(path.name)
             if m and path.is_dir():
                 found.append((int(m.group("number")), path.name, path))
-        return [path for _, _, path in sorted(found)]
+        runs, seen = [], set()
+        for _, _, path in sorted(found):  # a second name for one run folder is not a second run
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                runs.append(path)
+        return runs
 
     def _entries(self, folder: Path, rel: str) -> list[Path]:
         try:
@@ -333,13 +338,13 @@ class ExportFolder:
         found: Counter = Counter()  # (kind, type) of the files here, for the manifest check
         manifest = folder / "manifest.json"
         listed = self._manifest(manifest, prefix + manifest.name) if manifest.is_file() else None
-        in_runs = {p.resolve() for p in runs} if runs else set()
+        in_runs = {p.resolve(): p.name for p in runs}  # where each run is -> its name
         subfolders = []
         for path in entries:
             rel = prefix + path.name
             if path.name == "manifest.json" and listed is not None:
                 continue  # read above
-            role, rtype, reason = self._role(path, rel, in_runs)
+            role, rtype, reason = self._role(path, in_runs, path in runs)
             if role == "subfolder":
                 subfolders.append(path)
                 continue
@@ -356,7 +361,9 @@ class ExportFolder:
         if listed:
             self._check_manifest(listed, found, prefix)
 
-    def _role(self, path: Path, rel: str, in_runs: set[Path]) -> tuple[str, str | None, str | None]:
+    def _role(
+        self, path: Path, in_runs: dict[Path, str], is_run: bool
+    ) -> tuple[str, str | None, str | None]:
         """What a file of a folder's top is: (role, type, reason when it is not read)."""
         name = path.name
         m = _NDJSON.match(name)
@@ -364,8 +371,10 @@ class ExportFolder:
         if path.is_dir():
             if name in ("deleted", "error"):
                 return "subfolder", None, None
-            if in_runs and path.resolve() in in_runs:
+            if is_run:
                 return "run", None, None
+            if in_runs and path.resolve() in in_runs:
+                return "skipped", None, f"a link to {in_runs[path.resolve()]}/; read as that run"
             if looks_like_data:
                 return "unreadable", None, None
             return (
@@ -377,11 +386,12 @@ class ExportFolder:
             if looks_like_data:
                 return "unreadable", None, None
             return "skipped", None, "not a regular file; not read"
-        if in_runs and path.is_symlink():
+        if in_runs and path.is_symlink():  # SMART Fetch links the current files at the top
             target = path.resolve()
-            if any(target.is_relative_to(run) for run in in_runs):
-                where = target.relative_to(self.root.resolve()).as_posix()
-                return "skipped", None, f"a link to {where}; read in its run folder"
+            for run, run_name in in_runs.items():
+                if target.is_relative_to(run):
+                    where = f"{run_name}/{target.relative_to(run).as_posix()}"
+                    return "skipped", None, f"a link to {where}; read in its run folder"
         if name == ".metadata":
             return "skipped", None, "SMART Fetch's metadata; not records"
         kind, listed_type = self._kinds.get(name, (None, None))
