@@ -554,3 +554,11 @@ def test_a_second_name_for_a_run_folder_is_not_read_twice(tmp_path):
     assert files["003.latest"]["reason"] == "a link to 002.2026-10-09/; read as that run"
     assert files["previous"]["reason"] == "a link to 001.2026-10-05/; read as that run"
     assert report["errors"] == [] and len(claims) == 3
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_readably(tmp_path):
+    write_world(tmp_path, [admin()])
+    (tmp_path / os.fsdecode(b"notes-\xff.txt")).write_text("x")
+    _, report, _, _ = run(tmp_path, tmp_path)
+    assert "notes-\\xff.txt" in listed(report)
+    json.dumps(report, ensure_ascii=False).encode("utf-8")  # no lone surrogates left

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import zlib
 from collections import Counter
@@ -222,6 +223,11 @@ def _read_json(
             yield resource
 
 
+def _shown(name: str) -> str:
+    """A file name as the report can hold it: bytes that are not UTF-8 as ``\\xff``."""
+    return name if name.isprintable() else os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _excerpt(text: object) -> str:
     """An export error's own words, on one line and cut to :data:`EXCERPT` characters."""
     if not isinstance(text, str) or not text.strip():
@@ -305,8 +311,8 @@ class ExportFolder:
         runs = self._run_folders()
         yield from self._folder(self.root, "", 0, runs)
         for number, path in enumerate(runs, start=1):
-            self.runs.append(path.name)
-            yield from self._folder(path, f"{path.name}/", number, [])
+            self.runs.append(_shown(path.name))
+            yield from self._folder(path, f"{_shown(path.name)}/", number, [])
 
     def _run_folders(self) -> list[Path]:
         found = []
@@ -341,7 +347,7 @@ class ExportFolder:
         in_runs = {p.resolve(): p.name for p in runs}  # where each run is -> its name
         subfolders = []
         for path in entries:
-            rel = prefix + path.name
+            rel = prefix + _shown(path.name)
             if path.name == "manifest.json" and listed is not None:
                 continue  # read above
             role, rtype, reason = self._role(path, in_runs, path in runs)
@@ -354,7 +360,7 @@ class ExportFolder:
             yield from self._read(path, rel, role, rtype, reason, run)
         for sub in subfolders:
             for path in self._entries(sub, prefix + sub.name + "/"):
-                rel = f"{prefix}{sub.name}/{path.name}"
+                rel = f"{prefix}{sub.name}/{_shown(path.name)}"
                 role, rtype, reason = self._role_in(sub.name, path)
                 found[(sub.name, None)] += 1
                 yield from self._read(path, rel, role, rtype, reason, run)
