@@ -44,6 +44,7 @@ ENFORCED: set[tuple[str, str]] = {
     ("export-folder-full", "rw-exp-ma-1"),
     ("transaction-bundle-urnuuid", "bb3e6767-2f26-588a-a477-048edde74516"),
     ("conditional-references", "rw-cnd-ma-1"),
+    ("export-folder-full", "rw-exp-ma-2"),
 }
 
 

@@ -53,7 +53,7 @@ from .steps import (
     replace,
 )
 
-__all__ = ["decide", "decide_all"]
+__all__ = ["decide", "decide_all", "decide_deleted"]
 
 #: Without any of these no Claim can be formed (Claim.patient, .insurance and .provider are
 #: required). A 96372 with one is ``held`` whatever severity the gap was configured to: an outcome
@@ -233,3 +233,13 @@ def decide(
 ) -> Decision:
     """Decide one administration on its own (no same-day rules across administrations)."""
     return decide_all([administration], context, rules, config)[0]
+
+
+def decide_deleted(administration_id: str, patient_id: str | None = None) -> Decision:
+    """An administration its source deleted (a Bulk Data ``deleted/`` entry): withdrawn, like one
+    entered in error. Its Claim, if one was posted, is cancelled; there is nothing else to decide,
+    as the record itself is gone (``patient_id`` when an earlier export held it)."""
+    return replace(
+        _first(f"MedicationAdministration/{administration_id}", None, outcome="void"),
+        patient=f"Patient/{patient_id}" if patient_id else None,
+    )

@@ -336,3 +336,43 @@ def rewrite_references(resource: object, targets: Mapping[str, str]) -> None:
             stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
         elif isinstance(value, list):
             stack.extend(v for v in value if isinstance(v, (dict, list)))
+
+
+#: Every FHIR resource type name of R4 (4.0.1), R4B and R5: a Bulk Data file named after one of these
+#: that is not in :data:`USED_TYPES` holds nothing this adapter reads and is skipped unopened. A name
+#: not on this list (``export.ndjson``) says nothing about what the file holds, so it is read.
+#: Source: the resource lists of hl7.org/fhir/R4/resourcelist.html, /R4B/ and /R5/.
+FHIR_TYPE_NAMES = frozenset(
+    """Account ActivityDefinition ActorDefinition AdministrableProductDefinition AdverseEvent
+    AllergyIntolerance Appointment AppointmentResponse ArtifactAssessment AuditEvent Basic Binary
+    BiologicallyDerivedProduct BiologicallyDerivedProductDispense BodyStructure Bundle
+    CapabilityStatement CarePlan CareTeam CatalogEntry ChargeItem ChargeItemDefinition Citation Claim
+    ClaimResponse ClinicalImpression ClinicalUseDefinition CodeSystem Communication
+    CommunicationRequest CompartmentDefinition Composition ConceptMap Condition ConditionDefinition
+    Consent Contract Coverage CoverageEligibilityRequest CoverageEligibilityResponse DetectedIssue
+    Device DeviceAssociation DeviceDefinition DeviceDispense DeviceMetric DeviceRequest DeviceUsage
+    DeviceUseStatement DiagnosticReport DocumentManifest DocumentReference EffectEvidenceSynthesis
+    Encounter EncounterHistory Endpoint EnrollmentRequest EnrollmentResponse EpisodeOfCare
+    EventDefinition Evidence EvidenceReport EvidenceVariable ExampleScenario ExplanationOfBenefit
+    FamilyMemberHistory Flag FormularyItem GenomicStudy Goal GraphDefinition Group GuidanceResponse
+    HealthcareService ImagingSelection ImagingStudy Immunization ImmunizationEvaluation
+    ImmunizationRecommendation ImplementationGuide Ingredient InsurancePlan InventoryItem
+    InventoryReport Invoice Library Linkage List Location ManufacturedItemDefinition Measure
+    MeasureReport Media Medication MedicationAdministration MedicationDispense MedicationKnowledge
+    MedicationRequest MedicationStatement MedicinalProduct MedicinalProductAuthorization
+    MedicinalProductContraindication MedicinalProductDefinition MedicinalProductIndication
+    MedicinalProductIngredient MedicinalProductInteraction MedicinalProductManufactured
+    MedicinalProductPackaged MedicinalProductPharmaceutical MedicinalProductUndesirableEffect
+    MessageDefinition MessageHeader MolecularSequence NamingSystem NutritionIntake NutritionOrder
+    NutritionProduct Observation ObservationDefinition OperationDefinition OperationOutcome
+    Organization OrganizationAffiliation PackagedProductDefinition Parameters Patient PaymentNotice
+    PaymentReconciliation Permission Person PlanDefinition Practitioner PractitionerRole Procedure
+    Provenance Questionnaire QuestionnaireResponse RegulatedAuthorization RelatedPerson RequestGroup
+    RequestOrchestration Requirements ResearchDefinition ResearchElementDefinition ResearchStudy
+    ResearchSubject RiskAssessment RiskEvidenceSynthesis Schedule SearchParameter ServiceRequest Slot
+    Specimen SpecimenDefinition StructureDefinition StructureMap Subscription SubscriptionStatus
+    SubscriptionTopic Substance SubstanceDefinition SubstanceNucleicAcid SubstancePolymer
+    SubstanceProtein SubstanceReferenceInformation SubstanceSourceMaterial SubstanceSpecification
+    SupplyDelivery SupplyRequest Task TerminologyCapabilities TestPlan TestReport TestScript Transport
+    ValueSet VerificationResult VisionPrescription""".split()  # noqa: SIM905 - a list to read
+)

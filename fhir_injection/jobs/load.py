@@ -16,7 +16,7 @@ from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError, RecordProbl
 from ..fhir.bundles import send_in_halves
 from ..fhir.client import FhirClient, make_client
 from ..fhir.resources import LOAD_ORDER
-from ..sources.folder import iter_folder_checked
+from ..sources.folder import ExportFolder
 from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection.load")
@@ -52,7 +52,9 @@ def load_folder(source: str, client: FhirClient, bundle_size: int = 200) -> Load
     result = LoadResult()
     client.capabilities()
     with Spool() as spool:
-        spool.add_all(iter_folder_checked(source, result.problems.append), result.problems.append)
+        folder = ExportFolder(source, result.problems.append)
+        spool.add_all(folder.records(), result.problems.append)
+        spool.apply_deletions(folder.deletions.values())  # a deleted record is not loaded
         deferred: list[dict] = []
         for rtype in LOAD_ORDER:
             deferred += _load_type(

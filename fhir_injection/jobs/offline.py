@@ -1,5 +1,8 @@
 """The offline job: an export folder in (sources.folder, spooled), decided patient by patient, and
-``Claim.ndjson``, ``Task.ndjson`` and ``report.json`` out (sinks.folder)."""
+``Claim.ndjson``, ``Task.ndjson`` and ``report.json`` out (sinks.folder).
+
+Administrations the export's ``deleted/`` files delete are voids (no Claim; the report names the
+deletion), and the report's ``input`` lists every file of the folder with what was done with it."""
 
 from __future__ import annotations
 
@@ -9,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
 from ..decision.rules import Config, Rules
 from ..errors import RecordProblem, describe_failure
 from ..sinks.claims import build_claim, build_task
 from ..sinks.folder import FolderSink
-from ..sources.folder import iter_folder_checked
+from ..sources.folder import ExportFolder
 from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection")
@@ -52,8 +56,10 @@ def run_folder(
             log.warning("skipped %s", problem)
             sink.problem(problem)
 
+        folder = ExportFolder(source, on_problem)
         with Spool(directory=str(sink.target)) as spool:
-            spool.add_all(iter_folder_checked(source, on_problem), on_problem)
+            spool.add_all(folder.records(), on_problem)
+            voids = spool.apply_deletions(folder.deletions.values())
             done = 0
             for patient_id in spool.patients():
                 admins, ctx = spool.for_patient(patient_id)
@@ -75,6 +81,9 @@ def run_folder(
                     done += 1
                     if progress and done % 5000 == 0:
                         progress(f"{done} administrations decided")
+            for admin_id, patient_id, where in voids:  # deleted at the source: withdrawn
+                sink.write(decide_deleted(admin_id, patient_id), None, None, deleted_in=where)
+        sink.report.input = folder.listing()
         summary = sink.commit()
     except BaseException:
         sink.abort()

@@ -39,8 +39,11 @@ class FolderSink:
     def _partial(self, name: str) -> Path:
         return self.target / f".{name}.partial"
 
-    def write(self, decision: Decision, claim: dict | None, task: dict | None) -> None:
-        """One administration: its Claim and Task (when it has them) and its report entry."""
+    def write(
+        self, decision: Decision, claim: dict | None, task: dict | None, **extra: Any
+    ) -> None:
+        """One administration: its Claim and Task (when it has them) and its report entry (with
+        ``extra`` keys, e.g. ``deleted_in``)."""
         if claim:
             self._handles["Claim.ndjson"].write(fastjson.dumps(claim) + "\n")
         if task:
@@ -50,6 +53,7 @@ class FolderSink:
             reference_of(claim) if claim else None,
             claim["status"] if claim else None,
             reference_of(task) if task else None,
+            **extra,
         )
 
     def problem(self, problem: RecordProblem) -> None:

@@ -7,6 +7,8 @@
                           "procedure": "96372"|...|null, "claim": "Claim/<id>"|null,
                           "gaps": [{"code", "severity", "message", "field", "rule"}], ...}],
      "errors": [{"record", "field", "message"}],
+     "input": {"files": [{"file", "role", "type", "records", "errors", "reason", ...}],
+               "roles": {...}, "runs": [...]},          # folder runs only
      "summary": {...}}
 
 Entries are written as they are decided, so the report never needs the whole
@@ -111,6 +113,15 @@ class Summary:
         )
 
 
+_ROLES = (
+    ("records", "of records"),
+    ("deleted", "of deletions"),
+    ("error", "of export errors"),
+    ("manifest", "manifest"),
+    ("skipped", "not read"),
+)
+
+
 def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None = None) -> str:
     """The terminal summary of a run, from its report's ``summary``: outcomes, Claims, money, top
     gaps, and for a server target what was posted and what it cost in requests."""
@@ -132,6 +143,13 @@ def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None 
             for code, n in list(gaps.items())[:6]
         )
         lines.append(f"Top gaps: {top}")
+    files = summary.get("files") or {}
+    if set(files) - {"records"}:  # the folder held more than record files: say what was done
+        lines.append(
+            "Files: "
+            + ", ".join(f"{files[role]} {words}" for role, words in _ROLES if files.get(role))
+            + " (see 'input' in the report)"
+        )
     if summary.get("record_errors"):
         lines.append(
             f"Records that could not be read: {summary['record_errors']} (see 'errors' in the report)"
@@ -164,6 +182,7 @@ class ReportWriter:
         self.summary = Summary()
         self._first = True
         self._errors: list[dict] = []
+        self.input: dict[str, Any] | None = None  # what the source folder held (offline runs)
         fh.write("{")
         for key, value in (meta or {}).items():
             fh.write(f"{json.dumps(key)}: {json.dumps(value)},\n")
@@ -194,6 +213,9 @@ class ReportWriter:
     def close(self) -> dict[str, Any]:
         self.fh.write("\n],\n")
         self.fh.write('"errors": ' + json.dumps(self._errors, indent=None) + ",\n")
+        if self.input is not None:
+            self.fh.write('"input": ' + json.dumps(self.input, ensure_ascii=True) + ",\n")
+            self.summary.extra["files"] = self.input.get("roles", {})
         summary = self.summary.as_dict()
         if self.summary.errors > len(self._errors):
             summary["errors_not_listed"] = self.summary.errors - len(self._errors)

@@ -20,6 +20,11 @@ _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
 
 
+def valid_id(rid: object) -> bool:
+    """Whether ``rid`` is a FHIR id (the same test :func:`check_resource` applies)."""
+    return isinstance(rid, str) and _ID.fullmatch(rid) is not None
+
+
 def check_resource(resource, where: str, expected_type: str | None = None) -> RecordProblem | None:
     """The minimum a resource needs before anything indexes it: an object with a type and a valid id."""
     if not isinstance(resource, MAPPING):

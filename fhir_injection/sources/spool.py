@@ -15,7 +15,7 @@ import marshal
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import cast
 
 from .. import fastjson
@@ -26,8 +26,8 @@ from ..fhir.resources import identifiers_of, patient_id_of
 
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
-_INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?)"
-_REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?)"
+_INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?,?,?)"
+_REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?,?,?)"
 _MISSING = object()
 _MARSHAL = b"M"  # before a marshal body; an export line starts with "{" or white space
 
@@ -39,6 +39,13 @@ def _load(body: bytes | str):
     if body[0] == _MARSHAL[0]:
         return marshal.loads(memoryview(cast(bytes, body))[1:])  # not str: that case returned above
     return fastjson.orjson.loads(body)
+
+
+def _same(stored: bytes | str, body: bytes | str) -> bool:
+    """Whether a stored body and a new one hold the same resource."""
+    if type(stored) is bytes and type(body) is bytes and stored.strip() == body.strip():
+        return True
+    return bool(_load(stored) == _load(body))
 
 
 def _version(resource: Mapping) -> tuple:
@@ -59,7 +66,7 @@ class Spool:
         self.db.executescript(
             "PRAGMA page_size=16384; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
             "CREATE TABLE res (type TEXT, id TEXT, patient TEXT, v INTEGER, updated TEXT, body TEXT,"
-            " PRIMARY KEY (type, id)) WITHOUT ROWID;"
+            " run INTEGER, file INTEGER, PRIMARY KEY (type, id)) WITHOUT ROWID;"
         )
         self._cache: dict[tuple[str, str], Mapping | None] = {}
         self._cache_size = cache_size
@@ -79,14 +86,21 @@ class Spool:
         self.close()
 
     def add_all(self, records, on_problem) -> None:
-        """Store every resource; of two with one id keep the newer version and say so when unclear.
+        """Store every resource; of two with one id keep the newer and say so when unclear.
 
-        ``records`` are resources, or (resource, how) pairs as
-        :func:`~fhir_injection.sources.iter_folder_checked` gives them: a line that orjson read is
-        stored as it is (orjson reads it again the same), a shallow resource with marshal, any other
-        as JSON text, and one too deep for that is reported. Rows go in by batches; an id that may have been seen before (a fixed-size
-        bit filter says so, whatever the input's size) waits for the batch and is checked against the
-        stored row.
+        ``records`` are resources, (resource, how) pairs as
+        :func:`~fhir_injection.sources.iter_folder_checked` gives them, or (resource, how, run,
+        file) as :meth:`~fhir_injection.sources.folder.ExportFolder.records` does: a line that orjson
+        read is stored as it is (orjson reads it again the same), a shallow resource with marshal,
+        any other as JSON text, and one too deep for that is reported. Rows go in by batches; an id
+        that may have been seen before (a fixed-size bit filter says so, whatever the input's size)
+        waits for the batch and is checked against the stored row.
+
+        Of two records of one id, a later run's wins (runs are exports taken one after the other);
+        within a run the higher ``meta.versionId`` (then ``lastUpdated``) wins, and two records
+        with the same version are reported (the later one is used) unless they are the same
+        record in two files: SMART Fetch may write a resource in both its ``.referenced`` and
+        ``.searched`` files, and nothing depends on which copy is used.
         """
         cur = self.db.cursor()
         cur.execute("BEGIN")
@@ -95,7 +109,11 @@ class Spool:
         batch: list[tuple] = []
         counts = self.counts
         for record in records:
-            resource, how = record if type(record) is tuple else (record, False)
+            if type(record) is tuple:
+                resource, how = record[0], record[1]
+                run, file = (record[2], record[3]) if len(record) > 2 else (0, 0)
+            else:
+                resource, how, run, file = record, False, 0, 0
             rtype, rid = resource["resourceType"], resource["id"]
             body: bytes | str
             if type(how) is bytes:
@@ -113,7 +131,7 @@ class Spool:
             version = _version(resource)
             # a Patient is filed under itself, so that for_patient brings it with the rest
             pid = rid if rtype == "Patient" else patient_id_of(resource)
-            row = (rtype, rid, pid, version[0], version[1], body)
+            row = (rtype, rid, pid, version[0], version[1], body, run, file)
             slot = hash((rtype, rid)) & mask
             if not seen[slot >> 3] & (1 << (slot & 7)):
                 seen[slot >> 3] |= 1 << (slot & 7)
@@ -127,10 +145,16 @@ class Spool:
                 cur.executemany(_INSERT, batch)
                 batch.clear()
             old = cur.execute(
-                "SELECT v, updated FROM res WHERE type=? AND id=?", (rtype, rid)
+                "SELECT run, v, updated, body, file FROM res WHERE type=? AND id=?", (rtype, rid)
             ).fetchone()
             if old is not None:
-                if old == version:
+                if old[0] > run:  # an earlier run's record never replaces a later run's
+                    continue
+                if old[0] < run:
+                    pass  # a later run's record replaces an earlier run's
+                elif old[1:3] == version:
+                    if old[4] != file and _same(old[3], body):
+                        continue
                     on_problem(
                         RecordProblem(
                             f"{rtype}/{rid}",
@@ -139,7 +163,7 @@ class Spool:
                             "version; the later record is used",
                         )
                     )
-                elif old > version:
+                elif old[1:3] > version:
                     continue
             else:
                 counts[rtype] = counts.get(rtype, 0) + 1
@@ -148,6 +172,32 @@ class Spool:
             cur.executemany(_INSERT, batch)
         cur.execute("COMMIT")
         cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
+
+    def apply_deletions(self, deletions: Iterable) -> list[tuple[str, str | None, str]]:
+        """Remove what an export's ``deleted/`` files delete; the deleted administrations.
+
+        ``deletions`` are :class:`~fhir_injection.sources.folder.Deletion`. A deletion removes the
+        record of its type and id when that record came from an earlier run (a record of the same
+        run or a later one was written after the deletion: see
+        :class:`~fhir_injection.sources.folder.ExportFolder`). Returns, for each deleted
+        MedicationAdministration, its id, its patient's id when a record of it was here, and where
+        the deletion was read: these are voids.
+        """
+        voids = []
+        cur = self.db.cursor()
+        for d in sorted(deletions, key=lambda d: (d.type, d.id)):
+            row = cur.execute(
+                "SELECT run, patient FROM res WHERE type=? AND id=?", (d.type, d.id)
+            ).fetchone()
+            if row is not None:
+                if row[0] >= d.run:
+                    continue
+                cur.execute("DELETE FROM res WHERE type=? AND id=?", (d.type, d.id))
+                self.counts[d.type] -= 1
+                self._cache.pop((d.type, d.id), None)
+            if d.type == "MedicationAdministration":
+                voids.append((d.id, row[1] if row else None, d.where))
+        return voids
 
     def get(self, rtype: str, rid: str) -> Mapping | None:
         key = (rtype, rid)
