@@ -23,6 +23,7 @@ from .clinical import (
     em_codes,
     payer_type_of,
     route_of,
+    setting_of,
 )
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period, within
@@ -154,8 +155,8 @@ class _Case:
     encounter_ref: str | None
     encounter: Mapping | None
     encounter_refs: EncounterPointers | None
-    setting: str
-    pos: str
+    setting: str | None  # None: the encounter says nothing known (gap unknown-setting)
+    pos: str | None
     procedure: str | None
     outcome: str | None
     when_date: date | None
@@ -245,11 +246,13 @@ def _encounter_and_setting(c: _Case) -> None:
         )
         return
     c.encounter_refs = EncounterPointers(encounter)
-    enc_class = value if isinstance(value := encounter.get("class"), MAPPING) else {}
-    # the class as written: a system or code that is not text finds nothing
-    found = c.rules.settings.get((enc_class.get("system"), enc_class.get("code")))  # type: ignore[arg-type]
-    if found:
-        c.setting, c.pos = found.setting, found.place_of_service
+    found, problem = setting_of(encounter, c.rules)
+    if found is None:
+        # not known is not the office: the place of service is a claim field a person must set
+        c.gaps.add("unknown-setting", problem)
+        c.setting = c.pos = None
+        return
+    c.setting, c.pos = found.setting, found.place_of_service
     if c.setting == "virtual":
         c.gaps.add(
             "missing-encounter",
@@ -294,7 +297,14 @@ def _coverage_and_payer(c: _Case) -> None:
     when, rules = c.when, c.rules
     c.when_date = as_date(when) if when is not None else None
     coverage = c.coverage = active_coverage(c.ctx.for_patient("Coverage", c.patient_id), when)
-    payer_type = c.payer_type = payer_type_of(coverage, rules) if coverage else None
+    payer_type = None
+    if coverage:
+        payer_type, how = payer_type_of(coverage, c.ctx, rules)
+        if payer_type is None:
+            c.gaps.add("unknown-payer-type", f"{how} says only what kind of coverage it is")
+        elif payer_type == "self-pay":
+            c.gaps.add("self-pay", f"From {how}")
+    c.payer_type = payer_type
     c.payer = rules.payer(payer_type)
     if c.med.vaccine is not None:
         v = c.med.vaccine
