@@ -334,7 +334,9 @@ def _inside_facility_payment(c: _Case) -> _Draft:
     decision = _first(
         c.key,
         c.version,
-        procedure="96372",
+        # inpatient: inside the DRG, no administration code at all; hospital outpatient/ER: the
+        # facility bills 96372 on its institutional claim (README decision rules, 96372.md 'Setting')
+        procedure=None if c.setting == "inpatient" else "96372",
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
         encounter=_ref_key(c.encounter_ref),
