@@ -340,6 +340,8 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
         encounter=_ref_key(c.encounter_ref),
+        payer_type=c.payer_type,
+        service_date=c.when_date.isoformat() if c.when_date else None,
         setting=c.setting,
         place_of_service=c.pos,
         drug=drug.hcpcs if drug else None,
