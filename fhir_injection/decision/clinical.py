@@ -22,7 +22,7 @@ from .elements import (
     within,
 )
 from .model import MAPPING, Coding
-from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, NameRule, Rules, Setting
+from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, NameRule, PayerCode, Rules, Setting
 
 
 def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None]:
@@ -172,14 +172,7 @@ def payer_type_of(coverage: Mapping, ctx: Context, rules: Rules) -> tuple[str | 
     texts = []
     for c in codings(concept):
         system, code = c.get("system"), c.get("code")
-        found = None
-        if isinstance(system, str) and isinstance(code, str):
-            found = rules.payer_codes.get((system, code))
-            if found is None:
-                for prefix, prefixed in rules.payer_code_prefixes.get(system, ()):
-                    if code.startswith(prefix):
-                        found = prefixed
-                        break
+        found = _payer_code(system, code, rules)
         if found is None:
             if isinstance(c.get("display"), str):
                 texts.append(c["display"])
@@ -217,6 +210,27 @@ def payer_type_of(coverage: Mapping, ctx: Context, rules: Rules) -> tuple[str | 
         payer_type, how = generic
         return (None if payer_type == "unknown" else payer_type), how
     return "commercial", "no Coverage.type or payor the tables know"
+
+
+def type_names_payer(coverage: Mapping, rules: Rules) -> bool:
+    """Whether a Coverage.type coding names the payer type outright (then the payor is not read)."""
+    for c in codings(coverage.get("type")):
+        found = _payer_code(c.get("system"), c.get("code"), rules)
+        if found is not None and found.specific:
+            return True
+    return False
+
+
+def _payer_code(system, code, rules: Rules) -> PayerCode | None:
+    """The payer_codes.csv row of a coding: its exact code, else the longest prefix of its system."""
+    if not (isinstance(system, str) and isinstance(code, str)):
+        return None
+    found = rules.payer_codes.get((system, code))
+    if found is None:
+        for prefix, prefixed in rules.payer_code_prefixes.get(system, ()):
+            if code.startswith(prefix):
+                return prefixed
+    return found
 
 
 def _payors(coverage: Mapping, ctx: Context) -> list[tuple[Mapping, Mapping | None]]:

@@ -18,7 +18,12 @@ from itertools import chain
 from typing import Protocol
 
 from ..clock import minus
-from ..decision.context import Context, administration_references, encounter_references
+from ..decision.context import (
+    Context,
+    administration_references,
+    coverage_references,
+    encounter_references,
+)
 from ..errors import FatalNetworkError, OnProblem, PagingExpired
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import FOUND_BY_PATIENT, patient_id_of, split_reference
@@ -53,9 +58,17 @@ class Resolver:
     the encounters' own references are only known once the encounters are).
     """
 
-    def __init__(self, client: FhirClient, chunk_size: int = 500):
+    def __init__(
+        self,
+        client: FhirClient,
+        chunk_size: int = 500,
+        payors_needed: Callable[[Mapping], bool] = lambda coverage: True,
+    ):
+        """``payors_needed(coverage)``: whether the payer type may be read from the Coverage's payor
+        Organizations, so they are fetched (the sync passes "unless its type names the payer")."""
         self.client = client
         self.chunk = chunk_size
+        self.payors_needed = payors_needed
         self.cache: dict[str, Mapping | None] = {}  # "Type/id" -> resource (None: known missing)
         self.by_patient: dict[tuple[str, str], list[Mapping]] = {}
         cs = client.capabilities()
@@ -69,9 +82,13 @@ class Resolver:
 
     @staticmethod
     def _references(
-        admins: list[Mapping], cache: Mapping[str, Mapping | None]
+        admins: list[Mapping],
+        cache: Mapping[str, Mapping | None],
+        by_patient: Mapping[tuple[str, str], list[Mapping]],
+        payors_needed: Callable[[Mapping], bool],
     ) -> tuple[set[str], set[str]]:
-        """("Type/id" the administrations and their known encounters point to, their patients' ids).
+        """("Type/id" the administrations, their known encounters and their patients' known coverages
+        point to, their patients' ids).
 
         What counts as "points to" is the engine's own list (:func:`administration_references`,
         :func:`encounter_references`), so the look-ups fetch exactly what the decision reads.
@@ -94,11 +111,15 @@ class Resolver:
             enc = cache.get(key)
             if enc:
                 want(encounter_references(enc))
+        for pid in patients:  # the payors of coverages already found (a later round fetches them)
+            for coverage in by_patient.get(("Coverage", pid), ()):
+                if payors_needed(coverage):
+                    want(coverage_references(coverage))
         return refs, patients
 
     def lookups(self, admins: list[Mapping]) -> list[Lookup]:
         """The searches that would fill in what these administrations need and the cache lacks."""
-        refs, patients = self._references(admins, self.cache)
+        refs, patients = self._references(admins, self.cache, self.by_patient, self.payors_needed)
         by_type: dict[str, set[str]] = defaultdict(set)
         for key in refs:
             if key not in self.cache:
@@ -155,7 +176,7 @@ class Resolver:
 
     def context(self, admins: list[Mapping]) -> Context:
         """A Context with what the cache holds for these administrations."""
-        refs, patients = self._references(admins, self.cache)
+        refs, patients = self._references(admins, self.cache, self.by_patient, self.payors_needed)
         held = (resource for key in refs if (resource := self.cache.get(key)) is not None)
         scoped = (
             resource
