@@ -225,6 +225,14 @@ def test_self_pay_bills_the_patients_self_pay_coverage_with_an_info_gap(type_):
     assert line(d, "drug").modifiers == ()  # JW/JZ are Medicare Part B policy
 
 
+@pytest.mark.parametrize("payor", [{"reference": "Patient/p1"}, {"reference": "RelatedPerson/mother"},
+                                   {"type": "RelatedPerson", "display": "Guarantor"}])
+def test_a_person_as_payor_is_self_pay(payor):
+    # R4 Coverage.payor: Organization, or Patient/RelatedPerson for patient-pay agreements
+    assert payer_of(coverage(None, payor=payor)) == "self-pay"
+    assert payer_of(coverage(coded(SOPT, "1"), payor=payor)) == "medicare"  # a specific type still wins
+
+
 def test_oracle_payor_only_self_pay_coverage():
     assert payer_of(coverage(None, payor={"display": "SELF PAY"})) == "self-pay"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 
-from ..fhir.resources import ref_key
+from ..fhir.resources import ref_key, split_reference
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import (
     as_date,
@@ -161,7 +161,8 @@ def payer_type_of(coverage: Mapping, ctx: Context, rules: Rules) -> tuple[str | 
     Precedence, first that speaks wins (README "Payer type"; tables in mappings/):
 
     1. a specific Coverage.type coding (payer_codes.csv kind specific: NAHDO SOPT, self-pay "pay");
-    2. a payor identifier (payer_identifiers.csv), on the Reference or the payor Organization;
+    2. the payor itself: a Patient or RelatedPerson pays (self-pay), or its identifier
+       (payer_identifiers.csv), on the Reference or the payor Organization;
     3. the Coverage.type text, or the display of a coding no table knows (payer_names.csv, whole text);
     4. the payor's name (payer_names.csv): the Organization's name, else the Reference's display;
     5. a generic Coverage.type coding's own payer type (v3 MCPOL: commercial; PUBLICPOL: unknown);
@@ -182,6 +183,8 @@ def payer_type_of(coverage: Mapping, ctx: Context, rules: Rules) -> tuple[str | 
             generic = (found.payer_type, f"Coverage.type {system}|{code} ({found.display})")
     payors = _payors(coverage, ctx)
     for reference, organization in payors:
+        if _person_pays(reference):
+            return "self-pay", "Coverage.payor (a Patient or RelatedPerson pays)"
         for identifiers in (
             [reference.get("identifier")],
             as_list(organization.get("identifier")) if organization else [],
@@ -241,6 +244,14 @@ def _payors(coverage: Mapping, ctx: Context) -> list[tuple[Mapping, Mapping | No
             target = reference.get("reference")
             found.append((reference, ctx.get(target, "Organization") if target else None))
     return found
+
+
+def _person_pays(reference: Mapping) -> bool:
+    """Whether a payor Reference is a person: R4 Coverage.payor is Organization, or Patient or
+    RelatedPerson for "patient-pay agreements" (FHIR R4 Coverage.payor definition)."""
+    pair = split_reference(reference.get("reference"))
+    kind = pair[0] if pair else reference.get("type")
+    return kind in ("Patient", "RelatedPerson")
 
 
 def _name_rule(text: str, rules: Rules) -> NameRule | None:
