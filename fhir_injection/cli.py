@@ -193,6 +193,14 @@ def _run_rules(args) -> int:
         f"  routes: {len(rules.routes)}; sites: {len(rules.sites)}; settings: {len(rules.settings)}; "
         f"payer types: {', '.join(sorted(rules.payers))}"
     )
+    print(
+        f"  encounter types: {len(rules.encounter_types) + len(rules.encounter_type_texts)} "
+        f"(+ {sum(len(r) for r in rules.encounter_type_ranges.values())} code ranges); "
+        f"payer codes: {len(rules.payer_codes)} "
+        f"(+ {sum(len(p) for p in rules.payer_code_prefixes.values())} prefixes); "
+        f"payer names: {len(rules.payer_names) + len(rules.payer_name_prefixes)}; "
+        f"payer identifiers: {len(rules.payer_identifiers)}"
+    )
     print(f"  fee schedule rows: {len(rules.fees)}; gap codes: {len(rules.gaps)}")
     return EXIT_OK
 

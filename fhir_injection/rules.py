@@ -21,8 +21,10 @@ from types import MappingProxyType
 from typing import Literal, overload
 
 from .bundled import mappings_dir
+from .decision.elements import name_key
 from .decision.rules import (
     DRUG_CLASSES,
+    PAYER_CODE_TYPES,
     PAYER_TYPES,
     REQUIRED_GAPS,
     ROUTES,
@@ -36,6 +38,8 @@ from .decision.rules import (
     DrugCode,
     Fee,
     GapType,
+    NameRule,
+    PayerCode,
     PayerRule,
     Procedure,
     Rules,
@@ -154,8 +158,11 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     sites = _sites(d)
     laterality = _laterality(d)
     settings = _settings(d)
+    encounter_types, encounter_type_ranges, encounter_type_texts = _encounter_types(d)
     payers = _payers(d)
-    payer_codes = _payer_codes(d)
+    payer_codes, payer_code_prefixes = _payer_codes(d)
+    payer_names, payer_name_prefixes = _payer_names(d)
+    payer_identifiers = _payer_identifiers(d)
     em_ranges = _evaluation_management(d)
     fees = _fee_schedule(d)
     gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
@@ -179,7 +186,14 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         laterality=freeze(laterality),
         settings=freeze(settings),
         payers=freeze(payers),
-        payer_codes=tuple(payer_codes),
+        payer_codes=freeze(payer_codes),
+        payer_code_prefixes=freeze(payer_code_prefixes),
+        payer_names=freeze(payer_names),
+        payer_name_prefixes=payer_name_prefixes,
+        payer_identifiers=freeze(payer_identifiers),
+        encounter_types=freeze(encounter_types),
+        encounter_type_ranges=freeze(encounter_type_ranges),
+        encounter_type_texts=freeze(encounter_type_texts),
         em_ranges=tuple(em_ranges),
         fees=freeze(fees),
         gaps=freeze(gaps),
@@ -435,21 +449,129 @@ def _payers(d: Path) -> dict[str, PayerRule]:
     return payers
 
 
-def _payer_codes(d: Path) -> list[tuple[str, str, str, str]]:
-    """payer_codes.csv: Coverage.type codings -> payer type, exact matches first, longer prefixes first."""
-    t = _Table(d, "payer_codes.csv", ("system", "code", "match", "payer_type", "display", "source"))
-    payer_codes = []
+def _payer_codes(
+    d: Path,
+) -> tuple[dict[tuple[str, str], PayerCode], dict[str, tuple[tuple[str, PayerCode], ...]]]:
+    """payer_codes.csv: Coverage.type codings -> payer type; exact codes, and per system the prefixes
+    (longest first), so a coding is looked up in one dict and a few prefixes."""
+    t = _Table(
+        d,
+        "payer_codes.csv",
+        ("system", "code", "match", "payer_type", "kind", "display", "source"),
+    )
+    exact: dict[tuple[str, str], PayerCode] = {}
+    prefixes: dict[str, list[tuple[str, PayerCode]]] = {}
+    seen: dict = {}
     for n, r in t.rows():
-        payer_codes.append(
-            (
-                t.require(n, r, "system"),
-                t.require(n, r, "code"),
-                t.choice(n, r, "match", {"exact", "prefix"}),
-                t.choice(n, r, "payer_type", PAYER_TYPES),
+        system, code = t.require(n, r, "system"), t.require(n, r, "code")
+        match = t.choice(n, r, "match", {"exact", "prefix"})
+        t.unique(seen, (system, code, match), n)
+        kind = t.choice(n, r, "kind", {"specific", "generic"})
+        payer_type = t.choice(n, r, "payer_type", PAYER_CODE_TYPES)
+        if payer_type == "unknown" and kind == "specific":
+            raise t.error(
+                n, "payer_type 'unknown' needs kind 'generic' (a specific code names a payer)"
             )
-        )
-    payer_codes.sort(key=lambda p: (p[2] != "exact", -len(p[1])))
-    return payer_codes
+        found = PayerCode(payer_type, kind == "specific", r["display"])
+        if match == "exact":
+            exact[(system, code)] = found
+        else:
+            prefixes.setdefault(system, []).append((code, found))
+    return exact, {
+        system: tuple(sorted(items, key=lambda p: (-len(p[0]), p[0])))
+        for system, items in prefixes.items()
+    }
+
+
+_APPLIES_TO = {"type-text": (True, False), "payor-name": (False, True), "both": (True, True)}
+
+
+def _payer_names(d: Path) -> tuple[dict[str, NameRule], tuple[tuple[str, NameRule], ...]]:
+    """payer_names.csv: whole names (or their first words) of Coverage.type text and payors -> payer
+    type, keyed as the engine reads them (:func:`~fhir_injection.decision.elements.name_key`)."""
+    t = _Table(d, "payer_names.csv", ("name", "match", "applies_to", "payer_type", "source"))
+    exact: dict[str, NameRule] = {}
+    prefixes: list[tuple[str, NameRule]] = []
+    seen: dict = {}
+    for n, r in t.rows():
+        key = name_key(t.require(n, r, "name"))
+        if not key:
+            raise t.error(n, f"name '{r['name']}' has no letters or digits")
+        match = t.choice(n, r, "match", {"exact", "prefix"})
+        t.unique(seen, (key, match), n)
+        type_text, payor_name = _APPLIES_TO[t.choice(n, r, "applies_to", set(_APPLIES_TO))]
+        rule = NameRule(t.choice(n, r, "payer_type", PAYER_TYPES), type_text, payor_name)
+        if match == "exact":
+            exact[key] = rule
+        else:
+            prefixes.append((key, rule))
+    return exact, tuple(sorted(prefixes, key=lambda p: (-len(p[0]), p[0])))
+
+
+def _payer_identifiers(d: Path) -> dict[tuple[str, str], str]:
+    """payer_identifiers.csv: a payor Organization's identifier (system, value) -> payer type."""
+    t = _Table(d, "payer_identifiers.csv", ("system", "value", "payer_type", "display", "source"))
+    found: dict[tuple[str, str], str] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "value"))
+        t.unique(seen, key, n)
+        found[key] = t.choice(n, r, "payer_type", PAYER_TYPES)
+    return found
+
+
+def _encounter_types(
+    d: Path,
+) -> tuple[
+    dict[tuple[str, str], Setting],
+    dict[str, tuple[tuple[int, int, Setting], ...]],
+    dict[str, Setting],
+]:
+    """encounter_types.csv: Encounter.type codings (one code or a numeric range, e.g. CPT E/M) and whole
+    type texts -> setting and place of service, for an encounter whose class says nothing known."""
+    t = _Table(
+        d,
+        "encounter_types.csv",
+        (
+            "kind",
+            "system",
+            "value",
+            "value_to",
+            "display",
+            "setting",
+            "place_of_service",
+            "source",
+        ),
+    )
+    codes: dict[tuple[str, str], Setting] = {}
+    ranges: dict[str, list[tuple[int, int, Setting]]] = {}
+    texts: dict[str, Setting] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        kind = t.choice(n, r, "kind", {"code", "text"})
+        value = t.require(n, r, "value")
+        pos = t.require(n, r, "place_of_service")
+        if not (pos.isdigit() and len(pos) == 2):
+            raise t.error(n, f"place_of_service '{pos}' must be a two-digit CMS code")
+        setting = Setting(t.choice(n, r, "setting", SETTINGS), pos, r["display"])
+        if kind == "text":
+            if r["system"] or r["value_to"]:
+                raise t.error(n, "a text row has no system and no value_to")
+            key = name_key(value)
+            t.unique(seen, ("text", key), n)
+            texts[key] = setting
+            continue
+        system = t.require(n, r, "system")
+        high = r["value_to"]
+        if not high:
+            t.unique(seen, (system, value), n)
+            codes[(system, value)] = setting
+            continue
+        if not (value.isdigit() and high.isdigit() and int(value) <= int(high)):
+            raise t.error(n, f"range '{value}'-'{high}' must be two numeric codes, low to high")
+        t.unique(seen, (system, value, high), n)
+        ranges.setdefault(system, []).append((int(value), int(high), setting))
+    return codes, {system: tuple(items) for system, items in ranges.items()}, texts
 
 
 def _evaluation_management(d: Path) -> list[tuple[int, int]]:

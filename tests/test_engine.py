@@ -10,7 +10,7 @@ import pytest
 from decimal import Decimal
 
 from builders import (
-    CPT, CVX, ICD10, NDC, RXNORM, SNOMED, SOPT, V2_ROUTE, V2_SITE, V3_ROUTE, admin, contained_admin,
+    ACT, CPT, CVX, ICD10, NDC, RXNORM, SNOMED, SOPT, V2_ROUTE, V2_SITE, V3_ROUTE, admin, contained_admin,
     decide_many, decide_one, dose, dosage, gap, gap_codes, line, med, replace_resource, route, rules,
     world,
 )
@@ -409,7 +409,7 @@ def test_jz_can_be_switched_off():
 
 
 @pytest.mark.parametrize("code,payer_type", [("1", "medicare"), ("121", "medicare"), ("2", "medicaid"),
-                                             ("5", "commercial"), ("6", "commercial"), ("81", "commercial")])
+                                             ("5", "commercial"), ("6", "commercial"), ("81", "self-pay")])
 def test_payer_type_from_coverage_type_sopt(code, payer_type):
     w = replace_resource(world(), "Coverage", type={"coding": [{"system": SOPT, "code": code}]})
     assert decide_one(admin(), w).payer_type == payer_type
@@ -701,6 +701,11 @@ GAP_CASES = {
     "missing-patient": lambda: ([admin(subject=None)], world()),
     "missing-billing-provider": lambda: ([admin(performer=None)],
                                          replace_resource(world(), "Encounter", serviceProvider=None)),
+    "unknown-payer-type": lambda: ([admin()], replace_resource(
+        world(), "Coverage", type={"coding": [{"system": ACT, "code": "PUBLICPOL"}]})),
+    "self-pay": lambda: ([admin()], replace_resource(world(), "Coverage", type={"text": "NO_INSURANCE"})),
+    "unknown-setting": lambda: ([admin()], replace_resource(world(), "Encounter", **{"class": {
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]}})),
 }
 
 

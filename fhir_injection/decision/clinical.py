@@ -9,12 +9,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, tzinfo
 
-from ..fhir.resources import ref_key
+from ..fhir.resources import ref_key, split_reference
 from .context import AdministrationPointers, Context, EncounterPointers
-from .elements import as_date, as_list, codings, concept_text, parse_time, period, within
+from .elements import (
+    as_date,
+    as_list,
+    codings,
+    concept_text,
+    name_key,
+    parse_time,
+    period,
+    within,
+)
 from .localtime import local
 from .model import MAPPING, Coding
-from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, Rules
+from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, NameRule, PayerCode, Rules, Setting
 
 
 def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None]:
@@ -148,18 +157,115 @@ def active_coverage(coverages: list[Mapping], when) -> Mapping | None:
     return usable[0] if usable else None
 
 
-def payer_type_of(coverage: Mapping, rules: Rules) -> str:
-    """medicare, medicaid or commercial, from Coverage.type through mappings/payer_codes.csv."""
-    for c in codings(coverage.get("type")):
+def payer_type_of(coverage: Mapping, ctx: Context, rules: Rules) -> tuple[str | None, str]:
+    """(payer type, how it was told) of a Coverage: medicare, medicaid, commercial or self-pay, or
+    None when it cannot be told (a generic public type and nothing more).
+
+    Precedence, first that speaks wins (README "Payer type"; tables in mappings/):
+
+    1. a specific Coverage.type coding (payer_codes.csv kind specific: NAHDO SOPT, self-pay "pay");
+    2. the payor itself: a Patient or RelatedPerson pays (self-pay), or its identifier
+       (payer_identifiers.csv), on the Reference or the payor Organization;
+    3. the Coverage.type text, or the display of a coding no table knows (payer_names.csv, whole text);
+    4. the payor's name (payer_names.csv): the Organization's name, else the Reference's display;
+    5. a generic Coverage.type coding's own payer type (v3 MCPOL: commercial; PUBLICPOL: unknown);
+    6. nothing at all: commercial (a plan nobody typed is a commercial plan, as before).
+    """
+    concept = coverage.get("type")
+    generic = None
+    texts = []
+    for c in codings(concept):
         system, code = c.get("system"), c.get("code")
-        if not isinstance(code, str):
-            continue
-        for p_system, p_code, match, payer_type in rules.payer_codes:
-            if system == p_system and (
-                code == p_code if match == "exact" else code.startswith(p_code)
-            ):
-                return payer_type
-    return "commercial"
+        found = _payer_code(system, code, rules)
+        if found is None:
+            if isinstance(c.get("display"), str):
+                texts.append(c["display"])
+        elif found.specific:
+            return found.payer_type, f"Coverage.type {system}|{code}"
+        elif generic is None:
+            generic = (found.payer_type, f"Coverage.type {system}|{code} ({found.display})")
+    payors = _payors(coverage, ctx)
+    for reference, organization in payors:
+        if _person_pays(reference):
+            return "self-pay", "Coverage.payor (a Patient or RelatedPerson pays)"
+        for identifiers in (
+            [reference.get("identifier")],
+            as_list(organization.get("identifier")) if organization else [],
+        ):
+            for identifier in identifiers:
+                if isinstance(identifier, MAPPING):
+                    hit = rules.payer_identifiers.get(
+                        (identifier.get("system"), identifier.get("value"))  # type: ignore[arg-type]
+                    )
+                    if hit:
+                        return hit, "Coverage.payor identifier"
+    if isinstance(concept, MAPPING) and isinstance(concept.get("text"), str):
+        texts.insert(0, concept["text"])
+    for text in texts:
+        rule = _name_rule(text, rules)
+        if rule is not None and rule.type_text:
+            return rule.payer_type, "Coverage.type text"
+    for reference, organization in payors:
+        name = organization.get("name") if organization else None
+        for candidate in (name, reference.get("display")):
+            if isinstance(candidate, str):
+                rule = _name_rule(candidate, rules)
+                if rule is not None and rule.payor_name:
+                    return rule.payer_type, "Coverage.payor name"
+    if generic is not None:
+        payer_type, how = generic
+        return (None if payer_type == "unknown" else payer_type), how
+    return "commercial", "no Coverage.type or payor the tables know"
+
+
+def type_names_payer(coverage: Mapping, rules: Rules) -> bool:
+    """Whether a Coverage.type coding names the payer type outright (then the payor is not read)."""
+    for c in codings(coverage.get("type")):
+        found = _payer_code(c.get("system"), c.get("code"), rules)
+        if found is not None and found.specific:
+            return True
+    return False
+
+
+def _payer_code(system, code, rules: Rules) -> PayerCode | None:
+    """The payer_codes.csv row of a coding: its exact code, else the longest prefix of its system."""
+    if not (isinstance(system, str) and isinstance(code, str)):
+        return None
+    found = rules.payer_codes.get((system, code))
+    if found is None:
+        for prefix, prefixed in rules.payer_code_prefixes.get(system, ()):
+            if code.startswith(prefix):
+                return prefixed
+    return found
+
+
+def _payors(coverage: Mapping, ctx: Context) -> list[tuple[Mapping, Mapping | None]]:
+    """(the payor Reference, the Organization it resolves to, if any), for each payor."""
+    found = []
+    for reference in as_list(coverage.get("payor")):
+        if isinstance(reference, MAPPING):
+            target = reference.get("reference")
+            found.append((reference, ctx.get(target, "Organization") if target else None))
+    return found
+
+
+def _person_pays(reference: Mapping) -> bool:
+    """Whether a payor Reference is a person: R4 Coverage.payor is Organization, or Patient or
+    RelatedPerson for "patient-pay agreements" (FHIR R4 Coverage.payor definition)."""
+    pair = split_reference(reference.get("reference"))
+    kind = pair[0] if pair else reference.get("type")
+    return kind in ("Patient", "RelatedPerson")
+
+
+def _name_rule(text: str, rules: Rules) -> NameRule | None:
+    """The payer_names.csv rule for a whole name, or for its first words (a prefix row)."""
+    key = name_key(text)
+    rule = rules.payer_names.get(key)
+    if rule is None:
+        for prefix, candidate in rules.payer_name_prefixes:
+            if key == prefix or key.startswith(prefix + " "):
+                return candidate
+    return rule
 
 
 def em_codes(
@@ -203,3 +309,71 @@ def em_codes(
             ):
                 codes.append(c["code"])
     return sorted(set(codes))
+
+
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+
+def setting_of(encounter: Mapping, rules: Rules) -> tuple[Setting | None, str | None]:
+    """(setting and place of service, why none) of an Encounter.
+
+    Encounter.class through settings.csv (v3 ActCode, HL7 v2 0004) first; a class no table knows (a
+    vendor's own system, a data-absent-reason, none) falls back to Encounter.type: its codings through
+    settings.csv (a v2 0004 code in type, as Oracle Health sends) and encounter_types.csv (CPT E/M,
+    SNOMED CT encounter types), then its whole text. Nothing known: no setting, never "office".
+    """
+    enc_class = encounter.get("class")
+    enc_class = enc_class if isinstance(enc_class, MAPPING) else {}
+    system, code = enc_class.get("system"), enc_class.get("code")
+    # the class as written: a system or code that is not text finds nothing
+    found = rules.settings.get((system, code))  # type: ignore[arg-type]
+    if found is not None:
+        return found, None
+    for concept in as_list(encounter.get("type")):
+        found = _type_setting(concept, rules)
+        if found is not None:
+            return found, None
+    absent = _absent_reason(enc_class)
+    if isinstance(system, str) and isinstance(code, str):
+        why = f"Encounter.class {system}|{code} is in no table (mappings/settings.csv)"
+    elif absent:
+        why = f"Encounter.class is absent (data-absent-reason '{absent}')"
+    elif not enc_class:
+        why = "Encounter.class is missing"
+    else:
+        why = "Encounter.class has no system or no code"
+    return None, why + " and Encounter.type names no setting (mappings/encounter_types.csv)"
+
+
+def _type_setting(concept, rules: Rules) -> Setting | None:
+    """The setting one Encounter.type CodeableConcept names: a coding first, then its text."""
+    for c in codings(concept):
+        system, code = c.get("system"), c.get("code")
+        if not (isinstance(system, str) and isinstance(code, str)):
+            continue
+        found = rules.settings.get((system, code)) or rules.encounter_types.get((system, code))
+        if found is not None:
+            return found
+        if code.isdigit():
+            number = int(code)
+            for low, high, setting in rules.encounter_type_ranges.get(system, ()):
+                if low <= number <= high:
+                    return setting
+    if isinstance(concept, MAPPING):
+        text = concept.get("text")
+        candidates = [text] if isinstance(text, str) else []
+        candidates += [c["display"] for c in codings(concept) if isinstance(c.get("display"), str)]
+        for candidate in candidates:
+            found = rules.encounter_type_texts.get(name_key(candidate))
+            if found is not None:
+                return found
+    return None
+
+
+def _absent_reason(element: Mapping) -> str | None:
+    """The data-absent-reason code on an element (FHIR R4 extension), if any."""
+    for ext in as_list(element.get("extension")):
+        if isinstance(ext, MAPPING) and ext.get("url") == DATA_ABSENT_REASON:
+            value = ext.get("valueCode")
+            return value if isinstance(value, str) else "unknown"
+    return None

@@ -295,6 +295,18 @@ class EncounterPointers:
                     locations.append(_reference(item.get("location")))
 
 
+class CoveragePointers:
+    """The same for a patient's Coverage: the payor Organizations its payer type may be read from."""
+
+    __slots__ = ("payors",)
+    payors: list[str | None]
+
+    TYPES = (("payors", "Organization", True),)
+
+    def __init__(self, coverage: Mapping):
+        self.payors = _references(coverage.get("payor"))  # Organization (or Patient/RelatedPerson)
+
+
 def administration_references(admin: Mapping) -> Iterator[tuple[str, str | None]]:
     """(reference, the type it must be, or None for any) for each reference the engine follows."""
     return _pointed_to(AdministrationPointers(admin))
@@ -303,6 +315,11 @@ def administration_references(admin: Mapping) -> Iterator[tuple[str, str | None]
 def encounter_references(encounter: Mapping) -> Iterator[tuple[str, str | None]]:
     """The same for the references of an administration's Encounter that the engine follows."""
     return _pointed_to(EncounterPointers(encounter))
+
+
+def coverage_references(coverage: Mapping) -> Iterator[tuple[str, str | None]]:
+    """The same for a Coverage (its payors, whose identifier or name can tell the payer type)."""
+    return _pointed_to(CoveragePointers(coverage))
 
 
 def _pointed_to(pointers) -> Iterator[tuple[str, str | None]]:

@@ -6,6 +6,7 @@ fall back to dates when either side has no time, and to wall times when only one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from functools import lru_cache
@@ -36,6 +37,18 @@ def concept_text(concept) -> str | None:
         if isinstance(c.get("display"), str) and c["display"].strip():
             return c["display"].strip()
     return None
+
+
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+@lru_cache(
+    maxsize=4096
+)  # the same payer and visit names come back administration after administration
+def name_key(text: str) -> str:
+    """A name as the look-up tables key it: lower case, "&" as "and", every run of punctuation and
+    spaces one space ("NO_INSURANCE" and "No Insurance" are one name; so are "Self-Pay" and "self pay")."""
+    return " ".join(_NOT_ALNUM.sub(" ", text.lower().replace("&", " and ")).split())
 
 
 def parse_time(value) -> datetime | date | None:

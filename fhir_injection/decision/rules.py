@@ -32,7 +32,10 @@ SC_IM = frozenset({"subcutaneous", "intramuscular"})
 DRUG_CLASSES = {"standard", "vaccine", "antineoplastic", "antineoplastic-hormonal", "unclassified"}
 OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
-PAYER_TYPES = {"medicare", "medicaid", "commercial"}
+PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}
+#: what a Coverage.type coding may say: a payer type, or "unknown" (a generic code such as v3 PUBLICPOL
+#: that says "public" and nothing about which program)
+PAYER_CODE_TYPES = PAYER_TYPES | {"unknown"}
 SEVERITIES = ("error", "warning", "info")
 UNITS = {"mg", "mcg", "g", "mL", "unit"}
 VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "other"}
@@ -102,6 +105,29 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class PayerCode:
+    """What a Coverage.type coding says of the payer (payer_codes.csv).
+
+    ``specific`` codes name the payer type outright (NAHDO SOPT 1x Medicare); generic ones say only
+    what kind of coverage it is (v3 PUBLICPOL, MCPOL): their ``payer_type`` is used only when neither
+    the payor nor the type text says more ("unknown" then: the payer cannot be told).
+    """
+
+    payer_type: str
+    specific: bool
+    display: str
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """A whole name (or its first words) that names a payer type (payer_names.csv)."""
+
+    payer_type: str
+    type_text: bool  # applies to Coverage.type text
+    payor_name: bool  # applies to the payor's name
+
+
+@dataclass(frozen=True)
 class PayerRule:
     payer_type: str
     distinct_modifier: str
@@ -144,14 +170,26 @@ class Rules:
     laterality: Mapping[tuple[str, str], str]
     settings: Mapping[tuple[str, str], Setting]
     payers: Mapping[str, PayerRule]
-    payer_codes: tuple[tuple[str, str, str, str], ...]  # (system, code, match, payer_type)
+    payer_codes: Mapping[tuple[str, str], PayerCode]  # (system, code) exact
+    payer_code_prefixes: Mapping[str, tuple[tuple[str, PayerCode], ...]]  # system -> longest first
+    payer_names: Mapping[str, NameRule]  # name_key of the whole name
+    payer_name_prefixes: tuple[
+        tuple[str, NameRule], ...
+    ]  # name_key of the first words, longest first
+    payer_identifiers: Mapping[
+        tuple[str, str], str
+    ]  # payor (identifier system, value) -> payer type
+    encounter_types: Mapping[tuple[str, str], Setting]  # Encounter.type (system, code)
+    encounter_type_ranges: Mapping[str, tuple[tuple[int, int, Setting], ...]]  # system -> ranges
+    encounter_type_texts: Mapping[str, Setting]  # name_key of a whole Encounter.type text
     em_ranges: tuple[tuple[int, int], ...]
     fees: Mapping[tuple[str, str], Fee]  # (code, setting|*) -> fee
     gaps: Mapping[str, GapType]
     gap_codesystem_url: str
 
-    def fee(self, code: str, setting: str) -> Fee | None:
-        return self.fees.get((code, setting)) or self.fees.get((code, "*"))
+    def fee(self, code: str, setting: str | None) -> Fee | None:
+        """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
+        return (setting and self.fees.get((code, setting))) or self.fees.get((code, "*"))
 
     def payer(self, payer_type: str | None) -> PayerRule:
         return self.payers[payer_type or "commercial"]
@@ -188,6 +226,9 @@ REQUIRED_GAPS = (
     "missing-ndc",
     "missing-patient",
     "missing-billing-provider",
+    "unknown-payer-type",
+    "self-pay",
+    "unknown-setting",
 )
 
 

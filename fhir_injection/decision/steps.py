@@ -23,6 +23,7 @@ from .clinical import (
     em_codes,
     payer_type_of,
     route_of,
+    setting_of,
 )
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period, within
@@ -174,8 +175,8 @@ class _Case:
     encounter_refs: EncounterPointers | None
     zone: tzinfo | None  # the clinic's zone the dates are read in (None: each as written)
     local: datetime | date | None  # when, as the clinic's wall time
-    setting: str
-    pos: str
+    setting: str | None  # None: the encounter says nothing known (gap unknown-setting)
+    pos: str | None
     procedure: str | None
     outcome: str | None
     when_date: date | None
@@ -261,11 +262,13 @@ def _encounter_and_setting(c: _Case) -> None:
         c.gaps.add("missing-encounter", f"MedicationAdministration.context {why}")
         return
     c.encounter_refs = EncounterPointers(encounter)
-    enc_class = value if isinstance(value := encounter.get("class"), MAPPING) else {}
-    # the class as written: a system or code that is not text finds nothing
-    found = c.rules.settings.get((enc_class.get("system"), enc_class.get("code")))  # type: ignore[arg-type]
-    if found:
-        c.setting, c.pos = found.setting, found.place_of_service
+    found, problem = setting_of(encounter, c.rules)
+    if found is None:
+        # not known is not the office: the place of service is a claim field a person must set
+        c.gaps.add("unknown-setting", problem)
+        c.setting = c.pos = None
+        return
+    c.setting, c.pos = found.setting, found.place_of_service
     if c.setting == "virtual":
         c.gaps.add(
             "missing-encounter",
@@ -317,7 +320,14 @@ def _coverage_and_payer(c: _Case) -> None:
     when, rules = c.local, c.rules
     c.when_date = as_date(when) if when is not None else None
     coverage = c.coverage = active_coverage(c.ctx.for_patient("Coverage", c.patient_id), when)
-    payer_type = c.payer_type = payer_type_of(coverage, rules) if coverage else None
+    payer_type = None
+    if coverage:
+        payer_type, how = payer_type_of(coverage, c.ctx, rules)
+        if payer_type is None:
+            c.gaps.add("unknown-payer-type", f"{how} says only what kind of coverage it is")
+        elif payer_type == "self-pay":
+            c.gaps.add("self-pay", f"From {how}")
+    c.payer_type = payer_type
     c.payer = rules.payer(payer_type)
     if c.med.vaccine is not None:
         v = c.med.vaccine
@@ -347,10 +357,14 @@ def _inside_facility_payment(c: _Case) -> _Draft:
     decision = _first(
         c.key,
         c.version,
-        procedure="96372",
+        # inpatient: inside the DRG, no administration code at all; hospital outpatient/ER: the
+        # facility bills 96372 on its institutional claim (README decision rules, 96372.md 'Setting')
+        procedure=None if c.setting == "inpatient" else "96372",
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
         encounter=_key_of(c.encounter_ref, c.encounter),
+        payer_type=c.payer_type,
+        service_date=c.when_date.isoformat() if c.when_date else None,
         setting=c.setting,
         place_of_service=c.pos,
         drug=drug.hcpcs if drug else None,

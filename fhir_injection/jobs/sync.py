@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import format_instant, minus, now, parse_instant
+from ..decision.clinical import type_names_payer
 from ..decision.isolate import decide_isolated
 from ..decision.model import Decision
 from ..decision.rules import Config, Rules
@@ -208,7 +209,11 @@ class _SyncRun:
         self.retry: dict[str, int] = {
             k: v for k, v in (self.entry.get("retry") or {}).items() if isinstance(v, int)
         }
-        self.resolver = Resolver(source, chunk_size=LOOKUP_CHUNK)
+        self.resolver = Resolver(
+            source,
+            chunk_size=LOOKUP_CHUNK,
+            payors_needed=lambda coverage: not type_names_payer(coverage, rules),
+        )
         self.separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
         self.poster = Poster(
             target,

@@ -74,6 +74,7 @@ class Summary:
         self.tasks = 0
         self.billable = Decimal(0)
         self.held = Decimal(0)
+        self.self_pay = Decimal(0)  # claims to the patient (no insurance): not payer-billable
         self.errors = 0
         self.administrations = 0
         self.extra: dict[str, Any] = {}
@@ -87,7 +88,9 @@ class Summary:
         if claim_status:
             self.claims[claim_status] += 1
         self.tasks += bool(task)
-        if decision.outcome == "claim":
+        if decision.outcome == "claim" and decision.payer_type == "self-pay":
+            self.self_pay += decision.estimated_amount
+        elif decision.outcome == "claim":
             self.billable += decision.estimated_amount
         elif decision.outcome == "held":
             self.held += decision.estimated_amount
@@ -101,6 +104,7 @@ class Summary:
             "gaps": dict(sorted(self.gaps.items(), key=lambda kv: (-kv[1], kv[0]))),
             "estimated_billable_usd": float(self.billable.quantize(CENT)),
             "estimated_held_usd": float(self.held.quantize(CENT)),
+            "estimated_self_pay_usd": float(self.self_pay.quantize(CENT)),
             "record_errors": self.errors,
             **self.extra,
         }
@@ -133,7 +137,12 @@ def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None 
         f"Claims: {', '.join(f'{n} {s}' for s, n in sorted(claims.items())) or 'none'}; "
         f"gap Tasks: {summary.get('tasks', 0)}",
         f"Estimated: ${summary['estimated_billable_usd']:,.2f} billable, "
-        f"${summary['estimated_held_usd']:,.2f} held by documentation gaps",
+        f"${summary['estimated_held_usd']:,.2f} held by documentation gaps"
+        + (
+            f", ${summary['estimated_self_pay_usd']:,.2f} to self-pay patients"
+            if summary.get("estimated_self_pay_usd")
+            else ""
+        ),
     ]
     gaps = summary.get("gaps") or {}
     if gaps:

@@ -20,7 +20,12 @@ from itertools import chain
 from typing import Protocol
 
 from ..clock import minus
-from ..decision.context import Context, administration_references, encounter_references
+from ..decision.context import (
+    Context,
+    administration_references,
+    coverage_references,
+    encounter_references,
+)
 from ..decision.localtime import service_date
 from ..decision.rules import Config
 from ..errors import FatalNetworkError, OnProblem, PagingExpired
@@ -65,9 +70,17 @@ class Resolver:
     the encounters' own references are only known once the encounters are).
     """
 
-    def __init__(self, client: FhirClient, chunk_size: int = 500):
+    def __init__(
+        self,
+        client: FhirClient,
+        chunk_size: int = 500,
+        payors_needed: Callable[[Mapping], bool] = lambda coverage: True,
+    ):
+        """``payors_needed(coverage)``: whether the payer type may be read from the Coverage's payor
+        Organizations, so they are fetched (the sync passes "unless its type names the payer")."""
         self.client = client
         self.chunk = chunk_size
+        self.payors_needed = payors_needed
         self.cache: dict[str, Mapping | None] = {}  # "Type/id" -> resource (None: known missing)
         self.by_patient: dict[tuple[str, str], list[Mapping]] = {}
         # a conditional reference's identifier search: (type, (system, value)) -> "Type/id" found
@@ -122,6 +135,10 @@ class Resolver:
             enc = self.cache.get(key)
             if enc:
                 want(encounter_references(enc))
+        for pid in patients:  # the payors of coverages already found (a later round fetches them)
+            for coverage in self.by_patient.get(("Coverage", pid), ()):
+                if self.payors_needed(coverage):
+                    want(coverage_references(coverage))
         return refs, patients, tokens
 
     def lookups(self, admins: list[Mapping]) -> list[Lookup]:
