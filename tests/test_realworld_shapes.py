@@ -27,7 +27,13 @@ IGNORED_GAPS = {"missing-consent"}
 ENFORCED: set[tuple[str, str]] = {
     ("oracle-im-contained-utc", "198800302"),
     ("epic-im-office", "eRwFixtureMA.01eF3"),
+    ("route-text-only", "rw-rtx-ma-1"),
     ("route-text-only", "rw-rtx-ma-2"),
+    ("spec-iv-infusion-rate", "rw-ivr-ma-1"),
+    ("oracle-iv-piggyback-2h", "198800501"),
+    ("spec-iv-push", "rw-ivp-ma-1"),
+    ("snomed-qualifier-routes", "rw-sqr-ma-1"),
+    ("snomed-qualifier-routes", "rw-sqr-ma-2"),
     ("no-route-dose-forms", "rw-syn-ma-6"),
     ("coverage-forms", "rw-cov-ma-2"),
     ("coverage-forms", "rw-cov-ma-3"),

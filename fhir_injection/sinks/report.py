@@ -5,6 +5,7 @@
     {"administrations": [{"administration": "MedicationAdministration/<id>",
                           "outcome": "claim"|"held"|"not-96372"|"not-billable"|"void",
                           "procedure": "96372"|...|null, "claim": "Claim/<id>"|null,
+                          "additional_procedures": [{"code": "96361", "units": 1}] (add-on hours),
                           "gaps": [{"code", "severity", "message", "field", "rule"}], ...}],
      "errors": [{"record", "field", "message"}],
      "summary": {...}}
@@ -39,6 +40,7 @@ def decision_entry(
         "version": decision.version,
         "outcome": decision.outcome,
         "procedure": decision.procedure,
+        "additional_procedures": [{"code": code, "units": n} for code, n in decision.additional],
         "claim": claim_ref,
         "claim_status": decision.claim_status if claim_ref else None,
         "task": task_ref,
