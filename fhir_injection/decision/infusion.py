@@ -62,18 +62,19 @@ def iv_service(
     admin: Mapping, dosage: Mapping, route: str, med: Medication, rules: Rules
 ) -> IvService:
     """The IV code of an administration whose route category is intravenous (push, infusion or either)."""
-    minutes, duration_from = duration_minutes(admin, dosage, rules)
-    push_max = rules.infusions[("therapeutic", "push")].max_minutes or 15
-    if minutes is not None:
-        technique = "push" if minutes <= push_max else "infusion"
-        basis = f"{minutes} min by {duration_from}"
-    else:
-        technique, basis = _technique_without_time(dosage, route, rules)
     kind = "therapeutic"
     if med.drug is not None and med.drug.drug_class in ANTINEOPLASTIC:
         kind = "chemotherapy"
     elif is_hydration(med, rules):
         kind = "hydration"
+    minutes, duration_from = duration_minutes(admin, dosage, rules)
+    if minutes is not None:
+        # the loader makes sure the therapeutic push row has max_minutes (CPT: 15)
+        push = rules.infusions.get((kind, "push")) or rules.infusions[("therapeutic", "push")]
+        technique = "push" if minutes <= (push.max_minutes or 0) else "infusion"
+        basis = f"{minutes} min by {duration_from}"
+    else:
+        technique, basis = _technique_without_time(dosage, route, rules)
     row = rules.infusions.get((kind, technique))
     if row is not None and minutes is not None and row.min_minutes and minutes < row.min_minutes:
         row = None  # e.g. hydration of 30 minutes or less: not reported
