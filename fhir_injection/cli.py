@@ -190,7 +190,8 @@ def _run_rules(args) -> int:
         f"vaccines (CVX): {len(rules.vaccines)}"
     )
     print(
-        f"  routes: {len(rules.routes)}; sites: {len(rules.sites)}; settings: {len(rules.settings)}; "
+        f"  routes: {len(rules.routes)} codes, {len(rules.route_text)} reviewed texts; "
+        f"IV codes: {len(rules.infusions)}; sites: {len(rules.sites)}; settings: {len(rules.settings)}; "
         f"payer types: {', '.join(sorted(rules.payers))}"
     )
     print(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -24,6 +25,9 @@ from .bundled import mappings_dir
 from .decision.elements import name_key
 from .decision.rules import (
     DRUG_CLASSES,
+    GAP_SCOPES,
+    INFUSION_KINDS,
+    IV_ROUTES,
     PAYER_CODE_TYPES,
     PAYER_TYPES,
     REQUIRED_GAPS,
@@ -32,12 +36,16 @@ from .decision.rules import (
     SETTINGS,
     SEVERITIES,
     SYSTEM_NDC,
+    TECHNIQUES,
     UNITS,
     VACCINE_GROUPS,
     Drug,
     DrugCode,
     Fee,
     GapType,
+    Hydration,
+    Infusion,
+    IvSignals,
     NameRule,
     PayerCode,
     PayerRule,
@@ -46,6 +54,7 @@ from .decision.rules import (
     Setting,
     Site,
     Vaccine,
+    normal_text,
 )
 from .errors import MappingError
 
@@ -153,7 +162,11 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     vaccines, vaccine_names = _vaccines(d)
     vaccine_admin = _vaccine_admin(d)
     routes = _routes(d)
+    route_text = _route_text(d)
     procedures = _procedures(d)
+    infusions = _infusions(d)
+    iv_signals = _iv_methods(d)
+    hydration = _hydration(d)
     antineoplastic = _antineoplastic(d)
     sites = _sites(d)
     laterality = _laterality(d)
@@ -169,6 +182,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
+        if route in IV_ROUTES and proc.outcome != "not-96372":
+            raise MappingError("procedures.csv", None, f"route '{route}' must be not-96372")
 
     freeze = MappingProxyType
     return Rules(
@@ -180,6 +195,10 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         vaccine_names=_by_length(vaccine_names),
         vaccine_admin=freeze(vaccine_admin),
         routes=freeze(routes),
+        route_text=freeze(route_text),
+        infusions=freeze(infusions),
+        iv_signals=iv_signals,
+        hydration=hydration,
         procedures=freeze(procedures),
         antineoplastic=freeze(antineoplastic),
         sites=freeze(sites),
@@ -339,6 +358,120 @@ def _routes(d: Path) -> dict[tuple[str, str], str]:
         t.unique(seen, key, n)
         routes[key] = t.choice(n, r, "route", ROUTES)
     return routes
+
+
+def _route_text(d: Path) -> dict[str, str]:
+    """route_text.csv: the reviewed route texts that say one route and nothing else -> route.
+
+    Matched on the whole text, case and spacing aside; any other text is never guessed from.
+    """
+    t = _Table(d, "route_text.csv", ("text", "route", "source"))
+    texts: dict[str, str] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        text = normal_text(t.require(n, r, "text"))
+        t.unique(seen, text, n)
+        texts[text] = t.choice(n, r, "route", ROUTES)
+    return texts
+
+
+def _infusions(d: Path) -> dict[tuple[str, str], Infusion]:
+    """infusions.csv: (kind, technique) -> the IV push or infusion code, its time limits and add-on."""
+    t = _Table(
+        d,
+        "infusions.csv",
+        (
+            "kind",
+            "technique",
+            "procedure_code",
+            "description",
+            "min_minutes",
+            "max_minutes",
+            "addon_code",
+            "addon_over_minutes",
+            "source",
+        ),
+    )
+    infusions: dict[tuple[str, str], Infusion] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = (t.choice(n, r, "kind", INFUSION_KINDS), t.choice(n, r, "technique", TECHNIQUES))
+        t.unique(seen, key, n)
+        minutes = {}
+        for column in ("min_minutes", "max_minutes", "addon_over_minutes"):
+            raw = r[column]
+            if raw and not (raw.isdigit() and int(raw) > 0):
+                raise t.error(n, f"column '{column}' is '{raw}', not a whole number of minutes")
+            minutes[column] = int(raw) if raw else None
+        addon = r["addon_code"] or None
+        if (addon is None) != (minutes["addon_over_minutes"] is None):
+            raise t.error(n, "addon_code and addon_over_minutes go together")
+        infusions[key] = Infusion(
+            key[0],
+            key[1],
+            t.require(n, r, "procedure_code"),
+            r["description"],
+            minutes["min_minutes"],
+            minutes["max_minutes"],
+            addon,
+            minutes["addon_over_minutes"],
+        )
+    for key in (("therapeutic", "push"), ("therapeutic", "infusion")):
+        if key not in infusions:
+            raise MappingError("infusions.csv", None, f"no row for {key[0]} {key[1]}")
+    if infusions[("therapeutic", "push")].max_minutes is None:
+        raise MappingError("infusions.csv", None, "the therapeutic push row needs max_minutes")
+    return infusions
+
+
+def _iv_methods(d: Path) -> IvSignals:
+    """iv_methods.csv: method codes and texts that say push or infusion; duration extensions."""
+    t = _Table(
+        d, "iv_methods.csv", ("kind", "system", "code", "text", "technique", "display", "source")
+    )
+    codes: dict[tuple[str, str], str] = {}
+    texts: dict[str, str] = {}
+    extensions: set[str] = set()
+    seen: dict = {}
+    for n, r in t.rows():
+        kind = t.choice(n, r, "kind", {"method-code", "method-text", "duration-extension"})
+        technique = t.choice(n, r, "technique", TECHNIQUES)
+        if kind == "method-code":
+            key: tuple = (t.require(n, r, "system"), t.require(n, r, "code"))
+            t.unique(seen, key, n)
+            codes[key] = technique
+        elif kind == "method-text":
+            text = normal_text(t.require(n, r, "text"))
+            t.unique(seen, text, n)
+            texts[text] = technique
+        else:
+            if technique != "infusion":
+                raise t.error(n, "a duration extension says infusion")
+            extensions.add(t.require(n, r, "system"))
+    return IvSignals(MappingProxyType(codes), MappingProxyType(texts), frozenset(extensions))
+
+
+_NAME_WORDS = re.compile(r"[a-z0-9][a-z0-9\-]*")
+
+
+def _hydration(d: Path) -> Hydration:
+    """hydration.csv: the products (codes) and names (word sequences) that are hydration fluid."""
+    t = _Table(d, "hydration.csv", ("kind", "system", "code", "name", "display", "source"))
+    codes: set[tuple[str, str]] = set()
+    names: list[str] = []
+    for n, r in t.rows():
+        if t.choice(n, r, "kind", {"code", "name"}) == "code":
+            codes.add((t.require(n, r, "system"), t.require(n, r, "code")))
+        else:
+            words = " ".join(_NAME_WORDS.findall(t.require(n, r, "name").lower()))
+            if not words:
+                raise t.error(n, "column 'name' has no words")
+            names.append(words)
+    return Hydration(
+        frozenset(codes),
+        frozenset(system for system, _ in codes),
+        tuple(sorted(set(names), key=lambda w: (-len(w), w))),
+    )
 
 
 def _procedures(d: Path) -> dict[str, Procedure]:
@@ -627,8 +760,15 @@ def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
             raise MappingError(
                 name, None, f"{where}: needs a definition and the field and source properties"
             )
+        scope = props.get("raised-for") or ("every" if props["severity"] == "info" else "96372")
+        if scope not in GAP_SCOPES:
+            raise MappingError(
+                name,
+                None,
+                f"{where}: property raised-for must be one of {', '.join(sorted(GAP_SCOPES))}",
+            )
         gaps[code] = GapType(
-            code, props["severity"], props["field"], concept["definition"], props["source"]
+            code, props["severity"], props["field"], concept["definition"], props["source"], scope
         )
     missing = [c for c in REQUIRED_GAPS if c not in gaps]
     if missing:

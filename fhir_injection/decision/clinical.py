@@ -23,24 +23,37 @@ from .elements import (
 )
 from .localtime import local
 from .model import MAPPING, Coding
-from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, NameRule, PayerCode, Rules, Setting
+from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, NameRule, PayerCode, Rules, Setting, normal_text
 
 
-def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None]:
-    """(route, problem): route from the first known coding, else why none."""
+def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None, bool]:
+    """(route, problem, from text): the route of the first known coding; else, when no coding is
+    known, of the route text if it is on the reviewed list (mappings/route_text.csv) as a whole;
+    else None and why. Text is never guessed from: only the listed texts count."""
     concept = dosage.get("route")
     found = codings(concept)
     for c in found:
         # the codes as written: one that is not text finds nothing
         hit = rules.routes.get((c.get("system"), c.get("code")))  # type: ignore[arg-type]
         if hit:
-            return hit, None
+            return hit, None, False
+    text = concept.get("text") if isinstance(concept, MAPPING) else None
+    if isinstance(text, str) and text.strip():
+        listed = rules.route_text.get(normal_text(text))
+        if listed:
+            why = "no route code is known" if found else "the route is text only"
+            return listed, f"{why}; its text is on the reviewed list as {listed}", True
     if found:
         shown = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in found[:3])
-        return None, f"route code(s) {shown} are not in mappings/routes.csv"
+        return None, f"route code(s) {shown} are not in mappings/routes.csv", False
     if concept_text(concept):
-        return None, "the route is text only; it is not guessed from text"
-    return None, "no dosage.route"
+        return (
+            None,
+            "the route is text only and not on the reviewed list (mappings/route_text.csv); "
+            "it is not guessed from text",
+            False,
+        )
+    return None, "no dosage.route", False
 
 
 def body_site(dosage: Mapping, rules: Rules) -> tuple[tuple[Coding, ...], str | None, str | None]:

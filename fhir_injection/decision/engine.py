@@ -43,6 +43,7 @@ from .steps import (
     _lines,
     _local_time,
     _medication,
+    _not_billed,
     _patient,
     _payer_rules,
     _performer,
@@ -93,6 +94,8 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     _local_time(c)
     _procedure(c)
     _coverage_and_payer(c)
+    if c.outcome == "not-billable":
+        return _not_billed(c)
     if c.outcome is None and c.setting in ("inpatient", "facility"):
         return _inside_facility_payment(c)
     _time(c)
@@ -128,10 +131,17 @@ def _seconds(moment: datetime) -> float:
         return (moment.replace(tzinfo=moment.tzinfo or UTC) - _EPOCH).total_seconds()
 
 
+#: the gap scopes (mappings/gaps.codesystem.json 'raised-for') kept for an outcome that is no 96372
+_KEPT = {"not-96372": ("every", "billed"), "not-billable": ("every",), "void": ("every",)}
+
+
 def _finish(draft: _Draft, rules: Rules, config: Config) -> Decision:
     d = draft.decision
     gaps = tuple(draft.gaps.items)
     if d.outcome in ("void", "not-billable", "not-96372") or d.procedure != "96372":
+        # not a 96372 service: keep the explanation, and for another code the gaps of what it bills
+        kept = _KEPT.get(d.outcome, ("every", "billed"))
+        gaps = tuple(g for g in gaps if rules.gaps[g.code].raised_for in kept)
         return replace(d, gaps=gaps, claim_status=None)
     blocker = next((c for c in NO_CLAIM_BLOCKERS if draft.gaps.has(c)), None)
     if blocker is None:  # pass 1 gave each missing piece its gap; a safety net all the same

@@ -124,6 +124,7 @@ class Decision:
     outcome: str  # claim | held | not-96372 | not-billable | void
     procedure: str | None  # the code chosen or suggested
     gaps: tuple[Gap, ...] = ()
+    additional: tuple[tuple[str, int], ...] = ()  # add-on codes with units, e.g. (("96361", 1),)
     lines: tuple[Line, ...] = ()
     patient: str | None = None  # "Patient/<id>" when it exists
     encounter: str | None = None

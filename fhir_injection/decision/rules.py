@@ -18,6 +18,7 @@ from .localtime import zone_named
 ROUTES = {
     "subcutaneous",
     "intramuscular",
+    "intravenous",
     "intravenous-push",
     "intravenous-infusion",
     "intra-arterial",
@@ -26,9 +27,18 @@ ROUTES = {
     "intralesional",
     "intravitreal",
     "oral",
+    "non-injection",
     "other",
 }
 SC_IM = frozenset({"subcutaneous", "intramuscular"})
+#: route categories whose code (push or infusion; therapeutic, hydration or chemotherapy) comes from
+#: mappings/infusions.csv, not procedures.csv
+IV_ROUTES = frozenset({"intravenous", "intravenous-push", "intravenous-infusion"})
+INFUSION_KINDS = {"therapeutic", "hydration", "chemotherapy"}
+TECHNIQUES = {"push", "infusion"}
+#: which administrations a gap is raised for: every one (an explanation), every billed one (96372 or
+#: another code: the drug line and the service itself), or only 96372 services
+GAP_SCOPES = {"every", "billed", "96372"}
 DRUG_CLASSES = {"standard", "vaccine", "antineoplastic", "antineoplastic-hormonal", "unclassified"}
 OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
@@ -90,6 +100,45 @@ class Procedure:
 
 
 @dataclass(frozen=True)
+class Infusion:
+    """An IV administration code (mappings/infusions.csv): push or infusion of one kind of substance."""
+
+    kind: str  # therapeutic | hydration | chemotherapy
+    technique: str  # push | infusion
+    code: str
+    description: str
+    min_minutes: int | None  # reported from this many minutes on (hydration: 31)
+    max_minutes: int | None  # a push: up to this many minutes (15)
+    addon_code: str | None  # each additional hour
+    addon_over_minutes: (
+        int | None
+    )  # an added hour counts when more than this many minutes beyond the hour
+
+
+@dataclass(frozen=True)
+class IvSignals:
+    """What says push or infusion besides the duration (mappings/iv_methods.csv)."""
+
+    method_codes: Mapping[tuple[str, str], str]  # (system, code) -> push | infusion
+    method_texts: Mapping[str, str]  # normalised text -> push | infusion
+    duration_extensions: frozenset[str]  # extension urls whose value is the infusion's duration
+
+
+@dataclass(frozen=True)
+class Hydration:
+    """Products that are hydration fluid (mappings/hydration.csv): CPT 96360/96361, no drug line."""
+
+    codes: frozenset[tuple[str, str]]  # (system, code)
+    systems: frozenset[str]  # the systems those codes are in
+    names: tuple[str, ...]  # word sequences, e.g. "sodium chloride"
+
+
+def normal_text(text: str) -> str:
+    """Text as the reviewed lists hold it: lower case, single spaces, no outer space."""
+    return " ".join(text.lower().split())
+
+
+@dataclass(frozen=True)
 class Site:
     system: str
     code: str
@@ -144,6 +193,7 @@ class GapType:
     field: str
     definition: str
     source: str
+    raised_for: str = "96372"  # every | billed | 96372 (GAP_SCOPES)
 
 
 @dataclass(frozen=True)
@@ -164,6 +214,10 @@ class Rules:
     vaccine_names: tuple[tuple[str, str], ...]  # (lower-case name, cvx), longest first
     vaccine_admin: Mapping[tuple[str, str], str]  # (payer_type|*, group|*) -> code
     routes: Mapping[tuple[str, str], str]  # (system, code) -> route
+    route_text: Mapping[str, str]  # normalised text on the reviewed list -> route
+    infusions: Mapping[tuple[str, str], Infusion]  # (kind, technique) -> IV code
+    iv_signals: IvSignals
+    hydration: Hydration
     procedures: Mapping[str, Procedure]  # route -> procedure
     antineoplastic: Mapping[str, str]  # drug_class -> procedure code
     sites: Mapping[tuple[str, str], Site]
@@ -229,6 +283,8 @@ REQUIRED_GAPS = (
     "unknown-payer-type",
     "self-pay",
     "unknown-setting",
+    "route-from-text",
+    "infusion-time-unknown",
 )
 
 

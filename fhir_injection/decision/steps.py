@@ -27,10 +27,11 @@ from .clinical import (
 )
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period, within
+from .infusion import IvService, iv_service
 from .localtime import clinic_zone, effective_of, local
 from .medication import Medication, drug_units, ndc_quantity, resolve_medication
 from .model import MAPPING, Coding, Decision, Gap, Line
-from .rules import SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rules
+from .rules import IV_ROUTES, SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rules
 
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
 #: encounters, clinicians and clinics come back for administration after administration
@@ -128,6 +129,8 @@ class _Case:
         "dosage",
         "route",
         "route_problem",
+        "iv",
+        "additional",
         "encounter_ref",
         "encounter",
         "encounter_refs",
@@ -170,6 +173,8 @@ class _Case:
     dosage: Mapping
     route: str | None
     route_problem: str | None
+    iv: IvService | None  # set for an intravenous route
+    additional: tuple[tuple[str, int], ...]  # add-on codes and units (IV infusion hours)
     encounter_ref: str | None
     encounter: Mapping | None
     encounter_refs: EncounterPointers | None
@@ -248,7 +253,10 @@ def _medication(c: _Case) -> None:
 
 def _route(c: _Case) -> None:
     c.dosage = value if isinstance(value := c.admin.get("dosage"), MAPPING) else {}
-    c.route, c.route_problem = route_of(c.dosage, c.rules)
+    c.route, c.route_problem, from_text = route_of(c.dosage, c.rules)
+    c.iv, c.additional = None, ()
+    if from_text and c.route_problem:
+        c.gaps.add("route-from-text", c.route_problem[:1].upper() + c.route_problem[1:])
 
 
 def _encounter_and_setting(c: _Case) -> None:
@@ -304,6 +312,8 @@ def _procedure(c: _Case) -> None:
         )
         if route is None:
             gaps.add("missing-route", c.route_problem)
+    elif route in IV_ROUTES:
+        procedure, outcome = _intravenous(c)
     elif route is not None and route not in SC_IM:
         proc = rules.procedures[route]
         procedure, outcome = proc.code, proc.outcome
@@ -313,6 +323,46 @@ def _procedure(c: _Case) -> None:
     elif route is None:
         gaps.add("missing-route", c.route_problem)
     c.procedure, c.outcome = procedure, outcome
+
+
+def _intravenous(c: _Case) -> tuple[str | None, str]:
+    """(procedure, outcome) of an IV administration: push or infusion, of a drug, fluid or chemotherapy."""
+    iv = c.iv = iv_service(c.admin, c.dosage, c.route or "intravenous", c.med, c.rules)
+    what = f"IV {iv.kind} {iv.technique} ({iv.basis})"
+    row = iv.row
+    if row is None:
+        c.gaps.add("route-not-sc-im", f"Route is intravenous: {what} is not reported")
+        return None, "not-billable"
+    if iv.addon_units:
+        c.additional = ((row.addon_code, iv.addon_units),)  # type: ignore[assignment]
+    more = f" + {row.addon_code} x {iv.addon_units}" if iv.addon_units else ""
+    c.gaps.add("route-not-sc-im", f"Route is intravenous: {what}: {row.code}{more} applies")
+    if iv.technique == "infusion" and iv.minutes is None:
+        c.gaps.add(
+            "infusion-time-unknown",
+            f"{row.code} (initial hour) only; {iv.basis} says infusion but no duration is documented",
+        )
+    return row.code, "not-96372"
+
+
+def _not_billed(c: _Case) -> _Draft:
+    """A route that is no injection (oral, topical, ...) or an IV service that is not reported: nothing
+    is billed, so no drug line and no documentation gaps (the engine keeps only the explanation)."""
+    decision = _first(
+        c.key,
+        c.version,
+        procedure=c.procedure,
+        gaps=tuple(c.gaps.items),
+        patient=c.patient_ref,
+        encounter=_ref_key(c.encounter_ref) if c.encounter else None,
+        payer_type=c.payer_type,
+        service_date=c.when_date.isoformat() if c.when_date else None,
+        effective=c.effective if isinstance(c.effective, str) else None,
+        setting=c.setting,
+        place_of_service=c.pos,
+        medication_text=c.med.text,
+    )
+    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
 
 
 def _coverage_and_payer(c: _Case) -> None:
@@ -389,6 +439,10 @@ def _time(c: _Case) -> None:
 
 
 def _dose_and_drug(c: _Case) -> None:
+    if c.iv is not None and c.iv.kind == "hydration":
+        # hydration fluid: the infusion code is the service; no drug line is suggested
+        c.drug, c.units, c.dose = None, None, None
+        return
     c.drug, c.units, c.dose, problems = drug_units(c.med, c.dosage, c.rules)
     for code, detail in problems:
         c.gaps.add(code, detail)
@@ -564,6 +618,7 @@ def _decision(c: _Case) -> _Draft:
         outcome=c.outcome or "claim",
         procedure=c.procedure,
         gaps=tuple(c.gaps.items),
+        additional=c.additional,
         lines=c.lines,
         patient=c.patient_ref,
         encounter=_key_of(c.encounter_ref, c.encounter),
