@@ -193,6 +193,10 @@ def _run_rules(args) -> int:
         f"  routes: {len(rules.routes)}; sites: {len(rules.sites)}; settings: {len(rules.settings)}; "
         f"payer types: {', '.join(sorted(rules.payers))}"
     )
+    print(
+        f"  dose forms: {len(rules.dose_forms)} codes, {len(rules.dose_form_names)} RxNorm names "
+        f"in {len(rules.dose_form_categories)} categories"
+    )
     print(f"  fee schedule rows: {len(rules.fees)}; gap codes: {len(rules.gaps)}")
     return EXIT_OK
 
