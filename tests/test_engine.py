@@ -701,6 +701,8 @@ GAP_CASES = {
     "missing-patient": lambda: ([admin(subject=None)], world()),
     "missing-billing-provider": lambda: ([admin(performer=None)],
                                          replace_resource(world(), "Encounter", serviceProvider=None)),
+    "dose-form-not-injectable": lambda: ([admin(medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
+                                                dosage=dosage(route=None))], world()),
 }
 
 
