@@ -49,6 +49,8 @@ def quick_init(cls):
 
 
 CENT = Decimal("0.01")  # money is rounded to it
+#: the outcomes a person can still act on for billing (the 96372 bills, or is blocked by gaps)
+ACTIONABLE_OUTCOMES = frozenset({"claim", "held"})
 
 
 @quick_init
@@ -151,7 +153,13 @@ class Decision:
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:
-        """Gaps a clinician or coder must look at (errors and warnings)."""
+        """The gaps a billing person or clinician can fix to get paid: the errors and warnings of a
+        96372 that bills (``claim``) or is blocked (``held``). Every sink opens a Task from these, and
+        only from these. Another code (``not-96372``), nothing to bill (``not-billable``: inpatient,
+        not given, oral, duplicate) or a ``void`` leaves nothing to act on for billing: no Task, though
+        the report still lists every gap."""
+        if self.outcome not in ACTIONABLE_OUTCOMES:
+            return ()
         return tuple(g for g in self.gaps if g.severity != "info")
 
     @property
