@@ -87,6 +87,7 @@ def test_a_product_whose_name_ends_in_a_non_injection_form_is_not_billable(name,
     assert g.severity == "info" and g.field == "MedicationAdministration.medication[x]"
     assert f"({category})" in g.message and "product's name" in g.message
     assert d.lines == () and d.drug is None and d.units is None and d.claim_status is None
+    assert (d.patient, d.encounter, d.coverage) == ("Patient/p1", "Encounter/e-p1", "Coverage/cov-p1")
     assert build_task(d, Config(), rules(), CREATED) is None
 
 

@@ -319,9 +319,8 @@ def _procedure(c: _Case) -> None:
         )
         if route is None:
             gaps.add("missing-route", c.route_problem)
-    elif (
-        form is not None
-    ):  # an implant or IUD: its insertion code (a goserelin implant stays 96402)
+    elif form is not None:
+        # an implant or IUD: its insertion code (a hormonal anti-neoplastic implant kept 96402 above)
         procedure, outcome, c.not_injection = form[0].procedure_code, "not-96372", form[0]
         gaps.add("dose-form-not-injectable", form[1])
     elif route is not None and route not in SC_IM:
@@ -429,7 +428,7 @@ def _not_an_injection_decision(c: _Case) -> _Draft:
         procedure=c.procedure,
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
-        encounter=_ref_key(c.encounter_ref) if c.encounter else None,
+        encounter=_key_of(c.encounter_ref, c.encounter),
         coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
         payer_type=c.payer_type,
         service_date=c.when_date.isoformat() if c.when_date else None,
