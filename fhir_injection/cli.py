@@ -202,6 +202,10 @@ def _run_rules(args) -> int:
         f"payer names: {len(rules.payer_names) + len(rules.payer_name_prefixes)}; "
         f"payer identifiers: {len(rules.payer_identifiers)}"
     )
+    print(
+        f"  dose forms: {len(rules.dose_forms)} codes, {len(rules.dose_form_names)} RxNorm names "
+        f"in {len(rules.dose_form_categories)} categories"
+    )
     print(f"  fee schedule rows: {len(rules.fees)}; gap codes: {len(rules.gaps)}")
     return EXIT_OK
 

@@ -24,6 +24,7 @@ from typing import Literal, overload
 from .bundled import mappings_dir
 from .decision.elements import name_key
 from .decision.rules import (
+    DOSE_FORM_OUTCOMES,
     DRUG_CLASSES,
     GAP_SCOPES,
     INFUSION_KINDS,
@@ -39,6 +40,8 @@ from .decision.rules import (
     TECHNIQUES,
     UNITS,
     VACCINE_GROUPS,
+    DoseForm,
+    DoseFormCategory,
     Drug,
     DrugCode,
     Fee,
@@ -179,6 +182,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     em_ranges = _evaluation_management(d)
     fees = _fee_schedule(d)
     gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
+    dose_form_categories = _dose_form_categories(d)
+    dose_forms, dose_form_names = _dose_forms(d, dose_form_categories)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -217,6 +222,12 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         fees=freeze(fees),
         gaps=freeze(gaps),
         gap_codesystem_url=gap_url,
+        dose_forms=freeze(dose_forms),
+        dose_form_names=freeze(dose_form_names),
+        dose_form_name_words=tuple(
+            sorted({len(name.split()) for name in dose_form_names}, reverse=True)
+        ),
+        dose_form_categories=freeze(dose_form_categories),
     )
 
 
@@ -244,8 +255,9 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
         code = t.require(n, r, "hcpcs")
         t.unique(seen, code, n)
         cls = t.choice(n, r, "drug_class", DRUG_CLASSES)
-        amount = t.decimal(n, r, "unit_amount", required=cls != "unclassified")
-        unit = t.choice(n, r, "unit", UNITS | ({""} if cls == "unclassified" else set())) or None
+        per_item = cls in ("unclassified", "device")  # J3490 and devices: no dose-based unit
+        amount = t.decimal(n, r, "unit_amount", required=not per_item)
+        unit = t.choice(n, r, "unit", UNITS | ({""} if per_item else set())) or None
         drugs[code] = Drug(
             code,
             t.require(n, r, "description"),
@@ -490,6 +502,55 @@ def _procedures(d: Path) -> dict[str, Procedure]:
     for route in sorted(ROUTES - procedures.keys()):
         raise MappingError("procedures.csv", None, f"no row for route '{route}'")
     return procedures
+
+
+def _dose_form_categories(d: Path) -> dict[str, DoseFormCategory]:
+    """dose_form_categories.csv: what a dose form category means when no route is given."""
+    t = _Table(
+        d,
+        "dose_form_categories.csv",
+        ("category", "outcome", "procedure_code", "description", "source"),
+    )
+    categories: dict[str, DoseFormCategory] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        category = t.require(n, r, "category")
+        t.unique(seen, category, n)
+        outcome = t.choice(n, r, "outcome", set(DOSE_FORM_OUTCOMES))
+        code = r["procedure_code"] or None
+        if outcome == "not-96372" and code is None:
+            raise t.error(n, "outcome 'not-96372' needs the procedure_code that applies instead")
+        if outcome != "not-96372" and code is not None:
+            raise t.error(n, f"procedure_code '{code}' is only for outcome 'not-96372'")
+        categories[category] = DoseFormCategory(category, outcome, code, r["description"])
+    return categories
+
+
+def _dose_forms(
+    d: Path, categories: dict[str, DoseFormCategory]
+) -> tuple[dict[tuple[str, str], DoseForm], dict[str, DoseForm]]:
+    """dose_forms.csv: Medication.form codings (match ``code``) and the RxNorm dose form names a
+    product's name ends in (match ``name``), each with its category in dose_form_categories.csv."""
+    t = _Table(d, "dose_forms.csv", ("match", "system", "code", "display", "category", "source"))
+    by_code: dict[tuple[str, str], DoseForm] = {}
+    by_name: dict[str, DoseForm] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        match = t.choice(n, r, "match", {"code", "name"})
+        category = t.choice(n, r, "category", categories.keys())
+        name = t.require(n, r, "display")
+        form = DoseForm(name, category)
+        if match == "code":
+            key = (t.require(n, r, "system"), t.require(n, r, "code"))
+            t.unique(seen, key, n)
+            by_code[key] = form
+            continue
+        if r["system"] or r["code"]:
+            raise t.error(n, "a 'name' row has no system or code: the name is in column 'display'")
+        words = " ".join(name.lower().split())
+        t.unique(seen, ("name", words), n)
+        by_name[words] = form
+    return by_code, by_name
 
 
 def _antineoplastic(d: Path) -> dict[str, str]:

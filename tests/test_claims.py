@@ -228,11 +228,11 @@ def test_completed_task_for_a_fixed_administration():
     assert t["status"] == "completed" and "input" not in t
 
 
-def test_task_for_a_duplicate_and_for_mue():
+def test_no_task_for_a_duplicate():
+    # issue 11 item 7: the duplicate is not billable (the first one bills): no billing action, no Task
     a, b = decide_many([admin(id="a"), admin(id="b")])
-    t = build_task(b, Config(), rules(), CREATED)
-    validate_task(t)
-    assert [i["type"]["coding"][0]["code"] for i in t["input"]] == ["duplicate"]
+    assert b.outcome == "not-billable" and [g.code for g in b.gaps] == ["duplicate"]
+    assert build_task(b, Config(), rules(), CREATED) is None
 
 
 def test_reference_of():

@@ -709,6 +709,8 @@ GAP_CASES = {
     "self-pay": lambda: ([admin()], replace_resource(world(), "Coverage", type={"text": "NO_INSURANCE"})),
     "unknown-setting": lambda: ([admin()], replace_resource(world(), "Encounter", **{"class": {
         "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]}})),
+    "dose-form-not-injectable": lambda: ([admin(medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
+                                                dosage=dosage(route=None))], world()),
 }
 
 

@@ -14,7 +14,8 @@ The decision runs in two passes:
    (the order of the gaps), in :mod:`.steps`. The steps read the record through :mod:`.medication` (the drug and
    its units), :mod:`.clinical` (route, site, diagnoses, consent, coverage, E/M) and
    :mod:`.elements` (lists, codes, times), and follow references through the pointer views
-   of :mod:`.context`;
+   of :mod:`.context`. A void, a not-given, a facility one, and a product that is no injection
+   (no route, and its dose form says so: :func:`.steps._not_an_injection_decision`) stop early;
 2. per patient and service date (the clinic's local day, :mod:`.localtime`): duplicates, the
    distinct-procedure modifier on the 2nd and later injection, and the MUE limit.
 """
@@ -43,6 +44,7 @@ from .steps import (
     _lines,
     _local_time,
     _medication,
+    _not_an_injection_decision,
     _not_billed,
     _patient,
     _payer_rules,
@@ -94,6 +96,8 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     _local_time(c)
     _procedure(c)
     _coverage_and_payer(c)
+    if c.not_injection is not None:  # no route, and the dose form is no injection
+        return _not_an_injection_decision(c)
     if c.outcome == "not-billable":
         return _not_billed(c)
     if c.outcome is None and c.setting in ("inpatient", "facility"):

@@ -16,7 +16,16 @@ from functools import lru_cache
 from .context import AdministrationPointers, Context
 from .elements import as_list, codings, concept_text
 from .model import MAPPING
-from .rules import SYSTEM_CVX, SYSTEM_HCPCS_ALIASES, SYSTEM_NDC, Drug, DrugCode, Rules, Vaccine
+from .rules import (
+    SYSTEM_CVX,
+    SYSTEM_HCPCS_ALIASES,
+    SYSTEM_NDC,
+    DoseForm,
+    Drug,
+    DrugCode,
+    Rules,
+    Vaccine,
+)
 from .units import (
     MAX_DOSE,
     DoseError,
@@ -43,6 +52,7 @@ class Medication:
         "drug",
         "drug_code",
         "by_name",
+        "form",
     )
 
     def __init__(self):
@@ -56,6 +66,7 @@ class Medication:
         self.drug: Drug | None = None
         self.drug_code: DrugCode | None = None
         self.by_name = False
+        self.form: object = None  # Medication.form as written (a CodeableConcept, if anything)
 
 
 def resolve_medication(
@@ -104,6 +115,7 @@ def _referenced(med: Medication, admin: Mapping, ref, ctx: Context) -> Mapping |
 def _read_medication(med: Medication, resource: Mapping, element: Mapping) -> None:
     """Codes, text and strength of a Medication resource (its own code, then its ingredients')."""
     med.found = True
+    med.form = resource.get("form")
     med.codings = codings(resource.get("code"))
     med.text = concept_text(resource.get("code")) or concept_text(
         element.get("display") and {"text": element["display"]}
@@ -175,6 +187,54 @@ def _name_match(text: str | None, names: Sequence[tuple[str, str]]) -> str | Non
     for name, value in names:
         if f" {name} " in haystack:
             return value
+    return None
+
+
+def dose_form(med: Medication, rules: Rules) -> tuple[DoseForm, str] | None:
+    """(dose form, where it was read) of the product, or None when nothing says which.
+
+    First a ``Medication.form`` coding in mappings/dose_forms.csv (SNOMED CT, HL7 v3
+    orderableDrugForm); then the RxNorm dose form that ``Medication.form``'s text or displays, the
+    medication's text, or its codings' displays end in ("Acetaminophen 325 MG Oral Tablet",
+    "... Injection [Epogen]": a trailing [brand] is left out). Never a guess from a word inside a name.
+    """
+    form = med.form
+    for c in codings(form):
+        system, code = c.get("system"), c.get("code")
+        hit = rules.dose_forms.get((system, code))  # type: ignore[arg-type]
+        if hit is not None:
+            return hit, "Medication.form"
+    if isinstance(form, MAPPING):
+        for text in _texts(form.get("text"), codings(form)):
+            hit = _form_by_name(text, rules)
+            if hit is not None:
+                return hit, "Medication.form"
+    for text in _texts(med.text, med.codings):
+        hit = _form_by_name(text, rules)
+        if hit is not None:
+            return hit, "the product's name"
+    return None
+
+
+def _texts(text, found: list[Mapping]) -> list[str]:
+    """A text and the displays of codings: the strings a dose form name may end one of."""
+    out = [text] if isinstance(text, str) else []
+    out.extend(c["display"] for c in found if isinstance(c.get("display"), str))
+    return out
+
+
+def _form_by_name(text: str, rules: Rules) -> DoseForm | None:
+    """The dose form whose name ``text`` ends in (whole words, any case), the longest first."""
+    text = text.strip()
+    if text.endswith("]") and "[" in text:  # RxNorm branded drug: "... Injection [Epogen]"
+        text = text[: text.rindex("[")]
+    words = text.lower().split()
+    names = rules.dose_form_names
+    for count in rules.dose_form_name_words:
+        if count <= len(words):
+            hit = names.get(" ".join(words[-count:]))
+            if hit is not None:
+                return hit
     return None
 
 

@@ -49,6 +49,8 @@ def quick_init(cls):
 
 
 CENT = Decimal("0.01")  # money is rounded to it
+#: the outcomes a person can still act on for billing (the 96372 bills, or is blocked by gaps)
+ACTIONABLE_OUTCOMES = frozenset({"claim", "held", "not-96372"})
 
 
 @quick_init
@@ -152,7 +154,16 @@ class Decision:
 
     @property
     def actionable_gaps(self) -> tuple[Gap, ...]:
-        """Gaps a clinician or coder must look at (errors and warnings)."""
+        """The gaps a billing person or clinician can fix to get paid: the errors and warnings of a
+        service the practice bills: a 96372 that bills (``claim``) or is blocked (``held``), or another
+        code it bills itself (``not-96372``: an IV infusion, an implant insertion, a vaccine
+        administration, whose drug line needs the same documentation; the gaps such a decision
+        keeps are only those about what it bills, see the gap CodeSystem's ``raised-for``). Every
+        sink opens a Task from these, and only from these. Nothing to bill (``not-billable``:
+        inpatient, not given, oral, duplicate) or a ``void`` leaves nothing to act on: no Task,
+        though the report still lists every gap."""
+        if self.outcome not in ACTIONABLE_OUTCOMES:
+            return ()
         return tuple(g for g in self.gaps if g.severity != "info")
 
     @property

@@ -39,7 +39,14 @@ TECHNIQUES = {"push", "infusion"}
 #: which administrations a gap is raised for: every one (an explanation), every billed one (96372 or
 #: another code: the drug line and the service itself), or only 96372 services
 GAP_SCOPES = {"every", "billed", "96372"}
-DRUG_CLASSES = {"standard", "vaccine", "antineoplastic", "antineoplastic-hormonal", "unclassified"}
+DRUG_CLASSES = {
+    "standard",
+    "vaccine",
+    "antineoplastic",
+    "antineoplastic-hormonal",
+    "unclassified",
+    "device",  # an implant system or IUD: billed once per item inserted, whatever the dose
+}
 OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
 PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}
@@ -49,6 +56,9 @@ PAYER_CODE_TYPES = PAYER_TYPES | {"unknown"}
 SEVERITIES = ("error", "warning", "info")
 UNITS = {"mg", "mcg", "g", "mL", "unit"}
 VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "other"}
+#: what a dose form category means when the route is missing: ``held`` (it could be an injection, the
+#: route decides: missing-route), or not an injection at all (another code applies, or nothing to bill)
+DOSE_FORM_OUTCOMES = ("held", "not-96372", "not-billable")
 
 SYSTEM_CPT = "http://www.ama-assn.org/go/cpt"
 SYSTEM_HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -136,6 +146,24 @@ class Hydration:
 def normal_text(text: str) -> str:
     """Text as the reviewed lists hold it: lower case, single spaces, no outer space."""
     return " ".join(text.lower().split())
+
+
+@dataclass(frozen=True)
+class DoseForm:
+    """A dose form (Medication.form coding, or the RxNorm dose form a product's name ends in)."""
+
+    name: str  # as the table writes it: "Oral Tablet", "Metered dose inhaler"
+    category: str  # a row of dose_form_categories.csv: oral, implant, injectable, ...
+
+
+@dataclass(frozen=True)
+class DoseFormCategory:
+    """What a dose form category means for billing when no route is given."""
+
+    category: str
+    outcome: str  # held | not-96372 | not-billable (DOSE_FORM_OUTCOMES)
+    procedure_code: str | None  # the code that applies instead of 96372 (implant 11981, IUD 58300)
+    description: str
 
 
 @dataclass(frozen=True)
@@ -240,6 +268,10 @@ class Rules:
     fees: Mapping[tuple[str, str], Fee]  # (code, setting|*) -> fee
     gaps: Mapping[str, GapType]
     gap_codesystem_url: str
+    dose_forms: Mapping[tuple[str, str], DoseForm]  # (system, code) of a Medication.form coding
+    dose_form_names: Mapping[str, DoseForm]  # lower-case name a product's name ends in -> form
+    dose_form_name_words: tuple[int, ...]  # the word counts of those names, most first
+    dose_form_categories: Mapping[str, DoseFormCategory]
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
@@ -285,6 +317,7 @@ REQUIRED_GAPS = (
     "unknown-setting",
     "route-from-text",
     "infusion-time-unknown",
+    "dose-form-not-injectable",
 )
 
 

@@ -29,9 +29,19 @@ from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period, within
 from .infusion import IvService, iv_service
 from .localtime import clinic_zone, effective_of, local
-from .medication import Medication, drug_units, ndc_quantity, resolve_medication
+from .medication import Medication, dose_form, drug_units, ndc_quantity, resolve_medication
 from .model import MAPPING, Coding, Decision, Gap, Line
-from .rules import IV_ROUTES, SC_IM, SYSTEM_CPT, SYSTEM_HCPCS, Config, Drug, PayerRule, Rules
+from .rules import (
+    IV_ROUTES,
+    SC_IM,
+    SYSTEM_CPT,
+    SYSTEM_HCPCS,
+    Config,
+    DoseFormCategory,
+    Drug,
+    PayerRule,
+    Rules,
+)
 
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
 #: encounters, clinicians and clinics come back for administration after administration
@@ -140,6 +150,7 @@ class _Case:
         "pos",
         "procedure",
         "outcome",
+        "not_injection",
         "when_date",
         "coverage",
         "payer_type",
@@ -184,6 +195,7 @@ class _Case:
     pos: str | None
     procedure: str | None
     outcome: str | None
+    not_injection: DoseFormCategory | None  # no route, and the dose form is not an injection
     when_date: date | None
     coverage: Mapping | None
     payer_type: str | None
@@ -294,12 +306,19 @@ def _local_time(c: _Case) -> None:
 
 
 def _procedure(c: _Case) -> None:
-    """96372, or not: a vaccine, an anti-neoplastic drug, a route other than SC/IM (the setting comes later)."""
+    """96372, or not: a vaccine, a product that is no injection (no route, and its dose form says so),
+    an anti-neoplastic drug, a route other than SC/IM (the setting comes later)."""
     med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
     procedure: str | None = "96372"
     outcome: str | None = None  # decided at the end for the 96372 path
+    # a coded route always decides; the dose form only when there is none (or none that is known)
+    form = _not_an_injection(c) if route is None and med.vaccine is None else None
+    c.not_injection = None
     if med.vaccine is not None:
         procedure, outcome = None, "not-96372"
+    elif form is not None and form[0].outcome == "not-billable":  # oral methotrexate too: no 96401
+        procedure, outcome, c.not_injection = None, "not-billable", form[0]
+        gaps.add("dose-form-not-injectable", form[1])
     elif (
         med.drug is not None
         and med.drug.drug_class in rules.antineoplastic
@@ -312,6 +331,10 @@ def _procedure(c: _Case) -> None:
         )
         if route is None:
             gaps.add("missing-route", c.route_problem)
+    elif form is not None:
+        # an implant or IUD: its insertion code (a hormonal anti-neoplastic implant kept 96402 above)
+        procedure, outcome, c.not_injection = form[0].procedure_code, "not-96372", form[0]
+        gaps.add("dose-form-not-injectable", form[1])
     elif route in IV_ROUTES:
         procedure, outcome = _intravenous(c)
     elif route is not None and route not in SC_IM:
@@ -363,6 +386,23 @@ def _not_billed(c: _Case) -> _Draft:
         medication_text=c.med.text,
     )
     return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+
+
+def _not_an_injection(c: _Case) -> tuple[DoseFormCategory, str] | None:
+    """With no route: the category of the product's dose form when it is not an injection (oral,
+    transdermal, inhaled, implant, IUD...), with the gap's detail; None when it may be one, or when
+    nothing says which."""
+    found = dose_form(c.med, c.rules) if c.med.found else None
+    if found is None:
+        return None
+    form, where = found
+    category = c.rules.dose_form_categories[form.category]
+    if category.outcome == "held":
+        return None
+    detail = f"No route; the dose form in {where} is '{form.name}' ({form.category})"
+    if category.procedure_code:
+        detail += f": {category.procedure_code} applies"
+    return category, detail
 
 
 def _coverage_and_payer(c: _Case) -> None:
@@ -420,6 +460,49 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         drug=drug.hcpcs if drug else None,
         units=units,
         medication_text=c.med.text,
+    )
+    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+
+
+def _not_an_injection_decision(c: _Case) -> _Draft:
+    """A product that is no injection (no route, and its dose form says so): the decision stops here.
+
+    Nothing of the 96372 path applies: no dose, site or performer gaps, no same-day rules (no
+    duplicate key, no 96372), nothing held. An implant or IUD names its insertion code and the
+    device, one unit, when mappings/ know the product as a device.
+    """
+    drug, units, med = None, None, c.med
+    if c.outcome == "not-96372":
+        if med.drug is not None and med.drug.drug_class == "device":
+            drug, units = med.drug, 1
+            if med.by_name:
+                c.gaps.add(
+                    "unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code"
+                )
+        else:
+            c.gaps.add(
+                "unmapped-medication",
+                "No device code (drugs.csv class 'device') of this product in mappings/: "
+                "no device line",
+            )
+    coverage, effective = c.coverage, c.effective
+    decision = _first(
+        c.key,
+        c.version,
+        outcome=c.outcome,
+        procedure=c.procedure,
+        gaps=tuple(c.gaps.items),
+        patient=c.patient_ref,
+        encounter=_key_of(c.encounter_ref, c.encounter),
+        coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
+        payer_type=c.payer_type,
+        service_date=c.when_date.isoformat() if c.when_date else None,
+        effective=effective if isinstance(effective, str) else None,
+        setting=c.setting,
+        place_of_service=c.pos,
+        drug=drug.hcpcs if drug else None,
+        units=units,
+        medication_text=med.text,
     )
     return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
 

@@ -187,7 +187,8 @@ def _source_administration(decision: Decision) -> dict:
 def build_task(
     decision: Decision, config: Config, rules: Rules, created: str, status: str = "requested"
 ) -> dict | None:
-    """The Task a clinician works from: one per administration with actionable gaps."""
+    """The Task a clinician works from: one per administration with actionable gaps (errors and
+    warnings of a claim or held 96372: :attr:`Decision.actionable_gaps`), else None."""
     gaps = decision.actionable_gaps
     if not gaps and status != "completed":
         return None

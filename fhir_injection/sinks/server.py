@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..decision.model import Decision
+from ..decision.model import ACTIONABLE_OUTCOMES, Decision
 from ..decision.rules import Config, Rules
 from ..errors import ConfigError, FatalNetworkError
 from ..fhir.bundles import send_in_halves
@@ -271,10 +271,16 @@ class Poster:
     def _plan_task(
         self, d: Decision, tid: tuple[str, str], told: Mapping | None, created: str, info: dict
     ) -> list[_Planned]:
-        """Open, update, complete (gaps fixed) or cancel (voided) the administration's gap Task."""
-        if d.actionable_gaps and d.outcome != "void":
+        """Open, update, complete or cancel (voided) the administration's gap Task.
+
+        A Task is open exactly while the decision has actionable gaps (:attr:`Decision.actionable_gaps`:
+        a claim or held 96372 with errors or warnings). One that is open and no longer actionable is
+        completed: its gaps were fixed, or the decision became one nobody acts on for billing (another
+        code, nothing billable); a voided administration's is cancelled.
+        """
+        if d.actionable_gaps:  # never for a void
             built = build_task(d, self.config, self.rules, created)
-            assert built is not None  # build_task gives a Task whenever there are gaps
+            assert built is not None  # build_task gives a Task whenever there are actionable gaps
             task = self._prepare(built)
             if told is None:
                 info["task_action"] = "create"
@@ -291,11 +297,13 @@ class Poster:
         new = dict(told)
         new["status"] = "cancelled" if d.outcome == "void" else "completed"
         new["lastModified"] = created
-        new["businessStatus"] = {
-            "text": "administration voided"
-            if d.outcome == "void"
-            else "all documentation gaps fixed"
-        }
+        if d.outcome == "void":
+            reason = "administration voided"
+        elif d.outcome in ACTIONABLE_OUTCOMES:
+            reason = "all documentation gaps fixed"
+        else:  # e.g. now inpatient, not given, another code: nothing left to act on for billing
+            reason = f"no billing action needed: outcome {d.outcome}"
+        new["businessStatus"] = {"text": reason}
         action = "cancel" if d.outcome == "void" else "complete"
         info.update(task_action=action, task=f"Task/{told['id']}")
         return [self._update("Task", action, d, _with_fingerprint(new), told)]
