@@ -52,6 +52,9 @@ def test_every_administration_gets_its_intended_outcome(demo):
         seen = (g["outcome"], g["procedure"], sorted(x["code"] for x in g["gaps"]), g["hcpcs"], g["units"],
                 g["modifiers"])
         meant = (want["outcome"], want["procedure"], want["gaps"], want["hcpcs"], want["units"], want["modifiers"])
+        if "additional_procedures" in want:  # IV infusions: the add-on hour codes (96366, 96361)
+            seen += (g["additional_procedures"],)
+            meant += (want["additional_procedures"],)
         if seen != meant:
             wrong.append((ref, want.get("scenario"), meant, seen))
     assert wrong == []

@@ -65,6 +65,11 @@ class FhirpyBaseline:
     # -- reading, one request per reference ------------------------------------------------------
 
     def _get(self, reference: str | None) -> dict | None:
+        if isinstance(reference, str) and "?identifier=" in reference:
+            # A conditional reference (the demo's serviceProvider): the obvious fhirpy search; one match only.
+            rtype, value = reference.split("?identifier=", 1)
+            found = self._search(rtype, identifier=value)
+            return found[0] if len(found) == 1 else None
         if not isinstance(reference, str) or "/" not in reference or reference.startswith("#"):
             return None
         try:
