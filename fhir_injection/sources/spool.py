@@ -144,34 +144,42 @@ class Spool:
             if batch:
                 cur.executemany(_INSERT, batch)
                 batch.clear()
-            old = cur.execute(
-                "SELECT run, v, updated, body, file FROM res WHERE type=? AND id=?", (rtype, rid)
-            ).fetchone()
-            if old is not None:
-                if old[0] > run:  # an earlier run's record never replaces a later run's
-                    continue
-                if old[0] < run:
-                    pass  # a later run's record replaces an earlier run's
-                elif old[1:3] == version:
-                    if old[4] != file and _same(old[3], body):
-                        continue
-                    on_problem(
-                        RecordProblem(
-                            f"{rtype}/{rid}",
-                            "id",
-                            "appears more than once with the same "
-                            "version; the later record is used",
-                        )
-                    )
-                elif old[1:3] > version:
-                    continue
-            else:
-                counts[rtype] = counts.get(rtype, 0) + 1
-            cur.execute(_REPLACE, row)
+            self._add_seen(cur, row, version, on_problem)
         if batch:
             cur.executemany(_INSERT, batch)
         cur.execute("COMMIT")
         cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
+
+    def _add_seen(self, cur: sqlite3.Cursor, row: tuple, version: tuple, on_problem) -> None:
+        """:meth:`add_all` for an id the filter may have seen: checked against the stored row.
+
+        Out of the loop, as only a repeated id (or the filter's rare false alarm) comes here; the
+        loop keeps every step a new id takes inline, as it runs once per record.
+        """
+        rtype, rid, body, run, file = row[0], row[1], row[5], row[6], row[7]
+        old = cur.execute(
+            "SELECT run, v, updated, body, file FROM res WHERE type=? AND id=?", (rtype, rid)
+        ).fetchone()
+        if old is not None:
+            if old[0] > run:  # an earlier run's record never replaces a later run's
+                return
+            if old[0] < run:
+                pass  # a later run's record replaces an earlier run's
+            elif old[1:3] == version:
+                if old[4] != file and _same(old[3], body):
+                    return
+                on_problem(
+                    RecordProblem(
+                        f"{rtype}/{rid}",
+                        "id",
+                        "appears more than once with the same version; the later record is used",
+                    )
+                )
+            elif old[1:3] > version:
+                return
+        else:
+            self.counts[rtype] = self.counts.get(rtype, 0) + 1
+        cur.execute(_REPLACE, row)
 
     def apply_deletions(self, deletions: Iterable) -> list[tuple[str, str | None, str]]:
         """Remove what an export's ``deleted/`` files delete; the deleted administrations.
