@@ -11,11 +11,12 @@ The decision runs in two passes:
 1. per administration (:func:`_decide_one`): status, patient, medication, route, setting,
    procedure, coverage, time, dose, site, performer, diagnosis, consent, E/M — everything that
    needs only the administration and its references, one step function each, in that order
-   (the order of the gaps), in :mod:`.steps`. The steps read the record through :mod:`.medication` (the drug and
+   (the order of the gaps), in :mod:`.record`, :mod:`.early` and :mod:`.billing`, on one
+   :class:`~.case._Case`. The steps read the record through :mod:`.medication` (the drug and
    its units), :mod:`.clinical` (route, site, diagnoses, consent, coverage, E/M) and
    :mod:`.elements` (lists, codes, times), and follow references through the pointer views
    of :mod:`.context`. A void, a not-given, a facility one, and a product that is no injection
-   (no route, and its dose form says so: :func:`.steps._not_an_injection_decision`) stop early;
+   (no route, and its dose form says so: :func:`.early._not_an_injection_decision`) stop early;
 2. per patient and service date (the clinic's local day, :mod:`.localtime`): duplicates, the
    distinct-procedure modifier on the 2nd and later injection, and the MUE limit.
 """
@@ -26,35 +27,31 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 
-from .context import AdministrationPointers, Context
-from .model import Decision
-from .rules import Config, Rules
-from .steps import (
+from .billing import (
     _billing_provider,
-    _Case,
-    _coverage_and_payer,
     _decision,
     _diagnosis_consent_coverage,
     _dose_and_drug,
-    _Draft,
-    _encounter_and_setting,
-    _first,
-    _Gaps,
-    _inside_facility_payment,
     _lines,
-    _local_time,
-    _medication,
-    _not_an_injection_decision,
-    _not_billed,
-    _patient,
     _payer_rules,
     _performer,
-    _procedure,
-    _route,
     _site,
     _time,
-    replace,
 )
+from .case import _Case, _Draft, _first, _Gaps, replace
+from .context import AdministrationPointers, Context
+from .early import _inside_facility_payment, _not_an_injection_decision, _not_billed
+from .model import Decision
+from .record import (
+    _coverage_and_payer,
+    _encounter_and_setting,
+    _local_time,
+    _medication,
+    _patient,
+    _procedure,
+    _route,
+)
+from .rules import Config, Rules
 
 __all__ = ["decide", "decide_all", "decide_deleted"]
 

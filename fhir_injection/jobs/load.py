@@ -16,7 +16,7 @@ from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError, RecordProbl
 from ..fhir.bundles import send_in_halves
 from ..fhir.client import FhirClient, make_client
 from ..fhir.resources import LOAD_ORDER
-from ..sources.folder import ExportFolder
+from ..sources.export import ExportFolder
 from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection.load")

@@ -18,7 +18,7 @@ from ..decision.rules import Config, Rules
 from ..errors import RecordProblem, describe_failure
 from ..sinks.claims import build_claim, build_task
 from ..sinks.folder import FolderSink
-from ..sources.folder import ExportFolder
+from ..sources.export import ExportFolder
 from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection")

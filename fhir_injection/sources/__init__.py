@@ -1,7 +1,8 @@
 """Where administrations come from: an export folder, or a FHIR server.
 
-- :mod:`.folder` reads a Bulk Data export folder (NDJSON, gzip, Bundles) into the
-  :mod:`.spool`, which hands the offline job one patient at a time;
+- :mod:`.folder` reads a Bulk Data export folder (NDJSON, gzip, Bundles; its layout is
+  :mod:`.export`, its files are read by :mod:`.ndjson`) into the :mod:`.spool`, which hands the
+  offline job one patient at a time;
 - :mod:`.records` holds the checks every record passes, whichever way it came;
 - a server is read by a *pull*: a class with a ``name`` that yields pages of administrations
   (:class:`.server.SearchPull` searches ``MedicationAdministration?_lastUpdated=ge…``), with

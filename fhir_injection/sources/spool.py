@@ -90,7 +90,7 @@ class Spool:
 
         ``records`` are resources, (resource, how) pairs as
         :func:`~fhir_injection.sources.iter_folder_checked` gives them, or (resource, how, run,
-        file) as :meth:`~fhir_injection.sources.folder.ExportFolder.records` does: a line that orjson
+        file) as :meth:`~fhir_injection.sources.export.ExportFolder.records` does: a line that orjson
         read is stored as it is (orjson reads it again the same), a shallow resource with marshal,
         any other as JSON text, and one too deep for that is reported. Rows go in by batches; an id
         that may have been seen before (a fixed-size bit filter says so, whatever the input's size)
@@ -144,42 +144,50 @@ class Spool:
             if batch:
                 cur.executemany(_INSERT, batch)
                 batch.clear()
-            old = cur.execute(
-                "SELECT run, v, updated, body, file FROM res WHERE type=? AND id=?", (rtype, rid)
-            ).fetchone()
-            if old is not None:
-                if old[0] > run:  # an earlier run's record never replaces a later run's
-                    continue
-                if old[0] < run:
-                    pass  # a later run's record replaces an earlier run's
-                elif old[1:3] == version:
-                    if old[4] != file and _same(old[3], body):
-                        continue
-                    on_problem(
-                        RecordProblem(
-                            f"{rtype}/{rid}",
-                            "id",
-                            "appears more than once with the same "
-                            "version; the later record is used",
-                        )
-                    )
-                elif old[1:3] > version:
-                    continue
-            else:
-                counts[rtype] = counts.get(rtype, 0) + 1
-            cur.execute(_REPLACE, row)
+            self._add_seen(cur, row, version, on_problem)
         if batch:
             cur.executemany(_INSERT, batch)
         cur.execute("COMMIT")
         cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
 
+    def _add_seen(self, cur: sqlite3.Cursor, row: tuple, version: tuple, on_problem) -> None:
+        """:meth:`add_all` for an id the filter may have seen: checked against the stored row.
+
+        Out of the loop, as only a repeated id (or the filter's rare false alarm) comes here; the
+        loop keeps every step a new id takes inline, as it runs once per record.
+        """
+        rtype, rid, body, run, file = row[0], row[1], row[5], row[6], row[7]
+        old = cur.execute(
+            "SELECT run, v, updated, body, file FROM res WHERE type=? AND id=?", (rtype, rid)
+        ).fetchone()
+        if old is not None:
+            if old[0] > run:  # an earlier run's record never replaces a later run's
+                return
+            if old[0] < run:
+                pass  # a later run's record replaces an earlier run's
+            elif old[1:3] == version:
+                if old[4] != file and _same(old[3], body):
+                    return
+                on_problem(
+                    RecordProblem(
+                        f"{rtype}/{rid}",
+                        "id",
+                        "appears more than once with the same version; the later record is used",
+                    )
+                )
+            elif old[1:3] > version:
+                return
+        else:
+            self.counts[rtype] = self.counts.get(rtype, 0) + 1
+        cur.execute(_REPLACE, row)
+
     def apply_deletions(self, deletions: Iterable) -> list[tuple[str, str | None, str]]:
         """Remove what an export's ``deleted/`` files delete; the deleted administrations.
 
-        ``deletions`` are :class:`~fhir_injection.sources.folder.Deletion`. A deletion removes the
+        ``deletions`` are :class:`~fhir_injection.sources.export.Deletion`. A deletion removes the
         record of its type and id when that record came from an earlier run (a record of the same
         run or a later one was written after the deletion: see
-        :class:`~fhir_injection.sources.folder.ExportFolder`). Returns, for each deleted
+        :class:`~fhir_injection.sources.export.ExportFolder`). Returns, for each deleted
         MedicationAdministration, its id, its patient's id when a record of it was here, and where
         the deletion was read: these are voids.
         """

@@ -1,0 +1,236 @@
+"""Pass 1, the billing steps of a 96372: time, dose and drug, site, performer, diagnosis, consent
+and coverage, the payer's rules, the Claim lines, the billing provider, and the pass-1 decision.
+"""
+
+from __future__ import annotations
+
+from ..fhir.resources import shown_reference
+from .case import _Case, _Draft, _key_of, _ref_key
+from .clinical import active_consent, body_site, diagnoses, em_codes
+from .elements import period, within
+from .medication import drug_units, ndc_quantity
+from .model import Decision, Line
+from .rules import SYSTEM_CPT, SYSTEM_HCPCS, Drug
+
+
+def _time(c: _Case) -> None:
+    if c.when is None:
+        c.gaps.add(
+            "missing-time",
+            "effective[x] is missing"
+            if c.effective is None
+            else "effective[x] is not a full date or date-time",
+        )
+    elif c.encounter is not None and c.local is not None:  # local is None only when when is
+        start, end = period(c.encounter)
+        if (start or end) and not within(c.local, start, end):
+            c.gaps.add("time-outside-encounter")
+
+
+def _dose_and_drug(c: _Case) -> None:
+    if c.iv is not None and c.iv.kind == "hydration":
+        # hydration fluid: the infusion code is the service; no drug line is suggested
+        c.drug, c.units, c.dose = None, None, None
+        return
+    c.drug, c.units, c.dose, problems = drug_units(c.med, c.dosage, c.rules)
+    for code, detail in problems:
+        c.gaps.add(code, detail)
+
+
+def _site(c: _Case) -> None:
+    c.body_site, c.site_text, problem = body_site(c.dosage, c.rules)
+    if problem:
+        c.gaps.add("missing-site", problem[:1].upper() + problem[1:])
+
+
+_CLINICIANS = ("Practitioner", "PractitionerRole")
+
+
+def _performer(c: _Case) -> None:
+    """The first performer.actor that points to a Practitioner or PractitionerRole a Claim can
+    point to; a contained one documents who gave it (no gap) but is no care team member."""
+    c.performer = None
+    documented = False
+    for reference in c.refs.performers:
+        found = c.ctx.get(reference, None, c.admin)
+        if found is not None and found.get("resourceType") in _CLINICIANS:
+            c.performer = _key_of(reference, found)
+            if c.performer is not None:
+                return
+            documented = True
+    if documented:
+        return
+    if not c.refs.performers:
+        c.gaps.add("missing-performer", "No performer")
+        return
+    reasons = []
+    for reference in c.refs.performers:
+        found, why = c.ctx.resolve(reference, None, c.admin)
+        if found is not None:
+            why = f"{shown_reference(reference)} points to a {found.get('resourceType')}"
+        reasons.append(f"MedicationAdministration.performer.actor {why}")
+    c.gaps.add("missing-performer", "; ".join(reasons))
+
+
+def _diagnosis_consent_coverage(c: _Case) -> None:
+    c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
+    if not c.diagnoses:
+        c.gaps.add("missing-diagnosis", _unresolved_conditions(c))
+    if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:
+        c.gaps.add("missing-consent")
+    if c.patient_id and c.coverage is None:
+        c.gaps.add("missing-coverage")
+
+
+def _unresolved_conditions(c: _Case) -> str | None:
+    """The Condition references behind a missing diagnosis that resolve to nothing, and why."""
+    where = [("MedicationAdministration.reasonReference", c.refs.reasons, c.admin)]
+    if c.encounter is not None and c.encounter_refs is not None:
+        where.append(("Encounter.diagnosis.condition", c.encounter_refs.diagnoses, c.encounter))
+        where.append(("Encounter.reasonReference", c.encounter_refs.reasons, c.encounter))
+    reasons = []
+    for element, references, container in where:
+        for reference in references:
+            found, why = c.ctx.resolve(reference, "Condition", container)
+            if found is None:
+                reasons.append(f"{element} {why}")
+    return "; ".join(reasons) or None
+
+
+def _payer_rules(c: _Case) -> None:
+    """The payer's rules on the 96372 path: E/M the same day, self-administered drug, NDC, JZ."""
+    c.modifiers = []
+    if c.outcome is not None:
+        return
+    drug, payer, payer_type = c.drug, c.payer, c.payer_type
+    em = em_codes(
+        c.encounter, c.ctx.for_patient("ChargeItem", c.patient_id), c.when_date, c.rules, c.zone
+    )
+    if em:
+        detail = f"E/M {', '.join(em)} on the same encounter or day: put modifier 25 on the E/M"
+        if "99211" in em and not payer.pays_99211_with_injection:
+            detail += (
+                f"; {payer_type} pays no 99211 with an injection: drop the 99211 and bill 96372"
+            )
+        c.gaps.add("em-same-day", detail)
+    if drug is not None and drug.self_administered and payer_type == "medicare":
+        c.gaps.add("self-administered-drug", f"{drug.hcpcs} is on the self-administered drug list")
+    if payer.requires_ndc and c.med.found and c.med.ndc is None:
+        c.gaps.add("missing-ndc", f"{payer_type} requires the NDC")
+    if drug is not None and drug.single_dose and payer.jw_jz and c.config.jw_jz:
+        c.modifiers.append("JZ")
+
+
+def _lines(c: _Case) -> None:
+    """On the 96372 path: the administration line, and the drug line when there is a drug."""
+    if c.outcome is not None:
+        c.lines = ()
+        return
+    fee = c.rules.fee("96372", c.setting)
+    administration = Line(
+        "administration",
+        SYSTEM_CPT,
+        "96372",
+        c.rules.procedures["subcutaneous"].description,
+        (),
+        1,
+        fee.amount if fee else None,
+    )
+    drug = c.drug
+    c.lines = (administration, _drug_line(c, drug)) if drug is not None else (administration,)
+
+
+def _drug_line(c: _Case, drug: Drug) -> Line:
+    """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name and dose."""
+    dose, med = c.dose, c.med
+    fee = c.rules.fee(drug.hcpcs, c.setting)
+    text = None
+    if drug.hcpcs == "J3490":
+        text = " ".join(filter(None, [med.text, f"{dose[0]} {dose[1]}" if dose else None])) or None
+    ndc_qty, ndc_unit = ndc_quantity(med, dose)
+    return Line(
+        "drug",
+        SYSTEM_HCPCS,
+        drug.hcpcs,
+        drug.description,
+        tuple(c.modifiers),
+        c.units,
+        fee.amount if fee and fee.per == "unit" else None,
+        med.ndc,
+        ndc_qty,
+        ndc_unit,
+        text,
+    )
+
+
+def _billing_provider(c: _Case) -> None:
+    """The encounter's organisation, else the configured one, else the performer.
+
+    A 96372 with none of them cannot be billed (a Claim needs its provider): the
+    ``missing-billing-provider`` gap says why each one is not there.
+    """
+    provider = None
+    if c.encounter_refs is not None:  # made exactly when the encounter was found
+        reference = c.encounter_refs.provider
+        found = c.ctx.get(reference, "Organization", c.encounter)
+        provider = _key_of(reference, found)
+    c.provider = provider or c.config.billing_provider or c.performer
+    if c.provider is None and c.outcome is None:
+        c.gaps.add("missing-billing-provider", _no_provider_reason(c))
+
+
+def _no_provider_reason(c: _Case) -> str:
+    """Why neither the encounter's organisation, a configured provider nor the performer is there."""
+    if c.encounter is None or c.encounter_refs is None:
+        clinic = "there is no Encounter to name its serviceProvider"
+    else:
+        reference = c.encounter_refs.provider
+        found, why = c.ctx.resolve(reference, "Organization", c.encounter)
+        if found is not None:  # resolved, so contained (only the Encounter can point to it)
+            why = f"{shown_reference(reference)} is contained in the Encounter, which a Claim cannot point to"
+        clinic = f"Encounter.serviceProvider {why}"
+    performer = (
+        "no performer"
+        if not c.refs.performers
+        else "no performer.actor is a Practitioner a Claim can point to"
+    )
+    return f"{clinic[:1].upper()}{clinic[1:]}; no billing_provider is configured; {performer}"
+
+
+def _decision(c: _Case) -> _Draft:
+    """The pass-1 Decision, and the key pass 2 finds duplicates by (patient, drug, dose, route, time:
+    the instant, however its offset is written)."""
+    coverage, when_date, drug, effective = c.coverage, c.when_date, c.drug, c.effective
+    decision = Decision(
+        administration=c.key,
+        version=c.version,
+        outcome=c.outcome or "claim",
+        procedure=c.procedure,
+        gaps=tuple(c.gaps.items),
+        additional=c.additional,
+        lines=c.lines,
+        patient=c.patient_ref,
+        encounter=_key_of(c.encounter_ref, c.encounter),
+        coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
+        payer_type=c.payer_type,
+        provider=c.provider,
+        performer=c.performer,
+        service_date=when_date.isoformat() if when_date else None,
+        effective=effective if isinstance(effective, str) else None,
+        setting=c.setting,
+        place_of_service=c.pos,
+        body_site=c.body_site,
+        body_site_text=c.site_text,
+        diagnoses=tuple(c.diagnoses),
+        drug=drug.hcpcs if drug else None,
+        units=c.units,
+        medication_text=c.med.text,
+    )
+    dup_key = None
+    if c.outcome is None and c.patient_id and effective:
+        drug_id = (
+            drug.hcpcs if drug and drug.hcpcs != "J3490" else (c.med.text or "").lower()
+        ) or None
+        moment = c.when if c.when is not None else effective  # equal instants are equal datetimes
+        dup_key = (c.patient_id, drug_id, str(c.dose) if c.dose else None, c.route, moment)
+    return _Draft(c.admin, decision, c.when, dup_key, c.identifiers, c.gaps)

@@ -1,0 +1,220 @@
+"""Pass 1 of the decision: the administration being decided (:class:`_Case`), the gaps it collects,
+and the draft it ends in.
+
+:func:`~fhir_injection.decision.engine._decide_one` makes one :class:`_Case` per administration
+and runs the steps of :mod:`.record`, :mod:`.early` and :mod:`.billing` on it in order (the
+order of the gaps). Each step reads the facts earlier steps set on the case and sets its own; the
+names stay private to the decision package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from functools import lru_cache
+
+from ..fhir.resources import ref_key
+from .context import AdministrationPointers, Context, EncounterPointers
+from .elements import parse_time
+from .infusion import IvService
+from .localtime import effective_of
+from .medication import Medication
+from .model import MAPPING, Coding, Decision, Gap, Line
+from .rules import Config, DoseFormCategory, Drug, PayerRule, Rules
+
+#: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
+#: encounters, clinicians and clinics come back for administration after administration
+_ref_key = lru_cache(maxsize=1024)(ref_key)
+
+
+def _key_of(reference, found: Mapping | None) -> str | None:
+    """``Type/id`` of the resource ``reference`` resolved to, for a Claim or Task to point to: the
+    literal reference normalised, or the found resource's own type and id (a conditional or a
+    Bundle reference). None when nothing was found or it is contained (only its container can
+    point to it)."""
+    if found is None:
+        return None
+    key = _ref_key(reference)
+    if key is not None:
+        return key
+    if reference.startswith("#"):
+        return None
+    return f"{found.get('resourceType')}/{found.get('id')}"
+
+
+class _Gaps:
+    items: list[Gap]
+
+    def __init__(self, rules: Rules, config: Config):
+        self.rules, self.config, self.items = rules, config, []
+
+    def add(self, code: str, detail: str | None = None, severity: str | None = None) -> None:
+        gap_type = self.rules.gaps[code]
+        message = gap_type.definition if not detail else f"{detail}. {gap_type.definition}"
+        sev = severity or self.config.severity.get(code, gap_type.severity)
+        self.items.append(Gap(code, sev, message, gap_type.field, gap_type.source))
+
+    def has(self, code: str) -> bool:
+        # A loop, not any(...): no generator is made per call on the hot path.
+        for gap in self.items:  # noqa: SIM110
+            if gap.code == code:
+                return True
+        return False
+
+
+@dataclass
+class _Draft:
+    """Pass-1 result for one administration; pass 2 adds the same-day rules."""
+
+    admin: Mapping
+    decision: Decision
+    when: datetime | date | None
+    duplicate_key: tuple | None
+    identifiers: tuple[str, ...]
+    gaps: _Gaps
+
+
+def replace(record, **changes):
+    """``dataclasses.replace`` for the engine's frozen records (no ``__post_init__``, every field set
+    by ``__init__``): a copy of the instance's fields with ``changes``, without a call through
+    ``__init__``; several times quicker, and the engine makes one or more per administration."""
+    copy = object.__new__(type(record))
+    vars(copy).update(vars(record), **changes)
+    return copy
+
+
+def _first(key: str, version, **changes) -> Decision:
+    """The decision of an administration that stops early (void, not given, inside a facility's payment)."""
+    return Decision(
+        administration=key,
+        version=version,
+        **{"outcome": "not-billable", "procedure": None, **changes},
+    )
+
+
+class _Case:
+    """One administration being decided: its inputs, and the facts the steps have found so far.
+
+    Each step of :func:`_decide_one` reads what earlier steps set and sets its own facts; a plain
+    slotted class, as one is made per administration.
+    """
+
+    __slots__ = (
+        "admin",
+        "ctx",
+        "rules",
+        "config",
+        "gaps",  # the inputs, and the gaps found so far
+        "key",
+        "version",
+        "effective",
+        "when",
+        "identifiers",
+        "refs",  # the administration
+        # the steps' facts, in step order
+        "patient_ref",
+        "patient_id",
+        "med",
+        "dosage",
+        "route",
+        "route_problem",
+        "iv",
+        "additional",
+        "encounter_ref",
+        "encounter",
+        "encounter_refs",
+        "zone",
+        "local",
+        "setting",
+        "pos",
+        "procedure",
+        "outcome",
+        "not_injection",
+        "when_date",
+        "coverage",
+        "payer_type",
+        "payer",
+        "drug",
+        "units",
+        "dose",
+        "body_site",
+        "site_text",
+        "performer",
+        "diagnoses",
+        "modifiers",
+        "lines",
+        "provider",
+    )
+    # the slots' types (annotations only: no class attribute to clash with a slot)
+    admin: Mapping
+    ctx: Context
+    rules: Rules
+    config: Config
+    gaps: _Gaps
+    key: str
+    version: str | None
+    effective: object  # effective[x] as written; only a str is carried onto the Decision
+    when: datetime | date | None
+    identifiers: tuple[str, ...]
+    refs: AdministrationPointers
+    patient_ref: str | None
+    patient_id: str | None
+    med: Medication
+    dosage: Mapping
+    route: str | None
+    route_problem: str | None
+    iv: IvService | None  # set for an intravenous route
+    additional: tuple[tuple[str, int], ...]  # add-on codes and units (IV infusion hours)
+    encounter_ref: str | None
+    encounter: Mapping | None
+    encounter_refs: EncounterPointers | None
+    zone: tzinfo | None  # the clinic's zone the dates are read in (None: each as written)
+    local: datetime | date | None  # when, as the clinic's wall time
+    setting: str | None  # None: the encounter says nothing known (gap unknown-setting)
+    pos: str | None
+    procedure: str | None
+    outcome: str | None
+    not_injection: DoseFormCategory | None  # no route, and the dose form is not an injection
+    when_date: date | None
+    coverage: Mapping | None
+    payer_type: str | None
+    payer: PayerRule
+    drug: Drug | None
+    units: int | None
+    dose: tuple[Decimal, str] | None
+    body_site: tuple[Coding, ...]
+    site_text: str | None
+    performer: str | None
+    diagnoses: list[Coding]
+    modifiers: list[str]
+    lines: tuple[Line, ...]
+    provider: str | None
+
+    def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
+        self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
+        self.gaps = _Gaps(rules, config)
+        self.key = f"MedicationAdministration/{admin.get('id')}"
+        meta = admin.get(
+            "meta"
+        )  # usually absent: None is not asked whether it is a Mapping (a slow check)
+        self.version = (
+            meta.get("versionId") if meta is not None and isinstance(meta, MAPPING) else None
+        )
+        self.effective = effective = effective_of(admin)
+        self.when = parse_time(effective)
+        items = admin.get("identifier")
+        self.identifiers = (
+            ()
+            if not isinstance(items, list)
+            else tuple(
+                sorted(
+                    [
+                        f"{i.get('system')}|{i.get('value')}"
+                        for i in items
+                        if isinstance(i, MAPPING) and i.get("value")
+                    ]
+                )
+            )
+        )

@@ -1,0 +1,144 @@
+"""Pass 1, the services that are not a 96372 and the decisions that stop early: an IV push or
+infusion, a route or service that is not billed, a product that is no injection, a 96372 inside a
+facility's payment.
+"""
+
+from __future__ import annotations
+
+from .case import _Case, _Draft, _first, _key_of, _ref_key
+from .infusion import iv_service
+from .medication import dose_form, drug_units
+from .rules import DoseFormCategory
+
+
+def _intravenous(c: _Case) -> tuple[str | None, str]:
+    """(procedure, outcome) of an IV administration: push or infusion, of a drug, fluid or chemotherapy."""
+    iv = c.iv = iv_service(c.admin, c.dosage, c.route or "intravenous", c.med, c.rules)
+    what = f"IV {iv.kind} {iv.technique} ({iv.basis})"
+    row = iv.row
+    if row is None:
+        c.gaps.add("route-not-sc-im", f"Route is intravenous: {what} is not reported")
+        return None, "not-billable"
+    if iv.addon_units:
+        c.additional = ((row.addon_code, iv.addon_units),)  # type: ignore[assignment]
+    more = f" + {row.addon_code} x {iv.addon_units}" if iv.addon_units else ""
+    c.gaps.add("route-not-sc-im", f"Route is intravenous: {what}: {row.code}{more} applies")
+    if iv.technique == "infusion" and iv.minutes is None:
+        c.gaps.add(
+            "infusion-time-unknown",
+            f"{row.code} (initial hour) only; {iv.basis} says infusion but no duration is documented",
+        )
+    return row.code, "not-96372"
+
+
+def _not_billed(c: _Case) -> _Draft:
+    """A route that is no injection (oral, topical, ...) or an IV service that is not reported: nothing
+    is billed, so no drug line and no documentation gaps (the engine keeps only the explanation)."""
+    decision = _first(
+        c.key,
+        c.version,
+        procedure=c.procedure,
+        gaps=tuple(c.gaps.items),
+        patient=c.patient_ref,
+        encounter=_ref_key(c.encounter_ref) if c.encounter else None,
+        payer_type=c.payer_type,
+        service_date=c.when_date.isoformat() if c.when_date else None,
+        effective=c.effective if isinstance(c.effective, str) else None,
+        setting=c.setting,
+        place_of_service=c.pos,
+        medication_text=c.med.text,
+    )
+    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+
+
+def _not_an_injection(c: _Case) -> tuple[DoseFormCategory, str] | None:
+    """With no route: the category of the product's dose form when it is not an injection (oral,
+    transdermal, inhaled, implant, IUD...), with the gap's detail; None when it may be one, or when
+    nothing says which."""
+    found = dose_form(c.med, c.rules) if c.med.found else None
+    if found is None:
+        return None
+    form, where = found
+    category = c.rules.dose_form_categories[form.category]
+    if category.outcome == "held":
+        return None
+    detail = f"No route; the dose form in {where} is '{form.name}' ({form.category})"
+    if category.procedure_code:
+        detail += f": {category.procedure_code} applies"
+    return category, detail
+
+
+def _inside_facility_payment(c: _Case) -> _Draft:
+    """An inpatient or hospital outpatient 96372: the facility bills it, so the decision stops here."""
+    drug, units, _, _ = drug_units(c.med, c.dosage, c.rules)
+    if c.setting == "inpatient":
+        c.gaps.add(
+            "facility-setting", "Inpatient encounter: administration is inside the DRG payment"
+        )
+    else:
+        c.gaps.add(
+            "facility-setting",
+            f"Hospital outpatient/emergency encounter (POS {c.pos}): the facility "
+            "bills 96372 on its institutional claim",
+        )
+    decision = _first(
+        c.key,
+        c.version,
+        # inpatient: inside the DRG, no administration code at all; hospital outpatient/ER: the
+        # facility bills 96372 on its institutional claim (README decision rules, 96372.md 'Setting')
+        procedure=None if c.setting == "inpatient" else "96372",
+        gaps=tuple(c.gaps.items),
+        patient=c.patient_ref,
+        encounter=_key_of(c.encounter_ref, c.encounter),
+        payer_type=c.payer_type,
+        service_date=c.when_date.isoformat() if c.when_date else None,
+        setting=c.setting,
+        place_of_service=c.pos,
+        drug=drug.hcpcs if drug else None,
+        units=units,
+        medication_text=c.med.text,
+    )
+    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+
+
+def _not_an_injection_decision(c: _Case) -> _Draft:
+    """A product that is no injection (no route, and its dose form says so): the decision stops here.
+
+    Nothing of the 96372 path applies: no dose, site or performer gaps, no same-day rules (no
+    duplicate key, no 96372), nothing held. An implant or IUD names its insertion code and the
+    device, one unit, when mappings/ know the product as a device.
+    """
+    drug, units, med = None, None, c.med
+    if c.outcome == "not-96372":
+        if med.drug is not None and med.drug.drug_class == "device":
+            drug, units = med.drug, 1
+            if med.by_name:
+                c.gaps.add(
+                    "unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code"
+                )
+        else:
+            c.gaps.add(
+                "unmapped-medication",
+                "No device code (drugs.csv class 'device') of this product in mappings/: "
+                "no device line",
+            )
+    coverage, effective = c.coverage, c.effective
+    decision = _first(
+        c.key,
+        c.version,
+        outcome=c.outcome,
+        procedure=c.procedure,
+        gaps=tuple(c.gaps.items),
+        patient=c.patient_ref,
+        encounter=_key_of(c.encounter_ref, c.encounter),
+        coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
+        payer_type=c.payer_type,
+        service_date=c.when_date.isoformat() if c.when_date else None,
+        effective=effective if isinstance(effective, str) else None,
+        setting=c.setting,
+        place_of_service=c.pos,
+        drug=drug.hcpcs if drug else None,
+        units=units,
+        medication_text=med.text,
+    )
+    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)

@@ -1,0 +1,151 @@
+"""Pass 1, the first steps: what one administration is, from its own record and what it points to
+(patient, medication, route, encounter and setting, local time, procedure, coverage and payer).
+"""
+
+from __future__ import annotations
+
+from ..fhir.resources import shown_reference
+from .case import _Case, _key_of
+from .clinical import active_coverage, payer_type_of, route_of, setting_of
+from .context import EncounterPointers
+from .early import _intravenous, _not_an_injection
+from .elements import as_date
+from .localtime import clinic_zone, local
+from .medication import resolve_medication
+from .model import MAPPING
+from .rules import IV_ROUTES, SC_IM
+
+
+def _patient(c: _Case) -> None:
+    """The Patient that subject points to."""
+    subject = c.refs.subject
+    patient = c.ctx.get(subject, "Patient", c.admin)
+    c.patient_ref = _key_of(subject, patient)
+    if patient is None:
+        why = c.ctx.resolve(subject, "Patient", c.admin)[1]
+        c.gaps.add("missing-patient", f"MedicationAdministration.subject {why}")
+    elif c.patient_ref is None:
+        c.gaps.add(
+            "missing-patient",
+            f"MedicationAdministration.subject {shown_reference(subject)} is a contained "
+            "Patient, which a Claim cannot point to",
+        )
+        patient = None
+    c.patient_id = patient.get("id") if patient else None
+
+
+def _medication(c: _Case) -> None:
+    c.med = resolve_medication(c.admin, c.refs, c.ctx, c.rules)
+    if not c.med.found:
+        c.gaps.add("missing-medication", c.med.reason)
+
+
+def _route(c: _Case) -> None:
+    c.dosage = value if isinstance(value := c.admin.get("dosage"), MAPPING) else {}
+    c.route, c.route_problem, from_text = route_of(c.dosage, c.rules)
+    c.iv, c.additional = None, ()
+    if from_text and c.route_problem:
+        c.gaps.add("route-from-text", c.route_problem[:1].upper() + c.route_problem[1:])
+
+
+def _encounter_and_setting(c: _Case) -> None:
+    """The Encounter that context points to, and from its class the setting and place of service."""
+    reference = c.encounter_ref = c.refs.encounter
+    encounter = c.encounter = c.ctx.get(reference, "Encounter", c.admin)
+    c.encounter_refs = None
+    c.setting, c.pos = "office", "11"
+    if encounter is None:
+        why = c.ctx.resolve(reference, "Encounter", c.admin)[1]
+        c.gaps.add("missing-encounter", f"MedicationAdministration.context {why}")
+        return
+    c.encounter_refs = EncounterPointers(encounter)
+    found, problem = setting_of(encounter, c.rules)
+    if found is None:
+        # not known is not the office: the place of service is a claim field a person must set
+        c.gaps.add("unknown-setting", problem)
+        c.setting = c.pos = None
+        return
+    c.setting, c.pos = found.setting, found.place_of_service
+    if c.setting == "virtual":
+        c.gaps.add(
+            "missing-encounter",
+            "The linked encounter is virtual (class VR): no injection is given in a "
+            "virtual visit; link the in-person encounter",
+        )
+        c.setting, c.pos = "office", "11"
+
+
+def _local_time(c: _Case) -> None:
+    """The clinic's zone (:mod:`.localtime`) and the administration's time as its wall time: every
+    date taken from an instant (service date, coverage, consent, E/M, the encounter check) is local."""
+    c.zone = zone = clinic_zone(c.when, c.encounter, c.encounter_refs, c.ctx, c.config)
+    c.local = local(c.when, zone)
+
+
+def _procedure(c: _Case) -> None:
+    """96372, or not: a vaccine, a product that is no injection (no route, and its dose form says so),
+    an anti-neoplastic drug, a route other than SC/IM (the setting comes later)."""
+    med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
+    procedure: str | None = "96372"
+    outcome: str | None = None  # decided at the end for the 96372 path
+    # a coded route always decides; the dose form only when there is none (or none that is known)
+    form = _not_an_injection(c) if route is None and med.vaccine is None else None
+    c.not_injection = None
+    if med.vaccine is not None:
+        procedure, outcome = None, "not-96372"
+    elif form is not None and form[0].outcome == "not-billable":  # oral methotrexate too: no 96401
+        procedure, outcome, c.not_injection = None, "not-billable", form[0]
+        gaps.add("dose-form-not-injectable", form[1])
+    elif (
+        med.drug is not None
+        and med.drug.drug_class in rules.antineoplastic
+        and route in (SC_IM | {None})
+    ):
+        procedure, outcome = rules.antineoplastic[med.drug.drug_class], "not-96372"
+        gaps.add(
+            "antineoplastic",
+            f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: bill {procedure}",
+        )
+        if route is None:
+            gaps.add("missing-route", c.route_problem)
+    elif form is not None:
+        # an implant or IUD: its insertion code (a hormonal anti-neoplastic implant kept 96402 above)
+        procedure, outcome, c.not_injection = form[0].procedure_code, "not-96372", form[0]
+        gaps.add("dose-form-not-injectable", form[1])
+    elif route in IV_ROUTES:
+        procedure, outcome = _intravenous(c)
+    elif route is not None and route not in SC_IM:
+        proc = rules.procedures[route]
+        procedure, outcome = proc.code, proc.outcome
+        gaps.add(
+            "route-not-sc-im", f"Route is {route}" + (f": {proc.code} applies" if proc.code else "")
+        )
+    elif route is None:
+        gaps.add("missing-route", c.route_problem)
+    c.procedure, c.outcome = procedure, outcome
+
+
+def _coverage_and_payer(c: _Case) -> None:
+    """The Coverage in force on the day and its payer type (a vaccine's administration code depends on it)."""
+    when, rules = c.local, c.rules
+    c.when_date = as_date(when) if when is not None else None
+    coverage = c.coverage = active_coverage(c.ctx.for_patient("Coverage", c.patient_id), when)
+    payer_type = None
+    if coverage:
+        payer_type, how = payer_type_of(coverage, c.ctx, rules)
+        if payer_type is None:
+            c.gaps.add("unknown-payer-type", f"{how} says only what kind of coverage it is")
+        elif payer_type == "self-pay":
+            c.gaps.add("self-pay", f"From {how}")
+    c.payer_type = payer_type
+    c.payer = rules.payer(payer_type)
+    if c.med.vaccine is not None:
+        v = c.med.vaccine
+        c.procedure = (
+            rules.vaccine_admin.get((payer_type or "commercial", v.group))
+            or rules.vaccine_admin.get((payer_type or "commercial", "*"))
+            or rules.vaccine_admin[("*", "*")]
+        )
+        c.gaps.add(
+            "vaccine", f"CVX {v.cvx} ({v.display}, product {v.product_code}): bill {c.procedure}"
+        )

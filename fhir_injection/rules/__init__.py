@@ -1,0 +1,137 @@
+"""Load and validate the billing rules in ``mappings/``.
+
+Every table is a CSV file a billing analyst can open in a spreadsheet; every row
+carries its ``source``. Loading checks each row and raises :class:`MappingError`
+naming the file and the row (1-based, counting the header as row 1) — a broken
+rule table must stop a run before it produces a single wrong claim.
+
+The loaded :class:`~fhir_injection.decision.rules.Rules` object is immutable plain data
+(its types live in :mod:`fhir_injection.decision.rules`); the engine reads it. One loader
+per table, each naming its file, grouped by domain in this package's modules (the CSV reader
+is :mod:`.table`). The run's TOML configuration is :mod:`fhir_injection.config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+from ..bundled import mappings_dir
+from ..decision.rules import IV_ROUTES, SC_IM, Rules
+from ..errors import MappingError
+from .drugs import (
+    _antineoplastic,
+    _dose_form_categories,
+    _dose_forms,
+    _drug_codes,
+    _drugs,
+    _vaccine_admin,
+    _vaccines,
+)
+from .gaps import _load_gaps
+from .payers import (
+    _encounter_types,
+    _evaluation_management,
+    _fee_schedule,
+    _payer_codes,
+    _payer_identifiers,
+    _payer_names,
+    _payers,
+    _settings,
+)
+from .routes import (
+    _hydration,
+    _infusions,
+    _iv_methods,
+    _laterality,
+    _procedures,
+    _route_text,
+    _routes,
+    _sites,
+)
+
+DEFAULT_DIR = mappings_dir()  # the wheel's copy, or mappings/ in a source checkout
+
+
+def _by_length(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(pairs, key=lambda p: (-len(p[0]), p[0])))
+
+
+def load_rules(directory: str | Path | None = None) -> Rules:
+    """Load every table from ``directory`` (default: the bundled ``mappings/``).
+
+    The tables load in this order, so that with several files broken the first error is always
+    the same one; drug_codes.csv is checked against drugs.csv.
+    """
+    d = Path(directory) if directory else DEFAULT_DIR
+    if not d.is_dir():
+        raise MappingError(str(d), None, "mappings directory not found")
+    drugs, drug_names = _drugs(d)
+    drug_codes = _drug_codes(d, drugs)
+    vaccines, vaccine_names = _vaccines(d)
+    vaccine_admin = _vaccine_admin(d)
+    routes = _routes(d)
+    route_text = _route_text(d)
+    procedures = _procedures(d)
+    infusions = _infusions(d)
+    iv_signals = _iv_methods(d)
+    hydration = _hydration(d)
+    antineoplastic = _antineoplastic(d)
+    sites = _sites(d)
+    laterality = _laterality(d)
+    settings = _settings(d)
+    encounter_types, encounter_type_ranges, encounter_type_texts = _encounter_types(d)
+    payers = _payers(d)
+    payer_codes, payer_code_prefixes = _payer_codes(d)
+    payer_names, payer_name_prefixes = _payer_names(d)
+    payer_identifiers = _payer_identifiers(d)
+    em_ranges = _evaluation_management(d)
+    fees = _fee_schedule(d)
+    gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
+    dose_form_categories = _dose_form_categories(d)
+    dose_forms, dose_form_names = _dose_forms(d, dose_form_categories)
+    for route, proc in procedures.items():  # checked after the gaps, as it always was
+        if route in SC_IM and proc.code is None:
+            raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
+        if route in IV_ROUTES and proc.outcome != "not-96372":
+            raise MappingError("procedures.csv", None, f"route '{route}' must be not-96372")
+
+    freeze = MappingProxyType
+    return Rules(
+        directory=str(d),
+        drugs=freeze(drugs),
+        drug_codes=freeze(drug_codes),
+        drug_names=_by_length(drug_names),
+        vaccines=freeze(vaccines),
+        vaccine_names=_by_length(vaccine_names),
+        vaccine_admin=freeze(vaccine_admin),
+        routes=freeze(routes),
+        route_text=freeze(route_text),
+        infusions=freeze(infusions),
+        iv_signals=iv_signals,
+        hydration=hydration,
+        procedures=freeze(procedures),
+        antineoplastic=freeze(antineoplastic),
+        sites=freeze(sites),
+        laterality=freeze(laterality),
+        settings=freeze(settings),
+        payers=freeze(payers),
+        payer_codes=freeze(payer_codes),
+        payer_code_prefixes=freeze(payer_code_prefixes),
+        payer_names=freeze(payer_names),
+        payer_name_prefixes=payer_name_prefixes,
+        payer_identifiers=freeze(payer_identifiers),
+        encounter_types=freeze(encounter_types),
+        encounter_type_ranges=freeze(encounter_type_ranges),
+        encounter_type_texts=freeze(encounter_type_texts),
+        em_ranges=tuple(em_ranges),
+        fees=freeze(fees),
+        gaps=freeze(gaps),
+        gap_codesystem_url=gap_url,
+        dose_forms=freeze(dose_forms),
+        dose_form_names=freeze(dose_form_names),
+        dose_form_name_words=tuple(
+            sorted({len(name.split()) for name in dose_form_names}, reverse=True)
+        ),
+        dose_form_categories=freeze(dose_form_categories),
+    )

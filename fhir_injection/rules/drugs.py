@@ -1,0 +1,211 @@
+"""The drug tables: HCPCS drugs and the codes that name them, vaccines and their administration
+codes, anti-neoplastic classes, and dose forms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..decision.rules import (
+    DOSE_FORM_OUTCOMES,
+    DRUG_CLASSES,
+    PAYER_TYPES,
+    SYSTEM_NDC,
+    UNITS,
+    VACCINE_GROUPS,
+    DoseForm,
+    DoseFormCategory,
+    Drug,
+    DrugCode,
+    Vaccine,
+)
+from ..errors import MappingError
+from .table import _names, _Table
+
+
+def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
+    """drugs.csv: the HCPCS drug codes, and (name, hcpcs) for matching a drug by name."""
+    t = _Table(
+        d,
+        "drugs.csv",
+        (
+            "hcpcs",
+            "description",
+            "unit_amount",
+            "unit",
+            "drug_class",
+            "single_dose",
+            "self_administered",
+            "names",
+            "source",
+        ),
+    )
+    drugs: dict[str, Drug] = {}
+    seen: dict = {}
+    names: list[tuple[str, str]] = []
+    for n, r in t.rows():
+        code = t.require(n, r, "hcpcs")
+        t.unique(seen, code, n)
+        cls = t.choice(n, r, "drug_class", DRUG_CLASSES)
+        per_item = cls in ("unclassified", "device")  # J3490 and devices: no dose-based unit
+        amount = t.decimal(n, r, "unit_amount", required=not per_item)
+        unit = t.choice(n, r, "unit", UNITS | ({""} if per_item else set())) or None
+        drugs[code] = Drug(
+            code,
+            t.require(n, r, "description"),
+            amount,
+            unit,
+            cls,
+            t.yes_no(n, r, "single_dose"),
+            t.yes_no(n, r, "self_administered"),
+            _names(r["names"]),
+        )
+        names.extend((name, code) for name in drugs[code].names)
+    if "J3490" not in drugs:
+        raise MappingError("drugs.csv", None, "J3490 (unclassified drugs) must be listed")
+    return drugs, names
+
+
+def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCode]:
+    """drug_codes.csv: RxNorm/NDC/other codes -> HCPCS drug (one of ``drugs``), with the strength."""
+    t = _Table(
+        d,
+        "drug_codes.csv",
+        (
+            "system",
+            "code",
+            "hcpcs",
+            "strength_value",
+            "strength_unit",
+            "per_value",
+            "per_unit",
+            "display",
+            "source",
+        ),
+    )
+    drug_codes: dict[tuple[str, str], DrugCode] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "code"))
+        t.unique(seen, key, n)
+        hcpcs = t.require(n, r, "hcpcs")
+        if hcpcs not in drugs:
+            raise t.error(n, f"hcpcs '{hcpcs}' is not in drugs.csv")
+        if key[0] == SYSTEM_NDC and not (key[1].isdigit() and len(key[1]) == 11):
+            raise t.error(n, f"NDC '{key[1]}' must be 11 digits (5-4-2, no hyphens)")
+        strength = None
+        if any(r[c] for c in ("strength_value", "strength_unit", "per_value", "per_unit")):
+            strength = (
+                t.decimal(n, r, "strength_value"),
+                t.choice(n, r, "strength_unit", UNITS),
+                t.decimal(n, r, "per_value"),
+                t.choice(n, r, "per_unit", UNITS),
+            )
+        drug_codes[key] = DrugCode(hcpcs, r["display"], strength)
+    return drug_codes
+
+
+def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
+    """vaccines.csv: CVX codes, and (name, cvx) for matching a vaccine by name."""
+    t = _Table(
+        d, "vaccines.csv", ("cvx", "display", "product_code", "vaccine_group", "names", "source")
+    )
+    vaccines: dict[str, Vaccine] = {}
+    names: list[tuple[str, str]] = []
+    seen: dict = {}
+    for n, r in t.rows():
+        cvx = t.require(n, r, "cvx")
+        t.unique(seen, cvx, n)
+        vaccines[cvx] = Vaccine(
+            cvx,
+            r["display"],
+            t.require(n, r, "product_code"),
+            t.choice(n, r, "vaccine_group", VACCINE_GROUPS),
+            _names(r["names"]),
+        )
+        names.extend((name, cvx) for name in vaccines[cvx].names)
+    return vaccines, names
+
+
+def _vaccine_admin(d: Path) -> dict[tuple[str, str], str]:
+    """vaccine_admin.csv: (payer type, vaccine group) -> the administration code billed for a vaccine."""
+    t = _Table(
+        d,
+        "vaccine_admin.csv",
+        ("payer_type", "vaccine_group", "admin_code", "description", "source"),
+    )
+    vaccine_admin: dict[tuple[str, str], str] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = (
+            t.choice(n, r, "payer_type", PAYER_TYPES | {"*"}),
+            t.choice(n, r, "vaccine_group", VACCINE_GROUPS | {"*"}),
+        )
+        t.unique(seen, key, n)
+        vaccine_admin[key] = t.require(n, r, "admin_code")
+    if ("*", "*") not in vaccine_admin:
+        raise MappingError(
+            "vaccine_admin.csv",
+            None,
+            "needs a default row with payer_type '*' and vaccine_group '*'",
+        )
+    return vaccine_admin
+
+
+def _dose_form_categories(d: Path) -> dict[str, DoseFormCategory]:
+    """dose_form_categories.csv: what a dose form category means when no route is given."""
+    t = _Table(
+        d,
+        "dose_form_categories.csv",
+        ("category", "outcome", "procedure_code", "description", "source"),
+    )
+    categories: dict[str, DoseFormCategory] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        category = t.require(n, r, "category")
+        t.unique(seen, category, n)
+        outcome = t.choice(n, r, "outcome", set(DOSE_FORM_OUTCOMES))
+        code = r["procedure_code"] or None
+        if outcome == "not-96372" and code is None:
+            raise t.error(n, "outcome 'not-96372' needs the procedure_code that applies instead")
+        if outcome != "not-96372" and code is not None:
+            raise t.error(n, f"procedure_code '{code}' is only for outcome 'not-96372'")
+        categories[category] = DoseFormCategory(category, outcome, code, r["description"])
+    return categories
+
+
+def _dose_forms(
+    d: Path, categories: dict[str, DoseFormCategory]
+) -> tuple[dict[tuple[str, str], DoseForm], dict[str, DoseForm]]:
+    """dose_forms.csv: Medication.form codings (match ``code``) and the RxNorm dose form names a
+    product's name ends in (match ``name``), each with its category in dose_form_categories.csv."""
+    t = _Table(d, "dose_forms.csv", ("match", "system", "code", "display", "category", "source"))
+    by_code: dict[tuple[str, str], DoseForm] = {}
+    by_name: dict[str, DoseForm] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        match = t.choice(n, r, "match", {"code", "name"})
+        category = t.choice(n, r, "category", categories.keys())
+        name = t.require(n, r, "display")
+        form = DoseForm(name, category)
+        if match == "code":
+            key = (t.require(n, r, "system"), t.require(n, r, "code"))
+            t.unique(seen, key, n)
+            by_code[key] = form
+            continue
+        if r["system"] or r["code"]:
+            raise t.error(n, "a 'name' row has no system or code: the name is in column 'display'")
+        words = " ".join(name.lower().split())
+        t.unique(seen, ("name", words), n)
+        by_name[words] = form
+    return by_code, by_name
+
+
+def _antineoplastic(d: Path) -> dict[str, str]:
+    """antineoplastic.csv: anti-neoplastic drug class -> the procedure billed instead of 96372."""
+    t = _Table(d, "antineoplastic.csv", ("drug_class", "procedure_code", "description", "source"))
+    antineoplastic = {}
+    for n, r in t.rows():
+        antineoplastic[
+            t.choice(n, r, "drug_class", {"antineoplastic", "antineoplastic-hormonal"})
+        ] = t.require(n, r, "procedure_code")
+    return antineoplastic

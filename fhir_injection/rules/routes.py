@@ -1,0 +1,194 @@
+"""The route tables: route codings and texts, the procedure per route, IV push and infusion codes
+and signals, hydration fluid, body sites and laterality."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import MappingProxyType
+
+from ..decision.rules import (
+    INFUSION_KINDS,
+    ROUTES,
+    TECHNIQUES,
+    Hydration,
+    Infusion,
+    IvSignals,
+    Procedure,
+    Site,
+    normal_text,
+)
+from ..errors import MappingError
+from .table import _Table
+
+
+def _routes(d: Path) -> dict[tuple[str, str], str]:
+    """routes.csv: route codings -> route."""
+    t = _Table(d, "routes.csv", ("system", "code", "display", "route", "source"))
+    routes: dict[tuple[str, str], str] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "code"))
+        t.unique(seen, key, n)
+        routes[key] = t.choice(n, r, "route", ROUTES)
+    return routes
+
+
+def _route_text(d: Path) -> dict[str, str]:
+    """route_text.csv: the reviewed route texts that say one route and nothing else -> route.
+
+    Matched on the whole text, case and spacing aside; any other text is never guessed from.
+    """
+    t = _Table(d, "route_text.csv", ("text", "route", "source"))
+    texts: dict[str, str] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        text = normal_text(t.require(n, r, "text"))
+        t.unique(seen, text, n)
+        texts[text] = t.choice(n, r, "route", ROUTES)
+    return texts
+
+
+def _infusions(d: Path) -> dict[tuple[str, str], Infusion]:
+    """infusions.csv: (kind, technique) -> the IV push or infusion code, its time limits and add-on."""
+    t = _Table(
+        d,
+        "infusions.csv",
+        (
+            "kind",
+            "technique",
+            "procedure_code",
+            "description",
+            "min_minutes",
+            "max_minutes",
+            "addon_code",
+            "addon_over_minutes",
+            "source",
+        ),
+    )
+    infusions: dict[tuple[str, str], Infusion] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = (t.choice(n, r, "kind", INFUSION_KINDS), t.choice(n, r, "technique", TECHNIQUES))
+        t.unique(seen, key, n)
+        minutes = {}
+        for column in ("min_minutes", "max_minutes", "addon_over_minutes"):
+            raw = r[column]
+            if raw and not (raw.isdigit() and int(raw) > 0):
+                raise t.error(n, f"column '{column}' is '{raw}', not a whole number of minutes")
+            minutes[column] = int(raw) if raw else None
+        addon = r["addon_code"] or None
+        if (addon is None) != (minutes["addon_over_minutes"] is None):
+            raise t.error(n, "addon_code and addon_over_minutes go together")
+        infusions[key] = Infusion(
+            key[0],
+            key[1],
+            t.require(n, r, "procedure_code"),
+            r["description"],
+            minutes["min_minutes"],
+            minutes["max_minutes"],
+            addon,
+            minutes["addon_over_minutes"],
+        )
+    for key in (("therapeutic", "push"), ("therapeutic", "infusion")):
+        if key not in infusions:
+            raise MappingError("infusions.csv", None, f"no row for {key[0]} {key[1]}")
+    if infusions[("therapeutic", "push")].max_minutes is None:
+        raise MappingError("infusions.csv", None, "the therapeutic push row needs max_minutes")
+    return infusions
+
+
+def _iv_methods(d: Path) -> IvSignals:
+    """iv_methods.csv: method codes and texts that say push or infusion; duration extensions."""
+    t = _Table(
+        d, "iv_methods.csv", ("kind", "system", "code", "text", "technique", "display", "source")
+    )
+    codes: dict[tuple[str, str], str] = {}
+    texts: dict[str, str] = {}
+    extensions: set[str] = set()
+    seen: dict = {}
+    for n, r in t.rows():
+        kind = t.choice(n, r, "kind", {"method-code", "method-text", "duration-extension"})
+        technique = t.choice(n, r, "technique", TECHNIQUES)
+        if kind == "method-code":
+            key: tuple = (t.require(n, r, "system"), t.require(n, r, "code"))
+            t.unique(seen, key, n)
+            codes[key] = technique
+        elif kind == "method-text":
+            text = normal_text(t.require(n, r, "text"))
+            t.unique(seen, text, n)
+            texts[text] = technique
+        else:
+            if technique != "infusion":
+                raise t.error(n, "a duration extension says infusion")
+            extensions.add(t.require(n, r, "system"))
+    return IvSignals(MappingProxyType(codes), MappingProxyType(texts), frozenset(extensions))
+
+
+_NAME_WORDS = re.compile(r"[a-z0-9][a-z0-9\-]*")
+
+
+def _hydration(d: Path) -> Hydration:
+    """hydration.csv: the products (codes) and names (word sequences) that are hydration fluid."""
+    t = _Table(d, "hydration.csv", ("kind", "system", "code", "name", "display", "source"))
+    codes: set[tuple[str, str]] = set()
+    names: list[str] = []
+    for n, r in t.rows():
+        if t.choice(n, r, "kind", {"code", "name"}) == "code":
+            codes.add((t.require(n, r, "system"), t.require(n, r, "code")))
+        else:
+            words = " ".join(_NAME_WORDS.findall(t.require(n, r, "name").lower()))
+            if not words:
+                raise t.error(n, "column 'name' has no words")
+            names.append(words)
+    return Hydration(
+        frozenset(codes),
+        frozenset(system for system, _ in codes),
+        tuple(sorted(set(names), key=lambda w: (-len(w), w))),
+    )
+
+
+def _procedures(d: Path) -> dict[str, Procedure]:
+    """procedures.csv: route -> the procedure billed for it (one row per route)."""
+    t = _Table(d, "procedures.csv", ("route", "procedure_code", "description", "outcome", "source"))
+    procedures: dict[str, Procedure] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        route = t.choice(n, r, "route", ROUTES)
+        t.unique(seen, route, n)
+        procedures[route] = Procedure(
+            r["procedure_code"] or None,
+            r["description"],
+            t.choice(n, r, "outcome", {"claim", "not-96372", "not-billable"}),
+        )
+    for route in sorted(ROUTES - procedures.keys()):
+        raise MappingError("procedures.csv", None, f"no row for route '{route}'")
+    return procedures
+
+
+def _sites(d: Path) -> dict[tuple[str, str], Site]:
+    """sites.csv: body-site codings, with their display and laterality."""
+    t = _Table(d, "sites.csv", ("system", "code", "display", "laterality", "source"))
+    sites: dict[tuple[str, str], Site] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = (t.require(n, r, "system"), t.require(n, r, "code"))
+        t.unique(seen, key, n)
+        sites[key] = Site(
+            key[0],
+            key[1],
+            t.require(n, r, "display"),
+            t.choice(n, r, "laterality", {"left", "right", "bilateral", ""}) or None,
+        )
+    return sites
+
+
+def _laterality(d: Path) -> dict[tuple[str, str], str]:
+    """laterality.csv: laterality qualifier codings -> left, right or bilateral."""
+    t = _Table(d, "laterality.csv", ("system", "code", "laterality", "source"))
+    laterality = {}
+    for n, r in t.rows():
+        laterality[(t.require(n, r, "system"), t.require(n, r, "code"))] = t.choice(
+            n, r, "laterality", {"left", "right", "bilateral"}
+        )
+    return laterality
