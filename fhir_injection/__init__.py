@@ -15,8 +15,7 @@ The public API (pinned by tests/test_api.py):
 - :func:`load_folder` — upload a Bulk folder to a server (demos, test systems).
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import load_config
 from .decision.context import Context
 from .decision.engine import decide, decide_all

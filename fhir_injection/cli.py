@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .bundled import demo_dir
 from .clock import now
 from .config import load_config

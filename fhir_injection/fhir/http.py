@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from tenacity import Future, RetryCallState, RetryError, Retrying, retry_if_exception_type
 
-from .. import __version__  # the one version (fhir_injection/__init__.py), also the wheel's
+from .._version import __version__  # the one version, also the wheel's
 from ..errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
 
 log = logging.getLogger(__name__)
