@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .decision.localtime import zone_named
+from .decision.zones import zone_named
 from .decision.rules import REQUIRED_GAPS, Config
 from .errors import ConfigError
 

@@ -35,7 +35,7 @@ from builders import (
 )
 from fhir_injection import Config, Context, build_claim, load_config, run_folder
 from fhir_injection.decision import localtime
-from fhir_injection.decision.localtime import zone_named
+from fhir_injection.decision.zones import zone_named
 from fhir_injection.errors import ConfigError
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
@@ -289,13 +289,15 @@ def test_config_made_in_code_checks_the_timezone_too():
 
 def test_zones_are_looked_up_once_per_name_not_per_administration(monkeypatch):
     made = []
-    real = localtime.ZoneInfo
+    from fhir_injection.decision import zones
+
+    real = zones.ZoneInfo
 
     def counting(name):
         made.append(name)
         return real(name)
 
-    monkeypatch.setattr(localtime, "ZoneInfo", counting)
+    monkeypatch.setattr(zones, "ZoneInfo", counting)
     zone_named.cache_clear()
     try:
         resources = clinic(location_zone="America/Denver")

@@ -21,16 +21,15 @@ the data or the Config, never from the machine: :func:`zone_named` refuses ``loc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
-from functools import lru_cache
 from typing import TYPE_CHECKING, overload
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period
 from .model import MAPPING
+from .zones import zone_named
 
 if TYPE_CHECKING:
     from .rules import Config
@@ -42,21 +41,6 @@ TIMEZONE_EXTENSIONS = frozenset(
         "http://hl7.org/fhir/StructureDefinition/tz-code",  # R4 core extension
     }
 )
-
-_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
-#: Names in the zone folders that are not a place's zone: the machine's own, and helper files.
-_NOT_A_PLACE = frozenset({"localtime", "posixrules", "Factory"})
-
-
-@lru_cache(maxsize=256)  # one ZoneInfo per name for the run, however many administrations name it
-def zone_named(name: str) -> ZoneInfo | None:
-    """The IANA time zone called ``name`` (``America/New_York``); None when there is none."""
-    if not _ZONE_NAME.fullmatch(name) or name in _NOT_A_PLACE:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "America"
-        return None
 
 
 def resource_zone(resource: Mapping | None) -> ZoneInfo | None:

@@ -13,7 +13,7 @@ from datetime import tzinfo
 from decimal import Decimal
 
 from ..errors import ConfigError
-from .localtime import zone_named
+from .zones import zone_named
 
 ROUTES = {
     "subcutaneous",
