@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .decision.zones import zone_named
 from .decision.rules import REQUIRED_GAPS, Config
+from .decision.zones import zone_named
 from .errors import ConfigError
 
 
