@@ -197,8 +197,18 @@ def validate_task(task: dict):
     return Task.model_validate(task)
 
 
+def prefix_identifiers(resource: dict, prefix: str, systems) -> dict:
+    """``resource`` with the values of its identifiers in ``systems`` prefixed (in place), as
+    :func:`prefix_references` prefixes a conditional reference's value."""
+    for ident in resource.get("identifier") or []:
+        if isinstance(ident, dict) and ident.get("system") in systems and "value" in ident:
+            ident["value"] = prefix + ident["value"]
+    return resource
+
+
 def prefix_references(value, prefix: str):
-    """A copy of ``value`` whose relative references ``Type/id`` become ``Type/<prefix>id``.
+    """A copy of ``value`` whose relative references ``Type/id`` become ``Type/<prefix>id``, and whose
+    conditional references ``Type?identifier=system|value`` ask for ``system|<prefix>value``.
 
     Absolute (``http://…``) and contained (``#x``) references stay. Tests use it with a
     renamed ``id`` to load private copies of the demo onto a shared server.
@@ -206,7 +216,12 @@ def prefix_references(value, prefix: str):
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key == "reference" and isinstance(item, str) and "/" in item and "://" not in item \
+            if key == "reference" and isinstance(item, str) and "?identifier=" in item and "|" in item:
+                # a conditional reference: the copy's identifier values carry the prefix too
+                # (see prefix_identifiers), so one copy's reference never matches another's resource
+                head, _, token = item.rpartition("|")
+                out[key] = f"{head}|{prefix}{token}"
+            elif key == "reference" and isinstance(item, str) and "/" in item and "://" not in item \
                     and not item.startswith("#"):
                 rtype, rid = item.split("/", 1)
                 out[key] = f"{rtype}/{prefix}{rid}"

@@ -50,7 +50,9 @@ pytestmark = pytest.mark.hapi
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 MA = "MedicationAdministration"
-from builders import prefix_references
+from builders import prefix_identifiers, prefix_references
+
+NPI = "http://hl7.org/fhir/sid/us-npi"  # the demo names its clinic by a conditional reference on it
 
 
 
@@ -74,7 +76,7 @@ def copy_demo(dest: Path, prefix: str = "", drop: set[str] = frozenset()) -> Pat
                 continue
             resource = json.loads(line)
             if prefix:
-                resource = prefix_references(resource, prefix)
+                resource = prefix_identifiers(prefix_references(resource, prefix), prefix, {NPI})
                 if resource.get("id"):
                     resource["id"] = prefix + resource["id"]
             if f"{resource.get('resourceType')}/{resource.get('id')}" in drop:

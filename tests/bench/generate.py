@@ -3,8 +3,8 @@
 
     python tests/bench/generate.py --n 10000 --out /tmp/bench-10k [--seed 96372]
 
-It builds ceil(N / 330) copies of the demo clinic (``fixtures/generate_demo.py``, the same
-scenario mix: 241 claim, 38 held, 29 not-96372, 18 not-billable, 4 void per 330), each from its
+It builds ceil(N / 376) copies of the demo clinic (``fixtures/generate_demo.py``, the same
+scenario mix: 263 claim, 47 held, 41 not-96372, 21 not-billable, 4 void per 376), each from its
 own seed (``seed * 1000 + k``) and with every id prefixed ``c<k>-`` (references and the MAR /
 MRN identifiers follow), so the copies never collide. The last copy is cut to N by whole
 patients (a patient's administrations stay together, so the same-day rules still hold), which
@@ -31,10 +31,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import generate_demo as demo  # noqa: E402
 from builders import prefix_references  # noqa: E402
 
-PER_CLINIC = 330
+PER_CLINIC = 376
 TYPES = ["Organization", "Practitioner", "PractitionerRole", "Patient", "Coverage", "Consent", "Encounter",
          "Condition", "Medication", "MedicationAdministration", "ChargeItem"]
-PREFIXED_IDENTIFIERS = {demo.ADMIN_ID, demo.MRN}
+# the clinic's NPI too: the demo names its clinic by a conditional reference on it
+PREFIXED_IDENTIFIERS = {demo.ADMIN_ID, demo.MRN, demo.NPI}
 
 
 def _rename(resource: dict, prefix: str) -> dict:
