@@ -25,6 +25,7 @@ def coverage(id="cov1", beneficiary=None, **changes):
     ("https://ehr.example/fhir/Patient/p1", "Patient/p1"),
     ("https://ehr.example/fhir/Patient/p1/_history/3", "Patient/p1"),
     ("Patient/p1/_history/3", "Patient/p1"),
+    ("Patient/p1/", "Patient/p1"),  # a trailing slash
     ("#med1", None), ("urn:uuid:1f3a", None), ("p1", None), ("", None), (None, None), (5, None), (["Patient/p1"], None),
 ])
 def test_references_are_normalised_to_type_and_id(reference, key):
@@ -38,6 +39,7 @@ def test_an_absolute_reference_finds_the_resource_held_by_type_and_id():
     assert ctx.get("https://ehr.example/fhir/Patient/p1") is patient
     assert ctx.get("https://ehr.example/fhir/Patient/p1", "Patient") is patient
     assert ctx.get("https://ehr.example/fhir/Patient/p1", "Practitioner") is None
+    assert ctx.get("Patient/p1/") is patient
     assert "https://ehr.example/fhir/Patient/p1" in ctx
     assert "Patient/p2" not in ctx and "#p1" not in ctx
 

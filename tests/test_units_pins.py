@@ -170,6 +170,16 @@ def test_ratio_strength_refuses_what_cannot_be_a_concentration(numerator, denomi
     assert ratio_strength({"numerator": numerator, "denominator": denominator}) is None
 
 
+@pytest.mark.parametrize("numerator,denominator,expected", [
+    (1, 1, (D(1), "mg", D(1), "mL")),  # epinephrine 1 mg/mL: a numerator of 1 is a strength too
+    ("0.5", 1, (D("0.5"), "mg", D(1), "mL")),
+    (1, 10, (D(1), "mg", D(10), "mL")),
+])
+def test_ratio_strength_keeps_small_strengths(numerator, denominator, expected):
+    ratio = {"numerator": {"value": numerator, "code": "mg"}, "denominator": {"value": denominator, "code": "mL"}}
+    assert ratio_strength(ratio) == expected
+
+
 def test_ratio_strength_of_a_non_ratio_is_none():
     assert ratio_strength(None) is None
     assert ratio_strength("30 mg/mL") is None
