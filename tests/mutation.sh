@@ -5,9 +5,9 @@
 # constant, a dropped argument) and runs the tests that reach the changed function. A mutant the tests
 # fail on is "killed"; one they pass on "survived": a change in behaviour nothing would notice.
 #
-#   bash tests/mutation.sh quick    the CI gate: the QUICK modules, all but the engine (about 1.5 minutes
+#   bash tests/mutation.sh quick    the CI gate: the QUICK modules, all but the engine (1-1.5 minutes
 #                                   on 2 cores); exits 1 when a module scores below the threshold
-#   bash tests/mutation.sh full     the whole decision core, FULL modules (about 20 minutes on 2 cores);
+#   bash tests/mutation.sh full     the whole decision core, FULL modules (13-21 minutes on 2 cores);
 #                                   prints every module's score, exits 1 when one is below the threshold
 #   bash tests/mutation.sh scores [MODULE...]
 #                                   print the scores of the last run again, without running anything
