@@ -312,14 +312,7 @@ class _SyncRun:
                 self.mark = lu
             self.recent[a["id"]] = [(a.get("meta") or {}).get("versionId") or lu or "", lu]
         if self.ordered and self.mark:
-            _save_mark(
-                self.state,
-                self.entry,
-                self.mark,
-                self.recent,
-                self.options.overlap_seconds,
-                self.retry,
-            )
+            self._save_mark()
         if self.progress:
             rate = self.admins_seen / max(time.monotonic() - self.started, 1e-6)
             self.progress(
@@ -327,6 +320,12 @@ class _SyncRun:
                 f"{self.poster.claims.created} new/{self.poster.claims.updated} updated, "
                 f"{self.requests()} requests, {rate:.0f}/s"
             )
+
+    def _save_mark(self) -> None:
+        assert self.mark is not None  # both callers check it
+        _save_mark(
+            self.state, self.entry, self.mark, self.recent, self.options.overlap_seconds, self.retry
+        )
 
     def requests(self) -> int:
         return self.source.stats.requests + (self.target.stats.requests if self.separate else 0)
@@ -347,14 +346,7 @@ class _SyncRun:
     def finish(self) -> None:
         """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list."""
         if self.mark and (self.ordered or not self.interrupted):
-            _save_mark(
-                self.state,
-                self.entry,
-                self.mark,
-                self.recent,
-                self.options.overlap_seconds,
-                self.retry,
-            )
+            self._save_mark()
         elif self.entry.get("retry", {}) != self.retry:
             self.entry["retry"] = dict(self.retry)
             self.state.save()
