@@ -212,11 +212,15 @@ def test_a_duplicate_names_the_original():
 # ----------------------------------------------------------------------------- decisions that stop early
 
 
-@pytest.mark.parametrize("encounter_class,setting,pos", [("EMER", "facility", "23"), ("IMP", "inpatient", "21")])
-def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, setting, pos):
+@pytest.mark.parametrize("encounter_class,setting,pos,procedure", [
+    ("EMER", "facility", "23", "96372"),  # the facility bills it on its institutional claim
+    ("IMP", "inpatient", "21", None),  # inside the DRG: no procedure (issue 11)
+])
+def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, setting, pos, procedure):
     d = decide_one(admin(meta={"versionId": "3"}), world(encounter_class=encounter_class))
     assert (d.administration, d.version, d.outcome, d.procedure) == (
-        "MedicationAdministration/ma1", "3", "not-billable", "96372")
+        "MedicationAdministration/ma1", "3", "not-billable", procedure)
+    assert (d.service_date, d.payer_type) == ("2026-10-05", "medicare")
     assert (d.patient, d.encounter, d.setting, d.place_of_service) == ("Patient/p1", "Encounter/e-p1", setting, pos)
     assert (d.drug, d.units, d.medication_text) == ("J1885", 2, "ketorolac")
     assert gap_codes(d) == ["facility-setting"]
@@ -226,7 +230,7 @@ def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, s
 def test_a_facility_injection_of_no_known_medication_names_no_drug():
     d = decide_one(admin(medicationCodeableConcept=None), world(encounter_class="EMER"))
     assert (d.outcome, d.drug, d.units) == ("not-billable", None, None)
-    assert gap_codes(d) == ["missing-medication", "facility-setting"]
+    assert gap_codes(d) == ["facility-setting"]  # not billed: only its explanation (raised-for, issue 11)
 
 
 def test_inpatient_injections_are_not_counted_against_the_office_limit():
@@ -240,7 +244,9 @@ def test_inpatient_injections_are_not_counted_against_the_office_limit():
 def test_an_encounter_class_in_another_shape_is_no_setting():
     w = replace_resource(world(), "Encounter", **{"class": [{"coding": [{"system": "x", "code": "IMP"}]}]})
     d = decide_one(admin(), w)
-    assert (d.outcome, d.setting, d.place_of_service) == ("claim", "office", "11")
+    assert (d.outcome, d.setting, d.place_of_service) == ("held", None, None)  # never assumed office (issue 11)
+    assert (d.procedure, d.claim_status, gap_codes(d)) == ("96372", "draft", ["unknown-setting"])
+    assert gap(d, "unknown-setting").severity == "error"
 
 
 def test_an_unmapped_drug_in_the_emergency_room_is_still_named():
@@ -299,9 +305,12 @@ def test_the_lines_carry_the_code_descriptors():
 def test_no_billing_provider_means_no_claim_and_says_why():
     w = replace_resource(world(), "Encounter", serviceProvider=None)
     d = decide_one(admin(performer=None), w)
-    assert d.outcome == "claim" and d.provider is None
+    assert d.outcome == "held" and d.provider is None  # outcome claim always means an active Claim (issue 11)
     assert d.claim_status is None
-    assert d.claim_blocker == "no billing provider (Encounter.serviceProvider, configured provider or performer)"
+    assert d.claim_blocker == "missing-billing-provider"
+    assert gap_codes(d) == ["missing-performer", "missing-billing-provider"]
+    assert detail(d, "missing-billing-provider") == (
+        "Encounter.serviceProvider is missing; no billing_provider is configured; no performer")
 
 
 def test_a_service_provider_that_is_not_an_organization_is_not_the_billing_provider():
@@ -888,7 +897,7 @@ def tables(tmp_path):
 
 
 def test_an_exact_payer_code_matches_that_code_only(tables):
-    r = tables("payer_codes.csv", f"{SOPT},9,exact,medicaid,State program (test row),test")
+    r = tables("payer_codes.csv", f"{SOPT},9,exact,medicaid,specific,State program (test row),test")
 
     def payer(code):
         w = replace_resource(world(), "Coverage", type={"coding": [{"system": SOPT, "code": code}]})
