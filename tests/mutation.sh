@@ -5,7 +5,7 @@
 # constant, a dropped argument) and runs the tests that reach the changed function. A mutant the tests
 # fail on is "killed"; one they pass on "survived": a change in behaviour nothing would notice.
 #
-#   bash tests/mutation.sh quick    the CI gate: the QUICK modules: units, claims, model, context (1-2 minutes
+#   bash tests/mutation.sh quick    the CI gate: the QUICK modules: units, claims, model, context (about 4 minutes
 #                                   on 2 cores); exits 1 when a module scores below the threshold
 #   bash tests/mutation.sh full     the whole decision core, FULL modules (13-21 minutes on 2 cores);
 #                                   prints every module's score, exits 1 when one is below the threshold
