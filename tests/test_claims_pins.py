@@ -13,7 +13,7 @@ import hashlib
 
 import pytest
 
-from builders import CREATED, ICD10, admin, decide_many, decide_one, dosage, rules, validate_claim, validate_task
+from builders import CREATED, ICD10, admin, decide_many, decide_one, dosage, gap_codes, rules, validate_claim, validate_task
 from fhir_injection import Config, Line, build_claim, build_task
 from fhir_injection.sinks.claims import claim_id, task_id
 
@@ -144,6 +144,11 @@ def test_a_completed_task_is_never_urgent_and_says_what_it_closed():
     assert closed_with_errors["priority"] == "routine"
 
 
-def test_a_task_for_a_duplicate_blocks_billing():
-    _, copy = decide_many([admin(id="a"), admin(id="b")])
-    assert task_of(copy)["businessStatus"] == {"text": "1 gap(s); blocks billing"}
+def test_a_duplicate_opens_no_task():  # nothing to bill, nothing to fix (issue 11: Tasks only where a person can act)
+    first, copy = decide_many([admin(id="a"), admin(id="b")])
+    assert (copy.outcome, gap_codes(copy)) == ("not-billable", ["duplicate"])
+    assert task_of(copy) is None
+    closed = task_of(copy, status="completed")  # a Task opened before is closed with nothing left to fix
+    assert (closed["description"], closed["businessStatus"]) == ("All documentation gaps fixed", {"text": "0 gap(s); review"})
+    assert closed["priority"] == "routine"
+    assert first.outcome == "claim" and task_of(first) is None  # the clean original has no gap either

@@ -108,17 +108,16 @@ def test_add_new_indexes_a_resource_whose_key_and_patient_are_known():
 
 
 def test_a_context_can_look_further_for_what_it_does_not_hold():
-    class Fallback(Context):  # as store._LazyContext falls back to its spool
-        __slots__ = ("asked",)
+    asked = []
 
-        def __init__(self, resources=()):
-            super().__init__(resources)
-            self.asked = []
+    def lookup(rtype, rid):  # as the offline store falls back to its spool
+        asked.append((rtype, rid))
+        return {"resourceType": rtype, "id": rid}
 
-        def _find(self, pair, key):
-            self.asked.append((pair, key))
-            return super()._find(pair, key) or {"resourceType": pair[0], "id": pair[1]}
-
-    ctx = Fallback()
+    held = {"resourceType": "Organization", "id": "held"}
+    ctx = Context([held], lookup=lookup)
     assert ctx.get("https://ehr.example/fhir/Organization/clinic") == {"resourceType": "Organization", "id": "clinic"}
-    assert ctx.asked == [(("Organization", "clinic"), "Organization/clinic")]
+    assert asked == [("Organization", "clinic")]
+    assert ctx.get("Organization/held") is held and asked == [("Organization", "clinic")]  # held: not asked
+    assert ctx.get("Organization/clinic", "Patient") is None and len(asked) == 1  # wrong type: not asked
+    assert Context().get("Organization/clinic") is None  # no lookup: nothing found

@@ -70,25 +70,29 @@ MESSAGES = {
     "not done": (admin(status="not-done"), world(), "not-administered", "Status is 'not-done'"),
     "no status": (admin(status=None), world(), "not-administered", "Status is missing"),
     "subject to nothing": (admin(subject={"reference": "Patient/ghost"}), world(), "missing-patient",
-                           "MedicationAdministration.subject points to no Patient"),
+                           "MedicationAdministration.subject 'Patient/ghost' points to Patient/ghost, "
+                           "which is not in the source"),
     "subject to a practitioner": (admin(subject={"reference": "Practitioner/nurse"}), world(), "missing-patient",
-                                  "MedicationAdministration.subject points to no Patient"),
+                                  "MedicationAdministration.subject 'Practitioner/nurse' points to a Practitioner, "
+                                  "not a Patient"),
     "no subject": (admin(subject=None), world(), "missing-patient", "MedicationAdministration.subject is missing"),
     "no medication": (admin(medicationCodeableConcept=None), world(), "missing-medication",
                       "no medicationCodeableConcept or medicationReference"),
     "medication to nothing": (admin(medicationCodeableConcept=None,
                                     medicationReference={"reference": "http://ehr.example/fhir/Medication/m9"}),
                               world(), "missing-medication",
-                              "medicationReference points to Medication/m9, which does not exist"),
+                              "medicationReference 'http://ehr.example/fhir/Medication/m9' points to Medication/m9, "
+                              "which is not in the source"),
     "medication by display only": (admin(medicationCodeableConcept=None, medicationReference={"display": "ketorolac"}),
                                    world(), "missing-medication", "medicationReference has no usable reference"),
     "medication urn": (admin(medicationCodeableConcept=None, medicationReference={"reference": "urn:uuid:1f3a"}),
-                       world(), "missing-medication", "medicationReference has no usable reference"),
+                       world(), "missing-medication", "medicationReference 'urn:uuid:1f3a' names no entry of its Bundle"),
     "no contained medication": (contained_admin() | {"medicationReference": {"reference": "#other"}}, world(),
                                 "missing-medication", "medicationReference '#other' names no contained Medication"),
     "no context": (admin(context=None), world(), "missing-encounter", "MedicationAdministration.context is missing"),
     "context to nothing": (admin(context={"reference": "Encounter/ghost"}), world(), "missing-encounter",
-                           "MedicationAdministration.context points to no Encounter"),
+                           "MedicationAdministration.context 'Encounter/ghost' points to Encounter/ghost, "
+                           "which is not in the source"),
     "context to an episode of care": (admin(context={"reference": "EpisodeOfCare/eoc1"}),
                                       world() + [{"resourceType": "EpisodeOfCare", "id": "eoc1", "status": "active",
                                                   "patient": {"reference": "Patient/p1"}}],
@@ -102,17 +106,18 @@ MESSAGES = {
                    world(), "antineoplastic", "J9217 is antineoplastic hormonal: bill 96402"),
     "bortezomib by a text route": (admin(medicationCodeableConcept=med(RXNORM, "358258"),
                                          dosage=dosage(route={"text": "SC"}, dose=dose(2.3, "mg"))),
-                                   world(), "missing-route", "the route is text only; it is not guessed from text"),
+                                   world(), "route-from-text",
+                                   "The route is text only; its text is on the reviewed list as subcutaneous"),
     "iv push": (admin(dosage=dosage(route=route(V2_ROUTE, "IV"))), world(), "route-not-sc-im",
-                "Route is intravenous-push: 96374 applies"),
+                "Route is intravenous: IV therapeutic push (no rate, duration or method): 96374 applies"),
     "intradermal": (admin(dosage=dosage(route=route(V2_ROUTE, "ID"))), world(), "route-not-sc-im",
                     "Route is intradermal"),
     "unknown route codes": (admin(dosage=dosage(route={"coding": [
         {"system": OTHER, "code": "IM"}, {"system": OTHER, "code": "I-M"}, {"system": OTHER, "code": "im"},
         {"system": OTHER, "code": "intramuscular"}]})), world(), "missing-route",
         f"route code(s) {OTHER}|IM, {OTHER}|I-M, {OTHER}|im are not in mappings/routes.csv"),  # three shown
-    "text route": (admin(dosage=dosage(route={"text": "IM"})), world(), "missing-route",
-                   "the route is text only; it is not guessed from text"),
+    "text route": (admin(dosage=dosage(route={"text": "IM"})), world(), "route-from-text",
+                   "The route is text only; its text is on the reviewed list as intramuscular"),
     "no route": (admin(dosage=dosage(route=None)), world(), "missing-route", "no dosage.route"),
     "flu vaccine": (admin(medicationCodeableConcept=med(CVX, "140")), world(), "vaccine",
                     "CVX 140 (Influenza, seasonal, injectable, preservative free, product 90655): bill G0008"),
@@ -146,7 +151,9 @@ MESSAGES = {
                                  world(), "missing-site", "The site is text only"),
     "no performer": (admin(performer=None), world(), "missing-performer", "No performer"),
     "performer to nothing": (admin(performer=[{"actor": {"reference": "Practitioner/ghost"}}]), world(),
-                             "missing-performer", "performer.actor points to no Practitioner"),
+                             "missing-performer",
+                             "MedicationAdministration.performer.actor 'Practitioner/ghost' points to Practitioner/ghost, "
+                             "which is not in the source"),
     "E/M on the encounter": (admin(), replace_resource(world(), "Encounter",
                                                         type=[{"coding": [{"system": CPT, "code": "99213"}]}]),
                              "em-same-day", "E/M 99213 on the same encounter or day: put modifier 25 on the E/M"),
@@ -205,11 +212,15 @@ def test_a_duplicate_names_the_original():
 # ----------------------------------------------------------------------------- decisions that stop early
 
 
-@pytest.mark.parametrize("encounter_class,setting,pos", [("EMER", "facility", "23"), ("IMP", "inpatient", "21")])
-def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, setting, pos):
+@pytest.mark.parametrize("encounter_class,setting,pos,procedure", [
+    ("EMER", "facility", "23", "96372"),  # the facility bills it on its institutional claim
+    ("IMP", "inpatient", "21", None),  # inside the DRG: no procedure (issue 11)
+])
+def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, setting, pos, procedure):
     d = decide_one(admin(meta={"versionId": "3"}), world(encounter_class=encounter_class))
     assert (d.administration, d.version, d.outcome, d.procedure) == (
-        "MedicationAdministration/ma1", "3", "not-billable", "96372")
+        "MedicationAdministration/ma1", "3", "not-billable", procedure)
+    assert (d.service_date, d.payer_type) == ("2026-10-05", "medicare")
     assert (d.patient, d.encounter, d.setting, d.place_of_service) == ("Patient/p1", "Encounter/e-p1", setting, pos)
     assert (d.drug, d.units, d.medication_text) == ("J1885", 2, "ketorolac")
     assert gap_codes(d) == ["facility-setting"]
@@ -219,7 +230,7 @@ def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, s
 def test_a_facility_injection_of_no_known_medication_names_no_drug():
     d = decide_one(admin(medicationCodeableConcept=None), world(encounter_class="EMER"))
     assert (d.outcome, d.drug, d.units) == ("not-billable", None, None)
-    assert gap_codes(d) == ["missing-medication", "facility-setting"]
+    assert gap_codes(d) == ["facility-setting"]  # not billed: only its explanation (raised-for, issue 11)
 
 
 def test_inpatient_injections_are_not_counted_against_the_office_limit():
@@ -233,7 +244,9 @@ def test_inpatient_injections_are_not_counted_against_the_office_limit():
 def test_an_encounter_class_in_another_shape_is_no_setting():
     w = replace_resource(world(), "Encounter", **{"class": [{"coding": [{"system": "x", "code": "IMP"}]}]})
     d = decide_one(admin(), w)
-    assert (d.outcome, d.setting, d.place_of_service) == ("claim", "office", "11")
+    assert (d.outcome, d.setting, d.place_of_service) == ("held", None, None)  # never assumed office (issue 11)
+    assert (d.procedure, d.claim_status, gap_codes(d)) == ("96372", "draft", ["unknown-setting"])
+    assert gap(d, "unknown-setting").severity == "error"
 
 
 def test_an_unmapped_drug_in_the_emergency_room_is_still_named():
@@ -292,9 +305,12 @@ def test_the_lines_carry_the_code_descriptors():
 def test_no_billing_provider_means_no_claim_and_says_why():
     w = replace_resource(world(), "Encounter", serviceProvider=None)
     d = decide_one(admin(performer=None), w)
-    assert d.outcome == "claim" and d.provider is None
+    assert d.outcome == "held" and d.provider is None  # outcome claim always means an active Claim (issue 11)
     assert d.claim_status is None
-    assert d.claim_blocker == "no billing provider (Encounter.serviceProvider, configured provider or performer)"
+    assert d.claim_blocker == "missing-billing-provider"
+    assert gap_codes(d) == ["missing-performer", "missing-billing-provider"]
+    assert detail(d, "missing-billing-provider") == (
+        "Encounter.serviceProvider is missing; no billing_provider is configured; no performer")
 
 
 def test_a_service_provider_that_is_not_an_organization_is_not_the_billing_provider():
@@ -881,7 +897,7 @@ def tables(tmp_path):
 
 
 def test_an_exact_payer_code_matches_that_code_only(tables):
-    r = tables("payer_codes.csv", f"{SOPT},9,exact,medicaid,State program (test row),test")
+    r = tables("payer_codes.csv", f"{SOPT},9,exact,medicaid,specific,State program (test row),test")
 
     def payer(code):
         w = replace_resource(world(), "Coverage", type={"coding": [{"system": SOPT, "code": code}]})
