@@ -7,7 +7,7 @@
 #
 #   bash tests/mutation.sh quick    the CI gate: the QUICK modules: units, claims, model, context (about 4 minutes
 #                                   on 2 cores); exits 1 when a module scores below the threshold
-#   bash tests/mutation.sh full     the whole decision core, FULL modules (13-21 minutes on 2 cores);
+#   bash tests/mutation.sh full     the whole decision core, FULL modules (4,411 mutants: over 20 minutes on 2 cores);
 #                                   prints every module's score, exits 1 when one is below the threshold
 #   bash tests/mutation.sh scores [MODULE...]
 #                                   print the scores of the last run again, without running anything

@@ -96,7 +96,9 @@ MESSAGES = {
     "context to an episode of care": (admin(context={"reference": "EpisodeOfCare/eoc1"}),
                                       world() + [{"resourceType": "EpisodeOfCare", "id": "eoc1", "status": "active",
                                                   "patient": {"reference": "Patient/p1"}}],
-                                      "missing-encounter", "MedicationAdministration.context points to no Encounter"),
+                                      "missing-encounter",
+                                      "MedicationAdministration.context 'EpisodeOfCare/eoc1' points to an EpisodeOfCare, "
+                                      "not an Encounter"),
     "virtual encounter": (admin(), world(encounter_class="VR"), "missing-encounter",
                           "The linked encounter is virtual (class VR): no injection is given in a virtual visit; "
                           "link the in-person encounter"),

@@ -124,7 +124,7 @@ class Context:
             return self._resolve_other(reference, expected_type, container)
         shown = shown_reference(reference)
         if expected_type and pair[0] != expected_type:
-            return None, f"{shown} points to a {pair[0]}, not a {expected_type}"
+            return None, f"{shown} points to {_a(pair[0])}, not {_a(expected_type)}"
         found = self.get(reference, expected_type)
         if found is None:
             return None, f"{shown} points to {pair[0]}/{pair[1]}, which is not in the source"
@@ -143,7 +143,7 @@ class Context:
                     if expected_type and rtype != expected_type:
                         return None, (
                             f"{shown_reference(reference)} names a contained {rtype}, "
-                            f"not a {expected_type}"
+                            f"not {_a(expected_type)}"
                         )
                     return item, None
             return None, (
@@ -347,3 +347,9 @@ def _reference(element):
 
 def _rank(diagnosis: Mapping):
     return diagnosis.get("rank") if isinstance(diagnosis.get("rank"), int) else 99
+
+
+def _a(type_name: object) -> str:
+    """A resource type with its article: "an Encounter", "a Patient"."""
+    text = str(type_name)
+    return f"{'an' if text[:1] in 'AEIOU' else 'a'} {text}"

@@ -108,7 +108,11 @@ def _referenced(med: Medication, admin: Mapping, ref, ctx: Context) -> Mapping |
         return None
     resource = ctx.get(ref, "Medication", admin)
     if resource is None:
-        med.reason = f"medicationReference {ctx.resolve(ref, 'Medication', admin)[1]}"
+        med.reason = (
+            f"medicationReference {ctx.resolve(ref, 'Medication', admin)[1]}"
+            if ref is not None
+            else "medicationReference has no usable reference"  # e.g. a display alone
+        )
     return resource
 
 
