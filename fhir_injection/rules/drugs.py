@@ -85,8 +85,7 @@ def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCo
     drug_codes: dict[tuple[str, str], DrugCode] = {}
     seen: dict = {}
     for n, r in t.rows():
-        key = (t.require(n, r, "system"), t.require(n, r, "code"))
-        t.unique(seen, key, n)
+        key = t.coding_key(n, r, seen)
         hcpcs = t.require(n, r, "hcpcs")
         if hcpcs not in drugs:
             raise t.error(n, f"hcpcs '{hcpcs}' is not in drugs.csv")
@@ -188,8 +187,7 @@ def _dose_forms(
         name = t.require(n, r, "display")
         form = DoseForm(name, category)
         if match == "code":
-            key = (t.require(n, r, "system"), t.require(n, r, "code"))
-            t.unique(seen, key, n)
+            key = t.coding_key(n, r, seen)
             by_code[key] = form
             continue
         if r["system"] or r["code"]:

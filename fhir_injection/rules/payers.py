@@ -28,8 +28,7 @@ def _settings(d: Path) -> dict[tuple[str, str], Setting]:
     settings: dict[tuple[str, str], Setting] = {}
     seen: dict = {}
     for n, r in t.rows():
-        key = (t.require(n, r, "system"), t.require(n, r, "code"))
-        t.unique(seen, key, n)
+        key = t.coding_key(n, r, seen)
         pos = t.require(n, r, "place_of_service")
         if not (pos.isdigit() and len(pos) == 2):
             raise t.error(n, f"place_of_service '{pos}' must be a two-digit CMS code")
@@ -136,8 +135,7 @@ def _payer_identifiers(d: Path) -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
     seen: dict = {}
     for n, r in t.rows():
-        key = (t.require(n, r, "system"), t.require(n, r, "value"))
-        t.unique(seen, key, n)
+        key = t.coding_key(n, r, seen, "value")
         found[key] = t.choice(n, r, "payer_type", PAYER_TYPES)
     return found
 

@@ -28,8 +28,7 @@ def _routes(d: Path) -> dict[tuple[str, str], str]:
     routes: dict[tuple[str, str], str] = {}
     seen: dict = {}
     for n, r in t.rows():
-        key = (t.require(n, r, "system"), t.require(n, r, "code"))
-        t.unique(seen, key, n)
+        key = t.coding_key(n, r, seen)
         routes[key] = t.choice(n, r, "route", ROUTES)
     return routes
 
@@ -172,8 +171,7 @@ def _sites(d: Path) -> dict[tuple[str, str], Site]:
     sites: dict[tuple[str, str], Site] = {}
     seen: dict = {}
     for n, r in t.rows():
-        key = (t.require(n, r, "system"), t.require(n, r, "code"))
-        t.unique(seen, key, n)
+        key = t.coding_key(n, r, seen)
         sites[key] = Site(
             key[0],
             key[1],

@@ -84,6 +84,14 @@ class _Table:
             raise self.error(row, f"column '{column}' must be a positive number, got '{raw}'")
         return value
 
+    def coding_key(
+        self, row: int, values: dict[str, str], seen: dict, value_column: str = "code"
+    ) -> tuple[str, str]:
+        """The row's (system, code) — both required — checked unique among the rows ``seen``."""
+        key = (self.require(row, values, "system"), self.require(row, values, value_column))
+        self.unique(seen, key, row)
+        return key
+
     def unique(self, seen: dict, key, row: int) -> None:
         if key in seen:
             raise self.error(row, f"duplicate key {key} (first at row {seen[key]})")
