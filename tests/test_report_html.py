@@ -99,7 +99,9 @@ def test_report_entries_name_the_performer_by_reference_only(demo_run):
     entries = report_of(demo_run)["administrations"]
     performers = {e["performer"] for e in entries}
     assert None in performers  # the demo has administrations without one
-    assert all(p is None or re.fullmatch(r"Practitioner(Role)?/[A-Za-z0-9.-]+", p) for p in performers)
+    assert all(
+        p is None or re.fullmatch(r"Practitioner(Role)?/[A-Za-z0-9.-]+", p) for p in performers
+    )
 
 
 def test_the_headline_of_the_page_shows_the_summary(demo_run):
@@ -182,7 +184,7 @@ def hostile_report(demo_run: Path) -> dict:
     first, second = held[0], held[1]
     first["administration"] = f"MedicationAdministration/{IMG}"
     first["performer"] = SCRIPT
-    first["hcpcs"] = "=HYPERLINK(\"http://evil.example/\",\"x\")"
+    first["hcpcs"] = '=HYPERLINK("http://evil.example/","x")'
     first["payer_type"] = "@SUM(1+1)"
     first["gaps"][0]["message"] = f"{SCRIPT} {IMG}"
     first["gaps"][0]["code"] = "missing-route"
@@ -227,13 +229,24 @@ def test_hostile_gap_codes_in_the_filter_are_escaped(demo_run, tmp_path):
 def test_hostile_text_is_only_text_in_the_csv(demo_run, tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps(hostile_report(demo_run)), encoding="utf-8")
-    assert cli.main(["report", str(path), "--html", str(tmp_path / "r.html"),
-                     "--csv", str(tmp_path / "w.csv")]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                str(path),
+                "--html",
+                str(tmp_path / "r.html"),
+                "--csv",
+                str(tmp_path / "w.csv"),
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "w.csv", encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     bad = next(r for r in rows if r["administration"] == f"MedicationAdministration/{IMG}")
     assert bad["what_to_fix"] == f"{SCRIPT} {IMG}"  # text, unchanged (no formula start)
-    assert bad["hcpcs"] == "'=HYPERLINK(\"http://evil.example/\",\"x\")"
+    assert bad["hcpcs"] == '\'=HYPERLINK("http://evil.example/","x")'
     assert bad["payer_type"] == "'@SUM(1+1)"
     assert bad["administration_url"] == "" and bad["task_url"] == ""  # the bases are not http(s)
     field = next(r["field"] for r in rows if r["field"].startswith("'-2+3"))
@@ -245,7 +258,9 @@ def test_a_hostile_route_code_from_the_data_reaches_the_page_only_as_data(tmp_pa
     folder = tmp_path / "in"
     folder.mkdir()
     resources = world()
-    hostile = admin("h1", dosage=dosage(route={"coding": [{"system": "javascript:x", "code": IMG}]}))
+    hostile = admin(
+        "h1", dosage=dosage(route={"coding": [{"system": "javascript:x", "code": IMG}]})
+    )
     by_type: dict[str, list] = {}
     for r in [*resources, hostile]:
         by_type.setdefault(r["resourceType"], []).append(r)
@@ -271,7 +286,7 @@ def test_a_hostile_route_code_from_the_data_reaches_the_page_only_as_data(tmp_pa
         ("JavaScript://ehr.example.org/%0aalert(1)", None),
         ("data:text/html,<script>alert(1)</script>", None),
         ("/work/fixtures/demo", None),
-        ("https://ehr.example.org/fhir\"onmouseover=alert(1)", None),
+        ('https://ehr.example.org/fhir"onmouseover=alert(1)', None),
         ("https:///no-host", None),
         (None, None),
     ],
@@ -282,7 +297,10 @@ def test_links_go_only_to_an_http_or_https_server(url, base):
 
 def test_resource_links_encode_the_id():
     base = "https://ehr.example.org/fhir"
-    assert resource_url(base, "MedicationAdministration/ma-1") == f"{base}/MedicationAdministration/ma-1"
+    assert (
+        resource_url(base, "MedicationAdministration/ma-1")
+        == f"{base}/MedicationAdministration/ma-1"
+    )
     assert resource_url(base, 'Task/a b/"<x>?#') == f"{base}/Task/a%20b%2F%22%3Cx%3E%3F%23"
     assert resource_url(base, "javascript:alert(1)") == ""
     assert resource_url(None, "Task/t1") == ""
@@ -302,8 +320,19 @@ def test_a_server_run_links_the_administration_to_the_source_and_the_task_to_the
 
 def test_report_command_renders_a_saved_report(demo_run, tmp_path, capsys):
     out = tmp_path / "page" / "r.html"
-    assert cli.main(["report", str(demo_run / "report.json"), "--html", str(out),
-                     "--csv", str(tmp_path / "w.csv")]) == 0
+    assert (
+        cli.main(
+            [
+                "report",
+                str(demo_run / "report.json"),
+                "--html",
+                str(out),
+                "--csv",
+                str(tmp_path / "w.csv"),
+            ]
+        )
+        == 0
+    )
     assert f"Wrote {out}" in capsys.readouterr().out
     page = out.read_text(encoding="utf-8")
     assert 'id="h-administrations">376<' in page
@@ -339,8 +368,16 @@ def test_report_command_needs_html_and_an_existing_history(demo_run, tmp_path, c
         cli.main(["report", str(demo_run / "report.json")])
     assert exc.value.code == 2
     assert "--html" in capsys.readouterr().err
-    code = cli.main(["report", str(demo_run / "report.json"), "--html", str(tmp_path / "r.html"),
-                     "--history", str(tmp_path / "none.jsonl")])
+    code = cli.main(
+        [
+            "report",
+            str(demo_run / "report.json"),
+            "--html",
+            str(tmp_path / "r.html"),
+            "--history",
+            str(tmp_path / "none.jsonl"),
+        ]
+    )
     assert code == 2
     assert "history file" in capsys.readouterr().err
 
@@ -348,6 +385,16 @@ def test_report_command_needs_html_and_an_existing_history(demo_run, tmp_path, c
 def test_report_json_keeps_its_shape_apart_from_the_performer(demo_run):
     entry = report_of(demo_run)["administrations"][0]
     assert list(entry)[:12] == [
-        "administration", "version", "outcome", "procedure", "additional_procedures", "claim",
-        "claim_status", "task", "patient", "encounter", "performer", "service_date",
+        "administration",
+        "version",
+        "outcome",
+        "procedure",
+        "additional_procedures",
+        "claim",
+        "claim_status",
+        "task",
+        "patient",
+        "encounter",
+        "performer",
+        "service_date",
     ]

@@ -23,30 +23,48 @@ from fhir_injection.sinks.trends import append_run, delta, read_history, run_lin
 
 
 def summary(held: float, gaps: dict, administrations: int = 10, billable: float = 100.0) -> dict:
-    return {"administrations": administrations, "estimated_held_usd": held,
-            "estimated_billable_usd": billable, "tasks": 3, "gaps": gaps, "outcomes": {}}
+    return {
+        "administrations": administrations,
+        "estimated_held_usd": held,
+        "estimated_billable_usd": billable,
+        "tasks": 3,
+        "gaps": gaps,
+        "outcomes": {},
+    }
 
 
 def test_append_and_the_change_since_the_previous_run(tmp_path):
     path = tmp_path / "h.jsonl"
     runs = append_run(path, run_line(summary(50.0, {"missing-site": 4, "missing-dose": 1}), "t1"))
     assert delta(runs) is None  # one run: nothing to compare
-    runs = append_run(path, run_line(summary(30.5, {"missing-site": 1, "vaccine": 2}, 12, 130.0), "t2"))
+    runs = append_run(
+        path, run_line(summary(30.5, {"missing-site": 1, "vaccine": 2}, 12, 130.0), "t2")
+    )
     assert [r["time"] for r in runs] == ["t1", "t2"] == [r["time"] for r in read_history(path)]
     change = delta(runs)
     assert change == {
-        "previous": "t1", "administrations": 2, "estimated_held_usd": -19.5,
+        "previous": "t1",
+        "administrations": 2,
+        "estimated_held_usd": -19.5,
         "estimated_billable_usd": 30.0,
         "gaps": {"missing-site": -3, "vaccine": 2, "missing-dose": -1},  # largest change first
     }
     line = json.loads(path.read_text().splitlines()[0])
-    assert set(line) == {"time", "administrations", "estimated_held_usd", "estimated_billable_usd",
-                         "tasks", "gaps"}
+    assert set(line) == {
+        "time",
+        "administrations",
+        "estimated_held_usd",
+        "estimated_billable_usd",
+        "tasks",
+        "gaps",
+    }
 
 
 def test_unreadable_lines_are_skipped_and_the_file_is_trimmed(tmp_path, monkeypatch):
     path = tmp_path / "h.jsonl"
-    path.write_text('not json\n{"time": 1}\n[]\n' + json.dumps(run_line(summary(1.0, {}), "t0")) + "\n")
+    path.write_text(
+        'not json\n{"time": 1}\n[]\n' + json.dumps(run_line(summary(1.0, {}), "t0")) + "\n"
+    )
     assert [r["time"] for r in read_history(path)] == ["t0"]
     assert read_history(tmp_path / "missing.jsonl") == []
     monkeypatch.setattr(trends, "KEEP", 3)
@@ -69,13 +87,23 @@ def write_folder(folder: Path, resources: list[dict]) -> Path:
 def test_a_folder_target_keeps_its_history_and_the_page_shows_the_change(tmp_path):
     out = tmp_path / "out"
     clean = [admin("ma1"), admin("ma2", effectiveDateTime="2026-10-05T10:00:00-05:00")]
-    first = run_folder(write_folder(tmp_path / "a", [*world(), *clean]), out, rules(), Config(),
-                       "2026-11-01T00:00:00Z")
+    first = run_folder(
+        write_folder(tmp_path / "a", [*world(), *clean]),
+        out,
+        rules(),
+        Config(),
+        "2026-11-01T00:00:00Z",
+    )
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "First recorded run" in page and 'id="d-held"' not in page
     held = admin("ma3", effectiveDateTime="2026-10-05T10:30:00-05:00", dosage=dosage(dose=None))
-    second = run_folder(write_folder(tmp_path / "b", [*world(), *clean, held]), out, rules(), Config(),
-                        "2026-11-02T00:00:00Z")
+    second = run_folder(
+        write_folder(tmp_path / "b", [*world(), *clean, held]),
+        out,
+        rules(),
+        Config(),
+        "2026-11-02T00:00:00Z",
+    )
     runs = read_history(out / "history.jsonl")
     assert [r["time"] for r in runs] == ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"]
     assert runs[1]["estimated_held_usd"] == second.summary["estimated_held_usd"] > 0
@@ -85,9 +113,12 @@ def test_a_folder_target_keeps_its_history_and_the_page_shows_the_change(tmp_pat
     assert re.search(r'id="d-held">\+' + re.escape(f"{change:,.2f}") + " since previous run<", page)
     assert "Since the previous run (2026-11-01T00:00:00Z)" in page
     assert re.search(r"<td>missing-dose</td><td class=\"num up\">\+1</td>", page)
-    charts = json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))["charts"]
+    charts = json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))[
+        "charts"
+    ]
     assert [v["usd"] for v in charts["trend-held"]["data"]["values"]] == [
-        r["estimated_held_usd"] for r in runs]
+        r["estimated_held_usd"] for r in runs
+    ]
 
 
 def test_a_failed_folder_run_leaves_the_history_and_the_page_as_they_were(tmp_path, monkeypatch):
@@ -100,6 +131,7 @@ def test_a_failed_folder_run_leaves_the_history_and_the_page_as_they_were(tmp_pa
         raise RuntimeError("render failed")
 
     import fhir_injection.sinks.html as html_module
+
     monkeypatch.setattr(html_module, "render_html", boom)
     with pytest.raises(RuntimeError):
         run_folder(source, out, rules(), Config(), "2026-11-02T00:00:00Z")
@@ -116,7 +148,9 @@ def rsps():
         yield mock
 
 
-def test_a_sync_appends_to_the_history_beside_its_state_and_writes_the_page_with_html(rsps, tmp_path):
+def test_a_sync_appends_to_the_history_beside_its_state_and_writes_the_page_with_html(
+    rsps, tmp_path
+):
     server = FakeFhir().install(rsps)
     for r in world():
         server.put(r, last_updated=instant(0))
@@ -126,14 +160,20 @@ def test_a_sync_appends_to_the_history_beside_its_state_and_writes_the_page_with
     html = tmp_path / "pages" / "billing.html"
 
     def sync(created: str):
-        options = SyncOptions(state_path=str(tmp_path / "state.json"),
-                              report_path=str(tmp_path / "report.json"), created=created,
-                              html_path=str(html))
+        options = SyncOptions(
+            state_path=str(tmp_path / "state.json"),
+            report_path=str(tmp_path / "report.json"),
+            created=created,
+            html_path=str(html),
+        )
         return run_sync(client, client, rules(), Config(), options)
 
     first = sync("2026-11-01T00:00:00Z")
-    server.put(admin("ma2", effectiveDateTime="2026-10-05T10:00:00-05:00", dosage=dosage(dose=None)),
-               last_updated=instant(20), version="1")
+    server.put(
+        admin("ma2", effectiveDateTime="2026-10-05T10:00:00-05:00", dosage=dosage(dose=None)),
+        last_updated=instant(20),
+        version="1",
+    )
     server.clock = 20
     second = sync("2026-11-01T00:15:00Z")
     history = sync_history_path(tmp_path / "state.json")
@@ -161,8 +201,11 @@ def test_a_sync_without_html_still_keeps_its_history(rsps, tmp_path):
     server.clock = 10
     client = FhirClient(HttpSession(BASE, sleep=lambda s: None, clock=lambda: 0.0))
     (tmp_path / "s").mkdir()
-    options = SyncOptions(state_path=str(tmp_path / "s" / "state.json"),
-                          report_path=str(tmp_path / "report.json"), created="2026-11-01T00:00:00Z")
+    options = SyncOptions(
+        state_path=str(tmp_path / "s" / "state.json"),
+        report_path=str(tmp_path / "report.json"),
+        created="2026-11-01T00:00:00Z",
+    )
     result = run_sync(client, client, rules(), Config(), options)
     (line,) = read_history(tmp_path / "s" / "state.json.history.jsonl")
     assert line["administrations"] == result.summary["administrations"] == 1
