@@ -145,6 +145,8 @@ def test_installed_wheel_runs_rules_and_the_demo_from_an_empty_directory(venv, t
         "report.json",
         "worklist.csv",
     ]
+    page = (empty / "out" / "report.html").read_text(encoding="utf-8")
+    assert "vegaEmbed" in page and 'id="h-administrations">376<' in page
 
     # The same as a run from this checkout.
     ref = _run(
