@@ -210,3 +210,41 @@ def test_a_sync_without_html_still_keeps_its_history(rsps, tmp_path):
     (line,) = read_history(tmp_path / "s" / "state.json.history.jsonl")
     assert line["administrations"] == result.summary["administrations"] == 1
     assert not list(tmp_path.glob("*.html")) and not (tmp_path / "worklist.csv").exists()
+
+
+def test_sync_html_on_the_command_line_writes_the_page_and_the_worklist_beside_it(
+    rsps, tmp_path, monkeypatch, capsys
+):
+    import signal
+
+    from fhir_injection import cli
+    from fhir_injection.jobs import sync as sync_module
+
+    server = FakeFhir().install(rsps)
+    for r in world():
+        server.put(r, last_updated=instant(0))
+    server.put(admin("ma1", dosage=dosage(dose=None)), last_updated=instant(10), version="1")
+    server.clock = 10
+    monkeypatch.setattr(
+        sync_module,
+        "make_client",
+        lambda url, prefix, args: FhirClient(
+            HttpSession(BASE, sleep=lambda s: None, clock=lambda: 0.0)
+        ),
+    )
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        code = cli.main(
+            ["sync", "--source", BASE, "--state", str(tmp_path / "state.json"),
+             "--report", str(tmp_path / "report.json"), "--html", str(tmp_path / "web" / "r.html")]
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    assert code == 0, capsys.readouterr().err
+    page = (tmp_path / "web" / "r.html").read_text(encoding="utf-8")
+    assert 'id="h-held">$' in page and 'id="h-administrations">1<' in page
+    with open(tmp_path / "web" / "worklist.csv", encoding="utf-8-sig", newline="") as fh:
+        (row,) = [r for r in csv.DictReader(fh) if r["gap"] == "missing-dose"]
+    assert row["administration_url"] == f"{BASE}/MedicationAdministration/ma1"
+    assert len(read_history(tmp_path / "state.json.history.jsonl")) == 1

@@ -12,7 +12,10 @@
     var el = document.getElementById("chart-" + id);
     if (!el) { pending -= 1; return; }
     vegaEmbed(el, data.charts[id], { actions: false, renderer: "svg" })
-      .then(function () { window.reportReady.charts += 1; })
+      .then(function () {
+        window.reportReady.charts += 1;
+        if (window.reportReady.charts === pending) { window.reportReady.chartsMs = performance.now(); }
+      })
       .catch(function (err) {
         window.reportReady.chartErrors += 1;
         el.textContent = "Chart not drawn: " + String(err && err.message ? err.message : err);
@@ -153,5 +156,6 @@
   });
   draw();
   window.reportReady.table = true;
+  window.reportReady.tableMs = performance.now(); // since navigation started
   window.reportReady.chartsExpected = pending;
 })();
