@@ -19,7 +19,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import driver, open_report, severe  # noqa: E402
-
 from fhir_injection.bundled import demo_dir  # noqa: E402
 from fhir_injection.decision.rules import Config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402

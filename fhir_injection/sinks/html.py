@@ -165,7 +165,7 @@ def _trend_specs(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
             "data": {"values": held},
             "mark": {"type": "line", "point": True, "color": "#b4472a"},
             "encoding": {
-                "x": {"field": "run", "type": "ordinal", "title": "run"},
+                "x": {"field": "run", "type": "ordinal", "title": "run", "axis": {"labelAngle": 0}},
                 "y": {"field": "usd", "type": "quantitative", "title": "held $"},
                 "tooltip": [*tooltip, {"field": "usd", "type": "quantitative"}],
             },
@@ -177,7 +177,7 @@ def _trend_specs(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
             "data": {"values": gaps},
             "mark": {"type": "line", "point": True},
             "encoding": {
-                "x": {"field": "run", "type": "ordinal", "title": "run"},
+                "x": {"field": "run", "type": "ordinal", "title": "run", "axis": {"labelAngle": 0}},
                 "y": {"field": "n", "type": "quantitative", "title": "gaps"},
                 "color": {"field": "code", "type": "nominal", "title": "gap"},
                 "tooltip": [

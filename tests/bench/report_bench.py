@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
-from browser import driver, open_report, severe  # noqa: E402
 from generate import generate  # noqa: E402
 
+from browser import driver, open_report, severe  # noqa: E402
 from fhir_injection.clock import now  # noqa: E402
 from fhir_injection.decision.rules import Config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402
@@ -84,8 +84,14 @@ def main(argv=None) -> int:
             wall = time.perf_counter() - t
             assert ready["chartErrors"] == 0 and not severe(browser), severe(browser)
             rows = len(browser.find_elements("css selector", "#worklist tbody tr"))
-            loads.append({"table_ms": ready["tableMs"], "charts_ms": ready["chartsMs"], "wall_s": wall,
-                          "rows_on_page": rows})
+            loads.append(
+                {
+                    "table_ms": ready["tableMs"],
+                    "charts_ms": ready["chartsMs"],
+                    "wall_s": wall,
+                    "rows_on_page": rows,
+                }
+            )
     finally:
         browser.quit()
     worklist_rows = len(view.worklist)
