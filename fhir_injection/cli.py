@@ -52,6 +52,7 @@ Typical use:
   fhir-injection sync --source export/ --target out/    # a Bulk Data export folder
   fhir-injection sync --source https://ehr/fhir --target https://billing/fhir
   fhir-injection load --source fixtures/demo --target http://127.0.0.1:8080/fhir
+  fhir-injection report out/report.json --html report.html   # a saved report as a page
   fhir-injection rules                                  # check mappings/ and list its tables
 """
 
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _sync_parser(sub)
     _load_parser(sub)
+    _report_parser(sub)
     sub.add_parser("rules", help="validate mappings/ and print what it holds")
     return p
 
@@ -114,6 +116,12 @@ def _sync_parser(sub) -> None:
         "--report",
         metavar="FILE",
         help="where to write report.json for a server target (default: ./report.json)",
+    )
+    s.add_argument(
+        "--html",
+        metavar="FILE",
+        help="for a server target: also write the billing team's report.html here, with "
+        "worklist.csv beside it (a folder target always gets both)",
     )
     s.add_argument(
         "--state",
@@ -184,6 +192,38 @@ def _load_parser(sub) -> None:
     ld.add_argument("--allow-insecure-http", action="store_true")
 
 
+def _report_parser(sub) -> None:
+    r = sub.add_parser(
+        "report",
+        help="render a saved report.json as report.html (and worklist.csv) for the billing team",
+        description="Render a saved report.json as one self-contained HTML page: headline "
+        "figures, charts of held dollars, trends and the coder worklist.",
+    )
+    r.add_argument("report_json", metavar="REPORT.json", help="a report.json of an earlier run")
+    r.add_argument("--html", required=True, metavar="OUT.html", help="the page to write")
+    r.add_argument("--csv", metavar="OUT.csv", help="also write the worklist as CSV here")
+    r.add_argument(
+        "--history",
+        metavar="FILE",
+        help="run history for the trends (default: history.jsonl beside REPORT.json, if there)",
+    )
+
+
+def _run_report(args) -> int:
+    from .sinks.html import load_report, write_pages
+    from .sinks.trends import read_history
+
+    meta, view, summary = load_report(args.report_json)
+    history_file = (
+        Path(args.history) if args.history else Path(args.report_json).with_name("history.jsonl")
+    )
+    if args.history and not history_file.is_file():
+        raise ConfigError(f"history file {history_file} does not exist")
+    write_pages(view, meta, summary, args.html, args.csv, read_history(history_file))
+    print(f"Wrote {args.html}" + (f" and {args.csv}" if args.csv else ""))
+    return EXIT_OK
+
+
 def _run_rules(args) -> int:
     rules = load_rules(args.mappings)
     print(f"mappings OK: {rules.directory}")
@@ -236,7 +276,10 @@ def _run_sync(args, rules, config) -> int:
         raise ConfigError(f"source folder {source} does not exist")
     result = run_folder(source, target, rules, config, now(), progress=lambda m: log.info("%s", m))
     print(result.text)
-    print(f"Wrote {Path(target) / 'Claim.ndjson'}, Task.ndjson and report.json")
+    print(
+        f"Wrote {Path(target) / 'Claim.ndjson'}, Task.ndjson, report.json, report.html "
+        "and worklist.csv"
+    )
     return result.exit_code
 
 
@@ -253,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "rules":
             return _run_rules(args)
+        if args.command == "report":
+            return _run_report(args)
         rules = load_rules(args.mappings)
         config = load_config(args.config)
         if args.command == "sync":

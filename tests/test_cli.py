@@ -71,7 +71,8 @@ def test_offline_run_writes_valid_claims_tasks_and_the_report(tmp_path):
     source = make_folder(tmp_path / "in")
     result = run_folder(source, tmp_path / "out", rules(), Config(), CREATED)
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["Claim.ndjson", "Task.ndjson", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "Claim.ndjson", "Task.ndjson", "history.jsonl", "report.html", "report.json", "worklist.csv"]
 
     claims = read_ndjson(out / "Claim.ndjson")
     for c in claims:

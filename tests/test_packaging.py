@@ -140,8 +140,13 @@ def test_installed_wheel_runs_rules_and_the_demo_from_an_empty_directory(venv, t
     assert sorted(p.name for p in (empty / "out").iterdir()) == [
         "Claim.ndjson",
         "Task.ndjson",
+        "history.jsonl",
+        "report.html",  # its template and the vendored chart library come from the wheel
         "report.json",
+        "worklist.csv",
     ]
+    page = (empty / "out" / "report.html").read_text(encoding="utf-8")
+    assert "vegaEmbed" in page and 'id="h-administrations">376<' in page
 
     # The same as a run from this checkout.
     ref = _run(

@@ -42,8 +42,11 @@ from ..errors import (
     RecordProblem,
 )
 from ..fhir.client import FhirClient, make_client
+from ..sinks.html import write_pages
 from ..sinks.report import ReportWriter, summary_text
 from ..sinks.server import PostCounts, Poster
+from ..sinks.trends import append_run, run_line, sync_history_path
+from ..sinks.view import ReportView
 from ..sources import pull_named
 from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
 from .state import StateFile, StateLock
@@ -51,6 +54,7 @@ from .state import StateFile, StateLock
 log = logging.getLogger("fhir_injection.sync")
 
 DEFAULT_OVERLAP_SECONDS = 300
+WORKLIST = "worklist.csv"  # written beside --html
 MAX_WRITE_RETRIES = (
     5  # runs in which a refused Claim/Task is tried again before it is only reported
 )
@@ -70,6 +74,7 @@ class SyncOptions:
         "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
     )
     pull: str = "search"  # how administrations are pulled from the source (a pull of fhir_injection.sources)
+    html_path: str | None = None  # report.html for the billing team (worklist.csv beside it)
 
 
 @dataclass
@@ -154,6 +159,7 @@ def run_sync(
         summary = run.close_report()
     tmp_report.replace(report_path)
     run.finish()
+    run.write_pages(summary)
     return SyncResult(
         summary,
         run.poster.claims,
@@ -236,6 +242,7 @@ class _SyncRun:
     def open_report(self, fh) -> None:
         self.report = ReportWriter(
             fh,
+            view=ReportView() if self.options.html_path else None,
             meta={
                 "generated": self.created,
                 "source": self.source.base_url,
@@ -343,6 +350,18 @@ class _SyncRun:
             aborted,
         )
 
+    def write_pages(self, summary: dict) -> None:
+        """Append the run to the history next to the state file (the trends), and write
+        report.html and worklist.csv when asked (``--html``)."""
+        runs = append_run(
+            sync_history_path(self.options.state_path), run_line(summary, self.created)
+        )
+        if self.options.html_path and self.report.view is not None:
+            html = Path(self.options.html_path)
+            write_pages(
+                self.report.view, self.report.meta, summary, html, html.with_name(WORKLIST), runs
+            )
+
     def finish(self) -> None:
         """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list."""
         if self.mark and (self.ordered or not self.interrupted):
@@ -437,6 +456,7 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
         state_path=args.state,
         report_path=args.report or "report.json",
         create_with=getattr(args, "create_with", "auto"),
+        html_path=getattr(args, "html", None),
     )
     stop = StopFlag()
     stop.install()

@@ -1,8 +1,9 @@
-"""The folder as a sink: ``Claim.ndjson``, ``Task.ndjson`` and ``report.json``, all or nothing.
+"""The folder as a sink: ``Claim.ndjson``, ``Task.ndjson`` and ``report.json``, all or nothing,
+with the billing team's ``report.html`` and ``worklist.csv`` and the run's line in
+``history.jsonl`` (the trends the page shows).
 
-The three files are written as temporary files beside their final names and renamed into place
-(after an fsync) only when the run completes: a run that fails leaves the previous outputs as
-they were.
+Every file is written as a temporary file beside its final name and renamed into place (after an
+fsync) only when the run completes: a run that fails leaves the previous outputs as they were.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from ..decision.model import Decision
 from ..errors import RecordProblem
 from ..fhir.resources import reference_of
 from .report import ReportWriter
+from .trends import history_text, read_history, run_line
+from .view import ReportView
 
 OUTPUT_FILES = ("Claim.ndjson", "Task.ndjson", "report.json")
+PAGE_FILES = ("report.html", "worklist.csv", "history.jsonl")  # rendered at commit
 
 
 class FolderSink:
@@ -34,7 +38,8 @@ class FolderSink:
             )
             for name in OUTPUT_FILES
         }
-        self.report = ReportWriter(self._handles["report.json"], meta=meta)
+        self.view = ReportView()
+        self.report = ReportWriter(self._handles["report.json"], meta=meta, view=self.view)
 
     def _partial(self, name: str) -> Path:
         return self.target / f".{name}.partial"
@@ -60,18 +65,32 @@ class FolderSink:
         self.report.problem(problem)
 
     def commit(self) -> dict[str, Any]:
-        """Close the report and put the three files in place; returns the report's summary."""
+        """Close the report, render the page, the worklist and the history, and put every file in
+        place; returns the report's summary."""
+        from .html import page_context, render_html
+        from .worklist import write_worklist
+
         summary = self.report.close()
-        for name, fh in self._handles.items():
+        meta = self.report.meta
+        runs = read_history(self.target / "history.jsonl")
+        runs.append(run_line(summary, str(meta.get("generated") or "")))
+        page = render_html(page_context(self.view, meta, summary, runs))
+        self._partial("report.html").write_text(page, encoding="utf-8")
+        with open(self._partial("worklist.csv"), "w", encoding="utf-8-sig", newline="") as fh:
+            write_worklist(fh, self.view.sorted_worklist())  # a folder run has no server to link
+        self._partial("history.jsonl").write_text(history_text(runs), encoding="utf-8")
+        for fh in self._handles.values():
             fh.flush()
             os.fsync(fh.fileno())
             fh.close()
+        for name in (*OUTPUT_FILES, *PAGE_FILES):
             os.replace(self._partial(name), self.target / name)
         return summary
 
     def abort(self) -> None:
         """Drop the temporary files; the previous outputs stay."""
-        for name, fh in self._handles.items():
+        for fh in self._handles.values():
             fh.close()
+        for name in (*OUTPUT_FILES, *PAGE_FILES):
             with contextlib.suppress(OSError):
                 os.unlink(self._partial(name))

@@ -6,6 +6,7 @@
                           "outcome": "claim"|"held"|"not-96372"|"not-billable"|"void",
                           "procedure": "96372"|...|null, "claim": "Claim/<id>"|null,
                           "additional_procedures": [{"code": "96361", "units": 1}] (add-on hours),
+                          "performer": "Practitioner/<id>"|null (who gave it),
                           "gaps": [{"code", "severity", "message", "field", "rule"}], ...}],
      "errors": [{"record", "field", "message"}],
      "input": {"files": [{"file", "role", "type", "records", "errors", "reason", ...}],
@@ -29,6 +30,7 @@ from .. import fastjson
 from ..decision.model import CENT, Decision
 from ..decision.rules import OUTCOMES
 from ..errors import RecordProblem
+from .view import ReportView
 
 
 def decision_entry(
@@ -48,6 +50,7 @@ def decision_entry(
         "task": task_ref,
         "patient": decision.patient,
         "encounter": decision.encounter,
+        "performer": decision.performer,
         "service_date": decision.service_date,
         "payer_type": decision.payer_type,
         "place_of_service": decision.place_of_service,
@@ -188,9 +191,13 @@ def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None 
 class ReportWriter:
     """Streams ``report.json``: entries first, then errors, then the summary."""
 
-    def __init__(self, fh: IO[str], meta: dict[str, Any] | None = None):
+    def __init__(
+        self, fh: IO[str], meta: dict[str, Any] | None = None, view: ReportView | None = None
+    ):
         self.fh = fh
+        self.meta = dict(meta or {})
         self.summary = Summary()
+        self.view = view  # the HTML report's sums and worklist, fed entry by entry
         self._first = True
         self._errors: list[dict] = []
         self.input: dict[str, Any] | None = None  # what the source folder held (offline runs)
@@ -213,6 +220,8 @@ class ReportWriter:
         entry.update(extra)
         finite = not extra and math.isfinite(entry["estimated_usd"])
         self.fh.write(("" if self._first else ",\n") + fastjson.dumps(entry, floats_finite=finite))
+        if self.view is not None:
+            self.view.add(entry)
         self._first = False
         self.summary.add(decision, claim_status if claim_ref else None, task_ref is not None)
 
