@@ -41,7 +41,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +52,7 @@ import requests
 
 from ..errors import FatalNetworkError, FhirInjectionError
 from ..fhir.client import FhirClient
-from ..fhir.http import credentials_allowed, json_of, redact_url
+from ..fhir.http import credentials_allowed, redact_url
 
 log = logging.getLogger("fhir_injection.export")
 
@@ -292,8 +292,11 @@ class BulkExport:
         polls = 0
         while True:
             try:
-                resp = self.session.request(
-                    "GET", status_url, headers={"Accept": "application/json"}
+                status, headers, body = self.session.stream(
+                    status_url,
+                    lambda r: (r.status_code, r.headers, r.content),
+                    credentials=True,
+                    headers={"Accept": "application/json"},
                 )
             except FatalNetworkError as exc:
                 if exc.status in (404, 410):
@@ -312,37 +315,40 @@ class BulkExport:
                 ) from None
             polls += 1
             self.polls = polls
-            if resp.status_code == 200:
+            if status == 200:
                 try:
-                    body = json_of(resp)
-                except ValueError:
-                    raise BulkExportError("the export's manifest is not usable: not JSON") from None
-                return Manifest.parse(body)
-            if resp.status_code != 202:
+                    manifest = json.loads(body)
+                except ValueError as exc:
+                    raise BulkExportError(
+                        f"the export's manifest is not usable: not JSON ({type(exc).__name__} "
+                        f"at character {getattr(exc, 'pos', '?')} of {len(body)})"
+                    ) from None
+                return Manifest.parse(manifest)
+            if status != 202:
                 raise BulkExportError(
-                    f"the export's status answered HTTP {resp.status_code}; expected 202 or 200"
+                    f"the export's status answered HTTP {status}; expected 202 or 200"
                 )
-            wait = self._wait_of(resp)
+            wait = self._wait_of(headers)
             if self._clock() - started + wait > self.max_export_seconds:
                 raise BulkExportError(
                     f"the export did not finish in {self.max_export_seconds:.0f} s; "
                     "run again to keep waiting for the same export"
                 )
-            shown = _clean(resp.headers.get("X-Progress"))
+            shown = _clean(headers.get("X-Progress"))
             self.progress(
                 f"export in progress{f' ({shown})' if shown else ''}; next check in {wait:.0f} s"
             )
             self._sleep(wait)
 
-    def _wait_of(self, resp: requests.Response) -> float:
-        value = (resp.headers.get("Retry-After") or "").strip()
+    def _wait_of(self, headers: Mapping[str, str]) -> float:
+        value = (headers.get("Retry-After") or "").strip()
         wait: float | None = None
         if value.isdigit():
             wait = float(value)
         elif value:
             try:
                 when = email.utils.parsedate_to_datetime(value)
-                date = resp.headers.get("Date")
+                date = headers.get("Date")
                 now = (
                     email.utils.parsedate_to_datetime(date).timestamp()
                     if date
@@ -466,12 +472,19 @@ class BulkExport:
         def consume(resp: requests.Response) -> tuple[int, int, Counter, int]:
             return _write_stream(resp, part, label, self.chunk_size, f.kind)
 
-        size, lines, issues, deleted = self.session.stream(
-            f.url,
-            consume,
-            credentials=token,
-            headers={"Accept": NDJSON, "Accept-Encoding": "gzip"},
-        )
+        try:
+            size, lines, issues, deleted = self.session.stream(
+                f.url,
+                consume,
+                credentials=token,
+                headers={"Accept": NDJSON, "Accept-Encoding": "gzip"},
+            )
+        except BulkExportError:
+            raise
+        except FatalNetworkError as exc:
+            raise BulkExportError(
+                f"{label}: not downloaded: {exc}", status=exc.status, outcome=exc.outcome
+            ) from None
         os.replace(part, final)
         self._tally(result, f, size, lines, issues, deleted)
         self.progress(f"downloaded {label}: {lines} records, {size / 1e6:.1f} MB")
