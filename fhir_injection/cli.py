@@ -159,6 +159,14 @@ def _sync_parser(sub) -> None:
         "search, export = a Bulk Data $export (default: %(default)s)",
     )
     s.add_argument(
+        "--max-poll-wait",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="--pull export: the longest wait between checks of the export's status, whatever "
+        "the server's Retry-After asks (default: %(default)s)",
+    )
+    s.add_argument(
         "--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped"
     )
     s.add_argument(

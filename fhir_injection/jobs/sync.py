@@ -71,6 +71,7 @@ class SyncOptions:
         "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
     )
     pull: str = "search"  # how administrations are pulled from the source (a pull of fhir_injection.sources)
+    max_poll_wait: float = 120.0  # the export pull: the longest wait between status checks
 
 
 @dataclass
@@ -459,6 +460,7 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
         report_path=args.report or "report.json",
         create_with=getattr(args, "create_with", "auto"),
         pull=getattr(args, "pull", None) or "search",
+        max_poll_wait=getattr(args, "max_poll_wait", None) or 120.0,
     )
     stop = StopFlag()
     stop.install()

@@ -390,7 +390,7 @@ class BulkExport:
         resumed = bool(status_url)
         manifest: Manifest | None = None
         if resumed:
-            self.progress(f"resuming the export started {job.get('kicked_off', 'earlier')}")
+            self.progress(f"resuming the export kicked off {job.get('kicked_off', 'earlier')}")
             try:
                 manifest = self.poll(status_url)
             except BulkExportError as exc:

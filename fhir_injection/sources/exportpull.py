@@ -29,7 +29,7 @@ from ..errors import OnProblem
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import FOUND_BY_PATIENT, USED_TYPES, identifiers_of, token_matches
 from . import pull
-from .bulk import BulkExport, ExportRequest
+from .bulk import MAX_POLL_WAIT, BulkExport, ExportRequest
 from .export import ExportFolder
 from .server import Resolver
 from .spool import Spool
@@ -86,7 +86,13 @@ class ExportPull:
     ) -> Iterator[list[dict]]:
         """Export (or resume, or reuse a finished download), then yield whole patients a page at a
         time, then the voids; at the end keep the export's time as the next ``_since``."""
-        exporter = BulkExport(self.client, self.memory, self.save, progress=self.progress)
+        exporter = BulkExport(
+            self.client,
+            self.memory,
+            self.save,
+            progress=self.progress,
+            max_poll_wait=float(getattr(self.options, "max_poll_wait", MAX_POLL_WAIT)),
+        )
         key = self.request(None).key
         job = self.memory.setdefault("exports", {}).setdefault(key, {})
         if getattr(self.options, "full", False):
