@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from fhir_injection import Config, connect, load_folder, run_folder
 from test_hapi_sync import (
     by_identifier,
     claim_statuses,
@@ -33,8 +35,6 @@ from test_hapi_sync import (
     expunge_everything,
     is_loopback,
 )
-
-from fhir_injection import Config, connect, load_folder, run_folder
 
 pytestmark = pytest.mark.hapi
 
@@ -45,8 +45,11 @@ KEYS = ("outcome", "procedure", "hcpcs", "units", "modifiers", "payer_type", "se
 
 def decisions(report: Path) -> dict[str, tuple]:
     return {
-        k: (*(v.get(x) for x in KEYS), json.dumps(v.get("modifiers"), sort_keys=True),
-            tuple(sorted(g["code"] for g in v.get("gaps") or [])))
+        k: (
+            *(v.get(x) for x in KEYS),
+            json.dumps(v.get("modifiers"), sort_keys=True),
+            tuple(sorted(g["code"] for g in v.get("gaps") or [])),
+        )
         for k, v in entries(report).items()
     }
 
@@ -56,8 +59,14 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, wherev
 
 
 def cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fhir_injection", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout, env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "fhir_injection", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=ENV,
+    )
 
 
 class Env:
@@ -79,11 +88,13 @@ def env(fhir_base_url, rules, tmp_path_factory):
     data = copy_demo(e.tmp / "demo")
     load = load_folder(str(data), connect(e.url))
     e.refused = {p.record for p in load.problems}
-    e.accepted = [json.loads(x)["id"] for x in (data / f"{MA}.ndjson").read_text().splitlines()
-                  if x.strip() and f"{MA}/{json.loads(x)['id']}" not in e.refused]
+    e.accepted = [
+        json.loads(x)["id"]
+        for x in (data / f"{MA}.ndjson").read_text().splitlines()
+        if x.strip() and f"{MA}/{json.loads(x)['id']}" not in e.refused
+    ]
     accepted_dir = copy_demo(e.tmp / "accepted", drop=e.refused)
-    e.offline = run_folder(accepted_dir, e.tmp / "offline", rules, e.config,
-                           "2026-11-26T12:00:00Z")
+    e.offline = run_folder(accepted_dir, e.tmp / "offline", rules, e.config, "2026-11-26T12:00:00Z")
     return e
 
 
@@ -91,8 +102,18 @@ def test_export_folder_gives_the_offline_decisions(env):
     e = env
     folder = e.tmp / "export"
     t0 = time.monotonic()
-    run = cli("export", "--source", e.url, "--target", str(folder), "--state",
-              str(e.tmp / "export-state.json"), "--max-poll-wait", POLL, cwd=e.tmp)
+    run = cli(
+        "export",
+        "--source",
+        e.url,
+        "--target",
+        str(folder),
+        "--state",
+        str(e.tmp / "export-state.json"),
+        "--max-poll-wait",
+        POLL,
+        cwd=e.tmp,
+    )
     print(run.stderr[-2000:], run.stdout, f"export: {time.monotonic() - t0:.1f} s")
     assert run.returncode == 0, run.stderr[-3000:]
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -104,8 +125,9 @@ def test_export_folder_gives_the_offline_decisions(env):
     assert job == {"since": manifest["transactionTime"]}  # no status URL left: the job is done
 
     out = e.tmp / "from-export"
-    sync = cli("--config", str(e.cfg), "sync", "--source", str(folder), "--target", str(out),
-               cwd=e.tmp)
+    sync = cli(
+        "--config", str(e.cfg), "sync", "--source", str(folder), "--target", str(out), cwd=e.tmp
+    )
     assert sync.returncode == 0, sync.stderr[-3000:]
     ours, offline = decisions(out / "report.json"), decisions(e.offline.report_path)
     assert set(ours) == set(e.accepted) == set(offline)
@@ -115,9 +137,23 @@ def test_export_folder_gives_the_offline_decisions(env):
 def test_a_killed_export_is_resumed_not_started_again(env):
     e = env
     state = e.tmp / "kill-state.json"
-    cmd = [sys.executable, "-m", "fhir_injection", "-v", "export", "--source", e.url, "--target",
-           str(e.tmp / "killed"), "--state", str(state), "--max-poll-wait", POLL,
-           "--type", "Patient"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fhir_injection",
+        "-v",
+        "export",
+        "--source",
+        e.url,
+        "--target",
+        str(e.tmp / "killed"),
+        "--state",
+        str(state),
+        "--max-poll-wait",
+        POLL,
+        "--type",
+        "Patient",
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=e.tmp, env=ENV)
     lines = []
     for line in proc.stderr:  # killed once HAPI has the job and we are waiting on it
@@ -129,8 +165,20 @@ def test_a_killed_export_is_resumed_not_started_again(env):
     assert any("export in progress" in x for x in lines), "".join(lines)[-2000:]
     saved = json.loads(state.read_text())["sources"][e.url]["exports"]["$export?_type=Patient"]
     status_url = saved["status_url"]
-    again = cli("export", "--source", e.url, "--target", str(e.tmp / "killed"), "--state",
-                str(state), "--max-poll-wait", POLL, "--type", "Patient", cwd=e.tmp)
+    again = cli(
+        "export",
+        "--source",
+        e.url,
+        "--target",
+        str(e.tmp / "killed"),
+        "--state",
+        str(state),
+        "--max-poll-wait",
+        POLL,
+        "--type",
+        "Patient",
+        cwd=e.tmp,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming the export" in again.stderr
     assert "export started at" not in again.stderr  # no second kick-off
@@ -142,8 +190,19 @@ def test_a_killed_export_is_resumed_not_started_again(env):
 def test_sync_pull_export_posts_each_claim_once(env):
     e = env
     state, client = e.tmp / "pull-state.json", connect(e.url)
-    base = ["--config", str(e.cfg), "sync", "--source", e.url, "--pull", "export",
-            "--state", str(state), "--max-poll-wait", POLL]
+    base = [
+        "--config",
+        str(e.cfg),
+        "sync",
+        "--source",
+        e.url,
+        "--pull",
+        "export",
+        "--state",
+        str(state),
+        "--max-poll-wait",
+        POLL,
+    ]
     first = cli(*base, "--report", str(e.tmp / "pull-1.json"), cwd=e.tmp)
     print(first.stdout, first.stderr[-2000:])
     assert first.returncode == 0, first.stderr[-3000:]
@@ -166,7 +225,9 @@ def test_sync_pull_export_posts_each_claim_once(env):
     assert third.returncode == 0, third.stderr[-3000:]
     s3 = json.loads((e.tmp / "pull-3.json").read_text())["summary"]
     assert s3["administrations"] == len(e.accepted)  # every one decided again ...
-    assert s3["posted"]["claims"]["created"] == s3["posted"]["tasks"]["created"] == 0  # ... none new
+    assert (
+        s3["posted"]["claims"]["created"] == s3["posted"]["tasks"]["created"] == 0
+    )  # ... none new
     assert s3["posted"]["claims"]["updated"] == 0
     assert by_identifier(client, "Claim", e.system, e.accepted).keys() == claims.keys()
     job = json.loads(state.read_text())["sources"][e.url]["exports"]

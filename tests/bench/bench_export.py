@@ -80,14 +80,19 @@ def serve(served: Path, files: list[tuple[str, str, int]], gz: bool) -> Threadin
                 if polls["n"] == 1:
                     self._json(202, None, {"Retry-After": "0", "X-Progress": "50%"})
                     return
-                self._json(200, {
-                    "transactionTime": "2026-11-30T00:00:00Z",
-                    "request": f"{base}/$export",
-                    "requiresAccessToken": False,
-                    "output": [{"type": t, "url": f"{base}/files/{name}", "count": c}
-                               for t, name, c in files],
-                    "error": [],
-                })
+                self._json(
+                    200,
+                    {
+                        "transactionTime": "2026-11-30T00:00:00Z",
+                        "request": f"{base}/$export",
+                        "requiresAccessToken": False,
+                        "output": [
+                            {"type": t, "url": f"{base}/files/{name}", "count": c}
+                            for t, name, c in files
+                        ],
+                        "error": [],
+                    },
+                )
             elif path.startswith("/fhir/files/"):
                 target = served / path.rsplit("/", 1)[1]
                 self.send_response(200)
@@ -147,9 +152,24 @@ def main() -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}/fhir"
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fhir_injection", "export", "--source", url, "--target",
-         str(target), "--state", str(state), "--concurrency", str(a.concurrency)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+        [
+            sys.executable,
+            "-m",
+            "fhir_injection",
+            "export",
+            "--source",
+            url,
+            "--target",
+            str(target),
+            "--state",
+            str(state),
+            "--concurrency",
+            str(a.concurrency),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
     )
     peak_kb = 0
     errors: list[str] = []
@@ -171,20 +191,24 @@ def main() -> None:
     admins = sum(count_lines(f) for f in target.glob("*.MedicationAdministration.ndjson.gz"))
     expected = sum(c for t, _, c in files if t == "MedicationAdministration")
     assert admins == expected == a.n, (admins, expected, a.n)
-    print(json.dumps({
-        "administrations": admins,
-        "files": len(files),
-        "served": "gzip" if gz else "plain",
-        "concurrency": a.concurrency,
-        "mb_on_the_wire": round(wire / 1e6, 1),
-        "mb_written": round(sum(f.stat().st_size for f in target.rglob("*.gz")) / 1e6, 1),
-        "seconds": round(seconds, 1),
-        "mb_per_s": round(wire / 1e6 / seconds, 1),
-        "mb_ndjson": round(ndjson / 1e6, 1),
-        "ndjson_mb_per_s": round(ndjson / 1e6 / seconds, 1),
-        "administrations_per_s": round(admins / seconds),
-        "peak_rss_mb": round(peak_mb, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "administrations": admins,
+                "files": len(files),
+                "served": "gzip" if gz else "plain",
+                "concurrency": a.concurrency,
+                "mb_on_the_wire": round(wire / 1e6, 1),
+                "mb_written": round(sum(f.stat().st_size for f in target.rglob("*.gz")) / 1e6, 1),
+                "seconds": round(seconds, 1),
+                "mb_per_s": round(wire / 1e6 / seconds, 1),
+                "mb_ndjson": round(ndjson / 1e6, 1),
+                "ndjson_mb_per_s": round(ndjson / 1e6 / seconds, 1),
+                "administrations_per_s": round(admins / seconds),
+                "peak_rss_mb": round(peak_mb, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -58,17 +58,31 @@ def timed(cmd: list[str], url: str) -> dict:
 def decisions(report: Path) -> dict[str, tuple]:
     data = json.loads(report.read_text(encoding="utf-8"))
     return {
-        d["administration"]: tuple(json.dumps(d.get(k), sort_keys=True) for k in KEYS)
-        + (json.dumps(d.get("modifiers"), sort_keys=True),)
-        + (tuple(sorted(g["code"] for g in d.get("gaps") or [])),)
+        d["administration"]: (
+            *tuple(json.dumps(d.get(k), sort_keys=True) for k in KEYS),
+            json.dumps(d.get("modifiers"), sort_keys=True),
+            tuple(sorted(g["code"] for g in d.get("gaps") or [])),
+        )
         for d in data["administrations"]
     }
 
 
 def decide(folder: Path, out: Path) -> dict[str, tuple]:
     run = subprocess.run(
-        [sys.executable, "-m", "fhir_injection", "sync", "--source", str(folder), "--target",
-         str(out)], capture_output=True, text=True, env=ENV, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "fhir_injection",
+            "sync",
+            "--source",
+            str(folder),
+            "--target",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
     )
     if run.returncode not in (0, 1):
         raise SystemExit(f"sync --source {folder} failed:\n{run.stderr[-3000:]}")
@@ -86,22 +100,47 @@ def main() -> None:
     ours = [sys.executable, "-m", "fhir_injection", "export", "--source", "{url}", "--type", TYPES]
     result: dict = {"types": TYPES}
     result["ours_default_cap"] = timed(
-        [*ours, "--target", str(out / "ours"), "--state", str(out / "s1.json")], a.fhir_url)
+        [*ours, "--target", str(out / "ours"), "--state", str(out / "s1.json")], a.fhir_url
+    )
     result["ours_poll_2s"] = timed(
-        [*ours, "--target", str(out / "ours-2"), "--state", str(out / "s2.json"),
-         "--max-poll-wait", "2"], a.fhir_url)
+        [
+            *ours,
+            "--target",
+            str(out / "ours-2"),
+            "--state",
+            str(out / "s2.json"),
+            "--max-poll-wait",
+            "2",
+        ],
+        a.fhir_url,
+    )
     result["smart_fetch"] = timed(
-        ["smart-fetch", "bulk", "--fhir-url", "{url}", "--type", TYPES, str(out / "sf")],
-        a.fhir_url)
+        ["smart-fetch", "bulk", "--fhir-url", "{url}", "--type", TYPES, str(out / "sf")], a.fhir_url
+    )
     version = subprocess.run(["smart-fetch", "--version"], capture_output=True, text=True)
     result["smart_fetch_version"] = (version.stdout or version.stderr).strip()
 
     # Interoperation: SMART Fetch's context files in place of ours, decided as they are.
     full = out / "full"
     subprocess.run(
-        [sys.executable, "-m", "fhir_injection", "export", "--source", a.fhir_url, "--target",
-         str(full), "--state", str(out / "s3.json"), "--max-poll-wait", "2"],
-        check=True, capture_output=True, env=ENV, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "fhir_injection",
+            "export",
+            "--source",
+            a.fhir_url,
+            "--target",
+            str(full),
+            "--state",
+            str(out / "s3.json"),
+            "--max-poll-wait",
+            "2",
+        ],
+        check=True,
+        capture_output=True,
+        env=ENV,
+        timeout=1800,
     )
     mixed = out / "mixed"
     shutil.copytree(full, mixed)
