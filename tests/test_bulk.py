@@ -676,3 +676,29 @@ def test_deleted_entries_void_claims_in_a_sync_with_the_export_pull(tmp_path):
         assert job["since"] == T and "downloaded" not in job
         assert any(c.request.method == "DELETE" and c.request.url == status for c in rsps.calls)
         assert not Path(str(tmp_path / "state.json") + ".export").exists()
+
+
+def test_a_run_stopped_during_downloads_fetches_only_what_is_missing(rsps, tmp_path):
+    kick_off(rsps)
+    done(rsps, manifest([("Patient", f"{FILES}/1"), ("Encounter", f"{FILES}/2")]))
+    file(rsps, f"{FILES}/1", ndjson(patient(1)))
+    rsps.add(responses.GET, f"{FILES}/2", status=403)
+    memory: dict = {}
+    with pytest.raises(BulkExportError, match=r"file 2 of 2 \(output Encounter"):
+        exporter(Clock(), memory, concurrency=1).run(ExportRequest(), tmp_path / "out")
+    assert memory["exports"]["$export"]["status_url"] == STATUS  # kept: the export is still good
+    assert (tmp_path / "out" / "1.Patient.ndjson.gz").is_file()
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+    rsps.replace(
+        responses.GET,
+        f"{FILES}/2",
+        body=gzip.compress(ndjson({"resourceType": "Encounter", "id": "e1"})),
+        headers={"Content-Encoding": "gzip"},
+    )
+    rsps.add(responses.DELETE, STATUS, status=202)
+    result = exporter(Clock(), memory, concurrency=1).run(ExportRequest(), tmp_path / "out")
+    assert result.resumed and dict(result.lines) == {"Patient": 1, "Encounter": 1}
+    assert len([c for c in rsps.calls if c.request.url == f"{FILES}/1"]) == 1  # not fetched again
+    assert len(calls(rsps)) == 1  # one kick-off
+    assert (tmp_path / "out" / "manifest.json").is_file()
