@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     _sync_parser(sub)
     _load_parser(sub)
     _report_parser(sub)
+    from .jobs.export import add_export_parser
+
+    add_export_parser(sub)
     sub.add_parser("rules", help="validate mappings/ and print what it holds")
     return p
 
@@ -153,6 +156,23 @@ def _sync_parser(sub) -> None:
         "the fastest), post = conditional create on the business identifier (for servers that "
         "assign ids), auto = put where the server takes client ids, falling back to post "
         "(default: %(default)s)",
+    )
+    from .sources import pull_names
+
+    s.add_argument(
+        "--pull",
+        choices=pull_names(),
+        default="search",
+        help="how a server source is read: search = MedicationAdministration?_lastUpdated "
+        "search, export = a Bulk Data $export (default: %(default)s)",
+    )
+    s.add_argument(
+        "--max-poll-wait",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="--pull export: the longest wait between checks of the export's status, whatever "
+        "the server's Retry-After asks (default: %(default)s)",
     )
     s.add_argument(
         "--every", metavar="INTERVAL", help="repeat every INTERVAL (e.g. 15m, 1h) until stopped"
@@ -302,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if args.command == "sync":
             return _run_sync(args, rules, config)
+        if args.command == "export":
+            from .jobs.export import run_export_cli
+
+            return run_export_cli(args)
         if args.command == "load":
             from .jobs.load import run_load_cli
 

@@ -20,10 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import requests
 from tenacity import Future, RetryCallState, RetryError, Retrying, retry_if_exception_type
+from urllib3.exceptions import HTTPError as urllib3_errors
 
 from .._version import __version__  # the one version, also the wheel's
 from ..errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
@@ -442,3 +443,119 @@ class HttpSession:
         raise FatalNetworkError(
             f"{where}: HTTP {resp.status_code}{detail}", status=resp.status_code, outcome=outcome
         )
+
+    # -- streaming downloads (Bulk Data files) ------------------------------
+
+    def stream(
+        self,
+        url: str,
+        consume: Callable[[requests.Response], Any],
+        *,
+        credentials: bool,
+        headers: Mapping[str, str] | None = None,
+        max_redirects: int = 5,
+    ) -> Any:
+        """GET ``url`` as a stream and hand the open response to ``consume`` (once per attempt).
+
+        The same retry loop as :meth:`request` (429, 500, 502-504, dropped connections, with
+        Retry-After); ``consume`` reads ``resp.raw`` in chunks and must start its output afresh
+        on each call. ``url`` may be on another origin (a file server, a pre-signed object-store
+        URL): credentials go only where :func:`credentials_allowed` says, and redirects are
+        followed here, not by requests, so that rule holds on every hop.
+        """
+        check_url_allowed(url, self.allow_insecure_http)
+        where = f"GET {redact_url(url)}"
+        if credentials and not self.same_origin(url):
+            raise FatalNetworkError(
+                f"{where}: the file server is not the configured FHIR server; refusing to send "
+                "it our credentials"
+            )
+
+        def attempt() -> Any:
+            resp = self._stream_once(url, credentials, headers, max_redirects, where)
+            try:
+                if resp.status_code in RETRY_STATUSES_IDEMPOTENT:
+                    raise _Transient(
+                        resp.status_code,
+                        parse_retry_after(resp.headers.get("Retry-After"), self._date_of(resp)),
+                    )
+                self._raise_for_status(resp, where)
+                try:
+                    return consume(resp)
+                except (
+                    requests.ConnectionError,
+                    requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError,
+                    urllib3_errors,
+                ) as exc:
+                    raise _Transient(None, kind=type(exc).__name__) from None
+            finally:
+                resp.close()
+
+        return self._with_retries(attempt, where)
+
+    def same_origin(self, url: str) -> bool:
+        """Is ``url`` on the configured server's scheme, host and port?"""
+        parts = urlsplit(url)
+        return (parts.scheme.lower(), parts.netloc.lower()) == self._origin
+
+    def _stream_once(self, url, credentials, extra_headers, max_redirects, where):
+        send_auth = credentials
+        for _hop in range(max_redirects + 1):
+            headers = {"User-Agent": self.user_agent, **(extra_headers or {})}
+            if send_auth and self.auth is not None:
+                self.auth.apply(headers)
+            resp = self._send_raw(url, headers)
+            if (
+                resp.status_code == 401
+                and send_auth
+                and self.auth is not None
+                and self.auth.on_unauthorized()
+            ):
+                resp.close()
+                self.auth.apply(headers)
+                resp = self._send_raw(url, headers)
+            if resp.status_code not in (301, 302, 303, 307, 308):
+                return resp
+            location = resp.headers.get("Location")
+            resp.close()
+            if not location:
+                raise FatalNetworkError(f"{where}: a redirect without a Location")
+            url = urljoin(url, location)
+            check_url_allowed(url, self.allow_insecure_http)
+            # After a redirect, credentials only to the FHIR server itself, never to another host
+            # nor to a pre-signed URL (its signature is the credential; S3 refuses a second one).
+            send_auth = send_auth and credentials_allowed(url, self._origin)
+        raise FatalNetworkError(f"{where}: more than {max_redirects} redirects")
+
+    def _send_raw(self, url: str, headers: dict) -> requests.Response:
+        prepared = self._session.prepare_request(requests.Request("GET", url, headers=headers))
+        prepared.url = url  # pre-signed URLs are used byte for byte
+        settings = self._session.merge_environment_settings(url, {}, True, self.verify, None)
+        self.stats.requests += 1
+        try:
+            resp = self._session.send(
+                prepared, timeout=self.timeout, allow_redirects=False, **settings
+            )
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            self.stats.by_status["connection-error"] += 1
+            raise _Transient(None, kind=type(exc).__name__) from None
+        self.stats.by_status[str(resp.status_code)] += 1
+        return resp
+
+
+PRESIGNED_PARAMS = ("x-amz-signature", "x-goog-signature", "signature", "sig", "se", "sv")
+
+
+def credentials_allowed(url: str, origin: tuple[str, str]) -> bool:
+    """May our Authorization header go to ``url``: on ``origin`` (scheme, netloc) and not a
+    pre-signed URL (S3 ``X-Amz-Signature``, GCS ``X-Goog-Signature``, Azure SAS ``sig``)?"""
+    parts = urlsplit(url)
+    if (parts.scheme.lower(), parts.netloc.lower()) != origin:
+        return False
+    names = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    return not names & set(PRESIGNED_PARAMS)

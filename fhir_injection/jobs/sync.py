@@ -30,6 +30,7 @@ from typing import Any
 
 from ..clock import format_instant, minus, now, parse_instant
 from ..decision.clinical import type_names_payer
+from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
 from ..decision.model import Decision
 from ..decision.rules import Config, Rules
@@ -75,6 +76,7 @@ class SyncOptions:
     )
     pull: str = "search"  # how administrations are pulled from the source (a pull of fhir_injection.sources)
     html_path: str | None = None  # report.html for the billing team (worklist.csv beside it)
+    max_poll_wait: float = 120.0  # the export pull: the longest wait between status checks
 
 
 @dataclass
@@ -230,6 +232,9 @@ class _SyncRun:
             options.create_with,
         )
         self.pull = pull_named(options.pull).for_run(source, self.resolver, options, self._problem)
+        bind = getattr(self.pull, "bind", None)  # a pull with state of its own (export)
+        if bind is not None:
+            bind(self.entry, self.state.save)
         self.ordered = self.pull.ordered
         self.pages = self.admins_seen = 0
         self.interrupted = False
@@ -265,17 +270,24 @@ class _SyncRun:
 
     def process(self, page_admins: list[dict]) -> None:
         """Decide a page, post it, report it; remember what failed for the next run."""
-        if not page_admins:
+        withdrawn = self._withdrawn()
+        if not page_admins and not withdrawn:
             return
         poster, report = self.poster, self.report
         poster.begin_page()
-        siblings, ctx = gather(
-            self.source, self.resolver, poster, page_admins, not self.separate, self.config
-        )
-        decisions = decide_isolated(
-            page_admins + siblings, ctx, self.rules, self.config, report.problem
-        )
-        in_page = {f"{MA}/{a['id']}" for a in page_admins}
+        decisions: list[Decision] = []
+        if page_admins:
+            siblings, ctx = gather(
+                self.source, self.resolver, poster, page_admins, not self.separate, self.config
+            )
+            decisions = decide_isolated(
+                page_admins + siblings, ctx, self.rules, self.config, report.problem
+            )
+        deleted_in = {}
+        for admin_id, patient_id, where in withdrawn:  # deleted at the source: void its Claim
+            decisions.append(decide_deleted(admin_id, patient_id))
+            deleted_in[f"{MA}/{admin_id}"] = where
+        in_page = {f"{MA}/{a['id']}" for a in page_admins} | set(deleted_in)
         plans, outcome = poster.plan(decisions, self.created, in_page)
         poster.send(plans, outcome)
         for d in decisions:
@@ -290,9 +302,19 @@ class _SyncRun:
                 info.get("task"),
                 posted={"claim": info.get("claim_action"), "task": info.get("task_action")},
                 **({"post_error": error} if error else {}),
+                **(
+                    {"deleted_in": deleted_in[d.administration]}
+                    if d.administration in deleted_in
+                    else {}
+                ),
             )
             self._count_retry(d, error)
         self.admins_seen += len(page_admins)
+
+    def _withdrawn(self) -> list[tuple[str, str | None, str]]:
+        """Administrations the pull found deleted at the source (an export's ``deleted`` files)."""
+        take = getattr(self.pull, "withdrawn", None)
+        return take() if take is not None else []
 
     def _count_retry(self, d: Decision, error: str | None) -> None:
         admin_id = d.administration_id
@@ -457,6 +479,8 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
         report_path=args.report or "report.json",
         create_with=getattr(args, "create_with", "auto"),
         html_path=getattr(args, "html", None),
+        pull=getattr(args, "pull", None) or "search",
+        max_poll_wait=getattr(args, "max_poll_wait", None) or 120.0,
     )
     stop = StopFlag()
     stop.install()

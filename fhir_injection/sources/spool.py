@@ -274,6 +274,13 @@ class Spool:
         for (body,) in self.db.execute("SELECT body FROM res WHERE type=? ORDER BY id", (rtype,)):
             yield _load(body)
 
+    def of_patient(self, rtype: str, patient_id: str) -> list[dict]:
+        """The stored resources of ``rtype`` that belong to one patient, by id."""
+        rows = self.db.execute(
+            "SELECT body FROM res WHERE type=? AND patient=? ORDER BY id", (rtype, patient_id)
+        )
+        return [_load(body) for (body,) in rows]
+
     def patients(self) -> Iterator[str | None]:
         """Patient ids that have administrations, sorted; None last for those naming no patient."""
         rows = self.db.execute(
