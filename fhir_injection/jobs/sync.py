@@ -44,7 +44,9 @@ from ..errors import (
 from ..fhir.client import FhirClient, make_client
 from ..sinks.report import ReportWriter, summary_text
 from ..sinks.server import PostCounts, Poster
+from ..sinks.trial import FolderPoster
 from ..sources import pull_named
+from ..sources.crawl import choose_pull
 from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
 from .state import StateFile, StateLock
 
@@ -69,7 +71,14 @@ class SyncOptions:
     create_with: str = (
         "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
     )
-    pull: str = "search"  # how administrations are pulled from the source (a pull of fhir_injection.sources)
+    # how administrations are pulled from the source: a pull of fhir_injection.sources, or "auto"
+    # (probe once: population search where the server allows it, else the per-patient crawl;
+    # the CLI's default). Library callers get the search unless they ask.
+    pull: str = "search"
+    patients_file: str | None = None  # the crawl's cohort: one Patient id a line
+    cohort_dir: str | None = None  # the crawl's cohort: the Patients of an export folder
+    concurrency: int = 4  # the crawl's parallel patient searches
+    write_to: str | None = None  # the read-only trial: Claims, Tasks, report to this folder
 
 
 @dataclass
@@ -127,6 +136,11 @@ def run_sync(
     source.capabilities()
     if target is not source:
         target.capabilities()
+    if options.write_to:  # the read-only trial: a full pull, GET only, files out, no state saved
+        source.read_only = True
+        options.report_path = str(Path(options.write_to) / "report.json")
+        if not options.since:
+            options.full = True
     run = _SyncRun(source, target, rules, config, options, progress)
     report_path = Path(options.report_path)
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,8 +164,12 @@ def run_sync(
             run.close_report(aborted=True)
             fh.close()
             tmp_report.replace(report_path)
+            if isinstance(run.poster, FolderPoster):
+                run.poster.abort()
             raise
         summary = run.close_report()
+    if isinstance(run.poster, FolderPoster):
+        run.poster.commit()
     tmp_report.replace(report_path)
     run.finish()
     return SyncResult(
@@ -206,29 +224,59 @@ class _SyncRun:
             }
         )
         self.since = minus(self.mark, options.overlap_seconds) if self.mark else None
-        self.retry: dict[str, int] = {
-            k: v for k, v in (self.entry.get("retry") or {}).items() if isinstance(v, int)
-        }
+        self.retry: dict[str, int] = (
+            {}
+            if options.write_to
+            else {k: v for k, v in (self.entry.get("retry") or {}).items() if isinstance(v, int)}
+        )
         self.resolver = Resolver(
             source,
             chunk_size=LOOKUP_CHUNK,
             payors_needed=lambda coverage: not type_names_payer(coverage, rules),
         )
         self.separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
-        self.poster = Poster(
-            target,
-            rules,
-            config,
-            options.bundle_size,
-            source.base_url if self.separate else None,
-            options.create_with,
+        self.poster: Poster | FolderPoster
+        if options.write_to:
+            self.poster = FolderPoster(options.write_to, rules, config)
+        else:
+            self.poster = Poster(
+                target,
+                rules,
+                config,
+                options.bundle_size,
+                source.base_url if self.separate else None,
+                options.create_with,
+            )
+        self.pull_name, self.pull_reason = self._choose_pull()
+        if progress:
+            progress(f"pull: {self.pull_name} ({self.pull_reason})")
+        self.pull = pull_named(self.pull_name).for_run(
+            source, self.resolver, options, self._problem, state=self.entry, progress=progress
         )
-        self.pull = pull_named(options.pull).for_run(source, self.resolver, options, self._problem)
         self.ordered = self.pull.ordered
         self.pages = self.admins_seen = 0
         self.interrupted = False
         self.started = time.monotonic()
         self.report: ReportWriter
+
+    def _choose_pull(self) -> tuple[str, str]:
+        """(the pull to run, why): ``--pull auto`` probes the source once."""
+        if self.options.pull != "auto":
+            return self.options.pull, f"asked for with --pull {self.options.pull}"
+        name, reason = choose_pull(self.source, self.since)
+        cohort = self.options.patients_file or self.options.cohort_dir
+        if name == "search" and cohort:
+            reason += "; the cohort option is for the crawl and was not used"
+        return name, reason
+
+    def pull_summary(self) -> dict[str, Any]:
+        summary = getattr(self.pull, "summary", None)
+        return {
+            "strategy": self.pull_name,
+            "reason": self.pull_reason,
+            **({"read_only": True} if self.options.write_to else {}),
+            **(summary() if callable(summary) else {}),
+        }
 
     def _problem(self, problem: RecordProblem) -> None:
         self.report.problem(problem)
@@ -263,7 +311,13 @@ class _SyncRun:
         poster, report = self.poster, self.report
         poster.begin_page()
         siblings, ctx = gather(
-            self.source, self.resolver, poster, page_admins, not self.separate, self.config
+            self.source,
+            self.resolver,
+            poster,
+            page_admins,
+            not self.separate,
+            self.config,
+            getattr(page_admins, "siblings", None),  # the crawl's pages bring their own
         )
         decisions = decide_isolated(
             page_admins + siblings, ctx, self.rules, self.config, report.problem
@@ -323,6 +377,8 @@ class _SyncRun:
 
     def _save_mark(self) -> None:
         assert self.mark is not None  # both callers check it
+        if self.options.write_to:
+            return
         _save_mark(
             self.state, self.entry, self.mark, self.recent, self.options.overlap_seconds, self.retry
         )
@@ -331,6 +387,7 @@ class _SyncRun:
         return self.source.stats.requests + (self.target.stats.requests if self.separate else 0)
 
     def close_report(self, aborted: bool = False) -> dict:
+        self.report.summary.extra["pull"] = self.pull_summary()
         return _close_report(
             self.report,
             self.poster,
@@ -344,7 +401,10 @@ class _SyncRun:
         )
 
     def finish(self) -> None:
-        """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list."""
+        """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list.
+        The read-only trial saves nothing."""
+        if self.options.write_to:
+            return
         if self.mark and (self.ordered or not self.interrupted):
             self._save_mark()
         elif self.entry.get("retry", {}) != self.retry:
@@ -419,14 +479,10 @@ def parse_interval(value: str) -> float:
 def run_sync_cli(args, rules: Rules, config: Config) -> int:
     source = make_client(args.source, "FHIR_", args)
     target_url = args.target or args.source
-    if not target_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            "a server source needs a server target (--target URL); "
-            "to work offline, export to a folder first"
-        )
+    folder = None if target_url.startswith(("http://", "https://")) else target_url
     target = (
         source
-        if target_url.rstrip("/") == args.source.rstrip("/")
+        if folder or target_url.rstrip("/") == args.source.rstrip("/")
         else make_client(target_url, "FHIR_TARGET_", args)
     )
     options = SyncOptions(
@@ -437,7 +493,14 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
         state_path=args.state,
         report_path=args.report or "report.json",
         create_with=getattr(args, "create_with", "auto"),
+        pull=getattr(args, "pull", "auto"),
+        patients_file=getattr(args, "patients", None),
+        cohort_dir=getattr(args, "cohort", None),
+        concurrency=getattr(args, "concurrency", 4),
+        write_to=folder,
     )
+    if folder and args.every:
+        raise ConfigError("the read-only trial (a folder --target) runs once: drop --every")
     stop = StopFlag()
     stop.install()
     every = parse_interval(args.every) if args.every else None

@@ -27,11 +27,21 @@ def pull(cls):
     return cls
 
 
+def _import_all() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+def pull_names() -> list[str]:
+    """The names of every registered pull (``--pull`` offers them, and ``auto``)."""
+    _import_all()
+    return sorted(_PULLS)
+
+
 def pull_named(name: str):
     """The pull class called ``name`` from any module of this package."""
     if name not in _PULLS:
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
+        _import_all()
     if name not in _PULLS:
         from ..errors import ConfigError
 
