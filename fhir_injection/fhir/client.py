@@ -213,7 +213,10 @@ class FhirClient:
             # ask for a full page so a chunk is one request, not one per few patients.
             count = min(len(chunk), SEARCH_BY_PAGE) if param == "_id" else SEARCH_BY_PAGE
             query = [(param, ",".join(chunk)), ("_count", str(count)), *extra]
-            long = not self.read_only and overhead + sum(len(quote(v, safe="")) + 3 for v in chunk) > MAX_URL_CHARS
+            long = (
+                not self.read_only
+                and overhead + sum(len(quote(v, safe="")) + 3 for v in chunk) > MAX_URL_CHARS
+            )
             for resource, mode in self.search(type_, query, post=long):
                 key = (str(resource.get("resourceType")), str(resource.get("id")))
                 if resource.get("id") and key in seen:

@@ -414,7 +414,7 @@ class _SyncRun:
 
 def _close_report(
     report: ReportWriter,
-    poster: Poster,
+    poster: Poster | FolderPoster,
     source: FhirClient,
     target: FhirClient,
     separate: bool,

@@ -43,6 +43,7 @@ DEFAULT_CONCURRENCY = 4
 # statuses that mean "this patient", not "this server": reported by id, the crawl goes on
 PATIENT_STATUSES = (400, 403, 404, 410)
 EFFECTIVE = "effective-time"
+PATIENTS_PER_PAGE = 50  # whole patients a page at most (their look-ups go together)
 
 
 class CrawlPage(list):
@@ -121,7 +122,7 @@ class CrawlStats:
 
     total: int = 0
     done: int = 0
-    requests: int = 0
+    searches: int = 0  # the crawl's own requests: first pages and next links
     administrations: int = 0
     cohort_from: str = ""
     bad: list[dict[str, Any]] = field(default_factory=list)
@@ -131,8 +132,8 @@ class CrawlStats:
             "cohort_from": self.cohort_from,
             "patients": self.total,
             "done": self.done,
-            "requests": self.requests,
-            "requests_per_patient": round(self.requests / self.done, 2) if self.done else None,
+            "searches": self.searches,
+            "searches_per_patient": round(self.searches / self.done, 2) if self.done else None,
             "administrations": self.administrations,
             "bad_patients": list(self.bad),
         }
@@ -143,7 +144,7 @@ def eta_text(done: int, total: int, elapsed: float) -> str:
     if done <= 0 or total <= done:
         return "?" if done <= 0 else "0:00"
     left = elapsed / done * (total - done)
-    minutes, seconds = divmod(int(round(left)), 60)
+    minutes, seconds = divmod(round(left), 60)
     return f"{minutes}:{seconds:02d}"
 
 
@@ -251,7 +252,6 @@ class CrawlPull:
             try:
                 ids: list[str] = []
                 for resource, mode in self.client.search(rtype, query):
-                    self.stats.requests = self.client.stats.requests
                     if mode != "match" or resource.get("resourceType") != rtype:
                         continue
                     pid = resource.get("id") if rtype == "Patient" else patient_id_of(resource)
@@ -296,6 +296,8 @@ class CrawlPull:
             entries = []
             try:
                 for bundle in self.client.search_pages(MA, self._params(patient)):
+                    with self._lock:
+                        self.stats.searches += 1
                     entries.extend(e for e in bundle.get("entry") or [] if isinstance(e, dict))
                 return patient, entries, None
             except PagingExpired:
@@ -313,18 +315,20 @@ class CrawlPull:
         mark: Callable[[], str | None],
         numbered_from: int = 0,
     ) -> Iterator[list[dict]]:
-        """One :class:`CrawlPage` a patient, in cohort order; the patient's window is saved once
-        the run has posted its page (when the next page is asked for)."""
-        before = self.client.stats.requests
+        """Pages of whole patients, in cohort order: consecutive patients share a page up to
+        ``page_size`` administrations or :data:`PATIENTS_PER_PAGE` patients, so the look-ups and
+        writes of a page are batched as the search path's are. The patients' windows move once the
+        run has posted their page (when the next page is asked for)."""
         patients = self.cohort(since)
         self.stats.total = len(patients)
         started = self.clock()
-        ahead = 2 * self.concurrency  # fetched and waiting: bounded memory
+        ahead = max(2 * self.concurrency, PATIENTS_PER_PAGE)  # fetched and waiting: bounded
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="crawl")
         todo = iter(enumerate(patients))
         running: dict[Future, int] = {}
         ready: dict[int, tuple[str, list[dict] | None, FatalNetworkError | None]] = {}
         order = 0
+        group: list[CrawlPage] = []
 
         def submit() -> None:
             while len(running) + len(ready) < ahead:
@@ -344,19 +348,32 @@ class CrawlPull:
                 patient, entries, error = ready.pop(order)
                 order += 1
                 submit()
-                self.stats.requests = self.client.stats.requests - before
                 if error is not None:
                     self._bad(patient, error)
-                else:
-                    page = self._page(patient, entries or [], recent)
-                    self.stats.administrations += len(page)
-                    yield page
-                    self._seen(patient, list(page) + page.siblings)
-                self.stats.done += 1
-                self.stats.requests = self.client.stats.requests - before
-                self._show(started)
+                    self.stats.done += 1
+                    self._show(started)
+                    continue
+                group.append(self._page(patient, entries or [], recent))
+                if sum(len(p) for p in group) >= self.page_size or len(group) >= PATIENTS_PER_PAGE:
+                    yield from self._emit(group, started)
+                    group = []
+            if group:
+                yield from self._emit(group, started)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _emit(self, group: list[CrawlPage], started: float) -> Iterator[CrawlPage]:
+        page = CrawlPage(
+            [a for p in group for a in p],
+            [s for p in group for s in p.siblings],
+            ",".join(p.patient for p in group),
+        )
+        self.stats.administrations += len(page)
+        yield page
+        for part in group:  # posted: the windows move
+            self._seen(part.patient, list(part) + part.siblings)
+        self.stats.done += len(group)
+        self._show(started)
 
     def _page(self, patient: str, entries: list[dict], recent: Mapping[str, list]) -> CrawlPage:
         admins: list[dict] = []
@@ -369,9 +386,12 @@ class CrawlPull:
                 if isinstance(resource, dict)
                 else f"Patient/{patient} crawl entry"
             )
-            problem = check_resource(resource, where) or check_shape(resource, where)
-            if problem:
-                self.on_problem(problem)
+            problem = check_resource(resource, where)
+            if problem is None and isinstance(resource, dict):
+                problem = check_shape(resource, where)
+            if problem or not isinstance(resource, dict):
+                if problem:
+                    self.on_problem(problem)
                 continue
             if resource["resourceType"] != MA or mode != "match":
                 self.resolver.remember(resource)
@@ -388,7 +408,7 @@ class CrawlPull:
         latest = max((t for a in admins if (t := effective_of(a)) is not None), default=None)
         old = self.windows.get(patient)
         if latest is not None and (old is None or latest > parse_instant(old)):
-            self.windows[patient] = format_instant(latest)
+            self.windows[patient] = format_instant(latest.astimezone(UTC))
 
     def _bad(self, patient: str, error: FatalNetworkError) -> None:
         self.stats.bad.append({"patient": patient, "status": error.status})
@@ -407,8 +427,9 @@ class CrawlPull:
             return
         s = self.stats
         self.progress(
-            f"crawl: {s.done}/{s.total} patients, {s.requests} requests, "
-            f"{s.administrations} administrations, ETA {eta_text(s.done, s.total, self.clock() - started)}"
+            f"crawl: {s.done}/{s.total} patients, {s.searches} searches "
+            f"({self.client.stats.requests} requests in all), {s.administrations} administrations, "
+            f"ETA {eta_text(s.done, s.total, self.clock() - started)}"
         )
 
     def summary(self) -> dict[str, Any]:
