@@ -187,7 +187,9 @@ def test_read_only_trial_against_oracle_writes_the_claims_and_posts_nothing(env)
     assert {next(i["value"] for i in c["identifier"]) for c in written} == set(env.plain_claims)
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["pull"]["read_only"] is True
-    assert report["summary"]["http"]["source"]["by_status"].keys() <= {"200"}
+    # GET only (the trial posts nothing), and the one 400 is auto's probe
+    assert report["summary"]["http"]["source"]["by_status"].keys() == {"200", "400"}
+    assert report["summary"]["http"]["source"]["by_status"]["400"] == 1
 
 
 # ----------------------------------------------------------------------------- Bulk Data rules

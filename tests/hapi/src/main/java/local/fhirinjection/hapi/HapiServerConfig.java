@@ -214,11 +214,25 @@ public class HapiServerConfig {
 
 	/** Vendor profiles: /oracle/fhir and /epic/fhir (and /fhir when HAPI_PROFILE names one). */
 	@Bean
-	public FilterRegistrationBean<VendorProfileFilter> vendorProfileFilter() {
+	public VendorProfileFilter vendorProfiles() {
+		return new VendorProfileFilter(port(), filesPort());
+	}
+
+	@Bean
+	public FilterRegistrationBean<VendorProfileFilter> vendorProfileFilter(VendorProfileFilter theFilter) {
 		FilterRegistrationBean<VendorProfileFilter> registration =
-				new FilterRegistrationBean<>(new VendorProfileFilter(port(), filesPort()), new ServletRegistrationBean<?>[0]);
+				new FilterRegistrationBean<>(theFilter, new ServletRegistrationBean<?>[0]);
 		registration.addUrlPatterns("/*");
 		registration.setName("vendorProfiles");
+		return registration;
+	}
+
+	/** The files port's only path: /files/<profile>/Binary/<id> (served on the files port only). */
+	@Bean
+	public ServletRegistrationBean<jakarta.servlet.http.HttpServlet> filesServlet(VendorProfileFilter theFilter) {
+		ServletRegistrationBean<jakarta.servlet.http.HttpServlet> registration =
+				new ServletRegistrationBean<>(theFilter.filesServlet(), "/files/*");
+		registration.setName("files");
 		return registration;
 	}
 

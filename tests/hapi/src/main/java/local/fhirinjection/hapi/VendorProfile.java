@@ -107,9 +107,15 @@ enum VendorProfile {
 				return; // the server's own searches (bulk export jobs, ...): no vendor rules
 			}
 			VendorProfile profile = of(theServletRequestDetails.getServletRequest());
+			if (profile == NONE) {
+				return;
+			}
 			String type = theSearch instanceof Search search ? search.getResourceType() : null;
 			if (type == null && theRequestDetails != null) {
 				type = theRequestDetails.getResourceName();
+			}
+			if (type == null) {
+				return;
 			}
 			Set<String> needed = profile.requiredSearchParams().get(type);
 			if (needed == null) {

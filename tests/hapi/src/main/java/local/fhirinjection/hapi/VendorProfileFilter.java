@@ -82,7 +82,11 @@ final class VendorProfileFilter implements Filter {
 		HttpServletRequest request = (HttpServletRequest) theRequest;
 		HttpServletResponse response = (HttpServletResponse) theResponse;
 		if (request.getLocalPort() == myFilesPort) {
-			serveFile(request, response);
+			if (request.getRequestURI().startsWith("/files/")) {
+				theChain.doFilter(request, response); // to filesServlet(), which calls serveFile
+			} else {
+				response.sendError(404);
+			}
 			return;
 		}
 		VendorProfile profile = VendorProfile.of(request);
@@ -212,6 +216,20 @@ final class VendorProfileFilter implements Filter {
 		try (OutputStream out = theResponse.getOutputStream()) {
 			out.write(body);
 		}
+	}
+
+	/** The servlet at /files/* (a path needs a servlet for Tomcat to run the filters at all). */
+	jakarta.servlet.http.HttpServlet filesServlet() {
+		return new jakarta.servlet.http.HttpServlet() {
+			@Override
+			protected void service(HttpServletRequest theRequest, HttpServletResponse theResponse) throws IOException {
+				if (theRequest.getLocalPort() != myFilesPort) {
+					theResponse.sendError(404);
+					return;
+				}
+				serveFile(theRequest, theResponse);
+			}
+		};
 	}
 
 	/** The files port: the stand-in for the object store's pre-signed URLs. */
