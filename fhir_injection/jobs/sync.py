@@ -3,8 +3,11 @@
 One run:
 
 1. read the source's CapabilityStatement (R4 only; which search features exist);
-2. search ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=_lastUpdated``
-   page by page, with ``_include`` of encounter/patient/medication where supported;
+2. pull pages of administrations with a pull of :mod:`fhir_injection.sources` (``--pull``):
+   ``search`` = ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=_lastUpdated``
+   with ``_include`` of encounter/patient/medication where supported; ``crawl`` = one search per
+   patient of a cohort (:mod:`fhir_injection.sources.crawl`); ``auto`` probes once and takes the
+   search where the server allows it (the report's ``summary.pull`` says which ran and why);
 3. per page, resolve everything else with ``_id`` / ``patient=`` / ``identifier=`` list
    searches, sent together as one batch Bundle per round (two rounds a page, usually),
    with a per-run cache, so requests grow with pages, not administrations;
@@ -14,6 +17,9 @@ One run:
    changed ones by a version-checked update, voids by status ``cancelled``,
    fixed Tasks by status ``completed``;
 5. advance and save the mark only after the page is safely posted.
+
+With a folder target (``options.write_to``) the run is the read-only trial: GET only, the Claims
+and Tasks written to files (:mod:`fhir_injection.sinks.trial`), the state file left alone.
 """
 
 from __future__ import annotations
