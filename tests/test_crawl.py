@@ -444,3 +444,38 @@ def test_read_only_trial_writes_files_and_sends_no_write(rsps, server, tmp_path,
     assert len(body["administrations"]) == 6
     assert (tmp_path / "trial" / "Task.ndjson").exists()
     assert server.all("Claim") == [] and not (tmp_path / "state.json").exists()
+
+
+def test_a_crawl_stopped_after_a_page_resumes_and_every_claim_is_posted_once(
+    rsps, server, tmp_path
+):
+    from fhir_injection.jobs.sync import StopFlag
+
+    admins = clinic(server, patients=5, per_patient=2)
+    ids = patients_file(tmp_path, [f"p{i}" for i in range(5)])
+    stop = StopFlag()
+
+    def stop_after_two_patients(message: str) -> None:
+        if message.startswith("crawl: 2/5"):
+            stop.event.set()
+
+    c = client()
+    options = SyncOptions(
+        pull="crawl",
+        patients_file=ids,
+        page_size=2,
+        created=CREATED,
+        state_path=str(tmp_path / "state.json"),
+        report_path=str(tmp_path / "r.json"),
+    )
+    first = run_sync(c, c, load_bundled_rules(), Config(), options, stop, stop_after_two_patients)
+
+    # the line for patient 2 comes when the run asks for patient 3's page: three pages posted,
+    # two windows saved (the third patient's page is posted, its window moves when the next is asked)
+    assert first.interrupted and first.claims.created == 6
+    assert sorted(state(tmp_path)["crawl"]["patients"]) == ["p0", "p1"]
+
+    rest = crawl(tmp_path, patients_file=ids, page_size=2)
+    assert rest.claims.created == 4 and rest.claims.updated == 0  # p2 asked again: already there
+    values = sorted(c["identifier"][0]["value"] for c in server.all("Claim"))
+    assert values == sorted(a["id"] for a in admins)  # each once

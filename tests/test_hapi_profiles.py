@@ -53,8 +53,21 @@ def run_cli(e: Env, name: str, url: str, *extra: str, config_system: str | None 
     cfg = e.tmp / f"{name}.toml"
     cfg.write_text(f'identifier_system = "{system}"\n', encoding="utf-8")
     report = e.tmp / f"report-{name}.json"
-    cmd = [sys.executable, "-m", "fhir_injection", "--config", str(cfg), "sync", "--source", url,
-           "--state", str(e.tmp / f"state-{name}.json"), "--report", str(report), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fhir_injection",
+        "--config",
+        str(cfg),
+        "sync",
+        "--source",
+        url,
+        "--state",
+        str(e.tmp / f"state-{name}.json"),
+        "--report",
+        str(report),
+        *extra,
+    ]
     t0 = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     print(f"{name}: exit {done.returncode} in {time.monotonic() - t0:.1f}s\n{done.stderr[-1500:]}")
@@ -91,15 +104,23 @@ def tasks_of(url: str, system: str) -> set[str]:
 @pytest.fixture(scope="module")
 def env(fhir_base_url, oracle_url, epic_url, tmp_path_factory):
     if not is_loopback(fhir_base_url):
-        pytest.fail("the vendor profiles are paths of the local HAPI test server (tests/hapi)",
-                    pytrace=False)
+        pytest.fail(
+            "the vendor profiles are paths of the local HAPI test server (tests/hapi)",
+            pytrace=False,
+        )
     e = Env()
     e.url, e.oracle, e.epic = fhir_base_url, oracle_url, epic_url
     e.run = uuid.uuid4().hex[:8]
     e.tmp = tmp_path_factory.mktemp("profiles")
     admin = connect(e.url)
-    admin.session.request("POST", "$expunge", json={"resourceType": "Parameters", "parameter": [
-        {"name": "expungeEverything", "valueBoolean": True}]})
+    admin.session.request(
+        "POST",
+        "$expunge",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "expungeEverything", "valueBoolean": True}],
+        },
+    )
     e.load = load_folder(str(DEMO), connect(e.url))
     e.accepted = e.load.loaded[MA]
     done, report, system = run_cli(e, "plain", e.url, "--pull", "auto", "--full")
@@ -122,15 +143,23 @@ def test_auto_picks_the_population_search_on_the_plain_server(env):
 @pytest.mark.parametrize("profile", ["oracle", "epic"])
 def test_population_search_is_refused_with_an_operation_outcome(env, profile):
     base = getattr(env, profile)
-    refused = requests.get(f"{base}/{MA}", params={"_lastUpdated": "ge2020-01-01T00:00:00Z"},
-                           headers={"Accept": "application/fhir+json"}, timeout=30)
+    refused = requests.get(
+        f"{base}/{MA}",
+        params={"_lastUpdated": "ge2020-01-01T00:00:00Z"},
+        headers={"Accept": "application/fhir+json"},
+        timeout=30,
+    )
     assert refused.status_code == 400
     body = refused.json()
     assert body["resourceType"] == "OperationOutcome"
     assert "requires one of the parameters _id, patient" in body["issue"][0]["diagnostics"]
     patient = json.loads((DEMO / "Patient.ndjson").read_text().splitlines()[0])["id"]
-    allowed = requests.get(f"{base}/{MA}", params={"patient": patient},
-                           headers={"Accept": "application/fhir+json"}, timeout=30)
+    allowed = requests.get(
+        f"{base}/{MA}",
+        params={"patient": patient},
+        headers={"Accept": "application/fhir+json"},
+        timeout=30,
+    )
     assert allowed.status_code == 200 and allowed.json()["resourceType"] == "Bundle"
     # the plain path is unchanged
     plain = requests.get(f"{env.url}/{MA}", params={"_count": "1"}, timeout=30)
@@ -140,14 +169,17 @@ def test_population_search_is_refused_with_an_operation_outcome(env, profile):
 @pytest.mark.parametrize("profile", ["oracle", "epic"])
 def test_auto_crawls_the_vendor_and_posts_the_search_paths_claims_exactly_once(env, profile):
     base = getattr(env, profile)
-    done, report, system = run_cli(env, profile, base, "--pull", "auto", "--cohort", str(DEMO),
-                                   "--concurrency", "4")
+    done, report, system = run_cli(
+        env, profile, base, "--pull", "auto", "--cohort", str(DEMO), "--concurrency", "4"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     body = json.loads(report.read_text())
     pull = body["summary"]["pull"]
     assert pull["strategy"] == "crawl"
-    assert pull["reason"] == (f"population search refused: {MA}?_lastUpdated=…&_count=… answered "
-                              "HTTP 400 (the server requires patient)")
+    assert pull["reason"] == (
+        f"population search refused: {MA}?_lastUpdated=…&_count=… answered "
+        "HTTP 400 (the server requires patient)"
+    )
     assert pull["cohort_from"] == "export folder" and pull["bad_patients"] == []
     assert pull["searches_per_patient"] <= 1.2
     assert "pull: crawl (population search refused" in done.stderr
@@ -157,8 +189,9 @@ def test_auto_crawls_the_vendor_and_posts_the_search_paths_claims_exactly_once(e
     assert claims_of(base, system) == env.plain_claims
     assert tasks_of(base, system) == env.plain_tasks
 
-    again, report2, _ = run_cli(env, profile, base, "--pull", "auto", "--cohort", str(DEMO),
-                                config_system=system)
+    again, report2, _ = run_cli(
+        env, profile, base, "--pull", "auto", "--cohort", str(DEMO), config_system=system
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     posted = json.loads(report2.read_text())["summary"]["posted"]
     assert posted["claims"]["created"] == posted["claims"]["updated"] == 0
@@ -176,11 +209,16 @@ def test_without_a_cohort_the_oracle_crawl_says_how_to_give_one(env):
 def test_read_only_trial_against_oracle_writes_the_claims_and_posts_nothing(env):
     out = env.tmp / "trial"
     system = f"urn:fhir-injection:test-{env.run}-trial:claim"
-    before = requests.get(f"{env.url}/Claim", params={"_summary": "count"}, timeout=30).json()["total"]
-    done, _, _ = run_cli(env, "trial", env.oracle, "--target", str(out), "--cohort", str(DEMO),
-                         config_system=system)
+    before = requests.get(f"{env.url}/Claim", params={"_summary": "count"}, timeout=30).json()[
+        "total"
+    ]
+    done, _, _ = run_cli(
+        env, "trial", env.oracle, "--target", str(out), "--cohort", str(DEMO), config_system=system
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    after = requests.get(f"{env.url}/Claim", params={"_summary": "count"}, timeout=30).json()["total"]
+    after = requests.get(f"{env.url}/Claim", params={"_summary": "count"}, timeout=30).json()[
+        "total"
+    ]
     assert after == before
     written = [json.loads(line) for line in (out / "Claim.ndjson").read_text().splitlines()]
     assert Counter(c["status"] for c in written) == Counter(s for s, _ in env.plain_claims.values())
@@ -196,18 +234,32 @@ def test_read_only_trial_against_oracle_writes_the_claims_and_posts_nothing(env)
 
 
 def _group(base: str, name: str) -> str:
-    patients = [json.loads(line)["id"] for line in (DEMO / "Patient.ndjson").read_text().splitlines()[:5]]
-    group = {"resourceType": "Group", "id": name, "type": "person", "actual": True,
-             "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients]}
-    put = requests.put(f"{base}/Group/{name}", json=group,
-                       headers={"Content-Type": "application/fhir+json"}, timeout=30)
+    patients = [
+        json.loads(line)["id"] for line in (DEMO / "Patient.ndjson").read_text().splitlines()[:5]
+    ]
+    group = {
+        "resourceType": "Group",
+        "id": name,
+        "type": "person",
+        "actual": True,
+        "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients],
+    }
+    put = requests.put(
+        f"{base}/Group/{name}",
+        json=group,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=30,
+    )
     assert put.status_code in (200, 201), put.text[:500]
     return name
 
 
 def _kick_off(base: str, path: str) -> requests.Response:
-    return requests.get(f"{base}/{path}", headers={"Accept": "application/fhir+json",
-                                                   "Prefer": "respond-async"}, timeout=60)
+    return requests.get(
+        f"{base}/{path}",
+        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+        timeout=60,
+    )
 
 
 def test_oracle_export_rules(env):

@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from faultproxy import FaultProxy  # noqa: E402
-
 from fhir_injection import connect, load_folder  # noqa: E402
 from fhir_injection.decision.rules import Config  # noqa: E402
 from fhir_injection.jobs.sync import SyncOptions, run_sync  # noqa: E402
@@ -49,30 +48,51 @@ LATENCY = 0.05
 def crawl_only(url: str, concurrency: int) -> dict:
     client = connect(url)
     client.capabilities()
-    pull = CrawlPull(client, Resolver(client), lambda p: None, state={}, cohort_dir=str(DEMO),
-                     concurrency=concurrency)
+    pull = CrawlPull(
+        client,
+        Resolver(client),
+        lambda p: None,
+        state={},
+        cohort_dir=str(DEMO),
+        concurrency=concurrency,
+    )
     t0 = time.perf_counter()
     admins = sum(len(page) for page in pull.pages(None, {}, lambda: None))
     seconds = time.perf_counter() - t0
     s = pull.stats
-    return {"seconds": round(seconds, 2), "patients": s.done, "administrations": admins,
-            "searches": s.searches, "searches_per_patient": round(s.searches / s.done, 3)}
+    return {
+        "seconds": round(seconds, 2),
+        "patients": s.done,
+        "administrations": admins,
+        "searches": s.searches,
+        "searches_per_patient": round(s.searches / s.done, 3),
+    }
 
 
 def trial(url: str, concurrency: int, rules) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         client = connect(url)
-        options = SyncOptions(pull="crawl", cohort_dir=str(DEMO), concurrency=concurrency,
-                              write_to=str(Path(tmp) / "out"), state_path=str(Path(tmp) / "s.json"))
+        options = SyncOptions(
+            pull="crawl",
+            cohort_dir=str(DEMO),
+            concurrency=concurrency,
+            write_to=str(Path(tmp) / "out"),
+            state_path=str(Path(tmp) / "s.json"),
+        )
         t0 = time.perf_counter()
         result = run_sync(client, client, rules, Config(), options)
         seconds = time.perf_counter() - t0
-        return {"seconds": round(seconds, 2), "requests": client.stats.requests,
-                "administrations": result.summary["administrations"]}
+        return {
+            "seconds": round(seconds, 2),
+            "requests": client.stats.requests,
+            "administrations": result.summary["administrations"],
+        }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hapi-url", default="http://127.0.0.1:8091/fhir")
     parser.add_argument("--no-load", action="store_true", help="the demo is already loaded")
     args = parser.parse_args()
