@@ -25,6 +25,7 @@ from .errors import (
     FhirInjectionError,
 )
 from .rules import load_rules
+from .sources import pull_names
 
 log = logging.getLogger("fhir_injection")
 
@@ -51,6 +52,7 @@ Typical use:
   fhir-injection sync                                   # the bundled demo clinic -> ./out/
   fhir-injection sync --source export/ --target out/    # a Bulk Data export folder
   fhir-injection sync --source https://ehr/fhir --target https://billing/fhir
+  fhir-injection sync --source https://ehr/fhir --target trial/ --pull crawl --patients ids.txt
   fhir-injection load --source fixtures/demo --target http://127.0.0.1:8080/fhir
   fhir-injection report out/report.json --html report.html   # a saved report as a page
   fhir-injection rules                                  # check mappings/ and list its tables
@@ -113,7 +115,33 @@ def _sync_parser(sub) -> None:
         default=None,
         metavar="DIR|URL",
         help="output folder or FHIR base URL (default: ./out for a folder source, "
-        "the source server for a URL source)",
+        "the source server for a URL source); a folder with a URL source is the read-only "
+        "trial: pull and decide, write Claim.ndjson, Task.ndjson and report.json, post nothing",
+    )
+    s.add_argument(
+        "--pull",
+        choices=("auto", *pull_names()),
+        default="auto",
+        help="how a server source is read: search = MedicationAdministration?_lastUpdated "
+        "across all patients; crawl = one search per patient; export = a Bulk Data $export "
+        "(system level); auto = probe once, search where the server allows it, else crawl "
+        "(default: %(default)s)",
+    )
+    s.add_argument(
+        "--patients",
+        metavar="FILE",
+        help="the crawl's cohort: one Patient id a line (# comments allowed)",
+    )
+    s.add_argument(
+        "--cohort",
+        metavar="DIR",
+        help="the crawl's cohort: the Patient resources of an export folder (e.g. a Group $export)",
+    )
+    s.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help="the crawl's patient searches in flight at once (default: %(default)s)",
     )
     s.add_argument(
         "--report",
@@ -156,15 +184,6 @@ def _sync_parser(sub) -> None:
         "the fastest), post = conditional create on the business identifier (for servers that "
         "assign ids), auto = put where the server takes client ids, falling back to post "
         "(default: %(default)s)",
-    )
-    from .sources import pull_names
-
-    s.add_argument(
-        "--pull",
-        choices=pull_names(),
-        default="search",
-        help="how a server source is read: search = MedicationAdministration?_lastUpdated "
-        "search, export = a Bulk Data $export (default: %(default)s)",
     )
     s.add_argument(
         "--max-poll-wait",

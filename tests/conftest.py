@@ -40,6 +40,28 @@ def fhir_base_url():
             subprocess.run(["bash", str(script), "stop"], capture_output=True)
 
 
+def _profile_url(base: str, profile: str) -> str:
+    """The vendor-profile path of the local HAPI test server (tests/hapi/README.md, "Vendor
+    profiles"): ``…/fhir`` → ``…/<profile>/fhir`` on the same server; ``FHIR_<PROFILE>_URL`` wins."""
+    url = os.environ.get(f"FHIR_{profile.upper()}_URL")
+    if url:
+        return url.rstrip("/")
+    if not base.endswith("/fhir"):
+        pytest.fail(f"cannot derive the {profile} profile's URL from {base}: set FHIR_{profile.upper()}_URL",
+                    pytrace=False)
+    return base[: -len("/fhir")] + f"/{profile}/fhir"
+
+
+@pytest.fixture(scope="session")
+def oracle_url(fhir_base_url):
+    return _profile_url(fhir_base_url, "oracle")
+
+
+@pytest.fixture(scope="session")
+def epic_url(fhir_base_url):
+    return _profile_url(fhir_base_url, "epic")
+
+
 @pytest.fixture(scope="session")
 def rules():
     from fhir_injection.rules import load_rules

@@ -167,12 +167,12 @@ class FakeFhir:
                 matches = [r for r in matches if any(f"{i.get('system')}|{i.get('value')}" in wanted
                                                      for i in r.get("identifier") or [])]
             elif name in ("patient", "beneficiary", "subject"):
-                refs = set(value.split(","))
+                refs = {v if "/" in v else f"Patient/{v}" for v in value.split(",")}  # bare ids too
                 field = {"Consent": "patient", "Coverage": "beneficiary"}.get(rtype, "subject")
                 matches = [r for r in matches if (r.get(field) or {}).get("reference") in refs]
             elif name == "effective-time":
                 for bound in values:
-                    op, day = bound[:2], bound[2:]
+                    op, day = bound[:2], bound[2:12]  # the date of a date or an instant bound
                     matches = [r for r in matches if (r.get("effectiveDateTime", "")[:10] >= day if op == "ge"
                                                       else r.get("effectiveDateTime", "")[:10] < day)]
             elif name == "_lastUpdated":

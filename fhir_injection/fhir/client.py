@@ -206,12 +206,17 @@ class FhirClient:
             + sum(len(quote(str(k))) + len(quote(str(v))) + 2 for k, v in extra)
         )
         seen: set[tuple[str, str]] = set()
-        for chunk in _chunks(unique, chunk_size, 10**9):
+        # read-only: chunks short enough for a GET URL, never POST _search
+        max_chars = max(MAX_URL_CHARS - overhead, 200) if self.read_only else 10**9
+        for chunk in _chunks(unique, chunk_size, max_chars):
             # An _id search returns one match per value; a patient= search several per value:
             # ask for a full page so a chunk is one request, not one per few patients.
             count = min(len(chunk), SEARCH_BY_PAGE) if param == "_id" else SEARCH_BY_PAGE
             query = [(param, ",".join(chunk)), ("_count", str(count)), *extra]
-            long = overhead + sum(len(quote(v, safe="")) + 3 for v in chunk) > MAX_URL_CHARS
+            long = (
+                not self.read_only
+                and overhead + sum(len(quote(v, safe="")) + 3 for v in chunk) > MAX_URL_CHARS
+            )
             for resource, mode in self.search(type_, query, post=long):
                 key = (str(resource.get("resourceType")), str(resource.get("id")))
                 if resource.get("id") and key in seen:
@@ -264,9 +269,20 @@ class FhirClient:
                 keep(i, resource, mode)
         return results
 
+    @property
+    def read_only(self) -> bool:
+        """A read-only run: GET only (no batch Bundles of searches, no ``POST _search``)."""
+        return self.session.read_only
+
+    @read_only.setter
+    def read_only(self, value: bool) -> None:
+        self.session.read_only = value
+
     def can_batch_searches(self) -> bool:
         """Will :meth:`lookup_many` send searches together (the server lists batch or transaction, and
-        has not refused a batch of searches yet)?"""
+        has not refused a batch of searches yet)? Never in a read-only run (a batch is a POST)."""
+        if self.read_only:
+            return False
         if self.batch_searches is None:
             self.batch_searches = self.supports_interaction("batch") or self.supports_interaction(
                 "transaction"

@@ -15,6 +15,7 @@ import json as jsonlib
 import logging
 import os
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -239,6 +240,9 @@ class HttpSession:
         self.allow_insecure_http = allow_insecure_http
         self.user_agent = user_agent
         self.stats = HttpStats()
+        # A read-only run (the trial: ``sync --source URL --target DIR``) sends GET and HEAD only.
+        self.read_only = False
+        self._count_lock = threading.Lock()  # the crawl's worker threads share the counters
         self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock
@@ -283,6 +287,8 @@ class HttpSession:
         method = method.upper()
         full_url = self.url_for(url)
         where = f"{method} {redact_url(full_url)}"
+        if self.read_only and method not in SAFE_METHODS:
+            raise FatalNetworkError(f"{where}: refused, this is a read-only run (GET only)")
         safe = (method in SAFE_METHODS) if safe_to_retry is None else safe_to_retry
         body = jsonlib.dumps(json).encode("utf-8") if json is not None else None
         if form is not None:  # a search sent as POST <type>/_search (FHIR R4 3.1.0.8.1)
@@ -351,7 +357,8 @@ class HttpSession:
             return retry_after is not None and retry_after > remaining()
 
         def before_sleep(state: RetryCallState) -> None:
-            self.stats.retries += 1
+            with self._count_lock:
+                self.stats.retries += 1
             log.warning(
                 "%s: %s, retrying in %.1f s (attempt %d of %d)",
                 where,
@@ -402,7 +409,8 @@ class HttpSession:
         settings = self._session.merge_environment_settings(
             prepared.url, {}, None, self.verify, None
         )
-        self.stats.requests += 1
+        with self._count_lock:
+            self.stats.requests += 1
         try:
             resp = self._session.send(
                 prepared, timeout=self.timeout, allow_redirects=method in SAFE_METHODS, **settings
@@ -413,10 +421,12 @@ class HttpSession:
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
         ) as exc:
-            self.stats.by_status["connection-error"] += 1
+            with self._count_lock:
+                self.stats.by_status["connection-error"] += 1
             log.debug("%s %s: %s", method, redact_url(url), type(exc).__name__)
             raise _Transient(None, kind=type(exc).__name__) from None
-        self.stats.by_status[str(resp.status_code)] += 1
+        with self._count_lock:
+            self.stats.by_status[str(resp.status_code)] += 1
         log.debug("%s %s -> %d", method, redact_url(url), resp.status_code)
         return resp
 

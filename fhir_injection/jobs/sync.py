@@ -3,8 +3,11 @@
 One run:
 
 1. read the source's CapabilityStatement (R4 only; which search features exist);
-2. search ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=_lastUpdated``
-   page by page, with ``_include`` of encounter/patient/medication where supported;
+2. pull pages of administrations with a pull of :mod:`fhir_injection.sources` (``--pull``):
+   ``search`` = ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=_lastUpdated``
+   with ``_include`` of encounter/patient/medication where supported; ``crawl`` = one search per
+   patient of a cohort (:mod:`fhir_injection.sources.crawl`); ``auto`` probes once and takes the
+   search where the server allows it (the report's ``summary.pull`` says which ran and why);
 3. per page, resolve everything else with ``_id`` / ``patient=`` / ``identifier=`` list
    searches, sent together as one batch Bundle per round (two rounds a page, usually),
    with a per-run cache, so requests grow with pages, not administrations;
@@ -14,6 +17,9 @@ One run:
    changed ones by a version-checked update, voids by status ``cancelled``,
    fixed Tasks by status ``completed``;
 5. advance and save the mark only after the page is safely posted.
+
+With a folder target (``options.write_to``) the run is the read-only trial: GET only, the Claims
+and Tasks written to files (:mod:`fhir_injection.sinks.trial`), the state file left alone.
 """
 
 from __future__ import annotations
@@ -47,8 +53,10 @@ from ..sinks.html import write_pages
 from ..sinks.report import ReportWriter, summary_text
 from ..sinks.server import PostCounts, Poster
 from ..sinks.trends import append_run, run_line, sync_history_path
+from ..sinks.trial import FolderPoster
 from ..sinks.view import ReportView
 from ..sources import pull_named
+from ..sources.crawl import choose_pull
 from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
 from .state import StateFile, StateLock
 
@@ -74,7 +82,14 @@ class SyncOptions:
     create_with: str = (
         "auto"  # new Claims/Tasks: "put" to our stable id, "post" conditional create, or auto
     )
-    pull: str = "search"  # how administrations are pulled from the source (a pull of fhir_injection.sources)
+    # how administrations are pulled from the source: a pull of fhir_injection.sources, or "auto"
+    # (probe once: population search where the server allows it, else the per-patient crawl;
+    # the CLI's default). Library callers get the search unless they ask.
+    pull: str = "search"
+    patients_file: str | None = None  # the crawl's cohort: one Patient id a line
+    cohort_dir: str | None = None  # the crawl's cohort: the Patients of an export folder
+    concurrency: int = 4  # the crawl's parallel patient searches
+    write_to: str | None = None  # the read-only trial: Claims, Tasks, report to this folder
     html_path: str | None = None  # report.html for the billing team (worklist.csv beside it)
     max_poll_wait: float = 120.0  # the export pull: the longest wait between status checks
 
@@ -134,6 +149,13 @@ def run_sync(
     source.capabilities()
     if target is not source:
         target.capabilities()
+    if options.write_to:  # the read-only trial: a full pull, GET only, files out, no state saved
+        source.read_only = True
+        options.report_path = str(Path(options.write_to) / "report.json")
+        if not options.html_path:  # a folder target gets the billing team's page, as offline
+            options.html_path = str(Path(options.write_to) / "report.html")
+        if not options.since:
+            options.full = True
     run = _SyncRun(source, target, rules, config, options, progress)
     report_path = Path(options.report_path)
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +179,12 @@ def run_sync(
             run.close_report(aborted=True)
             fh.close()
             tmp_report.replace(report_path)
+            if isinstance(run.poster, FolderPoster):
+                run.poster.abort()
             raise
         summary = run.close_report()
+    if isinstance(run.poster, FolderPoster):
+        run.poster.commit()
     tmp_report.replace(report_path)
     run.finish()
     run.write_pages(summary)
@@ -214,24 +240,35 @@ class _SyncRun:
             }
         )
         self.since = minus(self.mark, options.overlap_seconds) if self.mark else None
-        self.retry: dict[str, int] = {
-            k: v for k, v in (self.entry.get("retry") or {}).items() if isinstance(v, int)
-        }
+        self.retry: dict[str, int] = (
+            {}
+            if options.write_to
+            else {k: v for k, v in (self.entry.get("retry") or {}).items() if isinstance(v, int)}
+        )
         self.resolver = Resolver(
             source,
             chunk_size=LOOKUP_CHUNK,
             payors_needed=lambda coverage: not type_names_payer(coverage, rules),
         )
         self.separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
-        self.poster = Poster(
-            target,
-            rules,
-            config,
-            options.bundle_size,
-            source.base_url if self.separate else None,
-            options.create_with,
+        self.poster: Poster | FolderPoster
+        if options.write_to:
+            self.poster = FolderPoster(options.write_to, rules, config)
+        else:
+            self.poster = Poster(
+                target,
+                rules,
+                config,
+                options.bundle_size,
+                source.base_url if self.separate else None,
+                options.create_with,
+            )
+        self.pull_name, self.pull_reason = self._choose_pull()
+        if progress:
+            progress(f"pull: {self.pull_name} ({self.pull_reason})")
+        self.pull = pull_named(self.pull_name).for_run(
+            source, self.resolver, options, self._problem, state=self.entry, progress=progress
         )
-        self.pull = pull_named(options.pull).for_run(source, self.resolver, options, self._problem)
         bind = getattr(self.pull, "bind", None)  # a pull with state of its own (export)
         if bind is not None:
             bind(self.entry, self.state.save)
@@ -240,6 +277,25 @@ class _SyncRun:
         self.interrupted = False
         self.started = time.monotonic()
         self.report: ReportWriter
+
+    def _choose_pull(self) -> tuple[str, str]:
+        """(the pull to run, why): ``--pull auto`` probes the source once."""
+        if self.options.pull != "auto":
+            return self.options.pull, f"asked for with --pull {self.options.pull}"
+        name, reason = choose_pull(self.source, self.since)
+        cohort = self.options.patients_file or self.options.cohort_dir
+        if name == "search" and cohort:
+            reason += "; the cohort option is for the crawl and was not used"
+        return name, reason
+
+    def pull_summary(self) -> dict[str, Any]:
+        summary = getattr(self.pull, "summary", None)
+        return {
+            "strategy": self.pull_name,
+            "reason": self.pull_reason,
+            **({"read_only": True} if self.options.write_to else {}),
+            **(summary() if callable(summary) else {}),
+        }
 
     def _problem(self, problem: RecordProblem) -> None:
         self.report.problem(problem)
@@ -278,7 +334,13 @@ class _SyncRun:
         decisions: list[Decision] = []
         if page_admins:
             siblings, ctx = gather(
-                self.source, self.resolver, poster, page_admins, not self.separate, self.config
+                self.source,
+                self.resolver,
+                poster,
+                page_admins,
+                not self.separate,
+                self.config,
+                getattr(page_admins, "siblings", None),  # the crawl's pages bring their own
             )
             decisions = decide_isolated(
                 page_admins + siblings, ctx, self.rules, self.config, report.problem
@@ -352,6 +414,8 @@ class _SyncRun:
 
     def _save_mark(self) -> None:
         assert self.mark is not None  # both callers check it
+        if self.options.write_to:
+            return
         _save_mark(
             self.state, self.entry, self.mark, self.recent, self.options.overlap_seconds, self.retry
         )
@@ -360,6 +424,7 @@ class _SyncRun:
         return self.source.stats.requests + (self.target.stats.requests if self.separate else 0)
 
     def close_report(self, aborted: bool = False) -> dict:
+        self.report.summary.extra["pull"] = self.pull_summary()
         return _close_report(
             self.report,
             self.poster,
@@ -373,11 +438,15 @@ class _SyncRun:
         )
 
     def write_pages(self, summary: dict) -> None:
-        """Append the run to the history next to the state file (the trends), and write
-        report.html and worklist.csv when asked (``--html``)."""
-        runs = append_run(
-            sync_history_path(self.options.state_path), run_line(summary, self.created)
+        """Append the run to the history next to the state file (the trends; the read-only trial
+        keeps its own in its folder), and write report.html and worklist.csv when asked
+        (``--html``; the trial's folder always gets them)."""
+        history = (  # the trial leaves the sync's state (and its history) alone
+            Path(self.options.write_to) / "history.jsonl"
+            if self.options.write_to
+            else sync_history_path(self.options.state_path)
         )
+        runs = append_run(history, run_line(summary, self.created))
         if self.options.html_path and self.report.view is not None:
             html = Path(self.options.html_path)
             write_pages(
@@ -385,7 +454,10 @@ class _SyncRun:
             )
 
     def finish(self) -> None:
-        """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list."""
+        """Save the state: the mark (unsorted pages: only a whole run moves it) and the retry list.
+        The read-only trial saves nothing."""
+        if self.options.write_to:
+            return
         if self.mark and (self.ordered or not self.interrupted):
             self._save_mark()
         elif self.entry.get("retry", {}) != self.retry:
@@ -395,7 +467,7 @@ class _SyncRun:
 
 def _close_report(
     report: ReportWriter,
-    poster: Poster,
+    poster: Poster | FolderPoster,
     source: FhirClient,
     target: FhirClient,
     separate: bool,
@@ -460,14 +532,10 @@ def parse_interval(value: str) -> float:
 def run_sync_cli(args, rules: Rules, config: Config) -> int:
     source = make_client(args.source, "FHIR_", args)
     target_url = args.target or args.source
-    if not target_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            "a server source needs a server target (--target URL); "
-            "to work offline, export to a folder first"
-        )
+    folder = None if target_url.startswith(("http://", "https://")) else target_url
     target = (
         source
-        if target_url.rstrip("/") == args.source.rstrip("/")
+        if folder or target_url.rstrip("/") == args.source.rstrip("/")
         else make_client(target_url, "FHIR_TARGET_", args)
     )
     options = SyncOptions(
@@ -479,9 +547,15 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
         report_path=args.report or "report.json",
         create_with=getattr(args, "create_with", "auto"),
         html_path=getattr(args, "html", None),
-        pull=getattr(args, "pull", None) or "search",
+        pull=getattr(args, "pull", "auto"),
         max_poll_wait=getattr(args, "max_poll_wait", None) or 120.0,
+        patients_file=getattr(args, "patients", None),
+        cohort_dir=getattr(args, "cohort", None),
+        concurrency=getattr(args, "concurrency", 4),
+        write_to=folder,
     )
+    if folder and args.every:
+        raise ConfigError("the read-only trial (a folder --target) runs once: drop --every")
     stop = StopFlag()
     stop.install()
     every = parse_interval(args.every) if args.every else None

@@ -33,7 +33,7 @@ def _import_all() -> None:
 
 
 def pull_names() -> list[str]:
-    """The names of every pull of this package (the choices of ``sync --pull``)."""
+    """The names of every registered pull (``--pull`` offers them, and ``auto``)."""
     _import_all()
     return sorted(_PULLS)
 

@@ -49,7 +49,7 @@ class ExportPull:
 
     @classmethod
     def for_run(
-        cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem
+        cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem, **_: Any
     ) -> ExportPull:
         return cls(client, resolver, options, on_problem)
 

@@ -316,6 +316,7 @@ def gather(
     page_admins: Sequence[Mapping],
     same_server: bool,
     config: Config | None = None,
+    known_siblings: Sequence[Mapping] | None = None,
 ) -> tuple[list[Mapping], Context]:
     """Everything a page needs before it can be decided and posted, in as few requests as possible.
 
@@ -327,15 +328,25 @@ def gather(
 
     The page is grouped by the clinic's day with ``config`` (its time zone) and what the cache
     holds (the encounters the page ``_include``\\ d, Locations and Organizations met before).
+    ``known_siblings``: the pull already has them (the crawl asks a patient's whole days), so
+    there is no sibling search.
     """
     config = config or Config()
     held = resolver.known()
-    sibs = _sibling_lookups(source, page_admins, lambda a: service_date(a, held, config))
+    sibs = (
+        _sibling_lookups(source, page_admins, lambda a: service_date(a, held, config))
+        if known_siblings is None
+        else []
+    )
     known = {a.get("id") for a in page_admins}
     admins = list(page_admins)
-    siblings: dict[str, Mapping] = {}
+    siblings: dict[str, Mapping] = {
+        s["id"]: s for s in known_siblings or () if s.get("id") not in known
+    }
+    if known_siblings is not None:
+        admins += siblings.values()
     extra: list[Lookup] = sibs + (
-        rider.lookups([a["id"] for a in page_admins]) if same_server else []
+        rider.lookups([a["id"] for a in page_admins] + list(siblings)) if same_server else []
     )
     for round_ in range(4):
         results = resolver.fetch(admins, extra)
@@ -350,9 +361,13 @@ def gather(
                     siblings.setdefault(r["id"], r)
         if answers:
             rider.take(list(answers), list(answers.values()))
-        if round_ == 0:
+        if round_ == 0 and known_siblings is None:
             admins += siblings.values()
-        extra = rider.lookups(list(siblings)) if same_server and round_ == 0 else []
+        extra = (
+            rider.lookups(list(siblings))
+            if same_server and round_ == 0 and known_siblings is None
+            else []
+        )
     return list(siblings.values()), resolver.context(admins)
 
 
@@ -371,7 +386,7 @@ class SearchPull:
 
     @classmethod
     def for_run(
-        cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem
+        cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem, **_
     ) -> SearchPull:
         """The pull a sync run asks for (``options``: page_size, overlap_seconds)."""
         return cls(client, resolver, options.page_size, options.overlap_seconds, on_problem)

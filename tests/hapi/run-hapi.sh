@@ -11,12 +11,17 @@
 #   HAPI_START_TIMEOUT   seconds to wait for /fhir/metadata to answer 200 (default 300)
 #   HAPI_JAVA_OPTS       JVM options (default -Xmx1g)
 #   HAPI_VALIDATION      true (default) / false: reject requests whose resources have validation errors
+#   HAPI_PROFILE         none (default) / oracle / epic: the vendor rules the plain /fhir path follows
+#                        (/oracle/fhir and /epic/fhir always follow theirs; see README.md)
+#   HAPI_FILES_PORT      the vendor profiles' export-file port (default HAPI_PORT + 1000)
 #   JAVA, MVN            java / mvn executables (default: from PATH)
 # Only the base URL goes to stdout; progress and errors go to stderr.
 set -euo pipefail
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PORT="${HAPI_PORT:-8080}"
+FILES_PORT="${HAPI_FILES_PORT:-$((PORT + 1000))}"
+PROFILE="${HAPI_PROFILE:-none}"
 TIMEOUT="${HAPI_START_TIMEOUT:-300}"
 JAVA_OPTS="${HAPI_JAVA_OPTS:--Xmx1g}"
 JAVA="${JAVA:-java}"
@@ -122,16 +127,23 @@ cmd_start() {
     return 0
   fi
   rm -f "$PIDFILE"
-  if port_in_use "$PORT"; then
-    log "port $PORT on 127.0.0.1 is already in use by another process"
-    exit 1
-  fi
+  for p in "$PORT" "$FILES_PORT"; do
+    if port_in_use "$p"; then
+      log "port $p on 127.0.0.1 is already in use by another process"
+      exit 1
+    fi
+  done
+  case "$PROFILE" in
+    none|oracle|epic) ;;
+    *) log "HAPI_PROFILE must be none, oracle or epic, not '$PROFILE'"; exit 2 ;;
+  esac
   if needs_build; then build; fi
 
-  log "starting HAPI FHIR on 127.0.0.1:$PORT (log: $LOG)"
+  log "starting HAPI FHIR on 127.0.0.1:$PORT, /fhir profile $PROFILE, files port $FILES_PORT (log: $LOG)"
   cd "$DIR"
   # shellcheck disable=SC2086
-  nohup "$JAVA" $JAVA_OPTS -Dhapi.port="$PORT" -jar "$JAR" > "$LOG" 2>&1 < /dev/null &
+  nohup "$JAVA" $JAVA_OPTS -Dhapi.port="$PORT" -Dhapi.files.port="$FILES_PORT" -Dhapi.profile="$PROFILE" \
+    -jar "$JAR" > "$LOG" 2>&1 < /dev/null &
   pid=$!
   echo "$pid" > "$PIDFILE"
   local t0=$SECONDS

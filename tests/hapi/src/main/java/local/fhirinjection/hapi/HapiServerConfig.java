@@ -5,6 +5,7 @@ import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
 import ca.uhn.fhir.batch2.maintenance.JobMaintenanceServiceImpl;
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.context.support.IValidationSupport;
+import ca.uhn.fhir.interceptor.api.IInterceptorService;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
 import ca.uhn.fhir.jpa.api.config.ThreadPoolFactoryConfig;
 import ca.uhn.fhir.jpa.api.dao.IFhirSystemDao;
@@ -37,6 +38,8 @@ import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
 import org.springframework.boot.web.embedded.tomcat.TomcatServletWebServerFactory;
+import org.apache.catalina.connector.Connector;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.boot.web.servlet.ServletRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -75,6 +78,11 @@ public class HapiServerConfig {
 
 	static int port() {
 		return Integer.parseInt(HapiTestServer.setting("hapi.port", "HAPI_PORT", "8080"));
+	}
+
+	/** The vendor profiles' "object store" port (export files behind a redirect): FHIR port + 1000. */
+	static int filesPort() {
+		return Integer.parseInt(HapiTestServer.setting("hapi.files.port", "HAPI_FILES_PORT", String.valueOf(port() + 1000)));
 	}
 
 	// ---------------------------------------------------------------- settings
@@ -196,12 +204,43 @@ public class HapiServerConfig {
 			connector.setProperty("relaxedQueryChars", "|{}[]^`\"<>\\");
 			connector.setProperty("relaxedPathChars", "|{}[]^`\"<>\\");
 		});
+		// the vendor profiles' stand-in for an object store's pre-signed URLs (see VendorProfileFilter)
+		Connector files = new Connector();
+		files.setPort(filesPort());
+		files.setProperty("address", "127.0.0.1");
+		factory.addAdditionalTomcatConnectors(files);
 		return factory;
+	}
+
+	/** Vendor profiles: /oracle/fhir and /epic/fhir (and /fhir when HAPI_PROFILE names one). */
+	@Bean
+	public VendorProfileFilter vendorProfiles() {
+		return new VendorProfileFilter(port(), filesPort());
+	}
+
+	@Bean
+	public FilterRegistrationBean<VendorProfileFilter> vendorProfileFilter(VendorProfileFilter theFilter) {
+		FilterRegistrationBean<VendorProfileFilter> registration =
+				new FilterRegistrationBean<>(theFilter, new ServletRegistrationBean<?>[0]);
+		registration.addUrlPatterns("/*");
+		registration.setName("vendorProfiles");
+		return registration;
+	}
+
+	/** The files port's only path: /files/<profile>/Binary/<id> (served on the files port only). */
+	@Bean
+	public ServletRegistrationBean<jakarta.servlet.http.HttpServlet> filesServlet(VendorProfileFilter theFilter) {
+		ServletRegistrationBean<jakarta.servlet.http.HttpServlet> registration =
+				new ServletRegistrationBean<>(theFilter.filesServlet(), "/files/*");
+		registration.setName("files");
+		return registration;
 	}
 
 	@Bean
 	public ServletRegistrationBean<RestfulServer> fhirServlet(RestfulServer theServer) {
-		ServletRegistrationBean<RestfulServer> registration = new ServletRegistrationBean<>(theServer, "/fhir/*");
+		// one server, three paths: /fhir (plain, or HAPI_PROFILE), /oracle/fhir and /epic/fhir (VendorProfile)
+		ServletRegistrationBean<RestfulServer> registration =
+				new ServletRegistrationBean<>(theServer, "/fhir/*", "/oracle/fhir/*", "/epic/fhir/*");
 		registration.setName("fhir");
 		registration.setLoadOnStartup(1);
 		return registration;
@@ -218,7 +257,8 @@ public class HapiServerConfig {
 			IValidationSupport theValidationSupport,
 			DatabaseBackedPagingProvider thePagingProvider,
 			BulkDataExportProvider theBulkDataExportProvider,
-			IInstanceValidatorModule theInstanceValidator) {
+			IInstanceValidatorModule theInstanceValidator,
+			IInterceptorService theInterceptorService) {
 		RestfulServer server = new RestfulServer(theFhirContext);
 		server.setServerName("fhir-injection HAPI test server");
 		server.setDefaultResponseEncoding(EncodingEnum.JSON);
@@ -237,6 +277,9 @@ public class HapiServerConfig {
 		server.setPagingProvider(thePagingProvider);
 
 		server.registerInterceptor(new ExpungeEverythingGate.RequestHook());
+		// the vendor profiles' search rules hold for every JPA search, batch entries included
+		theInterceptorService.registerInterceptor(new VendorProfile.SearchRules());
+		ourLog.info("plain /fhir path profile: {}; files port {}", VendorProfile.forPlainPath(), filesPort());
 
 		if (Boolean.parseBoolean(HapiTestServer.setting("hapi.validation", "HAPI_VALIDATION", "true"))) {
 			// Validate every incoming resource (transaction bundles included, entry by entry) with

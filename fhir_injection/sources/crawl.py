@@ -1,0 +1,494 @@
+"""The per-patient crawl: ``MedicationAdministration?patient=<id>&effective-time=ge…`` for a cohort.
+
+For EHRs that refuse a population search of administrations (Oracle Health answers
+MedicationAdministration searches only with ``patient`` or ``_id``; Epic reads them per patient).
+The cohort comes from ``--patients FILE`` (one Patient id a line, ``#`` comments), from the
+Patient resources of an export folder (``--cohort DIR``), or from the server itself where it
+allows it: the patients of ``Encounter?_lastUpdated=ge…`` (else ``Encounter?date=ge…``), else
+``Patient?_lastUpdated=ge…``, together with every patient an earlier run crawled.
+
+Each patient is one search (plus its next links) run on a bounded thread pool over the one shared
+retry loop (:mod:`fhir_injection.fhir.http`, which waits out 429 with ``Retry-After``); the run
+gets one page a patient, in cohort order. The per-patient window (the latest ``effective`` seen)
+is kept in the state file under the source's ``crawl`` entry: the next run asks from the start of
+the UTC day before ``window − overlap``, so a patient's other administrations of the same days come
+along and the same-day rules see them (those already posted at the same version are handed to the
+run as siblings, not decided again). A patient the server refuses (403) or does not know (404) is
+reported by id and the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..clock import format_instant, minus, parse_instant
+from ..errors import ConfigError, FatalNetworkError, OnProblem, PagingExpired, RecordProblem
+from ..fhir.client import FhirClient
+from ..fhir.resources import patient_id_of
+from . import pull
+from .records import check_resource, check_shape
+from .server import MA, PAGE_INCLUDES, Resolver, last_updated
+
+log = logging.getLogger("fhir_injection.sync")
+
+DEFAULT_CONCURRENCY = 4
+# statuses that mean "this patient", not "this server": reported by id, the crawl goes on
+PATIENT_STATUSES = (400, 403, 404, 410)
+EFFECTIVE = "effective-time"
+PATIENTS_PER_PAGE = 50  # whole patients a page at most (their look-ups go together)
+
+
+class CrawlPage(list):
+    """One patient's new administrations; ``siblings``: the same days' ones already posted."""
+
+    siblings: list[dict]
+    patient: str
+
+    def __init__(self, admins: list[dict], siblings: list[dict], patient: str):
+        super().__init__(admins)
+        self.siblings = siblings
+        self.patient = patient
+
+
+def read_patient_file(path: str | Path) -> list[str]:
+    """Patient ids from a file: one a line (``123`` or ``Patient/123``), blank lines and ``#``
+    comments (whole-line or after the id) ignored, duplicates dropped, order kept."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--patients {path}: {exc.strerror or exc}") from None
+    ids: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        value = line.split("#", 1)[0].strip()
+        if not value:
+            continue
+        if value.startswith("Patient/"):
+            value = value[len("Patient/") :]
+        if "/" in value or " " in value or len(value) > 64:
+            raise ConfigError(f"--patients {path} line {number}: not a Patient id")
+        ids.append(value)
+    return list(dict.fromkeys(ids))
+
+
+def cohort_from_folder(folder: str | Path, on_problem: OnProblem) -> list[str]:
+    """The ids of the Patient resources in an export folder (e.g. a Group ``$export``'s output)."""
+    from .export import ExportFolder
+
+    if not Path(folder).is_dir():
+        raise ConfigError(f"--cohort {folder}: not a folder")
+    ids = [
+        str(resource["id"])
+        for resource, *_ in ExportFolder(folder, on_problem).records()
+        if resource.get("resourceType") == "Patient" and resource.get("id")
+    ]
+    return list(dict.fromkeys(ids))
+
+
+def effective_of(admin: Mapping) -> datetime | None:
+    """When an administration happened (``effectiveDateTime`` or ``effectivePeriod.start``), as an
+    aware datetime; None when it has no time with a zone."""
+    value = admin.get("effectiveDateTime")
+    if not isinstance(value, str):
+        period = admin.get("effectivePeriod")
+        value = period.get("start") if isinstance(period, Mapping) else None
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        return parse_instant(value)
+    except ConfigError:
+        return None
+
+
+def window_start(window: str, overlap: float) -> str:
+    """The ``effective-time=ge`` bound for a patient last seen at ``window``: the start of the UTC
+    day before ``window − overlap`` (a clinic's day in any zone is inside it), with a time component
+    (Oracle wants one)."""
+    moment = parse_instant(minus(window, overlap))
+    day = datetime(moment.year, moment.month, moment.day, tzinfo=UTC) - timedelta(days=1)
+    return day.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class CrawlStats:
+    """What the crawl did, for the report and the progress line (ids and counts only)."""
+
+    total: int = 0
+    done: int = 0
+    searches: int = 0  # the crawl's own requests: first pages and next links
+    administrations: int = 0
+    cohort_from: str = ""
+    bad: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cohort_from": self.cohort_from,
+            "patients": self.total,
+            "done": self.done,
+            "searches": self.searches,
+            "searches_per_patient": round(self.searches / self.done, 2) if self.done else None,
+            "administrations": self.administrations,
+            "bad_patients": list(self.bad),
+        }
+
+
+def eta_text(done: int, total: int, elapsed: float) -> str:
+    """``m:ss`` left at the rate so far, ``?`` before the first patient is done."""
+    if done <= 0 or total <= done:
+        return "?" if done <= 0 else "0:00"
+    left = elapsed / done * (total - done)
+    minutes, seconds = divmod(round(left), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+@pull
+class CrawlPull:
+    """One page a patient from ``MedicationAdministration?patient=<id>&effective-time=ge…``."""
+
+    name = "crawl"
+    ordered = True  # every page is a whole patient: the state may be saved after each
+
+    @classmethod
+    def for_run(
+        cls,
+        client: FhirClient,
+        resolver: Resolver,
+        options,
+        on_problem: OnProblem,
+        state: dict | None = None,
+        progress: Callable[[str], None] | None = None,
+        **_: Any,
+    ) -> CrawlPull:
+        """The crawl a sync run asks for (``options``: page_size, overlap_seconds, patients_file,
+        cohort_dir, concurrency, full, since)."""
+        return cls(
+            client,
+            resolver,
+            on_problem,
+            state=state if state is not None else {},
+            page_size=options.page_size,
+            overlap_seconds=options.overlap_seconds,
+            concurrency=getattr(options, "concurrency", DEFAULT_CONCURRENCY),
+            patients_file=getattr(options, "patients_file", None),
+            cohort_dir=getattr(options, "cohort_dir", None),
+            fresh=bool(options.full or options.since),
+            since=options.since,
+            progress=progress,
+        )
+
+    def __init__(
+        self,
+        client: FhirClient,
+        resolver: Resolver,
+        on_problem: OnProblem,
+        state: dict,
+        page_size: int = 500,
+        overlap_seconds: float = 300,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        patients_file: str | None = None,
+        cohort_dir: str | None = None,
+        fresh: bool = False,
+        since: str | None = None,
+        progress: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if concurrency < 1:
+            raise ConfigError("--concurrency must be 1 or more")
+        self.client = client
+        self.resolver = resolver
+        self.on_problem = on_problem
+        self.page_size = page_size
+        self.overlap = overlap_seconds
+        self.concurrency = concurrency
+        self.patients_file = patients_file
+        self.cohort_dir = cohort_dir
+        self.fresh = fresh
+        self.since = since
+        self.progress = progress
+        self.clock = clock
+        crawl = state.setdefault("crawl", {})
+        self.windows: dict[str, str] = crawl.setdefault("patients", {})
+        if fresh:
+            self.windows.clear()
+        self.stats = CrawlStats()
+        self._lock = threading.Lock()
+
+    # -- the cohort ------------------------------------------------------
+
+    def cohort(self, since: str | None) -> list[str]:
+        """Who to crawl, in a fixed order; ``stats.cohort_from`` says where the list came from."""
+        if self.patients_file:
+            self.stats.cohort_from = "patients file"
+            return read_patient_file(self.patients_file)
+        if self.cohort_dir:
+            self.stats.cohort_from = "export folder"
+            return cohort_from_folder(self.cohort_dir, self.on_problem)
+        found, how = self._cohort_from_server(since)
+        self.stats.cohort_from = how
+        return list(dict.fromkeys([*sorted(self.windows), *found]))
+
+    def _cohort_from_server(self, since: str | None) -> tuple[list[str], str]:
+        tries: list[tuple[str, list[tuple[str, str]]]] = []
+        if since and self.client.supports_search_param("Encounter", "_lastUpdated"):
+            tries.append(("Encounter", [("_lastUpdated", f"ge{since}")]))
+        if since and self.client.supports_search_param("Encounter", "date"):
+            tries.append(("Encounter", [("date", f"ge{since}")]))
+        if not since:
+            tries.append(("Encounter", []))
+        if self.client.supports_search_param("Patient", "_lastUpdated") and since:
+            tries.append(("Patient", [("_lastUpdated", f"ge{since}")]))
+        elif not since:
+            tries.append(("Patient", []))
+        refused: list[str] = []
+        for rtype, params in tries:
+            query = [*params, ("_count", str(self.page_size))]
+            try:
+                ids: list[str] = []
+                for resource, mode in self.client.search(rtype, query):
+                    if mode != "match" or resource.get("resourceType") != rtype:
+                        continue
+                    pid = resource.get("id") if rtype == "Patient" else patient_id_of(resource)
+                    if pid:
+                        ids.append(str(pid))
+            except FatalNetworkError as exc:
+                if exc.status not in (400, 403, 422):
+                    raise
+                refused.append(f"{rtype} HTTP {exc.status}")
+                continue
+            where = "&".join(k for k, _ in params) or "all"
+            return list(dict.fromkeys(ids)), f"{rtype} search ({where})"
+        if self.windows:
+            return [], "patients of earlier runs (population searches refused)"
+        raise ConfigError(
+            "the server allows no population search to find the cohort ("
+            + ", ".join(refused or ["no Encounter or Patient search"])
+            + "): give it with --patients FILE or --cohort DIR (a Group $export's folder)"
+        )
+
+    # -- the pages -------------------------------------------------------
+
+    def _params(self, patient: str) -> list[tuple[str, str]]:
+        params = [("patient", patient), ("_count", str(self.page_size))]
+        window = self.windows.get(patient)
+        if window is None and self.since:
+            window = format_instant(parse_instant(self.since))
+        if window and self.client.supports_search_param(MA, EFFECTIVE):
+            params.append((EFFECTIVE, f"ge{window_start(window, self.overlap)}"))
+        for include in PAGE_INCLUDES:
+            if self.client.supports_include(MA, include):
+                params.append(("_include", include))
+        return params
+
+    def _fetch(self, patient: str) -> tuple[str, list[dict] | None, FatalNetworkError | None]:
+        """One patient's entries (matches and includes), following next links; runs on a worker.
+
+        Returns (patient, entries, None) or (patient, None, the error) for a patient the server
+        refuses; any other failure is raised (the run stops, the state keeps what was posted)."""
+        entries: list[dict] = []
+        for _attempt in range(3):
+            entries = []
+            try:
+                for bundle in self.client.search_pages(MA, self._params(patient)):
+                    with self._lock:
+                        self.stats.searches += 1
+                    entries.extend(e for e in bundle.get("entry") or [] if isinstance(e, dict))
+                return patient, entries, None
+            except PagingExpired:
+                continue  # the server forgot the search: ask this patient again
+            except FatalNetworkError as exc:
+                if exc.status in PATIENT_STATUSES:
+                    return patient, None, exc
+                raise
+        raise FatalNetworkError(f"the server kept expiring the paging links of {MA} searches")
+
+    def pages(
+        self,
+        since: str | None,
+        recent: Mapping[str, list],
+        mark: Callable[[], str | None],
+        numbered_from: int = 0,
+    ) -> Iterator[list[dict]]:
+        """Pages of whole patients, in cohort order: consecutive patients share a page up to
+        ``page_size`` administrations or :data:`PATIENTS_PER_PAGE` patients, so the look-ups and
+        writes of a page are batched as the search path's are. The patients' windows move once the
+        run has posted their page (when the next page is asked for)."""
+        patients = self.cohort(since)
+        self.stats.total = len(patients)
+        started = self.clock()
+        ahead = max(2 * self.concurrency, PATIENTS_PER_PAGE)  # fetched and waiting: bounded
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="crawl")
+        todo = iter(enumerate(patients))
+        running: dict[Future, int] = {}
+        ready: dict[int, tuple[str, list[dict] | None, FatalNetworkError | None]] = {}
+        order = 0
+        group: list[CrawlPage] = []
+
+        def submit() -> None:
+            while len(running) + len(ready) < ahead:
+                item = next(todo, None)
+                if item is None:
+                    return
+                running[pool.submit(self._fetch, item[1])] = item[0]
+
+        try:
+            submit()
+            while running or ready:
+                if order not in ready:
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        ready[running.pop(fut)] = fut.result()
+                    continue
+                patient, entries, error = ready.pop(order)
+                order += 1
+                submit()
+                if error is not None:
+                    self._bad(patient, error)
+                    self.stats.done += 1
+                    self._show(started)
+                    continue
+                group.append(self._page(patient, entries or [], recent))
+                if sum(len(p) for p in group) >= self.page_size or len(group) >= PATIENTS_PER_PAGE:
+                    yield from self._emit(group, started)
+                    group = []
+            if group:
+                yield from self._emit(group, started)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _emit(self, group: list[CrawlPage], started: float) -> Iterator[CrawlPage]:
+        page = CrawlPage(
+            [a for p in group for a in p],
+            [s for p in group for s in p.siblings],
+            ",".join(p.patient for p in group),
+        )
+        self.stats.administrations += len(page)
+        yield page
+        for part in group:  # posted: the windows move
+            self._seen(part.patient, list(part) + part.siblings)
+        self.stats.done += len(group)
+        self._show(started)
+
+    def _page(self, patient: str, entries: list[dict], recent: Mapping[str, list]) -> CrawlPage:
+        admins: list[dict] = []
+        siblings: list[dict] = []
+        for e in entries:
+            resource = e.get("resource")
+            mode = (e.get("search") or {}).get("mode", "match")
+            where = (
+                f"{resource.get('resourceType', '?')}/{resource.get('id')}"
+                if isinstance(resource, dict)
+                else f"Patient/{patient} crawl entry"
+            )
+            problem = check_resource(resource, where)
+            if problem is None and isinstance(resource, dict):
+                problem = check_shape(resource, where)
+            if problem or not isinstance(resource, dict):
+                if problem:
+                    self.on_problem(problem)
+                continue
+            if resource["resourceType"] != MA or mode != "match":
+                self.resolver.remember(resource)
+                continue
+            version = (resource.get("meta") or {}).get("versionId") or last_updated(resource) or ""
+            if (recent.get(resource["id"]) or [None])[0] == version:
+                siblings.append(resource)  # posted at this version: context for the same-day rules
+            else:
+                admins.append(resource)
+        return CrawlPage(admins, siblings, patient)
+
+    def _seen(self, patient: str, admins: list[dict]) -> None:
+        """The patient's page is posted: move its window to the latest administration seen."""
+        latest = max((t for a in admins if (t := effective_of(a)) is not None), default=None)
+        old = self.windows.get(patient)
+        if latest is not None and (old is None or latest > parse_instant(old)):
+            self.windows[patient] = format_instant(latest.astimezone(UTC))
+
+    def _bad(self, patient: str, error: FatalNetworkError) -> None:
+        self.stats.bad.append({"patient": patient, "status": error.status})
+        log.warning("crawl: Patient/%s refused (HTTP %s); going on", patient, error.status)
+        self.on_problem(
+            RecordProblem(
+                f"Patient/{patient}",
+                None,
+                f"crawl: the server answered HTTP {error.status} to this patient's "
+                f"{MA} search; skipped this run",
+            )
+        )
+
+    def _show(self, started: float) -> None:
+        if not self.progress:
+            return
+        s = self.stats
+        self.progress(
+            f"crawl: {s.done}/{s.total} patients, {s.searches} searches "
+            f"({self.client.stats.requests} requests in all), {s.administrations} administrations, "
+            f"ETA {eta_text(s.done, s.total, self.clock() - started)}"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """For the report's ``pull`` entry."""
+        return self.stats.as_dict()
+
+
+# ----------------------------------------------------------------------------- --pull auto
+
+
+def probe_population_search(client: FhirClient, since: str | None = None) -> tuple[bool, str]:
+    """Does the server allow ``MedicationAdministration`` searches across all patients?
+
+    One request: ``MedicationAdministration?_lastUpdated=ge<since or a day ago>&_count=1`` (without
+    ``_lastUpdated`` where the CapabilityStatement does not list it). A searchset Bundle without an
+    error outcome: yes. A 400, 403 or 422, a body that is an OperationOutcome, or a Bundle with an
+    error/fatal outcome entry: no. Returns (allowed, a short reason with no PHI: statuses and
+    parameter names only). Other failures (5xx after retries, 401) are raised.
+    """
+    from ..clock import now
+    from ..fhir.client import NO_CACHE
+    from ..fhir.http import json_of
+
+    if client._resource(MA) is None:
+        return False, f"the CapabilityStatement lists no {MA}"
+    params: list[tuple[str, str]] = [("_count", "1")]
+    if client.supports_search_param(MA, "_lastUpdated"):
+        params.insert(0, ("_lastUpdated", f"ge{since or minus(now(), 86400)}"))
+    asked = f"{MA}?{'&'.join(k + '=…' for k, _ in params)}"
+    try:
+        body = json_of(client.session.request("GET", MA, params=params, headers=NO_CACHE))
+    except FatalNetworkError as exc:
+        if exc.status in (400, 403, 405, 422):
+            needs = " (the server requires patient)" if _names_patient(exc.outcome) else ""
+            return False, f"population search refused: {asked} answered HTTP {exc.status}{needs}"
+        raise
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        outcome = body if isinstance(body, dict) else {}
+        needs = " (the server requires patient)" if _names_patient(str(outcome)) else ""
+        return False, f"population search refused: {asked} answered an OperationOutcome{needs}"
+    for entry in body.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
+            continue
+        if any(
+            isinstance(i, dict) and i.get("severity") in ("error", "fatal")
+            for i in resource.get("issue") or []
+        ):
+            needs = " (the server requires patient)" if _names_patient(str(resource)) else ""
+            return False, f"population search refused: {asked} answered an error outcome{needs}"
+    return True, f"population search allowed: {asked} answered HTTP 200"
+
+
+def _names_patient(text: str | None) -> bool:
+    return bool(text) and "patient" in str(text).lower()
+
+
+def choose_pull(client: FhirClient, since: str | None = None) -> tuple[str, str]:
+    """``--pull auto``: (the pull's name, why). Population search where the server allows it,
+    otherwise the per-patient crawl."""
+    allowed, reason = probe_population_search(client, since)
+    return ("search" if allowed else "crawl"), reason
