@@ -37,6 +37,8 @@ def decision_entry(
     """One report entry. Its only float is ``estimated_usd`` (:class:`ReportWriter` relies on it)."""
     drug = next((line for line in decision.lines if line.kind == "drug"), None)
     admin_line = next((line for line in decision.lines if line.kind == "administration"), None)
+    waste = next((line for line in decision.lines if line.kind == "waste"), None)
+    package = decision.package
     return {
         "administration": decision.administration,
         "version": decision.version,
@@ -51,8 +53,19 @@ def decision_entry(
         "service_date": decision.service_date,
         "payer_type": decision.payer_type,
         "place_of_service": decision.place_of_service,
+        "performer": decision.performer,
+        "rendering": decision.rendering,
         "hcpcs": decision.drug,
         "units": decision.units,
+        "jw_units": waste.quantity if waste else None,
+        "package": {
+            "amount": str(package.amount),
+            "unit": package.unit,
+            "container": package.container,
+            "source": package.source,
+        }
+        if package is not None
+        else None,
         "ndc": drug.ndc if drug else decision.extra.get("ndc"),
         "modifiers": {
             "96372": list(admin_line.modifiers) if admin_line else [],
