@@ -13,7 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from builders import ICD10, RXNORM, admin, decide_one, dosage, dose, gap_codes, line, med, replace_resource, world
+from builders import (
+    ICD10,
+    RXNORM,
+    admin,
+    decide_one,
+    dosage,
+    dose,
+    gap_codes,
+    line,
+    med,
+    replace_resource,
+    world,
+)
 from fhir_injection import MappingError, load_rules
 from fhir_injection.decision.clinical import diagnosis_rule_holds
 from fhir_injection.decision.model import Coding
@@ -27,8 +39,11 @@ def reasons(*codes):
 
 
 def leuprolide(amount, *codes):
-    a = admin(medicationCodeableConcept=med(RXNORM, "42375", "leuprolide"), dosage=dosage(dose=dose(amount, "mg")),
-              reasonCode=reasons(*codes))
+    a = admin(
+        medicationCodeableConcept=med(RXNORM, "42375", "leuprolide"),
+        dosage=dosage(dose=dose(amount, "mg")),
+        reasonCode=reasons(*codes),
+    )
     return decide_one(a, replace_resource(world(payer="commercial"), "Encounter", diagnosis=None))
 
 
@@ -60,8 +75,11 @@ def test_a_cancer_diagnosis_among_others_decides():
 
 
 def epoetin(*codes):
-    a = admin(medicationCodeableConcept=med(HCPCS, "J0885"), dosage=dosage(dose=dose(4000, "[iU]")),
-              reasonCode=reasons(*codes))
+    a = admin(
+        medicationCodeableConcept=med(HCPCS, "J0885"),
+        dosage=dosage(dose=dose(4000, "[iU]")),
+        reasonCode=reasons(*codes),
+    )
     return decide_one(a, replace_resource(world(payer="commercial"), "Encounter", diagnosis=None))
 
 
@@ -80,7 +98,9 @@ def test_a_rule_holds_when_every_group_has_a_code_in_range():
     esrd = rules.diagnosis_rules["esrd-dialysis"]
     assert diagnosis_rule_holds([Coding(ICD10, "Z99.2"), Coding(ICD10, "n186")], esrd)
     assert not diagnosis_rule_holds([Coding(ICD10, "N18.6")], esrd)
-    assert not diagnosis_rule_holds([Coding("http://snomed.info/sct", "N18.6"), Coding(ICD10, "Z99.2")], esrd)
+    assert not diagnosis_rule_holds(
+        [Coding("http://snomed.info/sct", "N18.6"), Coding(ICD10, "Z99.2")], esrd
+    )
     cancer = rules.diagnosis_rules["cancer"]
     assert diagnosis_rule_holds([Coding(ICD10, "C00.0")], cancer)
     assert not diagnosis_rule_holds([Coding(ICD10, "C97")], cancer)
@@ -88,15 +108,41 @@ def test_a_rule_holds_when_every_group_has_a_code_in_range():
     assert not diagnosis_rule_holds([Coding(ICD10, None)], cancer)
 
 
-@pytest.mark.parametrize("table,old,new,message", [
-    ("drug_by_diagnosis.csv", "cancer,J9217,J1950,", "cancer,J9217,J9999,", "hcpcs 'J9999' is not in drugs.csv"),
-    ("drug_by_diagnosis.csv", "cancer,J9217,J1950,", "tumour,J9217,J1950,", "column 'rule' is 'tumour'"),
-    ("drug_by_diagnosis.csv", "esrd-dialysis,J0886,J0885,", "esrd-dialysis,J0886,J1950,", "already in a pair"),
-    ("diagnosis_groups.csv", "cancer,1,http://hl7.org/fhir/sid/icd-10-cm,C00,C96,",
-     "cancer,1,http://hl7.org/fhir/sid/icd-10-cm,C96,C00,", "must run upwards"),
-    ("diagnosis_groups.csv", "cancer,1,http://hl7.org/fhir/sid/icd-10-cm,C00,C96,",
-     "cancer,one,http://hl7.org/fhir/sid/icd-10-cm,C00,C96,", "column 'group' is 'one'"),
-])
+@pytest.mark.parametrize(
+    "table,old,new,message",
+    [
+        (
+            "drug_by_diagnosis.csv",
+            "cancer,J9217,J1950,",
+            "cancer,J9217,J9999,",
+            "hcpcs 'J9999' is not in drugs.csv",
+        ),
+        (
+            "drug_by_diagnosis.csv",
+            "cancer,J9217,J1950,",
+            "tumour,J9217,J1950,",
+            "column 'rule' is 'tumour'",
+        ),
+        (
+            "drug_by_diagnosis.csv",
+            "esrd-dialysis,J0886,J0885,",
+            "esrd-dialysis,J0886,J1950,",
+            "already in a pair",
+        ),
+        (
+            "diagnosis_groups.csv",
+            "cancer,1,http://hl7.org/fhir/sid/icd-10-cm,C00,C96,",
+            "cancer,1,http://hl7.org/fhir/sid/icd-10-cm,C96,C00,",
+            "must run upwards",
+        ),
+        (
+            "diagnosis_groups.csv",
+            "cancer,1,http://hl7.org/fhir/sid/icd-10-cm,C00,C96,",
+            "cancer,one,http://hl7.org/fhir/sid/icd-10-cm,C00,C96,",
+            "column 'group' is 'one'",
+        ),
+    ],
+)
 def test_a_broken_row_is_reported_with_file_and_row(tmp_path, table, old, new, message):
     target = tmp_path / "mappings"
     shutil.copytree(MAPPINGS, target)
@@ -104,7 +150,9 @@ def test_a_broken_row_is_reported_with_file_and_row(tmp_path, table, old, new, m
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
-    row = next(n for n, ln in enumerate(path.read_text().splitlines(), start=1) if ln.startswith(new))
+    row = next(
+        n for n, ln in enumerate(path.read_text().splitlines(), start=1) if ln.startswith(new)
+    )
     with pytest.raises(MappingError) as err:
         load_rules(target)
     assert (err.value.file, err.value.row) == (table, row) and message in str(err.value)

@@ -17,13 +17,23 @@ from builders import NDC, RXNORM, admin, decide_one, dosage, dose, line, world
 from fhir_injection import MappingError, load_rules
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
-CEFTRIAXONE_VIAL = {"coding": [{"system": NDC, "code": "00409733701", "display": "Ceftriaxone sodium 1 g single-dose vial"},
-                               {"system": RXNORM, "code": "1665021", "display": "ceftriaxone 1000 MG Injection"}]}
+CEFTRIAXONE_VIAL = {
+    "coding": [
+        {
+            "system": NDC,
+            "code": "00409733701",
+            "display": "Ceftriaxone sodium 1 g single-dose vial",
+        },
+        {"system": RXNORM, "code": "1665021", "display": "ceftriaxone 1000 MG Injection"},
+    ]
+}
 
 
 def ndc_of(medication, amount, unit, payer="medicaid"):
-    d = decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))),
-                   world(payer=payer))
+    d = decide_one(
+        admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))),
+        world(payer=payer),
+    )
     drug = line(d, "drug")
     return drug.ndc_quantity, drug.ndc_unit
 
@@ -35,12 +45,17 @@ def test_a_powder_vial_is_counted_in_vials():
 
 
 def test_a_powder_vial_of_unknown_size_counts_one():
-    powder = {"coding": [{"system": NDC, "code": "12345678901"}], "text": "cefazolin 1000 MG Injection"}
+    powder = {
+        "coding": [{"system": NDC, "code": "12345678901"}],
+        "text": "cefazolin 1000 MG Injection",
+    }
     assert ndc_of(powder, 500, "mg") == (Decimal(1), "UN")
 
 
 def test_a_liquid_is_in_ml_from_its_strength():
-    ketorolac = {"coding": [{"system": RXNORM, "code": "1665461"}, {"system": NDC, "code": "00409379601"}]}
+    ketorolac = {
+        "coding": [{"system": RXNORM, "code": "1665461"}, {"system": NDC, "code": "00409379601"}]
+    }
     assert ndc_of(ketorolac, 15, "mg") == (Decimal("0.5"), "ML")
     assert ndc_of(ketorolac, 1, "mL") == (Decimal(1), "ML")
 
@@ -51,7 +66,10 @@ def test_international_units_are_f2():
 
 
 def test_a_mass_without_strength_or_dose_form_is_in_grams():
-    assert ndc_of({"coding": [{"system": NDC, "code": "12345678901"}]}, 250, "mg") == (Decimal("0.25"), "GR")
+    assert ndc_of({"coding": [{"system": NDC, "code": "12345678901"}]}, 250, "mg") == (
+        Decimal("0.25"),
+        "GR",
+    )
 
 
 def test_a_broken_ndc_unit_row_is_reported_with_file_and_row(tmp_path):

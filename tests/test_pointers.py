@@ -27,11 +27,23 @@ def test_the_administrations_own_reason_comes_first_then_the_encounters():
 
 
 def test_the_encounters_ranked_diagnoses_follow_and_each_line_points_to_four():
-    conditions = [{"resourceType": "Condition", "id": f"c{n}", "subject": {"reference": "Patient/p1"},
-                   "code": {"coding": [{"system": ICD10, "code": code}]}}
-                  for n, code in enumerate(["R51.9", "J02.9", "E53.8", "Z23"])]
-    w = replace_resource(world(), "Encounter", diagnosis=[
-        {"condition": {"reference": f"Condition/c{n}"}, "rank": rank} for n, rank in [(3, 4), (0, 1), (2, 3), (1, 2)]])
+    conditions = [
+        {
+            "resourceType": "Condition",
+            "id": f"c{n}",
+            "subject": {"reference": "Patient/p1"},
+            "code": {"coding": [{"system": ICD10, "code": code}]},
+        }
+        for n, code in enumerate(["R51.9", "J02.9", "E53.8", "Z23"])
+    ]
+    w = replace_resource(
+        world(),
+        "Encounter",
+        diagnosis=[
+            {"condition": {"reference": f"Condition/c{n}"}, "rank": rank}
+            for n, rank in [(3, 4), (0, 1), (2, 3), (1, 2)]
+        ],
+    )
     c = claim_of(admin(reasonCode=reason("G43.909")), w + conditions)
     assert codes_of(c) == ["G43.909", "R51.9", "J02.9", "E53.8", "Z23"]
     assert all(item["diagnosisSequence"] == [1, 2, 3, 4] for item in c["item"])

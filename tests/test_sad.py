@@ -11,13 +11,30 @@ from __future__ import annotations
 
 import pytest
 
-from builders import CREATED, RXNORM, admin, decide_one, dosage, dose, gap, gap_codes, line, med, validate_claim, world
+from builders import (
+    CREATED,
+    RXNORM,
+    admin,
+    decide_one,
+    dosage,
+    dose,
+    gap,
+    gap_codes,
+    line,
+    med,
+    validate_claim,
+    world,
+)
 from fhir_injection import Config, build_claim
 from fhir_injection.config import load_config
 from fhir_injection.errors import ConfigError
 
-ENOXAPARIN_40 = admin(medicationCodeableConcept=med(RXNORM, "854235", "0.4 ML enoxaparin sodium 100 MG/ML Prefilled Syringe"),
-                      dosage=dosage(dose=dose(40, "mg")))
+ENOXAPARIN_40 = admin(
+    medicationCodeableConcept=med(
+        RXNORM, "854235", "0.4 ML enoxaparin sodium 100 MG/ML Prefilled Syringe"
+    ),
+    dosage=dosage(dose=dose(40, "mg")),
+)
 
 
 def test_enoxaparin_for_medicare_is_held_by_default():
@@ -25,7 +42,9 @@ def test_enoxaparin_for_medicare_is_held_by_default():
     assert d.outcome == "held" and d.claim_status == "draft"
     g = gap(d, "self-administered-drug")
     assert g.severity == "error"
-    assert g.message.startswith("J1650 is on the self-administered drug list: held (sad_policy hold)")
+    assert g.message.startswith(
+        "J1650 is on the self-administered drug list: held (sad_policy hold)"
+    )
     assert line(d, "drug").modifiers == ("JZ",)  # the whole 0.4 mL syringe: JZ, were it billed
 
 
@@ -33,22 +52,29 @@ def test_with_sad_policy_gy_both_lines_carry_gy_and_the_claim_goes_out_for_the_d
     d = decide_one(ENOXAPARIN_40, config=Config(sad_policy="gy"))
     assert d.outcome == "claim" and d.claim_status == "active"
     assert gap(d, "self-administered-drug").severity == "warning"
-    assert "billed with GY on both lines (sad_policy gy)" in gap(d, "self-administered-drug").message
+    assert (
+        "billed with GY on both lines (sad_policy gy)" in gap(d, "self-administered-drug").message
+    )
     assert (line(d, "administration").modifiers, line(d, "drug").modifiers) == (("GY",), ("GY",))
     assert line(d, "waste") is None  # no JW/JZ on a statutorily excluded drug
     claim = build_claim(d, Config(), CREATED)
     validate_claim(claim)
     hcpcs = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
-    assert [i["modifier"] for i in claim["item"]] == [[{"coding": [{"system": hcpcs, "code": "GY"}]}]] * 2
+    assert [i["modifier"] for i in claim["item"]] == [
+        [{"coding": [{"system": hcpcs, "code": "GY"}]}]
+    ] * 2
 
 
 def test_gy_keeps_a_configured_severity():
-    d = decide_one(ENOXAPARIN_40, config=Config(sad_policy="gy", severity={"self-administered-drug": "info"}))
+    d = decide_one(
+        ENOXAPARIN_40, config=Config(sad_policy="gy", severity={"self-administered-drug": "info"})
+    )
     assert gap(d, "self-administered-drug").severity == "info"
 
 
 def test_gy_and_the_distinct_modifier_of_a_second_injection_both_go_on_the_administration_line():
     from builders import decide_many
+
     second = dict(ENOXAPARIN_40, id="ma2", effectiveDateTime="2026-10-05T09:45:00-05:00")
     _, d = decide_many([admin(), second], config=Config(sad_policy="gy"))
     assert line(d, "administration").modifiers == ("GY", "XU")

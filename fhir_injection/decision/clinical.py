@@ -138,9 +138,7 @@ def diagnosis_rule_holds(
 ) -> bool:
     """Whether every group of a diagnosis rule (mappings/diagnosis_groups.csv) has one of ``codes``
     in one of its ranges (compared without the dot, on the range bounds' length)."""
-    keys = [
-        (c.system, c.code.replace(".", "").upper()) for c in codes if isinstance(c.code, str)
-    ]
+    keys = [(c.system, c.code.replace(".", "").upper()) for c in codes if isinstance(c.code, str)]
     for group in groups:
         if not any(
             system == s and lo <= key[: len(lo)] <= hi

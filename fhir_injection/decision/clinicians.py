@@ -49,7 +49,7 @@ def _role_of(system, code, rules: Rules) -> str | None:
     role = rules.qualifications.get((system, code))
     if role is not None:
         return role
-    for prefix, prefix_role in rules.qualification_prefixes.get(system, ()):  # type: ignore[arg-type]
+    for prefix, prefix_role in rules.qualification_prefixes.get(system, ()):
         if code.startswith(prefix):
             return prefix_role
     return None
@@ -104,7 +104,9 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None]:
         configured = c.config.rendering_providers.get(clinic.split("/", 1)[1])
         if configured:
             return (
-                configured if configured.startswith("Practitioner/") else f"Practitioner/{configured}"
+                configured
+                if configured.startswith("Practitioner/")
+                else f"Practitioner/{configured}"
             ), None
     reasons.append("no rendering provider is configured for the clinic")
     text = "; ".join(reasons)
@@ -116,6 +118,6 @@ def _rank(codes: list[tuple[object, object]], rules: Rules) -> int | None:
     one with types, none of them listed (a referrer, an admitter...), is never the rendering one."""
     if not codes:
         return 1_000
-    ranks = [rules.participant_ranks.get(code) for code in codes]  # type: ignore[call-overload]
+    ranks = [rules.participant_ranks.get(code) for code in codes]  # type: ignore[arg-type]
     known = [r for r in ranks if r is not None]
     return min(known) if known else None

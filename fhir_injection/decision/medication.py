@@ -387,12 +387,12 @@ def _containers(package: Package | None, dose) -> Decimal:
         return Decimal(1)
 
 
-def container_units(
-    drug: Drug, package: Package, dose: tuple[Decimal, str], strength
-) -> int:
+def container_units(drug: Drug, package: Package, dose: tuple[Decimal, str], strength) -> int:
     """The billing units of the containers a dose opens: ceil(dose ÷ container) containers of the
     package's size, in the drug's billing unit (a 1 g vial of J0696, per 250 mg: 4). Raises
     :class:`DoseError` when the dose or the container cannot be converted."""
     assert drug.unit_amount is not None and drug.unit is not None
     opened = max(1, ceiling(convert(dose[0], dose[1], package.unit, strength) / package.amount))
-    return billing_units(package.amount * opened, package.unit, drug.unit_amount, drug.unit, strength)
+    return billing_units(
+        package.amount * opened, package.unit, drug.unit_amount, drug.unit, strength
+    )

@@ -116,7 +116,9 @@ class Package:
 
     amount: Decimal
     unit: str
-    container: str | None  # single-dose | multi-dose; None: not known (drugs.csv single_dose decides)
+    container: (
+        str | None
+    )  # single-dose | multi-dose; None: not known (drugs.csv single_dose decides)
     source: str  # where it was read: "packages.csv" or "Medication.amount"
 
 

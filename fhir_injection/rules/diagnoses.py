@@ -31,9 +31,7 @@ def _diagnosis_groups(d: Path) -> dict[str, tuple[tuple[tuple[str, str, str], ..
         rules.setdefault(rule, {}).setdefault(int(group), []).append(
             (t.require(n, r, "system"), lo, hi)
         )
-    return {
-        rule: tuple(tuple(groups[g]) for g in sorted(groups)) for rule, groups in rules.items()
-    }
+    return {rule: tuple(tuple(groups[g]) for g in sorted(groups)) for rule, groups in rules.items()}
 
 
 def _ndc_units(d: Path) -> dict[tuple[str, str], str]:

@@ -233,7 +233,9 @@ def _packages(d: Path) -> dict[tuple[str, str], Package]:
         unit = t.require(n, r, "package_unit")
         if unit_of(unit) is None:
             raise t.error(n, f"package_unit '{unit}' is not a known mass, volume or unit code")
-        packages[key] = Package(amount, unit, t.choice(n, r, "container", CONTAINERS), "packages.csv")
+        packages[key] = Package(
+            amount, unit, t.choice(n, r, "container", CONTAINERS), "packages.csv"
+        )
     return packages
 
 
