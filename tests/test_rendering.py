@@ -228,6 +228,20 @@ def test_the_encounter_pointer_view_names_its_participants_for_both_jobs():
     assert ("Practitioner/doctor", None) in list(encounter_references(encounter))
 
 
+def test_participant_types_that_are_not_objects_are_passed_over():
+    encounter = {
+        "participant": [
+            {
+                "type": ["ATND", {"coding": "ATND"}, {"coding": [None, {"code": "PPRF"}]}],
+                "individual": {"reference": "Practitioner/doctor"},
+            },
+            "nobody",
+        ]
+    }
+    view = EncounterPointers(encounter)
+    assert view.participants == ["Practitioner/doctor"] and view.roles == [[(None, "PPRF")]]
+
+
 def test_config_reads_the_rendering_providers(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[rendering_providers]\nclinic = "dr-smith"\n')

@@ -120,9 +120,7 @@ def _payer_rules(c: _Case) -> None:
         c.gaps.add("em-same-day", detail)
     if drug is not None and drug.self_administered and payer_type == "medicare":
         detail = f"{drug.hcpcs} is on the self-administered drug list"
-        if (
-            c.config.sad_policy == "gy"
-        ):  # a denial on file: both lines carry GY (a warning to review)
+        if c.config.sad_policy == "gy":  # a denial on file: GY on both lines, a warning to review
             c.sad_gy = True
             c.modifiers.append("GY")
             configured = "self-administered-drug" in c.config.severity

@@ -10,14 +10,11 @@ provider; the nurse stays the performer. Qualifications and participant types ar
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ..fhir.resources import shown_reference
+from .case import _Case, _key_of
 from .model import MAPPING
 from .rules import Rules
-
-if TYPE_CHECKING:
-    from .case import _Case
 
 _CLINICIANS = ("Practitioner", "PractitionerRole")
 
@@ -66,8 +63,6 @@ def _practitioner(found: Mapping | None, ctx, container) -> Mapping | None:
 
 def rendering_provider(c: _Case) -> tuple[str | None, str | None]:
     """(``Type/id`` of the rendering provider, None), or (None, why no one is)."""
-    from .case import _key_of  # the case module imports this one's callers
-
     rules, ctx = c.rules, c.ctx
     reasons = []
     if c.performer is not None:
