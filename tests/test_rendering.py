@@ -162,7 +162,7 @@ def test_a_performer_of_no_known_qualification_is_no_rendering_provider():
 
 
 def test_the_participant_types_rank_the_candidates():
-    # SPRF before ATND before PPRF before PART; untyped ones last; a referrer (REF) never
+    # ATND before PPRF before SPRF before PART; untyped ones last; a referrer (REF) never
     extra = [practitioner(f"dr{i}", (V2_DEGREE, "MD")) for i in range(5)]
     w = with_participants(
         participant("Practitioner/dr0"),
@@ -273,7 +273,7 @@ def test_a_broken_qualification_row_is_reported_with_file_and_row(tmp_path):
         load_rules(target)
     path.write_text(path.read_text().replace(",MD,fuzzy,", ",MD,exact,"))
     ranks = target / "participant_types.csv"
-    ranks.write_text(ranks.read_text().replace(",ATND,attender,2,", ",ATND,attender,second,"))
+    ranks.write_text(ranks.read_text().replace(",ATND,attender,1,", ",ATND,attender,first,"))
     with pytest.raises(MappingError) as err:
         load_rules(target)
-    assert (err.value.file, err.value.row) == ("participant_types.csv", 3)
+    assert (err.value.file, err.value.row) == ("participant_types.csv", 2)
