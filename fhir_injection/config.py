@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .decision.rules import REQUIRED_GAPS, Config
+from .decision.rules import REQUIRED_GAPS, SAD_POLICIES, Config
 from .decision.zones import zone_named
 from .errors import ConfigError
 
@@ -21,11 +21,14 @@ def load_config(path: str | Path | None) -> Config:
         billing_provider = "Organization/clinic-1"        # when the encounter names none
         jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
         timezone = "America/New_York"                     # the clinic's IANA time zone
+        sad_policy = "hold"                               # Medicare self-administered drug: hold | gy
         [severity]
         missing-consent = "info"
         missing-site = "error"
         [distinct_modifier]
         medicare = "XS"
+        [rendering_providers]                             # clinic Organization id -> Practitioner id
+        clinic-1 = "dr-smith"                             # of its supervising physician or NPP
     """
     import tomllib
 
@@ -45,6 +48,8 @@ def load_config(path: str | Path | None) -> Config:
         "identifier_system",
         "billing_provider",
         "timezone",
+        "sad_policy",
+        "rendering_providers",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -67,6 +72,30 @@ def load_config(path: str | Path | None) -> Config:
             f"config file {p}: timezone {timezone!r} is not an IANA time zone name "
             "(such as 'America/New_York'; see https://www.iana.org/time-zones)"
         )
+    sad_policy = data.get("sad_policy", Config.sad_policy)
+    if sad_policy not in SAD_POLICIES:
+        raise ConfigError(f"config file {p}: sad_policy {sad_policy!r} is not one of hold, gy")
+    rendering = data.get("rendering_providers", {})
+    if not isinstance(rendering, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v and "/" not in k
+        for k, v in rendering.items()
+    ):
+        raise ConfigError(
+            f"config file {p}: [rendering_providers] maps an Organization id to a Practitioner id "
+            '(clinic-1 = "dr-smith")'
+        )
+    sad_policy = data.get("sad_policy", Config.sad_policy)
+    if sad_policy not in SAD_POLICIES:
+        raise ConfigError(f"config file {p}: sad_policy {sad_policy!r} is not one of hold, gy")
+    rendering = data.get("rendering_providers", {})
+    if not isinstance(rendering, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v and "/" not in k
+        for k, v in rendering.items()
+    ):
+        raise ConfigError(
+            f"config file {p}: [rendering_providers] maps an Organization id to a Practitioner id "
+            '(clinic-1 = "dr-smith")'
+        )
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
@@ -74,4 +103,6 @@ def load_config(path: str | Path | None) -> Config:
         identifier_system=system,
         billing_provider=data.get("billing_provider"),
         timezone=timezone,
+        sad_policy=sad_policy,
+        rendering_providers=dict(rendering),
     )

@@ -21,12 +21,16 @@ CPT = "http://www.ama-assn.org/go/cpt"
 UCUM = "http://unitsofmeasure.org"
 SOPT = "https://nahdo.org/sopt"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+V2_DEGREE = "http://terminology.hl7.org/CodeSystem/v2-0360"
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 PAYER_SOPT = {"medicare": "1", "medicaid": "2", "commercial": "5"}
 
 
 def world(payer: str = "medicare", patient: str = "p1", encounter_class: str = "AMB",
           consent: bool = True, coverage: bool = True) -> list[dict]:
+    """A Medicare office visit: the nurse (RN) gives the injection, the doctor (MD) attends the
+    encounter and renders it incident-to."""
     resources = [
         {"resourceType": "Patient", "id": patient, "name": [{"family": "Testperson", "given": ["Pat"]}],
          "birthDate": "1950-02-03", "gender": "female"},
@@ -34,12 +38,18 @@ def world(payer: str = "medicare", patient: str = "p1", encounter_class: str = "
          "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]},
         {"resourceType": "Organization", "id": "payer", "name": "Demo Payer"},
         {"resourceType": "Practitioner", "id": "nurse",
-         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111112"}]},
+         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111112"}],
+         "qualification": [{"code": {"coding": [{"system": V2_DEGREE, "code": "RN"}]}}]},
+        {"resourceType": "Practitioner", "id": "doctor",
+         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111120"}],
+         "qualification": [{"code": {"coding": [{"system": V2_DEGREE, "code": "MD"}]}}]},
         {"resourceType": "Encounter", "id": f"e-{patient}", "status": "finished",
          "class": {"system": ACT, "code": encounter_class},
          "subject": {"reference": f"Patient/{patient}"},
          "period": {"start": "2026-10-05T09:00:00-05:00", "end": "2026-10-05T11:00:00-05:00"},
          "serviceProvider": {"reference": "Organization/clinic"},
+         "participant": [{"type": [{"coding": [{"system": PARTICIPATION, "code": "ATND"}]}],
+                          "individual": {"reference": "Practitioner/doctor"}}],
          "diagnosis": [{"condition": {"reference": f"Condition/c-{patient}"}, "rank": 1}]},
         {"resourceType": "Condition", "id": f"c-{patient}", "subject": {"reference": f"Patient/{patient}"},
          "code": {"coding": [{"system": ICD10, "code": "M54.50", "display": "Low back pain, unspecified"}]}},

@@ -60,7 +60,7 @@ def test_clean_claim_has_every_element():
     assert c["diagnosis"][0]["diagnosisCodeableConcept"]["coding"][0] == {
         "system": ICD10, "code": "M54.50", "display": "Low back pain, unspecified"}
     assert c["billablePeriod"] == {"start": "2026-10-05", "end": "2026-10-05"}
-    assert c["careTeam"][0]["provider"] == {"reference": "Practitioner/nurse"}
+    assert c["careTeam"][0]["provider"] == {"reference": "Practitioner/doctor"}  # incident-to: the MD
     assert c["supportingInfo"][0]["valueReference"] == {"reference": "MedicationAdministration/ma1"}
     admin_item, drug_item = c["item"]
     assert codes(admin_item) == [(CPT_SYSTEM, "96372")]
@@ -148,7 +148,7 @@ def test_second_injection_claim_carries_the_distinct_modifier():
 def test_several_diagnoses_are_linked_to_the_lines():
     reasons = [{"coding": [{"system": ICD10, "code": code}]} for code in ("A00", "B00", "C00", "D00", "E00")]
     _, c = claim_for(admin(reasonCode=reasons))
-    assert [dg["sequence"] for dg in c["diagnosis"]] == [1, 2, 3, 4, 5]
+    assert [dg["sequence"] for dg in c["diagnosis"]] == [1, 2, 3, 4, 5, 6]  # and the encounter's M54.50
     assert c["diagnosis"][0]["type"][0]["coding"][0]["code"] == "principal"
     assert all(item["diagnosisSequence"] == [1, 2, 3, 4] for item in c["item"])  # at most 4 pointers
 
@@ -168,8 +168,10 @@ def test_snomed_site_and_laterality_reach_the_claim():
     assert body["text"] == "Deltoid muscle (left)"
 
 
-def test_claim_without_performer_has_no_care_team():
-    _, c = claim_for(admin(performer=None))
+def test_claim_without_a_rendering_provider_has_no_care_team():
+    d = decide_one(admin(), replace_resource(world(), "Encounter", participant=None))
+    assert d.claim_status == "draft" and d.rendering is None  # held: missing-rendering-provider
+    c = build_claim(d, Config(), CREATED)
     assert "careTeam" not in c
     assert all("careTeamSequence" not in item for item in c["item"])
 

@@ -46,9 +46,9 @@ def test_a_status_override_forms_a_claim_for_a_decision_without_one():
 # ----------------------------------------------------------------------------- sequence links
 
 
-def test_the_care_team_is_the_performer_and_every_item_points_to_it():
-    c = claim_of(decide_one())
-    assert c["careTeam"] == [{"sequence": 1, "provider": {"reference": "Practitioner/nurse"}, "responsible": True}]
+def test_the_care_team_is_the_rendering_provider_and_every_item_points_to_it():
+    c = claim_of(decide_one())  # the nurse gave it; the attending MD renders it (incident-to)
+    assert c["careTeam"] == [{"sequence": 1, "provider": {"reference": "Practitioner/doctor"}, "responsible": True}]
     assert [item["careTeamSequence"] for item in c["item"]] == [[1], [1]]
     assert {t["sequence"] for t in c["careTeam"]} == {s for item in c["item"] for s in item["careTeamSequence"]}
 

@@ -55,9 +55,41 @@ def test_every_administration_gets_its_intended_outcome(demo):
         if "additional_procedures" in want:  # IV infusions: the add-on hour codes (96366, 96361)
             seen += (g["additional_procedures"],)
             meant += (want["additional_procedures"],)
+        seen += (g["jw_units"],)  # issue 12: the JW line's units (None: no JW line)
+        meant += (want["jw_units"],)
+        for key in ("rendering", "diagnoses"):  # issue 12 cases: the rendering provider, the diagnosis order
+            if key in want:
+                seen += (g[key],)
+                meant += (want[key],)
         if seen != meant:
             wrong.append((ref, want.get("scenario"), meant, seen))
     assert wrong == []
+
+
+def test_the_ndc_unit_cases_carry_their_ndc_quantity_and_unit(demo):
+    """Issue 12: NCPDP units on the Claim's NDC detail (a powder vial is counted in vials, UN)."""
+    _, report, claims, _ = demo
+    by_admin = {c["supportingInfo"][0]["valueReference"]["reference"]: c for c in claims}
+    cases = {ref: want["ndc_detail"] for ref, want in EXPECTED["administrations"].items() if "ndc_detail" in want}
+    assert cases
+    for ref, (quantity, unit) in cases.items():
+        [detail] = [d for item in by_admin[ref]["item"] for d in item.get("detail", [])]
+        assert detail["quantity"] == {"value": quantity, "unit": unit}
+
+
+def test_jw_lines_are_claim_items_of_their_own(demo):
+    """Issue 12: the discarded units of a single-dose container: the same code, modifier JW, its units."""
+    _, report, claims, _ = demo
+    by_admin = {c["supportingInfo"][0]["valueReference"]["reference"]: c for c in claims}
+    with_jw = {ref: want for ref, want in EXPECTED["administrations"].items() if want["jw_units"]}
+    assert with_jw
+    for ref, want in with_jw.items():
+        items = by_admin[ref]["item"]
+        assert len(items) == 3
+        drug, waste = items[1], items[2]
+        assert waste["productOrService"]["coding"][0]["code"] == drug["productOrService"]["coding"][0]["code"]
+        assert [m["coding"][0]["code"] for m in waste["modifier"]] == ["JW"]
+        assert waste["quantity"] == {"value": want["jw_units"]}
 
 
 def test_outcome_counts_and_the_summary_agree(demo):

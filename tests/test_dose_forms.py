@@ -159,7 +159,9 @@ def test_an_implant_with_no_device_code_gets_no_device_line():
 
 def test_a_hormonal_antineoplastic_implant_keeps_its_chemotherapy_code():
     # the drug class decides before the implant default (leuprolide J9217 -> 96402, as a goserelin implant)
-    d = decide_one(no_route("leuprolide 65 MG Drug Implant", coding={"system": RXNORM, "code": "42375"}))
+    # for cancer (C61): without it leuprolide is J1950, 96372's code (test_hormonal.py)
+    d = decide_one(no_route("leuprolide 65 MG Drug Implant", coding={"system": RXNORM, "code": "42375"},
+                            reasonCode=[{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C61"}]}]))
     assert (d.outcome, d.procedure) == ("not-96372", "96402")
     assert "dose-form-not-injectable" not in gap_codes(d)
 
@@ -222,7 +224,8 @@ def test_a_contained_medication_form_is_read():
 
 def test_a_coded_route_is_never_overridden_by_the_dose_form():
     # an IM route on a product named like a tablet: the route decides (96372)
-    a = admin(medicationCodeableConcept={"coding": [{"system": RXNORM, "code": "35827"}],
+    # (the 1 mL ampule 1665461: its container size is known, so JZ can be coded for Medicare)
+    a = admin(medicationCodeableConcept={"coding": [{"system": RXNORM, "code": "1665461"}],
                                          "text": "ketorolac 10 MG Oral Tablet"})
     d = decide_one(a)
     assert d.outcome == "claim" and d.procedure == "96372" and "dose-form-not-injectable" not in gap_codes(d)
@@ -250,7 +253,7 @@ def test_a_vaccine_stays_a_vaccine_whatever_its_form():
 
 def _injection(i: int, minute: int) -> dict:
     return admin(id=f"inj{i}", effectiveDateTime=f"2026-10-05T09:{minute:02d}:00-05:00",
-                 medicationCodeableConcept=med(RXNORM, "35827"))
+                 medicationCodeableConcept=med(RXNORM, "1665461"))  # a 1 mL ampule: JZ can be coded
 
 
 def test_non_injections_do_not_count_toward_the_same_day_rules():

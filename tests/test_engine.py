@@ -167,7 +167,7 @@ def test_missing_site_severity_is_configurable():
     ("medicare", "133", "G0009"),
     ("medicare", "43", "G0010"),  # hepatitis B
     ("medicare", "08", "G0010"),
-    ("medicare", "115", "90471"),  # Tdap: no Medicare G-code
+    ("commercial", "115", "90471"),  # Tdap: no G-code (for Medicare it is Part D: test_vaccine_coverage.py)
     ("commercial", "140", "90471"),
     ("medicaid", "33", "90471"),
 ])
@@ -186,7 +186,9 @@ def test_cvx_without_leading_zero_matches():
 @pytest.mark.parametrize("text,code", [("Fluzone quadrivalent 0.5 mL", "G0008"), ("Pneumovax 23", "G0009"),
                                         ("Engerix-B adult", "G0010"), ("Shingrix", "90471")])
 def test_vaccine_named_only_in_text_is_still_a_vaccine(text, code):
-    d = decide_one(admin(medicationCodeableConcept={"text": text}))
+    # Shingrix for a commercial payer (for Medicare it is Part D: test_vaccine_coverage.py)
+    d = decide_one(admin(medicationCodeableConcept={"text": text}),
+                   world(payer="commercial" if text == "Shingrix" else "medicare"))
     assert (d.outcome, d.procedure) == ("not-96372", code)
     assert "vaccine" in gap_codes(d)
 
@@ -200,7 +202,10 @@ def test_vaccine_named_only_in_text_is_still_a_vaccine(text, code):
     ("42375", 7.5, "96402"),  # leuprolide: hormonal
 ])
 def test_antineoplastics_are_chemotherapy_administration(rxnorm, amount, procedure):
-    d = decide_one(admin(medicationCodeableConcept=med(RXNORM, rxnorm), dosage=dosage(dose=dose(amount, "mg"))))
+    # for cancer (leuprolide for another diagnosis is J1950 and 96372: test_hormonal.py)
+    cancer = [{"coding": [{"system": ICD10, "code": "C61"}]}]
+    d = decide_one(admin(medicationCodeableConcept=med(RXNORM, rxnorm), dosage=dosage(dose=dose(amount, "mg")),
+                         reasonCode=cancer))
     assert (d.outcome, d.procedure) == ("not-96372", procedure)
     assert gap(d, "antineoplastic").severity == "info"
     assert d.lines == ()
@@ -252,14 +257,16 @@ def test_office_like_settings_bill_with_their_place_of_service(encounter_class, 
     (med(RXNORM, "1000126"), 1, "mL", "J1050", 150),
 ])
 def test_drug_units_are_dose_over_billing_unit_rounded_up(medication, amount, unit, hcpcs, units):
-    d = decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))))
+    # a commercial payer: no JW/JZ, so no container size is needed (test_package_size.py)
+    d = decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))),
+                   world(payer="commercial"))
     assert d.outcome == "claim", gap_codes(d)
     assert (line(d, "drug").code, line(d, "drug").quantity) == (hcpcs, units)
     assert d.units == units
 
 
 def test_contained_medication_strength_converts_ml_to_mg():
-    d = decide_one(contained_admin(strength=(30, "mg", 1, "mL"), dose_ml=2))
+    d = decide_one(contained_admin(strength=(30, "mg", 1, "mL"), dose_ml=2), world(payer="commercial"))
     assert d.outcome == "claim", gap_codes(d)
     assert (line(d, "drug").code, line(d, "drug").quantity) == ("J1885", 4)  # 60 mg / 15 mg
 
@@ -318,7 +325,7 @@ def test_no_medication_at_all_is_missing_medication():
 
 @pytest.mark.parametrize("ndc", ["00409379601", "0409-3796-01"])
 def test_drug_found_by_ndc_alone(ndc):
-    d = decide_one(admin(medicationCodeableConcept=med(NDC, ndc)))
+    d = decide_one(admin(medicationCodeableConcept=med(NDC, ndc)), world(payer="commercial"))
     assert d.outcome == "claim", gap_codes(d)
     assert line(d, "drug").code == "J1885"
     assert line(d, "drug").ndc == "00409379601"
@@ -422,7 +429,8 @@ def test_coverage_without_type_is_commercial():
 def test_self_administered_drug_is_flagged_for_medicare():
     a = admin(medicationCodeableConcept=med(RXNORM, "67108"), dosage=dosage(dose=dose(40, "mg")))
     d = decide_one(a)
-    assert gap(d, "self-administered-drug").severity == "warning"
+    assert gap(d, "self-administered-drug").severity == "error"  # held by default (test_sad.py)
+    assert d.outcome == "held"
     assert (line(d, "drug").code, line(d, "drug").quantity) == ("J1650", 4)
     assert "self-administered-drug" not in gap_codes(decide_one(a, world(payer="commercial")))
 
@@ -433,14 +441,14 @@ def test_self_administered_drug_is_flagged_for_medicare():
 def test_diagnosis_from_the_administration_reason_first():
     a = admin(reasonCode=[{"coding": [{"system": ICD10, "code": "R51.9"}]}])
     d = decide_one(a)
-    assert [c.code for c in d.diagnoses] == ["R51.9"]
+    assert [c.code for c in d.diagnoses] == ["R51.9", "M54.50"]  # its own, then the encounter's
 
 
 def test_diagnosis_from_a_reason_reference():
     cond = {"resourceType": "Condition", "id": "c-other", "subject": {"reference": "Patient/p1"},
             "code": {"coding": [{"system": ICD10, "code": "J02.9"}]}}
     d = decide_one(admin(reasonReference=[{"reference": "Condition/c-other"}]), world() + [cond])
-    assert [c.code for c in d.diagnoses] == ["J02.9"]
+    assert [c.code for c in d.diagnoses] == ["J02.9", "M54.50"]
 
 
 def test_diagnosis_falls_back_to_the_encounter():
@@ -539,7 +547,8 @@ def test_same_business_identifier_is_a_duplicate():
 
 
 def test_more_than_the_mue_per_day_is_held():
-    drugs = [("35827", 30), ("26225", 4), ("3264", 4), ("3498", 50), ("8745", 25)]
+    # products whose container size is known (single-dose ones need it for JW/JZ: test_package_size.py)
+    drugs = [("1665461", 30), ("1740467", 4), ("3264", 4), ("11248", 1), ("992460", 25)]
     admins = [admin(id=f"m{i}", effectiveDateTime=f"2026-10-05T09:{10 + i}:00-05:00",
                     medicationCodeableConcept=med(RXNORM, rx), dosage=dosage(dose=dose(amt, "mg")))
               for i, (rx, amt) in enumerate(drugs)]
@@ -711,6 +720,9 @@ GAP_CASES = {
         "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]}})),
     "dose-form-not-injectable": lambda: ([admin(medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
                                                 dosage=dosage(route=None))], world()),
+    "missing-package-size": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "35827"))], world()),
+    "missing-rendering-provider": lambda: ([admin()], replace_resource(world(), "Encounter", participant=None)),
+    "vaccine-part-d": lambda: ([admin(medicationCodeableConcept=med(CVX, "115"))], world()),
 }
 
 

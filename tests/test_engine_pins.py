@@ -104,7 +104,8 @@ MESSAGES = {
                           "link the in-person encounter"),
     "bortezomib": (admin(medicationCodeableConcept=med(RXNORM, "358258"), dosage=dosage(dose=dose(2.3, "mg"))),
                    world(), "antineoplastic", "J9041 is antineoplastic: bill 96401"),
-    "leuprolide": (admin(medicationCodeableConcept=med(RXNORM, "42375"), dosage=dosage(dose=dose(7.5, "mg"))),
+    "leuprolide": (admin(medicationCodeableConcept=med(RXNORM, "42375"), dosage=dosage(dose=dose(7.5, "mg")),
+                         reasonCode=[{"coding": [{"system": ICD10, "code": "C61"}]}]),  # for cancer
                    world(), "antineoplastic", "J9217 is antineoplastic hormonal: bill 96402"),
     "bortezomib by a text route": (admin(medicationCodeableConcept=med(RXNORM, "358258"),
                                          dosage=dosage(route={"text": "SC"}, dose=dose(2.3, "mg"))),
@@ -122,7 +123,7 @@ MESSAGES = {
                    "The route is text only; its text is on the reviewed list as intramuscular"),
     "no route": (admin(dosage=dosage(route=None)), world(), "missing-route", "no dosage.route"),
     "flu vaccine": (admin(medicationCodeableConcept=med(CVX, "140")), world(), "vaccine",
-                    "CVX 140 (Influenza, seasonal, injectable, preservative free, product 90655): bill G0008"),
+                    "CVX 140 (Influenza, seasonal, injectable, preservative free, product 90656): bill G0008"),
     "inpatient": (admin(), world(encounter_class="IMP"), "facility-setting",
                   "Inpatient encounter: administration is inside the DRG payment"),
     "emergency": (admin(), world(encounter_class="EMER"), "facility-setting",
@@ -168,7 +169,7 @@ MESSAGES = {
                                           "medicare pays no 99211 with an injection: drop the 99211 and bill 96372"),
     "enoxaparin for medicare": (admin(medicationCodeableConcept=med(RXNORM, "67108"),
                                       dosage=dosage(dose=dose(40, "mg"))), world(), "self-administered-drug",
-                                "J1650 is on the self-administered drug list"),
+                                "J1650 is on the self-administered drug list: held (sad_policy hold)"),
     "no NDC for medicaid": (admin(medicationCodeableConcept=med(RXNORM, "35827")), world(payer="medicaid"),
                             "missing-ndc", "medicaid requires the NDC"),
     "unmapped": (admin(medicationCodeableConcept=unmapped()), world(), "unmapped-medication",
@@ -469,7 +470,8 @@ def test_ndc_quantity_of_a_volume_dose_is_in_ml_even_from_litres():
 def test_ndc_quantity_of_a_dose_in_units_is_in_units():
     medication = unmapped("mystery insulin", system=NDC, code="12345-6789-01")
     d = decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(10, "[iU]"))))
-    assert (line(d, "drug").ndc_quantity, line(d, "drug").ndc_unit) == (Decimal(10), "UN")
+    # NCPDP billing unit standard: F2 for international units (mappings/ndc_units.csv)
+    assert (line(d, "drug").ndc_quantity, line(d, "drug").ndc_unit) == (Decimal(10), "F2")
 
 
 # ----------------------------------------------------------------------------- route, site, performer, diagnosis
@@ -769,8 +771,8 @@ def test_local_times_of_year_one_still_sort():
 
 def test_only_the_administration_line_gets_the_distinct_modifier():
     _, second = decide_many([_clean("a"), _clean("b", "2026-10-05T09:45:00-05:00",
-                                                   medicationCodeableConcept=med(RXNORM, "35827"),
-                                                   dosage=dosage(dose=dose(15, "mg")))])
+                                                   medicationCodeableConcept=med(RXNORM, "1665461"),
+                                                   dosage=dosage(dose=dose(30, "mg")))])  # a whole 1 mL ampule
     assert line(second, "administration").modifiers == ("XU",)
     assert line(second, "drug").modifiers == ("JZ",)
 
@@ -914,8 +916,8 @@ def test_a_vaccine_admin_code_falls_back_from_group_to_payer_to_default(tables):
     no_coverage = Context(world(coverage=False))
     assert decide(admin(medicationCodeableConcept=med(CVX, "140")), no_coverage, r).procedure == "90999"
     assert decide(admin(medicationCodeableConcept=med(CVX, "33")), no_coverage, r).procedure == "90998"
-    medicare = Context(world())
-    assert decide(admin(medicationCodeableConcept=med(CVX, "115")), medicare, r).procedure == "90471"
+    medicaid = Context(world(payer="medicaid"))  # (Tdap for Medicare is Part D: no Part B code at all)
+    assert decide(admin(medicationCodeableConcept=med(CVX, "115")), medicaid, r).procedure == "90471"
 
 
 def test_a_drug_fee_for_the_setting_wins_over_the_fee_for_any(tables):

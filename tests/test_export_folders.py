@@ -172,7 +172,8 @@ def test_file_names_exporters_write_are_read_by_their_type(tmp_path):
         fh.write(ndjson([r for r in w if r["resourceType"] == "Practitioner"]))
     records, problems, export = read_folder(tmp_path)
     assert problems == []
-    assert sorted(f"{r['resourceType']}/{r['id']}" for r, *_ in records) == ["Patient/p1", "Practitioner/nurse"]
+    assert sorted(f"{r['resourceType']}/{r['id']}" for r, *_ in records) == [
+        "Patient/p1", "Practitioner/doctor", "Practitioner/nurse"]
     assert {f["file"]: f["type"] for f in export.files} == {
         "1.Patient.ndjson": "Patient", "Practitioner.referenced.ndjson.gz": "Practitioner"}
 
@@ -445,7 +446,7 @@ def test_smart_fetch_links_logs_and_metadata_are_listed_not_read(tmp_path):
     assert "metadata" in files[".metadata"]["reason"]
     assert files["002.2026-10-09/Practitioner.searched.ndjson.gz"] == {
         "file": "002.2026-10-09/Practitioner.searched.ndjson.gz", "role": "records",
-        "type": "Practitioner", "records": 1, "errors": 0}
+        "type": "Practitioner", "records": 2, "errors": 0}  # the nurse and the attending doctor
 
 
 def test_one_run_folder_read_alone_reads_its_hydrated_files(tmp_path):

@@ -312,7 +312,7 @@ def test_decide_bundle_reads_a_transaction_bundle_as_the_folder_does_and_leaves_
     before = copy.deepcopy(bundle)
     [d] = decide_bundle(bundle, rules())
     assert d.outcome == "claim" and d.claim_status == "active"
-    assert d.administration == f"{MA}/00000000-0000-4000-8000-000000000009"
+    assert d.administration == f"{MA}/00000000-0000-4000-8000-000000000010"  # world() has 9 resources before it
     assert bundle == before
 
 
@@ -338,7 +338,7 @@ def test_conditional_performer_and_clinic_resolve_against_the_resources_at_hand(
     assert d.performer == "Practitioner/nurse" and d.provider == "Organization/clinic"
     claim = build_claim(d, Config(), CREATED)
     assert claim["provider"] == {"reference": "Organization/clinic"}
-    assert claim["careTeam"][0]["provider"] == {"reference": "Practitioner/nurse"}
+    assert claim["careTeam"][0]["provider"] == {"reference": "Practitioner/doctor"}  # renders (incident-to)
 
 
 @pytest.mark.parametrize("reference", [
@@ -407,7 +407,8 @@ def test_conditional_references_resolve_offline_through_the_spools_identifier_in
     assert entry["outcome"] == "claim" and entry["gaps"] == []
     [claim] = ndjson(tmp_path / "out" / "Claim.ndjson")
     assert claim["provider"] == {"reference": "Organization/clinic"}
-    assert claim["careTeam"][0]["provider"] == {"reference": "Practitioner/nurse"}
+    assert entry["performer"] == "Practitioner/nurse"  # the conditional performer, kept in the report
+    assert claim["careTeam"][0]["provider"] == {"reference": "Practitioner/doctor"}  # renders (incident-to)
 
 
 def test_the_spool_indexes_identifiers_on_disk_only_when_a_conditional_reference_asks(tmp_path):
@@ -437,7 +438,9 @@ def test_the_realworld_conditional_case_bills_with_its_clinic_and_nurse(tmp_path
     [claim] = ndjson(tmp_path / "Claim.ndjson")
     assert claim["status"] == "active"
     assert claim["provider"] == {"reference": "Organization/rw-cnd-org-a17"}
-    assert claim["careTeam"][0]["provider"] == {"reference": "Practitioner/rw-cnd-prac-b22"}
+    assert entry["performer"] == "Practitioner/rw-cnd-prac-b22"  # the nurse gave it
+    # the encounter's PPRF MD (a conditional reference too) renders it, incident-to
+    assert claim["careTeam"][0]["provider"] == {"reference": "Practitioner/rw-cnd-prac-c33"}
 
 
 # ----------------------------------------------------------------------------- contained references
@@ -449,9 +452,10 @@ def _contained_nurse(**changes) -> dict:
 
 
 def test_a_contained_practitioner_documents_the_performer_but_gives_the_claim_no_care_team():
-    d = decide_one(_contained_nurse())
+    # (the encounter names no rendering practitioner here, so the contained nurse cannot be one)
+    d = decide_one(_contained_nurse(), replace_resource(world(), "Encounter", participant=None))
     assert "missing-performer" not in gap_codes(d)
-    assert d.outcome == "claim" and d.performer is None
+    assert d.performer is None and d.rendering is None
     assert "careTeam" not in build_claim(d, Config(), CREATED)
 
 
@@ -708,8 +712,9 @@ def test_live_conditional_references_cost_no_request_more_than_literal_ones(tmp_
     claims = server.all("Claim")
     assert len(claims) == 60
     assert {c["provider"]["reference"] for c in claims} == {"Organization/clinic"}
-    assert {c["careTeam"][0]["provider"]["reference"] for c in claims} == {"Practitioner/nurse"}
+    assert {c["careTeam"][0]["provider"]["reference"] for c in claims} == {"Practitioner/doctor"}
     report = json.loads((tmp_path / "conditional" / "report.json").read_text())
+    assert {e["performer"] for e in report["administrations"]} == {"Practitioner/nurse"}
     assert {e["outcome"] for e in report["administrations"]} == {"claim"}
 
 

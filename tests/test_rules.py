@@ -88,7 +88,7 @@ def test_every_table_row_names_a_source_and_every_drug_code_a_known_hcpcs():
     ("procedures.csv", "96372,\"Therapeutic, prophylactic, or diagnostic injection; subcutaneous or intramuscular\",claim",
      "96372,\"Therapeutic, prophylactic, or diagnostic injection; subcutaneous or intramuscular\",maybe",
      "subcutaneous,96372", "outcome"),
-    ("vaccines.csv", ",influenza,influenza vaccine", ",flu,influenza vaccine", "140,", "vaccine_group"),
+    ("vaccines.csv", ",influenza,yes,influenza vaccine", ",flu,yes,influenza vaccine", "140,", "vaccine_group"),
     ("evaluation_management.csv", "99202,99499", "99499,99202", "Evaluation", "range"),
     ("payer_codes.csv", "sopt,1,prefix", "sopt,1,starts", "Medicare (all 1x)", "match"),
 ])

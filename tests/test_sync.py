@@ -157,9 +157,11 @@ def test_three_pages_all_decided_conditional_creates_and_bounded_requests(rsps, 
     assert {e["administration"] for e in report["administrations"]} == {f"{MA}/{a['id']}" for a in admins}
     assert all(e["posted"]["claim"] == "create" for e in report["administrations"])
     # Requests: metadata 1 + per page (search page, same-day siblings, Condition _id, Consent, Coverage,
-    # ChargeItem, Claim identifier, Task identifier, batch POST) 9 x 3 + Organization once = 29.
-    # Patient, Encounter and Practitioner came as _include; Organization is cached after page 1.
-    assert len(calls(rsps)) == 29
+    # ChargeItem, Claim identifier, Task identifier, batch POST) 9 x 3 + Organization once + the
+    # encounters' attending Practitioner (the rendering provider, issue 12) once = 30.
+    # Patient, Encounter and the performing Practitioner came as _include; Organization and the
+    # attending Practitioner are cached after page 1.
+    assert len(calls(rsps)) == 30
     assert len(calls(rsps)) == result.summary["http"]["requests"]
     assert len(calls(rsps)) < len(admins)  # not one per administration
     assert len(calls(rsps, "GET", MA)) == 1 + 3  # the first page + 3 sibling searches
@@ -168,7 +170,8 @@ def test_three_pages_all_decided_conditional_creates_and_bounded_requests(rsps, 
     for c in main_pages:
         assert c.request.headers["Cache-Control"] == "no-cache"
     assert len(calls(rsps, "GET", "Organization")) == 1
-    for rtype in ("Patient", "Encounter", "Practitioner", "Medication"):
+    assert len(calls(rsps, "GET", "Practitioner")) == 1  # the encounters' participant, once
+    for rtype in ("Patient", "Encounter", "Medication"):
         assert calls(rsps, "GET", rtype) == []
     assert len(calls(rsps, "POST", "")) == 3
 
@@ -193,7 +196,9 @@ def test_include_honoured_no_refetch_of_included(rsps, server, tmp_path, sleeps)
     assert sorted(parse_qs(urlsplit(first.request.url).query)["_include"]) == sorted(INCLUDES)
     assert calls(rsps, "GET", "Encounter") == []
     assert calls(rsps, "GET", "Patient") == []
-    assert calls(rsps, "GET", "Practitioner") == []
+    # the performer came as _include; only the encounters' participant (the rendering provider) is fetched
+    [practitioners] = calls(rsps, "GET", "Practitioner")
+    assert parse_qs(urlsplit(practitioners.request.url).query)["_id"] == ["doctor"]
 
 
 def test_without_include_support_no_include_param_and_one_id_batch(rsps, tmp_path, sleeps):
@@ -209,7 +214,8 @@ def test_without_include_support_no_include_param_and_one_id_batch(rsps, tmp_pat
     assert len(enc) == 1
     assert sorted(parse_qs(urlsplit(enc[0].request.url).query)["_id"][0].split(",")) == [
         f"e-p{i}" for i in range(5)]
-    assert len(calls(rsps, "GET", "Patient")) == 1 and len(calls(rsps, "GET", "Practitioner")) == 1
+    # the performers with the administrations' look-ups, the encounters' participant with the encounters'
+    assert len(calls(rsps, "GET", "Patient")) == 1 and len(calls(rsps, "GET", "Practitioner")) == 2
 
 
 def test_mark_saved_after_each_page_with_sort(rsps, server, tmp_path, sleeps):
@@ -794,7 +800,8 @@ def test_batch_server_a_page_costs_the_page_one_lookup_batch_and_one_transaction
     searches = bundles_of(rsps, "batch")
     assert len(searches) == 3 and all(e["request"]["method"] == "GET" for b in searches for e in b["entry"])
     first_round = {e["request"]["url"].split("?")[0] for e in searches[0]["entry"]}
-    assert first_round == {"Condition", "Organization", "Consent", "Coverage", "ChargeItem", MA, "Claim", "Task"}
+    assert first_round == {"Condition", "Organization", "Consent", "Coverage", "ChargeItem", MA, "Claim", "Task",
+                           "Practitioner"}  # the encounters' participant (the rendering provider)
     writes = bundles_of(rsps, "transaction")
     assert len(writes) == 3
     entries = [e for b in writes for e in b["entry"]]

@@ -80,7 +80,8 @@ def test_a_held_injection_opens_an_urgent_task():
 
 
 def test_the_fifth_injection_of_a_day_held_by_the_mue_opens_a_task():
-    drugs = [("35827", 30), ("26225", 4), ("3264", 4), ("3498", 50), ("8745", 25)]
+    # products whose container size is known (Medicare's JW/JZ needs it for single-dose drugs)
+    drugs = [("1665461", 30), ("1740467", 4), ("3264", 4), ("11248", 1), ("992460", 25)]
     admins = [admin(id=f"m{i}", effectiveDateTime=f"2026-10-05T09:{10 + i}:00-05:00",
                     medicationCodeableConcept=med(RXNORM, rx), dosage=dosage(dose={"value": amt, "unit": "mg"}))
               for i, (rx, amt) in enumerate(drugs)]

@@ -5,12 +5,14 @@ and coverage, the payer's rules, the Claim lines, the billing provider, and the 
 from __future__ import annotations
 
 from ..fhir.resources import shown_reference
-from .case import _Case, _Draft, _key_of, _ref_key
+from .case import _Case, _Draft, _key_of, _ref_key, replace
 from .clinical import active_consent, body_site, diagnoses, em_codes
+from .clinicians import rendering_provider
 from .elements import period, within
-from .medication import drug_units, ndc_quantity
+from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
 from .rules import SYSTEM_CPT, SYSTEM_HCPCS, Drug
+from .units import DoseError
 
 
 def _time(c: _Case) -> None:
@@ -49,13 +51,14 @@ _CLINICIANS = ("Practitioner", "PractitionerRole")
 def _performer(c: _Case) -> None:
     """The first performer.actor that points to a Practitioner or PractitionerRole a Claim can
     point to; a contained one documents who gave it (no gap) but is no care team member."""
-    c.performer = None
+    c.performer = c.performer_found = None
     documented = False
     for reference in c.refs.performers:
         found = c.ctx.get(reference, None, c.admin)
         if found is not None and found.get("resourceType") in _CLINICIANS:
             c.performer = _key_of(reference, found)
             if c.performer is not None:
+                c.performer_found = found
                 return
             documented = True
     if documented:
@@ -98,8 +101,10 @@ def _unresolved_conditions(c: _Case) -> str | None:
 
 
 def _payer_rules(c: _Case) -> None:
-    """The payer's rules on the 96372 path: E/M the same day, self-administered drug, NDC, JZ."""
+    """The payer's rules on the 96372 path: E/M the same day, self-administered drug, NDC, JW/JZ."""
     c.modifiers = []
+    c.waste = 0
+    c.sad_gy = False
     if c.outcome is not None:
         return
     drug, payer, payer_type = c.drug, c.payer, c.payer_type
@@ -114,10 +119,53 @@ def _payer_rules(c: _Case) -> None:
             )
         c.gaps.add("em-same-day", detail)
     if drug is not None and drug.self_administered and payer_type == "medicare":
-        c.gaps.add("self-administered-drug", f"{drug.hcpcs} is on the self-administered drug list")
+        detail = f"{drug.hcpcs} is on the self-administered drug list"
+        if c.config.sad_policy == "gy":  # a denial on file: GY on both lines, a warning to review
+            c.sad_gy = True
+            c.modifiers.append("GY")
+            configured = "self-administered-drug" in c.config.severity
+            c.gaps.add(
+                "self-administered-drug",
+                f"{detail}: billed with GY on both lines (sad_policy gy)",
+                None if configured else "warning",
+            )
+        else:
+            c.gaps.add("self-administered-drug", f"{detail}: held (sad_policy hold)")
     if payer.requires_ndc and c.med.found and c.med.ndc is None:
         c.gaps.add("missing-ndc", f"{payer_type} requires the NDC")
-    if drug is not None and drug.single_dose and payer.jw_jz and c.config.jw_jz:
+    if drug is not None and payer.jw_jz and c.config.jw_jz and not c.sad_gy:
+        _discarded(c, drug)
+
+
+def _discarded(c: _Case, drug: Drug) -> None:
+    """JW or JZ on a single-dose container (the container's kind from packages.csv, else drugs.csv):
+    JW on a line of its own for the units discarded (the containers opened less the dose), JZ when
+    nothing is; with the container's size unknown, a gap instead of a guess."""
+    package = c.med.package
+    container = package.container if package is not None else None
+    if not (container == "single-dose" if container is not None else drug.single_dose):
+        return
+    if drug.unit_amount is None:
+        return  # billed per item (J3490, devices): nothing to divide
+    if package is None:
+        c.gaps.add(
+            "missing-package-size",
+            f"{drug.hcpcs} comes in single-dose containers of a size not known",
+        )
+        return
+    if c.units is None or c.dose is None:
+        return  # the dose is missing: its own gap says so, and no JW/JZ can be worked out
+    try:
+        opened = container_units(drug, package, c.dose, c.med.strength)
+    except DoseError as exc:
+        c.gaps.add(
+            "missing-package-size",
+            f"The container ({package.amount} {package.unit}, {package.source}): {exc}",
+        )
+        return
+    if opened > c.units:
+        c.waste = opened - c.units
+    else:
         c.modifiers.append("JZ")
 
 
@@ -136,8 +184,25 @@ def _lines(c: _Case) -> None:
         1,
         fee.amount if fee else None,
     )
+    if c.sad_gy:  # the administration of an excluded drug is excluded with it
+        administration = replace(administration, modifiers=("GY",))
     drug = c.drug
-    c.lines = (administration, _drug_line(c, drug)) if drug is not None else (administration,)
+    if drug is None:
+        c.lines = (administration,)
+    elif c.waste:
+        drug_line = _drug_line(c, drug)
+        waste = replace(
+            drug_line,
+            kind="waste",
+            modifiers=("JW",),
+            quantity=c.waste,
+            ndc=None,
+            ndc_quantity=None,
+            ndc_unit=None,
+        )
+        c.lines = (administration, drug_line, waste)
+    else:
+        c.lines = (administration, _drug_line(c, drug))
 
 
 def _drug_line(c: _Case, drug: Drug) -> Line:
@@ -147,7 +212,7 @@ def _drug_line(c: _Case, drug: Drug) -> Line:
     text = None
     if drug.hcpcs == "J3490":
         text = " ".join(filter(None, [med.text, f"{dose[0]} {dose[1]}" if dose else None])) or None
-    ndc_qty, ndc_unit = ndc_quantity(med, dose)
+    ndc_qty, ndc_unit = ndc_quantity(med, dose, c.rules)
     return Line(
         "drug",
         SYSTEM_HCPCS,
@@ -177,6 +242,18 @@ def _billing_provider(c: _Case) -> None:
     c.provider = provider or c.config.billing_provider or c.performer
     if c.provider is None and c.outcome is None:
         c.gaps.add("missing-billing-provider", _no_provider_reason(c))
+
+
+def _rendering(c: _Case) -> None:
+    """The rendering provider of a 96372 (office or home: a facility stopped earlier, as the
+    facility bills it): the performer when a physician or NPP gave it; else, incident-to, the
+    encounter's supervising practitioner, or the one configured for the clinic; else a gap."""
+    c.rendering = None
+    if c.outcome is not None:
+        return
+    c.rendering, problem = rendering_provider(c)
+    if c.rendering is None:
+        c.gaps.add("missing-rendering-provider", problem)
 
 
 def _no_provider_reason(c: _Case) -> str:
@@ -215,6 +292,7 @@ def _decision(c: _Case) -> _Draft:
         payer_type=c.payer_type,
         provider=c.provider,
         performer=c.performer,
+        rendering=c.rendering,
         service_date=when_date.isoformat() if when_date else None,
         effective=effective if isinstance(effective, str) else None,
         setting=c.setting,
@@ -224,6 +302,7 @@ def _decision(c: _Case) -> _Draft:
         diagnoses=tuple(c.diagnoses),
         drug=drug.hcpcs if drug else None,
         units=c.units,
+        package=c.med.package if c.outcome is None else None,
         medication_text=c.med.text,
     )
     dup_key = None

@@ -142,7 +142,11 @@ class _Case:
         "body_site",
         "site_text",
         "performer",
+        "performer_found",
+        "rendering",
         "diagnoses",
+        "waste",
+        "sad_gy",
         "modifiers",
         "lines",
         "provider",
@@ -187,7 +191,11 @@ class _Case:
     body_site: tuple[Coding, ...]
     site_text: str | None
     performer: str | None
+    performer_found: Mapping | None  # the performer's resource (its qualification)
+    rendering: str | None  # the rendering provider (incident-to: the supervising practitioner)
     diagnoses: list[Coding]
+    waste: int  # billing units discarded from a single-dose container (the JW line)
+    sad_gy: bool  # a Medicare self-administered drug billed with GY (sad_policy "gy")
     modifiers: list[str]
     lines: tuple[Line, ...]
     provider: str | None

@@ -115,13 +115,15 @@ def diagnoses(
     encounter_refs: EncounterPointers | None,
     ctx: Context,
 ) -> list[Coding]:
-    """ICD-10-CM codes: the administration's reason first, else the encounter's."""
+    """ICD-10-CM codes for the Claim (up to 12; each line points to the first four): the
+    administration's own reasons (reasonCode, reasonReference) first, then the encounter's
+    diagnoses by rank and its reasons."""
     codes = _icd10(as_list(admin.get("reasonCode"))) + _conditions_icd10(refs.reasons, ctx, admin)
-    if not codes and encounter:
+    if encounter:
         assert (
             encounter_refs is not None
         )  # the engine makes them whenever it has found the encounter
-        codes = _conditions_icd10(encounter_refs.diagnoses, ctx, encounter)
+        codes += _conditions_icd10(encounter_refs.diagnoses, ctx, encounter)
         codes += _icd10(as_list(encounter.get("reasonCode"))) + _conditions_icd10(
             encounter_refs.reasons, ctx, encounter
         )
@@ -129,6 +131,22 @@ def diagnoses(
     for c in codes:
         unique.setdefault(c.code, c)
     return list(unique.values())[:12]
+
+
+def diagnosis_rule_holds(
+    codes: list[Coding], groups: tuple[tuple[tuple[str, str, str], ...], ...]
+) -> bool:
+    """Whether every group of a diagnosis rule (mappings/diagnosis_groups.csv) has one of ``codes``
+    in one of its ranges (compared without the dot, on the range bounds' length)."""
+    keys = [(c.system, c.code.replace(".", "").upper()) for c in codes if isinstance(c.code, str)]
+    for group in groups:
+        if not any(
+            system == s and lo <= key[: len(lo)] <= hi
+            for system, key in keys
+            for s, lo, hi in group
+        ):
+            return False
+    return True
 
 
 def active_consent(consents: list[Mapping], when) -> Mapping | None:

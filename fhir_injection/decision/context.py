@@ -261,17 +261,22 @@ class AdministrationPointers:
 class EncounterPointers:
     """The same for the administration's Encounter."""
 
-    __slots__ = ("provider", "diagnoses", "reasons", "locations")
+    __slots__ = ("provider", "diagnoses", "reasons", "locations", "participants", "roles")
     provider: str | None
     diagnoses: list[str | None]
     reasons: list[str | None]
     locations: list[str | None]
+    participants: list[str | None]
+    roles: list[list[tuple[object, object]]]  # each participant's type codings (system, code)
 
+    #: participants: the clinicians of the encounter (a Practitioner or PractitionerRole; the
+    #: rendering provider is read from them)
     TYPES = (
         ("provider", "Organization", False),
         ("diagnoses", "Condition", True),
         ("reasons", "Condition", True),
         ("locations", "Location", True),
+        ("participants", None, True),
     )
 
     def __init__(self, encounter: Mapping):
@@ -293,6 +298,15 @@ class EncounterPointers:
             for item in items:
                 if isinstance(item, MAPPING):
                     locations.append(_reference(item.get("location")))
+        # each participant's individual, and the (system, code) of its type codings
+        self.participants = participants = []
+        self.roles = roles = []
+        items = encounter.get("participant")
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, MAPPING):
+                    participants.append(_reference(item.get("individual")))
+                    roles.append(_type_codes(item.get("type")))
 
 
 class CoveragePointers:
@@ -343,6 +357,19 @@ def _references(items) -> list:
 def _reference(element):
     """The ``reference`` of a Reference; None when it is not an object (None first: no slow Mapping check)."""
     return None if element is None or not isinstance(element, MAPPING) else element.get("reference")
+
+
+def _type_codes(types) -> list[tuple[object, object]]:
+    """(system, code) of every coding of a list of CodeableConcepts."""
+    found = []
+    if isinstance(types, list):
+        for concept in types:
+            codings = concept.get("coding") if isinstance(concept, MAPPING) else None
+            if isinstance(codings, list):
+                for coding in codings:
+                    if isinstance(coding, MAPPING):
+                        found.append((coding.get("system"), coding.get("code")))
+    return found
 
 
 def _rank(diagnosis: Mapping):

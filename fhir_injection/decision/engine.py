@@ -35,6 +35,7 @@ from .billing import (
     _lines,
     _payer_rules,
     _performer,
+    _rendering,
     _site,
     _time,
 )
@@ -107,6 +108,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     _payer_rules(c)
     _lines(c)
     _billing_provider(c)
+    _rendering(c)
     return _decision(c)
 
 

@@ -23,6 +23,7 @@ from .rules import (
     DoseForm,
     Drug,
     DrugCode,
+    Package,
     Rules,
     Vaccine,
 )
@@ -30,6 +31,7 @@ from .units import (
     MAX_DOSE,
     DoseError,
     billing_units,
+    ceiling,
     convert,
     ndc11,
     quantity_amount,
@@ -53,6 +55,8 @@ class Medication:
         "drug_code",
         "by_name",
         "form",
+        "package",
+        "amount",
     )
 
     def __init__(self):
@@ -67,6 +71,10 @@ class Medication:
         self.drug_code: DrugCode | None = None
         self.by_name = False
         self.form: object = None  # Medication.form as written (a CodeableConcept, if anything)
+        #: the container (:func:`_map_codes`): an NDC package of packages.csv, else Medication.amount,
+        #: else an RxNorm clinical drug of packages.csv
+        self.package: Package | None = None
+        self.amount: Package | None = None  # Medication.amount (R4: the amount in one container)
 
 
 def resolve_medication(
@@ -120,6 +128,7 @@ def _read_medication(med: Medication, resource: Mapping, element: Mapping) -> No
     """Codes, text and strength of a Medication resource (its own code, then its ingredients')."""
     med.found = True
     med.form = resource.get("form")
+    med.amount = _amount(resource.get("amount"))
     med.codings = codings(resource.get("code"))
     med.text = concept_text(resource.get("code")) or concept_text(
         element.get("display") and {"text": element["display"]}
@@ -132,8 +141,41 @@ def _read_medication(med: Medication, resource: Mapping, element: Mapping) -> No
         med.strength = med.strength or ratio_strength(ingredient.get("strength"))
 
 
+def _amount(ratio) -> Package | None:
+    """Medication.amount (an R4 Ratio: the amount in one container, e.g. 10 mL per 1 vial) as a
+    Package whose container kind is not known; None unless the numerator has a known unit and the
+    denominator, when given, is 1."""
+    if ratio is None or not isinstance(ratio, MAPPING):
+        return None
+    numerator = quantity_amount(ratio.get("numerator"))
+    denominator = ratio.get("denominator")
+    if denominator is not None:
+        per = quantity_amount(denominator) or (
+            (v, "1")
+            if isinstance(denominator, MAPPING)
+            and (v := _plain(denominator.get("value"))) is not None
+            else None
+        )
+        if per is None or per[0] != 1:
+            return None
+    if numerator is None or numerator[0] <= 0 or unit_of(numerator[1]) is None:
+        return None
+    return Package(numerator[0], numerator[1], None, "Medication.amount")
+
+
+def _plain(value) -> Decimal | None:
+    """A JSON number as a Decimal (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return Decimal(str(value))
+
+
 def _map_codes(med: Medication, rules: Rules) -> None:
-    """The vaccine (CVX), NDC, HCPCS drug and mapped drug code the codings name; the first of each wins."""
+    """The vaccine (CVX), NDC, HCPCS drug and mapped drug code the codings name; the first of each wins.
+    The container: an NDC package of packages.csv, else Medication.amount, else a packages.csv row
+    of another code (an RxNorm clinical drug)."""
+    ndc_package = other_package = None
+    packages = rules.packages
     for c in med.codings:
         system, code = c.get("system"), c.get("code")
         if not isinstance(code, str):
@@ -154,6 +196,14 @@ def _map_codes(med: Medication, rules: Rules) -> None:
         hit = rules.drug_codes.get((system, code))  # type: ignore[arg-type]
         if hit and med.drug_code is None:
             med.drug_code = hit
+        if packages:
+            package = packages.get((system, code))  # type: ignore[arg-type]
+            if package is not None:
+                if system == SYSTEM_NDC:
+                    ndc_package = ndc_package or package
+                else:
+                    other_package = other_package or package
+    med.package = ndc_package or med.amount or other_package
     if med.drug is None and med.drug_code is not None:
         med.drug = rules.drugs[med.drug_code.hcpcs]
     if med.drug_code is not None and med.drug_code.strength and not med.strength:
@@ -291,19 +341,58 @@ def drug_units(
 _billing_units = lru_cache(maxsize=4096)(billing_units)
 
 
-def ndc_quantity(med: Medication, dose) -> tuple:
-    """(quantity, unit) of the NDC on the drug line: mL, grams or units; (None, None) without NDC or dose."""
+def ndc_quantity(med: Medication, dose, rules: Rules) -> tuple:
+    """(quantity, unit) of the NDC on the drug line; (None, None) without NDC or dose.
+
+    The unit (NCPDP billing unit standard, mappings/ndc_units.csv), the first that applies: the
+    product's strength (mass or units per volume: a liquid, ML, the volume given); its dose form (an
+    RxNorm "Injection" without a per-volume strength is a powder vial: UN, the containers opened);
+    the dose's own unit (volume ML, mass GR in grams, units F2).
+    """
     if not (med.ndc and dose):
         return None, None
+    table = rules.ndc_units
+    strength = med.strength
+    if strength is not None:
+        num, den = unit_of(strength[1]), unit_of(strength[3])
+        kind = f"{num[0]}/{den[0]}" if num and den else None
+        unit = table.get(("strength", kind)) if kind else None
+        if unit == "ML":
+            try:
+                return convert(dose[0], dose[1], "mL", strength), "ML"
+            except DoseError:
+                pass  # a dose the strength cannot turn into mL: the dose's own unit below
+    form = dose_form(med, rules)
+    unit = table.get(("dose-form", form[0].name.lower())) if form else None
+    if unit == "UN":
+        return _containers(med.package, dose), "UN"
     dim = unit_of(dose[1])
-    strength_dims = (
-        tuple(unit_of(u) for u in (med.strength[1], med.strength[3])) if med.strength else ()
-    )
-    if dim and dim[0] == "volume":
-        return dose[0] * dim[1], "ML"
-    if dim and dim[0] == "mass" and [d and d[0] for d in strength_dims] == ["mass", "volume"]:
-        # a solution (e.g. 30 mg/mL): the NDC package unit is mL, not grams
-        return convert(dose[0], dose[1], "mL", med.strength), "ML"
-    if dim and dim[0] == "mass":
-        return dose[0] * dim[1] / 1000, "GR"
+    unit = table.get(("dose-unit", dim[0])) if dim else None
+    if unit == "ML":
+        return dose[0] * dim[1], "ML"  # type: ignore[index]
+    if unit == "GR":
+        return dose[0] * dim[1] / 1000, "GR"  # type: ignore[index]
+    if unit == "F2":
+        return dose[0] * dim[1], "F2"  # type: ignore[index]
     return dose[0], "UN"
+
+
+def _containers(package: Package | None, dose) -> Decimal:
+    """How many containers a dose opens (1 when the container's size is not known)."""
+    if package is None:
+        return Decimal(1)
+    try:
+        return Decimal(max(1, ceiling(convert(dose[0], dose[1], package.unit) / package.amount)))
+    except DoseError:
+        return Decimal(1)
+
+
+def container_units(drug: Drug, package: Package, dose: tuple[Decimal, str], strength) -> int:
+    """The billing units of the containers a dose opens: ceil(dose ÷ container) containers of the
+    package's size, in the drug's billing unit (a 1 g vial of J0696, per 250 mg: 4). Raises
+    :class:`DoseError` when the dose or the container cannot be converted."""
+    assert drug.unit_amount is not None and drug.unit is not None
+    opened = max(1, ceiling(convert(dose[0], dose[1], package.unit, strength) / package.amount))
+    return billing_units(
+        package.amount * opened, package.unit, drug.unit_amount, drug.unit, strength
+    )

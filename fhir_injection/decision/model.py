@@ -95,9 +95,9 @@ class Coding:
 @quick_init
 @dataclass(frozen=True)
 class Line:
-    """One claim line: the 96372 service or the drug."""
+    """One claim line: the 96372 service, the drug, or the drug's discarded amount (JW)."""
 
-    kind: str  # "administration" | "drug"
+    kind: str  # "administration" | "drug" | "waste" (the JW line: same code, the units discarded)
     system: str
     code: str
     display: str | None
@@ -133,7 +133,8 @@ class Decision:
     coverage: str | None = None
     payer_type: str | None = None
     provider: str | None = None  # billing provider reference
-    performer: str | None = None
+    performer: str | None = None  # who gave it (the administering nurse stays the performer)
+    rendering: str | None = None  # the rendering provider (incident-to: the supervising one)
     service_date: str | None = None  # YYYY-MM-DD
     effective: str | None = None  # the administration's dateTime as given
     setting: str | None = None
@@ -143,6 +144,7 @@ class Decision:
     diagnoses: tuple[Coding, ...] = ()
     drug: str | None = None  # HCPCS
     units: int | None = None
+    package: Any = None  # the container (a rules.Package) when known: JW/JZ and the NDC unit
     medication_text: str | None = None
     claim_status: str | None = None  # active | draft | cancelled | None (no Claim)
     claim_blocker: str | None = None  # why no Claim could be formed, when a 96372 has none

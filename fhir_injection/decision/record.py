@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from ..fhir.resources import shown_reference
 from .case import _Case, _key_of
-from .clinical import active_coverage, payer_type_of, route_of, setting_of
+from .clinical import (
+    active_coverage,
+    diagnoses,
+    diagnosis_rule_holds,
+    payer_type_of,
+    route_of,
+    setting_of,
+)
 from .context import EncounterPointers
 from .early import _intravenous, _not_an_injection
 from .elements import as_date
@@ -86,6 +93,8 @@ def _procedure(c: _Case) -> None:
     """96372, or not: a vaccine, a product that is no injection (no route, and its dose form says so),
     an anti-neoplastic drug, a route other than SC/IM (the setting comes later)."""
     med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
+    if med.drug is not None and med.drug.hcpcs in rules.drug_by_diagnosis:
+        _drug_by_diagnosis(c)
     procedure: str | None = "96372"
     outcome: str | None = None  # decided at the end for the 96372 path
     # a coded route always decides; the dose form only when there is none (or none that is known)
@@ -125,6 +134,18 @@ def _procedure(c: _Case) -> None:
     c.procedure, c.outcome = procedure, outcome
 
 
+def _drug_by_diagnosis(c: _Case) -> None:
+    """A drug whose code depends on why it is given (mappings/drug_by_diagnosis.csv): leuprolide for
+    cancer J9217 (96402) else J1950 (96372); epoetin alfa for ESRD on dialysis J0886 else J0885.
+    Without any diagnosis the product's own code stays (and missing-diagnosis says why)."""
+    assert c.med.drug is not None
+    pair = c.rules.drug_by_diagnosis[c.med.drug.hcpcs]
+    found = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
+    if found:
+        holds = diagnosis_rule_holds(found, c.rules.diagnosis_rules[pair.rule])
+        c.med.drug = c.rules.drugs[pair.hcpcs_if if holds else pair.hcpcs_else]
+
+
 def _coverage_and_payer(c: _Case) -> None:
     """The Coverage in force on the day and its payer type (a vaccine's administration code depends on it)."""
     when, rules = c.local, c.rules
@@ -146,6 +167,12 @@ def _coverage_and_payer(c: _Case) -> None:
             or rules.vaccine_admin.get((payer_type or "commercial", "*"))
             or rules.vaccine_admin[("*", "*")]
         )
+        if payer_type == "medicare" and not v.medicare_part_b:
+            # Part D: billed to the patient's drug plan, never on a Part B claim
+            c.procedure, c.outcome = None, "not-billable"
+            c.gaps.add("vaccine", f"CVX {v.cvx} ({v.display}, product {v.product_code})")
+            c.gaps.add("vaccine-part-d", f"CVX {v.cvx} ({v.display})")
+            return
         c.gaps.add(
             "vaccine", f"CVX {v.cvx} ({v.display}, product {v.product_code}): bill {c.procedure}"
         )

@@ -56,6 +56,13 @@ PAYER_CODE_TYPES = PAYER_TYPES | {"unknown"}
 SEVERITIES = ("error", "warning", "info")
 UNITS = {"mg", "mcg", "g", "mL", "unit"}
 VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "other"}
+CONTAINERS = {"single-dose", "multi-dose"}
+#: what a practitioner's qualification makes them for billing (mappings/qualifications.csv)
+QUALIFICATION_ROLES = {"eligible", "auxiliary"}
+NDC_UNITS = {"UN", "ML", "GR", "F2"}
+#: what a row of mappings/ndc_units.csv is matched on, in the order they are tried
+NDC_UNIT_BASES = ("strength", "dose-form", "dose-unit")
+SAD_POLICIES = ("hold", "gy")
 #: what a dose form category means when the route is missing: ``held`` (it could be an injection, the
 #: route decides: missing-route), or not an injection at all (another code applies, or nothing to bill)
 DOSE_FORM_OUTCOMES = ("held", "not-96372", "not-billable")
@@ -100,6 +107,29 @@ class Vaccine:
     product_code: str
     group: str
     names: tuple[str, ...]
+    medicare_part_b: bool = True  # False: a Medicare patient's Part D plan covers it
+
+
+@dataclass(frozen=True)
+class Package:
+    """What one container of a product holds (mappings/packages.csv, or Medication.amount)."""
+
+    amount: Decimal
+    unit: str
+    container: (
+        str | None
+    )  # single-dose | multi-dose; None: not known (drugs.csv single_dose decides)
+    source: str  # where it was read: "packages.csv" or "Medication.amount"
+
+
+@dataclass(frozen=True)
+class DrugByDiagnosis:
+    """A pair of HCPCS codes for one drug, the diagnosis rule choosing between them
+    (mappings/drug_by_diagnosis.csv): leuprolide J9217 (cancer) / J1950, epoetin J0886 / J0885."""
+
+    rule: str
+    hcpcs_if: str
+    hcpcs_else: str
 
 
 @dataclass(frozen=True)
@@ -272,6 +302,19 @@ class Rules:
     dose_form_names: Mapping[str, DoseForm]  # lower-case name a product's name ends in -> form
     dose_form_name_words: tuple[int, ...]  # the word counts of those names, most first
     dose_form_categories: Mapping[str, DoseFormCategory]
+    packages: Mapping[tuple[str, str], Package] = field(default_factory=dict)  # (system, code)
+    qualifications: Mapping[tuple[str, str], str] = field(default_factory=dict)  # -> role
+    qualification_prefixes: Mapping[str, tuple[tuple[str, str], ...]] = field(
+        default_factory=dict
+    )  # system -> ((prefix, role), ...), longest first
+    participant_ranks: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: rule -> its groups; each group ((system, code_from, code_to), ...): the rule holds when every
+    #: group has a diagnosis in one of its ranges (codes without dots, upper case)
+    diagnosis_rules: Mapping[str, tuple[tuple[tuple[str, str, str], ...], ...]] = field(
+        default_factory=dict
+    )
+    drug_by_diagnosis: Mapping[str, DrugByDiagnosis] = field(default_factory=dict)  # either code
+    ndc_units: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (basis, value) -> unit
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
@@ -318,6 +361,9 @@ REQUIRED_GAPS = (
     "route-from-text",
     "infusion-time-unknown",
     "dose-form-not-injectable",
+    "missing-package-size",
+    "missing-rendering-provider",
+    "vaccine-part-d",
 )
 
 
@@ -338,6 +384,11 @@ class Config:
     identifier_system: str = "urn:fhir-injection:claim"
     billing_provider: str | None = None  # "Organization/<id>" used when the encounter names none
     timezone: str | None = None  # IANA name; None: an instant's date is its own offset's
+    #: a Medicare self-administered drug: "hold" (gap, held) or "gy" (billed with GY for a denial)
+    sad_policy: str = "hold"
+    #: Organization id (the billing clinic) -> Practitioner id of the clinic's supervising
+    #: physician or NPP: the rendering provider when the encounter names no eligible one
+    rendering_providers: Mapping[str, str] = field(default_factory=dict)
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -349,6 +400,8 @@ class Config:
                     "(such as 'America/New_York')"
                 )
             object.__setattr__(self, "zone", zone)
+        if self.sad_policy not in SAD_POLICIES:
+            raise ConfigError(f"sad_policy is '{self.sad_policy}', expected hold or gy")
         for code, sev in self.severity.items():
             if sev not in SEVERITIES:
                 raise ConfigError(

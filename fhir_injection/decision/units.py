@@ -95,6 +95,11 @@ def convert(
     )
 
 
+def ceiling(value: Decimal) -> int:
+    """The whole number at or above ``value``."""
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
 def billing_units(
     amount: Decimal,
     unit: str,

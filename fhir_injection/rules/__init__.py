@@ -19,12 +19,16 @@ from types import MappingProxyType
 from ..bundled import mappings_dir
 from ..decision.rules import IV_ROUTES, SC_IM, Rules
 from ..errors import MappingError
+from .clinicians import _participant_types, _qualifications
+from .diagnoses import _diagnosis_groups, _ndc_units
 from .drugs import (
     _antineoplastic,
     _dose_form_categories,
     _dose_forms,
+    _drug_by_diagnosis,
     _drug_codes,
     _drugs,
+    _packages,
     _vaccine_admin,
     _vaccines,
 )
@@ -90,6 +94,12 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
     dose_form_categories = _dose_form_categories(d)
     dose_forms, dose_form_names = _dose_forms(d, dose_form_categories)
+    packages = _packages(d)
+    qualifications, qualification_prefixes = _qualifications(d)
+    participant_ranks = _participant_types(d)
+    diagnosis_rules = _diagnosis_groups(d)
+    drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
+    ndc_units = _ndc_units(d)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -134,4 +144,11 @@ def load_rules(directory: str | Path | None = None) -> Rules:
             sorted({len(name.split()) for name in dose_form_names}, reverse=True)
         ),
         dose_form_categories=freeze(dose_form_categories),
+        packages=freeze(packages),
+        qualifications=freeze(qualifications),
+        qualification_prefixes=freeze(qualification_prefixes),
+        participant_ranks=freeze(participant_ranks),
+        diagnosis_rules=freeze(diagnosis_rules),
+        drug_by_diagnosis=freeze(drug_by_diagnosis),
+        ndc_units=freeze(ndc_units),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..decision.rules import (
+    CONTAINERS,
     DOSE_FORM_OUTCOMES,
     DRUG_CLASSES,
     PAYER_TYPES,
@@ -15,9 +16,12 @@ from ..decision.rules import (
     DoseForm,
     DoseFormCategory,
     Drug,
+    DrugByDiagnosis,
     DrugCode,
+    Package,
     Vaccine,
 )
+from ..decision.units import unit_of
 from ..errors import MappingError
 from .table import _names, _Table
 
@@ -106,7 +110,9 @@ def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCo
 def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
     """vaccines.csv: CVX codes, and (name, cvx) for matching a vaccine by name."""
     t = _Table(
-        d, "vaccines.csv", ("cvx", "display", "product_code", "vaccine_group", "names", "source")
+        d,
+        "vaccines.csv",
+        ("cvx", "display", "product_code", "vaccine_group", "medicare_part_b", "names", "source"),
     )
     vaccines: dict[str, Vaccine] = {}
     names: list[tuple[str, str]] = []
@@ -120,6 +126,7 @@ def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
             t.require(n, r, "product_code"),
             t.choice(n, r, "vaccine_group", VACCINE_GROUPS),
             _names(r["names"]),
+            t.yes_no(n, r, "medicare_part_b"),
         )
         names.extend((name, cvx) for name in vaccines[cvx].names)
     return vaccines, names
@@ -207,3 +214,45 @@ def _antineoplastic(d: Path) -> dict[str, str]:
             t.choice(n, r, "drug_class", {"antineoplastic", "antineoplastic-hormonal"})
         ] = t.require(n, r, "procedure_code")
     return antineoplastic
+
+
+def _packages(d: Path) -> dict[tuple[str, str], Package]:
+    """packages.csv: what one container of a product (RxNorm clinical drug, NDC package) holds."""
+    t = _Table(
+        d,
+        "packages.csv",
+        ("system", "code", "package_amount", "package_unit", "container", "display", "source"),
+    )
+    packages: dict[tuple[str, str], Package] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        key = t.coding_key(n, r, seen)
+        if key[0] == SYSTEM_NDC and not (key[1].isdigit() and len(key[1]) == 11):
+            raise t.error(n, f"NDC '{key[1]}' must be 11 digits (5-4-2, no hyphens)")
+        amount = t.decimal(n, r, "package_amount")
+        unit = t.require(n, r, "package_unit")
+        if unit_of(unit) is None:
+            raise t.error(n, f"package_unit '{unit}' is not a known mass, volume or unit code")
+        packages[key] = Package(
+            amount, unit, t.choice(n, r, "container", CONTAINERS), "packages.csv"
+        )
+    return packages
+
+
+def _drug_by_diagnosis(
+    d: Path, drugs: dict[str, Drug], rules: set[str]
+) -> dict[str, DrugByDiagnosis]:
+    """drug_by_diagnosis.csv: HCPCS pairs chosen by a diagnosis rule of diagnosis_groups.csv,
+    keyed by both codes (either one mapped from the product is swapped for the right one)."""
+    t = _Table(d, "drug_by_diagnosis.csv", ("rule", "hcpcs_if", "hcpcs_else", "source"))
+    pairs: dict[str, DrugByDiagnosis] = {}
+    for n, r in t.rows():
+        rule = t.choice(n, r, "rule", rules)
+        pair = DrugByDiagnosis(rule, t.require(n, r, "hcpcs_if"), t.require(n, r, "hcpcs_else"))
+        for code in (pair.hcpcs_if, pair.hcpcs_else):
+            if code not in drugs:
+                raise t.error(n, f"hcpcs '{code}' is not in drugs.csv")
+            if code in pairs:
+                raise t.error(n, f"hcpcs '{code}' is already in a pair")
+            pairs[code] = pair
+    return pairs

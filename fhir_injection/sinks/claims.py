@@ -92,9 +92,9 @@ def build_claim(
     }
     if decision.service_date:
         claim["billablePeriod"] = {"start": decision.service_date, "end": decision.service_date}
-    if decision.performer:
+    if decision.rendering:  # the rendering provider (incident-to: the supervising practitioner)
         claim["careTeam"] = [
-            {"sequence": 1, "provider": {"reference": decision.performer}, "responsible": True}
+            {"sequence": 1, "provider": {"reference": decision.rendering}, "responsible": True}
         ]
     if decision.diagnoses:
         claim["diagnosis"] = [_diagnosis(i, d) for i, d in enumerate(decision.diagnoses, start=1)]
@@ -121,7 +121,9 @@ def _diagnosis(sequence: int, code: Coding) -> dict:
 
 
 def _item(decision: Decision, sequence: int, line: Line, pointers: list[int]) -> dict:
-    """One claim line: the procedure or drug with its modifiers, units, date, place, site and NDC."""
+    """One claim line: the procedure or drug with its modifiers, units, date, place, site and NDC.
+    A JW line (the drug's discarded units) is an item of its own: the same code, modifier JW, its
+    quantity and fee."""
     coding = {
         "system": line.system,
         "code": line.code,
@@ -130,7 +132,7 @@ def _item(decision: Decision, sequence: int, line: Line, pointers: list[int]) ->
     item: dict = {"sequence": sequence, "productOrService": {"coding": [coding]}}
     if line.text:
         item["productOrService"]["text"] = line.text
-    if decision.performer:
+    if decision.rendering:
         item["careTeamSequence"] = [1]
     if pointers:
         item["diagnosisSequence"] = pointers

@@ -7,6 +7,7 @@
                           "procedure": "96372"|...|null, "claim": "Claim/<id>"|null,
                           "additional_procedures": [{"code": "96361", "units": 1}] (add-on hours),
                           "performer": "Practitioner/<id>"|null (who gave it),
+                          "rendering": "Practitioner/<id>"|null (the rendering provider),
                           "gaps": [{"code", "severity", "message", "field", "rule"}], ...}],
      "errors": [{"record", "field", "message"}],
      "input": {"files": [{"file", "role", "type", "records", "errors", "reason", ...}],
@@ -39,6 +40,8 @@ def decision_entry(
     """One report entry. Its only float is ``estimated_usd`` (:class:`ReportWriter` relies on it)."""
     drug = next((line for line in decision.lines if line.kind == "drug"), None)
     admin_line = next((line for line in decision.lines if line.kind == "administration"), None)
+    waste = next((line for line in decision.lines if line.kind == "waste"), None)
+    package = decision.package
     return {
         "administration": decision.administration,
         "version": decision.version,
@@ -50,12 +53,22 @@ def decision_entry(
         "task": task_ref,
         "patient": decision.patient,
         "encounter": decision.encounter,
-        "performer": decision.performer,
         "service_date": decision.service_date,
         "payer_type": decision.payer_type,
         "place_of_service": decision.place_of_service,
+        "performer": decision.performer,
+        "rendering": decision.rendering,
         "hcpcs": decision.drug,
         "units": decision.units,
+        "jw_units": waste.quantity if waste else None,
+        "package": {
+            "amount": str(package.amount),
+            "unit": package.unit,
+            "container": package.container,
+            "source": package.source,
+        }
+        if package is not None
+        else None,
         "ndc": drug.ndc if drug else decision.extra.get("ndc"),
         "modifiers": {
             "96372": list(admin_line.modifiers) if admin_line else [],

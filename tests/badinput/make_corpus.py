@@ -28,6 +28,8 @@ NDC = "http://hl7.org/fhir/sid/ndc"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+DEGREE = "http://terminology.hl7.org/CodeSystem/v2-0360"
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 MA = "MedicationAdministration.ndjson"
 
 
@@ -50,6 +52,9 @@ def good_world() -> dict[str, str]:
              "class": {"system": ACT, "code": "AMB"}, "subject": {"reference": f"Patient/{p}"},
              "period": {"start": "2026-10-05T09:00:00-05:00", "end": "2026-10-05T11:00:00-05:00"},
              "serviceProvider": {"reference": "Organization/clinic"},
+             # the attending physician renders the nurse's injection (incident-to, issue 12)
+             "participant": [{"type": [{"coding": [{"system": PARTICIPATION, "code": "ATND"}]}],
+                              "individual": {"reference": "Practitioner/doctor"}}],
              "diagnosis": [{"condition": {"reference": f"Condition/c-{p}"}, "rank": 1}]})
         files.setdefault("Condition", []).append(
             {"resourceType": "Condition", "id": f"c-{p}", "subject": {"reference": f"Patient/{p}"},
@@ -68,7 +73,11 @@ def good_world() -> dict[str, str]:
              "provision": {"period": {"start": "2026-01-02", "end": "2027-01-01"}}})
     files["Organization"] = [{"resourceType": "Organization", "id": "clinic", "name": "Corpus Clinic"},
                              {"resourceType": "Organization", "id": "payer", "name": "Corpus Payer"}]
-    files["Practitioner"] = [{"resourceType": "Practitioner", "id": "nurse"}]
+    files["Practitioner"] = [
+        {"resourceType": "Practitioner", "id": "nurse",
+         "qualification": [{"code": {"coding": [{"system": DEGREE, "code": "RN"}]}}]},
+        {"resourceType": "Practitioner", "id": "doctor",
+         "qualification": [{"code": {"coding": [{"system": DEGREE, "code": "MD"}]}}]}]
     files["Medication"] = [{"resourceType": "Medication", "id": "med-keto", "code": {"coding": [
         {"system": RXNORM, "code": "35827"}, {"system": NDC, "code": "00409379501"}]}}]
     files["MedicationAdministration"] = [ma("good", patient="p1", effectiveDateTime="2026-10-05T09:30:00-05:00")]

@@ -1,0 +1,118 @@
+"""Who renders a 96372: the practitioner whose qualification lets them bill it (a physician or NPP),
+read from the performer, the encounter's participants, or the clinic's configured one.
+
+In an office, an injection given by a nurse or medical assistant is billed incident-to the
+physician or NPP who supervises it (IOM 100-02 ch.15 s60): that practitioner is the rendering
+provider; the nurse stays the performer. Qualifications and participant types are data
+(mappings/qualifications.csv, participant_types.csv).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..fhir.resources import shown_reference
+from .case import _Case, _key_of
+from .model import MAPPING
+from .rules import Rules
+
+_CLINICIANS = ("Practitioner", "PractitionerRole")
+
+
+def qualification_role(practitioner: Mapping | None, rules: Rules) -> str | None:
+    """``eligible`` (MD, DO, NP, PA, CNS, CNM), ``auxiliary`` (RN, LPN, medical assistant) or None
+    (no qualification coding in mappings/qualifications.csv). An eligible coding wins over an
+    auxiliary one (an NP is also an RN)."""
+    if practitioner is None:
+        return None
+    found = None
+    items = practitioner.get("qualification")
+    for item in items if isinstance(items, list) else ():
+        code = item.get("code") if isinstance(item, MAPPING) else None
+        codings = code.get("coding") if isinstance(code, MAPPING) else None
+        for coding in codings if isinstance(codings, list) else ():
+            if not isinstance(coding, MAPPING):
+                continue
+            role = _role_of(coding.get("system"), coding.get("code"), rules)
+            if role == "eligible":
+                return role
+            found = found or role
+    return found
+
+
+def _role_of(system, code, rules: Rules) -> str | None:
+    if not isinstance(code, str):
+        return None
+    role = rules.qualifications.get((system, code))
+    if role is not None:
+        return role
+    for prefix, prefix_role in rules.qualification_prefixes.get(system, ()):
+        if code.startswith(prefix):
+            return prefix_role
+    return None
+
+
+def _practitioner(found: Mapping | None, ctx, container) -> Mapping | None:
+    """The Practitioner itself: a PractitionerRole's ``practitioner``, when it can be followed."""
+    if found is None or found.get("resourceType") != "PractitionerRole":
+        return found
+    element = found.get("practitioner")
+    reference = element.get("reference") if isinstance(element, MAPPING) else None
+    return ctx.get(reference, "Practitioner", found) if reference is not None else None
+
+
+def rendering_provider(c: _Case) -> tuple[str | None, str | None]:
+    """(``Type/id`` of the rendering provider, None), or (None, why no one is)."""
+    rules, ctx = c.rules, c.ctx
+    reasons = []
+    if c.performer is not None:
+        role = qualification_role(_practitioner(c.performer_found, ctx, c.admin), rules)
+        if role == "eligible":
+            return c.performer, None
+        reasons.append(
+            f"the performer {c.performer} is "
+            + ("auxiliary staff (incident-to)" if role else "of no known qualification")
+        )
+    refs = c.encounter_refs
+    if refs is not None and refs.participants:
+        ranks = [(_rank(roles, rules), n) for n, roles in enumerate(refs.roles)]
+        seen = []
+        for _, n in sorted((rank, n) for rank, n in ranks if rank is not None):
+            reference = refs.participants[n]
+            found = ctx.get(reference, None, c.encounter)
+            if found is None or found.get("resourceType") not in _CLINICIANS:
+                continue
+            key = _key_of(reference, found)
+            if key is None:
+                continue
+            role = qualification_role(_practitioner(found, ctx, c.encounter), rules)
+            if role == "eligible":
+                return key, None
+            seen.append(f"{shown_reference(reference)} ({role or 'no known qualification'})")
+        reasons.append(
+            "Encounter.participant: " + (", ".join(seen) if seen else "no clinician found")
+        )
+    elif c.encounter is not None:
+        reasons.append("the Encounter has no participant")
+    clinic = c.provider if isinstance(c.provider, str) else None
+    if clinic is not None and clinic.startswith("Organization/"):
+        configured = c.config.rendering_providers.get(clinic.split("/", 1)[1])
+        if configured:
+            return (
+                configured
+                if configured.startswith("Practitioner/")
+                else f"Practitioner/{configured}"
+            ), None
+    reasons.append("no rendering provider is configured for the clinic")
+    text = "; ".join(reasons)
+    return None, text[:1].upper() + text[1:]
+
+
+def _rank(codes: list[tuple[object, object]], rules: Rules) -> int | None:
+    """A participant's best rank (mappings/participant_types.csv); one with no type ranks last;
+    one with types, none of them listed (a referrer, an admitter...), is never the rendering one."""
+    if not codes:
+        return 1_000
+    ranks = [rules.participant_ranks.get(code) for code in codes]  # type: ignore[arg-type]
+    known = [r for r in ranks if r is not None]
+    return min(known) if known else None
