@@ -711,6 +711,8 @@ GAP_CASES = {
         "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]}})),
     "dose-form-not-injectable": lambda: ([admin(medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
                                                 dosage=dosage(route=None))], world()),
+    "ambiguous-drug-code": lambda: ([admin(medicationCodeableConcept={"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6902"}]})], world()),
 }
 
 
