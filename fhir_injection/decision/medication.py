@@ -294,7 +294,9 @@ def drug_units(
                 )
             )
         elif drug is not None:
-            units = 1  # unclassified (J3490), per item: one unit; the amount travels as NDC quantity
+            units = (
+                1  # unclassified (J3490), per item: one unit; the amount travels as NDC quantity
+            )
     if implausible:
         dose = None  # never carried onto a Claim (NDC quantity, drug text)
     return drug, units, dose, problems
@@ -322,9 +324,7 @@ def _family_member(
             )
         )
         haystack = " " + " ".join(_WORD.findall(names.lower())) + " "
-        named = [
-            m.salt for m in family.members if any(f" {w} " in haystack for w in m.salt_words)
-        ]
+        named = [m.salt for m in family.members if any(f" {w} " in haystack for w in m.salt_words)]
         found = tuple(dict.fromkeys(named))
         if len(found) != 1:
             return None, (

@@ -140,9 +140,7 @@ def _drug_families(d: Path, drugs: dict[str, Drug]) -> dict[str, DrugFamily]:
         if len(members) < 2:
             raise MappingError("drug_families.csv", None, f"family '{family}' has one code only")
         salts = list(dict.fromkeys(m.salt for m in members))
-        ordered = sorted(
-            members, key=lambda m: (salts.index(m.salt), m.size is None, m.size or 0)
-        )
+        ordered = sorted(members, key=lambda m: (salts.index(m.salt), m.size is None, m.size or 0))
         fam = DrugFamily(family, tuple(ordered))
         out.update((m.hcpcs, fam) for m in members)
     return out

@@ -90,7 +90,7 @@ def parse_unit(description: str) -> tuple[str, Decimal | None, str | None]:
     amounts = {
         (Decimal(m.group(2).replace(",", "")), m.group(3).lower()) for m in _AMOUNT.finditer(text)
     }
-    if "/" in text and len(amounts) != 1 or len(amounts) > 1:
+    if re.search(r"/\s*\d", text) or len(amounts) > 1:
         return "unparsed", None, None  # a combination ("1 gram/0.125 grams"): units need a person
     if not amounts:  # "per gm", "per iu": one of the unit
         bare = re.search(r"\bper (gm|gram|iu|i\.u\.|ml|unit)\b", text, re.I)

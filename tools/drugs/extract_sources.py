@@ -133,8 +133,8 @@ def main() -> None:
     with (HERE / "source" / "rxnorm_vsac_injectables.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["rxcui", "name", "value_set"])
-        rows = [r for r in rxnorm_rows(a.canvas) if INJECTABLE.search(r[1]) or "," not in r[1]
-                and not re.search(r"\d", r[1]) and len(r[1].split()) <= 4]
+        rows = [r for r in rxnorm_rows(a.canvas) if INJECTABLE.search(r[1]) or ("," not in r[1]
+                and not re.search(r"\d", r[1]) and len(r[1].split()) <= 4)]
         w.writerows(sorted(rows, key=lambda r: int(r[0])))
     with (HERE / "source" / "rxnorm_synthea.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
