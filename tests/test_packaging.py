@@ -149,9 +149,9 @@ def test_installed_wheel_runs_rules_and_the_demo_from_an_empty_directory(venv, t
     )
     assert _counts(empty / "out") == _counts(tmp_path / "ref")
     assert _counts(empty / "out") == (
-        {"active": 263, "draft": 37},
-        89,
-    )  # the demo clinic's known outcome
+        {"active": 275, "draft": 39},
+        91,
+    )  # the demo clinic's known outcome (issue 12 added 14 drug-choice cases: 12 claims, 2 held)
     assert sync.stdout.splitlines()[:2] == ref.stdout.splitlines()[:2]
     ref_rules = _run(sys.executable, "-m", "fhir_injection", "rules", cwd=ROOT)
     assert rules.stdout.splitlines()[1:] == ref_rules.stdout.splitlines()[1:]
