@@ -294,9 +294,8 @@ def drug_units(
                 )
             )
         elif drug is not None:
-            units = (
-                1  # unclassified (J3490), per item: one unit; the amount travels as NDC quantity
-            )
+            # unclassified (J3490), per item: one unit; the amount travels as the NDC quantity
+            units = 1
     if implausible:
         dose = None  # never carried onto a Claim (NDC quantity, drug text)
     return drug, units, dose, problems
