@@ -202,3 +202,81 @@ def test_rules_command_shows_drug_coverage_by_class(capsys):
     reached, total = int(lines["total"][0]), int(lines["total"][2])
     assert total == len(rules().drugs) and reached >= 150
     assert int(lines["antineoplastic"][0]) > 0 and lines["oral"][0] == "0"
+
+
+# ---- pins for each branch of medication._family_member (mutation testing) ----------------------
+
+def _detail(d, code: str) -> str:
+    return gap(d, code).message.split(". ")[0]
+
+
+def test_the_ambiguity_message_names_each_salt_and_its_codes_exactly():
+    d = given(med(RXNORM, "6902", "methylprednisolone"), 80)
+    assert _detail(d, "ambiguous-drug-code") == (
+        "methylprednisolone: the code depends on the salt (acetate J1020/J1030/J1040; "
+        "sodium succinate J2920/J2930) and only the ingredient is known")
+    d = given(named("methylprednisolone acetate or sodium succinate"), 40)
+    assert _detail(d, "ambiguous-drug-code") == (
+        "methylprednisolone: the code depends on the salt (acetate J1020/J1030/J1040; "
+        "sodium succinate J2920/J2930) and the product names more than one")
+
+
+def test_the_unparsed_unit_message_exactly():
+    d = given(med(HCPCS, "J3480"), 20, "mg")
+    assert _detail(d, "missing-dose") == (
+        "J3480's billing unit ('Injection, potassium chloride, per 2 meq') is not a mass, volume or "
+        "unit amount: code its units by hand")
+
+
+def test_a_hcpcs_coded_family_member_is_chosen_again_by_salt_and_dose():
+    # no drug_codes.csv row (the HCPCS code itself): the salt from the text, the size from the dose
+    d = given({"coding": [{"system": HCPCS, "code": "J1030"}], "text": "Depo-Medrol"}, 80)
+    assert (d.drug, d.units) == ("J1040", 1)
+
+
+def test_the_salt_may_be_named_in_a_display_alone_and_last():
+    d = given({"coding": [{"system": RXNORM, "code": "6902", "display": "Methylprednisolone Acetate"}]}, 20)
+    assert (d.drug, d.units) == ("J1020", 1)
+    assert given(named("Methylprednisolone Acetate"), 40).drug == "J1030"
+
+
+def test_no_dose_keeps_the_mapped_code():
+    d = decide_one(admin(medicationCodeableConcept=named("methylprednisolone acetate"),
+                         dosage=dosage(dose=None)))
+    assert d.drug == "J1030" and "missing-dose" in gap_codes(d)
+
+
+def test_a_dose_in_ml_is_sized_through_the_products_strength():
+    # contained Medication: 40 mg/mL, 2 mL given = 80 mg -> J1040 (without the strength: J1030)
+    from builders import contained_admin
+    a = contained_admin(strength=(40, "mg", 1, "mL"), dose_ml=2,
+                        code={"text": "methylprednisolone acetate 40 mg/mL"})
+    a["contained"][0]["ingredient"][0]["itemCodeableConcept"]["coding"][0].update(
+        code="6902", display="methylprednisolone")
+    d = decide_one(a)
+    assert (d.drug, d.units) == ("J1040", 1)
+
+
+def _one_salt_family():
+    from decimal import Decimal
+
+    from fhir_injection.decision.rules import DrugFamily, FamilyMember
+    return DrugFamily("x", (FamilyMember("J1030", "acetate", ("acetate",), Decimal(40), "mg"),
+                            FamilyMember("J1040", "acetate", ("acetate",), Decimal(80), "mg")))
+
+
+def test_a_family_of_one_salt_needs_no_name_and_a_foreign_product_salt_is_ignored():
+    from decimal import Decimal
+
+    from fhir_injection.decision.medication import Medication, _family_member
+    from fhir_injection.decision.rules import DrugCode
+    m = Medication()
+    m.drug = rules().drugs["J1030"]
+    chosen, why = _family_member(m, _one_salt_family(), (Decimal(60), "mg"), rules())
+    assert (chosen.hcpcs, why) == ("J1040", None)
+    # a product row whose salt is not one of the family's: the names decide (here: ambiguous)
+    m.drug = rules().drugs["J1030"]
+    m.drug_code = DrugCode("J1030", "x", None, "pamoate")
+    fam = rules().drug_families["J1030"]
+    chosen, why = _family_member(m, fam, (Decimal(40), "mg"), rules())
+    assert chosen is None and "only the ingredient is known" in why
