@@ -280,3 +280,9 @@ def test_a_family_of_one_salt_needs_no_name_and_a_foreign_product_salt_is_ignore
     fam = rules().drug_families["J1030"]
     chosen, why = _family_member(m, fam, (Decimal(40), "mg"), rules())
     assert chosen is None and "only the ingredient is known" in why
+
+
+def test_the_salt_may_be_named_in_a_second_codings_display():
+    concept = {"coding": [{"system": RXNORM, "code": "6902", "display": "methylprednisolone"},
+                          {"system": "urn:oid:2.16.840.1.113883.6.69", "code": "x", "display": "Depo-Medrol"}]}
+    assert given(concept, 80).drug == "J1040"
