@@ -288,7 +288,29 @@ def _run_rules(args) -> int:
         f"in {len(rules.dose_form_categories)} categories"
     )
     print(f"  fee schedule rows: {len(rules.fees)}; gap codes: {len(rules.gaps)}")
+    print("  drug coverage (HCPCS codes by class: reachable from an RxNorm/NDC code / all):")
+    for cls, (reached, total) in _drug_coverage(rules).items():
+        print(f"    {cls:<24}{reached:>5} / {total}")
+    print(
+        f"  drug families (salt/size chosen by product and dose): {len(rules.drug_families)} codes"
+    )
     return EXIT_OK
+
+
+def _drug_coverage(rules) -> dict[str, tuple[int, int]]:
+    """drug class -> (codes reachable from a mapped RxNorm/NDC code, directly or through their
+    salt/size family, all codes); "total" last."""
+    mapped = {c.hcpcs for c in rules.drug_codes.values()}
+    reached = mapped | {
+        m.hcpcs for h in mapped if h in rules.drug_families for m in rules.drug_families[h].members
+    }
+    out: dict[str, tuple[int, int]] = {}
+    for drug in rules.drugs.values():
+        hit, total = out.get(drug.drug_class, (0, 0))
+        out[drug.drug_class] = (hit + (drug.hcpcs in reached), total + 1)
+    out = dict(sorted(out.items(), key=lambda kv: -kv[1][1]))
+    out["total"] = (sum(h for h, _ in out.values()), len(rules.drugs))
+    return out
 
 
 def _run_sync(args, rules, config) -> int:

@@ -723,6 +723,8 @@ GAP_CASES = {
     "missing-package-size": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "35827"))], world()),
     "missing-rendering-provider": lambda: ([admin()], replace_resource(world(), "Encounter", participant=None)),
     "vaccine-part-d": lambda: ([admin(medicationCodeableConcept=med(CVX, "115"))], world()),
+    "ambiguous-drug-code": lambda: ([admin(medicationCodeableConcept={"coding": [
+        {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6902"}]})], world()),
 }
 
 

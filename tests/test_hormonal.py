@@ -114,8 +114,8 @@ def test_a_rule_holds_when_every_group_has_a_code_in_range():
         (
             "drug_by_diagnosis.csv",
             "cancer,J9217,J1950,",
-            "cancer,J9217,J9999,",
-            "hcpcs 'J9999' is not in drugs.csv",
+            "cancer,J9217,J0000,",
+            "hcpcs 'J0000' is not in drugs.csv",  # (J9999 is a real code: not otherwise classified antineoplastics)
         ),
         (
             "drug_by_diagnosis.csv",

@@ -23,6 +23,7 @@ from .rules import (
     DoseForm,
     Drug,
     DrugCode,
+    DrugFamily,
     Package,
     Rules,
     Vaccine,
@@ -312,6 +313,11 @@ def drug_units(
             ("unmapped-medication", f"Matched to {drug.hcpcs} by drug name only, not by code")
         )
     dose = quantity_amount(dosage.get("dose"))
+    family = rules.drug_families.get(drug.hcpcs) if drug is not None else None
+    if family is not None and med.vaccine is None:
+        drug, ambiguous = _family_member(med, family, dose, rules)
+        if ambiguous:
+            problems.append(("ambiguous-drug-code", ambiguous))
     implausible = (
         dose is not None and (dim := unit_of(dose[1])) is not None and dose[0] * dim[1] > MAX_DOSE
     )
@@ -329,11 +335,70 @@ def drug_units(
             problems.append(
                 ("missing-dose", "dosage.dose is not a positive amount in a known unit")
             )
+        elif drug is not None and drug.unit_status == "unparsed":
+            problems.append(
+                (
+                    "missing-dose",
+                    f"{drug.hcpcs}'s billing unit ('{drug.description}') is not a mass, volume or "
+                    "unit amount: code its units by hand",
+                )
+            )
         elif drug is not None:
-            units = 1  # unclassified (J3490): one unit; the amount travels as the NDC quantity
+            # unclassified (J3490), per item: one unit; the amount travels as the NDC quantity
+            units = 1
     if implausible:
         dose = None  # never carried onto a Claim (NDC quantity, drug text)
     return drug, units, dose, problems
+
+
+def _family_member(
+    med: Medication, family: DrugFamily, dose: tuple[Decimal, str] | None, rules: Rules
+) -> tuple[Drug | None, str | None]:
+    """(the family's code for this product and dose, None) or (None, why it is ambiguous).
+
+    The salt is the mapped product's (drug_codes.csv ``salt``), else the one whose words the
+    medication's text or displays name ("methylprednisolone acetate", "Solu-Medrol"); a family of
+    one salt needs neither. Within the salt, the smallest size that holds the dose (80 mg of
+    methylprednisolone acetate: J1040 x 1, not J1030 x 2); above the largest, the largest.
+    """
+    salts = family.salts
+    code = med.drug_code
+    salt = code.salt if code is not None and code.salt in salts else None
+    if salt is None and len(salts) > 1:
+        names = " ".join(
+            filter(
+                None,
+                [med.text]
+                + [c.get("display") for c in med.codings if isinstance(c.get("display"), str)],
+            )
+        )
+        haystack = " " + " ".join(_WORD.findall(names.lower())) + " "
+        named = [m.salt for m in family.members if any(f" {w} " in haystack for w in m.salt_words)]
+        found = tuple(dict.fromkeys(named))
+        if len(found) != 1:
+            return None, (
+                f"{family.name}: the code depends on the salt ("
+                + "; ".join(
+                    f"{s} " + "/".join(m.hcpcs for m in family.members if m.salt == s)
+                    for s in salts
+                )
+                + ") and "
+                + ("the product names more than one" if found else "only the ingredient is known")
+            )
+        salt = found[0]
+    members = [m for m in family.members if m.salt == (salt or salts[0])]
+    chosen = members[-1]
+    amount = None
+    if dose is not None and chosen.unit is not None:
+        try:
+            amount = convert(dose[0], dose[1], chosen.unit, med.strength)
+        except DoseError:
+            amount = None  # the units step says why the dose cannot be billed
+    if amount is not None:
+        chosen = next((m for m in members if m.size is not None and amount <= m.size), chosen)
+    elif med.drug is not None and any(m.hcpcs == med.drug.hcpcs for m in members):
+        chosen = next(m for m in members if m.hcpcs == med.drug.hcpcs)
+    return rules.drugs[chosen.hcpcs], None
 
 
 #: billing_units for the usual few doses of each drug, worked out once (a dose error is not kept:

@@ -46,7 +46,13 @@ DRUG_CLASSES = {
     "antineoplastic-hormonal",
     "unclassified",
     "device",  # an implant system or IUD: billed once per item inserted, whatever the dose
+    "oral",  # a J code for a drug taken by mouth (J8xxx, oral immunosuppressives): never an injection
+    "inhalation",  # an inhalation solution given through DME (J76xx): never an injection
 }
+#: how drugs.csv's billing unit was read from the HCPCS descriptor: ``parsed`` (unit_amount + unit),
+#: ``per-item`` (devices, vaccines, "per vial": one unit an item), ``unparsed`` (meq, "per 2 meq",
+#: combinations: no unit this project bills in; a person codes the units)
+UNIT_STATUSES = ("parsed", "per-item", "unparsed")
 OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
 PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}
@@ -88,6 +94,7 @@ class Drug:
     single_dose: bool
     self_administered: bool
     names: tuple[str, ...]
+    unit_status: str = "parsed"  # see UNIT_STATUSES
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,30 @@ class DrugCode:
     display: str
     # Strength of the product, e.g. 30 mg per 1 mL; None when not a solution.
     strength: tuple[Decimal, str, Decimal, str] | None
+    salt: str | None = None  # the salt or ester the product is (acetate, decanoate...), if known
+
+
+@dataclass(frozen=True)
+class FamilyMember:
+    """One code of a drug family (drug_families.csv): its salt and the largest dose it bills once."""
+
+    hcpcs: str
+    salt: str
+    salt_words: tuple[str, ...]  # words of a product name that say this salt (salt, brands)
+    size: Decimal | None  # the member's size in ``unit`` ("80 mg", "up to 125 mg"); None: any
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class DrugFamily:
+    """HCPCS codes of one ingredient that differ by salt or size: the product and dose choose."""
+
+    name: str
+    members: tuple[FamilyMember, ...]  # by salt, then size ascending
+
+    @property
+    def salts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.salt for m in self.members))
 
 
 @dataclass(frozen=True)
@@ -315,6 +346,8 @@ class Rules:
     )
     drug_by_diagnosis: Mapping[str, DrugByDiagnosis] = field(default_factory=dict)  # either code
     ndc_units: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (basis, value) -> unit
+    #: HCPCS -> the family it belongs to (drug_families.csv); empty for a drug alone in its family
+    drug_families: Mapping[str, DrugFamily] = field(default_factory=dict)
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
@@ -364,6 +397,7 @@ REQUIRED_GAPS = (
     "missing-package-size",
     "missing-rendering-provider",
     "vaccine-part-d",
+    "ambiguous-drug-code",
 )
 
 

@@ -27,6 +27,7 @@ from .drugs import (
     _dose_forms,
     _drug_by_diagnosis,
     _drug_codes,
+    _drug_families,
     _drugs,
     _packages,
     _vaccine_admin,
@@ -72,6 +73,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         raise MappingError(str(d), None, "mappings directory not found")
     drugs, drug_names = _drugs(d)
     drug_codes = _drug_codes(d, drugs)
+    drug_families = _drug_families(d, drugs)
     vaccines, vaccine_names = _vaccines(d)
     vaccine_admin = _vaccine_admin(d)
     routes = _routes(d)
@@ -138,6 +140,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         fees=freeze(fees),
         gaps=freeze(gaps),
         gap_codesystem_url=gap_url,
+        drug_families=freeze(drug_families),
         dose_forms=freeze(dose_forms),
         dose_form_names=freeze(dose_form_names),
         dose_form_name_words=tuple(

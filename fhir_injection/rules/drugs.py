@@ -11,6 +11,7 @@ from ..decision.rules import (
     DRUG_CLASSES,
     PAYER_TYPES,
     SYSTEM_NDC,
+    UNIT_STATUSES,
     UNITS,
     VACCINE_GROUPS,
     DoseForm,
@@ -18,6 +19,8 @@ from ..decision.rules import (
     Drug,
     DrugByDiagnosis,
     DrugCode,
+    DrugFamily,
+    FamilyMember,
     Package,
     Vaccine,
 )
@@ -40,6 +43,7 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
             "single_dose",
             "self_administered",
             "names",
+            "unit_status",
             "source",
         ),
     )
@@ -50,9 +54,14 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
         code = t.require(n, r, "hcpcs")
         t.unique(seen, code, n)
         cls = t.choice(n, r, "drug_class", DRUG_CLASSES)
-        per_item = cls in ("unclassified", "device")  # J3490 and devices: no dose-based unit
-        amount = t.decimal(n, r, "unit_amount", required=not per_item)
-        unit = t.choice(n, r, "unit", UNITS | ({""} if per_item else set())) or None
+        status = t.choice(n, r, "unit_status", set(UNIT_STATUSES))
+        if cls in ("unclassified", "device", "vaccine") and status == "parsed":
+            raise t.error(n, f"a {cls} code is billed per item: unit_status 'per-item'")
+        parsed = status == "parsed"
+        amount = t.decimal(n, r, "unit_amount", required=parsed)
+        unit = t.choice(n, r, "unit", UNITS | ({""} if not parsed else set())) or None
+        if not parsed and (amount is not None or unit is not None):
+            raise t.error(n, f"unit_status '{status}' has no unit_amount or unit")
         drugs[code] = Drug(
             code,
             t.require(n, r, "description"),
@@ -62,6 +71,7 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
             t.yes_no(n, r, "single_dose"),
             t.yes_no(n, r, "self_administered"),
             _names(r["names"]),
+            status,
         )
         names.extend((name, code) for name in drugs[code].names)
     if "J3490" not in drugs:
@@ -83,6 +93,7 @@ def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCo
             "per_value",
             "per_unit",
             "display",
+            "salt",
             "source",
         ),
     )
@@ -103,8 +114,40 @@ def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCo
                 t.decimal(n, r, "per_value"),
                 t.choice(n, r, "per_unit", UNITS),
             )
-        drug_codes[key] = DrugCode(hcpcs, r["display"], strength)
+        drug_codes[key] = DrugCode(hcpcs, r["display"], strength, r["salt"].lower() or None)
     return drug_codes
+
+
+def _drug_families(d: Path, drugs: dict[str, Drug]) -> dict[str, DrugFamily]:
+    """drug_families.csv: the HCPCS codes of one ingredient that differ by salt or size -> HCPCS ->
+    its family (members by salt, then size ascending)."""
+    t = _Table(
+        d, "drug_families.csv", ("family", "hcpcs", "salt", "salt_words", "size", "unit", "source")
+    )
+    by_family: dict[str, list[FamilyMember]] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        family = t.require(n, r, "family").lower()
+        hcpcs = t.require(n, r, "hcpcs")
+        t.unique(seen, hcpcs, n)
+        if hcpcs not in drugs:
+            raise t.error(n, f"hcpcs '{hcpcs}' is not in drugs.csv")
+        size = t.decimal(n, r, "size", required=False)
+        unit = t.choice(n, r, "unit", UNITS | ({""} if size is None else set())) or None
+        words = _names(r["salt_words"])
+        salt = t.require(n, r, "salt").lower()
+        by_family.setdefault(family, []).append(
+            FamilyMember(hcpcs, salt, words or (salt,), size, unit)
+        )
+    out: dict[str, DrugFamily] = {}
+    for family, members in by_family.items():
+        if len(members) < 2:
+            raise MappingError("drug_families.csv", None, f"family '{family}' has one code only")
+        salts = list(dict.fromkeys(m.salt for m in members))
+        ordered = sorted(members, key=lambda m: (salts.index(m.salt), m.size is None, m.size or 0))
+        fam = DrugFamily(family, tuple(ordered))
+        out.update((m.hcpcs, fam) for m in members)
+    return out
 
 
 def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:

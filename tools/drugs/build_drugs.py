@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Rebuild mappings/drugs.csv and mappings/drug_codes.csv from the committed source extracts.
+
+    python3 tools/drugs/build_drugs.py            # writes mappings/drugs.csv, mappings/drug_codes.csv
+    python3 tools/drugs/build_drugs.py --check    # exit 1 when the committed tables differ
+
+Offline: reads only tools/drugs/source/ (trimmed public sources, see extract_sources.py and the
+README) and tools/drugs/curated/ (the facts the CMS file cannot give, each with its source).
+
+drugs.csv: one row per HCPCS drug code of the CMS HCPCS Level II file (every J code, the Q drug
+codes), less the codes known to be terminated (curated/terminated.csv). The billing unit is parsed
+from the long descriptor ("per 250 mg", "up to 40 mg", "1000 units", "1 million units", "0.1 ml");
+``unit_status`` says how: ``parsed``; ``per-item`` (devices, vaccines, "per vial", "each": billed
+once per item); ``unparsed`` (no dose unit this project can bill in: meq, microcuries, a combination
+of two amounts; a person must code the units). The class comes from the code range and descriptor
+(J9000-J9999 anti-neoplastic; "oral" and "inhalation" descriptors; unclassified / not otherwise
+classified codes), then the curated row, which also gives names, single-dose and Medicare SAD.
+
+drug_codes.csv: the curated rows (curated/drug_codes_curated.csv: today's verified and unverified
+rows, kept as they are), then every RxNorm code of the extracts whose product name matches a rule of
+curated/rxnorm_rules.csv (ingredient(s) as written in the RxNorm name, optional dose-form filter),
+with the strength read from the name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import re
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SRC = HERE / "source"
+CUR = HERE / "curated"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+HCPCS_SOURCE = (
+    "CMS HCPCS Level II file 2020 (long descriptor) as published in github wamuir/hcpcs "
+    "@50425cb {file}; extract tools/drugs/source/hcpcs2020_drugs.csv (check current year)"
+)
+VSAC_SOURCE = (
+    "RxNorm code and name in VSAC eCQM {value_set} as shipped in github canvas-medical/"
+    "canvas-plugins @344f0bc; HCPCS by rule '{rule}' (tools/drugs/curated/rxnorm_rules.csv)"
+)
+SYNTHEA_SOURCE = (
+    "RxNorm code and name as Synthea 3.3 writes them (fixtures/synthea; github "
+    "synthetichealth/synthea); HCPCS by rule '{rule}' (tools/drugs/curated/rxnorm_rules.csv)"
+)
+
+_NUM = r"(\d[\d,]*(?:\.\d+)?|\.\d+)"
+_UNIT_WORDS = {
+    "mg": "mg",
+    "milligram": "mg",
+    "milligrams": "mg",
+    "mcg": "mcg",
+    "microgram": "mcg",
+    "micrograms": "mcg",
+    "gm": "g",
+    "g": "g",
+    "gram": "g",
+    "grams": "g",
+    "ml": "mL",
+    "cc": "mL",
+    "unit": "unit",
+    "units": "unit",
+    "iu": "unit",
+    "i.u.": "unit",
+    "kiu": "unit",
+    "usp units": "unit",
+    "usp unit": "unit",
+    "million units": "unit",
+}
+_AMOUNT = re.compile(
+    r"(?:(per|up to|less than or equal to)\s+)?" + _NUM + r"\s*"
+    r"(million units|usp units?|milligrams?|micrograms?|grams?|units?|mcg|mg|gm|g|ml|cc|kiu|i\.u\.|iu)"
+    r"(?![a-z/])",
+    re.I,
+)
+_OTHER_UNITS = re.compile(r"\d\s*(meq|mci|microcurie|millicurie|sq cm|mmol)", re.I)
+_PER_ITEM = re.compile(r"\b(per vial|each|per dose|per instillation|per kit|vial)\b", re.I)
+
+
+def parse_unit(description: str) -> tuple[str, Decimal | None, str | None]:
+    """(unit_status, amount, unit) of a HCPCS long descriptor."""
+    text = re.sub(r"\([^)]*\)", " ", description)  # "(for esrd on dialysis)", "(1.125 grams)"
+    amounts = {
+        (Decimal(m.group(2).replace(",", "")), m.group(3).lower()) for m in _AMOUNT.finditer(text)
+    }
+    if re.search(r"/\s*\d", text) or len(amounts) > 1:
+        return "unparsed", None, None  # a combination ("1 gram/0.125 grams"): units need a person
+    if not amounts:  # "per gm", "per iu": one of the unit
+        bare = re.search(r"\bper (gm|gram|iu|i\.u\.|ml|unit)\b", text, re.I)
+        if bare:
+            amounts = {(Decimal(1), bare.group(1).lower())}
+    if len(amounts) == 1:
+        ((value, word),) = amounts
+        if word == "million units":
+            value *= 1_000_000
+        if _OTHER_UNITS.search(text):
+            return "unparsed", None, None
+        return "parsed", value, _UNIT_WORDS[word]
+    if _PER_ITEM.search(text):
+        return "per-item", None, None
+    return "unparsed", None, None
+
+
+def drug_class(code: str, description: str) -> str:
+    d = description.lower()
+    if "unclassified" in d or "not otherwise classified" in d or re.search(r"\bnos$", d):
+        return "unclassified"
+    if re.search(r"\binhalation\b", d):
+        return "inhalation"
+    if re.search(r"\boral\b", d) and "parenteral" not in d:
+        return "oral"
+    if code[:4] == "Q203":
+        return "vaccine"
+    if code.startswith("J9"):
+        return "antineoplastic"
+    return "standard"
+
+
+def fmt(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def build_drugs() -> tuple[list[list[str]], dict[str, dict]]:
+    curated = {r["hcpcs"]: r for r in read(CUR / "drugs_curated.csv")}
+    terminated = {r["hcpcs"] for r in read(CUR / "terminated.csv")}
+    rows: list[list[str]] = []
+    table: dict[str, dict] = {}
+    source_rows = read(SRC / "hcpcs2020_drugs.csv")
+    codes = {r["hcpcs"] for r in source_rows}
+    for r in source_rows:
+        code = r["hcpcs"]
+        if code in terminated:
+            continue
+        desc = r["long_description"]
+        c = curated.get(code)
+        status, amount, unit = parse_unit(desc)
+        cls = drug_class(code, desc)
+        source = HCPCS_SOURCE.format(file=r["file"])
+        single, sad, names = "no", "no", ""
+        if c:
+            cls = c["drug_class"] or cls
+            single, sad, names = c["single_dose"], c["self_administered"], c["names"]
+            desc = c["description"] or desc
+            source = f"{source}; {c['source']}"
+        if cls in ("device", "vaccine", "unclassified"):
+            status, amount, unit = "per-item", None, None
+        row = [code, desc, fmt(amount), unit or "", cls, single, sad, names, status, source]
+        rows.append(row)
+        table[code] = {"class": cls, "amount": amount, "unit": unit, "desc": desc}
+    # curated rows for codes the 2020 file does not have (none today: a check, not a fallback)
+    missing = sorted(set(curated) - codes)
+    if missing:
+        sys.exit(f"curated/drugs_curated.csv names codes not in the HCPCS extract: {missing}")
+    rows.sort(key=lambda r: r[0])
+    return rows, table
+
+
+_FORM = re.compile(
+    r"\s(Injection|Injectable Solution|Injectable Suspension|Prefilled Syringe|Auto-Injector|"
+    r"Pen Injector|Cartridge|Drug Implant|Injectable Foam|Injectable Product)$"
+)
+_LEAD = re.compile(r"^(?:\d+-(?:Month|Day) )?(?:(\d*\.?\d+) (ML|HR|ACTUAT) )?")
+_COMPONENT = re.compile(r"^(.*?)(?: (\d*\.?\d+) (MG|UNT|MCG|MEQ|MMOL|%)(?:/(ML|MG|ACTUAT))?)?$")
+_RX_UNITS = {"MG": "mg", "UNT": "unit", "MCG": "mcg"}
+
+
+def parse_product(name: str):
+    """(ingredient key, dose form, strength tuple or None) of an RxNorm product name, or None."""
+    text = re.sub(r"\s*\[[^\]]+\]$", "", name.strip())
+    m = _FORM.search(text)
+    if not m:
+        return None
+    form = m.group(1)
+    text = text[: m.start()]
+    text = _LEAD.sub("", text, count=1)
+    parts = [p.strip() for p in text.split(" / ")]
+    names, strengths = [], []
+    for part in parts:
+        c = _COMPONENT.match(part)
+        if not c:
+            return None
+        names.append(c.group(1).lower())
+        strengths.append(c.groups()[1:])
+    strength = None
+    if len(strengths) == 1 and strengths[0][0] and strengths[0][2] == "ML":
+        value, unit = strengths[0][0], _RX_UNITS.get(strengths[0][1])
+        if unit:
+            strength = (value, unit, "1", "mL")
+    return " / ".join(names), form, strength
+
+
+def build_codes(drugs: dict[str, dict]) -> list[list[str]]:
+    header = [
+        "system", "code", "hcpcs", "strength_value", "strength_unit", "per_value", "per_unit",
+        "display", "salt", "source",
+    ]
+    rules: dict[str, list[dict]] = {}
+    for r in read(CUR / "rxnorm_rules.csv"):
+        if r["hcpcs"] not in drugs:
+            sys.exit(f"rxnorm_rules.csv: {r['hcpcs']} ({r['ingredient']}) is not a drug code")
+        rules.setdefault(r["ingredient"].lower(), []).append(r)
+    out: list[list[str]] = []
+    seen: set[tuple[str, str]] = set()
+    for r in read(CUR / "drug_codes_curated.csv"):
+        if r["hcpcs"] not in drugs:
+            sys.exit(f"drug_codes_curated.csv: {r['hcpcs']} is not a drug code")
+        out.append([r.get(h, "") for h in header])
+        seen.add((r["system"], r["code"]))
+    extracts = [
+        (r["rxcui"], r["name"], VSAC_SOURCE, r["value_set"].split(" value set ", 1)[-1])
+        for r in read(SRC / "rxnorm_vsac_injectables.csv")
+    ] + [(r["rxcui"], r["name"], SYNTHEA_SOURCE, "") for r in read(SRC / "rxnorm_synthea.csv")]
+    for code, name, template, value_set in extracts:
+        if (RXNORM, code) in seen:
+            continue
+        parsed = parse_product(name)
+        if parsed is None:  # an ingredient: no form, no strength
+            key, form, strength = name.lower(), None, None
+            if re.search(r"\d", key):
+                continue
+        else:
+            key, form, strength = parsed
+        for rule in rules.get(key, []):
+            if rule["forms"] and (form is None or not re.fullmatch(rule["forms"], form)):
+                continue
+            seen.add((RXNORM, code))
+            s = strength or ("", "", "", "")
+            source = template.format(value_set=f"value set {value_set}", rule=rule["ingredient"])
+            out.append([RXNORM, code, rule["hcpcs"], *s, name, rule["salt"], source])
+            break
+    return [header, *out]
+
+
+def render(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="compare instead of writing")
+    ap.add_argument("--out", type=Path, default=ROOT / "mappings")
+    a = ap.parse_args(argv)
+    rows, table = build_drugs()
+    header = [
+        "hcpcs", "description", "unit_amount", "unit", "drug_class", "single_dose",
+        "self_administered", "names", "unit_status", "source",
+    ]
+    files = {"drugs.csv": render([header, *rows]), "drug_codes.csv": render(build_codes(table))}
+    stale = []
+    for name, text in files.items():
+        path = a.out / name
+        if a.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(f"stale: {', '.join(stale)} (run tools/drugs/build_drugs.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Trim the public sources the drug tables are built from into the small extracts kept in source/.
+
+Run once, with local git mirrors of the two public repositories (any clone works):
+
+    python3 tools/drugs/extract_sources.py --hcpcs /path/to/wamuir/hcpcs --canvas /path/to/canvas-plugins \\
+        --synthea fixtures/synthea
+
+It reads, at the commits pinned below (``git show COMMIT:path``, so the clone's checkout does not
+matter):
+
+* wamuir/hcpcs ``groups/j.md`` and ``groups/q.md``: the CMS 2020 HCPCS Level II file as published
+  there (columns HCPC, SEQNUM, RECID, LONG DESCRIPTION, SHORT DESCRIPTION). Kept: every J code, and
+  the Q codes that are drugs (long descriptor starting "Injection" or a Q203x influenza vaccine
+  product), without the contrast agents and dermal fillers.
+* canvas-medical/canvas-plugins ``canvas_sdk/value_set/v2026/*.py`` and ``v2022/*.py``: VSAC eCQM
+  value sets as shipped there; kept: each RxNorm code (with its RxNorm name, the comment next to it)
+  whose name is an injectable or implanted product, and the first value set naming it.
+* fixtures/synthea (Synthea 3.3.0 output, this repository): the RxNorm codes and names of the
+  injectable products Synthea writes.
+
+``build_drugs.py`` then rebuilds mappings/drugs.csv and mappings/drug_codes.csv from these extracts
+and the curated inputs, offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+HCPCS_COMMIT = "50425cbbef2faf6f6282c684166dec960c208fd4"
+CANVAS_COMMIT = "344f0bcb924b2be7ffafb5ac7edf19d475704259"
+
+#: Q codes that start "Injection" but are not drugs given in an office: contrast agents (Q995x)
+#: and dermal fillers / wound matrices billed as devices
+Q_NOT_DRUGS = re.compile(r"contrast|microspheres|radiesse|sculptra|matrix|cymetra|graftjacket")
+INJECTABLE = re.compile(
+    r"(Injection|Injectable Solution|Injectable Suspension|Prefilled Syringe|Auto-Injector|"
+    r"Pen Injector|Cartridge|Drug Implant|Injectable Foam|Injectable Product)(\s*\[[^\]]+\])?$"
+)
+
+
+def git_show(repo: Path, commit: str, path: str) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), "show", f"{commit}:{path}"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+
+
+def hcpcs_rows(repo: Path):
+    for group in ("j", "q"):
+        for line in git_show(repo, HCPCS_COMMIT, f"groups/{group}.md").splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if len(cells) != 5 or not re.fullmatch(r"[JQ]\d{4}", cells[0]):
+                continue
+            code, _seq, _rec, long, short = cells
+            if code.startswith("Q"):
+                drug = long.lower().startswith("injection") and not Q_NOT_DRUGS.search(long.lower())
+                vaccine = code[:4] == "Q203"
+                if not (drug or vaccine):
+                    continue
+            yield code, long, short, f"groups/{group}.md"
+
+
+def rxnorm_rows(repo: Path):
+    listing = subprocess.run(
+        ["git", "--git-dir", str(repo), "ls-tree", "--name-only", CANVAS_COMMIT,
+         "canvas_sdk/value_set/v2026/", "canvas_sdk/value_set/v2022/"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()
+    seen: set[str] = set()
+    for path in listing:
+        if not path.endswith(".py") or path.endswith("condition.py"):
+            continue  # condition.py: diagnoses only (and too large for the snapshot)
+        value_set = None
+        in_rxnorm = False
+        for line in git_show(repo, CANVAS_COMMIT, path).splitlines():
+            m = re.match(r'\s+VALUE_SET_NAME = "(.*)"', line)
+            if m:
+                value_set = m.group(1)
+            if re.match(r"\s+[A-Z0-9]+ = \{", line):
+                in_rxnorm = line.strip().startswith("RXNORM")
+                continue
+            m = re.match(r'\s+"(\d+)",\s+# (.*)$', line)
+            if in_rxnorm and m and m.group(1) not in seen:
+                code, name = m.group(1), m.group(2).strip()
+                seen.add(code)
+                yield code, name, f"{path} value set '{value_set}'"
+
+
+def synthea_rows(folder: Path):
+    """RxNorm codes and names as Synthea wrote them in an export (Bundles or bulk NDJSON)."""
+    import gzip
+    import json
+
+    found: dict[str, str] = {}
+
+    def walk(o) -> None:
+        if isinstance(o, dict):
+            if o.get("system") == "http://www.nlm.nih.gov/research/umls/rxnorm" and o.get("code"):
+                found.setdefault(o["code"], o.get("display") or "")
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    for f in sorted(folder.rglob("*.json")):
+        walk(json.loads(f.read_text(encoding="utf-8")))
+    for f in sorted(folder.rglob("Medication*.ndjson.gz")):
+        with gzip.open(f, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                walk(json.loads(line))
+    for code, name in sorted(found.items(), key=lambda kv: int(kv[0])):
+        if INJECTABLE.search(name):
+            yield code, name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hcpcs", type=Path, required=True, help="git dir of wamuir/hcpcs")
+    ap.add_argument("--canvas", type=Path, required=True, help="git dir of canvas-medical/canvas-plugins")
+    ap.add_argument("--synthea", type=Path, required=True, help="fixtures/synthea (Synthea 3.3 output)")
+    a = ap.parse_args()
+    with (HERE / "source" / "hcpcs2020_drugs.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["hcpcs", "long_description", "short_description", "file"])
+        w.writerows(hcpcs_rows(a.hcpcs))
+    with (HERE / "source" / "rxnorm_vsac_injectables.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["rxcui", "name", "value_set"])
+        rows = [r for r in rxnorm_rows(a.canvas) if INJECTABLE.search(r[1]) or ("," not in r[1]
+                and not re.search(r"\d", r[1]) and len(r[1].split()) <= 4)]
+        w.writerows(sorted(rows, key=lambda r: int(r[0])))
+    with (HERE / "source" / "rxnorm_synthea.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["rxcui", "name"])
+        w.writerows(synthea_rows(a.synthea))
+
+
+if __name__ == "__main__":
+    main()
