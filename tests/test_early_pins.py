@@ -126,3 +126,42 @@ def test_an_early_decision_keeps_the_time_as_given_and_no_encounter_when_there_i
     assert (d.outcome, d.encounter, d.effective, d.service_date) == ("not-billable", None, "2026-10-05", "2026-10-05")
     a = admin(dosage=dosage(route=ORAL), effectiveDateTime=None, effectivePeriod={"start": "2026-10-05T09:30:00Z"})
     assert decide_one(a).effective == "2026-10-05T09:30:00Z"  # a period's start, as given
+
+
+VERSIONED = {"meta": {"versionId": "3"}}
+
+
+@pytest.mark.parametrize("administration,resources", [
+    (admin(dosage=dosage(route=ORAL), **VERSIONED), None),
+    (no_route("Etonogestrel 68 MG Drug Implant", {"system": RXNORM, "code": "389221"}) | VERSIONED, None),
+    (admin(**VERSIONED), world(encounter_class="IMP")),
+])
+def test_an_early_decision_keeps_the_version_it_was_made_from(administration, resources):
+    assert decide_one(administration, resources).version == "3"
+
+
+def test_an_early_decision_names_no_encounter_when_the_reference_points_to_nothing():
+    d = decide_one(admin(dosage=dosage(route=ORAL), context={"reference": "Encounter/gone"}))
+    assert (d.outcome, d.encounter) == ("not-billable", None)
+
+
+@pytest.mark.parametrize("administration,resources", [
+    (admin(dosage=dosage(route=ORAL)), None),
+    (no_route("Etonogestrel 68 MG Drug Implant", {"system": RXNORM, "code": "389221"}), None),
+    (admin(), world(encounter_class="IMP")),
+])
+def test_an_early_decision_without_a_time_has_no_service_date(administration, resources):
+    administration.pop("effectiveDateTime")
+    d = decide_one(administration, resources)
+    assert d.outcome in ("not-billable", "not-96372") and d.service_date is None and d.effective is None
+
+
+def test_an_effective_time_that_is_not_text_is_not_copied():
+    d = decide_one(admin(dosage=dosage(route=ORAL), effectiveDateTime=20261005))
+    assert (d.outcome, d.effective) == ("not-billable", None)
+
+
+def test_an_implant_without_coverage_names_no_coverage():
+    d = decide_one(no_route("Etonogestrel 68 MG Drug Implant", {"system": RXNORM, "code": "389221"}),
+                   world(coverage=False))
+    assert (d.procedure, d.drug, d.coverage) == ("11981", "J7307", None)

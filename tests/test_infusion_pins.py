@@ -260,3 +260,14 @@ def test_hydration_without_a_duration_is_coded_without_the_31_minute_check():
 def test_a_hydration_push_has_no_code():
     s = iv.iv_service(period("2026-10-05T08:00:00Z", "2026-10-05T08:05:00Z"), {}, "intravenous", med(SALINE), RULES)
     assert (s.kind, s.technique, s.row) == ("hydration", "push", None)
+
+
+def test_the_smallest_rate_and_an_hour_and_a_minute_with_no_threshold():
+    assert iv._rate_ml_per_min({"rateQuantity": qty(1, "mL/min")}) == Decimal(1)
+    assert iv._rate_ml_per_min({"rateQuantity": qty("0.5", "mL/min")}) == Decimal("0.5")
+    assert iv.additional_hours(61, 0) == 1  # one minute past the hour counts when the threshold is 0
+
+
+def test_a_period_of_no_time_is_zero_minutes_from_the_period():
+    assert iv.duration_minutes(period("2026-10-05T09:00:00Z", "2026-10-05T09:00:00Z"), {}, RULES) == (
+        0, "effectivePeriod")
