@@ -151,8 +151,7 @@ def test_an_early_decision_names_no_encounter_when_the_reference_points_to_nothi
     (admin(), world(encounter_class="IMP")),
 ])
 def test_an_early_decision_without_a_time_has_no_service_date(administration, resources):
-    administration.pop("effectiveDateTime")
-    d = decide_one(administration, resources)
+    d = decide_one({k: v for k, v in administration.items() if k != "effectiveDateTime"}, resources)
     assert d.outcome in ("not-billable", "not-96372") and d.service_date is None and d.effective is None
 
 
