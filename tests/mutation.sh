@@ -9,6 +9,9 @@
 #                                   on 2 cores); exits 1 when a module scores below the threshold
 #   bash tests/mutation.sh full     the whole decision core, FULL modules (4,411 mutants: over 20 minutes on 2 cores);
 #                                   prints every module's score, exits 1 when one is below the threshold
+#   bash tests/mutation.sh only MODULE...
+#                                   a fresh run over the named modules only (paths as in the list below),
+#                                   e.g. while pinning one module; prints their scores
 #   bash tests/mutation.sh scores [MODULE...]
 #                                   print the scores of the last run again, without running anything
 #
@@ -45,6 +48,7 @@ MODULES=(
     "fhir_injection/decision/localtime.py   full"
     "fhir_injection/decision/zones.py       full"
     "fhir_injection/decision/infusion.py    full"
+    "fhir_injection/decision/clinicians.py  full"
 )
 # ---------------------------------------------------------------------------------------------------------
 
@@ -60,7 +64,7 @@ MAX_CHILDREN="${MUTATION_MAX_CHILDREN:-2}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 
 # The per-module scores, from the exit code mutmut recorded for each mutant in mutants/<module>.meta
 # (read through mutmut's own table of exit codes). Exit status 1 when a module is below the threshold or
@@ -135,6 +139,7 @@ PY
 case "${1:-}" in
     quick) run "${QUICK_MODULES[@]}"; scores "${QUICK_MODULES[@]}" ;;
     full) run "${FULL_MODULES[@]}"; scores "${FULL_MODULES[@]}" ;;
+    only) shift; [[ $# -gt 0 ]] || usage; run "$@"; scores "$@" ;;
     scores) shift; if [[ $# -gt 0 ]]; then scores "$@"; else scores "${FULL_MODULES[@]}"; fi ;;
     *) usage ;;
 esac
