@@ -722,6 +722,8 @@ GAP_CASES = {
                                                 dosage=dosage(route=None))], world()),
     "missing-package-size": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "35827"))], world()),
     "missing-rendering-provider": lambda: ([admin()], replace_resource(world(), "Encounter", participant=None)),
+    "rendering-provider-by-role": lambda: ([admin()], [
+        {k: v for k, v in r.items() if k != "qualification"} if r.get("id") == "doctor" else r for r in world()]),
     "vaccine-part-d": lambda: ([admin(medicationCodeableConcept=med(CVX, "115"))], world()),
     "ambiguous-drug-code": lambda: ([admin(medicationCodeableConcept={"coding": [
         {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6902"}]})], world()),

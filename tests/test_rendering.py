@@ -200,7 +200,53 @@ def test_a_practitioner_role_participant_is_read_through_its_practitioner():
         admin(),
         with_participants(participant("PractitionerRole/role2", "ATND"), extra=[role_alone]),
     )
-    assert d.rendering is None
+    # no Practitioner to read a qualification from: the attender renders by its role, noted
+    assert d.rendering == "PractitionerRole/role2" and d.outcome == "claim"
+    assert "rendering-provider-by-role" in gap_codes(d)
+    d = decide_one(
+        admin(), with_participants(participant("PractitionerRole/role2"), extra=[role_alone])
+    )
+    assert d.rendering is None  # untyped, and no qualification: no one renders
+
+
+# ----------------------------------------------------------------------------- by role (issue 12 review)
+
+
+def test_an_attender_of_unknown_qualification_renders_by_role_with_an_info_note():
+    # Synthea and many vendor exports carry no Practitioner.qualification
+    w = with_participants(participant("Practitioner/dr0", "ATND"), extra=[practitioner("dr0")])
+    d = decide_one(admin(), w)
+    assert (d.outcome, d.rendering, d.claim_status) == ("claim", "Practitioner/dr0", "active")
+    g = gap(d, "rendering-provider-by-role")
+    assert g.severity == "info" and g.field == "Practitioner.qualification"
+    assert g.message.startswith(
+        "Rendering provider Practitioner/dr0 is named by its Encounter.participant type; "
+        "no Practitioner.qualification says MD, DO, NP, PA, CNS or CNM. "
+    )
+
+
+def test_a_known_eligible_participant_wins_over_a_better_ranked_one_of_unknown_qualification():
+    w = with_participants(
+        participant("Practitioner/dr0", "ATND"),
+        participant("Practitioner/np", "PART"),
+        extra=[practitioner("dr0"), practitioner("np", (V2_DEGREE, "NP"))],
+    )
+    d = decide_one(admin(), w)
+    assert d.rendering == "Practitioner/np" and "rendering-provider-by-role" not in gap_codes(d)
+
+
+def test_the_best_ranked_of_unknown_qualification_renders_and_never_auxiliary_or_untyped_ones():
+    w = with_participants(
+        participant("Practitioner/u0"),  # untyped
+        participant("Practitioner/rn", "ATND"),
+        participant("Practitioner/dr2", "SPRF"),
+        participant("Practitioner/dr1", "PPRF"),
+        extra=[practitioner("u0"), practitioner("rn", (V2_DEGREE, "RN")), practitioner("dr1"), practitioner("dr2")],
+    )
+    assert decide_one(admin(), w).rendering == "Practitioner/dr1"
+    w = with_participants(participant("Practitioner/u0"), extra=[practitioner("u0")])
+    d = decide_one(admin(), w)
+    assert d.rendering is None and "missing-rendering-provider" in gap_codes(d)
 
 
 def test_the_configured_rendering_provider_of_the_clinic_is_the_fallback():

@@ -251,9 +251,11 @@ def _rendering(c: _Case) -> None:
     c.rendering = None
     if c.outcome is not None:
         return
-    c.rendering, problem = rendering_provider(c)
+    c.rendering, problem, note = rendering_provider(c)
     if c.rendering is None:
         c.gaps.add("missing-rendering-provider", problem)
+    elif note is not None:
+        c.gaps.add("rendering-provider-by-role", note)
 
 
 def _no_provider_reason(c: _Case) -> str:

@@ -61,14 +61,28 @@ def _practitioner(found: Mapping | None, ctx, container) -> Mapping | None:
     return ctx.get(reference, "Practitioner", found) if reference is not None else None
 
 
-def rendering_provider(c: _Case) -> tuple[str | None, str | None]:
-    """(``Type/id`` of the rendering provider, None), or (None, why no one is)."""
+#: a participant's rank when its type is none of the listed ones (mappings/participant_types.csv)
+UNTYPED = 1_000
+
+
+def rendering_provider(c: _Case) -> tuple[str | None, str | None, str | None]:
+    """(``Type/id`` of the rendering provider, None, None), or (None, why no one is, None), or
+    (``Type/id``, None, a note) when the one chosen is an encounter participant whose role (attender,
+    primary performer...) names them but whose qualification the record does not give.
+
+    Real exports seldom carry Practitioner.qualification (Synthea never does; Epic and Oracle
+    Health often leave it out), while the encounter's attending or primary performer is by that role
+    the practitioner responsible for the visit: such a participant renders when no one of a known
+    eligible qualification does, with an info note for the coder. Auxiliary staff never render, and
+    neither does an untyped participant or a performer of unknown qualification.
+    """
     rules, ctx = c.rules, c.ctx
     reasons = []
+    by_role: str | None = None
     if c.performer is not None:
         role = qualification_role(_practitioner(c.performer_found, ctx, c.admin), rules)
         if role == "eligible":
-            return c.performer, None
+            return c.performer, None, None
         reasons.append(
             f"the performer {c.performer} is "
             + ("auxiliary staff (incident-to)" if role else "of no known qualification")
@@ -77,7 +91,7 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None]:
     if refs is not None and refs.participants:
         ranks = [(_rank(roles, rules), n) for n, roles in enumerate(refs.roles)]
         seen = []
-        for _, n in sorted((rank, n) for rank, n in ranks if rank is not None):
+        for rank, n in sorted((rank, n) for rank, n in ranks if rank is not None):
             reference = refs.participants[n]
             found = ctx.get(reference, None, c.encounter)
             if found is None or found.get("resourceType") not in _CLINICIANS:
@@ -87,8 +101,19 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None]:
                 continue
             role = qualification_role(_practitioner(found, ctx, c.encounter), rules)
             if role == "eligible":
-                return key, None
+                return key, None, None
+            if role is None and rank < UNTYPED and by_role is None:
+                by_role = key
             seen.append(f"{shown_reference(reference)} ({role or 'no known qualification'})")
+        if by_role is not None:
+            return (
+                by_role,
+                None,
+                (
+                    f"Rendering provider {by_role} is named by its Encounter.participant type; "
+                    "no Practitioner.qualification says MD, DO, NP, PA, CNS or CNM"
+                ),
+            )
         reasons.append(
             "Encounter.participant: " + (", ".join(seen) if seen else "no clinician found")
         )
@@ -99,20 +124,24 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None]:
         configured = c.config.rendering_providers.get(clinic.split("/", 1)[1])
         if configured:
             return (
-                configured
-                if configured.startswith("Practitioner/")
-                else f"Practitioner/{configured}"
-            ), None
+                (
+                    configured
+                    if configured.startswith("Practitioner/")
+                    else f"Practitioner/{configured}"
+                ),
+                None,
+                None,
+            )
     reasons.append("no rendering provider is configured for the clinic")
     text = "; ".join(reasons)
-    return None, text[:1].upper() + text[1:]
+    return None, text[:1].upper() + text[1:], None
 
 
 def _rank(codes: list[tuple[object, object]], rules: Rules) -> int | None:
     """A participant's best rank (mappings/participant_types.csv); one with no type ranks last;
     one with types, none of them listed (a referrer, an admitter...), is never the rendering one."""
     if not codes:
-        return 1_000
+        return UNTYPED
     ranks = [rules.participant_ranks.get(code) for code in codes]  # type: ignore[arg-type]
     known = [r for r in ranks if r is not None]
     return min(known) if known else None

@@ -396,6 +396,7 @@ REQUIRED_GAPS = (
     "dose-form-not-injectable",
     "missing-package-size",
     "missing-rendering-provider",
+    "rendering-provider-by-role",
     "vaccine-part-d",
     "ambiguous-drug-code",
 )
