@@ -1,4 +1,4 @@
-"""Issue 12: the generator of mappings/drugs.csv and drug_codes.csv (tools/drugs/build_drugs.py):
+"""Issue 12: the generator of mappings/drugs.csv and drug_codes.csv (mappings/build/build_drugs.py):
 billing units parsed from the CMS descriptors, and the committed tables are what it builds.
 (Kept out of the mutation run's test selection: the mutants/ copy has no tools/.)"""
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _builder():
-    spec = importlib.util.spec_from_file_location("build_drugs", ROOT / "tools/drugs/build_drugs.py")
+    spec = importlib.util.spec_from_file_location("build_drugs", ROOT / "mappings/build/build_drugs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -3,7 +3,7 @@
 
 Run once, with local git mirrors of the two public repositories (any clone works):
 
-    python3 tools/drugs/extract_sources.py --hcpcs /path/to/wamuir/hcpcs --canvas /path/to/canvas-plugins \\
+    python3 mappings/build/extract_sources.py --hcpcs /path/to/wamuir/hcpcs --canvas /path/to/canvas-plugins \\
         --synthea fixtures/synthea
 
 It reads, at the commits pinned below (``git show COMMIT:path``, so the clone's checkout does not

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Rebuild mappings/drugs.csv and mappings/drug_codes.csv from the committed source extracts.
 
-    python3 tools/drugs/build_drugs.py            # writes mappings/drugs.csv, mappings/drug_codes.csv
-    python3 tools/drugs/build_drugs.py --check    # exit 1 when the committed tables differ
+    python3 mappings/build/build_drugs.py            # writes mappings/drugs.csv, mappings/drug_codes.csv
+    python3 mappings/build/build_drugs.py --check    # exit 1 when the committed tables differ
 
-Offline: reads only tools/drugs/source/ (trimmed public sources, see extract_sources.py and the
-README) and tools/drugs/curated/ (the facts the CMS file cannot give, each with its source).
+Offline: reads only mappings/build/source/ (trimmed public sources, see extract_sources.py and the
+README) and mappings/build/curated/ (the facts the CMS file cannot give, each with its source).
 
 drugs.csv: one row per HCPCS drug code of the CMS HCPCS Level II file (every J code, the Q drug
 codes), less the codes known to be terminated (curated/terminated.csv). The billing unit is parsed
@@ -40,15 +40,15 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 HCPCS_SOURCE = (
     "CMS HCPCS Level II file 2020 (long descriptor) as published in github wamuir/hcpcs "
-    "@50425cb {file}; extract tools/drugs/source/hcpcs2020_drugs.csv (check current year)"
+    "@50425cb {file}; extract mappings/build/source/hcpcs2020_drugs.csv (check current year)"
 )
 VSAC_SOURCE = (
     "RxNorm code and name in VSAC eCQM {value_set} as shipped in github canvas-medical/"
-    "canvas-plugins @344f0bc; HCPCS by rule '{rule}' (tools/drugs/curated/rxnorm_rules.csv)"
+    "canvas-plugins @344f0bc; HCPCS by rule '{rule}' (mappings/build/curated/rxnorm_rules.csv)"
 )
 SYNTHEA_SOURCE = (
     "RxNorm code and name as Synthea 3.3 writes them (fixtures/synthea; github "
-    "synthetichealth/synthea); HCPCS by rule '{rule}' (tools/drugs/curated/rxnorm_rules.csv)"
+    "synthetichealth/synthea); HCPCS by rule '{rule}' (mappings/build/curated/rxnorm_rules.csv)"
 )
 
 _NUM = r"(\d[\d,]*(?:\.\d+)?|\.\d+)"
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text, encoding="utf-8")
     if stale:
-        print(f"stale: {', '.join(stale)} (run tools/drugs/build_drugs.py)", file=sys.stderr)
+        print(f"stale: {', '.join(stale)} (run mappings/build/build_drugs.py)", file=sys.stderr)
         return 1
     return 0
 
