@@ -294,6 +294,16 @@ def _run_rules(args) -> int:
     print(
         f"  drug families (salt/size chosen by product and dose): {len(rules.drug_families)} codes"
     )
+    print(
+        f"  packages (container size, single/multi-dose): {len(rules.packages)}; "
+        f"codes chosen by diagnosis: {len(rules.drug_by_diagnosis)} "
+        f"({', '.join(sorted(rules.diagnosis_rules))}); NDC unit rules: {len(rules.ndc_units)}"
+    )
+    prefixes = sum(len(p) for p in rules.qualification_prefixes.values())
+    print(
+        f"  rendering provider: {len(rules.qualifications)} qualification codes "
+        f"(+ {prefixes} prefixes), {len(rules.participant_ranks)} participant types"
+    )
     return EXIT_OK
 
 

@@ -200,7 +200,16 @@ def test_no_command_is_a_usage_error(capsys):
 
 def test_rules_command(capsys):
     assert main(["rules"]) == EXIT_OK
-    assert "mappings OK" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mappings OK" in out
+    # issue 12's tables, counted from what was loaded
+    from fhir_injection import load_rules
+
+    r = load_rules()
+    assert (f"  packages (container size, single/multi-dose): {len(r.packages)}; codes chosen by diagnosis: "
+            f"{len(r.drug_by_diagnosis)} (cancer, esrd-dialysis); NDC unit rules: {len(r.ndc_units)}\n") in out
+    assert f"  rendering provider: {len(r.qualifications)} qualification codes" in out
+    assert len(r.packages) > 20 and len(r.qualifications) > 10 and len(r.participant_ranks) == 4
 
 
 def test_broken_mappings_exit_3_naming_file_and_row(tmp_path, capsys):
