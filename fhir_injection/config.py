@@ -84,18 +84,6 @@ def load_config(path: str | Path | None) -> Config:
             f"config file {p}: [rendering_providers] maps an Organization id to a Practitioner id "
             '(clinic-1 = "dr-smith")'
         )
-    sad_policy = data.get("sad_policy", Config.sad_policy)
-    if sad_policy not in SAD_POLICIES:
-        raise ConfigError(f"config file {p}: sad_policy {sad_policy!r} is not one of hold, gy")
-    rendering = data.get("rendering_providers", {})
-    if not isinstance(rendering, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v and "/" not in k
-        for k, v in rendering.items()
-    ):
-        raise ConfigError(
-            f"config file {p}: [rendering_providers] maps an Organization id to a Practitioner id "
-            '(clinic-1 = "dr-smith")'
-        )
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),

@@ -265,6 +265,16 @@ class BulkExport:
 
     # -- the protocol --------------------------------------------------------------
 
+    def _poll_or_forget(self, request: ExportRequest, status_url: str) -> Manifest | None:
+        """Poll the export; a job the server ended (failed, cancelled) is forgotten in the state
+        file before the error goes on, so the next run kicks off a new one."""
+        try:
+            return self.poll(status_url)
+        except BulkExportError as exc:
+            if exc.job_over:
+                self._remember(request, status_url=None, kicked_off=None)
+            raise
+
     def kick_off(self, request: ExportRequest) -> str:
         """Start an export; its status URL (also saved)."""
         resp = self.session.request(
@@ -391,24 +401,14 @@ class BulkExport:
         manifest: Manifest | None = None
         if resumed:
             self.progress(f"resuming the export kicked off {job.get('kicked_off', 'earlier')}")
-            try:
-                manifest = self.poll(status_url)
-            except BulkExportError as exc:
-                if exc.job_over:
-                    self._remember(request, status_url=None, kicked_off=None)
-                raise
+            manifest = self._poll_or_forget(request, status_url)
             if manifest is None:
                 log.warning("the export of the last run has expired (404/410); starting a new one")
                 self._remember(request, status_url=None, kicked_off=None)
                 resumed = False
         if manifest is None:
             status_url = self.kick_off(request)
-            try:
-                manifest = self.poll(status_url)
-            except BulkExportError as exc:
-                if exc.job_over:
-                    self._remember(request, status_url=None, kicked_off=None)
-                raise
+            manifest = self._poll_or_forget(request, status_url)
             if manifest is None:
                 self._remember(request, status_url=None, kicked_off=None)
                 raise BulkExportError("the server forgot the export it had just started (404/410)")
