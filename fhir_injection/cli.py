@@ -138,6 +138,12 @@ def _sync_parser(sub) -> None:
         help="the crawl's cohort: the Patient resources of an export folder (e.g. a Group $export)",
     )
     s.add_argument(
+        "--group",
+        metavar="ID",
+        help="the crawl's context and cohort from Group/ID/$export (auto and crawl; without it "
+        "a Patient-level export where the server lists one)",
+    )
+    s.add_argument(
         "--concurrency",
         type=int,
         default=4,
