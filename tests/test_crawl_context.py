@@ -227,3 +227,33 @@ def test_sync_has_a_group_option(monkeypatch):
                         lambda args, rules, config: seen.setdefault("group", args.group) and 0)
     cli.main(["sync", "--source", BASE, "--group", "g7"])
     assert seen["group"] == "g7"
+
+
+def test_types_the_server_will_not_export_are_left_out_once_and_remembered(rsps, server, tmp_path):
+    oracle_rules(server)
+    clinic(server, patients=2, per_patient=1)
+    kickoffs = stage_export(rsps, server)
+
+    def picky(method, path, query):
+        types = (query.get("_type") or [""])[0].split(",")
+        if path.endswith("$export") and {"Medication", "Location"} & set(types):
+            kickoffs.append((method, path, query))
+            return 400, {"Content-Type": "application/fhir+json"}, outcome(
+                "HAPI-0512: Resource types [Medication,Location] are invalid for this type of export")
+        return None
+
+    server.fail.insert(0, picky)
+    result = crawl(tmp_path, pull="auto", group="g1")
+
+    assert result.claims.created == 2
+    assert len(kickoffs) == 2
+    second = kickoffs[1][2]["_type"][0].split(",")
+    assert "Medication" not in second and "Location" not in second and "Patient" in second
+    memory = state(tmp_path)
+    assert memory["context_types"]["Group/g1/$export"] == second
+    assert list(memory["exports"]) == ["Group/g1/$export?_type=" + ",".join(second)]
+    assert "context from Group/g1/$export (full)" in report(tmp_path)["summary"]["pull"]["reason"]
+
+    crawl(tmp_path, pull="auto", group="g1")  # the next run asks for those types only
+
+    assert len(kickoffs) == 3 and kickoffs[2][2]["_type"][0].split(",") == second

@@ -23,6 +23,7 @@ a day) the crawl goes on with look-ups by reference and the reason says so.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -119,42 +120,23 @@ class ContextExport:
 
     def open(self) -> bool:
         """Export (or resume, or reuse an interrupted run's download) and read the folder into a
-        spool; False, with :attr:`outcome` saying why, when the server refused the export."""
+        spool; False, with :attr:`outcome` saying why, when the server refused the export.
+
+        A kick-off refused with a 400 whose OperationOutcome names some of our types (HAPI: "types
+        [Medication, Location] are invalid for this type of export") is sent again once without
+        them, and the types the server takes are kept for the next runs."""
         path = self.request.path
+        allowed = (self.memory.get("context_types") or {}).get(path)
+        if isinstance(allowed, list) and allowed:
+            self._use_types(tuple(t for t in self.request.types if t in allowed))
         job = self._job()
         done = job.get("downloaded")
         if done and (self.folder / "manifest.json").is_file():
             self.since = job.get("downloaded_since")
             self.outcome = f"context from {path} (downloaded by an interrupted run, as of {done})"
         else:
-            if not job.get("status_url") and self.folder.exists():
-                shutil.rmtree(self.folder)  # a download of an export that is gone
-            since = None if self.full else job.get("since")
-            exporter = BulkExport(
-                self.client,
-                self.memory,
-                self.save,
-                progress=self.progress,
-                max_poll_wait=self.max_poll_wait,
-            )
-            try:
-                result = exporter.run(
-                    ExportRequest(
-                        self.request.level,
-                        group=self.request.group,
-                        types=self.request.types,
-                        since=since,
-                    ),
-                    self.folder,
-                    advance=False,
-                )
-            except (BulkExportError, FatalNetworkError) as exc:
-                if not self._refused(exc):
-                    raise
-                shutil.rmtree(self.folder, ignore_errors=True)
-                self.outcome = f"{path} refused ({self._why(exc)}): context by look-ups"
-                self.used = "look-ups"
-                self.progress(f"context: {self.outcome}")
+            result = self._export(job)
+            if result is None:
                 return False
             self.result = result
             self.progress(result.summary())
@@ -167,6 +149,59 @@ class ContextExport:
         self.used = path
         self._read()
         return True
+
+    def _use_types(self, types: tuple[str, ...]) -> None:
+        self.request = ExportRequest(self.request.level, group=self.request.group, types=types)
+
+    def _export(self, job: dict[str, Any]) -> ExportResult | None:
+        path = self.request.path
+        if not job.get("status_url") and self.folder.exists():
+            shutil.rmtree(self.folder)  # a download of an export that is gone
+        since = None if self.full else job.get("since")
+        exporter = BulkExport(
+            self.client,
+            self.memory,
+            self.save,
+            progress=self.progress,
+            max_poll_wait=self.max_poll_wait,
+        )
+        for attempt in range(2):
+            request = self.request
+            try:
+                return exporter.run(
+                    ExportRequest(
+                        request.level, group=request.group, types=request.types, since=since
+                    ),
+                    self.folder,
+                    advance=False,
+                )
+            except (BulkExportError, FatalNetworkError) as exc:
+                named = [
+                    t
+                    for t in request.types
+                    if re.search(rf"(?<![A-Za-z]){t}(?![A-Za-z])", exc.outcome or "")
+                ]
+                if attempt == 0 and exc.status == 400 and 0 < len(named) < len(request.types):
+                    exports = self.memory.get("exports") or {}
+                    if not exports.get(request.key):
+                        exports.pop(request.key, None)  # nothing of that request to keep
+                    self._use_types(tuple(t for t in request.types if t not in named))
+                    self.memory.setdefault("context_types", {})[path] = list(self.request.types)
+                    self.save()
+                    self.progress(
+                        f"context: {path} does not export {', '.join(named)}; "
+                        "exporting the other types"
+                    )
+                    since = None if self.full else self._job().get("since")
+                    continue
+                if not self._refused(exc):
+                    raise
+                shutil.rmtree(self.folder, ignore_errors=True)
+                self.outcome = f"{path} refused ({self._why(exc)}): context by look-ups"
+                self.used = "look-ups"
+                self.progress(f"context: {self.outcome}")
+                return None
+        return None  # not reached: the second attempt returns or raises
 
     @staticmethod
     def _refused(exc: FatalNetworkError) -> bool:
