@@ -320,7 +320,8 @@ class CrawlPull:
         raise ConfigError(
             "the server allows no population search to find the cohort ("
             + ", ".join(refused or ["no Encounter or Patient search"])
-            + "): give it with --patients FILE or --cohort DIR (a Group $export's folder)"
+            + "): give it with --patients FILE or --cohort DIR (a Group $export's folder), or "
+            "--group ID (the sync exports the Group's Patients)"
         )
 
     # -- the pages -------------------------------------------------------
