@@ -53,6 +53,7 @@ Typical use:
   fhir-injection sync --source export/ --target out/    # a Bulk Data export folder
   fhir-injection sync --source https://ehr/fhir --target https://billing/fhir
   fhir-injection sync --source https://ehr/fhir --target trial/ --pull crawl --patients ids.txt
+  fhir-injection sync --source https://ehr/fhir --group 123     # Oracle, Epic: export + crawl
   fhir-injection load --source fixtures/demo --target http://127.0.0.1:8080/fhir
   fhir-injection report out/report.json --html report.html   # a saved report as a page
   fhir-injection rules                                  # check mappings/ and list its tables
@@ -124,7 +125,8 @@ def _sync_parser(sub) -> None:
         default="auto",
         help="how a server source is read: search = MedicationAdministration?_lastUpdated "
         "across all patients; crawl = one search per patient; export = a Bulk Data $export "
-        "(system level); auto = probe once, search where the server allows it, else crawl "
+        "(system level); auto = probe once, search where the server allows it, else the "
+        "context (and cohort) from a Group or Patient $export and the administrations by crawl "
         "(default: %(default)s)",
     )
     s.add_argument(
@@ -136,6 +138,12 @@ def _sync_parser(sub) -> None:
         "--cohort",
         metavar="DIR",
         help="the crawl's cohort: the Patient resources of an export folder (e.g. a Group $export)",
+    )
+    s.add_argument(
+        "--group",
+        metavar="ID",
+        help="the crawl's context and cohort from Group/ID/$export (auto and crawl; without it "
+        "a Patient-level export where the server lists one)",
     )
     s.add_argument(
         "--concurrency",

@@ -393,6 +393,7 @@ def test_auto_crawls_where_population_search_is_refused_and_the_report_says_why(
     assert pull["reason"] == (
         "population search refused: MedicationAdministration?_lastUpdated=…"
         "&_count=… answered HTTP 400 (the server requires patient)"
+        "; the CapabilityStatement lists no $export: context by look-ups"
     )
 
 

@@ -178,7 +178,8 @@ def test_auto_crawls_the_vendor_and_posts_the_search_paths_claims_exactly_once(e
     assert pull["strategy"] == "crawl"
     assert pull["reason"] == (
         f"population search refused: {MA}?_lastUpdated=…&_count=… answered "
-        "HTTP 400 (the server requires patient)"
+        "HTTP 400 (the server requires patient); Patient/$export refused (HTTP 400): context "
+        "by look-ups"
     )
     assert pull["cohort_from"] == "export folder" and pull["bad_patients"] == []
     assert pull["searches_per_patient"] <= 1.2

@@ -92,6 +92,7 @@ class SyncOptions:
     write_to: str | None = None  # the read-only trial: Claims, Tasks, report to this folder
     html_path: str | None = None  # report.html for the billing team (worklist.csv beside it)
     max_poll_wait: float = 120.0  # the export pull: the longest wait between status checks
+    group: str | None = None  # the crawl's context: Group/<id>/$export (else Patient level)
 
 
 @dataclass
@@ -264,14 +265,14 @@ class _SyncRun:
                 options.create_with,
             )
         self.pull_name, self.pull_reason = self._choose_pull()
-        if progress:
-            progress(f"pull: {self.pull_name} ({self.pull_reason})")
         self.pull = pull_named(self.pull_name).for_run(
             source, self.resolver, options, self._problem, state=self.entry, progress=progress
         )
-        bind = getattr(self.pull, "bind", None)  # a pull with state of its own (export)
+        bind = getattr(self.pull, "bind", None)  # a pull with state of its own (export, crawl)
         if bind is not None:
             bind(self.entry, self.state.save)
+        if progress:
+            progress(f"pull: {self.pull_name} ({self._reason()})")
         self.ordered = self.pull.ordered
         self.pages = self.admins_seen = 0
         self.interrupted = False
@@ -288,11 +289,18 @@ class _SyncRun:
             reason += "; the cohort option is for the crawl and was not used"
         return name, reason
 
+    def _reason(self) -> str:
+        """Why this pull, and (the crawl) where its context comes from: the plan before the run,
+        what happened after."""
+        context = getattr(self.pull, "context_reason", None)
+        more = context() if callable(context) else ""
+        return f"{self.pull_reason}; {more}" if more else self.pull_reason
+
     def pull_summary(self) -> dict[str, Any]:
         summary = getattr(self.pull, "summary", None)
         return {
             "strategy": self.pull_name,
-            "reason": self.pull_reason,
+            "reason": self._reason(),
             **({"read_only": True} if self.options.write_to else {}),
             **(summary() if callable(summary) else {}),
         }
@@ -552,6 +560,7 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
         patients_file=getattr(args, "patients", None),
         cohort_dir=getattr(args, "cohort", None),
         concurrency=getattr(args, "concurrency", 4),
+        group=getattr(args, "group", None),
         write_to=folder,
     )
     if folder and args.every:

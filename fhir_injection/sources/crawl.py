@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import format_instant, minus, parse_instant
 from ..errors import ConfigError, FatalNetworkError, OnProblem, PagingExpired, RecordProblem
@@ -36,6 +36,9 @@ from ..fhir.resources import patient_id_of
 from . import pull
 from .records import check_resource, check_shape
 from .server import MA, PAGE_INCLUDES, Resolver, last_updated
+
+if TYPE_CHECKING:
+    from .contextexport import ContextExport
 
 log = logging.getLogger("fhir_injection.sync")
 
@@ -167,8 +170,32 @@ class CrawlPull:
         **_: Any,
     ) -> CrawlPull:
         """The crawl a sync run asks for (``options``: page_size, overlap_seconds, patients_file,
-        cohort_dir, concurrency, full, since)."""
-        return cls(
+        cohort_dir, concurrency, full, since, group, pull, write_to, state_path, max_poll_wait).
+
+        The context comes from a Bulk Data export (:mod:`.contextexport`) with ``--group``, under
+        ``--pull auto``, or where the server lists a Group-level export; not in the read-only
+        trial (it runs no export job on the server)."""
+        from .contextexport import ContextExport, plan_request
+
+        context, plan = None, ""
+        if getattr(options, "write_to", None):
+            plan = "read-only trial: context by look-ups" if options.pull == "auto" else ""
+        else:
+            request, plan = plan_request(
+                client, getattr(options, "group", None), options.pull == "auto"
+            )
+            if request is not None:
+                context = ContextExport(
+                    client,
+                    request,
+                    Path(str(getattr(options, "state_path", "state.json")) + ".context"),
+                    on_problem,
+                    full=bool(options.full or options.since),
+                    progress=progress,
+                    max_poll_wait=float(getattr(options, "max_poll_wait", 120.0)),
+                )
+                plan = f"context from {plan}, administrations by crawl"
+        crawl = cls(
             client,
             resolver,
             on_problem,
@@ -182,6 +209,9 @@ class CrawlPull:
             since=options.since,
             progress=progress,
         )
+        crawl.context = context
+        crawl.context_plan = plan
+        return crawl
 
     def __init__(
         self,
@@ -219,6 +249,24 @@ class CrawlPull:
             self.windows.clear()
         self.stats = CrawlStats()
         self._lock = threading.Lock()
+        self.context: ContextExport | None = None  # the context from a Bulk Data export
+        self.context_plan = ""  # what the context will come from, for the first progress line
+
+    def bind(self, memory: dict[str, Any], save: Callable[[], None]) -> None:
+        """The source's state-file entry and how to save it (the context export's status URL)."""
+        if self.context is not None:
+            self.context.bind(memory, save)
+
+    def context_reason(self) -> str:
+        """What the context came from, once the crawl has run (the plan before)."""
+        if self.context is not None and self.context.outcome:
+            tail = (
+                ""
+                if self.context.spool is None and self.context.used == "look-ups"
+                else (", administrations by crawl")
+            )
+            return self.context.outcome + tail
+        return self.context_plan
 
     # -- the cohort ------------------------------------------------------
 
@@ -230,6 +278,9 @@ class CrawlPull:
         if self.cohort_dir:
             self.stats.cohort_from = "export folder"
             return cohort_from_folder(self.cohort_dir, self.on_problem)
+        if self.context is not None and self.context.spool is not None:
+            self.stats.cohort_from = self.context.request.path
+            return list(dict.fromkeys([*sorted(self.windows), *self.context.patients()]))
         found, how = self._cohort_from_server(since)
         self.stats.cohort_from = how
         return list(dict.fromkeys([*sorted(self.windows), *found]))
@@ -269,7 +320,8 @@ class CrawlPull:
         raise ConfigError(
             "the server allows no population search to find the cohort ("
             + ", ".join(refused or ["no Encounter or Patient search"])
-            + "): give it with --patients FILE or --cohort DIR (a Group $export's folder)"
+            + "): give it with --patients FILE or --cohort DIR (a Group $export's folder), or "
+            "--group ID (the sync exports the Group's Patients)"
         )
 
     # -- the pages -------------------------------------------------------
@@ -319,6 +371,8 @@ class CrawlPull:
         ``page_size`` administrations or :data:`PATIENTS_PER_PAGE` patients, so the look-ups and
         writes of a page are batched as the search path's are. The patients' windows move once the
         run has posted their page (when the next page is asked for)."""
+        if self.context is not None:
+            self.context.open()
         patients = self.cohort(since)
         self.stats.total = len(patients)
         started = self.clock()
@@ -359,8 +413,12 @@ class CrawlPull:
                     group = []
             if group:
                 yield from self._emit(group, started)
+            if self.context is not None:
+                self.context.finish()  # the whole cohort crawled: the next export is incremental
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if self.context is not None:
+                self.context.close()
 
     def _emit(self, group: list[CrawlPage], started: float) -> Iterator[CrawlPage]:
         page = CrawlPage(
@@ -369,6 +427,8 @@ class CrawlPull:
             ",".join(p.patient for p in group),
         )
         self.stats.administrations += len(page)
+        if self.context is not None:
+            self.context.fill(self.resolver, [*page, *page.siblings])
         yield page
         for part in group:  # posted: the windows move
             self._seen(part.patient, list(part) + part.siblings)
@@ -434,7 +494,10 @@ class CrawlPull:
 
     def summary(self) -> dict[str, Any]:
         """For the report's ``pull`` entry."""
-        return self.stats.as_dict()
+        return {
+            **self.stats.as_dict(),
+            **(self.context.summary() if self.context is not None else {}),
+        }
 
 
 # ----------------------------------------------------------------------------- --pull auto

@@ -141,49 +141,59 @@ class ExportPull:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _fill(self, spool: Spool, admins: list[dict], complete: bool) -> None:
-        """Put what these administrations point to into the resolver's cache from the spool, so
-        the server is asked only for the rest. Patient-scoped searches (coverages, consents,
-        charge items) are answered from the spool only when the export was a full one."""
-        resolver = self.resolver
-        for _ in range(4):  # the encounters' own references are known once the encounters are
-            before = len(resolver.cache), len(resolver.by_patient), len(resolver.by_identifier)
-            for lk in resolver.lookups(list[Mapping](admins)):
-                self._answer(spool, lk, complete)
-            after = len(resolver.cache), len(resolver.by_patient), len(resolver.by_identifier)
-            if after == before:
-                return
+        fill_resolver(self.resolver, spool, admins, complete)
 
-    def _answer(self, spool: Spool, lk: Lookup, complete: bool) -> None:
-        resolver = self.resolver
-        if lk.param == "_id":
-            for rid in lk.values:
-                found = spool.get(lk.type, rid)
-                if found is not None:
-                    resolver.remember(found)
+
+def fill_resolver(
+    resolver: Resolver,
+    spool: Spool,
+    admins: list[dict],
+    complete: bool | Callable[[str], bool],
+) -> None:
+    """Put what these administrations point to into the resolver's cache from an export's spool,
+    so the server is asked only for the rest. Patient-scoped searches (coverages, consents, charge
+    items) are answered from the spool only when the export holds that type whole (``complete``:
+    a full export; or, per type, a function saying which types it holds whole)."""
+    whole = complete if callable(complete) else (lambda rtype: bool(complete))
+    for _ in range(4):  # the encounters' own references are known once the encounters are
+        before = len(resolver.cache), len(resolver.by_patient), len(resolver.by_identifier)
+        for lk in resolver.lookups(list[Mapping](admins)):
+            _answer(resolver, spool, lk, whole(lk.type))
+        after = len(resolver.cache), len(resolver.by_patient), len(resolver.by_identifier)
+        if after == before:
             return
-        if lk.param == "identifier":
-            for text in lk.values:
-                token = resolver._asked.get((lk.type, text))
-                if token is None:
-                    continue
-                matched = spool.find(lk.type, token)
-                if matched:
-                    for r in matched:
-                        resolver.remember(r)
-                    resolver.by_identifier[(lk.type, token)] = tuple(
-                        sorted(
-                            f"{lk.type}/{r['id']}"
-                            for r in matched
-                            if any(token_matches(token, *i) for i in identifiers_of(r))
-                        )
+
+
+def _answer(resolver: Resolver, spool: Spool, lk: Lookup, complete: bool) -> None:
+    if lk.param == "_id":
+        for rid in lk.values:
+            found = spool.get(lk.type, rid)
+            if found is not None:
+                resolver.remember(found)
+        return
+    if lk.param == "identifier":
+        for text in lk.values:
+            token = resolver._asked.get((lk.type, text))
+            if token is None:
+                continue
+            matched = spool.find(lk.type, token)
+            if matched:
+                for r in matched:
+                    resolver.remember(r)
+                resolver.by_identifier[(lk.type, token)] = tuple(
+                    sorted(
+                        f"{lk.type}/{r['id']}"
+                        for r in matched
+                        if any(token_matches(token, *i) for i in identifiers_of(r))
                     )
-                    del resolver._asked[(lk.type, text)]
-            return
-        if not complete or (lk.type, lk.param) not in FOUND_BY_PATIENT:
-            return
-        for value in lk.values:
-            pid = value.split("/", 1)[1]
-            found_list = spool.of_patient(lk.type, pid)
-            resolver.by_patient[(lk.type, pid)] = list[Mapping](found_list)
-            for r in found_list:
-                resolver.remember(r)
+                )
+                del resolver._asked[(lk.type, text)]
+        return
+    if not complete or (lk.type, lk.param) not in FOUND_BY_PATIENT:
+        return
+    for value in lk.values:
+        pid = value.split("/", 1)[1]
+        found_list = spool.of_patient(lk.type, pid)
+        resolver.by_patient[(lk.type, pid)] = list[Mapping](found_list)
+        for r in found_list:
+            resolver.remember(r)
