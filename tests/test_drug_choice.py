@@ -151,7 +151,7 @@ def test_classes_from_the_code_range_and_the_curated_list():
         "antineoplastic-hormonal"}
     assert d["J1950"].drug_class == "standard"  # leuprolide 3.75 mg: 96372 for non-cancer use
     assert d["J9999"].drug_class == d["J3590"].drug_class == "unclassified"
-    assert d["J8520"].drug_class == "oral" and d["J7613"].drug_class == "inhalation"
+    assert d["J8522"].drug_class == "oral" and d["J7613"].drug_class == "inhalation"
     assert d["Q2037"].drug_class == "vaccine"
     assert d["J1815"].self_administered and d["J1650"].self_administered
     assert "J1070" not in d  # terminated in 2015 (curated/terminated.csv)
@@ -176,9 +176,8 @@ def _edit(path: Path, old: str, new: str) -> int:
     ("drug_families.csv", "methylprednisolone,J1030,", "methylprednisolone,J0000,", "not in drugs.csv"),
     ("drug_families.csv", "J1040,acetate,acetate|depo-medrol,80,mg", "J1040,acetate,acetate,80,furlongs",
      "column 'unit'"),
-    ("drugs.csv", "per-item,\"CMS HCPCS Level II file 2020", "parsed,\"CMS HCPCS Level II file 2020",
-     "per item"),
-    ("drugs.csv", ",parsed,\"CMS HCPCS Level II file 2020", ",sometimes,\"CMS HCPCS Level II file 2020",
+    ("drugs.csv", "per-item,\"CMS HCPCS Level II file", "parsed,\"CMS HCPCS Level II file", "per item"),
+    ("drugs.csv", ",parsed,\"CMS HCPCS Level II file", ",sometimes,\"CMS HCPCS Level II file",
      "unit_status"),
 ])
 def test_a_broken_drug_row_names_file_and_row(mappings, name, old, new, message):

@@ -8,7 +8,11 @@ Offline: reads only mappings/build/source/ (trimmed public sources, see extract_
 README) and mappings/build/curated/ (the facts the CMS file cannot give, each with its source).
 
 drugs.csv: one row per HCPCS drug code of the CMS HCPCS Level II file (every J code, the Q drug
-codes), less the codes known to be terminated (curated/terminated.csv). The billing unit is parsed
+codes). The newest release in source/ wins: the January 2026 file (hcpcs2026_drugs.csv) gives the
+descriptors and the termination dates; a code it terminates before 2026-01-01 is dropped, unless a
+hand-written table still names it (curated/, drug_families.csv, drug_by_diagnosis.csv): then it is
+kept, its source saying TERMINATED and by whom it is kept, for a person to replace. Without the 2026
+extract the 2020 file is read, less curated/terminated.csv. The billing unit is parsed
 from the long descriptor ("per 250 mg", "up to 40 mg", "1000 units", "1 million units", "0.1 ml");
 ``unit_status`` says how: ``parsed``; ``per-item`` (devices, vaccines, "per vial", "each": billed
 once per item); ``unparsed`` (no dose unit this project can bill in: meq, microcuries, a combination
@@ -42,6 +46,15 @@ HCPCS_SOURCE = (
     "CMS HCPCS Level II file 2020 (long descriptor) as published in github wamuir/hcpcs "
     "@50425cb {file}; extract mappings/build/source/hcpcs2020_drugs.csv (check current year)"
 )
+HCPCS2026_SOURCE = (
+    "CMS HCPCS Level II file January 2026 (HCPC2026_JAN_ANWEB_01122026, long descriptor) as "
+    "published in github jeglass/medicaid-claims-analysis @3cd7d23 {file}; extract "
+    "mappings/build/source/hcpcs2026_drugs.csv"
+)
+#: the first day the 2026 release is in force: a code terminated before it is no longer valid
+RELEASE_2026 = "20260101"
+#: hand-written tables (besides curated/) that need their codes in drugs.csv
+USERS = ("drug_families.csv", "drug_by_diagnosis.csv")
 VSAC_SOURCE = (
     "RxNorm code and name in VSAC eCQM {value_set} as shipped in github canvas-medical/"
     "canvas-plugins @344f0bc; HCPCS by rule '{rule}' (mappings/build/curated/rxnorm_rules.csv)"
@@ -135,22 +148,61 @@ def read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def users() -> dict[str, list[str]]:
+    """HCPCS -> the hand-written tables that name it (curated inputs, families, diagnosis pairs)."""
+    named: dict[str, list[str]] = {}
+    for path, columns in (
+        (CUR / "drugs_curated.csv", ("hcpcs",)),
+        (CUR / "drug_codes_curated.csv", ("hcpcs",)),
+        (CUR / "rxnorm_rules.csv", ("hcpcs",)),
+        (ROOT / "mappings" / USERS[0], ("hcpcs",)),
+        (ROOT / "mappings" / USERS[1], ("hcpcs_if", "hcpcs_else")),
+    ):
+        for r in read(path):
+            for column in columns:
+                where = named.setdefault(r[column], [])
+                if path.name not in where:
+                    where.append(path.name)
+    return named
+
+
+def hcpcs_source() -> list[tuple[dict[str, str], str]]:
+    """(row, source text) of every code to build: the 2026 release when its extract is there."""
+    if (SRC / "hcpcs2026_drugs.csv").is_file():
+        named = users()
+        out = []
+        for r in read(SRC / "hcpcs2026_drugs.csv"):
+            source = HCPCS2026_SOURCE.format(file=r["file"])
+            if r["terminated"] and r["terminated"] < RELEASE_2026:
+                if r["hcpcs"] not in named:
+                    continue
+                end = f"{r['terminated'][:4]}-{r['terminated'][4:6]}-{r['terminated'][6:]}"
+                source += (
+                    f"; TERMINATED {end} in this file, kept only because "
+                    f"{', '.join(named[r['hcpcs']])} name it (replace it there)"
+                )
+            out.append((r, source))
+        return out
+    terminated = {r["hcpcs"] for r in read(CUR / "terminated.csv")}
+    return [
+        (r, HCPCS_SOURCE.format(file=r["file"]))
+        for r in read(SRC / "hcpcs2020_drugs.csv")
+        if r["hcpcs"] not in terminated
+    ]
+
+
 def build_drugs() -> tuple[list[list[str]], dict[str, dict]]:
     curated = {r["hcpcs"]: r for r in read(CUR / "drugs_curated.csv")}
-    terminated = {r["hcpcs"] for r in read(CUR / "terminated.csv")}
     rows: list[list[str]] = []
     table: dict[str, dict] = {}
-    source_rows = read(SRC / "hcpcs2020_drugs.csv")
-    codes = {r["hcpcs"] for r in source_rows}
-    for r in source_rows:
+    source_rows = hcpcs_source()
+    codes = {r["hcpcs"] for r, _ in source_rows}
+    for r, source in source_rows:
         code = r["hcpcs"]
-        if code in terminated:
-            continue
         desc = r["long_description"]
         c = curated.get(code)
         status, amount, unit = parse_unit(desc)
         cls = drug_class(code, desc)
-        source = HCPCS_SOURCE.format(file=r["file"])
         single, sad, names = "no", "no", ""
         if c:
             cls = c["drug_class"] or cls
@@ -162,7 +214,7 @@ def build_drugs() -> tuple[list[list[str]], dict[str, dict]]:
         row = [code, desc, fmt(amount), unit or "", cls, single, sad, names, status, source]
         rows.append(row)
         table[code] = {"class": cls, "amount": amount, "unit": unit, "desc": desc}
-    # curated rows for codes the 2020 file does not have (none today: a check, not a fallback)
+    # curated rows for codes the HCPCS extract does not have (none today: a check, not a fallback)
     missing = sorted(set(curated) - codes)
     if missing:
         sys.exit(f"curated/drugs_curated.csv names codes not in the HCPCS extract: {missing}")

@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Trim the public sources the drug tables are built from into the small extracts kept in source/.
 
-Run once, with local git mirrors of the two public repositories (any clone works):
+Run once, with local git mirrors of the public repositories (any clone works):
 
     python3 mappings/build/extract_sources.py --hcpcs /path/to/wamuir/hcpcs --canvas /path/to/canvas-plugins \\
-        --synthea fixtures/synthea
+        --synthea fixtures/synthea [--hcpcs2026 /path/to/jeglass/medicaid-claims-analysis]
 
 It reads, at the commits pinned below (``git show COMMIT:path``, so the clone's checkout does not
 matter):
 
+* jeglass/medicaid-claims-analysis ``doc/hcpcs/january-2026-alpha-numeric-hcpcs-file.zip``: the CMS
+  HCPCS Level II file, **January 2026 release** (the zip CMS publishes as "January 2026 Alpha-Numeric
+  HCPCS File"; member ``HCPC2026_JAN_ANWEB_01122026.txt``, the fixed-width 320-character records of
+  ``HCPC2026_recordlayout.txt``: code 1-5, record id 11 (3 first line of a code, 4 continuation of
+  the long descriptor), long descriptor 12-91, short 92-119, added date 269-276, action effective
+  date 277-284, termination date 285-292, action code 293). Kept: every J code and the Q drug codes
+  (same rule as the 2020 file), terminated ones too, with their dates: the build decides.
 * wamuir/hcpcs ``groups/j.md`` and ``groups/q.md``: the CMS 2020 HCPCS Level II file as published
   there (columns HCPC, SEQNUM, RECID, LONG DESCRIPTION, SHORT DESCRIPTION). Kept: every J code, and
   the Q codes that are drugs (long descriptor starting "Injection" or a Q203x influenza vaccine
@@ -33,6 +40,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 HCPCS_COMMIT = "50425cbbef2faf6f6282c684166dec960c208fd4"
+HCPCS2026_COMMIT = "3cd7d231dc89a8e27624e7b1c33348b015ace76c"
+HCPCS2026_ZIP = "doc/hcpcs/january-2026-alpha-numeric-hcpcs-file.zip"
+HCPCS2026_MEMBER = "HCPC2026_JAN_ANWEB_01122026.txt"
 CANVAS_COMMIT = "344f0bcb924b2be7ffafb5ac7edf19d475704259"
 
 #: Q codes that start "Injection" but are not drugs given in an office: contrast agents (Q995x)
@@ -51,6 +61,50 @@ def git_show(repo: Path, commit: str, path: str) -> str:
     ).stdout
 
 
+def is_drug(code: str, long: str) -> bool:
+    """Every J code; a Q code that starts "Injection" and is no contrast agent or filler, or Q203x."""
+    if not code.startswith("Q"):
+        return True
+    drug = long.lower().startswith("injection") and not Q_NOT_DRUGS.search(long.lower())
+    return drug or code[:4] == "Q203"
+
+
+def git_blob(repo: Path, commit: str, path: str) -> bytes:
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), "show", f"{commit}:{path}"], check=True, capture_output=True,
+    ).stdout
+
+
+def parse_anweb(text: str):
+    """(code, long, short, added, action date, termination date, action code) of the J/Q drug codes
+    of a CMS ANWEB fixed-width file (HCPC2026_recordlayout.txt)."""
+    records: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        code, rec = line[0:5], line[10:11]
+        if not re.fullmatch(r"[JQ]\d{4}", code):
+            continue
+        if rec == "3":
+            records[code] = [
+                line[11:91].strip(), line[91:119].strip(), line[268:276].strip(),
+                line[276:284].strip(), line[284:292].strip(), line[292:293].strip(),
+            ]
+        elif rec == "4" and code in records:  # the long descriptor goes on
+            records[code][0] = f"{records[code][0]} {line[11:91].strip()}"
+    for code, fields in sorted(records.items()):
+        if is_drug(code, fields[0]):
+            yield (code, *fields)
+
+
+def hcpcs2026_rows(repo: Path):
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(git_blob(repo, HCPCS2026_COMMIT, HCPCS2026_ZIP))) as z:
+        text = z.read(HCPCS2026_MEMBER).decode("cp1252")
+    for row in parse_anweb(text):
+        yield (*row, f"{HCPCS2026_ZIP}!{HCPCS2026_MEMBER}")
+
+
 def hcpcs_rows(repo: Path):
     for group in ("j", "q"):
         for line in git_show(repo, HCPCS_COMMIT, f"groups/{group}.md").splitlines():
@@ -58,11 +112,8 @@ def hcpcs_rows(repo: Path):
             if len(cells) != 5 or not re.fullmatch(r"[JQ]\d{4}", cells[0]):
                 continue
             code, _seq, _rec, long, short = cells
-            if code.startswith("Q"):
-                drug = long.lower().startswith("injection") and not Q_NOT_DRUGS.search(long.lower())
-                vaccine = code[:4] == "Q203"
-                if not (drug or vaccine):
-                    continue
+            if not is_drug(code, long):
+                continue
             yield code, long, short, f"groups/{group}.md"
 
 
@@ -120,26 +171,34 @@ def synthea_rows(folder: Path):
             yield code, name
 
 
+def write(name: str, header: list[str], rows) -> None:
+    with (HERE / "source" / name).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
 def main() -> None:
+    """Each extract is rewritten only when its source is given (the others stay as committed)."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hcpcs", type=Path, required=True, help="git dir of wamuir/hcpcs")
-    ap.add_argument("--canvas", type=Path, required=True, help="git dir of canvas-medical/canvas-plugins")
-    ap.add_argument("--synthea", type=Path, required=True, help="fixtures/synthea (Synthea 3.3 output)")
+    ap.add_argument("--hcpcs", type=Path, help="git dir of wamuir/hcpcs")
+    ap.add_argument("--canvas", type=Path, help="git dir of canvas-medical/canvas-plugins")
+    ap.add_argument("--synthea", type=Path, help="fixtures/synthea (Synthea 3.3 output)")
+    ap.add_argument("--hcpcs2026", type=Path, help="git dir of jeglass/medicaid-claims-analysis")
     a = ap.parse_args()
-    with (HERE / "source" / "hcpcs2020_drugs.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["hcpcs", "long_description", "short_description", "file"])
-        w.writerows(hcpcs_rows(a.hcpcs))
-    with (HERE / "source" / "rxnorm_vsac_injectables.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["rxcui", "name", "value_set"])
+    if a.hcpcs2026:
+        write("hcpcs2026_drugs.csv", ["hcpcs", "long_description", "short_description", "added",
+              "action_effective", "terminated", "action_code", "file"], hcpcs2026_rows(a.hcpcs2026))
+    if a.hcpcs:
+        write("hcpcs2020_drugs.csv", ["hcpcs", "long_description", "short_description", "file"],
+              hcpcs_rows(a.hcpcs))
+    if a.canvas:
         rows = [r for r in rxnorm_rows(a.canvas) if INJECTABLE.search(r[1]) or ("," not in r[1]
                 and not re.search(r"\d", r[1]) and len(r[1].split()) <= 4)]
-        w.writerows(sorted(rows, key=lambda r: int(r[0])))
-    with (HERE / "source" / "rxnorm_synthea.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(["rxcui", "name"])
-        w.writerows(synthea_rows(a.synthea))
+        write("rxnorm_vsac_injectables.csv", ["rxcui", "name", "value_set"],
+              sorted(rows, key=lambda r: int(r[0])))
+    if a.synthea:
+        write("rxnorm_synthea.csv", ["rxcui", "name"], synthea_rows(a.synthea))
 
 
 if __name__ == "__main__":
