@@ -244,7 +244,7 @@ def test_office_like_settings_bill_with_their_place_of_service(encounter_class, 
 
 
 @pytest.mark.parametrize("medication,amount,unit,hcpcs,units", [
-    (med(RXNORM, "3992"), 0.3, "mg", "J0171", 3),  # epinephrine 0.3 mg / 0.1 mg: exactly 3
+    (med(RXNORM, "3992"), 0.3, "mg", "J0165", 3),  # epinephrine 0.3 mg / 0.1 mg: exactly 3 (J0171 ended 2025-06-30: J0165 NOS)
     (med(RXNORM, "2193"), 1, "g", "J0696", 4),  # ceftriaxone 1 g / 250 mg
     (med(RXNORM, "2193"), 500, "mg", "J0696", 2),
     (med(RXNORM, "11248"), 1000, "ug", "J3420", 1),  # B12 up to 1000 mcg

@@ -325,11 +325,11 @@ def test_a_service_provider_that_is_not_an_organization_is_not_the_billing_provi
 
 
 def test_contained_medication_code_gives_the_drug_and_its_1_mg_per_ml_strength():
-    # epinephrine 1 mg/mL (RxNorm 1660014): 0.3 mL is 0.3 mg = 3 x J0171 (0.1 mg); 1 mg/mL must not be dropped
+    # epinephrine 1 mg/mL (RxNorm 1660014): 0.3 mL is 0.3 mg = 3 x J0165 (0.1 mg; J0171 before 2025-07-01); 1 mg/mL must not be dropped
     a = contained_admin(strength=None, dose_ml="0.3", code={"coding": [{"system": RXNORM, "code": "1660014"}]})
     a["contained"][0]["ingredient"] = []
     d = decide_one(a)
-    assert (line(d, "drug").code, line(d, "drug").quantity) == ("J0171", 3)
+    assert (line(d, "drug").code, line(d, "drug").quantity) == ("J0165", 3)
     assert gap_codes(d) == []
 
 

@@ -3,7 +3,8 @@
 Leuprolide given for cancer (ICD-10-CM C00-C96 malignant, D00-D09 in situ) is J9217 with 96402
 (hormonal anti-neoplastic); for endometriosis or fibroids it is J1950 (per 3.75 mg) with 96372
 (96372.md; Vitalware "Leuprolide Acetate Administration"). Epoetin alfa for ESRD on dialysis (N18.6
-with Z99.2) is J0886, otherwise J0885 (CMS HCPCS descriptors).
+with Z99.2) is J0886 (1000 units) until CMS ended it on 2015-12-31, Q4081 (100 units) after
+(mappings/code_changes.csv); otherwise J0885 (CMS HCPCS descriptors).
 """
 
 from __future__ import annotations
@@ -83,9 +84,10 @@ def epoetin(*codes):
     return decide_one(a, replace_resource(world(payer="commercial"), "Encounter", diagnosis=None))
 
 
-def test_epoetin_for_esrd_on_dialysis_is_j0886():
+def test_epoetin_for_esrd_on_dialysis_is_q4081_per_100_units_in_2026():
+    # the diagnosis pair picks J0886; on a 2026 service date its successor Q4081 bills 4000 units
     d = epoetin("N18.6", "Z99.2")
-    assert (d.drug, d.units, d.procedure, d.outcome) == ("J0886", 4, "96372", "claim")
+    assert (d.drug, d.units, d.procedure, d.outcome) == ("Q4081", 40, "96372", "claim")
 
 
 @pytest.mark.parametrize("codes", [("N18.6",), ("Z99.2",), ("N18.4", "D63.1"), ("D63.1",)])

@@ -34,7 +34,7 @@ def _dose_and_drug(c: _Case) -> None:
         # hydration fluid: the infusion code is the service; no drug line is suggested
         c.drug, c.units, c.dose = None, None, None
         return
-    c.drug, c.units, c.dose, problems = drug_units(c.med, c.dosage, c.rules)
+    c.drug, c.units, c.dose, problems = drug_units(c.med, c.dosage, c.rules, c.when_date)
     for code, detail in problems:
         c.gaps.add(code, detail)
 

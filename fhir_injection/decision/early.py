@@ -70,7 +70,7 @@ def _not_an_injection(c: _Case) -> tuple[DoseFormCategory, str] | None:
 
 def _inside_facility_payment(c: _Case) -> _Draft:
     """An inpatient or hospital outpatient 96372: the facility bills it, so the decision stops here."""
-    drug, units, _, _ = drug_units(c.med, c.dosage, c.rules)
+    drug, units, _, _ = drug_units(c.med, c.dosage, c.rules, c.when_date)
     if c.setting == "inpatient":
         c.gaps.add(
             "facility-setting", "Inpatient encounter: administration is inside the DRG payment"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
@@ -294,9 +295,10 @@ def _form_by_name(text: str, rules: Rules) -> DoseForm | None:
 
 
 def drug_units(
-    med: Medication, dosage: Mapping, rules: Rules
+    med: Medication, dosage: Mapping, rules: Rules, when: date | None = None
 ) -> tuple[Drug | None, int | None, tuple[Decimal, str] | None, list[tuple[str, str]]]:
-    """(HCPCS drug, billing units, dose, [(gap code, detail)]) for the drug line."""
+    """(HCPCS drug, billing units, dose, [(gap code, detail)]) for the drug line, on the service
+    date ``when`` (a code CMS ended then is its successor's, in the successor's billing unit)."""
     problems: list[tuple[str, str]] = []
     units = None
     drug = med.drug
@@ -318,6 +320,8 @@ def drug_units(
         drug, ambiguous = _family_member(med, family, dose, rules)
         if ambiguous:
             problems.append(("ambiguous-drug-code", ambiguous))
+    if drug is not None and drug.hcpcs in rules.code_changes:
+        drug = current_code(drug, med.ndc, when, rules)
     implausible = (
         dose is not None and (dim := unit_of(dose[1])) is not None and dose[0] * dim[1] > MAX_DOSE
     )
@@ -349,6 +353,19 @@ def drug_units(
     if implausible:
         dose = None  # never carried onto a Claim (NDC quantity, drug text)
     return drug, units, dose, problems
+
+
+def current_code(drug: Drug, ndc: str | None, when: date | None, rules: Rules) -> Drug:
+    """The code in force on the service date ``when`` (mappings/code_changes.csv): an ended code's
+    successor from its first day (the product's own, by NDC, before the general one), else the code
+    itself. Without a service date, the current code: the successor."""
+    for change in rules.code_changes[drug.hcpcs]:
+        if change.ndc is not None and change.ndc != ndc:
+            continue
+        if when is None or when >= change.effective:
+            return rules.drugs[change.new]
+        return drug
+    return drug
 
 
 def _family_member(

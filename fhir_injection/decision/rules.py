@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import date, tzinfo
 from decimal import Decimal
 
 from ..errors import ConfigError
@@ -161,6 +161,17 @@ class DrugByDiagnosis:
     rule: str
     hcpcs_if: str
     hcpcs_else: str
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """A HCPCS code CMS ended and its successor from ``effective`` (mappings/code_changes.csv);
+    ``ndc``: the row holds only for that product (a brand with its own code)."""
+
+    old: str
+    new: str
+    effective: date
+    ndc: str | None = None
 
 
 @dataclass(frozen=True)
@@ -348,6 +359,8 @@ class Rules:
     ndc_units: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (basis, value) -> unit
     #: HCPCS -> the family it belongs to (drug_families.csv); empty for a drug alone in its family
     drug_families: Mapping[str, DrugFamily] = field(default_factory=dict)
+    #: ended HCPCS -> its successors (code_changes.csv), product (ndc) rows first
+    code_changes: Mapping[str, tuple[CodeChange, ...]] = field(default_factory=dict)
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""

@@ -23,6 +23,7 @@ from .clinicians import _participant_types, _qualifications
 from .diagnoses import _diagnosis_groups, _ndc_units
 from .drugs import (
     _antineoplastic,
+    _code_changes,
     _dose_form_categories,
     _dose_forms,
     _drug_by_diagnosis,
@@ -74,6 +75,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     drugs, drug_names = _drugs(d)
     drug_codes = _drug_codes(d, drugs)
     drug_families = _drug_families(d, drugs)
+    code_changes = _code_changes(d, drugs)
     vaccines, vaccine_names = _vaccines(d)
     vaccine_admin = _vaccine_admin(d)
     routes = _routes(d)
@@ -141,6 +143,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         gaps=freeze(gaps),
         gap_codesystem_url=gap_url,
         drug_families=freeze(drug_families),
+        code_changes=freeze(code_changes),
         dose_forms=freeze(dose_forms),
         dose_form_names=freeze(dose_form_names),
         dose_form_name_words=tuple(

@@ -3,6 +3,7 @@ codes, anti-neoplastic classes, and dose forms."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from ..decision.rules import (
@@ -14,6 +15,7 @@ from ..decision.rules import (
     UNIT_STATUSES,
     UNITS,
     VACCINE_GROUPS,
+    CodeChange,
     DoseForm,
     DoseFormCategory,
     Drug,
@@ -24,7 +26,7 @@ from ..decision.rules import (
     Package,
     Vaccine,
 )
-from ..decision.units import unit_of
+from ..decision.units import ndc11, unit_of
 from ..errors import MappingError
 from .table import _names, _Table
 
@@ -299,3 +301,40 @@ def _drug_by_diagnosis(
                 raise t.error(n, f"hcpcs '{code}' is already in a pair")
             pairs[code] = pair
     return pairs
+
+
+def _code_changes(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[CodeChange, ...]]:
+    """code_changes.csv: a HCPCS code CMS ended -> its successor(s) by service date (a product's
+    own successor, by NDC, before the general one)."""
+    t = _Table(d, "code_changes.csv", ("old_hcpcs", "new_hcpcs", "ndc", "effective", "source"))
+    out: dict[str, list[CodeChange]] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        old, new = t.require(n, r, "old_hcpcs"), t.require(n, r, "new_hcpcs")
+        for column, code in (("old_hcpcs", old), ("new_hcpcs", new)):
+            if code not in drugs:
+                raise t.error(n, f"{column} '{code}' is not in drugs.csv")
+        if old == new:
+            raise t.error(n, f"new_hcpcs '{new}' is old_hcpcs")
+        ndc = None
+        if r["ndc"]:
+            ndc = ndc11(r["ndc"])
+            if ndc is None:
+                raise t.error(n, f"column 'ndc' is '{r['ndc']}', not an NDC")
+        try:
+            effective = date.fromisoformat(t.require(n, r, "effective"))
+        except ValueError:
+            raise t.error(
+                n, f"column 'effective' is '{r['effective']}', not a date YYYY-MM-DD"
+            ) from None
+        t.unique(seen, (old, ndc), n)
+        out.setdefault(old, []).append(CodeChange(old, new, effective, ndc))
+    for old, changes in out.items():
+        if all(c.ndc is not None for c in changes):
+            raise MappingError("code_changes.csv", None, f"'{old}' has only product (ndc) rows")
+    chained = {c.new for cs in out.values() for c in cs} & set(out)
+    if chained:
+        raise MappingError(
+            "code_changes.csv", None, f"successor(s) {', '.join(sorted(chained))} also ended"
+        )
+    return {old: tuple(sorted(cs, key=lambda c: c.ndc is None)) for old, cs in out.items()}
