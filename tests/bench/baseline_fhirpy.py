@@ -99,6 +99,8 @@ class FhirpyBaseline:
             add(self._get((reason or {}).get("reference")))
         if encounter:
             add(self._get((encounter.get("serviceProvider") or {}).get("reference")))
+            for participant in encounter.get("participant") or []:  # the rendering provider (issue 12)
+                add(self._get(((participant or {}).get("individual") or {}).get("reference")))
             for diagnosis in encounter.get("diagnosis") or []:
                 add(self._get(((diagnosis or {}).get("condition") or {}).get("reference")))
             for reason in encounter.get("reasonReference") or []:
