@@ -100,19 +100,13 @@ def test_the_loaded_rules_name_the_successors():
     changes = rules().code_changes
     expected = {"J1020": "J1010", "J1030": "J1010", "J1040": "J1010", "J2920": "J2919", "J2930": "J2919",
                 "J0886": "Q4081", "J0135": "J0139", "J1170": "J1171", "J1940": "J1938", "J2310": "J2312",
-                "J3370": "J3373", "J9070": "J9075", "J9250": "J9260", "J9340": "J9342"}
+                "J3370": "J3373", "J9070": "J9075", "J9250": "J9260", "J9340": "J9342",
+                # deleted without a successor: the not-otherwise-classified codes (test_deleted_codes.py)
+                "J2995": "J3490", "J9098": "J9999", "J9165": "J9999", "Q2017": "J9999"}
     assert {old: cs[-1].new for old, cs in changes.items() if old != "J0171"} == expected
     # the Adrenalin product's own code first, then the NOS code for every other epinephrine
     assert [(c.new, c.ndc) for c in changes["J0171"]] == [("J0169", "42023015901"), ("J0165", None)]
     assert {c.effective for c in changes["J1040"] + changes["J2930"]} == {date(2024, 4, 1)}
-
-
-def test_codes_cms_deleted_without_a_successor_have_no_row():
-    # action code D (deleted) in January 2026, no code of the same drug added: nothing to swap to
-    file = cms()
-    for code in ("J2995", "J9098", "J9165", "Q2017"):
-        assert file[code]["action_code"] == "D" and file[code]["terminated"] == "20251231"
-        assert code not in rules().code_changes
 
 
 # ------------------------------------------------------------------ the decision, by service date

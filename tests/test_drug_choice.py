@@ -156,7 +156,13 @@ def test_classes_from_the_code_range_and_the_curated_list():
     assert {d[c].drug_class for c in ("J9217", "J9202", "J3315", "J9395", "J9155", "J9225")} == {
         "antineoplastic-hormonal"}
     assert d["J1950"].drug_class == "standard"  # leuprolide 3.75 mg: 96372 for non-cancer use
-    assert d["J9999"].drug_class == d["J3590"].drug_class == "unclassified"
+    assert d["J3490"].drug_class == d["J3590"].drug_class == "unclassified"
+    assert d["J9999"].drug_class == "antineoplastic"  # "not otherwise classified, antineoplastic drugs"
+    assert {d[c].unit_status for c in ("J3490", "J3590", "J9999", "J7999")} == {"noc"}
+    # anti-neoplastics outside J9000-J9999: the curated list says so (biosimilars of J9035/J9355/J9312)
+    assert {d[c].drug_class for c in ("Q2017", "Q2050", "Q5107", "Q5112", "Q5115", "J0594", "J0894")} == {
+        "antineoplastic"}
+    assert d["Q5108"].drug_class == d["J3316"].drug_class == "standard"  # pegfilgrastim; Triptodur (puberty)
     assert d["J8522"].drug_class == "oral" and d["J7613"].drug_class == "inhalation"
     assert d["Q2037"].drug_class == "vaccine"
     assert d["J1815"].self_administered and d["J1650"].self_administered
@@ -182,7 +188,8 @@ def _edit(path: Path, old: str, new: str) -> int:
     ("drug_families.csv", "methylprednisolone,J1030,", "methylprednisolone,J0000,", "not in drugs.csv"),
     ("drug_families.csv", "J1040,acetate,acetate|depo-medrol,80,mg", "J1040,acetate,acetate,80,furlongs",
      "column 'unit'"),
-    ("drugs.csv", "per-item,\"CMS HCPCS Level II file", "parsed,\"CMS HCPCS Level II file", "per item"),
+    ("drugs.csv", ",unclassified,no,no,,noc,", ",unclassified,no,no,,parsed,", "per item"),
+    ("drugs.csv", ",unclassified,no,no,,noc,", ",unclassified,no,no,,per-item,", "unit_status 'noc'"),
     ("drugs.csv", ",parsed,\"CMS HCPCS Level II file", ",sometimes,\"CMS HCPCS Level II file",
      "unit_status"),
 ])

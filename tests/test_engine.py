@@ -338,14 +338,26 @@ def test_drug_given_as_a_hcpcs_code(system):
 
 
 def test_unmapped_drug_goes_to_j3490_with_a_warning_and_its_name_and_dose():
-    a = admin(medicationCodeableConcept={"coding": [{"system": RXNORM, "code": "999999", "display": "mystery drug"}]})
-    d = decide_one(a)
+    # an NDC this project has no row for: J3490, priced by the payer from name, NDC and dose
+    coding = [{"system": RXNORM, "code": "999999", "display": "mystery drug"}, {"system": NDC, "code": "00002759701"}]
+    d = decide_one(admin(medicationCodeableConcept={"coding": coding}))
     assert gap(d, "unmapped-medication").severity == "warning"
-    assert d.outcome == "claim"
+    assert d.outcome == "claim", gap_codes(d)
     drug = line(d, "drug")
     assert drug.code == "J3490"
     assert drug.quantity == 1  # one unit; the amount travels as NDC quantity and text
     assert drug.text == "mystery drug 30 mg"
+    assert drug.ndc == "00002759701"
+
+
+def test_unmapped_drug_without_an_ndc_is_held_for_it_whatever_the_payer():
+    # CGS Medicare NOC instructions: J3490/J3590/J9999 without the drug's NDC are returned unprocessable
+    a = admin(medicationCodeableConcept={"coding": [{"system": RXNORM, "code": "999999", "display": "mystery drug"}]})
+    for payer in ("commercial", "medicare"):
+        d = decide_one(a, world(payer=payer))
+        assert (d.outcome, line(d, "drug").code) == ("held", "J3490")
+        assert gap(d, "missing-ndc").severity == "error"
+        assert "J3490 is a not-otherwise-classified code" in gap(d, "missing-ndc").message
 
 
 def test_name_match_is_a_last_resort_and_flagged():

@@ -131,8 +131,15 @@ def _payer_rules(c: _Case) -> None:
             )
         else:
             c.gaps.add("self-administered-drug", f"{detail}: held (sad_policy hold)")
-    if payer.requires_ndc and c.med.found and c.med.ndc is None:
-        c.gaps.add("missing-ndc", f"{payer_type} requires the NDC")
+    if c.med.found and c.med.ndc is None:
+        if payer.requires_ndc:
+            c.gaps.add("missing-ndc", f"{payer_type} requires the NDC")
+        elif drug is not None and drug.unit_status == "noc":
+            c.gaps.add(
+                "missing-ndc",
+                f"{drug.hcpcs} is a not-otherwise-classified code: the payer prices it from the "
+                "drug's name, NDC and dose on the line, and returns it without the NDC",
+            )
     if drug is not None and payer.jw_jz and c.config.jw_jz and not c.sad_gy:
         _discarded(c, drug)
 
@@ -210,7 +217,7 @@ def _drug_line(c: _Case, drug: Drug) -> Line:
     dose, med = c.dose, c.med
     fee = c.rules.fee(drug.hcpcs, c.setting)
     text = None
-    if drug.hcpcs == "J3490":
+    if drug.unit_status == "noc":  # J3490, J9999: the payer reads the drug from the line's note
         text = " ".join(filter(None, [med.text, f"{dose[0]} {dose[1]}" if dose else None])) or None
     ndc_qty, ndc_unit = ndc_quantity(med, dose, c.rules)
     return Line(
@@ -310,7 +317,7 @@ def _decision(c: _Case) -> _Draft:
     dup_key = None
     if c.outcome is None and c.patient_id and effective:
         drug_id = (
-            drug.hcpcs if drug and drug.hcpcs != "J3490" else (c.med.text or "").lower()
+            drug.hcpcs if drug and drug.unit_status != "noc" else (c.med.text or "").lower()
         ) or None
         moment = c.when if c.when is not None else effective  # equal instants are equal datetimes
         dup_key = (c.patient_id, drug_id, str(c.dose) if c.dose else None, c.route, moment)

@@ -50,9 +50,11 @@ DRUG_CLASSES = {
     "inhalation",  # an inhalation solution given through DME (J76xx): never an injection
 }
 #: how drugs.csv's billing unit was read from the HCPCS descriptor: ``parsed`` (unit_amount + unit),
-#: ``per-item`` (devices, vaccines, "per vial": one unit an item), ``unparsed`` (meq, "per 2 meq",
-#: combinations: no unit this project bills in; a person codes the units)
-UNIT_STATUSES = ("parsed", "per-item", "unparsed")
+#: ``per-item`` (devices, vaccines, "per vial": one unit an item), ``noc`` (a "not otherwise
+#: classified" code such as J3490 or J9999: one unit a line, and the line names the drug and dose,
+#: as payers ask for the claim's note), ``unparsed`` (meq, "per 2 meq", combinations: no unit this
+#: project bills in; a person codes the units)
+UNIT_STATUSES = ("parsed", "per-item", "noc", "unparsed")
 OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
 PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}

@@ -59,6 +59,12 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
         status = t.choice(n, r, "unit_status", set(UNIT_STATUSES))
         if cls in ("unclassified", "device", "vaccine") and status == "parsed":
             raise t.error(n, f"a {cls} code is billed per item: unit_status 'per-item'")
+        if (cls == "unclassified") != (status == "noc") and cls != "antineoplastic":
+            raise t.error(
+                n,
+                "unit_status 'noc' is for the not-otherwise-classified codes (drug_class "
+                "'unclassified', or 'antineoplastic' for J9999) and they have it",
+            )
         parsed = status == "parsed"
         amount = t.decimal(n, r, "unit_amount", required=parsed)
         unit = t.choice(n, r, "unit", UNITS | ({""} if not parsed else set())) or None
@@ -76,8 +82,13 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
             status,
         )
         names.extend((name, code) for name in drugs[code].names)
-    if "J3490" not in drugs:
-        raise MappingError("drugs.csv", None, "J3490 (unclassified drugs) must be listed")
+    for code in ("J3490", "J9999"):  # the successors of the codes CMS deleted without one
+        if code not in drugs or drugs[code].unit_status != "noc":
+            raise MappingError(
+                "drugs.csv",
+                None,
+                f"{code} (not otherwise classified) must be listed, unit_status noc",
+            )
     return drugs, names
 
 

@@ -314,7 +314,8 @@ def build_cases() -> None:
          {"Medication.ndjson": ndjson({"resourceType": "Medication", "id": "med-odd", "code": "x", "ingredient": 5}),
           MA: ndjson(ma("oddmed", medicationCodeableConcept=None,
                         medicationReference={"reference": "Medication/med-odd"}))},
-         gap("oddmed", "unmapped-medication", outcome="claim"), why="a Medication with no usable code: J3490")
+         gap("oddmed", "unmapped-medication", outcome="held"), gap("oddmed", "missing-ndc", outcome="held"),
+         why="a Medication with no usable code: J3490, held for its NDC (a NOC line is priced from it)")
     # ---- Bundles
     case("bundle-entry-not-a-list", {"bundle.json": j({"resourceType": "Bundle", "entry": {"resource": ma("b")}})},
          err("bundle.json", "Bundle.entry"))
