@@ -268,9 +268,7 @@ class _SyncRun:
         self.pull = pull_named(self.pull_name).for_run(
             source, self.resolver, options, self._problem, state=self.entry, progress=progress
         )
-        bind = getattr(self.pull, "bind", None)  # a pull with state of its own (export, crawl)
-        if bind is not None:
-            bind(self.entry, self.state.save)
+        self.pull.bind(self.entry, self.state.save)  # a pull with state of its own keeps it there
         if progress:
             progress(f"pull: {self.pull_name} ({self._reason()})")
         self.ordered = self.pull.ordered
@@ -292,17 +290,15 @@ class _SyncRun:
     def _reason(self) -> str:
         """Why this pull, and (the crawl) where its context comes from: the plan before the run,
         what happened after."""
-        context = getattr(self.pull, "context_reason", None)
-        more = context() if callable(context) else ""
+        more = self.pull.context_reason()
         return f"{self.pull_reason}; {more}" if more else self.pull_reason
 
     def pull_summary(self) -> dict[str, Any]:
-        summary = getattr(self.pull, "summary", None)
         return {
             "strategy": self.pull_name,
             "reason": self._reason(),
             **({"read_only": True} if self.options.write_to else {}),
-            **(summary() if callable(summary) else {}),
+            **self.pull.summary(),
         }
 
     def _problem(self, problem: RecordProblem) -> None:
@@ -383,8 +379,7 @@ class _SyncRun:
 
     def _withdrawn(self) -> list[tuple[str, str | None, str]]:
         """Administrations the pull found deleted at the source (an export's ``deleted`` files)."""
-        take = getattr(self.pull, "withdrawn", None)
-        return take() if take is not None else []
+        return self.pull.withdrawn()
 
     def _count_retry(self, d: Decision, error: str | None) -> None:
         admin_id = d.administration_id

@@ -16,9 +16,40 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from typing import Any
 
 _PULLS: dict[str, Any] = {}
+
+
+class Pull:
+    """What a sync run asks of every pull besides its pages; each hook has a do-nothing default, so
+    a pull without state of its own (the search) writes none of them.
+
+    """
+
+    name = ""
+
+    @property
+    def ordered(self) -> bool:
+        """Do pages come in ``_lastUpdated`` order, so the run's mark may move after each page?"""
+        return True
+
+    def bind(self, memory: dict[str, Any], save: Callable[[], None]) -> None:
+        """The source's state-file entry and how to save it (a pull that resumes: export, crawl)."""
+
+    def context_reason(self) -> str:
+        """Where the context came from, for the first progress line and the report ('' = nothing
+        to add to why this pull)."""
+        return ""
+
+    def summary(self) -> dict[str, Any]:
+        """Figures for the report's ``pull`` entry."""
+        return {}
+
+    def withdrawn(self) -> list[tuple[str, str | None, str]]:
+        """Administrations deleted at the source, to void now: (id, patient id, where read)."""
+        return []
 
 
 def pull(cls):

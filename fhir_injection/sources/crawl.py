@@ -27,18 +27,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..clock import format_instant, minus, parse_instant
+from ..clock import format_instant, minus, now, parse_instant
 from ..errors import ConfigError, FatalNetworkError, OnProblem, PagingExpired, RecordProblem
-from ..fhir.client import FhirClient
+from ..fhir.client import NO_CACHE, FhirClient
+from ..fhir.http import json_of
 from ..fhir.resources import patient_id_of
-from . import pull
+from . import Pull, pull
+from .contextexport import ContextExport, plan_request
+from .export import ExportFolder
 from .records import check_resource, check_shape
 from .server import MA, PAGE_INCLUDES, Resolver, last_updated
-
-if TYPE_CHECKING:
-    from .contextexport import ContextExport
 
 log = logging.getLogger("fhir_injection.sync")
 
@@ -83,8 +83,6 @@ def read_patient_file(path: str | Path) -> list[str]:
 
 def cohort_from_folder(folder: str | Path, on_problem: OnProblem) -> list[str]:
     """The ids of the Patient resources in an export folder (e.g. a Group ``$export``'s output)."""
-    from .export import ExportFolder
-
     if not Path(folder).is_dir():
         raise ConfigError(f"--cohort {folder}: not a folder")
     ids = [
@@ -152,7 +150,7 @@ def eta_text(done: int, total: int, elapsed: float) -> str:
 
 
 @pull
-class CrawlPull:
+class CrawlPull(Pull):
     """One page a patient from ``MedicationAdministration?patient=<id>&effective-time=ge…``."""
 
     name = "crawl"
@@ -175,8 +173,6 @@ class CrawlPull:
         The context comes from a Bulk Data export (:mod:`.contextexport`) with ``--group``, under
         ``--pull auto``, or where the server lists a Group-level export; not in the read-only
         trial (it runs no export job on the server)."""
-        from .contextexport import ContextExport, plan_request
-
         context, plan = None, ""
         if getattr(options, "write_to", None):
             plan = "read-only trial: context by look-ups" if options.pull == "auto" else ""
@@ -512,10 +508,6 @@ def probe_population_search(client: FhirClient, since: str | None = None) -> tup
     error/fatal outcome entry: no. Returns (allowed, a short reason with no PHI: statuses and
     parameter names only). Other failures (5xx after retries, 401) are raised.
     """
-    from ..clock import now
-    from ..fhir.client import NO_CACHE
-    from ..fhir.http import json_of
-
     if client._resource(MA) is None:
         return False, f"the CapabilityStatement lists no {MA}"
     params: list[tuple[str, str]] = [("_count", "1")]

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import OnProblem
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import FOUND_BY_PATIENT, USED_TYPES, identifiers_of, token_matches
-from . import pull
+from . import Pull, pull
 from .bulk import MAX_POLL_WAIT, BulkExport, ExportRequest
 from .export import ExportFolder
 from .server import Resolver
@@ -41,7 +41,7 @@ EXPORT_TYPES = tuple(sorted(USED_TYPES))
 
 
 @pull
-class ExportPull:
+class ExportPull(Pull):
     """Pages of administrations from a Bulk Data export of the source (see the module)."""
 
     name = "export"

@@ -39,7 +39,7 @@ from ..fhir.resources import (
     token_matches,
     token_text,
 )
-from . import pull
+from . import Pull, pull
 from .records import check_resource, check_shape
 
 log = logging.getLogger("fhir_injection.sync")
@@ -372,7 +372,7 @@ def gather(
 
 
 @pull
-class SearchPull:
+class SearchPull(Pull):
     """Pages of new and changed administrations from ``MedicationAdministration?_lastUpdated=ge…``.
 
     The pull for servers that allow a population search (HAPI, most FHIR servers). Every entry
