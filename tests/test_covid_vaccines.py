@@ -196,3 +196,33 @@ def test_a_cvx_listed_twice_is_reported_with_its_second_row(tmp_path):
     with pytest.raises(MappingError) as err:
         load_rules(target)
     assert (err.value.file, err.value.row) == ("vaccines.csv", len(lines)) and "334" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the demo clinic
+
+
+def demo_decisions(scenario_start):
+    """The demo clinic's administrations whose scenario starts with ``scenario_start``, decided with
+    every resource of fixtures/demo (found by scenario text: other cases may shift the ids)."""
+    import json
+    from fhir_injection import Context, decide
+    root = Path(__file__).resolve().parent.parent / "fixtures"
+    expected = json.loads((root / "demo-expected.json").read_text())["administrations"]
+    resources = [json.loads(line) for f in sorted((root / "demo").glob("*.ndjson"))
+                 for line in f.read_text().splitlines() if line.strip()]
+    ctx = Context(resources)
+    wanted = {ref for ref, a in expected.items() if a["scenario"].startswith(scenario_start)}
+    return [decide(r, ctx, rules()) for r in resources
+            if r["resourceType"] == "MedicationAdministration" and f"MedicationAdministration/{r['id']}" in wanted]
+
+
+def test_the_demo_covid_vaccine_for_medicare_is_part_b_90480_with_product_91320():
+    [d] = demo_decisions("COVID-19 vaccine CVX 309 for Medicare")
+    assert (d.payer_type, d.outcome, d.procedure) == ("medicare", "not-96372", "90480")
+    assert "product 91320" in gap(d, "vaccine").message
+
+
+def test_the_demo_covid_vaccine_by_name_for_a_commercial_patient_is_90480_with_product_91323():
+    [d] = demo_decisions("COVID-19 vaccine by name only (mNEXSPIKE)")
+    assert (d.payer_type, d.outcome, d.procedure) == ("commercial", "not-96372", "90480")
+    assert "CVX 334 (" in gap(d, "vaccine").message and "product 91323" in gap(d, "vaccine").message

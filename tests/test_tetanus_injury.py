@@ -174,3 +174,31 @@ def test_a_vaccine_naming_a_rule_nobody_defines_fails_when_the_rule_is_removed(t
     with pytest.raises(MappingError) as err:
         load_rules(target)
     assert err.value.file == "vaccines.csv" and "column 'medicare_part_b' is 'injury'" in str(err.value)
+
+
+# --------------------------------------------------------------------------- the demo clinic
+
+
+def test_the_demo_td_after_an_injury_is_part_b_and_the_routine_td_part_d():
+    from test_covid_vaccines import demo_decisions
+    [injury] = demo_decisions("Td after an injury")
+    assert (injury.payer_type, injury.outcome, injury.procedure) == ("medicare", "not-96372", "90471")
+    assert [c.code for c in injury.diagnoses] == ["S61.011A", "Z23"]
+    [routine] = demo_decisions("routine Td, Medicare")
+    assert (routine.payer_type, routine.outcome, gap_codes(routine)) == (
+        "medicare", "not-billable", ["vaccine", "vaccine-part-d"])
+
+
+def test_the_codes_of_a_rule_only_when_every_group_holds_in_the_system_it_names():
+    from builders import rules
+    from fhir_injection.decision.clinical import rule_diagnoses
+    from fhir_injection.decision.model import Coding
+    esrd = rules().diagnosis_rules["esrd-dialysis"]
+    n186, z992, i10 = (Coding(ICD10, c, None) for c in ("N18.6", "Z99.2", "I10"))
+    assert rule_diagnoses([n186, i10], esrd) == []  # Z99.2's group has none
+    assert rule_diagnoses([i10, z992, n186], esrd) == [z992, n186]  # in the record's order, I10 left out
+    injury = rules().diagnosis_rules["injury"]
+    assert rule_diagnoses([Coding(SNOMED, "S61.011A", None)], injury) == []
+    lower = Coding(ICD10, "s61.011a", None)
+    assert rule_diagnoses([lower, Coding(ICD10, "T36.0X1A", None), Coding(ICD10, "T34.99XA", None)], injury) == [
+        lower, Coding(ICD10, "T34.99XA", None)]
