@@ -202,3 +202,11 @@ def test_the_codes_of_a_rule_only_when_every_group_holds_in_the_system_it_names(
     lower = Coding(ICD10, "s61.011a", None)
     assert rule_diagnoses([lower, Coding(ICD10, "T36.0X1A", None), Coding(ICD10, "T34.99XA", None)], injury) == [
         lower, Coding(ICD10, "T34.99XA", None)]
+
+
+def test_the_rules_listing_names_the_vaccines_part_b_covers_by_diagnosis(capsys):
+    from fhir_injection.cli import main
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    assert "; Medicare Part B by diagnosis (injury): 09, 113, 115\n" in out
+    assert "codes chosen by diagnosis: 4 (cancer, esrd-dialysis);" in out  # injury chooses no drug code
