@@ -277,6 +277,11 @@ def _run_rules(args) -> int:
     print(
         f"  drugs (HCPCS): {len(rules.drugs)}; drug codes (RxNorm/NDC): {len(rules.drug_codes)}; "
         f"vaccines (CVX): {len(rules.vaccines)}"
+        + "".join(
+            f"; Medicare Part B by diagnosis ({rule}): "
+            + ", ".join(sorted(v.cvx for v in rules.vaccines.values() if v.part_b_rule == rule))
+            for rule in sorted({v.part_b_rule for v in rules.vaccines.values() if v.part_b_rule})
+        )
     )
     print(
         f"  routes: {len(rules.routes)} codes, {len(rules.route_text)} reviewed texts; "
@@ -305,7 +310,8 @@ def _run_rules(args) -> int:
     print(
         f"  packages (container size, single/multi-dose): {len(rules.packages)}; "
         f"codes chosen by diagnosis: {len(rules.drug_by_diagnosis)} "
-        f"({', '.join(sorted(rules.diagnosis_rules))}); NDC unit rules: {len(rules.ndc_units)}"
+        f"({', '.join(sorted({p.rule for p in rules.drug_by_diagnosis.values()}))}); "
+        f"NDC unit rules: {len(rules.ndc_units)}"
     )
     prefixes = sum(len(p) for p in rules.qualification_prefixes.values())
     print(

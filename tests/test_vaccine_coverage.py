@@ -53,8 +53,10 @@ def test_every_vaccine_row_is_part_b_exactly_for_the_part_b_groups():
         rows = list(csv.DictReader(fh))
     assert rows
     for row in rows:
-        part_b = row["vaccine_group"] in ("influenza", "pneumococcal", "hepatitis-b")
+        part_b = row["vaccine_group"] in ("influenza", "pneumococcal", "hepatitis-b", "covid-19")
         assert (row["medicare_part_b"] == "yes") == part_b, row["cvx"]
+        # tetanus: Part B only when given for an injury (tests/test_tetanus_injury.py)
+        assert (row["medicare_part_b"] == "injury") == (row["vaccine_group"] == "tetanus"), row["cvx"]
         assert "CDC 'CPT codes mapped to CVX codes'" in row["source"], row["cvx"]
 
 
@@ -71,11 +73,14 @@ CDC_CVX_TO_CPT = {
     "08": {"90744"},
     "115": {"90715"},
     "113": {"90714"},
+    "09": {"90714"},
     "187": {"90750"},
     "165": {"90651"},
 }
 
 
 def test_every_product_code_is_one_the_cdc_maps_its_cvx_to():
+    from test_covid_vaccines import CDC_COVID_CVX_TO_CPT
+    cdc = {**CDC_CVX_TO_CPT, **CDC_COVID_CVX_TO_CPT}
     for cvx, vaccine in rules().vaccines.items():
-        assert vaccine.product_code in CDC_CVX_TO_CPT[cvx], cvx
+        assert vaccine.product_code in cdc[cvx], cvx

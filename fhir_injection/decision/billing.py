@@ -77,6 +77,9 @@ def _performer(c: _Case) -> None:
 
 def _diagnosis_consent_coverage(c: _Case) -> None:
     c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
+    if c.lead_diagnoses:  # the injury a Part B tetanus vaccine was given for comes first
+        lead = c.lead_diagnoses
+        c.diagnoses = list(lead) + [d for d in c.diagnoses if d not in lead]
     if not c.diagnoses:
         c.gaps.add("missing-diagnosis", _unresolved_conditions(c))
     if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:

@@ -145,6 +145,7 @@ class _Case:
         "performer_found",
         "rendering",
         "diagnoses",
+        "lead_diagnoses",
         "waste",
         "sad_gy",
         "modifiers",
@@ -194,6 +195,7 @@ class _Case:
     performer_found: Mapping | None  # the performer's resource (its qualification)
     rendering: str | None  # the rendering provider (incident-to: the supervising practitioner)
     diagnoses: list[Coding]
+    lead_diagnoses: tuple[Coding, ...]  # pointed to first: a Part B tetanus vaccine's injury
     waste: int  # billing units discarded from a single-dose container (the JW line)
     sad_gy: bool  # a Medicare self-administered drug billed with GY (sad_policy "gy")
     modifiers: list[str]
@@ -203,6 +205,7 @@ class _Case:
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
         self.gaps = _Gaps(rules, config)
+        self.lead_diagnoses = ()
         self.key = f"MedicationAdministration/{admin.get('id')}"
         meta = admin.get(
             "meta"

@@ -149,6 +149,25 @@ def diagnosis_rule_holds(
     return True
 
 
+def rule_diagnoses(
+    codes: list[Coding], groups: tuple[tuple[tuple[str, str, str], ...], ...]
+) -> list[Coding]:
+    """The codes in one of a diagnosis rule's ranges, in their order, when the rule holds (see
+    :func:`diagnosis_rule_holds`); else none. The injury a tetanus vaccine was given for."""
+    if not diagnosis_rule_holds(codes, groups):
+        return []
+    ranges = [r for group in groups for r in group]
+    return [
+        c
+        for c in codes
+        if isinstance(c.code, str)
+        and any(
+            c.system == s and lo <= c.code.replace(".", "").upper()[: len(lo)] <= hi
+            for s, lo, hi in ranges
+        )
+    ]
+
+
 def active_consent(consents: list[Mapping], when) -> Mapping | None:
     """The first active, permitting Consent in force at ``when`` (any, when the time is unknown)."""
     for consent in consents:

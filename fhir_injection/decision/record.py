@@ -12,6 +12,7 @@ from .clinical import (
     diagnosis_rule_holds,
     payer_type_of,
     route_of,
+    rule_diagnoses,
     setting_of,
 )
 from .context import EncounterPointers
@@ -161,18 +162,46 @@ def _coverage_and_payer(c: _Case) -> None:
     c.payer_type = payer_type
     c.payer = rules.payer(payer_type)
     if c.med.vaccine is not None:
-        v = c.med.vaccine
-        c.procedure = (
-            rules.vaccine_admin.get((payer_type or "commercial", v.group))
-            or rules.vaccine_admin.get((payer_type or "commercial", "*"))
-            or rules.vaccine_admin[("*", "*")]
-        )
-        if payer_type == "medicare" and not v.medicare_part_b:
+        _vaccine(c, payer_type)
+
+
+def _vaccine(c: _Case, payer_type: str | None) -> None:
+    """A vaccine's administration code (vaccine_admin.csv: payer type and group, then any payer and
+    the group, then the payer type, then the default) and, for a Medicare patient, whether Part B
+    covers it: by its group, or by a diagnosis rule (a tetanus vaccine given for an injury, MBPM
+    ch.15 §50.4.4.2); otherwise it is Part D, never a Part B claim."""
+    v, rules = c.med.vaccine, c.rules
+    assert v is not None
+    payer = payer_type or "commercial"
+    admin_codes = rules.vaccine_admin
+    c.procedure = (
+        admin_codes.get((payer, v.group))
+        or admin_codes.get(("*", v.group))
+        or admin_codes.get((payer, "*"))
+        or admin_codes[("*", "*")]
+    )
+    product = f"product {v.product_code}" if v.product_code else "product not named by the record"
+    why = ""
+    if payer_type == "medicare" and not v.medicare_part_b:
+        found = []
+        if v.part_b_rule is not None:
+            codes = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
+            found = rule_diagnoses(codes, rules.diagnosis_rules[v.part_b_rule])
+        if not found:
             # Part D: billed to the patient's drug plan, never on a Part B claim
             c.procedure, c.outcome = None, "not-billable"
-            c.gaps.add("vaccine", f"CVX {v.cvx} ({v.display}, product {v.product_code})")
-            c.gaps.add("vaccine-part-d", f"CVX {v.cvx} ({v.display})")
+            c.gaps.add("vaccine", f"CVX {v.cvx} ({v.display}, {product})")
+            routine = (
+                f"; no {v.part_b_rule} diagnosis on the administration or its encounter, so it is "
+                "routine"
+                if v.part_b_rule
+                else ""
+            )
+            c.gaps.add("vaccine-part-d", f"CVX {v.cvx} ({v.display}){routine}")
             return
-        c.gaps.add(
-            "vaccine", f"CVX {v.cvx} ({v.display}, product {v.product_code}): bill {c.procedure}"
-        )
+        c.lead_diagnoses = tuple(found)
+        shown = ", ".join(str(d.code) for d in found)
+        why = f"; Medicare Part B: given for the {v.part_b_rule} {shown}, the diagnosis pointed to"
+    if not v.product_code:
+        why += "; code the product (CPT) from the vial, its NDC or lot"
+    c.gaps.add("vaccine", f"CVX {v.cvx} ({v.display}, {product}): bill {c.procedure}{why}")

@@ -63,7 +63,8 @@ PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}
 PAYER_CODE_TYPES = PAYER_TYPES | {"unknown"}
 SEVERITIES = ("error", "warning", "info")
 UNITS = {"mg", "mcg", "g", "mL", "unit"}
-VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "other"}
+#: a vaccine's group (mappings/vaccines.csv): the administration code of vaccine_admin.csv is chosen by it
+VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "covid-19", "tetanus", "other"}
 CONTAINERS = {"single-dose", "multi-dose"}
 #: what a practitioner's qualification makes them for billing (mappings/qualifications.csv)
 QUALIFICATION_ROLES = {"eligible", "auxiliary"}
@@ -141,6 +142,9 @@ class Vaccine:
     group: str
     names: tuple[str, ...]
     medicare_part_b: bool = True  # False: a Medicare patient's Part D plan covers it
+    #: a diagnosis rule (mappings/diagnosis_groups.csv) under which Part B covers it all the same:
+    #: ``injury`` for tetanus given to treat a wound (Medicare Benefit Policy Manual ch.15 §50.4.4.2)
+    part_b_rule: str | None = None
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     drug_codes = _drug_codes(d, drugs)
     drug_families = _drug_families(d, drugs)
     code_changes = _code_changes(d, drugs)
-    vaccines, vaccine_names = _vaccines(d)
+    diagnosis_rules = _diagnosis_groups(d)  # before vaccines.csv, whose medicare_part_b names them
+    vaccines, vaccine_names = _vaccines(d, set(diagnosis_rules))
     vaccine_admin = _vaccine_admin(d)
     routes = _routes(d)
     route_text = _route_text(d)
@@ -101,7 +102,6 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     packages = _packages(d)
     qualifications, qualification_prefixes = _qualifications(d)
     participant_ranks = _participant_types(d)
-    diagnosis_rules = _diagnosis_groups(d)
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
     ndc_units = _ndc_units(d)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
@@ -117,7 +117,10 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         drug_codes=freeze(drug_codes),
         drug_names=_by_length(drug_names),
         vaccines=freeze(vaccines),
-        vaccine_names=_by_length(vaccine_names),
+        # a name of a product first, whatever its length; a name that says only "a COVID-19
+        # vaccine" (no product code: CVX 213) only when no product's name is found
+        vaccine_names=_by_length([n for n in vaccine_names if vaccines[n[1]].product_code])
+        + _by_length([n for n in vaccine_names if not vaccines[n[1]].product_code]),
         vaccine_admin=freeze(vaccine_admin),
         routes=freeze(routes),
         route_text=freeze(route_text),

@@ -163,8 +163,15 @@ def _drug_families(d: Path, drugs: dict[str, Drug]) -> dict[str, DrugFamily]:
     return out
 
 
-def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
-    """vaccines.csv: CVX codes, and (name, cvx) for matching a vaccine by name."""
+def _vaccines(
+    d: Path, diagnosis_rules: set[str] | frozenset[str] = frozenset()
+) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
+    """vaccines.csv: CVX codes, and (name, cvx) for matching a vaccine by name.
+
+    ``medicare_part_b`` is yes, no (Part D), or the name of a diagnosis rule of
+    diagnosis_groups.csv under which Part B covers it (``injury``: tetanus given for a wound).
+    An empty ``product_code`` is a CVX that names no one product (CVX 213, COVID-19 unspecified):
+    the administration code is known, a person codes the product."""
     t = _Table(
         d,
         "vaccines.csv",
@@ -173,16 +180,22 @@ def _vaccines(d: Path) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
     vaccines: dict[str, Vaccine] = {}
     names: list[tuple[str, str]] = []
     seen: dict = {}
+    part_b_values = {"yes", "no"} | set(diagnosis_rules)
     for n, r in t.rows():
         cvx = t.require(n, r, "cvx")
         t.unique(seen, cvx, n)
+        product = r["product_code"]
+        if product and not (len(product) == 5 and product.isdigit()):
+            raise t.error(n, f"column 'product_code' is '{product}', expected a 5-digit CPT code")
+        part_b = t.choice(n, r, "medicare_part_b", part_b_values)
         vaccines[cvx] = Vaccine(
             cvx,
             r["display"],
-            t.require(n, r, "product_code"),
+            product,
             t.choice(n, r, "vaccine_group", VACCINE_GROUPS),
             _names(r["names"]),
-            t.yes_no(n, r, "medicare_part_b"),
+            part_b == "yes",
+            part_b if part_b not in ("yes", "no") else None,
         )
         names.extend((name, cvx) for name in vaccines[cvx].names)
     return vaccines, names
