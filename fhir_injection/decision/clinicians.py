@@ -10,6 +10,7 @@ provider; the nurse stays the performer. Qualifications and participant types ar
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
 from ..fhir.resources import shown_reference
 from .case import _Case, _key_of
@@ -25,11 +26,20 @@ def qualification_role(practitioner: Mapping | None, rules: Rules) -> str | None
     auxiliary one (an NP is also an RN)."""
     if practitioner is None:
         return None
-    found = None
     items = practitioner.get("qualification")
-    for item in items if isinstance(items, list) else ():
-        code = item.get("code") if isinstance(item, MAPPING) else None
-        codings = code.get("coding") if isinstance(code, MAPPING) else None
+    concepts = (
+        [item.get("code") for item in items if isinstance(item, MAPPING)]
+        if isinstance(items, list)
+        else ()
+    )
+    return _concepts_role(concepts, rules)
+
+
+def _concepts_role(concepts, rules: Rules, found: str | None = None) -> str | None:
+    """The best role the codings of these CodeableConcepts name (eligible before auxiliary), or
+    ``found`` when none names one."""
+    for concept in concepts:
+        codings = concept.get("coding") if isinstance(concept, MAPPING) else None
         for coding in codings if isinstance(codings, list) else ():
             if not isinstance(coding, MAPPING):
                 continue
@@ -38,6 +48,51 @@ def qualification_role(practitioner: Mapping | None, rules: Rules) -> str | None
                 return role
             found = found or role
     return found
+
+
+def clinician_role(
+    found: Mapping | None, ctx, container, rules: Rules, on: date | None
+) -> str | None:
+    """``eligible``, ``auxiliary`` or None for a Practitioner or PractitionerRole.
+
+    A PractitionerRole in force on the service date ``on`` tells the clinician's kind by its
+    ``specialty`` (NUCC taxonomy, as US Core binds it) and ``code`` (practitioner-role, SNOMED CT
+    occupations), read with the same table as Practitioner.qualification
+    (mappings/qualifications.csv); its Practitioner's qualification counts too. Any of them saying
+    eligible makes it eligible (a Practitioner.qualification of RN and a role's specialty of nurse
+    practitioner is an NP who is also an RN); else any saying auxiliary makes it auxiliary. A role
+    that is not ``active`` or whose ``period`` does not cover the date says nothing of its own.
+    """
+    if found is None or found.get("resourceType") != "PractitionerRole":
+        return qualification_role(found, rules)
+    role = None
+    if _in_force(found, on):
+        concepts = []
+        for element in ("specialty", "code"):
+            items = found.get(element)
+            if isinstance(items, list):
+                concepts.extend(items)
+        role = _concepts_role(concepts, rules)
+        if role == "eligible":
+            return role
+    person = qualification_role(_practitioner(found, ctx, container), rules)
+    return person if person == "eligible" else role or person
+
+
+def _in_force(role: Mapping, on: date | None) -> bool:
+    """Whether a PractitionerRole applies on the service date: not ``active: false``, and its
+    ``period`` (dates compared to the precision written: "2024" or "2024-05" cover the whole year
+    or month) covers the date. Without a date, only ``active`` counts."""
+    if role.get("active") is False:
+        return False
+    period = role.get("period")
+    if on is None or not isinstance(period, MAPPING):
+        return True
+    day = on.isoformat()
+    start, end = period.get("start"), period.get("end")
+    if isinstance(start, str) and start and day[: len(start[:10])] < start[:10]:
+        return False
+    return not (isinstance(end, str) and end and day[: len(end[:10])] > end[:10])
 
 
 def _role_of(system, code, rules: Rules) -> str | None:
@@ -80,7 +135,7 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None, str | None]:
     reasons = []
     by_role: str | None = None
     if c.performer is not None:
-        role = qualification_role(_practitioner(c.performer_found, ctx, c.admin), rules)
+        role = clinician_role(c.performer_found, ctx, c.admin, rules, c.when_date)
         if role == "eligible":
             return c.performer, None, None
         reasons.append(
@@ -99,7 +154,7 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None, str | None]:
             key = _key_of(reference, found)
             if key is None:
                 continue
-            role = qualification_role(_practitioner(found, ctx, c.encounter), rules)
+            role = clinician_role(found, ctx, c.encounter, rules, c.when_date)
             if role == "eligible":
                 return key, None, None
             if role is None and rank < UNTYPED and by_role is None:

@@ -331,6 +331,14 @@ def encounter_references(encounter: Mapping) -> Iterator[tuple[str, str | None]]
     return _pointed_to(EncounterPointers(encounter))
 
 
+def role_references(role: Mapping) -> Iterator[tuple[str, str | None]]:
+    """The Practitioner a PractitionerRole names: its qualification tells, with the role's own
+    specialty and code, whether it may render a 96372 (decision/clinicians.py)."""
+    reference = _reference(role.get("practitioner"))
+    if isinstance(reference, str):
+        yield reference, "Practitioner"
+
+
 def coverage_references(coverage: Mapping) -> Iterator[tuple[str, str | None]]:
     """The same for a Coverage (its payors, whose identifier or name can tell the payer type)."""
     return _pointed_to(CoveragePointers(coverage))

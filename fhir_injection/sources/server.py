@@ -25,6 +25,7 @@ from ..decision.context import (
     administration_references,
     coverage_references,
     encounter_references,
+    role_references,
 )
 from ..decision.localtime import service_date
 from ..decision.rules import Config
@@ -100,8 +101,8 @@ class Resolver:
         the (type, identifier token) searches their conditional references ask for).
 
         What counts as "points to" is the engine's own list (:func:`administration_references`,
-        :func:`encounter_references`), so the look-ups fetch exactly what the decision reads. A
-        conditional reference (``Practitioner?identifier=s|v``) already searched adds what it
+        :func:`encounter_references`, :func:`role_references`), so the look-ups fetch exactly what
+        the decision reads. A conditional reference (``Practitioner?identifier=s|v``) already searched adds what it
         found, so its resources reach the Context and an Encounter found that way is followed.
         """
         refs: set[str] = set()
@@ -135,6 +136,10 @@ class Resolver:
             enc = self.cache.get(key)
             if enc:
                 want(encounter_references(enc))
+        for key in [k for k in refs if k.startswith("PractitionerRole/")]:
+            role = self.cache.get(key)  # a performer's or participant's: its Practitioner too
+            if role:
+                want(role_references(role))
         for pid in patients:  # the payors of coverages already found (a later round fetches them)
             for coverage in self.by_patient.get(("Coverage", pid), ()):
                 if self.payors_needed(coverage):
