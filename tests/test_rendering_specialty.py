@@ -356,3 +356,150 @@ def test_the_server_pull_fetches_the_practitioner_of_a_role_it_holds():
     assert {"PractitionerRole/r1", "Practitioner/np"} <= refs
     assert list(role_references(role("r2"))) == []
     assert list(role_references(role("r3", "Practitioner/x"))) == [("Practitioner/x", "Practitioner")]
+
+
+# ----------------------------------------------------------------------------- roles that name the Practitioner
+
+
+def test_a_practitioner_performer_is_read_through_the_roles_that_name_it():
+    # Epic and Oracle Health shape: the administration names the Practitioner (no qualification);
+    # the PractitionerRole naming it, referenced by nothing, carries the NUCC specialty
+    r = role("np-role", "Practitioner/np", specialty=[(NUCC, "363LF0000X")], period={"start": "2019-07-01"})
+    d = decide_one(performed_by("Practitioner/np"),
+                   replace_resource(world(), "Encounter", participant=None) + [r, bare_practitioner("np")])
+    assert (d.outcome, d.performer, d.rendering) == ("claim", "Practitioner/np", "Practitioner/np")
+
+
+def test_a_participant_practitioner_renders_by_its_role_without_a_by_role_note():
+    r = role("fm-role", "https://ehr.example.org/fhir/Practitioner/fm", specialty=[(NUCC, "207Q00000X")])
+    w = encounter_with(participant("Practitioner/fm", "ATND"), extra=[r, bare_practitioner("fm")])
+    d = decide_one(admin(), w)
+    assert d.rendering == "Practitioner/fm" and "rendering-provider-by-role" not in gap_codes(d)
+
+
+def test_roles_of_another_practitioner_ended_or_contained_say_nothing():
+    extra = [bare_practitioner("x"), bare_practitioner("y"),
+             role("other", "Practitioner/y", specialty=[(NUCC, "363L00000X")]),
+             role("ended", "Practitioner/x", specialty=[(NUCC, "363L00000X")], period={"end": "2025-12-31"}),
+             role("inactive", "Practitioner/x", code=[(PRACTITIONER_ROLE, "doctor")], active=False),
+             role("contained", "#x", specialty=[(NUCC, "363L00000X")]),
+             role("conditional", "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|1", specialty=[(NUCC, "363L00000X")])]
+    w = encounter_with(participant("Practitioner/x"), extra=extra)
+    d = decide_one(admin(), w)
+    assert d.rendering is None
+    assert "'Practitioner/x' (no known qualification)" in gap(d, "missing-rendering-provider").message
+    # one role in force saying RN makes it auxiliary; a second saying PA makes it eligible
+    rn = role("rn", "Practitioner/x", specialty=[(NUCC, "163W00000X")])
+    w = encounter_with(participant("Practitioner/x", "ATND"), extra=extra + [rn])
+    d = decide_one(admin(), w)
+    assert d.rendering is None and "'Practitioner/x' (auxiliary)" in gap(d, "missing-rendering-provider").message
+    pa = role("pa", "Practitioner/x", specialty=[(NUCC, "363A00000X")])
+    assert decide_one(admin(), encounter_with(participant("Practitioner/x"), extra=extra + [rn, pa])).rendering == "Practitioner/x"
+
+
+def test_an_rn_qualification_with_an_np_role_is_an_np_and_an_md_needs_no_role():
+    r = role("r", "Practitioner/x", specialty=[(NUCC, "363L00000X")])
+    w = encounter_with(participant("Practitioner/x"), extra=[r, bare_practitioner("x", (V2_DEGREE, "RN"))])
+    assert decide_one(admin(), w).rendering == "Practitioner/x"
+    rules = load_rules()
+
+    class NoRoles(Context):
+        def roles_of(self, practitioner):  # noqa: ARG002
+            raise AssertionError("an eligible qualification asks for no role")
+
+    md = bare_practitioner("md", (V2_DEGREE, "MD"))
+    assert clinician_role(md, NoRoles([md]), None, rules, SERVICE_DAY) == "eligible"
+
+
+def test_the_context_index_of_roles_follows_what_is_added():
+    x = bare_practitioner("x")
+    ctx = Context([x, role("r1", "Practitioner/x")])
+    assert [r["id"] for r in ctx.roles_of(x)] == ["r1"]
+    assert ctx.roles_of(bare_practitioner("nobody")) == [] and ctx.roles_of({}) == []
+    ctx.add(role("r2", "Practitioner/x"))
+    ctx.add_new(role("r3", "http://s/fhir/Practitioner/x/_history/2"), "PractitionerRole", "r3", None)
+    ctx.add(bare_practitioner("y"))
+    assert [r["id"] for r in ctx.roles_of(x)] == ["r1", "r2", "r3"]
+    asked = []
+    given = Context(roles=lambda keys: asked.append(keys) or [role("g", keys[0])])
+    assert [r["id"] for r in given.roles_of(x)] == ["g"] and asked == [["Practitioner/x"]]
+
+
+def test_a_role_naming_its_practitioner_by_identifier_counts_once():
+    # Synthea 3.3 (fixtures/synthea/bulk/PractitionerRole.*.ndjson.gz): practitioner is a logical
+    # reference {"identifier": {NPI}}, code and specialty NUCC 208D00000X General Practice Physician
+    npi = "http://hl7.org/fhir/sid/us-npi"
+    doc = {"resourceType": "Practitioner", "id": "d1", "identifier": [{"system": npi, "value": "9999984591"}]}
+    synthea_role = {"resourceType": "PractitionerRole", "id": "e640a83d",
+                    "practitioner": {"identifier": {"system": npi, "value": "9999984591"}},
+                    "code": [concept(NUCC, "208D00000X", "General Practice Physician")],
+                    "specialty": [concept(NUCC, "208D00000X", "General Practice Physician")]}
+    both = role("both", "Practitioner/d1")
+    both["practitioner"]["identifier"] = {"system": npi, "value": "9999984591"}  # the reference wins
+    no_system = {"resourceType": "PractitionerRole", "id": "ns", "practitioner": {"identifier": {"value": "7"}}}
+    odd = [{"resourceType": "PractitionerRole", "id": "o1", "practitioner": "Practitioner/d1"},
+           {"resourceType": "PractitionerRole", "id": "o2", "practitioner": {"identifier": {"system": npi, "value": 7}}},
+           {"resourceType": "PractitionerRole", "id": "o3", "practitioner": {"identifier": "9999984591"}}]
+    ctx = Context([doc, synthea_role, both, no_system, *odd])
+    assert [r["id"] for r in ctx.roles_of(doc)] == ["both", "e640a83d"]
+    assert [r["id"] for r in ctx.roles_of({"identifier": [{"value": "7"}]})] == ["ns"]
+    w = encounter_with(participant(f"Practitioner?identifier={npi}|9999984591", "PPRF"),
+                       extra=[doc, synthea_role])
+    d = decide_one(admin(), w)
+    assert d.rendering == "Practitioner/d1" and "rendering-provider-by-role" not in gap_codes(d)
+
+
+def test_the_offline_spool_finds_the_roles_of_a_practitioner(tmp_path):
+    from fhir_injection.sources.spool import Spool
+
+    problems = []
+    resources = world() + [bare_practitioner("np"), role("np-role", "Practitioner/np", specialty=[(NUCC, "363L00000X")]),
+                           role("other", "Practitioner/doctor")]
+    with Spool(directory=str(tmp_path)) as spool:
+        spool.add_all([(r, False, 1, 1) for r in resources + [performed_by("Practitioner/np")]], problems.append)
+        admins, ctx = spool.for_patient("p1")
+        assert [r["id"] for r in ctx.roles_of(bare_practitioner("np"))] == ["np-role"]
+        assert ctx.roles_of(bare_practitioner("nurse")) == []
+        from fhir_injection import decide_all
+        d = decide_all(admins, ctx, load_rules(), Config())[0]
+        assert (d.outcome, d.rendering) == ("claim", "Practitioner/np")
+        # a later export adds a role: the index is read again
+        spool.add_all([(role("rn-role", "Practitioner/nurse", specialty=[(NUCC, "163W00000X")]), False, 2, 2)],
+                      problems.append)
+        assert [r["id"] for r in spool.for_patient("p1")[1].roles_of(bare_practitioner("nurse"))] == ["rn-role"]
+        from fhir_injection.sources.export import Deletion
+        spool.apply_deletions([Deletion("PractitionerRole", "rn-role", 3, "d:1")])
+        assert spool.for_patient("p1")[1].roles_of(bare_practitioner("nurse")) == []
+    assert problems == []
+
+
+def test_the_server_pull_searches_the_roles_of_the_practitioners_when_the_server_lists_it():
+    from fhir_injection.fhir.client import Lookup
+    from fhir_injection.sources.server import Resolver
+
+    class Server:
+        def __init__(self, params):
+            self.params = params
+
+        def capabilities(self):
+            return {"rest": [{"mode": "server", "resource": [
+                {"type": "Practitioner", "searchParam": [{"name": "_id"}]},
+                {"type": "PractitionerRole", "searchParam": [{"name": n} for n in self.params]}]}]}
+
+    a = performed_by("Practitioner/np")
+    quiet = Resolver(Server(["_id"]))
+    assert not quiet.role_search
+    assert all(lk.type != "PractitionerRole" for lk in quiet.lookups([a]))
+    resolver = Resolver(Server(["_id", "practitioner"]))
+    lookups = resolver.lookups([a])
+    assert Lookup("PractitionerRole", "practitioner", ("Practitioner/np",)) in lookups
+    found = [(role("np-role", "Practitioner/np", specialty=[(NUCC, "363L00000X")]), "match"),
+             (role("stray", "Practitioner/else"), "match"),
+             ({"resourceType": "OperationOutcome", "id": "oo"}, "outcome")]
+    asked = [lk for lk in lookups if lk.type == "PractitionerRole"]
+    resolver.take(asked, [found])
+    assert resolver.roles_of == {"Practitioner/np": ("PractitionerRole/np-role",)}
+    assert all(lk.type != "PractitionerRole" for lk in resolver.lookups([a]))  # asked once
+    resolver.remember(bare_practitioner("np"))
+    ctx = resolver.context([a])
+    assert [r["id"] for r in ctx.roles_of(bare_practitioner("np"))] == ["np-role"]

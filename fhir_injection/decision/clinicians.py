@@ -58,25 +58,34 @@ def clinician_role(
     A PractitionerRole in force on the service date ``on`` tells the clinician's kind by its
     ``specialty`` (NUCC taxonomy, as US Core binds it) and ``code`` (practitioner-role, SNOMED CT
     occupations), read with the same table as Practitioner.qualification
-    (mappings/qualifications.csv); its Practitioner's qualification counts too. Any of them saying
-    eligible makes it eligible (a Practitioner.qualification of RN and a role's specialty of nurse
-    practitioner is an NP who is also an RN); else any saying auxiliary makes it auxiliary. A role
-    that is not ``active`` or whose ``period`` does not cover the date says nothing of its own.
+    (mappings/qualifications.csv). For a PractitionerRole, that role and its Practitioner's
+    qualification count; for a Practitioner, its qualification and the roles the context holds
+    that name it (:meth:`~fhir_injection.decision.context.Context.roles_of`: Epic and Oracle Health
+    point to the Practitioner and carry the kind on its roles). Any of them saying eligible makes it
+    eligible (a Practitioner.qualification of RN and a role's specialty of nurse practitioner is an
+    NP who is also an RN); else any saying auxiliary makes it auxiliary. A role that is not
+    ``active`` or whose ``period`` does not cover the date says nothing of its own.
     """
-    if found is None or found.get("resourceType") != "PractitionerRole":
-        return qualification_role(found, rules)
-    role = None
-    if _in_force(found, on):
-        concepts = []
-        for element in ("specialty", "code"):
-            items = found.get(element)
-            if isinstance(items, list):
-                concepts.extend(items)
-        role = _concepts_role(concepts, rules)
-        if role == "eligible":
-            return role
-    person = qualification_role(_practitioner(found, ctx, container), rules)
-    return person if person == "eligible" else role or person
+    if found is None:
+        return None
+    if found.get("resourceType") == "PractitionerRole":
+        person = qualification_role(_practitioner(found, ctx, container), rules)
+        roles: list = [found]
+    else:
+        person = qualification_role(found, rules)
+        if person == "eligible":
+            return person  # an MD asks nothing more
+        roles = ctx.roles_of(found)
+    if person == "eligible":
+        return person
+    concepts: list = []
+    for role in roles:
+        if _in_force(role, on):
+            for element in ("specialty", "code"):
+                items = role.get(element)
+                if isinstance(items, list):
+                    concepts.extend(items)
+    return _concepts_role(concepts, rules, person)
 
 
 def _in_force(role: Mapping, on: date | None) -> bool:
