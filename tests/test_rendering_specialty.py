@@ -503,3 +503,31 @@ def test_the_server_pull_searches_the_roles_of_the_practitioners_when_the_server
     resolver.remember(bare_practitioner("np"))
     ctx = resolver.context([a])
     assert [r["id"] for r in ctx.roles_of(bare_practitioner("np"))] == ["np-role"]
+
+
+# ----------------------------------------------------------------------------- the demo clinic
+
+
+def test_the_demo_clinics_practitioner_role_cases_decide_as_written():
+    import json
+
+    from fhir_injection import decide_bundle
+
+    root = Path(__file__).resolve().parent.parent / "fixtures"
+    expected = json.loads((root / "demo-expected.json").read_text())["administrations"]
+    resources = [json.loads(line) for f in sorted((root / "demo").glob("*.ndjson")) for line in f.read_text().splitlines()]
+    by_scenario = {v["scenario"]: k for k, v in expected.items()}
+    decisions = {d.administration: d for d in decide_bundle(resources)}
+    cases = {
+        "PractitionerRole specialty NUCC 363L00000X (NP, no qualification): the performer renders herself":
+            ("claim", "PractitionerRole/role-10", "PractitionerRole/role-10"),
+        "RN gives it; the encounter's PractitionerRole with specialty 207Q00000X renders incident-to":
+            ("claim", None, "PractitionerRole/role-11"),
+        "PractitionerRole specialty RN (163W00000X) gives it, the encounter names no one: no rendering provider":
+            ("held", "PractitionerRole/role-12", None),
+    }
+    for scenario, (outcome, performer, rendering) in cases.items():
+        d = decisions[by_scenario[scenario]]
+        assert (d.outcome, d.rendering) == (outcome, rendering), scenario
+        assert d.performer == performer if performer else d.performer.startswith("Practitioner/prac-0")
+        assert ("missing-rendering-provider" in gap_codes(d)) == (rendering is None)
