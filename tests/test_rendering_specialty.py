@@ -274,15 +274,15 @@ def test_in_force_reads_active_and_period_and_ignores_what_is_not_a_period():
 def test_clinician_role_reads_a_practitioner_a_role_and_nothing():
     rules = load_rules()
     ctx = Context([bare_practitioner("rn", (V2_DEGREE, "RN"))])
-    assert clinician_role(None, ctx, None, rules, SERVICE_DAY) is None
-    assert clinician_role(bare_practitioner("rn", (V2_DEGREE, "RN")), ctx, None, rules, SERVICE_DAY) == "auxiliary"
+    assert clinician_role(None, ctx, rules, SERVICE_DAY) is None
+    assert clinician_role(bare_practitioner("rn", (V2_DEGREE, "RN")), ctx, rules, SERVICE_DAY) == "auxiliary"
     nurse_role = role("r", "Practitioner/rn", specialty=[(NUCC, "363L00000X")])
-    assert clinician_role(nurse_role, ctx, None, rules, SERVICE_DAY) == "eligible"
+    assert clinician_role(nurse_role, ctx, rules, SERVICE_DAY) == "eligible"
     junk = {"resourceType": "PractitionerRole", "id": "j", "specialty": "NP", "code": [None, {"coding": "x"}],
             "practitioner": {"reference": "Practitioner/rn"}}
-    assert clinician_role(junk, ctx, None, rules, SERVICE_DAY) == "auxiliary"
-    assert clinician_role(role("r", code=[(PRACTITIONER_ROLE, "nurse")]), ctx, None, rules, SERVICE_DAY) == "auxiliary"
-    assert clinician_role(role("r", code=[(PRACTITIONER_ROLE, "ict")]), ctx, None, rules, SERVICE_DAY) is None
+    assert clinician_role(junk, ctx, rules, SERVICE_DAY) == "auxiliary"
+    assert clinician_role(role("r", code=[(PRACTITIONER_ROLE, "nurse")]), ctx, rules, SERVICE_DAY) == "auxiliary"
+    assert clinician_role(role("r", code=[(PRACTITIONER_ROLE, "ict")]), ctx, rules, SERVICE_DAY) is None
 
 
 # ----------------------------------------------------------------------------- the table
@@ -323,7 +323,7 @@ def test_clinician_role_reads_a_practitioner_a_role_and_nothing():
 ])
 def test_the_table_says_who_renders(system, code, expected):
     rules = load_rules()
-    assert clinician_role(role("r", specialty=[(system, code)]), Context(), None, rules, SERVICE_DAY) == expected
+    assert clinician_role(role("r", specialty=[(system, code)]), Context(), rules, SERVICE_DAY) == expected
 
 
 def test_a_broken_row_is_reported_with_file_and_row(tmp_path):
@@ -408,7 +408,7 @@ def test_an_rn_qualification_with_an_np_role_is_an_np_and_an_md_needs_no_role():
             raise AssertionError("an eligible qualification asks for no role")
 
     md = bare_practitioner("md", (V2_DEGREE, "MD"))
-    assert clinician_role(md, NoRoles([md]), None, rules, SERVICE_DAY) == "eligible"
+    assert clinician_role(md, NoRoles([md]), rules, SERVICE_DAY) == "eligible"
 
 
 def test_the_context_index_of_roles_follows_what_is_added():
@@ -531,3 +531,23 @@ def test_the_demo_clinics_practitioner_role_cases_decide_as_written():
         assert (d.outcome, d.rendering) == (outcome, rendering), scenario
         assert d.performer == performer if performer else d.performer.startswith("Practitioner/prac-0")
         assert ("missing-rendering-provider" in gap_codes(d)) == (rendering is None)
+
+
+def test_a_role_with_its_practitioner_contained_reads_that_practitioner():
+    r = role("r1", "#p", contained=[bare_practitioner("p", (V2_DEGREE, "MD"))])
+    w = encounter_with(participant("PractitionerRole/r1"), extra=[r, bare_practitioner("p", (V2_DEGREE, "RN"))])
+    assert decide_one(admin(), w).rendering == "PractitionerRole/r1"
+
+
+def test_roles_added_one_at_a_time_after_the_index_is_built_are_found():
+    x = bare_practitioner("x")
+    ctx = Context([x])
+    assert ctx.roles_of(x) == []
+    ctx.add_new(role("r1", "Practitioner/x"), "PractitionerRole", "r1", None)
+    assert [r["id"] for r in ctx.roles_of(x)] == ["r1"]
+    ctx.add_new(bare_practitioner("y"), "Practitioner", "y", None)
+    ctx.add_new(role("r2", "Practitioner/x"), "PractitionerRole", "r2", None)
+    assert [r["id"] for r in ctx.roles_of(x)] == ["r1", "r2"]
+    # a role that names no Practitioner first does not hide the ones after it
+    ctx = Context([{"resourceType": "PractitionerRole", "id": "odd", "practitioner": ["x"]}, role("r3", "Practitioner/x")])
+    assert [r["id"] for r in ctx.roles_of(x)] == ["r3"]

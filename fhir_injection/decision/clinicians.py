@@ -50,9 +50,7 @@ def _concepts_role(concepts, rules: Rules, found: str | None = None) -> str | No
     return found
 
 
-def clinician_role(
-    found: Mapping | None, ctx, container, rules: Rules, on: date | None
-) -> str | None:
+def clinician_role(found: Mapping | None, ctx, rules: Rules, on: date | None) -> str | None:
     """``eligible``, ``auxiliary`` or None for a Practitioner or PractitionerRole.
 
     A PractitionerRole in force on the service date ``on`` tells the clinician's kind by its
@@ -69,15 +67,13 @@ def clinician_role(
     if found is None:
         return None
     if found.get("resourceType") == "PractitionerRole":
-        person = qualification_role(_practitioner(found, ctx, container), rules)
+        person = qualification_role(_practitioner(found, ctx), rules)
         roles: list = [found]
     else:
         person = qualification_role(found, rules)
         if person == "eligible":
             return person  # an MD asks nothing more
         roles = ctx.roles_of(found)
-    if person == "eligible":
-        return person
     concepts: list = []
     for role in roles:
         if _in_force(role, on):
@@ -98,10 +94,15 @@ def _in_force(role: Mapping, on: date | None) -> bool:
     if on is None or not isinstance(period, MAPPING):
         return True
     day = on.isoformat()
-    start, end = period.get("start"), period.get("end")
-    if isinstance(start, str) and start and day[: len(start[:10])] < start[:10]:
+    start, end = _day(period.get("start")), _day(period.get("end"))
+    if start and day[: len(start)] < start:
         return False
-    return not (isinstance(end, str) and end and day[: len(end[:10])] > end[:10])
+    return not (end and day[: len(end)] > end)
+
+
+def _day(value) -> str:
+    """A period bound's date part ("2024", "2024-05", "2024-05-01"), or "" when there is none."""
+    return value[:10] if isinstance(value, str) else ""
 
 
 def _role_of(system, code, rules: Rules) -> str | None:
@@ -116,13 +117,12 @@ def _role_of(system, code, rules: Rules) -> str | None:
     return None
 
 
-def _practitioner(found: Mapping | None, ctx, container) -> Mapping | None:
-    """The Practitioner itself: a PractitionerRole's ``practitioner``, when it can be followed."""
-    if found is None or found.get("resourceType") != "PractitionerRole":
-        return found
-    element = found.get("practitioner")
+def _practitioner(role: Mapping, ctx) -> Mapping | None:
+    """A PractitionerRole's ``practitioner``, when it can be followed (a contained one is the
+    role's own)."""
+    element = role.get("practitioner")
     reference = element.get("reference") if isinstance(element, MAPPING) else None
-    return ctx.get(reference, "Practitioner", found) if reference is not None else None
+    return ctx.get(reference, "Practitioner", role)
 
 
 #: a participant's rank when its type is none of the listed ones (mappings/participant_types.csv)
@@ -144,7 +144,7 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None, str | None]:
     reasons = []
     by_role: str | None = None
     if c.performer is not None:
-        role = clinician_role(c.performer_found, ctx, c.admin, rules, c.when_date)
+        role = clinician_role(c.performer_found, ctx, rules, c.when_date)
         if role == "eligible":
             return c.performer, None, None
         reasons.append(
@@ -163,7 +163,7 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None, str | None]:
             key = _key_of(reference, found)
             if key is None:
                 continue
-            role = clinician_role(found, ctx, c.encounter, rules, c.when_date)
+            role = clinician_role(found, ctx, rules, c.when_date)
             if role == "eligible":
                 return key, None, None
             if role is None and rank < UNTYPED and by_role is None:
