@@ -10,6 +10,7 @@ provider; the nurse stays the performer. Qualifications and participant types ar
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
 from ..fhir.resources import shown_reference
 from .case import _Case, _key_of
@@ -25,11 +26,20 @@ def qualification_role(practitioner: Mapping | None, rules: Rules) -> str | None
     auxiliary one (an NP is also an RN)."""
     if practitioner is None:
         return None
-    found = None
     items = practitioner.get("qualification")
-    for item in items if isinstance(items, list) else ():
-        code = item.get("code") if isinstance(item, MAPPING) else None
-        codings = code.get("coding") if isinstance(code, MAPPING) else None
+    concepts = (
+        [item.get("code") for item in items if isinstance(item, MAPPING)]
+        if isinstance(items, list)
+        else ()
+    )
+    return _concepts_role(concepts, rules)
+
+
+def _concepts_role(concepts, rules: Rules, found: str | None = None) -> str | None:
+    """The best role the codings of these CodeableConcepts name (eligible before auxiliary), or
+    ``found`` when none names one."""
+    for concept in concepts:
+        codings = concept.get("coding") if isinstance(concept, MAPPING) else None
         for coding in codings if isinstance(codings, list) else ():
             if not isinstance(coding, MAPPING):
                 continue
@@ -38,6 +48,61 @@ def qualification_role(practitioner: Mapping | None, rules: Rules) -> str | None
                 return role
             found = found or role
     return found
+
+
+def clinician_role(found: Mapping | None, ctx, rules: Rules, on: date | None) -> str | None:
+    """``eligible``, ``auxiliary`` or None for a Practitioner or PractitionerRole.
+
+    A PractitionerRole in force on the service date ``on`` tells the clinician's kind by its
+    ``specialty`` (NUCC taxonomy, as US Core binds it) and ``code`` (practitioner-role, SNOMED CT
+    occupations), read with the same table as Practitioner.qualification
+    (mappings/qualifications.csv). For a PractitionerRole, that role and its Practitioner's
+    qualification count; for a Practitioner, its qualification and the roles the context holds
+    that name it (:meth:`~fhir_injection.decision.context.Context.roles_of`: Epic and Oracle Health
+    point to the Practitioner and carry the kind on its roles). Any of them saying eligible makes it
+    eligible (a Practitioner.qualification of RN and a role's specialty of nurse practitioner is an
+    NP who is also an RN); else any saying auxiliary makes it auxiliary. A role that is not
+    ``active`` or whose ``period`` does not cover the date says nothing of its own.
+    """
+    if found is None:
+        return None
+    if found.get("resourceType") == "PractitionerRole":
+        person = qualification_role(_practitioner(found, ctx), rules)
+        roles: list = [found]
+    else:
+        person = qualification_role(found, rules)
+        if person == "eligible":
+            return person  # an MD asks nothing more
+        roles = ctx.roles_of(found)
+    concepts: list = []
+    for role in roles:
+        if _in_force(role, on):
+            for element in ("specialty", "code"):
+                items = role.get(element)
+                if isinstance(items, list):
+                    concepts.extend(items)
+    return _concepts_role(concepts, rules, person)
+
+
+def _in_force(role: Mapping, on: date | None) -> bool:
+    """Whether a PractitionerRole applies on the service date: not ``active: false``, and its
+    ``period`` (dates compared to the precision written: "2024" or "2024-05" cover the whole year
+    or month) covers the date. Without a date, only ``active`` counts."""
+    if role.get("active") is False:
+        return False
+    period = role.get("period")
+    if on is None or not isinstance(period, MAPPING):
+        return True
+    day = on.isoformat()
+    start, end = _day(period.get("start")), _day(period.get("end"))
+    if start and day[: len(start)] < start:
+        return False
+    return not (end and day[: len(end)] > end)
+
+
+def _day(value) -> str:
+    """A period bound's date part ("2024", "2024-05", "2024-05-01"), or "" when there is none."""
+    return value[:10] if isinstance(value, str) else ""
 
 
 def _role_of(system, code, rules: Rules) -> str | None:
@@ -52,13 +117,12 @@ def _role_of(system, code, rules: Rules) -> str | None:
     return None
 
 
-def _practitioner(found: Mapping | None, ctx, container) -> Mapping | None:
-    """The Practitioner itself: a PractitionerRole's ``practitioner``, when it can be followed."""
-    if found is None or found.get("resourceType") != "PractitionerRole":
-        return found
-    element = found.get("practitioner")
+def _practitioner(role: Mapping, ctx) -> Mapping | None:
+    """A PractitionerRole's ``practitioner``, when it can be followed (a contained one is the
+    role's own)."""
+    element = role.get("practitioner")
     reference = element.get("reference") if isinstance(element, MAPPING) else None
-    return ctx.get(reference, "Practitioner", found) if reference is not None else None
+    return ctx.get(reference, "Practitioner", role)
 
 
 #: a participant's rank when its type is none of the listed ones (mappings/participant_types.csv)
@@ -80,7 +144,7 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None, str | None]:
     reasons = []
     by_role: str | None = None
     if c.performer is not None:
-        role = qualification_role(_practitioner(c.performer_found, ctx, c.admin), rules)
+        role = clinician_role(c.performer_found, ctx, rules, c.when_date)
         if role == "eligible":
             return c.performer, None, None
         reasons.append(
@@ -99,7 +163,7 @@ def rendering_provider(c: _Case) -> tuple[str | None, str | None, str | None]:
             key = _key_of(reference, found)
             if key is None:
                 continue
-            role = qualification_role(_practitioner(found, ctx, c.encounter), rules)
+            role = clinician_role(found, ctx, rules, c.when_date)
             if role == "eligible":
                 return key, None, None
             if role is None and rank < UNTYPED and by_role is None:

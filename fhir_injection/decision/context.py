@@ -35,24 +35,38 @@ class Context:
     does not resolve, for a gap's message.
     """
 
-    __slots__ = ("_by_key", "_by_patient", "_lookup", "_find", "_by_identifier")
+    __slots__ = (
+        "_by_key",
+        "_by_patient",
+        "_lookup",
+        "_find",
+        "_by_identifier",
+        "_roles",
+        "_by_practitioner",
+    )
 
     def __init__(
         self,
         resources: Iterable[Mapping] = (),
         lookup: Callable[[str, str], Mapping | None] | None = None,
         find: Callable[[str, tuple[str | None, str]], list[Mapping]] | None = None,
+        roles: Callable[[list[str]], list[Mapping]] | None = None,
     ):
         """Index ``resources``; ``lookup(type, id)``, when given, is asked for a reference the index
         does not hold (the offline spool keeps most resources on disk until one is referenced);
         ``find(type, (system, value))``, when given, answers a conditional reference's identifier
-        search over every resource of the source (else the ones indexed here are searched)."""
+        search over every resource of the source (else the ones indexed here are searched);
+        ``roles(keys)``, when given, answers :meth:`roles_of` over every resource of the source for
+        a Practitioner's :func:`practitioner_keys` (else the ones indexed here are searched)."""
         self._by_key: dict[str, Mapping] = {}
         self._by_patient: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
         self._lookup = lookup
         self._find = find
+        self._roles = roles
         # per type, built when a conditional reference first asks: value -> [(system, resource)]
         self._by_identifier: dict[str, dict[str, list[tuple[str, Mapping]]]] = {}
+        # a practitioner key -> the PractitionerRoles naming it, built when roles_of first asks
+        self._by_practitioner: dict[str, list[Mapping]] | None = None
         for resource in resources:
             self.add(resource)
 
@@ -63,6 +77,8 @@ class Context:
             self._by_patient[(rtype, patient_id)].append(resource)
         if self._by_identifier:
             self._by_identifier.pop(rtype, None)
+        if self._by_practitioner is not None and rtype == "PractitionerRole":
+            self._by_practitioner = None
 
     def add(self, resource: Mapping) -> None:
         rtype, rid = resource.get("resourceType"), resource.get("id")
@@ -82,6 +98,8 @@ class Context:
             self._by_patient[(rtype, pid)].append(resource)
         if self._by_identifier:
             self._by_identifier.pop(rtype, None)
+        if self._by_practitioner is not None and rtype == "PractitionerRole":
+            self._by_practitioner = None
 
     def get(
         self,
@@ -189,6 +207,21 @@ class Context:
             for resource in candidates:
                 found.setdefault(str(resource.get("id")), resource)
         return list(found.values())
+
+    def roles_of(self, practitioner: Mapping) -> list[Mapping]:
+        """The PractitionerRoles whose ``practitioner`` names this Practitioner resource, by a
+        literal reference to its id or by one of its identifiers (a logical reference, as Synthea
+        writes it: ``{"identifier": {"system": NPI, "value": …}}``): what kind of clinician they are
+        when the Practitioner does not say (US Core, Epic and Oracle Health put it on the role)."""
+        keys = practitioner_keys(practitioner)
+        if self._roles is not None:
+            return self._roles(keys)
+        index = self._by_practitioner
+        if index is None:
+            index = self._by_practitioner = practitioner_roles(
+                r for k, r in self._by_key.items() if k.startswith("PractitionerRole/")
+            )
+        return [role for key in keys for role in index.get(key, ())]
 
     def _identifier_index(self, rtype: str) -> dict[str, list[tuple[str, Mapping]]]:
         index: dict[str, list[tuple[str, Mapping]]] = defaultdict(list)
@@ -321,6 +354,35 @@ class CoveragePointers:
         self.payors = _references(coverage.get("payor"))  # Organization (or Patient/RelatedPerson)
 
 
+def practitioner_keys(practitioner: Mapping) -> list[str]:
+    """How a PractitionerRole may name this Practitioner: ``Practitioner/<id>``, and
+    ``identifier:<system>|<value>`` for each of its identifiers (a logical reference)."""
+    rid = practitioner.get("id")
+    keys = [f"Practitioner/{rid}"] if isinstance(rid, str) else []
+    keys += [f"identifier:{system}|{value}" for system, value in identifiers_of(practitioner)]
+    return keys
+
+
+def practitioner_roles(roles: Iterable[Mapping]) -> dict[str, list[Mapping]]:
+    """PractitionerRoles by the :func:`practitioner_keys` key their ``practitioner`` names: a literal
+    or absolute reference (``Practitioner/<id>``), or a logical one by identifier; a contained or
+    conditional reference names no Practitioner of the source."""
+    index: dict[str, list[Mapping]] = {}
+    for role in roles:
+        element = role.get("practitioner")
+        if not isinstance(element, MAPPING):
+            continue
+        pair = split_reference(element.get("reference"))
+        if pair is not None and pair[0] == "Practitioner":
+            index.setdefault(f"Practitioner/{pair[1]}", []).append(role)
+        elif isinstance(logical := element.get("identifier"), MAPPING):
+            system, value = logical.get("system"), logical.get("value")
+            if isinstance(value, str) and value:
+                key = f"identifier:{system if isinstance(system, str) else ''}|{value}"
+                index.setdefault(key, []).append(role)
+    return index
+
+
 def administration_references(admin: Mapping) -> Iterator[tuple[str, str | None]]:
     """(reference, the type it must be, or None for any) for each reference the engine follows."""
     return _pointed_to(AdministrationPointers(admin))
@@ -329,6 +391,14 @@ def administration_references(admin: Mapping) -> Iterator[tuple[str, str | None]
 def encounter_references(encounter: Mapping) -> Iterator[tuple[str, str | None]]:
     """The same for the references of an administration's Encounter that the engine follows."""
     return _pointed_to(EncounterPointers(encounter))
+
+
+def role_references(role: Mapping) -> Iterator[tuple[str, str | None]]:
+    """The Practitioner a PractitionerRole names: its qualification tells, with the role's own
+    specialty and code, whether it may render a 96372 (decision/clinicians.py)."""
+    reference = _reference(role.get("practitioner"))
+    if isinstance(reference, str):
+        yield reference, "Practitioner"
 
 
 def coverage_references(coverage: Mapping) -> Iterator[tuple[str, str | None]]:

@@ -25,6 +25,8 @@ from ..decision.context import (
     administration_references,
     coverage_references,
     encounter_references,
+    practitioner_roles,
+    role_references,
 )
 from ..decision.localtime import service_date
 from ..decision.rules import Config
@@ -87,9 +89,17 @@ class Resolver:
         self.by_identifier: dict[tuple[str, tuple[str | None, str]], tuple[str, ...]] = {}
         self._asked: dict[tuple[str, str], tuple[str | None, str]] = {}  # search text -> token
         cs = client.capabilities()
-        self.has_type = {
-            r.get("type") for rest in cs.get("rest") or [] for r in rest.get("resource") or []
-        }
+        resources = [r for rest in cs.get("rest") or [] for r in rest.get("resource") or []]
+        self.has_type = {r.get("type") for r in resources}
+        # PractitionerRole?practitioner=…: the roles of the Practitioners the administrations and
+        # their encounters name (their specialty tells a physician or NPP from a nurse), asked only
+        # of a server that lists the search
+        self.role_search = any(
+            r.get("type") == "PractitionerRole"
+            and any(p.get("name") == "practitioner" for p in r.get("searchParam") or [])
+            for r in resources
+        )
+        self.roles_of: dict[str, tuple[str, ...]] = {}  # "Practitioner/id" -> its roles' keys
 
     def remember(self, resource: Mapping) -> None:
         if resource.get("resourceType") and resource.get("id"):
@@ -100,8 +110,8 @@ class Resolver:
         the (type, identifier token) searches their conditional references ask for).
 
         What counts as "points to" is the engine's own list (:func:`administration_references`,
-        :func:`encounter_references`), so the look-ups fetch exactly what the decision reads. A
-        conditional reference (``Practitioner?identifier=s|v``) already searched adds what it
+        :func:`encounter_references`, :func:`role_references`), so the look-ups fetch exactly what
+        the decision reads. A conditional reference (``Practitioner?identifier=s|v``) already searched adds what it
         found, so its resources reach the Context and an Encounter found that way is followed.
         """
         refs: set[str] = set()
@@ -135,6 +145,12 @@ class Resolver:
             enc = self.cache.get(key)
             if enc:
                 want(encounter_references(enc))
+        for key in [k for k in refs if k.startswith("PractitionerRole/")]:
+            role = self.cache.get(key)  # a performer's or participant's: its Practitioner too
+            if role:
+                want(role_references(role))
+        for key in [k for k in refs if k.startswith("Practitioner/")]:
+            refs.update(self.roles_of.get(key, ()))  # the roles found naming it
         for pid in patients:  # the payors of coverages already found (a later round fetches them)
             for coverage in self.by_patient.get(("Coverage", pid), ()):
                 if self.payors_needed(coverage):
@@ -153,6 +169,12 @@ class Resolver:
                 else:
                     self.cache[key] = None  # the server has no such type: nothing to ask
         out = [Lookup(t, "_id", tuple(sorted(ids))) for t, ids in sorted(by_type.items())]
+        if self.role_search:
+            todo = sorted(
+                k for k in refs if k.startswith("Practitioner/") and k not in self.roles_of
+            )
+            if todo:
+                out.append(Lookup("PractitionerRole", "practitioner", tuple(todo)))
         # conditional references: one identifier search per type, all its values OR-ed
         by_type_tokens: dict[str, set[str]] = defaultdict(set)
         for rtype, token in tokens:
@@ -201,6 +223,18 @@ class Resolver:
                             }
                         )
                     )
+                continue
+            if lk.param == "practitioner":  # PractitionerRole?practitioner=Practitioner/…
+                for value in lk.values:
+                    self.roles_of[value] = ()
+                roles = [
+                    r for r, mode in found if mode == "match" and r.get("resourceType") == lk.type
+                ]
+                for resource in roles:
+                    self.remember(resource)
+                for key, named in practitioner_roles(roles).items():
+                    if key in self.roles_of:
+                        self.roles_of[key] += tuple(f"{lk.type}/{r.get('id')}" for r in named)
                 continue
             if lk.param == "_id":
                 for resource, mode in found:

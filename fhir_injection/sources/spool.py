@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import cast
 
 from .. import fastjson
-from ..decision.context import Context
+from ..decision.context import Context, practitioner_roles
 from ..decision.model import MAPPING
 from ..errors import RecordProblem
 from ..fhir.resources import identifiers_of, patient_id_of
@@ -73,6 +73,8 @@ class Spool:
         self.counts: dict[str, int] = {}
         self._indexed: set[str] = set()  # types whose identifiers are in the ident table
         self._found: dict[tuple[str, tuple[str | None, str]], tuple[str, ...]] = {}
+        # a practitioner key -> its PractitionerRoles' ids, built when roles_of first asks
+        self._roles: dict[str, tuple[str, ...]] | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -102,6 +104,7 @@ class Spool:
         record in two files: SMART Fetch may write a resource in both its ``.referenced`` and
         ``.searched`` files, and nothing depends on which copy is used.
         """
+        self._roles = None  # new roles may name a Practitioner: read them again when asked
         cur = self.db.cursor()
         cur.execute("BEGIN")
         seen = bytearray(_SEEN_BITS >> 3)
@@ -192,6 +195,7 @@ class Spool:
         the deletion was read: these are voids.
         """
         voids = []
+        self._roles = None
         cur = self.db.cursor()
         for d in sorted(deletions, key=lambda d: (d.type, d.id)):
             row = cur.execute(
@@ -252,6 +256,22 @@ class Spool:
             self._found[key] = ids
         return [r for r in (self.get(rtype, rid) for rid in ids) if r is not None]
 
+    def roles_of(self, keys: list[str]) -> list[Mapping]:
+        """The PractitionerRoles naming a Practitioner by one of its
+        :func:`~fhir_injection.decision.context.practitioner_keys`.
+
+        The roles are read once, the first time one is asked for, into a map of their ids (a
+        clinic's or a health system's roles: few beside its administrations); the roles themselves
+        come through :meth:`get` and its cache."""
+        index = self._roles
+        if index is None:
+            index = self._roles = {
+                key: tuple(str(r.get("id")) for r in roles)
+                for key, roles in practitioner_roles(self.of_type("PractitionerRole")).items()
+            }
+        found = (self.get("PractitionerRole", rid) for key in keys for rid in index.get(key, ()))
+        return [r for r in found if r is not None]
+
     def _index_identifiers(self, rtype: str) -> None:
         db = self.db
         db.execute("CREATE TABLE IF NOT EXISTS ident (type TEXT, value TEXT, system TEXT, id TEXT)")
@@ -293,7 +313,8 @@ class Spool:
     def for_patient(self, patient_id: str | None) -> tuple[list[dict], Context]:
         """A patient's administrations and a Context with their patient-scoped resources and the
         Patient itself (the rest is looked up when referenced)."""
-        ctx = Context(lookup=self.get, find=self.find)  # the rest is looked up when referenced
+        # the rest is looked up when referenced
+        ctx = Context(lookup=self.get, find=self.find, roles=self.roles_of)
         if patient_id is None:
             rows = self.db.execute(
                 "SELECT body FROM res WHERE type='MedicationAdministration' "
