@@ -146,6 +146,7 @@ class _Case:
         "rendering",
         "diagnoses",
         "waste",
+        "discarded",
         "sad_gy",
         "modifiers",
         "lines",
@@ -195,6 +196,8 @@ class _Case:
     rendering: str | None  # the rendering provider (incident-to: the supervising practitioner)
     diagnoses: list[Coding]
     waste: int  # billing units discarded from a single-dose container (the JW line)
+    #: the billing units discarded as JW/JZ worked them out (0: nothing, JZ); None: not worked out
+    discarded: int | None
     sad_gy: bool  # a Medicare self-administered drug billed with GY (sad_policy "gy")
     modifiers: list[str]
     lines: tuple[Line, ...]
