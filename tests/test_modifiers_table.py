@@ -118,6 +118,8 @@ def test_a_service_date_before_an_excluded_service_modifier_starts_holds_the_dru
          "column 'effective' is '2023-13-01', not a date YYYY-MM-DD"),
         ("waste-line,waste,", "waste-line,waste drug,", "a waste-line modifier goes on the waste line alone"),
         ("nothing-discarded,drug,", "nothing-discarded,claim,", "column 'lines' is 'claim'"),
+        ("excluded-service,administration drug,", "excluded-service,administration waste,",
+         "an excluded-service modifier has no waste line to go on"),
         ("nothing-discarded,drug,", "nothing-left,drug,", "column 'use' is 'nothing-left'"),
         ("nothing-discarded,drug,", "waste-line,drug,", "duplicate key waste-line (first at row 2)"),
     ],
