@@ -38,6 +38,8 @@ def test_j0885_and_the_products_of_both_kinds_are_varies_in_the_curated_input_an
         (MAPPINGS / "build" / "curated" / "drugs_curated.csv").open(encoding="utf-8"))}
     assert {c: curated[c] for c in ("J0885", "J1020", "J1030", "J1040", "J1010", "J1650")} == dict.fromkeys(
         ("J0885", "J1020", "J1030", "J1040", "J1010", "J1650"), "varies")
+    for code in ("Q4081", "Q5105", "Q5106"):  # ESRD epoetin and Retacrit: the same two kinds of vial
+        assert curated[code] == "varies" and load_rules(MAPPINGS).drugs[code].varies, code
     drug = load_rules(MAPPINGS).drugs["J0885"]
     assert (drug.single_dose, drug.varies) == (False, True)
     assert load_rules(MAPPINGS).drugs["J0696"].varies is False  # ceftriaxone vials: single-dose only
