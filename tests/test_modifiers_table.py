@@ -48,12 +48,6 @@ def test_the_table_has_the_three_modifiers_with_their_lines_and_dates(bundled):
         "GY", frozenset({"administration", "drug"}), None)
 
 
-def test_the_engine_spells_no_modifier_of_the_table():
-    billing = (MAPPINGS.parent / "fhir_injection" / "decision" / "billing.py").read_text()
-    for code in ("JW", "JZ", "GY"):
-        assert f'"{code}"' not in billing and f"'{code}'" not in billing
-
-
 @pytest.mark.parametrize("day", ["2023-06-30", "2023-07-01", "2026-10-05"])
 def test_cms_example_jw_is_on_the_discarded_units_before_and_after_jz_started(bundled, day):
     d = _on(day, CEFTRIAXONE_1G, 500, "mg", bundled)
@@ -95,6 +89,19 @@ def test_the_effective_date_in_the_table_decides_not_the_code(mappings):
     _edit(mappings, "nothing-discarded,drug,2023-07-01", "nothing-discarded,drug,2027-01-01")
     d = _on("2026-10-05", CEFTRIAXONE_1G, 1, "g", load_rules(mappings))
     assert line(d, "drug").modifiers == ()
+
+
+def test_the_codes_come_from_the_table_not_the_engine(mappings):
+    # the same rules under other (made-up) modifier codes: the engine spells none of its own
+    for old, new in (("JW,Drug", "Q1,Drug"), ("JZ,Zero", "Q2,Zero"), ("GY,", "Q3,")):
+        _edit(mappings, old, new)
+    rules = load_rules(mappings)
+    waste = _on("2026-10-05", CEFTRIAXONE_1G, 500, "mg", rules)
+    whole = _on("2026-10-05", CEFTRIAXONE_1G, 1, "g", rules)
+    gy = _on("2026-10-05", ENOXAPARIN_40, 40, "mg", rules, Config(sad_policy="gy"))
+    assert line(waste, "waste").modifiers == ("Q1",) and line(whole, "drug").modifiers == ("Q2",)
+    assert (line(gy, "administration").modifiers, line(gy, "drug").modifiers) == (("Q3",), ("Q3",))
+    assert "billed with Q3 on both lines" in gap(gy, "self-administered-drug").message
 
 
 def test_the_lines_in_the_table_decide_where_gy_goes(mappings):
