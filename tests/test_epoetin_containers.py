@@ -68,7 +68,9 @@ def test_a_multiple_dose_vial_gets_neither_jw_nor_jz():
 def test_no_container_known_for_medicare_is_held_with_missing_package_size():
     d = _given(J0885, 4000)
     assert d.outcome == "held"
-    assert "comes in single-dose and multi-dose containers" in gap(d, "missing-package-size").message
+    assert gap(d, "missing-package-size").message.startswith(
+        "J0885 comes in single-dose and multi-dose containers and the one used is not known "
+        "(the container decides JW/JZ). ")
 
 
 def test_no_container_known_is_no_gap_for_a_payer_without_jw_jz():

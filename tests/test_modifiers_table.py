@@ -104,6 +104,13 @@ def test_the_codes_come_from_the_table_not_the_engine(mappings):
     assert "billed with Q3 on both lines" in gap(gy, "self-administered-drug").message
 
 
+def test_before_the_waste_line_modifier_starts_no_waste_line_is_billed(mappings):
+    _edit(mappings, "waste-line,waste,2017-01-01", "waste-line,waste,2027-01-01")
+    d = _on("2026-10-05", CEFTRIAXONE_1G, 500, "mg", load_rules(mappings))
+    assert d.outcome == "claim" and line(d, "waste") is None
+    assert (line(d, "drug").quantity, line(d, "drug").modifiers, line(d, "drug").discarded) == (2, (), 2)
+
+
 def test_the_lines_in_the_table_decide_where_gy_goes(mappings):
     _edit(mappings, "excluded-service,administration drug,", "excluded-service,drug,")
     d = _on("2026-10-05", ENOXAPARIN_40, 40, "mg", load_rules(mappings), Config(sad_policy="gy"))

@@ -142,9 +142,10 @@ def _payer_rules(c: _Case) -> None:
 
 
 def _on_lines(modifier: Modifier) -> str:
-    """Where an excluded-service modifier goes, in words ("both lines": the 96372 and the drug)."""
+    """Where an excluded-service modifier goes, in words ("both lines": the 96372 and the drug; the
+    loader allows no other lines, and at least one)."""
     named = [line for line in ("administration", "drug") if line in modifier.lines]
-    return "both lines" if len(named) == 2 else f"the {named[0]} line" if named else "no line"
+    return "both lines" if len(named) == 2 else f"the {named[0]} line"
 
 
 def _discarded(c: _Case, drug: Drug) -> None:
@@ -229,8 +230,7 @@ def _lines(c: _Case) -> None:
             ndc=None,
             ndc_quantity=None,
             ndc_unit=None,
-            discarded=c.waste,
-        )
+        )  # discarded: the drug line's, which is the waste (a waste line only while JW is in force)
         c.lines = (administration, drug_line, waste)
     else:
         c.lines = (administration, _drug_line(c, drug))
