@@ -11,7 +11,7 @@ from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
-from .rules import SYSTEM_CPT, SYSTEM_HCPCS, Drug
+from .rules import SYSTEM_CPT, SYSTEM_HCPCS, Drug, Modifier
 from .units import DoseError
 
 
@@ -107,6 +107,7 @@ def _payer_rules(c: _Case) -> None:
     """The payer's rules on the 96372 path: E/M the same day, self-administered drug, NDC, JW/JZ."""
     c.modifiers = []
     c.waste = 0
+    c.discarded = None
     c.sad_gy = False
     if c.outcome is not None:
         return
@@ -123,13 +124,16 @@ def _payer_rules(c: _Case) -> None:
         c.gaps.add("em-same-day", detail)
     if drug is not None and drug.self_administered and payer_type == "medicare":
         detail = f"{drug.hcpcs} is on the self-administered drug list"
-        if c.config.sad_policy == "gy":  # a denial on file: GY on both lines, a warning to review
+        gy = c.rules.modifiers["excluded-service"]
+        if c.config.sad_policy == "gy" and gy.in_force(c.when_date):
+            # a denial on file: the excluded-service modifier (GY) on its lines, a warning to review
             c.sad_gy = True
-            c.modifiers.append("GY")
+            if "drug" in gy.lines:
+                c.modifiers.append(gy.code)
             configured = "self-administered-drug" in c.config.severity
             c.gaps.add(
                 "self-administered-drug",
-                f"{detail}: billed with GY on both lines (sad_policy gy)",
+                f"{detail}: billed with {gy.code} on {_on_lines(gy)} (sad_policy gy)",
                 None if configured else "warning",
             )
         else:
@@ -147,20 +151,42 @@ def _payer_rules(c: _Case) -> None:
         _discarded(c, drug)
 
 
+def _on_lines(modifier: Modifier) -> str:
+    """Where an excluded-service modifier goes, in words ("both lines": the 96372 and the drug; the
+    loader allows no other lines, and at least one)."""
+    named = [line for line in ("administration", "drug") if line in modifier.lines]
+    return "both lines" if len(named) == 2 else f"the {named[0]} line"
+
+
 def _discarded(c: _Case, drug: Drug) -> None:
-    """JW or JZ on a single-dose container (the container's kind from packages.csv, else drugs.csv):
-    JW on a line of its own for the units discarded (the containers opened less the dose), JZ when
-    nothing is; with the container's size unknown, a gap instead of a guess."""
+    """JW or JZ on a single-dose container (the container's kind from packages.csv, else drugs.csv;
+    a drug whose products come in both kinds, drugs.csv "varies", only by its container): the
+    waste-line modifier (JW) on a line of its own for the units discarded (the containers opened
+    less the dose), the nothing-discarded one (JZ) when nothing is, each from its effective date
+    (mappings/modifiers.csv); with the container's size or kind unknown, a gap instead of a guess."""
     package = c.med.package
     container = package.container if package is not None else None
-    if not (container == "single-dose" if container is not None else drug.single_dose):
+    if container is not None:
+        if container != "single-dose":
+            return
+    elif not (drug.single_dose or drug.varies):
         return
     if drug.unit_amount is None:
         return  # billed per item (J3490, devices): nothing to divide
     if package is None:
         c.gaps.add(
             "missing-package-size",
-            f"{drug.hcpcs} comes in single-dose containers of a size not known",
+            f"{drug.hcpcs} comes in single-dose and multi-dose containers and the one used is not "
+            "known (the container decides JW/JZ)"
+            if drug.varies
+            else f"{drug.hcpcs} comes in single-dose containers of a size not known",
+        )
+        return
+    if container is None and drug.varies:
+        c.gaps.add(
+            "missing-package-size",
+            f"The container ({package.amount} {package.unit}, {package.source}) is not known to be "
+            f"single-dose or multi-dose, and {drug.hcpcs} comes in both",
         )
         return
     if c.units is None or c.dose is None:
@@ -173,10 +199,13 @@ def _discarded(c: _Case, drug: Drug) -> None:
             f"The container ({package.amount} {package.unit}, {package.source}): {exc}",
         )
         return
-    if opened > c.units:
-        c.waste = opened - c.units
-    else:
-        c.modifiers.append("JZ")
+    modifiers = c.rules.modifiers
+    c.discarded = max(0, opened - c.units)
+    if c.discarded:
+        if modifiers["waste-line"].in_force(c.when_date):
+            c.waste = c.discarded
+    elif (jz := modifiers["nothing-discarded"]).in_force(c.when_date):
+        c.modifiers.append(jz.code)
 
 
 def _lines(c: _Case) -> None:
@@ -195,7 +224,9 @@ def _lines(c: _Case) -> None:
         fee.amount if fee else None,
     )
     if c.sad_gy:  # the administration of an excluded drug is excluded with it
-        administration = replace(administration, modifiers=("GY",))
+        gy = c.rules.modifiers["excluded-service"]
+        if "administration" in gy.lines:
+            administration = replace(administration, modifiers=(gy.code,))
     drug = c.drug
     if drug is None:
         c.lines = (administration,)
@@ -204,12 +235,12 @@ def _lines(c: _Case) -> None:
         waste = replace(
             drug_line,
             kind="waste",
-            modifiers=("JW",),
+            modifiers=(c.rules.modifiers["waste-line"].code,),
             quantity=c.waste,
             ndc=None,
             ndc_quantity=None,
             ndc_unit=None,
-        )
+        )  # discarded: the drug line's, which is the waste (a waste line only while JW is in force)
         c.lines = (administration, drug_line, waste)
     else:
         c.lines = (administration, _drug_line(c, drug))
@@ -235,6 +266,7 @@ def _drug_line(c: _Case, drug: Drug) -> Line:
         ndc_qty,
         ndc_unit,
         text,
+        c.discarded,
     )
 
 

@@ -147,6 +147,7 @@ class _Case:
         "diagnoses",
         "lead_diagnoses",
         "waste",
+        "discarded",
         "sad_gy",
         "modifiers",
         "lines",
@@ -197,6 +198,8 @@ class _Case:
     diagnoses: list[Coding]
     lead_diagnoses: tuple[Coding, ...]  # pointed to first: a Part B tetanus vaccine's injury
     waste: int  # billing units discarded from a single-dose container (the JW line)
+    #: the billing units discarded as JW/JZ worked them out (0: nothing, JZ); None: not worked out
+    discarded: int | None
     sad_gy: bool  # a Medicare self-administered drug billed with GY (sad_policy "gy")
     modifiers: list[str]
     lines: tuple[Line, ...]

@@ -108,6 +108,9 @@ class Line:
     ndc_quantity: Decimal | None = None
     ndc_unit: str | None = None  # UN | ML | GR | F2
     text: str | None = None  # drug name and dose for unclassified drugs
+    #: billing units discarded from the single-dose container(s) opened, as JW/JZ worked them out
+    #: (drug line: 0 with JZ; waste line: its own quantity); None: not worked out
+    discarded: int | None = None
 
     @property
     def net(self) -> Decimal | None:

@@ -66,6 +66,14 @@ UNITS = {"mg", "mcg", "g", "mL", "unit"}
 #: a vaccine's group (mappings/vaccines.csv): the administration code of vaccine_admin.csv is chosen by it
 VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "covid-19", "tetanus", "other"}
 CONTAINERS = {"single-dose", "multi-dose"}
+#: drugs.csv single_dose: yes (single-dose containers), no (multi-dose, or JW/JZ never apply), varies
+#: (the product comes in both: the container decides, mappings/packages.csv)
+SINGLE_DOSE = ("yes", "no", "varies")
+#: what a row of mappings/modifiers.csv is for: the JW line of the discarded units, the JZ that says
+#: nothing was discarded, the GY of a statutorily excluded service (a Medicare self-administered drug)
+MODIFIER_USES = ("waste-line", "nothing-discarded", "excluded-service")
+#: the claim lines a modifier goes on (modifiers.csv ``lines``)
+MODIFIER_LINES = ("administration", "drug", "waste")
 #: what a practitioner's qualification makes them for billing (mappings/qualifications.csv)
 QUALIFICATION_ROLES = {"eligible", "auxiliary"}
 NDC_UNITS = {"UN", "ML", "GR", "F2"}
@@ -98,6 +106,23 @@ class Drug:
     self_administered: bool
     names: tuple[str, ...]
     unit_status: str = "parsed"  # see UNIT_STATUSES
+    #: drugs.csv single_dose "varies": single- and multi-dose containers exist (epoetin: preservative-
+    #: free single-dose vials, benzyl alcohol multi-dose vials); only the container decides JW/JZ
+    varies: bool = False
+
+
+@dataclass(frozen=True)
+class Modifier:
+    """A HCPCS modifier the engine puts on by rule (mappings/modifiers.csv): JW, JZ, GY."""
+
+    code: str
+    use: str  # one of MODIFIER_USES
+    lines: frozenset[str]  # of MODIFIER_LINES
+    effective: date | None  # the first service date it is put on; None: any date
+
+    def in_force(self, when: date | None) -> bool:
+        """On the service date ``when`` (unknown: today's rules, so in force)."""
+        return self.effective is None or when is None or when >= self.effective
 
 
 @dataclass(frozen=True)
@@ -157,6 +182,7 @@ class Package:
         str | None
     )  # single-dose | multi-dose; None: not known (drugs.csv single_dose decides)
     source: str  # where it was read: "packages.csv" or "Medication.amount"
+    display: str | None = None  # the container as packages.csv describes it, for the Claim
 
 
 @dataclass(frozen=True)
@@ -367,6 +393,8 @@ class Rules:
     drug_families: Mapping[str, DrugFamily] = field(default_factory=dict)
     #: ended HCPCS -> its successors (code_changes.csv), product (ndc) rows first
     code_changes: Mapping[str, tuple[CodeChange, ...]] = field(default_factory=dict)
+    #: use (MODIFIER_USES) -> the modifier put on for it (modifiers.csv): every use has one
+    modifiers: Mapping[str, Modifier] = field(default_factory=dict)
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""

@@ -35,6 +35,7 @@ from .drugs import (
     _vaccines,
 )
 from .gaps import _load_gaps
+from .modifiers import _modifiers
 from .payers import (
     _encounter_types,
     _evaluation_management,
@@ -104,6 +105,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     participant_ranks = _participant_types(d)
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
     ndc_units = _ndc_units(d)
+    modifiers = _modifiers(d)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -160,4 +162,5 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         diagnosis_rules=freeze(diagnosis_rules),
         drug_by_diagnosis=freeze(drug_by_diagnosis),
         ndc_units=freeze(ndc_units),
+        modifiers=freeze(modifiers),
     )

@@ -11,6 +11,7 @@ from ..decision.rules import (
     DOSE_FORM_OUTCOMES,
     DRUG_CLASSES,
     PAYER_TYPES,
+    SINGLE_DOSE,
     SYSTEM_NDC,
     UNIT_STATUSES,
     UNITS,
@@ -76,10 +77,11 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
             amount,
             unit,
             cls,
-            t.yes_no(n, r, "single_dose"),
+            (single := t.choice(n, r, "single_dose", set(SINGLE_DOSE))) == "yes",
             t.yes_no(n, r, "self_administered"),
             _names(r["names"]),
             status,
+            single == "varies",
         )
         names.extend((name, code) for name in drugs[code].names)
     for code in ("J3490", "J9999"):  # the successors of the codes CMS deleted without one
@@ -303,7 +305,11 @@ def _packages(d: Path) -> dict[tuple[str, str], Package]:
         if unit_of(unit) is None:
             raise t.error(n, f"package_unit '{unit}' is not a known mass, volume or unit code")
         packages[key] = Package(
-            amount, unit, t.choice(n, r, "container", CONTAINERS), "packages.csv"
+            amount,
+            unit,
+            t.choice(n, r, "container", CONTAINERS),
+            "packages.csv",
+            r["display"] or None,
         )
     return packages
 

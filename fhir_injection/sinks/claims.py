@@ -19,6 +19,11 @@ TASK_IDENTIFIER_SUFFIX = ":task"
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 PRIORITY = "http://terminology.hl7.org/CodeSystem/processpriority"
 DIAGNOSIS_TYPE = "http://terminology.hl7.org/CodeSystem/ex-diagnosistype"
+#: the container a drug line's dose came from (R4 Claim.item.detail has no element for it): what
+#: one container holds, single- or multi-dose, and the billing units discarded (README "Output")
+CONTAINER_EXTENSION = "urn:fhir-injection:StructureDefinition/container"
+UCUM = "http://unitsofmeasure.org"
+_UCUM_CODES = {"mg": "mg", "mcg": "ug", "g": "g", "mL": "mL", "unit": "[U]"}
 
 
 def claim_identifier(decision: Decision, config: Config) -> tuple[str, str]:
@@ -158,6 +163,7 @@ def _item(decision: Decision, sequence: int, line: Line, pointers: list[int]) ->
             item["bodySite"]["text"] = decision.body_site_text
     if decision.encounter:
         item["encounter"] = [{"reference": decision.encounter}]
+    container = _container(decision, line) if line.kind != "administration" else None
     if line.ndc:
         detail: dict = {
             "sequence": 1,
@@ -165,8 +171,34 @@ def _item(decision: Decision, sequence: int, line: Line, pointers: list[int]) ->
         }
         if line.ndc_quantity is not None:
             detail["quantity"] = {"value": float(line.ndc_quantity), "unit": line.ndc_unit}
+        if container is not None:
+            detail["extension"] = [container]
         item["detail"] = [detail]
+    elif container is not None:  # the JW line (no NDC detail), or a drug line without an NDC
+        item["extension"] = [container]
     return item
+
+
+def _container(decision: Decision, line: Line) -> dict | None:
+    """The container extension of a drug or JW line: the package's amount (UCUM), its kind when
+    known, the billing units discarded when JW/JZ worked them out, where the size was read, and
+    packages.csv's description of it. None when the container is not known."""
+    package = decision.package
+    if package is None:
+        return None
+    amount = {"value": float(package.amount), "unit": package.unit}
+    code = _UCUM_CODES.get(package.unit)
+    if code is not None:
+        amount |= {"system": UCUM, "code": code}
+    parts: list[dict] = [{"url": "amount", "valueQuantity": amount}]
+    if package.container is not None:
+        parts.append({"url": "kind", "valueCode": package.container})
+    if line.discarded is not None:
+        parts.append({"url": "discarded", "valueUnsignedInt": line.discarded})
+    parts.append({"url": "source", "valueString": package.source})
+    if package.display:
+        parts.append({"url": "description", "valueString": package.display})
+    return {"url": CONTAINER_EXTENSION, "extension": parts}
 
 
 def _source_administration(decision: Decision) -> dict:

@@ -19,6 +19,8 @@ once per item); ``unparsed`` (no dose unit this project can bill in: meq, microc
 of two amounts; a person must code the units). The class comes from the code range and descriptor
 (J9000-J9999 anti-neoplastic; "oral" and "inhalation" descriptors; unclassified / not otherwise
 classified codes), then the curated row, which also gives names, single-dose and Medicare SAD.
+``single_dose`` is yes, no, or varies (the drug comes in single-dose and multi-dose containers,
+epoetin's preservative-free and benzyl alcohol vials: the container decides JW/JZ, packages.csv).
 
 drug_codes.csv: the curated rows (curated/drug_codes_curated.csv: today's verified and unverified
 rows, kept as they are), then every RxNorm code of the extracts whose product name matches a rule of
@@ -53,6 +55,8 @@ HCPCS2026_SOURCE = (
 )
 #: the first day the 2026 release is in force: a code terminated before it is no longer valid
 RELEASE_2026 = "20260101"
+#: drugs.csv single_dose: single-dose containers, multi-dose, or both (the container decides)
+SINGLE_DOSE = ("yes", "no", "varies")
 #: hand-written tables (besides curated/) that need their codes in drugs.csv
 USERS = ("drug_families.csv", "drug_by_diagnosis.csv")
 VSAC_SOURCE = (
@@ -208,6 +212,8 @@ def build_drugs() -> tuple[list[list[str]], dict[str, dict]]:
         if c:
             cls = c["drug_class"] or cls
             single, sad, names = c["single_dose"], c["self_administered"], c["names"]
+            if single not in SINGLE_DOSE:
+                sys.exit(f"drugs_curated.csv: {code} single_dose '{single}' not one of {SINGLE_DOSE}")
             desc = c["description"] or desc
             source = f"{source}; {c['source']}"
         if noc:
