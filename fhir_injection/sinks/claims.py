@@ -23,7 +23,10 @@ DIAGNOSIS_TYPE = "http://terminology.hl7.org/CodeSystem/ex-diagnosistype"
 #: one container holds, single- or multi-dose, and the billing units discarded (README "Output")
 CONTAINER_EXTENSION = "urn:fhir-injection:StructureDefinition/container"
 UCUM = "http://unitsofmeasure.org"
-_UCUM_CODES = {"mg": "mg", "mcg": "ug", "g": "g", "mL": "mL", "unit": "[U]"}
+#: the package units that have one UCUM code; a drug's "units" (epoetin, heparin, insulin: USP or
+#: international units by product) have none, so they go as text only (UCUM's [U] is the enzyme
+#: unit, which HAPI's validator refuses on an R4 Claim, and [iU] is not right for USP units)
+_UCUM_CODES = {"mg": "mg", "mcg": "ug", "g": "g", "mL": "mL"}
 
 
 def claim_identifier(decision: Decision, config: Config) -> tuple[str, str]:
