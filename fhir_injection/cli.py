@@ -318,6 +318,11 @@ def _run_rules(args) -> int:
         f"  rendering provider: {len(rules.qualifications)} qualification codes "
         f"(+ {prefixes} prefixes), {len(rules.participant_ranks)} participant types"
     )
+    by_rule = ", ".join(
+        f"{m.code} {use}" + (f" from {m.effective}" if m.effective else "")
+        for use, m in sorted(rules.modifiers.items())
+    )
+    print(f"  modifiers by rule: {by_rule}")
     return EXIT_OK
 
 

@@ -209,6 +209,8 @@ def test_rules_command(capsys):
     assert (f"  packages (container size, single/multi-dose): {len(r.packages)}; codes chosen by diagnosis: "
             f"{len(r.drug_by_diagnosis)} (cancer, esrd-dialysis); NDC unit rules: {len(r.ndc_units)}\n") in out
     assert f"  rendering provider: {len(r.qualifications)} qualification codes" in out
+    # modifiers.csv, each use with the modifier and its first service date (CMS JZ policy 2023-07-01)
+    assert "  modifiers by rule: GY excluded-service, JZ nothing-discarded from 2023-07-01, JW waste-line" in out
     assert len(r.packages) > 20 and len(r.qualifications) > 10 and len(r.participant_ranks) == 4
 
 
