@@ -241,3 +241,27 @@ def prefix_references(value, prefix: str):
     if isinstance(value, list):
         return [prefix_references(v, prefix) for v in value]
     return value
+
+
+def refused_row(tmp_path, table: str, old: str, new: str):
+    """Load a copy of mappings/ whose ``table`` has its first ``old`` replaced by ``new``; the load
+    must fail. Returns (the MappingError, the number of the edited row), for the test to check that
+    the message names that file and row."""
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from fhir_injection import MappingError, load_rules
+
+    target = tmp_path / "mappings"
+    if not target.exists():
+        shutil.copytree(Path(__file__).resolve().parent.parent / "mappings", target)
+    path = target / table
+    text = path.read_text(encoding="utf-8")
+    assert old in text, (table, old)
+    row = text[: text.index(old)].count("\n") + 1  # the header is row 1, as MappingError counts
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(MappingError) as err:
+        load_rules(target)
+    return err.value, row

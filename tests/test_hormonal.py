@@ -9,7 +9,6 @@ with Z99.2) is J0886 (1000 units) until CMS ended it on 2015-12-31, Q4081 (100 u
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,9 @@ from builders import (
     med,
     replace_resource,
     world,
+    refused_row,
 )
-from fhir_injection import MappingError, load_rules
+from fhir_injection import load_rules
 from fhir_injection.decision.clinical import diagnosis_rule_holds
 from fhir_injection.decision.model import Coding
 
@@ -146,15 +146,5 @@ def test_a_rule_holds_when_every_group_has_a_code_in_range():
     ],
 )
 def test_a_broken_row_is_reported_with_file_and_row(tmp_path, table, old, new, message):
-    target = tmp_path / "mappings"
-    shutil.copytree(MAPPINGS, target)
-    path = target / table
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
-    row = next(
-        n for n, ln in enumerate(path.read_text().splitlines(), start=1) if ln.startswith(new)
-    )
-    with pytest.raises(MappingError) as err:
-        load_rules(target)
-    assert (err.value.file, err.value.row) == (table, row) and message in str(err.value)
+    error, row = refused_row(tmp_path, table, old, new)
+    assert (error.file, error.row) == (table, row) and message in str(error)
