@@ -133,20 +133,21 @@ def diagnoses(
     return list(unique.values())[:12]
 
 
+def _in_ranges(coding: Coding, ranges) -> bool:
+    """Whether ``coding`` is in one of ``ranges`` ((system, from, to) of diagnosis_groups.csv),
+    compared without the dot, on the bounds' length."""
+    if not isinstance(coding.code, str):
+        return False
+    key = coding.code.replace(".", "").upper()
+    return any(coding.system == s and lo <= key[: len(lo)] <= hi for s, lo, hi in ranges)
+
+
 def diagnosis_rule_holds(
     codes: list[Coding], groups: tuple[tuple[tuple[str, str, str], ...], ...]
 ) -> bool:
     """Whether every group of a diagnosis rule (mappings/diagnosis_groups.csv) has one of ``codes``
     in one of its ranges (compared without the dot, on the range bounds' length)."""
-    keys = [(c.system, c.code.replace(".", "").upper()) for c in codes if isinstance(c.code, str)]
-    for group in groups:
-        if not any(
-            system == s and lo <= key[: len(lo)] <= hi
-            for system, key in keys
-            for s, lo, hi in group
-        ):
-            return False
-    return True
+    return all(any(_in_ranges(c, group) for c in codes) for group in groups)
 
 
 def rule_diagnoses(
@@ -157,15 +158,7 @@ def rule_diagnoses(
     if not diagnosis_rule_holds(codes, groups):
         return []
     ranges = [r for group in groups for r in group]
-    return [
-        c
-        for c in codes
-        if isinstance(c.code, str)
-        and any(
-            c.system == s and lo <= c.code.replace(".", "").upper()[: len(lo)] <= hi
-            for s, lo, hi in ranges
-        )
-    ]
+    return [c for c in codes if _in_ranges(c, ranges)]
 
 
 def active_consent(consents: list[Mapping], when) -> Mapping | None:
