@@ -31,8 +31,9 @@ FULL_CASE = {"coverage": "Coverage/cov-p1", "provider": "Organization/clinic", "
 
 
 def fields(decision) -> dict:
-    """The decision's set fields, gaps as (code, detail) with the detail cut before the definition."""
-    out = {k: v for k, v in asdict(decision).items() if v not in (None, (), {}, []) and k not in ("gaps", "extra")}
+    """The decision's set fields (the basis has its own tests: test_basis.py), gaps as (code, detail)
+    with the detail cut before the definition."""
+    out = {k: v for k, v in asdict(decision).items() if v not in (None, (), {}, []) and k not in ("gaps", "extra", "basis")}
     out["gaps"] = [(g.code, g.message.split(". ")[0]) for g in decision.gaps]
     return out
 

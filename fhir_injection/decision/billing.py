@@ -82,6 +82,13 @@ def _diagnosis_consent_coverage(c: _Case) -> None:
         c.diagnoses = list(lead) + [d for d in c.diagnoses if d not in lead]
     if not c.diagnoses:
         c.gaps.add("missing-diagnosis", _unresolved_conditions(c))
+        c.known("diagnosis", "unknown", "no ICD-10-CM diagnosis on the administration or encounter")
+    else:
+        c.known(
+            "diagnosis",
+            "record",
+            "ICD-10-CM " + ", ".join(str(d.code) for d in c.diagnoses) + " (reasons, encounter)",
+        )
     if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:
         c.gaps.add("missing-consent")
     if c.patient_id and c.coverage is None:
@@ -296,8 +303,44 @@ def _rendering(c: _Case) -> None:
     c.rendering, problem, note = rendering_provider(c)
     if c.rendering is None:
         c.gaps.add("missing-rendering-provider", problem)
+        c.known("rendering_provider", "unknown", problem or "no physician or NPP")
     elif note is not None:
         c.gaps.add("rendering-provider-by-role", note)
+        c.known("rendering_provider", "rule", "Encounter.participant type (participant_types.csv)")
+    elif c.rendering == c.performer:
+        c.known("rendering_provider", "record", "the performer's qualification")
+    elif c.encounter_refs is not None and c.rendering in _participant_keys(c):
+        c.known("rendering_provider", "record", "an Encounter.participant's qualification")
+    else:
+        c.known("rendering_provider", "practice", "[rendering_providers] for the clinic")
+
+
+def _participant_keys(c: _Case) -> set[str]:
+    """The ``Type/id`` keys of the encounter's participants that resolve."""
+    assert c.encounter_refs is not None
+    keys = set()
+    for reference in c.encounter_refs.participants:
+        key = _key_of(reference, c.ctx.get(reference, None, c.encounter))
+        if key is not None:
+            keys.add(key)
+    return keys
+
+
+def _container_basis(c: _Case) -> None:
+    """Where the drug line's container (its size and single- or multi-dose kind) came from."""
+    package, drug = c.med.package, c.drug
+    if drug is None or c.outcome is not None:
+        return
+    if package is not None:
+        kind = "record" if package.source == "Medication.amount" else "rule"
+        what = package.container or "kind not known"
+        c.known("container", kind, f"{package.amount} {package.unit}, {what} ({package.source})")
+    elif drug.varies:
+        c.known("container", "unknown", f"{drug.hcpcs} comes in both kinds; none named")
+    elif drug.single_dose:
+        c.known("container", "rule", f"{drug.hcpcs} single-dose, size not known (drugs.csv)")
+    else:
+        c.known("container", "rule", f"{drug.hcpcs} multi-dose or not a container (drugs.csv)")
 
 
 def _no_provider_reason(c: _Case) -> str:
@@ -322,6 +365,7 @@ def _decision(c: _Case) -> _Draft:
     """The pass-1 Decision, and the key pass 2 finds duplicates by (patient, drug, dose, route, time:
     the instant, however its offset is written)."""
     coverage, when_date, drug, effective = c.coverage, c.when_date, c.drug, c.effective
+    _container_basis(c)
     decision = Decision(
         administration=c.key,
         version=c.version,
@@ -348,6 +392,7 @@ def _decision(c: _Case) -> _Draft:
         units=c.units,
         package=c.med.package if c.outcome is None else None,
         medication_text=c.med.text,
+        basis=tuple((fact, kind, how) for fact, (kind, how) in c.basis.items()),
     )
     dup_key = None
     if c.outcome is None and c.patient_id and effective:

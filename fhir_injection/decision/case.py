@@ -152,6 +152,7 @@ class _Case:
         "modifiers",
         "lines",
         "provider",
+        "basis",  # fact -> (kind, how): where the facts a claim line depends on came from
     )
     # the slots' types (annotations only: no class attribute to clash with a slot)
     admin: Mapping
@@ -204,11 +205,13 @@ class _Case:
     modifiers: list[str]
     lines: tuple[Line, ...]
     provider: str | None
+    basis: dict[str, tuple[str, str]]
 
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
         self.gaps = _Gaps(rules, config)
         self.lead_diagnoses = ()
+        self.basis = {}
         self.key = f"MedicationAdministration/{admin.get('id')}"
         meta = admin.get(
             "meta"
@@ -232,3 +235,9 @@ class _Case:
                 )
             )
         )
+
+    def known(self, fact: str, kind: str, how: str) -> None:
+        """Say where ``fact`` (one of rules.BASIS_FACTS) came from: ``kind`` is one of
+        rules.BASIS_KINDS (record, rule, practice, unknown); ``how`` names the element, the table
+        row or the setting it was read from, or why it is not known."""
+        self.basis[fact] = (kind, how)

@@ -151,6 +151,8 @@ class Decision:
     medication_text: str | None = None
     claim_status: str | None = None  # active | draft | cancelled | None (no Claim)
     claim_blocker: str | None = None  # why no Claim could be formed, when a 96372 has none
+    #: where each fact of rules.BASIS_FACTS came from: (fact, kind of rules.BASIS_KINDS, how)
+    basis: tuple[tuple[str, str, str], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

@@ -71,9 +71,16 @@ def _encounter_and_setting(c: _Case) -> None:
     if found is None:
         # not known is not the office: the place of service is a claim field a person must set
         c.gaps.add("unknown-setting", problem)
+        c.known("place_of_service", "unknown", problem or "Encounter names no setting")
         c.setting = c.pos = None
         return
     c.setting, c.pos = found.setting, found.place_of_service
+    c.known(
+        "place_of_service",
+        "rule",
+        f"Encounter.class or type '{found.display}' -> POS {found.place_of_service} "
+        "(mappings/settings.csv, encounter_types.csv)",
+    )
     if c.setting == "virtual":
         c.gaps.add(
             "missing-encounter",
@@ -88,6 +95,12 @@ def _local_time(c: _Case) -> None:
     date taken from an instant (service date, coverage, consent, E/M, the encounter check) is local."""
     c.zone = zone = clinic_zone(c.when, c.encounter, c.encounter_refs, c.ctx, c.config)
     c.local = local(c.when, zone)
+    if c.local is None:
+        c.known("service_date", "unknown", "effective[x] is missing or not a date")
+    elif c.config.timezone:
+        c.known("service_date", "practice", f"effective[x] as a day in {c.config.timezone}")
+    else:
+        c.known("service_date", "record", "effective[x] in its own time zone")
 
 
 def _procedure(c: _Case) -> None:

@@ -56,6 +56,12 @@ DRUG_CLASSES = {
 #: project bills in; a person codes the units)
 UNIT_STATUSES = ("parsed", "per-item", "noc", "unparsed")
 OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
+#: Where each fact a claim line depends on came from (README "Where every fact comes from"):
+#: ``record`` read from the FHIR record, ``rule`` derived from it by a row of mappings/ (with its
+#: source), ``practice`` given by the practice's configuration, ``unknown`` (a gap, never a default).
+BASIS_KINDS = ("record", "rule", "practice", "unknown")
+#: The facts report.json gives the basis of, per administration.
+BASIS_FACTS = ("place_of_service", "rendering_provider", "service_date", "container", "diagnosis")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
 PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}
 #: what a Coverage.type coding may say: a payer type, or "unknown" (a generic code such as v3 PUBLICPOL

@@ -8,7 +8,8 @@
                           "additional_procedures": [{"code": "96361", "units": 1}] (add-on hours),
                           "performer": "Practitioner/<id>"|null (who gave it),
                           "rendering": "Practitioner/<id>"|null (the rendering provider),
-                          "gaps": [{"code", "severity", "message", "field", "rule"}], ...}],
+                          "gaps": [{"code", "severity", "message", "field", "rule"}],
+                          "basis": {fact: {"from": record|rule|practice|unknown, "how"}}, ...}],
      "errors": [{"record", "field", "message"}],
      "input": {"files": [{"file", "role", "type", "records", "errors", "reason", ...}],
                "roles": {...}, "runs": [...]},          # folder runs only
@@ -77,6 +78,7 @@ def decision_entry(
         "diagnoses": [d.code for d in decision.diagnoses],
         "estimated_usd": float(decision.estimated_amount.quantize(CENT)),
         "gaps": [g.as_dict() for g in decision.gaps],
+        "basis": {fact: {"from": kind, "how": how} for fact, kind, how in decision.basis},
         **({"no_claim_reason": decision.claim_blocker} if decision.claim_blocker else {}),
     }
 
