@@ -92,6 +92,7 @@ SYSTEM_HCPCS_ALIASES = frozenset(
 SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
 SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SYSTEM_CVX = "http://hl7.org/fhir/sid/cvx"
+SYSTEM_ORDERABLE_DRUG_FORM = "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"
 SYSTEM_POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 
 
