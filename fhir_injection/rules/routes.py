@@ -157,7 +157,9 @@ def _iv_text(d: Path) -> tuple[IvTextPhrase, ...]:
         if not all(_PHRASE_WORDS.match(w) or not w.strip() for w in words) or not any(
             w.strip() for w in words
         ):
-            raise t.error(n, f"phrase '{phrase}' holds only words (letters, digits) and '{{duration}}'")
+            raise t.error(
+                n, f"phrase '{phrase}' holds only words (letters, digits) and '{{duration}}'"
+            )
         example = normal_text(t.require(n, r, "example"))
         parts = [r"\s+".join(re.escape(w) for w in part.split()) for part in words]
         body = (r"\s*" + _DURATION + r"\s*").join(parts) if kind == "duration" else parts[0]
