@@ -133,3 +133,16 @@ def test_the_notice_reaches_the_log_without_the_record(tmp_path, caplog):
         run(src, tmp_path)
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert f"{MA}/ma1" in logged and "Testperson" not in logged
+
+
+def test_the_realworld_ig_test_cases_folder_reads_every_case_without_errors_or_notices(tmp_path):
+    # fixtures/realworld/ig-test-cases-nested: its 'records' expectations in expected.json
+    source = Path(__file__).resolve().parent.parent / "fixtures" / "realworld" / "ig-test-cases-nested"
+    entries, report, result = run(source, tmp_path)
+    assert sorted(entries) == [f"{MA}/rw-igt-ma-1", f"{MA}/rw-igt-ma-2"]
+    assert report["errors"] == [] and report["notices"] == []  # rw-igt-org twice, meta alone differs
+    files = {f["file"]: f["role"] for f in report["input"]["files"]}
+    assert files == {"README.txt": "skipped", "case-1-fentanyl-patch/context.json": "records",
+                     "case-1-fentanyl-patch/input/administration.json": "records",
+                     "case-2-ketorolac-im/bundles/administration.json": "records",
+                     "case-2-ketorolac-im/bundles/context.json": "records"}
