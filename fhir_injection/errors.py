@@ -140,6 +140,29 @@ class RecordProblem:
 OnProblem = Callable[[RecordProblem], None]
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something about the input a person may want to know that is not an error: the run used
+    every record (e.g. one resource in two files with different content: which copy was used).
+
+    ``record`` is ``Type/id``; ``files`` the paths in the source folder it names. Like a
+    :class:`RecordProblem` it names resources by id, never a person.
+    """
+
+    record: str
+    files: tuple[str, ...]
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"record": self.record, "files": list(self.files), "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.record}: {self.message}"
+
+
+OnNotice = Callable[[Notice], None]
+
+
 def describe_failure(exc: BaseException) -> str:
     """An unexpected exception as its type and innermost frame: enough to find the bug, and never its
     message, which may quote a record (PHI)."""

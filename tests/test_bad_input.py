@@ -126,8 +126,10 @@ def test_bad_input_case(tmp_path, case, baseline):
     if expected_errors:
         assert "skipped" in stderr  # each refused record is logged ...
 
+    notices = [n["record"] for n in report["notices"]]  # not errors: the run used every record
+    assert notices == [e["record"] for e in case["expect"] if e["in"] == "notices"]
     for expect in case["expect"]:
-        if expect["in"] == "errors":
+        if expect["in"] in ("errors", "notices"):
             continue
         entry = entries.get(expect["record"])
         assert entry is not None, (expect["record"], sorted(entries))

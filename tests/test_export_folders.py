@@ -193,18 +193,19 @@ def test_every_file_not_read_is_listed_with_its_reason(tmp_path):
     (tmp_path / "README.txt").write_text("notes")
     (tmp_path / ".DS_Store").write_bytes(b"\0\1")
     (tmp_path / f"{MA}.ndjson.gz.tmp").write_bytes(b"half written")
-    (tmp_path / "attachments").mkdir()
+    (tmp_path / "attachments").mkdir()  # any other folder is read (test_nested_folders.py)
+    (tmp_path / ".git").mkdir()
     (tmp_path / "log.ndjson").write_text('{"exportId": "x", "eventId": "kickoff", "eventDetail": {}}\n')
     (tmp_path / "Bundle.ndjson").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}) + "\n")
     entries, report, _, result = run(tmp_path, tmp_path)
     assert report["errors"] == [] and result.exit_code == 0
     files = listed(report)
     reasons = {name: files[name]["reason"] for name in (
-        "README.txt", ".DS_Store", f"{MA}.ndjson.gz.tmp", "attachments", "log.ndjson", "Bundle.ndjson")}
+        "README.txt", ".DS_Store", f"{MA}.ndjson.gz.tmp", ".git", "log.ndjson", "Bundle.ndjson")}
     assert all(files[name]["role"] == "skipped" for name in reasons)
     assert reasons["README.txt"].startswith("not understood") and reasons[".DS_Store"].startswith("not understood")
     assert reasons[f"{MA}.ndjson.gz.tmp"].startswith("not understood")
-    assert "folder" in reasons["attachments"]
+    assert "hidden folder" in reasons[".git"] and report["input"]["folders"] == ["attachments/"]
     assert "log" in reasons["log.ndjson"]
     assert "Bundles outside deleted/" in reasons["Bundle.ndjson"]
     assert entries[f"{MA}/ma1"]["outcome"] == "claim"
@@ -213,7 +214,9 @@ def test_every_file_not_read_is_listed_with_its_reason(tmp_path):
 def test_input_is_a_new_key_and_the_old_ones_stay(tmp_path):
     write_world(tmp_path, [admin()])
     _, report, _, result = run(tmp_path, tmp_path)
-    assert list(report) == ["generated", "source", "mappings", "administrations", "errors", "input", "summary"]
+    assert list(report) == ["generated", "source", "mappings", "administrations", "errors", "notices", "input",
+                            "summary"]
+    assert report["notices"] == []
     assert report["input"]["roles"] == {"records": 8}
     assert "Files:" not in result.text  # a folder of records only: nothing more to say
 

@@ -64,6 +64,9 @@ ENFORCED: set[tuple[str, str]] = {
     ("transaction-bundle-urnuuid", "bb3e6767-2f26-588a-a477-048edde74516"),
     ("conditional-references", "rw-cnd-ma-1"),
     ("export-folder-full", "rw-exp-ma-2"),
+    ("spec-iv-push-shift-period", "rw-ivs-ma-1"),
+    ("ig-test-cases-nested", "rw-igt-ma-1"),
+    ("ig-test-cases-nested", "rw-igt-ma-2"),
 }
 
 

@@ -55,7 +55,7 @@ def _not_an_injection(c: _Case) -> tuple[DoseFormCategory, str] | None:
     """With no route: the category of the product's dose form when it is not an injection (oral,
     transdermal, inhaled, implant, IUD...), with the gap's detail; None when it may be one, or when
     nothing says which."""
-    found = dose_form(c.med, c.rules) if c.med.found else None
+    found = dose_form(c.med, c.rules, c.dosage.get("dose")) if c.med.found else None
     if found is None:
         return None
     form, where = found

@@ -9,6 +9,11 @@ what says push or infusion besides the clock (method codes and texts, duration e
 The duration, in this order: ``effectivePeriod``; an infuse-over-time extension (Oracle Health);
 the dose volume over the rate. A known duration decides push or infusion; without one, the method,
 a rate, the route text and the route code do, in that order.
+
+``dosage.text`` may give the IV's own time or say push (phrases of ``mappings/iv_text.csv``: "IV
+over 2-5 minutes", "slow IV push"). It is read when nothing else gives a duration, and a push it
+says outweighs a longer ``effectivePeriod``: the FHIR R4 lorazepam example (0307) charts a 10-hour
+period around a push given "IV over 2-5 minutes". A method that says infusion still wins.
 """
 
 from __future__ import annotations
@@ -68,10 +73,24 @@ def iv_service(
     elif is_hydration(med, rules):
         kind = "hydration"
     minutes, duration_from = duration_minutes(admin, dosage, rules)
-    if minutes is not None:
-        # the loader makes sure the therapeutic push row has max_minutes (CPT: 15)
-        push = rules.infusions.get((kind, "push")) or rules.infusions[("therapeutic", "push")]
-        technique = "push" if minutes <= (push.max_minutes or 0) else "infusion"
+    # the loader makes sure the therapeutic push row has max_minutes (CPT: 15)
+    push = rules.infusions.get((kind, "push")) or rules.infusions[("therapeutic", "push")]
+    limit = push.max_minutes or 0
+    said = text_says(dosage, rules, limit)
+    if said is not None and (minutes is None or (said[0] == "push" and minutes > limit)):
+        # the push's own time (or "slow IV push") outweighs a period charted around it (a shift)
+        technique, text_minutes, phrase = said
+        if technique == "push" and _method_says(dosage, rules) == "infusion":
+            technique, basis = _technique_without_time(dosage, route, rules)
+        else:
+            basis = f"dosage.text '{phrase}'" + (
+                f"; effectivePeriod ({minutes} min) is not the push's own time"
+                if minutes is not None
+                else ""
+            )
+            minutes = text_minutes
+    elif minutes is not None:
+        technique = "push" if minutes <= limit else "infusion"
         basis = f"{minutes} min by {duration_from}"
     else:
         technique, basis = _technique_without_time(dosage, route, rules)
@@ -114,6 +133,43 @@ def duration_minutes(admin: Mapping, dosage: Mapping, rules: Rules) -> tuple[int
     if volume is not None and rate:
         return _whole(volume / rate), "volume / rate"
     return None, ""
+
+
+def text_says(dosage: Mapping, rules: Rules, limit: int) -> tuple[str, int | None, str] | None:
+    """(push | infusion, whole minutes or None, the phrase as written) that ``dosage.text`` says,
+    by the first phrase of mappings/iv_text.csv it holds on whole words: a duration ("IV over 2-5
+    minutes": a range counts by its upper end; one that spans ``limit``, the push's longest, says
+    neither) or a technique ("slow IV push"); None when it says neither."""
+    text = dosage.get("text")
+    if not isinstance(text, str) or not rules.iv_signals.text_phrases:
+        return None
+    flat = normal_text(text).replace("\u2013", "-").replace("\u2014", "-")
+    for phrase in rules.iv_signals.text_phrases:
+        for m in phrase.pattern.finditer(flat):
+            if phrase.technique is not None:
+                return phrase.technique, None, m.group(0).strip()
+            factor = _MINUTES.get(m["unit"])
+            if factor is None:  # "over 2 doses": not a time
+                continue
+            low = Decimal(m["low"]) * factor
+            high = Decimal(m["high"]) * factor if m["high"] else low
+            if low > high or (low <= limit < high):
+                continue  # "over 10-20 minutes": push or infusion, the text does not say
+            top = _whole(high)
+            return ("push" if top <= limit else "infusion"), top, m.group(0).strip()
+    return None
+
+
+def _method_says(dosage: Mapping, rules: Rules) -> str | None:
+    """Push or infusion by ``dosage.method`` (a code, else its text), or None."""
+    signals = rules.iv_signals
+    method = dosage.get("method")
+    for c in codings(method):
+        found = signals.method_codes.get((c.get("system"), c.get("code")))  # type: ignore[arg-type]
+        if found:
+            return found
+    text = method.get("text") if isinstance(method, MAPPING) else None
+    return signals.method_texts.get(normal_text(text)) if isinstance(text, str) else None
 
 
 def _whole(minutes: Decimal) -> int:

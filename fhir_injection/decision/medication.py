@@ -21,6 +21,7 @@ from .rules import (
     SYSTEM_CVX,
     SYSTEM_HCPCS_ALIASES,
     SYSTEM_NDC,
+    SYSTEM_ORDERABLE_DRUG_FORM,
     DoseForm,
     Drug,
     DrugCode,
@@ -246,13 +247,17 @@ def _name_match(text: str | None, names: Sequence[tuple[str, str]]) -> str | Non
     return None
 
 
-def dose_form(med: Medication, rules: Rules) -> tuple[DoseForm, str] | None:
+def dose_form(med: Medication, rules: Rules, dose: object = None) -> tuple[DoseForm, str] | None:
     """(dose form, where it was read) of the product, or None when nothing says which.
 
     First a ``Medication.form`` coding in mappings/dose_forms.csv (SNOMED CT, HL7 v3
-    orderableDrugForm); then the RxNorm dose form that ``Medication.form``'s text or displays, the
-    medication's text, or its codings' displays end in ("Acetaminophen 325 MG Oral Tablet",
-    "... Injection [Epogen]": a trailing [brand] is left out). Never a guess from a word inside a name.
+    orderableDrugForm); then the dose form name (RxNorm, SNOMED CT) that ``Medication.form``'s text
+    or displays, the medication's text, or its codings' displays end in ("Acetaminophen 325 MG Oral
+    Tablet", "... Injection [Epogen]": a trailing [brand] is left out; "Fentanyl 25micrograms/hour
+    patch (product)": a trailing SNOMED CT semantic tag is left out); last the unit of ``dose``
+    (``dosage.dose``) when it is an HL7 v3 orderableDrugForm code of the table, coded ("TAB" in
+    v3-orderableDrugForm, as the FHIR R4 examples write it) or as the unit alone ("patch", "SUPP").
+    Never a guess from a word inside a name.
     """
     form = med.form
     for c in codings(form):
@@ -269,6 +274,26 @@ def dose_form(med: Medication, rules: Rules) -> tuple[DoseForm, str] | None:
         hit = _form_by_name(text, rules)
         if hit is not None:
             return hit, "the product's name"
+    return _form_by_dose_unit(dose, rules)
+
+
+def _form_by_dose_unit(dose: object, rules: Rules) -> tuple[DoseForm, str] | None:
+    """The dose form a dose's unit names: an HL7 v3 orderableDrugForm code of mappings/dose_forms.csv,
+    given as the coded unit (system v3-orderableDrugForm) or as the unit alone, in any case."""
+    if not isinstance(dose, MAPPING):
+        return None
+    system, code, unit = dose.get("system"), dose.get("code"), dose.get("unit")
+    if system == SYSTEM_ORDERABLE_DRUG_FORM and isinstance(code, str):
+        candidates = [code]
+    elif system is None:
+        candidates = [v for v in (code, unit) if isinstance(v, str)]
+    else:
+        return None
+    for text in candidates:
+        for key in (text.strip(), text.strip().upper()):
+            hit = rules.dose_forms.get((SYSTEM_ORDERABLE_DRUG_FORM, key))
+            if hit is not None:
+                return hit, "dosage.dose unit"
     return None
 
 
@@ -279,9 +304,15 @@ def _texts(text, found: list[Mapping]) -> list[str]:
     return out
 
 
+#: a SNOMED CT fully specified name's semantic tag, at its end in parentheses, lower case:
+#: "(product)", "(clinical drug)", "(medicinal product form)", "(qualifier value)" (SNOMED CT
+#: Editorial Guide, fully specified name); a name's own words never look like one
+_SEMANTIC_TAG = re.compile(r"\s*\([a-z][a-z ]*\)$")
+
+
 def _form_by_name(text: str, rules: Rules) -> DoseForm | None:
     """The dose form whose name ``text`` ends in (whole words, any case), the longest first."""
-    text = text.strip()
+    text = _SEMANTIC_TAG.sub("", text.strip())  # SNOMED CT: "... patch (product)"
     if text.endswith("]") and "[" in text:  # RxNorm branded drug: "... Injection [Epogen]"
         text = text[: text.rindex("[")]
     words = text.lower().split()

@@ -7,6 +7,7 @@ holds the run-time choices a billing team makes. Loading and validating the file
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
@@ -98,6 +99,7 @@ SYSTEM_HCPCS_ALIASES = frozenset(
 SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
 SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SYSTEM_CVX = "http://hl7.org/fhir/sid/cvx"
+SYSTEM_ORDERABLE_DRUG_FORM = "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"
 SYSTEM_POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 
 
@@ -242,6 +244,18 @@ class IvSignals:
     method_codes: Mapping[tuple[str, str], str]  # (system, code) -> push | infusion
     method_texts: Mapping[str, str]  # normalised text -> push | infusion
     duration_extensions: frozenset[str]  # extension urls whose value is the infusion's duration
+    #: phrases of dosage.text (mappings/iv_text.csv), in the table's order
+    text_phrases: tuple[IvTextPhrase, ...] = ()
+
+
+@dataclass(frozen=True)
+class IvTextPhrase:
+    """A phrase of ``dosage.text`` that says how long an IV ran or that it was a push
+    (mappings/iv_text.csv): ``pattern`` is built from the row's words by the loader."""
+
+    phrase: str  # as the table writes it: "over {duration}", "slow iv push"
+    pattern: re.Pattern[str]  # groups low, high (a range's upper end), unit for a duration
+    technique: str | None  # push | infusion for a technique phrase; None: the duration decides
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 ``Claim.ndjson``, ``Task.ndjson`` and ``report.json`` out (sinks.folder).
 
 Administrations the export's ``deleted/`` files delete are voids (no Claim; the report names the
-deletion), and the report's ``input`` lists every file of the folder with what was done with it."""
+deletion), and the report's ``input`` lists every file of the folder with what was done with it
+(folders of folders are read recursively). One resource in two files with different content is a
+notice (the report's ``notices``), not a record error."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
 from ..decision.rules import Config, Rules
-from ..errors import RecordProblem, describe_failure
+from ..errors import Notice, RecordProblem, describe_failure
 from ..sinks.claims import build_claim, build_task
 from ..sinks.folder import FolderSink
 from ..sources.export import ExportFolder
@@ -56,9 +58,14 @@ def run_folder(
             log.warning("skipped %s", problem)
             sink.problem(problem)
 
+        def on_notice(notice: Notice) -> None:
+            log.info("notice: %s", notice)
+            sink.notice(notice)
+
         folder = ExportFolder(source, on_problem)
+        folder.progress = progress
         with Spool(directory=str(sink.target)) as spool:
-            spool.add_all(folder.records(), on_problem)
+            spool.add_all(folder.records(), on_problem, on_notice, folder.file_names)
             voids = spool.apply_deletions(folder.deletions.values())
             done = 0
             for patient_id in spool.patients():

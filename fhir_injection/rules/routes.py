@@ -14,6 +14,7 @@ from ..decision.rules import (
     Hydration,
     Infusion,
     IvSignals,
+    IvTextPhrase,
     Procedure,
     Site,
     normal_text,
@@ -121,7 +122,52 @@ def _iv_methods(d: Path) -> IvSignals:
             if technique != "infusion":
                 raise t.error(n, "a duration extension says infusion")
             extensions.add(t.require(n, r, "system"))
-    return IvSignals(MappingProxyType(codes), MappingProxyType(texts), frozenset(extensions))
+    return IvSignals(
+        MappingProxyType(codes), MappingProxyType(texts), frozenset(extensions), _iv_text(d)
+    )
+
+
+#: what ``{duration}`` in a phrase of iv_text.csv stands for: a number or a range ("2-5", "2 to 5";
+#: en and em dashes are read as "-") and then a unit word, which the engine checks is a time unit
+_DURATION = r"(?P<low>\d+(?:\.\d+)?)(?:\s*(?:-|to)\s*(?P<high>\d+(?:\.\d+)?))?\s*(?P<unit>[a-z]+)"
+_PHRASE_WORDS = re.compile(r"^[a-z0-9 ]+$")
+
+
+def _iv_text(d: Path) -> tuple[IvTextPhrase, ...]:
+    """iv_text.csv: phrases of ``dosage.text`` that give an IV's own time ("over {duration}") or say
+    it was a push ("slow iv push"), matched on whole words, case and spacing aside, in row order."""
+    t = _Table(d, "iv_text.csv", ("kind", "phrase", "technique", "example", "source"))
+    phrases: list[IvTextPhrase] = []
+    seen: dict = {}
+    for n, r in t.rows():
+        kind = t.choice(n, r, "kind", {"duration", "technique"})
+        phrase = normal_text(t.require(n, r, "phrase"))
+        t.unique(seen, phrase, n)
+        words = phrase.split("{duration}")
+        if kind == "duration":
+            if len(words) != 2:
+                raise t.error(n, "a 'duration' phrase has '{duration}' once")
+            technique = None
+            if r["technique"]:
+                raise t.error(n, "a 'duration' phrase has no technique: the time decides")
+        else:
+            if len(words) != 1:
+                raise t.error(n, "a 'technique' phrase has no '{duration}'")
+            technique = t.choice(n, r, "technique", TECHNIQUES)
+        if not all(_PHRASE_WORDS.match(w) or not w.strip() for w in words) or not any(
+            w.strip() for w in words
+        ):
+            raise t.error(
+                n, f"phrase '{phrase}' holds only words (letters, digits) and '{{duration}}'"
+            )
+        example = normal_text(t.require(n, r, "example"))
+        parts = [r"\s+".join(re.escape(w) for w in part.split()) for part in words]
+        body = (r"\s*" + _DURATION + r"\s*").join(parts) if kind == "duration" else parts[0]
+        pattern = re.compile(r"(?<![a-z0-9])" + body.strip() + r"(?![a-z0-9])")
+        if not pattern.search(example.replace("\u2013", "-").replace("\u2014", "-")):
+            raise t.error(n, f"the example '{r['example']}' does not hold the phrase '{phrase}'")
+        phrases.append(IvTextPhrase(phrase, pattern, technique))
+    return tuple(phrases)
 
 
 _NAME_WORDS = re.compile(r"[a-z0-9][a-z0-9\-]*")

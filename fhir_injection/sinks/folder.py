@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import fastjson
 from ..decision.model import Decision
-from ..errors import RecordProblem
+from ..errors import Notice, RecordProblem
 from ..fhir.resources import reference_of
 from .report import ReportWriter
 from .trends import history_text, read_history, run_line
@@ -63,6 +63,9 @@ class FolderSink:
 
     def problem(self, problem: RecordProblem) -> None:
         self.report.problem(problem)
+
+    def notice(self, notice: Notice) -> None:
+        self.report.notice(notice)
 
     def commit(self) -> dict[str, Any]:
         """Close the report, render the page, the worklist and the history, and put every file in

@@ -11,6 +11,7 @@
                           "gaps": [{"code", "severity", "message", "field", "rule"}],
                           "basis": {fact: {"from": record|rule|practice|unknown, "how"}}, ...}],
      "errors": [{"record", "field", "message"}],
+     "notices": [{"record", "files", "message"}],   # not errors: e.g. one resource, two files
      "input": {"files": [{"file", "role", "type", "records", "errors", "reason", ...}],
                "roles": {...}, "runs": [...]},          # folder runs only
      "summary": {...}}
@@ -31,7 +32,7 @@ from typing import IO, Any
 from .. import fastjson
 from ..decision.model import CENT, Decision
 from ..decision.rules import OUTCOMES
-from ..errors import RecordProblem
+from ..errors import Notice, RecordProblem
 from .view import ReportView
 
 
@@ -96,6 +97,7 @@ class Summary:
         self.held = Decimal(0)
         self.self_pay = Decimal(0)  # claims to the patient (no insurance): not payer-billable
         self.errors = 0
+        self.notices = 0
         self.administrations = 0
         self.extra: dict[str, Any] = {}
 
@@ -126,6 +128,7 @@ class Summary:
             "estimated_held_usd": float(self.held.quantize(CENT)),
             "estimated_self_pay_usd": float(self.self_pay.quantize(CENT)),
             "record_errors": self.errors,
+            **({"notices": self.notices} if self.notices else {}),
             **self.extra,
         }
 
@@ -183,6 +186,8 @@ def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None 
         lines.append(
             f"Records that could not be read: {summary['record_errors']} (see 'errors' in the report)"
         )
+    if summary.get("notices"):
+        lines.append(f"Notices: {summary['notices']} (see 'notices' in the report)")
     posted = summary.get("posted")
     if posted:  # a server target: what this run wrote there
         c, t = posted["claims"], posted["tasks"]
@@ -215,6 +220,7 @@ class ReportWriter:
         self.view = view  # the HTML report's sums and worklist, fed entry by entry
         self._first = True
         self._errors: list[dict] = []
+        self._notices: list[dict] = []
         self.input: dict[str, Any] | None = None  # what the source folder held (offline runs)
         fh.write("{")
         for key, value in (meta or {}).items():
@@ -245,9 +251,15 @@ class ReportWriter:
         if len(self._errors) < 10000:
             self._errors.append(problem.as_dict())
 
+    def notice(self, notice: Notice) -> None:
+        self.summary.notices += 1
+        if len(self._notices) < 10000:
+            self._notices.append(notice.as_dict())
+
     def close(self) -> dict[str, Any]:
         self.fh.write("\n],\n")
         self.fh.write('"errors": ' + json.dumps(self._errors, indent=None) + ",\n")
+        self.fh.write('"notices": ' + json.dumps(self._notices, ensure_ascii=True) + ",\n")
         if self.input is not None:
             self.fh.write('"input": ' + json.dumps(self.input, ensure_ascii=True) + ",\n")
             self.summary.extra["files"] = self.input.get("roles", {})

@@ -26,6 +26,11 @@ not, with its record count or the reason it was not read; nothing is skipped in 
   each is read as a folder of its own, in number order, after the top level; top-level links into
   them (SMART Fetch's view of the current files) are not read twice. See :class:`ExportFolder` for
   how runs combine.
+- Any other folder (an implementation guide's test cases, a converter's output: one folder per
+  case holding Bundle ``.json`` files, folders within folders) is read the same way, recursively,
+  after its parent's own files, as part of its parent's run; each file read is listed with its
+  path. A folder reached a second time (a link) is listed, not read again; hidden folders
+  (``.git``) are not read.
 
 A bad line never stops the read: it becomes a :class:`RecordProblem` naming the file (its path in
 the folder), line and field, and the rest goes on.
@@ -37,7 +42,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +124,12 @@ class ExportFolder:
         self._errors = 0  # problems reported while reading the file in hand
         self._file = 0  # the number of the file in hand
         self._kinds: dict[str, tuple[str, str]] = {}  # manifest: file name -> (kind, type)
+        self._visited: set[Path] = set()  # folders read or to be read (resolved): no loops
+        self.folders: list[str] = []  # nested folders read (not runs), by path in the folder
+        #: the path in the folder of each file read, by its number (for notices naming both files)
+        self.file_names: dict[int, str] = {}
+        self.progress: Callable[[str], None] | None = None  # told of each folder read
+        self._here: Counter = Counter()  # files of the folder in hand by role, for progress
 
     # -- what the report says -----------------------------------------------
 
@@ -128,6 +139,7 @@ class ExportFolder:
 
     def _list(self, rel: str, role: str, **about: Any) -> None:
         self.roles[role] += 1
+        self._here[role] += 1
         entry = {"file": rel, "role": role, **{k: v for k, v in about.items() if v is not None}}
         if len(self.files) < MAX_LISTED:
             self.files.append(entry)
@@ -140,6 +152,8 @@ class ExportFolder:
         out: dict[str, Any] = {"files": self.files, "roles": dict(sorted(self.roles.items()))}
         if self.runs:
             out["runs"] = self.runs
+        if self.folders:
+            out["folders"] = self.folders
         if self.files_not_listed:
             out["files_not_listed"] = self.files_not_listed
         return out
@@ -149,6 +163,7 @@ class ExportFolder:
     def records(self) -> Iterator[_Record]:
         """Every used resource: the top level first, then each run folder in number order."""
         runs = self._run_folders()
+        self._visited = {self.root.resolve(), *(path.resolve() for path in runs)}
         yield from self._folder(self.root, "", 0, runs)
         for number, path in enumerate(runs, start=1):
             self.runs.append(_shown(path.name))
@@ -181,11 +196,12 @@ class ExportFolder:
         check."""
         entries = self._entries(folder, prefix)
         self._kinds = {}
+        self._here = Counter()
         found: Counter = Counter()  # (kind, type) of the files here, for the manifest check
         manifest = folder / "manifest.json"
         listed = self._manifest(manifest, prefix + manifest.name) if manifest.is_file() else None
         in_runs = {p.resolve(): p.name for p in runs}  # where each run is -> its name
-        subfolders = []
+        subfolders, nested = [], []
         for path in entries:
             rel = prefix + _shown(path.name)
             if path.name == "manifest.json" and listed is not None:
@@ -193,6 +209,9 @@ class ExportFolder:
             role, rtype, reason = self._role(path, in_runs, path in runs)
             if role == "subfolder":
                 subfolders.append(path)
+                continue
+            if role == "nested":
+                nested.append(path)
                 continue
             if role == "run":
                 continue  # read after this folder, as a run of its own
@@ -206,6 +225,25 @@ class ExportFolder:
                 yield from self._read(path, rel, role, rtype, reason, run)
         if listed:
             self._check_manifest(listed, found, prefix)
+        self._said(prefix)
+        for sub in nested:  # after this folder's files: the manifest's names are this folder's
+            rel = prefix + _shown(sub.name)
+            where = sub.resolve()
+            if where in self._visited:
+                self._list(
+                    rel + "/", "skipped", reason="a folder already read (a link); not read again"
+                )
+                continue
+            self._visited.add(where)
+            self.folders.append(rel + "/")
+            yield from self._folder(sub, rel + "/", run, [])
+
+    def _said(self, prefix: str) -> None:
+        """Tell the progress callback what one folder held (its path and counts: no content)."""
+        if self.progress is not None:
+            held = self._here
+            counts = ", ".join(f"{n} {role}" for role, n in sorted(held.items())) or "no files"
+            self.progress(f"read {prefix or './'}: {counts}")
 
     def _role(
         self, path: Path, in_runs: dict[Path, str], is_run: bool
@@ -223,11 +261,9 @@ class ExportFolder:
                 return "skipped", None, f"a link to {in_runs[path.resolve()]}/; read as that run"
             if looks_like_data:
                 return "unreadable", None, None
-            return (
-                "skipped",
-                None,
-                "a folder that is not deleted/, error/ or a numbered run; not read",
-            )
+            if name.startswith("."):
+                return "skipped", None, "a hidden folder; not read"
+            return "nested", None, None
         if not path.is_file():  # a symlink loop, a dangling link, a device
             if looks_like_data:
                 return "unreadable", None, None
@@ -298,6 +334,7 @@ class ExportFolder:
     ) -> Iterator[_Record]:
         self._errors = 0
         self._file += 1
+        self.file_names[self._file] = rel
         if role == "unreadable":
             self._problem(
                 RecordProblem(rel, None, "is not a regular file that can be read; skipped")

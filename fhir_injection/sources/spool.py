@@ -21,7 +21,7 @@ from typing import cast
 from .. import fastjson
 from ..decision.context import Context, practitioner_roles
 from ..decision.model import MAPPING
-from ..errors import RecordProblem
+from ..errors import Notice, OnNotice, RecordProblem
 from ..fhir.resources import identifiers_of, patient_id_of
 
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
@@ -46,6 +46,19 @@ def _same(stored: bytes | str, body: bytes | str) -> bool:
     if type(stored) is bytes and type(body) is bytes and stored.strip() == body.strip():
         return True
     return bool(_load(stored) == _load(body))
+
+
+def _content(body: bytes | str) -> object:
+    """A stored body without ``meta.versionId`` and ``meta.lastUpdated`` (an empty ``meta`` left out):
+    what two copies of one resource must share to be the same record."""
+    resource = _load(body)
+    meta = resource.get("meta") if isinstance(resource, dict) else None
+    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta):
+        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        resource = {k: v for k, v in resource.items() if k != "meta"}
+        if rest:
+            resource["meta"] = rest
+    return resource
 
 
 def _version(resource: Mapping) -> tuple:
@@ -87,7 +100,7 @@ class Spool:
     def __exit__(self, *exc):
         self.close()
 
-    def add_all(self, records, on_problem) -> None:
+    def add_all(self, records, on_problem, on_notice: OnNotice | None = None, names=None) -> None:
         """Store every resource; of two with one id keep the newer and say so when unclear.
 
         ``records`` are resources, (resource, how) pairs as
@@ -103,6 +116,12 @@ class Spool:
         with the same version are reported (the later one is used) unless they are the same
         record in two files: SMART Fetch may write a resource in both its ``.referenced`` and
         ``.searched`` files, and nothing depends on which copy is used.
+
+        With ``on_notice`` (and ``names``: a file's path by its number), copies in two files of one
+        run are compared without ``meta.versionId``/``meta.lastUpdated``: the same record (an
+        NDJSON line and a Bundle entry of it) is read once, in silence; copies that really differ
+        are a :class:`~fhir_injection.errors.Notice` naming the resource and both files (the newer
+        version, else the later file, is used), not a record error.
         """
         self._roles = None  # new roles may name a Practitioner: read them again when asked
         cur = self.db.cursor()
@@ -147,13 +166,21 @@ class Spool:
             if batch:
                 cur.executemany(_INSERT, batch)
                 batch.clear()
-            self._add_seen(cur, row, version, on_problem)
+            self._add_seen(cur, row, version, on_problem, on_notice, names)
         if batch:
             cur.executemany(_INSERT, batch)
         cur.execute("COMMIT")
         cur.execute("CREATE INDEX IF NOT EXISTS by_patient ON res (patient, type)")
 
-    def _add_seen(self, cur: sqlite3.Cursor, row: tuple, version: tuple, on_problem) -> None:
+    def _add_seen(
+        self,
+        cur: sqlite3.Cursor,
+        row: tuple,
+        version: tuple,
+        on_problem,
+        on_notice=None,
+        names=None,
+    ) -> None:
         """:meth:`add_all` for an id the filter may have seen: checked against the stored row.
 
         Out of the loop, as only a repeated id (or the filter's rare false alarm) comes here; the
@@ -168,6 +195,9 @@ class Spool:
                 return
             if old[0] < run:
                 pass  # a later run's record replaces an earlier run's
+            elif on_notice is not None and old[4] != file:
+                if not self._other_copy(old, row, version, on_notice, names or {}):
+                    return
             elif old[1:3] == version:
                 if old[4] != file and _same(old[3], body):
                     return
@@ -183,6 +213,27 @@ class Spool:
         else:
             self.counts[rtype] = self.counts.get(rtype, 0) + 1
         cur.execute(_REPLACE, row)
+
+    @staticmethod
+    def _other_copy(old: tuple, row: tuple, version: tuple, on_notice: OnNotice, names) -> bool:
+        """A copy, in another file of the same run, of a resource already stored (``old``: run,
+        version, updated, body, file): whether it replaces the stored one. The newer version, else
+        the later file, is used; a notice only when the two differ besides their meta version."""
+        newer = version > old[1:3]
+        used_new = newer or version == old[1:3]  # newer, or the same version: the later file
+        if _same(old[3], row[5]) or _content(old[3]) == _content(row[5]):
+            return used_new and newer  # one record: a newer version's copy is kept, else the first
+        first = names.get(old[4], f"file {old[4]}")
+        second = names.get(row[7], f"file {row[7]}")
+        on_notice(
+            Notice(
+                f"{row[0]}/{row[1]}",
+                (first, second),
+                f"is in {first} and in {second} with different content (besides "
+                f"meta.versionId/lastUpdated); the copy in {second if used_new else first} is used",
+            )
+        )
+        return used_new
 
     def apply_deletions(self, deletions: Iterable) -> list[tuple[str, str | None, str]]:
         """Remove what an export's ``deleted/`` files delete; the deleted administrations.

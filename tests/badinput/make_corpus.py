@@ -5,7 +5,8 @@
 ``cases/<name>/`` holds one case's files, added next to ``good/``; ``cases.json`` says what each case
 must produce: ``{"in": "errors", "record": <substring>, "field": <field or null>}`` (the report's
 ``errors`` must hold exactly these), ``{"in": "gaps", "record": "MedicationAdministration/<id>",
-"gap": <code>, "outcome": ...}`` or ``{"in": "decided", "record": ..., "outcome": ...}``.
+"gap": <code>, "outcome": ...}``, ``{"in": "decided", "record": ..., "outcome": ...}`` or
+``{"in": "notices", "record": "Type/id"}`` (the report's ``notices`` must hold exactly these).
 Bad records use patient p2 so the same-day rules never touch the good administration.
 """
 
@@ -200,7 +201,8 @@ def build_cases() -> None:
                      dict(ma("dup2", dosage=dosage(route=None)), meta={"versionId": "1"}))},
          decided("dup2", version="2"), why="an older version of a record is not an error")
     case("duplicate-patient-across-files", {"Patient.ndjson": ndjson({"resourceType": "Patient", "id": "p2"})},
-         err("Patient/p2", "id"))
+         {"in": "notices", "record": "Patient/p2"},
+         why="a copy in another file that differs is a notice naming both files, not a record error")
     # ---- wrong types in a MedicationAdministration
     F = "MedicationAdministration."
     case("status-number", {MA: then_control(j(ma("x", status=5)))}, err(f"{MA}:1", F + "status"), ctl)
