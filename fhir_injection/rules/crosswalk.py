@@ -78,7 +78,13 @@ def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, NdcCrosswalk]:
             else None
         )
         rows.setdefault(ndc, []).append(
-            (hcpcs, _date(t, n, r, "hcpcs_effective", False), package, (release_from, release_to), n)
+            (
+                hcpcs,
+                _date(t, n, r, "hcpcs_effective", False),
+                package,
+                (release_from, release_to),
+                n,
+            )
         )
     out: dict[str, NdcCrosswalk] = {}
     for ndc, entries in rows.items():
@@ -94,4 +100,3 @@ def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, NdcCrosswalk]:
             entries[0][3],
         )
     return out
-
