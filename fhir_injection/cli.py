@@ -313,6 +313,17 @@ def _run_rules(args) -> int:
         f"({', '.join(sorted({p.rule for p in rules.drug_by_diagnosis.values()}))}); "
         f"NDC unit rules: {len(rules.ndc_units)}"
     )
+    crosswalk = rules.ndc_hcpcs
+    releases = sorted({f"{x.release[0]} to {x.release[1]}" for x in crosswalk.values()})
+    print(
+        f"  CMS ASP NDC-HCPCS crosswalk ({'; '.join(releases) or 'none'}): {len(crosswalk)} NDCs, "
+        f"{sum(len(x.hcpcs) for x in crosswalk.values())} rows, "
+        f"{len(rules.crosswalk_hcpcs)} distinct HCPCS; "
+        f"container size known: {sum(x.package is not None for x in crosswalk.values())} NDCs, "
+        "container kind known: "
+        f"{sum(x.package is not None and x.package.container is not None for x in crosswalk.values())}"
+        " NDCs"
+    )
     prefixes = sum(len(p) for p in rules.qualification_prefixes.values())
     print(
         f"  rendering provider: {len(rules.qualifications)} qualification codes "

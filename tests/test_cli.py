@@ -39,7 +39,7 @@ def make_folder(folder: Path, bad_records: bool = True) -> Path:
     admins = [
         admin(id="clean"),
         admin(id="second", effectiveDateTime="2026-10-05T10:00:00-05:00",
-              medicationCodeableConcept=med(RXNORM, "26225"), dosage=dosage(dose={"value": 4, "code": "mg"})),
+              medicationCodeableConcept=med(RXNORM, "1740467"), dosage=dosage(dose={"value": 4, "code": "mg"})),
         admin(id="nodose", effectiveDateTime="2026-10-05T10:30:00-05:00",
               medicationCodeableConcept=med(RXNORM, "3264"), dosage=dosage(dose=None)),
         admin(id="dangling", context={"reference": "Encounter/ghost"}, effectiveDateTime="2026-10-06T09:00:00Z"),
@@ -93,7 +93,8 @@ def test_offline_run_writes_valid_claims_tasks_and_the_report(tmp_path):
     assert entries["clean"]["modifiers"] == {"96372": [], "drug": ["JZ"]}
     assert entries["second"]["modifiers"]["96372"] == ["XU"]
     assert entries["nodose"]["outcome"] == "held"
-    assert [g["code"] for g in entries["nodose"]["gaps"]] == ["missing-dose"]
+    # dexamethasone by ingredient: a Part B drug (CMS ASP crosswalk) whose container kind is not known
+    assert [g["code"] for g in entries["nodose"]["gaps"]] == ["missing-dose", "missing-package-size"]
     assert entries["nodose"]["modifiers"]["96372"] == ["XU"]  # held, but still the 3rd injection that day
     assert entries["dangling"]["outcome"] == "held"
     assert any(g["code"] == "missing-encounter" and g["field"] == "MedicationAdministration.context"

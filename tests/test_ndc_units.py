@@ -21,7 +21,7 @@ CEFTRIAXONE_VIAL = {
     "coding": [
         {
             "system": NDC,
-            "code": "00409733701",
+            "code": "00143985725",  # CMS ASP crosswalk: a 1 g vial (4 units of 250 mg)
             "display": "Ceftriaxone sodium 1 g single-dose vial",
         },
         {"system": RXNORM, "code": "1665021", "display": "ceftriaxone 1000 MG Injection"},

@@ -26,8 +26,9 @@ from builders import (
 from fhir_injection import Config, build_claim
 
 URL = "urn:fhir-injection:StructureDefinition/container"
-#: the NDC and the RxNorm clinical drug, whose dose form (Injection, a powder) makes the NDC unit UN
-CEFTRIAXONE_NDC = {"coding": [{"system": NDC, "code": "00409733701", "display": "Ceftriaxone sodium 1 g vial"},
+#: the NDC and the RxNorm clinical drug, whose dose form (Injection, a powder) makes the NDC unit UN;
+#: the NDC's 1 g vial (4 billable units of 250 mg) is the CMS ASP NDC-HCPCS crosswalk's (ndc_hcpcs.csv)
+CEFTRIAXONE_NDC = {"coding": [{"system": NDC, "code": "00143985725", "display": "Ceftriaxone sodium 1 g vial"},
                               {"system": RXNORM, "code": "1665021", "display": "ceftriaxone 1000 MG Injection"}]}
 EPOGEN_MDV = med(NDC, "55513028310", "Epogen 10,000 Units/mL 2 mL multiple-dose vial")
 
@@ -50,14 +51,14 @@ def test_cms_example_the_drug_lines_ndc_detail_carries_the_1_g_single_dose_vial_
     assert d.outcome == "claim", gap_codes(d)
     drug = claim["item"][1]
     (detail,) = drug["detail"]
-    assert detail["productOrService"]["coding"][0]["code"] == "00409733701"
+    assert detail["productOrService"]["coding"][0]["code"] == "00143985725"
     assert detail["quantity"] == {"value": 1.0, "unit": "UN"}  # the NDC quantity: one powder vial
     assert _parts(detail["extension"]) == {
-        "amount": {"value": 1.0, "unit": "g", "system": UCUM, "code": "g"},
+        "amount": {"value": 1000.0, "unit": "mg", "system": UCUM, "code": "mg"},
         "kind": "single-dose",
         "discarded": 2,
-        "source": "packages.csv",
-        "description": "Ceftriaxone sodium 1 g single-dose vial",
+        "source": "ndc_hcpcs.csv",
+        "description": "Ceftriaxone (Hikma Pharmaceuticals USA Inc.)",
     }
     assert "extension" not in drug  # on the detail, next to the NDC it describes
 
@@ -67,7 +68,7 @@ def test_the_jw_line_carries_the_container_and_its_discarded_units():
     waste = claim["item"][2]
     assert waste["modifier"][0]["coding"][0]["code"] == "JW" and "detail" not in waste
     parts = _parts(waste["extension"])
-    assert (parts["amount"]["value"], parts["kind"], parts["discarded"]) == (1.0, "single-dose", 2)
+    assert (parts["amount"]["value"], parts["kind"], parts["discarded"]) == (1000.0, "single-dose", 2)
     assert waste["quantity"] == {"value": parts["discarded"]}
 
 

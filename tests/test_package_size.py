@@ -161,7 +161,7 @@ def test_an_ndc_package_wins_over_medication_amount_and_an_rxnorm_row():
         "numerator": {"value": 10, "code": "mL"},
         "denominator": {"value": 1, "code": "1"},
     }
-    assert decide_one(a).package.source == "packages.csv"
+    assert decide_one(a).package.source == "ndc_hcpcs.csv"  # the NDC's item in the CMS crosswalk
     assert decide_one(a).package.amount == Decimal(30)  # the NDC's 30 mg, not the RxNorm 2 mL row
     del a["contained"][0]["code"]["coding"][1]  # no NDC: Medication.amount before the RxNorm row
     assert decide_one(a).package.source == "Medication.amount"
@@ -232,7 +232,7 @@ def mappings(tmp_path):
         (",1665021,1,g,single-dose", ",1665021,1,g,one-use", "column 'container' is 'one-use'"),
         (",1665021,1,g,", ",1665021,1,bottle,", "package_unit 'bottle' is not a known"),
         (",1665021,1,g,", ",1665021,-1,g,", "must be a positive number"),
-        ("ndc,00409733701,", "ndc,0409-7337-01,", "must be 11 digits"),
+        ("ndc,42023015901,", "ndc,42023-0159-01,", "must be 11 digits"),
     ],
 )
 def test_a_broken_package_row_is_reported_with_file_and_row(tmp_path, old, new, message):

@@ -166,8 +166,10 @@ def _on_lines(modifier: Modifier) -> str:
 
 
 def _discarded(c: _Case, drug: Drug) -> None:
-    """JW or JZ on a single-dose container (the container's kind from packages.csv, else drugs.csv;
-    a drug whose products come in both kinds, drugs.csv "varies", only by its container): the
+    """JW or JZ on a single-dose container (the container's kind from packages.csv or the CMS ASP
+    crosswalk's NDC row, else drugs.csv; a drug whose products come in both kinds, drugs.csv
+    "varies", only by its container; a separately payable Part B drug of the crosswalk that
+    drugs.csv does not call single-dose, only by its container: unknown is a gap): the
     waste-line modifier (JW) on a line of its own for the units discarded (the containers opened
     less the dose), the nothing-discarded one (JZ) when nothing is, each from its effective date
     (mappings/modifiers.csv); with the container's size or kind unknown, a gap instead of a guess."""
@@ -177,6 +179,19 @@ def _discarded(c: _Case, drug: Drug) -> None:
         if container != "single-dose":
             return
     elif not (drug.single_dose or drug.varies):
+        if drug.unit_amount is not None and drug.hcpcs in c.rules.crosswalk_hcpcs:
+            # a separately payable Part B drug (the CMS ASP crosswalk lists its code): JW/JZ apply
+            # to it from a single-dose container, and nothing says which kind this one was
+            c.gaps.add(
+                "missing-package-size",
+                f"{drug.hcpcs} is a separately payable Part B drug (CMS ASP NDC-HCPCS crosswalk) "
+                + (
+                    f"and the container ({package.amount} {package.unit}, {package.source}) is "
+                    if package is not None
+                    else "and its container is "
+                )
+                + "not known to be single-dose or multi-dose (the container decides JW/JZ)",
+            )
         return
     if drug.unit_amount is None:
         return  # billed per item (J3490, devices): nothing to divide

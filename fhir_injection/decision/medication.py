@@ -26,6 +26,7 @@ from .rules import (
     Drug,
     DrugCode,
     DrugFamily,
+    NdcCrosswalk,
     Package,
     Rules,
     Vaccine,
@@ -60,6 +61,8 @@ class Medication:
         "form",
         "package",
         "amount",
+        "crosswalk",
+        "drug_before_crosswalk",
     )
 
     def __init__(self):
@@ -78,6 +81,11 @@ class Medication:
         #: else an RxNorm clinical drug of packages.csv
         self.package: Package | None = None
         self.amount: Package | None = None  # Medication.amount (R4: the amount in one container)
+        #: the NDC's entry in the CMS ASP NDC-HCPCS crosswalk (mappings/ndc_hcpcs.csv), if listed
+        self.crosswalk: NdcCrosswalk | None = None
+        #: the drug the other codes named when the crosswalk chose another: the code for service
+        #: dates before the crosswalk's code existed (:func:`drug_units`)
+        self.drug_before_crosswalk: Drug | None = None
 
 
 def resolve_medication(
@@ -175,9 +183,12 @@ def _plain(value) -> Decimal | None:
 
 def _map_codes(med: Medication, rules: Rules) -> None:
     """The vaccine (CVX), NDC, HCPCS drug and mapped drug code the codings name; the first of each wins.
-    The container: an NDC package of packages.csv, else Medication.amount, else a packages.csv row
-    of another code (an RxNorm clinical drug)."""
+    An NDC the CMS ASP NDC-HCPCS crosswalk lists under one code decides the drug unless a HCPCS
+    coding on the record names it (:func:`_crosswalk`). The container: an NDC package of
+    packages.csv, else the crosswalk's item of that NDC, else Medication.amount, else a packages.csv
+    row of another code (an RxNorm clinical drug)."""
     ndc_package = other_package = None
+    coded = False  # a HCPCS coding on the record named the drug
     packages = rules.packages
     for c in med.codings:
         system, code = c.get("system"), c.get("code")
@@ -195,6 +206,7 @@ def _map_codes(med: Medication, rules: Rules) -> None:
             code = normal or code
         if system in SYSTEM_HCPCS_ALIASES and code in rules.drugs and med.drug is None:
             med.drug = rules.drugs[code]
+            coded = True
         # the system as written: one that is not text finds nothing
         hit = rules.drug_codes.get((system, code))  # type: ignore[arg-type]
         if hit and med.drug_code is None:
@@ -206,11 +218,31 @@ def _map_codes(med: Medication, rules: Rules) -> None:
                     ndc_package = ndc_package or package
                 else:
                     other_package = other_package or package
-    med.package = ndc_package or med.amount or other_package
     if med.drug is None and med.drug_code is not None:
         med.drug = rules.drugs[med.drug_code.hcpcs]
+    crosswalk = rules.ndc_hcpcs.get(med.ndc) if med.ndc else None
+    if crosswalk is not None:
+        _crosswalk(med, crosswalk, coded, rules)
+    med.package = (
+        ndc_package or (crosswalk.package if crosswalk else None) or med.amount or other_package
+    )
     if med.drug_code is not None and med.drug_code.strength and not med.strength:
         med.strength = med.drug_code.strength
+
+
+def _crosswalk(med: Medication, entry: NdcCrosswalk, coded: bool, rules: Rules) -> None:
+    """The NDC's code in the CMS ASP NDC-HCPCS crosswalk: it decides the drug when CMS lists the NDC
+    under one code and no HCPCS coding on the record names one (the record's own code stands); an
+    NDC CMS lists under several codes (Epogen: J0885 and Q4081, by diagnosis) leaves the drug the
+    other codes named. The code the other codes named is kept for service dates before the
+    crosswalk's code existed (:func:`drug_units`)."""
+    med.crosswalk = entry
+    if coded or len(entry.hcpcs) != 1:
+        return
+    chosen = rules.drugs[entry.hcpcs[0]]
+    if med.drug is not chosen:
+        med.drug_before_crosswalk = med.drug
+        med.drug = chosen
 
 
 def _match_by_name(med: Medication, rules: Rules) -> None:
@@ -333,6 +365,18 @@ def drug_units(
     problems: list[tuple[str, str]] = []
     units = None
     drug = med.drug
+    entry = med.crosswalk
+    if (
+        entry is not None
+        and when is not None
+        and drug is not None
+        and len(entry.hcpcs) == 1
+        and drug.hcpcs == entry.hcpcs[0]
+        and (first := entry.effective[0]) is not None
+        and when < first
+    ):
+        # the crosswalk's code did not exist on the service date: the code the other codes named
+        drug = med.drug_before_crosswalk
     if med.found and drug is None and med.vaccine is None:
         drug = rules.drugs["J3490"]
         problems.append(

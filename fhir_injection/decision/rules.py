@@ -194,6 +194,20 @@ class Package:
 
 
 @dataclass(frozen=True)
+class NdcCrosswalk:
+    """An NDC of the CMS ASP NDC-HCPCS crosswalk (mappings/ndc_hcpcs.csv): the HCPCS code(s) CMS
+    bills it under, each from its first day (``effective``, in the same order), and one item of its
+    package (a vial, a syringe) as a Package in the billing unit (None: not known); ``release``: the
+    crosswalk's quarter (first and last day)."""
+
+    ndc: str
+    hcpcs: tuple[str, ...]
+    effective: tuple[date | None, ...]
+    package: Package | None
+    release: tuple[date, date]
+
+
+@dataclass(frozen=True)
 class DrugByDiagnosis:
     """A pair of HCPCS codes for one drug, the diagnosis rule choosing between them
     (mappings/drug_by_diagnosis.csv): leuprolide J9217 (cancer) / J1950, epoetin J0886 / J0885."""
@@ -411,6 +425,11 @@ class Rules:
     ndc_units: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (basis, value) -> unit
     #: HCPCS -> the family it belongs to (drug_families.csv); empty for a drug alone in its family
     drug_families: Mapping[str, DrugFamily] = field(default_factory=dict)
+    #: 11-digit NDC -> its CMS ASP NDC-HCPCS crosswalk entry (ndc_hcpcs.csv)
+    ndc_hcpcs: Mapping[str, NdcCrosswalk] = field(default_factory=dict)
+    #: the HCPCS codes the crosswalk lists: separately payable Part B drugs, to which JW/JZ apply
+    #: when they come from a single-dose container (CMS JW/JZ policy)
+    crosswalk_hcpcs: frozenset[str] = frozenset()
     #: ended HCPCS -> its successors (code_changes.csv), product (ndc) rows first
     code_changes: Mapping[str, tuple[CodeChange, ...]] = field(default_factory=dict)
     #: use (MODIFIER_USES) -> the modifier put on for it (modifiers.csv): every use has one

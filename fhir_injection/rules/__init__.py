@@ -20,6 +20,7 @@ from ..bundled import mappings_dir
 from ..decision.rules import IV_ROUTES, SC_IM, Rules
 from ..errors import MappingError
 from .clinicians import _participant_types, _qualifications
+from .crosswalk import _ndc_hcpcs
 from .diagnoses import _diagnosis_groups, _ndc_units
 from .drugs import (
     _antineoplastic,
@@ -101,6 +102,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     dose_form_categories = _dose_form_categories(d)
     dose_forms, dose_form_names = _dose_forms(d, dose_form_categories)
     packages = _packages(d)
+    ndc_hcpcs = _ndc_hcpcs(d, drugs)
     qualifications, qualification_prefixes = _qualifications(d)
     participant_ranks = _participant_types(d)
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
@@ -156,6 +158,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         ),
         dose_form_categories=freeze(dose_form_categories),
         packages=freeze(packages),
+        ndc_hcpcs=freeze(ndc_hcpcs),
+        crosswalk_hcpcs=frozenset(h for x in ndc_hcpcs.values() for h in x.hcpcs),
         qualifications=freeze(qualifications),
         qualification_prefixes=freeze(qualification_prefixes),
         participant_ranks=freeze(participant_ranks),

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Rebuild mappings/ndc_hcpcs.csv from the CMS ASP NDC-HCPCS crosswalk extract.
+
+    python3 mappings/build/build_ndc_hcpcs.py          # writes mappings/ndc_hcpcs.csv
+    python3 mappings/build/build_ndc_hcpcs.py --check  # exit 1 when the committed table differs
+
+Offline: reads source/asp_ndc_hcpcs_2025q4.csv (the CMS crosswalk, October 2025 release, its data
+rows as CMS wrote them), curated/ndc_containers.csv (the container kind of an NDC, each row with its
+source) and ../drugs.csv (the HCPCS billing unit).
+
+One row per NDC and HCPCS code the crosswalk lists, for the HCPCS codes drugs.csv holds (the J codes
+and Q drug codes; the crosswalk's CPT immune globulins, A codes and Q skin substitutes are left out,
+and so is a row whose NDC2 is not an NDC in 5-4-2 form: a device's catalogue number).
+``bill_units`` is CMS's BILLUNITS: the billable units in one item of the package (one vial, one
+syringe), ``bill_units_pkg`` its BILLUNITSPKG (the whole NDC package: ``pkg_qty`` items).
+``container_amount`` + ``container_unit``: one item in the code's billing unit, bill_units x the
+drugs.csv unit (J0696 per 250 mg, 4 billable units: 1000 mg); empty when drugs.csv has no unit the
+engine bills in, or when CMS's "HCPCS dosage" disagrees with drugs.csv's unit (the row still maps the
+NDC to its code). ``container``: single-dose / multi-dose from curated/ndc_containers.csv, else
+empty: not known (the CMS crosswalk does not say; no stored copy of the FDA NDC Directory was found).
+``hcpcs_effective``: the code's first day in the CMS HCPCS file (source/hcpcs2026_drugs.csv ``added``):
+the crosswalk decides an NDC's code only for services from that day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import re
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SRC = HERE / "source"
+CUR = HERE / "curated"
+
+#: the crosswalk release the extract holds (CMS: "October 2025 ASP NDC - HCPCS Crosswalk for Medicare
+#: Part B Drugs, Effective October 1, 2025 through December 31, 2025")
+RELEASE_FROM = "2025-10-01"
+RELEASE_TO = "2025-12-31"
+SOURCE = (
+    "CMS October 2025 ASP NDC-HCPCS Crosswalk (effective 2025-10-01 to 2025-12-31) as committed in "
+    "github crowbarmassage/340b-optimizer-v2 @fa3ecfb data/sample/asp_crosswalk.csv; extract "
+    "mappings/build/source/asp_ndc_hcpcs_2025q4.csv"
+)
+COLUMNS = (
+    "ndc",
+    "hcpcs",
+    "hcpcs_dosage",
+    "pkg_size",
+    "pkg_qty",
+    "bill_units",
+    "bill_units_pkg",
+    "container_amount",
+    "container_unit",
+    "container",
+    "hcpcs_effective",
+    "release_from",
+    "release_to",
+    "labeler",
+    "drug_name",
+    "source",
+)
+_DOSAGE = re.compile(r"^(?:up to )?([\d,]*\.?\d+)\s*(mg|mcg|gm|g|ml|cc|units?|iu)$")
+_UNITS = {"mg": "mg", "mcg": "mcg", "gm": "g", "g": "g", "ml": "mL", "cc": "mL"}
+_UNITS.update({"unit": "unit", "units": "unit", "iu": "unit"})
+
+
+def ndc11(ndc2: str) -> str | None:
+    """CMS writes NDC2 as the 11-digit 5-4-2 form with hyphens: the 11 digits, else None."""
+    parts = ndc2.split("-")
+    if len(parts) != 3 or [len(p) for p in parts] != [5, 4, 2] or not "".join(parts).isdigit():
+        return None
+    return "".join(parts)
+
+
+def _dosage(text: str) -> tuple[Decimal, str] | None:
+    m = _DOSAGE.match(" ".join(text.lower().split()))
+    if not m:
+        return None
+    return Decimal(m.group(1).replace(",", "")), _UNITS[m.group(2)]
+
+
+def _plain(d: Decimal) -> str:
+    s = format(d.normalize(), "f")
+    return s
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def build() -> str:
+    drugs = {r["hcpcs"]: r for r in _read(ROOT / "mappings" / "drugs.csv")}
+    added = {r["hcpcs"]: r["added"] for r in _read(SRC / "hcpcs2026_drugs.csv")}
+    kinds = {r["ndc"]: r for r in _read(CUR / "ndc_containers.csv")}
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(COLUMNS)
+    rows = []
+    for r in _read(SRC / "asp_ndc_hcpcs_2025q4.csv"):
+        hcpcs = r["hcpcs"].strip()
+        drug = drugs.get(hcpcs)
+        if drug is None:
+            continue
+        ndc = ndc11(r["ndc2"])
+        if ndc is None:
+            continue  # a device's catalogue number where the NDC goes (J7331 SynoJoynt): no NDC
+        amount = unit = ""
+        per_item = Decimal(r["billunits"]) if r["billunits"] else None
+        if per_item is not None and per_item > 0 and drug["unit_amount"] and drug["unit"]:
+            cms = _dosage(r["hcpcs_dosage"])
+            ours = (Decimal(drug["unit_amount"]), drug["unit"])
+            if cms is not None and cms == ours:
+                amount, unit = _plain(per_item * ours[0]), ours[1]
+        kind = kinds.get(ndc)
+        day = added.get(hcpcs, "")
+        rows.append(
+            (
+                ndc,
+                hcpcs,
+                r["hcpcs_dosage"],
+                r["pkg_size"],
+                r["pkg_qty"],
+                r["billunits"],
+                r["billunitspkg"],
+                amount,
+                unit,
+                kind["container"] if kind else "",
+                f"{day[:4]}-{day[4:6]}-{day[6:]}" if len(day) == 8 else "",
+                RELEASE_FROM,
+                RELEASE_TO,
+                r["labeler"],
+                r["drug_name"],
+                SOURCE + (f"; container: {kind['source']}" if kind else ""),
+            )
+        )
+    for row in sorted(set(rows)):
+        w.writerow(row)
+    missing = set(kinds) - {row[0] for row in rows}
+    if missing:
+        raise SystemExit(f"curated/ndc_containers.csv names NDCs the crosswalk lacks: {sorted(missing)}")
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="compare instead of writing")
+    ap.add_argument("--out", default=str(ROOT / "mappings"), help="the mappings/ folder")
+    args = ap.parse_args(argv)
+    text = build()
+    target = Path(args.out) / "ndc_hcpcs.csv"
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != text:
+            print(f"{target} is stale: run mappings/build/build_ndc_hcpcs.py", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
