@@ -7,6 +7,7 @@ holds the run-time choices a billing team makes. Loading and validating the file
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
@@ -82,6 +83,9 @@ MODIFIER_USES = ("waste-line", "nothing-discarded", "excluded-service")
 MODIFIER_LINES = ("administration", "drug", "waste")
 #: what a practitioner's qualification makes them for billing (mappings/qualifications.csv)
 QUALIFICATION_ROLES = {"eligible", "auxiliary"}
+#: what a qualification text makes someone (mappings/qualification_text.csv): as the codings, or
+#: ``other``: reviewed, and it names no role of its own (a PhD, an APRN whose role is not said)
+QUALIFICATION_TEXT_ROLES = {"eligible", "auxiliary", "other"}
 NDC_UNITS = {"UN", "ML", "GR", "F2"}
 #: what a row of mappings/ndc_units.csv is matched on, in the order they are tried
 NDC_UNIT_BASES = ("strength", "dose-form", "dose-unit")
@@ -258,6 +262,16 @@ def normal_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+_NOT_LETTER_OR_DIGIT = re.compile(r"[^0-9a-z]+")
+
+
+def credential_key(text: str) -> str:
+    """A credential as mappings/qualification_text.csv is matched on: its letters and digits, lower
+    case, with nothing between them ("M.D." and "md" are "md", "PA-C" is "pac", "CMA (AAMA)" is
+    "cmaaama", "Registered  Nurse" is "registerednurse")."""
+    return _NOT_LETTER_OR_DIGIT.sub("", text.casefold())
+
+
 @dataclass(frozen=True)
 class DoseForm:
     """A dose form (Medication.form coding, or the RxNorm dose form a product's name ends in)."""
@@ -388,6 +402,8 @@ class Rules:
         default_factory=dict
     )  # system -> ((prefix, role), ...), longest first
     participant_ranks: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: credential_key of a qualification text -> (role of QUALIFICATION_TEXT_ROLES, its meaning)
+    qualification_texts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     #: rule -> its groups; each group ((system, code_from, code_to), ...): the rule holds when every
     #: group has a diagnosis in one of its ranges (codes without dots, upper case)
     diagnosis_rules: Mapping[str, tuple[tuple[tuple[str, str, str], ...], ...]] = field(
