@@ -296,34 +296,18 @@ def _billing_provider(c: _Case) -> None:
 def _rendering(c: _Case) -> None:
     """The rendering provider of a 96372 (office or home: a facility stopped earlier, as the
     facility bills it): the performer when a physician or NPP gave it; else, incident-to, the
-    encounter's supervising practitioner, or the one configured for the clinic; else a gap."""
+    encounter's supervising practitioner, or the one configured for the clinic's Location or
+    Organization; else a gap. Its basis says which (:func:`.clinicians.rendering_provider`)."""
     c.rendering = None
     if c.outcome is not None:
         return
-    c.rendering, problem, note = rendering_provider(c)
-    if c.rendering is None:
-        c.gaps.add("missing-rendering-provider", problem)
-        c.known("rendering_provider", "unknown", problem or "no physician or NPP")
-    elif note is not None:
-        c.gaps.add("rendering-provider-by-role", note)
-        c.known("rendering_provider", "rule", "Encounter.participant type (participant_types.csv)")
-    elif c.rendering == c.performer:
-        c.known("rendering_provider", "record", "the performer's qualification")
-    elif c.encounter_refs is not None and c.rendering in _participant_keys(c):
-        c.known("rendering_provider", "record", "an Encounter.participant's qualification")
-    else:
-        c.known("rendering_provider", "practice", "[rendering_providers] for the clinic")
-
-
-def _participant_keys(c: _Case) -> set[str]:
-    """The ``Type/id`` keys of the encounter's participants that resolve."""
-    assert c.encounter_refs is not None
-    keys = set()
-    for reference in c.encounter_refs.participants:
-        key = _key_of(reference, c.ctx.get(reference, None, c.encounter))
-        if key is not None:
-            keys.add(key)
-    return keys
+    found = rendering_provider(c)
+    c.rendering = found.key
+    if found.key is None:
+        c.gaps.add("missing-rendering-provider", found.problem)
+    elif found.note is not None:
+        c.gaps.add("rendering-provider-by-role", found.note)
+    c.known("rendering_provider", found.kind, found.how or "no physician or NPP")
 
 
 def _container_basis(c: _Case) -> None:

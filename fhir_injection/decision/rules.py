@@ -490,8 +490,10 @@ class Config:
     timezone: str | None = None  # IANA name; None: an instant's date is its own offset's
     #: a Medicare self-administered drug: "hold" (gap, held) or "gy" (billed with GY for a denial)
     sad_policy: str = "hold"
-    #: Organization id (the billing clinic) -> Practitioner id of the clinic's supervising
-    #: physician or NPP: the rendering provider when the encounter names no eligible one
+    #: the billing clinic's Organization id (``clinic-1`` or ``Organization/clinic-1``) or one of
+    #: its Locations (``Location/suite-2``, an Encounter.location) -> Practitioner id of the
+    #: supervising physician or NPP there: the rendering provider when the encounter names no
+    #: eligible one (a Location's before the Organization's)
     rendering_providers: Mapping[str, str] = field(default_factory=dict)
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
