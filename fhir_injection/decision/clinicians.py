@@ -81,8 +81,8 @@ def text_credential(text: str, rules: Rules) -> Credential:
                 )
             else:
                 found.append(role)
-    role = "eligible" if "eligible" in found else ("auxiliary" if found else None)
-    return Credential(role, _shown(text) if role else None, tuple(unread))
+    best = "eligible" if "eligible" in found else ("auxiliary" if found else None)
+    return Credential(best, _shown(text) if best else None, tuple(unread))
 
 
 def _shown(text: str) -> str:
