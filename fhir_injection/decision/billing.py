@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..fhir.resources import shown_reference
 from .case import _Case, _Draft, _key_of, _ref_key, replace
-from .clinical import active_consent, body_site, diagnoses, em_codes
+from .clinical import active_consent, body_site, consent_missing, diagnoses, em_codes
 from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
@@ -89,8 +89,10 @@ def _diagnosis_consent_coverage(c: _Case) -> None:
             "record",
             "ICD-10-CM " + ", ".join(str(d.code) for d in c.diagnoses) + " (reasons, encounter)",
         )
-    if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:
-        c.gaps.add("missing-consent")
+    if c.patient_id:
+        consents = c.ctx.for_patient("Consent", c.patient_id)
+        if active_consent(consents, c.local) is None:
+            c.gaps.add("missing-consent", consent_missing(consents, c.local))
     if c.patient_id and c.coverage is None:
         c.gaps.add("missing-coverage")
 
