@@ -78,3 +78,11 @@ def test_the_message_says_which_consent_is_there_and_why_it_does_not_count(chang
     message = gap(d, "missing-consent").message
     assert message.startswith("No active, permitting Consent covers the administration: " + said + ". ")
     assert "Testperson" not in message and "MEMBER-SECRET" not in message  # resource ids only
+
+
+def test_consent_is_asked_only_of_a_96372():
+    # a vaccine is billed under its own administration code: it keeps only its own gaps
+    flu = admin(medicationCodeableConcept={"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]})
+    d = decide_one(flu, world(consent=False))
+    assert d.outcome == "not-96372" and "missing-consent" not in [g.code for g in d.gaps]
+    assert rules().gaps["missing-consent"].raised_for == "96372"
