@@ -195,10 +195,12 @@ def consent_missing(consents: list[Mapping], when) -> str:
         elif provision.get("type") == "deny":
             said.append(f"{ident} denies (provision.type deny)")
         else:
-            start, end = period(provision)
+            start, _end = period(provision)
             given = parse_time(consent.get("dateTime"))
             if given is not None and when is not None and not within(when, given, None):
-                said.append(f"{ident} was given ({consent.get('dateTime')}) after the administration")
+                said.append(
+                    f"{ident} was given ({consent.get('dateTime')}) after the administration"
+                )
             elif start is not None and when is not None and not within(when, start, None):
                 said.append(f"{ident} starts after the administration")
             else:
