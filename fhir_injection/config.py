@@ -27,8 +27,9 @@ def load_config(path: str | Path | None) -> Config:
         missing-site = "error"
         [distinct_modifier]
         medicare = "XS"
-        [rendering_providers]                             # clinic Organization id -> Practitioner id
-        clinic-1 = "dr-smith"                             # of its supervising physician or NPP
+        [rendering_providers]                             # clinic Organization id, or Location/<id>
+        clinic-1 = "dr-smith"                             # -> Practitioner id of its supervising
+        "Location/suite-2" = "dr-jones"                   # physician or NPP (a Location's first)
     """
     import tomllib
 
@@ -76,14 +77,15 @@ def load_config(path: str | Path | None) -> Config:
     if sad_policy not in SAD_POLICIES:
         raise ConfigError(f"config file {p}: sad_policy {sad_policy!r} is not one of hold, gy")
     rendering = data.get("rendering_providers", {})
-    if not isinstance(rendering, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v and "/" not in k
-        for k, v in rendering.items()
-    ):
+    if not isinstance(rendering, dict):
         raise ConfigError(
-            f"config file {p}: [rendering_providers] maps an Organization id to a Practitioner id "
-            '(clinic-1 = "dr-smith")'
+            f"config file {p}: [rendering_providers] maps an Organization or Location to a "
+            'Practitioner id (clinic-1 = "dr-smith", "Location/suite-2" = "dr-jones")'
         )
+    for key, value in rendering.items():
+        problem = _rendering_key_problem(key, value)
+        if problem:
+            raise ConfigError(f"config file {p}: [rendering_providers] key {key!r}: {problem}")
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
@@ -94,3 +96,21 @@ def load_config(path: str | Path | None) -> Config:
         sad_policy=sad_policy,
         rendering_providers=dict(rendering),
     )
+
+
+def _rendering_key_problem(key: str, value: object) -> str | None:
+    """What is wrong with one ``[rendering_providers]`` entry, or None: the key is an Organization
+    id (``clinic-1``, or ``Organization/clinic-1``) or a Location id (``Location/suite-2``, the
+    Encounter.location), the value a Practitioner id (``dr-smith`` or ``Practitioner/dr-smith``)."""
+    kind, _, rest = key.rpartition("/")
+    if not rest or kind not in ("", "Organization", "Location") or "/" in kind:
+        return (
+            "is not an Organization id (clinic-1, Organization/clinic-1) or a Location id "
+            "(Location/suite-2)"
+        )
+    if not isinstance(value, str) or not value:
+        return f'value {value!r} is not a Practitioner id ("dr-smith")'
+    who, _, ident = value.rpartition("/")
+    if not ident or who not in ("", "Practitioner"):
+        return f'value {value!r} is not a Practitioner id ("dr-smith" or "Practitioner/dr-smith")'
+    return None

@@ -77,7 +77,7 @@ def test_the_configured_supervising_physician_is_the_practice_s():
     resources = replace_resource(world(), "Encounter", participant=None)
     d = decide_one(admin(), resources, Config(rendering_providers={"clinic": "doctor"}))
     assert d.rendering == "Practitioner/doctor"
-    assert basis(d)["rendering_provider"] == ("practice", "[rendering_providers] for the clinic")
+    assert basis(d)["rendering_provider"] == ("practice", "[rendering_providers] for Organization/clinic")
 
 
 def test_no_one_to_render_is_unknown():

@@ -201,7 +201,7 @@ def test_task_lists_the_gaps_and_points_to_the_administration():
     assert t["encounter"] == {"reference": "Encounter/e-p1"}
     assert t["priority"] == "urgent"  # an error blocks billing
     listed = [i["type"]["coding"][0]["code"] for i in t["input"]]
-    assert sorted(listed) == sorted(["missing-dose", "missing-site", "missing-consent"])
+    assert sorted(listed) == sorted(["missing-dose", "missing-site"])  # consent is info: not a Task's
     assert all(i["type"]["coding"][0]["system"] == rules().gap_codesystem_url for i in t["input"])
     assert "missing-dose (error)" in t["description"]
     assert t["identifier"] == [{"system": "urn:fhir-injection:claim:task", "value": "ma1"}]

@@ -659,13 +659,14 @@ def test_missing_performer_is_a_warning(performer):
     assert d.performer is None
 
 
-def test_missing_consent_is_a_warning_by_default():
+def test_missing_consent_is_info_by_default():
+    # no payer requires written consent for 96372: organisational policy (gaps.codesystem.json)
     d = decide_one(admin(), world(consent=False))
-    assert gap(d, "missing-consent").severity == "warning"
+    assert gap(d, "missing-consent").severity == "info"
     assert d.outcome == "claim"
 
 
-@pytest.mark.parametrize("severity,outcome", [("info", "claim"), ("error", "held")])
+@pytest.mark.parametrize("severity,outcome", [("warning", "claim"), ("error", "held")])
 def test_missing_consent_severity_is_configurable(severity, outcome):
     d = decide_one(admin(), world(consent=False), Config(severity={"missing-consent": severity}))
     assert gap(d, "missing-consent").severity == severity

@@ -130,12 +130,19 @@ def test_the_us_core_practitioner_role_example_renders_by_its_nucc_specialty():
     # untyped, it still renders: the specialty, not the participant type, says who it is
     w = encounter_with(participant("PractitionerRole/PractitionerRole-1"), extra=[practitioner, practitioner_role])
     assert decide_one(admin(), w).rendering == "PractitionerRole/PractitionerRole-1"
-    # without its specialty, the licence type says nothing and the clinic's taxonomy is no person's
+    # without its specialty, the clinic's taxonomy is no person's, but the licence type's display
+    # 'Medical Doctor' is on the reviewed list of qualification texts (qualification_text.csv)
     del practitioner_role["specialty"]
     w = encounter_with(participant("PractitionerRole/PractitionerRole-1"), extra=[practitioner, practitioner_role])
     d = decide_one(admin(), w)
+    assert d.rendering == "PractitionerRole/PractitionerRole-1"
+    assert dict((f, (k, h)) for f, k, h in d.basis)["rendering_provider"][0] == "rule"
+    # and without that, nothing says who it is
+    practitioner["qualification"][0]["code"]["coding"][0]["display"] = "License"
+    d = decide_one(admin(), w)
     assert d.rendering is None
-    assert "'PractitionerRole/PractitionerRole-1' (no known qualification)" in gap(d, "missing-rendering-provider").message
+    assert ("'PractitionerRole/PractitionerRole-1' (no known qualification: qualification text 'License' is not on "
+            "the reviewed list") in gap(d, "missing-rendering-provider").message
 
 
 def test_the_ipa_example_role_code_doctor_renders():

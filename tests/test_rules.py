@@ -219,7 +219,7 @@ def test_gap_codesystem_is_a_valid_fhir_codesystem():
 
 def test_gap_severities_in_the_codesystem():
     gaps = load_rules().gaps
-    assert gaps["missing-consent"].severity == "warning"
+    assert gaps["missing-consent"].severity == "info"
     assert gaps["missing-site"].severity == "warning"
     assert gaps["missing-dose"].severity == "error"
     assert gaps["vaccine"].severity == "info"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..fhir.resources import shown_reference
 from .case import _Case, _Draft, _key_of, _ref_key, replace
-from .clinical import active_consent, body_site, diagnoses, em_codes
+from .clinical import active_consent, body_site, consent_missing, diagnoses, em_codes
 from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
@@ -89,8 +89,10 @@ def _diagnosis_consent_coverage(c: _Case) -> None:
             "record",
             "ICD-10-CM " + ", ".join(str(d.code) for d in c.diagnoses) + " (reasons, encounter)",
         )
-    if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:
-        c.gaps.add("missing-consent")
+    if c.patient_id:
+        consents = c.ctx.for_patient("Consent", c.patient_id)
+        if active_consent(consents, c.local) is None:
+            c.gaps.add("missing-consent", consent_missing(consents, c.local))
     if c.patient_id and c.coverage is None:
         c.gaps.add("missing-coverage")
 
@@ -311,34 +313,18 @@ def _billing_provider(c: _Case) -> None:
 def _rendering(c: _Case) -> None:
     """The rendering provider of a 96372 (office or home: a facility stopped earlier, as the
     facility bills it): the performer when a physician or NPP gave it; else, incident-to, the
-    encounter's supervising practitioner, or the one configured for the clinic; else a gap."""
+    encounter's supervising practitioner, or the one configured for the clinic's Location or
+    Organization; else a gap. Its basis says which (:func:`.clinicians.rendering_provider`)."""
     c.rendering = None
     if c.outcome is not None:
         return
-    c.rendering, problem, note = rendering_provider(c)
-    if c.rendering is None:
-        c.gaps.add("missing-rendering-provider", problem)
-        c.known("rendering_provider", "unknown", problem or "no physician or NPP")
-    elif note is not None:
-        c.gaps.add("rendering-provider-by-role", note)
-        c.known("rendering_provider", "rule", "Encounter.participant type (participant_types.csv)")
-    elif c.rendering == c.performer:
-        c.known("rendering_provider", "record", "the performer's qualification")
-    elif c.encounter_refs is not None and c.rendering in _participant_keys(c):
-        c.known("rendering_provider", "record", "an Encounter.participant's qualification")
-    else:
-        c.known("rendering_provider", "practice", "[rendering_providers] for the clinic")
-
-
-def _participant_keys(c: _Case) -> set[str]:
-    """The ``Type/id`` keys of the encounter's participants that resolve."""
-    assert c.encounter_refs is not None
-    keys = set()
-    for reference in c.encounter_refs.participants:
-        key = _key_of(reference, c.ctx.get(reference, None, c.encounter))
-        if key is not None:
-            keys.add(key)
-    return keys
+    found = rendering_provider(c)
+    c.rendering = found.key
+    if found.key is None:
+        c.gaps.add("missing-rendering-provider", found.problem)
+    elif found.note is not None:
+        c.gaps.add("rendering-provider-by-role", found.note)
+    c.known("rendering_provider", found.kind, found.how or "no physician or NPP")
 
 
 def _container_basis(c: _Case) -> None:

@@ -180,6 +180,35 @@ def active_consent(consents: list[Mapping], when) -> Mapping | None:
     return None
 
 
+def consent_missing(consents: list[Mapping], when) -> str:
+    """What the record has instead of an active, permitting Consent at ``when``: the patient's
+    Consents, by id, and why each does not count (patients are named by no more than resource ids)."""
+    if not consents:
+        return "The patient has no Consent resource"
+    said = []
+    for consent in consents[:5]:
+        ident = f"Consent/{consent.get('id')}"
+        provision = value if isinstance(value := consent.get("provision"), MAPPING) else {}
+        status = consent.get("status")
+        if status != "active":
+            said.append(f"{ident} has status {status or '(none)'}")
+        elif provision.get("type") == "deny":
+            said.append(f"{ident} denies (provision.type deny)")
+        else:
+            start, _end = period(provision)
+            given = parse_time(consent.get("dateTime"))
+            if given is not None and when is not None and not within(when, given, None):
+                said.append(
+                    f"{ident} was given ({consent.get('dateTime')}) after the administration"
+                )
+            elif start is not None and when is not None and not within(when, start, None):
+                said.append(f"{ident} starts after the administration")
+            else:
+                said.append(f"{ident} ends before the administration")
+    more = f" and {len(consents) - 5} more" if len(consents) > 5 else ""
+    return "No active, permitting Consent covers the administration: " + "; ".join(said) + more
+
+
 def active_coverage(coverages: list[Mapping], when) -> Mapping | None:
     """The active Coverage in force at ``when`` that comes first (Coverage.order, then id)."""
     usable = []

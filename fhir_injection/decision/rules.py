@@ -83,6 +83,9 @@ MODIFIER_USES = ("waste-line", "nothing-discarded", "excluded-service")
 MODIFIER_LINES = ("administration", "drug", "waste")
 #: what a practitioner's qualification makes them for billing (mappings/qualifications.csv)
 QUALIFICATION_ROLES = {"eligible", "auxiliary"}
+#: what a qualification text makes someone (mappings/qualification_text.csv): as the codings, or
+#: ``other``: reviewed, and it names no role of its own (a PhD, an APRN whose role is not said)
+QUALIFICATION_TEXT_ROLES = {"eligible", "auxiliary", "other"}
 NDC_UNITS = {"UN", "ML", "GR", "F2"}
 #: what a row of mappings/ndc_units.csv is matched on, in the order they are tried
 NDC_UNIT_BASES = ("strength", "dose-form", "dose-unit")
@@ -286,6 +289,16 @@ def normal_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+_NOT_LETTER_OR_DIGIT = re.compile(r"[^0-9a-z]+")
+
+
+def credential_key(text: str) -> str:
+    """A credential as mappings/qualification_text.csv is matched on: its letters and digits, lower
+    case, with nothing between them ("M.D." and "md" are "md", "PA-C" is "pac", "CMA (AAMA)" is
+    "cmaaama", "Registered  Nurse" is "registerednurse")."""
+    return _NOT_LETTER_OR_DIGIT.sub("", text.casefold())
+
+
 @dataclass(frozen=True)
 class DoseForm:
     """A dose form (Medication.form coding, or the RxNorm dose form a product's name ends in)."""
@@ -416,6 +429,8 @@ class Rules:
         default_factory=dict
     )  # system -> ((prefix, role), ...), longest first
     participant_ranks: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: credential_key of a qualification text -> (role of QUALIFICATION_TEXT_ROLES, its meaning)
+    qualification_texts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     #: rule -> its groups; each group ((system, code_from, code_to), ...): the rule holds when every
     #: group has a diagnosis in one of its ranges (codes without dots, upper case)
     diagnosis_rules: Mapping[str, tuple[tuple[tuple[str, str, str], ...], ...]] = field(
@@ -507,8 +522,10 @@ class Config:
     timezone: str | None = None  # IANA name; None: an instant's date is its own offset's
     #: a Medicare self-administered drug: "hold" (gap, held) or "gy" (billed with GY for a denial)
     sad_policy: str = "hold"
-    #: Organization id (the billing clinic) -> Practitioner id of the clinic's supervising
-    #: physician or NPP: the rendering provider when the encounter names no eligible one
+    #: the billing clinic's Organization id (``clinic-1`` or ``Organization/clinic-1``) or one of
+    #: its Locations (``Location/suite-2``, an Encounter.location) -> Practitioner id of the
+    #: supervising physician or NPP there: the rendering provider when the encounter names no
+    #: eligible one (a Location's before the Organization's)
     rendering_providers: Mapping[str, str] = field(default_factory=dict)
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 

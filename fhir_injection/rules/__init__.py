@@ -19,7 +19,7 @@ from types import MappingProxyType
 from ..bundled import mappings_dir
 from ..decision.rules import IV_ROUTES, SC_IM, Rules
 from ..errors import MappingError
-from .clinicians import _participant_types, _qualifications
+from .clinicians import _participant_types, _qualification_texts, _qualifications
 from .crosswalk import _ndc_hcpcs
 from .diagnoses import _diagnosis_groups, _ndc_units
 from .drugs import (
@@ -105,6 +105,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     ndc_hcpcs = _ndc_hcpcs(d, drugs)
     qualifications, qualification_prefixes = _qualifications(d)
     participant_ranks = _participant_types(d)
+    qualification_texts = _qualification_texts(d)
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
     ndc_units = _ndc_units(d)
     modifiers = _modifiers(d)
@@ -163,6 +164,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         qualifications=freeze(qualifications),
         qualification_prefixes=freeze(qualification_prefixes),
         participant_ranks=freeze(participant_ranks),
+        qualification_texts=freeze(qualification_texts),
         diagnosis_rules=freeze(diagnosis_rules),
         drug_by_diagnosis=freeze(drug_by_diagnosis),
         ndc_units=freeze(ndc_units),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import QUALIFICATION_ROLES
+from ..decision.rules import QUALIFICATION_ROLES, QUALIFICATION_TEXT_ROLES, credential_key
 from .table import _Table
 
 
@@ -30,6 +30,25 @@ def _qualifications(
         system: tuple(sorted(items, key=lambda p: -len(p[0]))) for system, items in prefixes.items()
     }
     return exact, longest
+
+
+def _qualification_texts(d: Path) -> dict[str, tuple[str, str]]:
+    """qualification_text.csv: the reviewed qualification texts (Practitioner.qualification.code.text,
+    a coding's display) -> (eligible, auxiliary or other, what the text means). Matched on
+    :func:`~fhir_injection.decision.rules.credential_key` (letters and digits, case aside), so two
+    rows that differ only in punctuation or case are one row twice: refused."""
+    t = _Table(d, "qualification_text.csv", ("text", "role", "meaning", "source"))
+    texts: dict[str, tuple[str, str]] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        text = t.require(n, r, "text")
+        key = credential_key(text)
+        if not key:
+            raise t.error(n, f"column 'text' is '{text}', which has no letter or digit")
+        t.unique(seen, key, n)
+        role = t.choice(n, r, "role", QUALIFICATION_TEXT_ROLES)
+        texts[key] = (role, t.require(n, r, "meaning"))
+    return texts
 
 
 def _participant_types(d: Path) -> dict[tuple[str, str], int]:
