@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from ..fhir.resources import shown_reference
 from .case import _Case, _Draft, _key_of, _ref_key, replace
-from .clinical import active_consent, body_site, diagnoses, em_codes
+from .clinical import (
+    active_consent,
+    body_site,
+    code_first_order,
+    diagnosis_groups_of,
+    em_codes,
+    read_diagnoses,
+)
 from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
@@ -76,16 +83,54 @@ def _performer(c: _Case) -> None:
 
 
 def _diagnosis_consent_coverage(c: _Case) -> None:
-    c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
+    found = read_diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx, c.rules)
+    c.diagnoses, c.coded_diagnoses = found.codes, found.coded
     if c.lead_diagnoses:  # the injury a Part B tetanus vaccine was given for comes first
         lead = c.lead_diagnoses
         c.diagnoses = list(lead) + [d for d in c.diagnoses if d not in lead]
+    c.diagnoses = code_first_order(c.diagnoses, c.rules)  # D63.1 after the CKD stage
     if not c.diagnoses:
-        c.gaps.add("missing-diagnosis", _unresolved_conditions(c))
+        if found.unmapped:
+            c.gaps.add("diagnosis-not-icd10", _snomed_only(c, found.unmapped, found.other))
+        else:
+            c.gaps.add("missing-diagnosis", _what_is_there(c, found.other))
+    else:
+        own = [(coding, True) for coding, is_own in found.unmapped if is_own]
+        if own:  # the administration's own reason cannot be put on the claim
+            c.gaps.add("diagnosis-not-icd10", _snomed_only(c, own, []))
     if c.patient_id and active_consent(c.ctx.for_patient("Consent", c.patient_id), c.local) is None:
         c.gaps.add("missing-consent")
     if c.patient_id and c.coverage is None:
         c.gaps.add("missing-coverage")
+
+
+def _snomed_only(c: _Case, unmapped: list, other: list[str]) -> str:
+    """Which diagnoses are in SNOMED CT only, and the diagnosis group each falls in (codes and
+    displays of a code system: no patient's data)."""
+    shown = []
+    for coding, own in unmapped[:4]:
+        groups = diagnosis_groups_of(coding, c.rules)
+        group = f"diagnosis group {', '.join(groups)}" if groups else "in no diagnosis group"
+        where = "the administration's reason" if own else "the encounter's"
+        shown.append(
+            f"SNOMED CT {coding.code} '{coding.display or 'no display'}' ({where}; {group})"
+        )
+    more = f" and {len(unmapped) - 4} more" if len(unmapped) > 4 else ""
+    rest = f"; {'; '.join(other[:3])}" if other else ""
+    return f"Only in SNOMED CT, with no ICD-10-CM code: {'; '.join(shown)}{more}{rest}"
+
+
+def _what_is_there(c: _Case, other: list[str]) -> str:
+    """What the record holds where a diagnosis should be, for missing-diagnosis: references that do
+    not resolve, diagnoses coded in no system a claim can use, or nothing at all."""
+    found = [r for r in [_unresolved_conditions(c)] if r] + other[:3]
+    if found:
+        return "; ".join(found)
+    return "The administration names no reason (reasonCode, reasonReference)" + (
+        " and its encounter no diagnosis or reason"
+        if c.encounter is not None
+        else " and no encounter is linked"
+    )
 
 
 def _unresolved_conditions(c: _Case) -> str | None:
@@ -348,6 +393,7 @@ def _decision(c: _Case) -> _Draft:
         units=c.units,
         package=c.med.package if c.outcome is None else None,
         medication_text=c.med.text,
+        lab=c.lab if c.outcome is None else None,
     )
     dup_key = None
     if c.outcome is None and c.patient_id and effective:
