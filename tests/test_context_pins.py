@@ -59,7 +59,7 @@ def test_the_patient_of_a_coverage(beneficiary, patient):
 
 
 def test_only_patient_scoped_types_have_a_patient():
-    assert patient_id_of({"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}) is None
+    assert patient_id_of({"resourceType": "DiagnosticReport", "subject": {"reference": "Patient/p1"}}) is None
     assert patient_id_of({"subject": {"reference": "Patient/p1"}}) is None
 
 

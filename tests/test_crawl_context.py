@@ -122,7 +122,7 @@ def test_auto_takes_cohort_and_context_from_the_group_export_and_crawls_the_admi
     assert any("export in progress (building 50%)" in line for line in lines)
     # the next export is incremental from this one's transactionTime; the folder is gone
     job = state(tmp_path)["exports"]["Group/g1/$export?_type=" + ",".join(
-        sorted(set(CONTEXT) | {"ChargeItem", "PractitionerRole"}))]
+        sorted(set(CONTEXT) | {"ChargeItem", "Observation", "PractitionerRole"}))]
     assert job == {"since": T1}
     assert not (tmp_path / "state.json.context").exists()
 

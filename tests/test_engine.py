@@ -746,6 +746,15 @@ GAP_CASES = {
     "vaccine-part-d": lambda: ([admin(medicationCodeableConcept=med(CVX, "115"))], world()),
     "ambiguous-drug-code": lambda: ([admin(medicationCodeableConcept={"coding": [
         {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6902"}]})], world()),
+    # session 6: a diagnosis only in SNOMED CT (no snomed_icd10.csv row); a Medicare ESA (CMS CR 5699)
+    "diagnosis-not-icd10": lambda: ([admin(reasonCode=[{"coding": [{"system": SNOMED, "code": "271737000"}]}])],
+                                    replace_resource(world(), "Encounter", diagnosis=None)),
+    "missing-esa-lab": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "205923"),
+                                       dosage=dosage(dose=dose(4000, "[iU]")))], world()),
+    "esa-esrd-bundle": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "205923"),
+                                       dosage=dosage(dose=dose(4000, "[iU]")),
+                                       reasonCode=[{"coding": [{"system": ICD10, "code": "N18.6"}]},
+                                                   {"coding": [{"system": ICD10, "code": "Z99.2"}]}])], world()),
 }
 
 

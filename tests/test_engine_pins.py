@@ -189,7 +189,6 @@ def test_each_gap_tells_the_coder_what_was_found(case):
 
 
 @pytest.mark.parametrize("a,w,code", [
-    (admin(), replace_resource(world(), "Encounter", diagnosis=None), "missing-diagnosis"),
     (admin(), world(coverage=False), "missing-coverage"),
     (admin(effectiveDateTime="2026-10-05T12:00:00-05:00"), world(), "time-outside-encounter"),
 ])

@@ -28,9 +28,16 @@ EPOGEN_MDV = med(NDC, "55513028310", "Epogen 10,000 Units/mL 2 mL multiple-dose 
 J0885 = med("http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "J0885")
 
 
+#: the latest hemoglobin, which a Medicare ESA claim carries (CMS CR 5699; tests/test_esa.py)
+HEMOGLOBIN = {"resourceType": "Observation", "id": "hgb", "status": "final",
+              "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+              "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01",
+              "valueQuantity": {"value": 9.8, "unit": "g/dL"}}
+
+
 def _given(medication, units, payer="medicare"):
     return decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(units, "[iU]"))),
-                      world(payer=payer))
+                      world(payer=payer) + [HEMOGLOBIN])
 
 
 def test_j0885_and_the_products_of_both_kinds_are_varies_in_the_curated_input_and_the_table():
@@ -49,19 +56,19 @@ def test_a_single_dose_vial_with_waste_gets_a_jw_line():
     d = _given(EPOGEN_4000_SDV, 3000)
     assert d.outcome == "claim", gap_codes(d)
     drug, waste = line(d, "drug"), line(d, "waste")
-    assert (drug.code, drug.quantity, drug.modifiers) == ("J0885", 3, ())
+    assert (drug.code, drug.quantity, drug.modifiers) == ("J0885", 3, ("EC",))  # EC: CR 5699
     assert (waste.code, waste.quantity, waste.modifiers) == ("J0885", 1, ("JW",))
 
 
 def test_the_whole_single_dose_vial_gets_jz():
     d = _given(EPOGEN_4000_SDV, 4000)
-    assert (line(d, "drug").quantity, line(d, "drug").modifiers, line(d, "waste")) == (4, ("JZ",), None)
+    assert (line(d, "drug").quantity, line(d, "drug").modifiers, line(d, "waste")) == (4, ("JZ", "EC"), None)
 
 
 def test_a_multiple_dose_vial_gets_neither_jw_nor_jz():
     d = _given(EPOGEN_MDV, 8000)
     assert d.outcome == "claim", gap_codes(d)
-    assert (line(d, "drug").code, line(d, "drug").quantity, line(d, "drug").modifiers) == ("J0885", 8, ())
+    assert (line(d, "drug").code, line(d, "drug").quantity, line(d, "drug").modifiers) == ("J0885", 8, ("EC",))
     assert line(d, "waste") is None and d.package.container == "multi-dose"
 
 
@@ -153,7 +160,7 @@ def _demo_case(text: str) -> dict:
 def test_the_demo_clinic_has_the_three_epoetin_container_cases():
     mdv = _demo_case("epoetin 8,000 Units from a 10,000 Units/mL 2 mL multiple-dose vial")
     assert (mdv["outcome"], mdv["hcpcs"], mdv["units"], mdv["modifiers"]["drug"], mdv["jw_units"]) == (
-        "claim", "J0885", 8, [], None)
+        "claim", "J0885", 8, ["EC"], None)
     sdv = _demo_case("JW: epoetin 3,000 Units from a 4,000 Units single-dose vial")
     assert (sdv["outcome"], sdv["units"], sdv["jw_units"]) == ("claim", 3, 1)
     unknown = _demo_case("epoetin for Medicare, container not known")

@@ -118,8 +118,8 @@ def test_manifest_and_parameters_are_listed_not_errors(full):
 def test_the_unread_type_is_skipped_unopened_and_read_files_are_counted(full):
     _, report, _, _ = full
     files = listed(report)
-    assert files["Observation.ndjson"] == {
-        "file": "Observation.ndjson", "role": "skipped", "type": "Observation",
+    assert files["DiagnosticReport.ndjson"] == {
+        "file": "DiagnosticReport.ndjson", "role": "skipped", "type": "DiagnosticReport",
         "reason": "a resource type this adapter never reads; not opened"}
     assert files[f"{MA}.ndjson"] == {"file": f"{MA}.ndjson", "role": "records", "type": MA,
                                      "records": 1, "errors": 0}
@@ -145,17 +145,17 @@ def test_the_deleted_administration_is_a_void_naming_its_deletion(full):
 def test_a_file_of_a_type_never_read_is_not_opened(tmp_path):
     """Not gzip at all: reading it would be an error; it is decided by its name and never opened."""
     write_world(tmp_path, [admin()])
-    (tmp_path / "Observation.ndjson.gz").write_bytes(b"not gzip at all")
+    (tmp_path / "DiagnosticReport.ndjson.gz").write_bytes(b"not gzip at all")
     (tmp_path / "ExplanationOfBenefit.003.ndjson").write_text("{truncated\n")
     records, problems, export = read_folder(tmp_path)
     assert problems == []
-    assert {f["file"]: f["role"] for f in export.files}["Observation.ndjson.gz"] == "skipped"
+    assert {f["file"]: f["role"] for f in export.files}["DiagnosticReport.ndjson.gz"] == "skipped"
     assert {f["file"]: f.get("type") for f in export.files}["ExplanationOfBenefit.003.ndjson"] == "ExplanationOfBenefit"
     assert f"{MA}/ma1" in {f"{r['resourceType']}/{r['id']}" for r, *_ in records}
 
 
 def test_a_name_that_names_no_type_is_still_read_line_by_line(tmp_path):
-    (tmp_path / "export.ndjson").write_text(ndjson([admin(), world()[0], {"resourceType": "Observation", "id": "o"}]))
+    (tmp_path / "export.ndjson").write_text(ndjson([admin(), world()[0], {"resourceType": "DiagnosticReport", "id": "o"}]))
     records, problems, export = read_folder(tmp_path)
     assert problems == []
     assert sorted(r["resourceType"] for r, *_ in records) == [MA, "Patient"]
@@ -288,14 +288,14 @@ def test_a_deleted_file_line_that_is_no_bundle_is_reported(tmp_path):
 def test_deletions_of_a_type_never_read_are_not_opened(tmp_path):
     """SMART Fetch writes deleted/Bundle.<Type>.ndjson.gz per type: the name decides."""
     (tmp_path / "deleted").mkdir()
-    (tmp_path / "deleted" / "Bundle.Observation.ndjson.gz").write_bytes(b"not gzip")
+    (tmp_path / "deleted" / "Bundle.DiagnosticReport.ndjson.gz").write_bytes(b"not gzip")
     with gzip.open(tmp_path / "deleted" / f"Bundle.{MA}.ndjson.gz", "wt") as fh:
         fh.write(ndjson([deleted_bundle(f"{MA}/x")]))
     _, problems, export = read_folder(tmp_path)
     assert problems == []
     assert list(export.deletions) == [(MA, "x")]
     roles = {f["file"]: (f["role"], f.get("type")) for f in export.files}
-    assert roles == {"deleted/Bundle.Observation.ndjson.gz": ("skipped", "Observation"),
+    assert roles == {"deleted/Bundle.DiagnosticReport.ndjson.gz": ("skipped", "DiagnosticReport"),
                      f"deleted/Bundle.{MA}.ndjson.gz": ("deleted", None)}
 
 
@@ -304,7 +304,7 @@ def test_deletions_of_a_type_never_read_are_not_opened(tmp_path):
 
 def test_only_errors_of_an_error_file_are_reported_and_long_text_is_cut(tmp_path):
     (tmp_path / "error").mkdir()
-    long_text = "Export of Observation failed: " + "x" * 500
+    long_text = "Export of DiagnosticReport failed: " + "x" * 500
     outcomes = [
         {"resourceType": "OperationOutcome", "issue": [
             {"severity": "information", "code": "informational", "diagnostics": "done"},
@@ -351,22 +351,22 @@ def test_the_manifest_gives_the_type_of_files_named_by_the_server(tmp_path):
     write_world(tmp_path)
     (tmp_path / "f8a1c2").write_text(ndjson([admin()]))
     (tmp_path / "e77b0d").write_text("{not even json\n")  # error file, listed as such
-    (tmp_path / "obs-1").write_bytes(b"\0never opened")
+    (tmp_path / "dr-1").write_bytes(b"\0never opened")
     (tmp_path / "manifest.json").write_text(json.dumps(manifest(
-        [(MA, "f8a1c2"), ("Observation", "obs-1")], error=[("OperationOutcome", "e77b0d")])))
+        [(MA, "f8a1c2"), ("DiagnosticReport", "dr-1")], error=[("OperationOutcome", "e77b0d")])))
     records, problems, export = read_folder(tmp_path)
     assert [(p.record, p.field) for p in problems] == [("e77b0d:1", None)]
     assert f"{MA}/ma1" in {f"{r['resourceType']}/{r['id']}" for r, *_ in records}
     roles = {f["file"]: (f["role"], f.get("type")) for f in export.files}
     assert roles["f8a1c2"] == ("records", MA)
-    assert roles["obs-1"] == ("skipped", "Observation")
+    assert roles["dr-1"] == ("skipped", "DiagnosticReport")
     assert roles["e77b0d"] == ("error", None)
 
 
 def test_a_manifest_listing_more_files_than_the_folder_holds_is_reported(tmp_path):
     write_world(tmp_path, [admin()])
     (tmp_path / "manifest.json").write_text(json.dumps(manifest(
-        [(MA, f"{MA}.ndjson"), (MA, f"{MA}.2.ndjson"), ("Observation", "Observation.ndjson")],
+        [(MA, f"{MA}.ndjson"), (MA, f"{MA}.2.ndjson"), ("DiagnosticReport", "DiagnosticReport.ndjson")],
         deleted=[("Bundle", "Bundle.ndjson")])))
     _, problems, _ = read_folder(tmp_path)
     assert [(p.record, p.field) for p in problems] == [("manifest.json", "output"), ("manifest.json", "deleted")]

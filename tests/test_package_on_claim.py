@@ -33,9 +33,16 @@ CEFTRIAXONE_NDC = {"coding": [{"system": NDC, "code": "00143985725", "display": 
 EPOGEN_MDV = med(NDC, "55513028310", "Epogen 10,000 Units/mL 2 mL multiple-dose vial")
 
 
+#: the latest hemoglobin, which a Medicare ESA claim carries (CMS CR 5699; tests/test_esa.py)
+HEMOGLOBIN = {"resourceType": "Observation", "id": "hgb", "status": "final",
+              "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+              "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01",
+              "valueQuantity": {"value": 9.8, "unit": "g/dL"}}
+
+
 def _claim(medication, amount, unit, payer="medicare"):
     d = decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))),
-                   world(payer=payer))
+                   world(payer=payer) + [HEMOGLOBIN])
     claim = build_claim(d, Config(), CREATED)
     validate_claim(claim)  # fhir.resources R4B: the extension is a valid Claim extension
     return d, claim
@@ -82,7 +89,9 @@ def test_nothing_discarded_jz_says_zero_units_discarded():
 def test_a_multiple_dose_vial_has_its_kind_and_no_discarded_units():
     d, claim = _claim(EPOGEN_MDV, 8000, "[iU]")
     assert d.outcome == "claim", gap_codes(d)
-    assert [i.get("modifier") for i in claim["item"]] == [None, None]
+    # no JW/JZ; EC, a Medicare ESA for an anemia not from chemotherapy or radiotherapy (CMS CR 5699)
+    assert [i.get("modifier") for i in claim["item"]] == [None, [{"coding": [
+        {"system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "code": "EC"}]}]]
     detail = claim["item"][1]["detail"][0]
     assert detail["quantity"] == {"value": 0.8, "unit": "ML"}  # 8,000 Units at 10,000 Units/mL
     parts = _parts(detail["extension"])

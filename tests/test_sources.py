@@ -57,7 +57,7 @@ def test_files_are_read_in_name_order(tmp_path):
 
 
 def test_unused_types_are_dropped(tmp_path):
-    (tmp_path / "Observation.ndjson").write_text(ndjson([{"resourceType": "Observation", "id": "o1"}]))
+    (tmp_path / "DiagnosticReport.ndjson").write_text(ndjson([{"resourceType": "DiagnosticReport", "id": "o1"}]))
     resources, problems = read(tmp_path)
     assert resources == [] and problems == []
 

@@ -202,4 +202,4 @@ def test_the_rules_listing_names_the_vaccines_part_b_covers_by_diagnosis(capsys)
     assert main(["rules"]) == 0
     out = capsys.readouterr().out
     assert "; Medicare Part B by diagnosis (injury): 09, 113, 115\n" in out
-    assert "codes chosen by diagnosis: 4 (cancer, esrd-dialysis);" in out  # injury chooses no drug code
+    assert "codes chosen by diagnosis: 8 (cancer, esrd-dialysis);" in out  # injury chooses no drug code

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from ..fhir.resources import shown_reference
 from .case import _Case, _Draft, _key_of, _ref_key, replace
-from .clinical import active_consent, body_site, consent_missing, diagnoses, em_codes
+from .clinical import (
+    active_consent,
+    body_site,
+    code_first_order,
+    consent_missing,
+    diagnosis_groups_of,
+    em_codes,
+    read_diagnoses,
+)
 from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
-from .rules import SYSTEM_CPT, SYSTEM_HCPCS, Drug, Modifier
+from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier
 from .units import DoseError
 
 
@@ -76,25 +84,63 @@ def _performer(c: _Case) -> None:
 
 
 def _diagnosis_consent_coverage(c: _Case) -> None:
-    c.diagnoses = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
+    found = read_diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx, c.rules)
+    c.diagnoses, c.coded_diagnoses = found.codes, found.coded
     if c.lead_diagnoses:  # the injury a Part B tetanus vaccine was given for comes first
         lead = c.lead_diagnoses
         c.diagnoses = list(lead) + [d for d in c.diagnoses if d not in lead]
+    c.diagnoses = code_first_order(c.diagnoses, c.rules)  # D63.1 after the CKD stage
     if not c.diagnoses:
-        c.gaps.add("missing-diagnosis", _unresolved_conditions(c))
+        if found.unmapped:
+            c.gaps.add("diagnosis-not-icd10", _snomed_only(c, found.unmapped, found.other))
+        else:
+            c.gaps.add("missing-diagnosis", _what_is_there(c, found.other))
         c.known("diagnosis", "unknown", "no ICD-10-CM diagnosis on the administration or encounter")
     else:
-        c.known(
-            "diagnosis",
-            "record",
-            "ICD-10-CM " + ", ".join(str(d.code) for d in c.diagnoses) + " (reasons, encounter)",
-        )
+        own = [(coding, True) for coding, is_own in found.unmapped if is_own]
+        if own:  # the administration's own reason cannot be put on the claim
+            c.gaps.add("diagnosis-not-icd10", _snomed_only(c, own, []))
+        shown = ", ".join(str(d.code) for d in c.diagnoses)
+        written = {d.code for d in found.coded if d.system == SYSTEM_ICD10CM}
+        if all(d.code in written for d in c.diagnoses):
+            c.known("diagnosis", "record", f"ICD-10-CM {shown} (reasons, encounter)")
+        else:
+            c.known("diagnosis", "rule", f"ICD-10-CM {shown}, from SNOMED CT (snomed_icd10.csv)")
     if c.patient_id:
         consents = c.ctx.for_patient("Consent", c.patient_id)
         if active_consent(consents, c.local) is None:
             c.gaps.add("missing-consent", consent_missing(consents, c.local))
     if c.patient_id and c.coverage is None:
         c.gaps.add("missing-coverage")
+
+
+def _snomed_only(c: _Case, unmapped: list, other: list[str]) -> str:
+    """Which diagnoses are in SNOMED CT only, and the diagnosis group each falls in (codes and
+    displays of a code system: no patient's data)."""
+    shown = []
+    for coding, own in unmapped[:4]:
+        groups = diagnosis_groups_of(coding, c.rules)
+        group = f"diagnosis group {', '.join(groups)}" if groups else "in no diagnosis group"
+        where = "the administration's reason" if own else "the encounter's"
+        shown.append(
+            f"SNOMED CT {coding.code} '{coding.display or 'no display'}' ({where}; {group})"
+        )
+    more = f" and {len(unmapped) - 4} more" if len(unmapped) > 4 else ""
+    rest = f"; {'; '.join(other[:3])}" if other else ""
+    return f"Only in SNOMED CT, with no ICD-10-CM code: {'; '.join(shown)}{more}{rest}"
+
+
+def _what_is_there(c: _Case, other: list[str]) -> str:
+    """What the record holds where a diagnosis should be, for missing-diagnosis: references that do
+    not resolve, diagnoses coded in no system a claim can use, or nothing at all."""
+    found = [r for r in [_unresolved_conditions(c)] if r] + other[:3]
+    if found:
+        return "; ".join(found)
+    return "The administration names no reason (reasonCode, reasonReference)" + (
+        " and its encounter no diagnosis or reason"
+        if c.encounter is not None
+        else " and no encounter is linked"
+    )
 
 
 def _unresolved_conditions(c: _Case) -> str | None:
@@ -394,6 +440,7 @@ def _decision(c: _Case) -> _Draft:
         package=c.med.package if c.outcome is None else None,
         medication_text=c.med.text,
         basis=tuple((fact, kind, how) for fact, (kind, how) in c.basis.items()),
+        lab=c.lab if c.outcome is None else None,
     )
     dup_key = None
     if c.outcome is None and c.patient_id and effective:

@@ -21,7 +21,7 @@ from .elements import parse_time
 from .infusion import IvService
 from .localtime import effective_of
 from .medication import Medication
-from .model import MAPPING, Coding, Decision, Gap, Line
+from .model import MAPPING, Coding, Decision, EsaReading, Gap, Line
 from .rules import Config, DoseFormCategory, Drug, PayerRule, Rules
 
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
@@ -146,6 +146,8 @@ class _Case:
         "rendering",
         "diagnoses",
         "lead_diagnoses",
+        "coded_diagnoses",
+        "lab",
         "waste",
         "discarded",
         "sad_gy",
@@ -198,6 +200,9 @@ class _Case:
     rendering: str | None  # the rendering provider (incident-to: the supervising practitioner)
     diagnoses: list[Coding]
     lead_diagnoses: tuple[Coding, ...]  # pointed to first: a Part B tetanus vaccine's injury
+    #: every diagnosis coding read (ICD-10-CM, SNOMED CT, mapped): what diagnosis rules test
+    coded_diagnoses: list[Coding]
+    lab: EsaReading | None  # the hemoglobin or hematocrit a Medicare ESA claim carries
     waste: int  # billing units discarded from a single-dose container (the JW line)
     #: the billing units discarded as JW/JZ worked them out (0: nothing, JZ); None: not worked out
     discarded: int | None
@@ -212,6 +217,8 @@ class _Case:
         self.gaps = _Gaps(rules, config)
         self.lead_diagnoses = ()
         self.basis = {}
+        self.coded_diagnoses = []
+        self.lab = None
         self.key = f"MedicationAdministration/{admin.get('id')}"
         meta = admin.get(
             "meta"

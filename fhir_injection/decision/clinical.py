@@ -7,9 +7,10 @@ returns plain values; the engine turns them into gaps and lines.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, tzinfo
 
-from ..fhir.resources import ref_key, split_reference
+from ..fhir.resources import ref_key, shown_reference, split_reference
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import (
     as_date,
@@ -23,7 +24,16 @@ from .elements import (
 )
 from .localtime import local
 from .model import MAPPING, Coding
-from .rules import SYSTEM_CPT, SYSTEM_ICD10CM, NameRule, PayerCode, Rules, Setting, normal_text
+from .rules import (
+    SYSTEM_CPT,
+    SYSTEM_ICD10CM,
+    SYSTEM_SNOMED,
+    NameRule,
+    PayerCode,
+    Rules,
+    Setting,
+    normal_text,
+)
 
 
 def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None, bool]:
@@ -87,59 +97,141 @@ def body_site(dosage: Mapping, rules: Rules) -> tuple[tuple[Coding, ...], str | 
     return tuple(out), text, None
 
 
-def _icd10(concepts: Iterable) -> list[Coding]:
-    out = []
-    for concept in concepts:
-        for c in codings(concept):
-            if c.get("system") == SYSTEM_ICD10CM and isinstance(c.get("code"), str) and c["code"]:
-                out.append(Coding(SYSTEM_ICD10CM, c["code"], c.get("display")))
-    return out
+@dataclass
+class Diagnoses:
+    """What the record says the administration was given for, read from the administration's
+    reasons (reasonCode, reasonReference) first, then the encounter's diagnoses by rank and its
+    reasons.
+
+    ``codes``: the ICD-10-CM codes for the Claim, as written or billed from a SNOMED CT code by
+    mappings/snomed_icd10.csv, in that order, each once. ``coded``: every coding read (ICD-10-CM,
+    SNOMED CT) and the mapped codes: what a diagnosis rule (diagnosis_groups.csv) is tested on.
+    ``unmapped``: the SNOMED CT codings of diagnoses with no ICD-10-CM code and no table row, with
+    whether the administration itself names them. ``other``: what the rest is (text only, or coded
+    in a system the claim cannot use), for a message."""
+
+    codes: list[Coding] = field(default_factory=list)
+    coded: list[Coding] = field(default_factory=list)
+    unmapped: list[tuple[Coding, bool]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
 
 
-def _conditions_icd10(
-    references: Iterable, ctx: Context, container: Mapping | None = None
-) -> list[Coding]:
-    """ICD-10-CM codes of the Conditions that ``references`` (written in ``container``) point to."""
-    found = []
-    for reference in references:
-        cond = ctx.get(reference, "Condition", container)
-        if cond:
-            found.extend(_icd10([cond.get("code")]))
-    return found
-
-
-def diagnoses(
+def read_diagnoses(
     admin: Mapping,
     refs: AdministrationPointers,
     encounter: Mapping | None,
     encounter_refs: EncounterPointers | None,
     ctx: Context,
-) -> list[Coding]:
-    """ICD-10-CM codes for the Claim (up to 12; each line points to the first four): the
-    administration's own reasons (reasonCode, reasonReference) first, then the encounter's
-    diagnoses by rank and its reasons."""
-    codes = _icd10(as_list(admin.get("reasonCode"))) + _conditions_icd10(refs.reasons, ctx, admin)
+    rules: Rules,
+) -> Diagnoses:
+    """The administration's diagnoses (:class:`Diagnoses`)."""
+    concepts: list[tuple[object, bool, str]] = [
+        (concept, True, "MedicationAdministration.reasonCode")
+        for concept in as_list(admin.get("reasonCode"))
+    ]
+    concepts += _condition_codes(refs.reasons, ctx, admin, True, "reasonReference")
     if encounter:
         assert (
             encounter_refs is not None
         )  # the engine makes them whenever it has found the encounter
-        codes += _conditions_icd10(encounter_refs.diagnoses, ctx, encounter)
-        codes += _icd10(as_list(encounter.get("reasonCode"))) + _conditions_icd10(
-            encounter_refs.reasons, ctx, encounter
-        )
-    unique: dict[str | None, Coding] = {}
-    for c in codes:
-        unique.setdefault(c.code, c)
-    return list(unique.values())[:12]
+        concepts += _condition_codes(encounter_refs.diagnoses, ctx, encounter, False, "diagnosis")
+        concepts += [
+            (concept, False, "Encounter.reasonCode")
+            for concept in as_list(encounter.get("reasonCode"))
+        ]
+        concepts += _condition_codes(encounter_refs.reasons, ctx, encounter, False, "reason")
+    found = Diagnoses()
+    seen: set[str | None] = set()
+    for concept, own, where in concepts:
+        icd, snomed, others = [], [], []
+        for c in codings(concept):
+            system, code = c.get("system"), c.get("code")
+            if not (isinstance(code, str) and code):
+                continue
+            coding = Coding(system, code, c.get("display"))
+            if system == SYSTEM_ICD10CM:
+                icd.append(coding)
+            elif system == SYSTEM_SNOMED:
+                snomed.append(coding)
+            else:
+                others.append(f"{system}|{code}")
+        found.coded += icd + snomed
+        if not icd:
+            for s in snomed:
+                icd += [
+                    Coding(SYSTEM_ICD10CM, code, display)
+                    for code, display in rules.snomed_icd10.get(s.code or "", ())
+                ]
+            found.coded += icd
+            if not icd:
+                found.unmapped += [(s, own) for s in snomed]
+        for coding in icd:
+            if coding.code not in seen:
+                seen.add(coding.code)
+                found.codes.append(coding)
+        if not (icd or snomed):
+            found.other.append(
+                f"{where} coded only as {', '.join(others[:3])}"
+                if others
+                else f"{where} has no coding (text only)"
+            )
+    found.codes = found.codes[:12]
+    return found
+
+
+def _condition_codes(
+    references: Iterable, ctx: Context, container: Mapping, own: bool, element: str
+) -> list[tuple[object, bool, str]]:
+    """The codes (Condition.code) of the Conditions that ``references`` (written in ``container``)
+    point to, with whether the administration names them and where they were read."""
+    kind = "MedicationAdministration" if own else "Encounter"
+    found = []
+    for reference in references:
+        cond = ctx.get(reference, "Condition", container)
+        if cond:
+            found.append((cond.get("code"), own, f"{kind}.{element} {shown_reference(reference)}"))
+    return found
+
+
+def diagnosis_groups_of(coding: Coding, rules: Rules) -> list[str]:
+    """The diagnosis rules (diagnosis_groups.csv) one of whose groups lists ``coding``."""
+    return [
+        rule
+        for rule, groups in rules.diagnosis_rules.items()
+        if any(_in_ranges(coding, group) for group in groups)
+    ]
+
+
+def code_first_order(codes: list[Coding], rules: Rules) -> list[Coding]:
+    """``codes`` with each code a "code first" note sequences after another (code_first.csv: D63.1
+    after the CKD stage N18.-) moved behind the first such code, when one is there."""
+    out = list(codes)
+    for code, lo, hi in rules.code_first:
+        keys = [c.code.replace(".", "").upper() if isinstance(c.code, str) else "" for c in out]
+        if code not in keys:
+            continue
+        at = keys.index(code)
+        first = next((i for i, k in enumerate(keys) if i > at and lo <= k[: len(lo)] <= hi), None)
+        if first is not None:
+            out.insert(at, out.pop(first))
+    return out
 
 
 def _in_ranges(coding: Coding, ranges) -> bool:
-    """Whether ``coding`` is in one of ``ranges`` ((system, from, to) of diagnosis_groups.csv),
-    compared without the dot, on the bounds' length."""
+    """Whether ``coding`` is in one of ``ranges`` ((system, from, to) of diagnosis_groups.csv):
+    an ICD-10-CM code compared without the dot, on the bounds' length; a SNOMED CT code whole."""
     if not isinstance(coding.code, str):
         return False
     key = coding.code.replace(".", "").upper()
-    return any(coding.system == s and lo <= key[: len(lo)] <= hi for s, lo, hi in ranges)
+    for s, lo, hi in ranges:
+        if coding.system != s:
+            continue
+        if s == SYSTEM_ICD10CM:
+            if lo <= key[: len(lo)] <= hi:
+                return True
+        elif key == lo:
+            return True
+    return False
 
 
 def diagnosis_rule_holds(

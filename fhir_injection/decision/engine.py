@@ -42,6 +42,7 @@ from .billing import (
 from .case import _Case, _Draft, _first, _Gaps, replace
 from .context import AdministrationPointers, Context
 from .early import _inside_facility_payment, _not_an_injection_decision, _not_billed
+from .esa import _esa
 from .model import Decision
 from .record import (
     _coverage_and_payer,
@@ -106,6 +107,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     _performer(c)
     _diagnosis_consent_coverage(c)
     _payer_rules(c)
+    _esa(c)
     _lines(c)
     _billing_provider(c)
     _rendering(c)

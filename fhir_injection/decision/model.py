@@ -119,6 +119,24 @@ class Line:
         return self.unit_price * self.quantity
 
 
+@dataclass(frozen=True)
+class EsaReading:
+    """The hemoglobin or hematocrit a Medicare ESA claim reports (CMS CR 5699): the Observation it
+    was read from, its LOINC code, value and unit, and the date it was taken."""
+
+    observation: str  # "Observation/<id>"
+    system: str
+    code: str
+    display: str
+    reading: str  # hemoglobin | hematocrit
+    value: Decimal
+    unit: str | None
+    taken: str  # the Observation's effective date-time (or date) as written
+
+    def as_fhir_code(self) -> dict:
+        return {"system": self.system, "code": self.code, "display": self.display}
+
+
 @quick_init
 @dataclass(frozen=True)
 class Decision:
@@ -149,6 +167,7 @@ class Decision:
     units: int | None = None
     package: Any = None  # the container (a rules.Package) when known: JW/JZ and the NDC unit
     medication_text: str | None = None
+    lab: EsaReading | None = None  # a Medicare ESA's latest hemoglobin or hematocrit (CR 5699)
     claim_status: str | None = None  # active | draft | cancelled | None (no Claim)
     claim_blocker: str | None = None  # why no Claim could be formed, when a 96372 has none
     #: where each fact of rules.BASIS_FACTS came from: (fact, kind of rules.BASIS_KINDS, how)

@@ -8,9 +8,9 @@ from ..fhir.resources import shown_reference
 from .case import _Case, _key_of
 from .clinical import (
     active_coverage,
-    diagnoses,
     diagnosis_rule_holds,
     payer_type_of,
+    read_diagnoses,
     route_of,
     rule_diagnoses,
     setting_of,
@@ -154,8 +154,8 @@ def _drug_by_diagnosis(c: _Case) -> None:
     Without any diagnosis the product's own code stays (and missing-diagnosis says why)."""
     assert c.med.drug is not None
     pair = c.rules.drug_by_diagnosis[c.med.drug.hcpcs]
-    found = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
-    if found:
+    found = read_diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx, c.rules).coded
+    if found:  # ICD-10-CM or SNOMED CT (diagnosis_groups.csv lists both)
         holds = diagnosis_rule_holds(found, c.rules.diagnosis_rules[pair.rule])
         c.med.drug = c.rules.drugs[pair.hcpcs_if if holds else pair.hcpcs_else]
 
@@ -198,8 +198,8 @@ def _vaccine(c: _Case, payer_type: str | None) -> None:
     if payer_type == "medicare" and not v.medicare_part_b:
         found = []
         if v.part_b_rule is not None:
-            codes = diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx)
-            found = rule_diagnoses(codes, rules.diagnosis_rules[v.part_b_rule])
+            codes = read_diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx, rules)
+            found = rule_diagnoses(codes.codes, rules.diagnosis_rules[v.part_b_rule])
         if not found:
             # Part D: billed to the patient's drug plan, never on a Part B claim
             c.procedure, c.outcome = None, "not-billable"

@@ -78,7 +78,15 @@ CONTAINERS = {"single-dose", "multi-dose"}
 SINGLE_DOSE = ("yes", "no", "varies")
 #: what a row of mappings/modifiers.csv is for: the JW line of the discarded units, the JZ that says
 #: nothing was discarded, the GY of a statutorily excluded service (a Medicare self-administered drug)
-MODIFIER_USES = ("waste-line", "nothing-discarded", "excluded-service")
+MODIFIER_USES = (
+    "waste-line",
+    "nothing-discarded",
+    "excluded-service",
+    # the Medicare ESA modifiers by the anemia's cause (CMS CR 5699): EA, EB, EC
+    "esa-chemotherapy",
+    "esa-radiotherapy",
+    "esa-neither",
+)
 #: the claim lines a modifier goes on (modifiers.csv ``lines``)
 MODIFIER_LINES = ("administration", "drug", "waste")
 #: what a practitioner's qualification makes them for billing (mappings/qualifications.csv)
@@ -101,6 +109,10 @@ SYSTEM_HCPCS_ALIASES = frozenset(
 )
 SYSTEM_NDC = "http://hl7.org/fhir/sid/ndc"
 SYSTEM_ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SYSTEM_SNOMED = "http://snomed.info/sct"
+SYSTEM_LOINC = "http://loinc.org"
+#: what an esa_labs.csv reading is (837P MEA02 R1 hemoglobin, R2 hematocrit)
+ESA_READINGS = ("hemoglobin", "hematocrit")
 SYSTEM_CVX = "http://hl7.org/fhir/sid/cvx"
 SYSTEM_ORDERABLE_DRUG_FORM = "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"
 SYSTEM_POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
@@ -449,6 +461,14 @@ class Rules:
     code_changes: Mapping[str, tuple[CodeChange, ...]] = field(default_factory=dict)
     #: use (MODIFIER_USES) -> the modifier put on for it (modifiers.csv): every use has one
     modifiers: Mapping[str, Modifier] = field(default_factory=dict)
+    #: SNOMED CT code -> the ICD-10-CM codes (code, display) it is billed as (snomed_icd10.csv)
+    snomed_icd10: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    #: HCPCS of an erythropoiesis-stimulating agent (esa.csv) -> True for a code "for ESRD on dialysis"
+    esa: Mapping[str, bool] = field(default_factory=dict)
+    esa_labs: tuple[EsaLab, ...] = ()  # the readings a Medicare ESA claim carries (esa_labs.csv)
+    #: (code, first_from, first_to): a code sequenced after a code in the range (code_first.csv),
+    #: codes without dots, upper case
+    code_first: tuple[tuple[str, str, str], ...] = ()
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
@@ -462,6 +482,18 @@ class Rules:
             return False
         n = int(code)
         return any(lo <= n <= hi for lo, hi in self.em_ranges)
+
+
+@dataclass(frozen=True)
+class EsaLab:
+    """A laboratory reading a Medicare ESA claim reports (mappings/esa_labs.csv): hemoglobin (LOINC
+    718-7) or hematocrit (4544-3), the most recent before the dose (CMS CR 5699)."""
+
+    system: str
+    code: str
+    display: str
+    reading: str  # one of ESA_READINGS
+    max_days: int | None  # the oldest reading that counts, in days before the dose; None: any
 
 
 REQUIRED_GAPS = (
@@ -500,6 +532,9 @@ REQUIRED_GAPS = (
     "rendering-provider-by-role",
     "vaccine-part-d",
     "ambiguous-drug-code",
+    "diagnosis-not-icd10",
+    "missing-esa-lab",
+    "esa-esrd-bundle",
 )
 
 

@@ -42,6 +42,8 @@ TYPES: tuple[ResourceType, ...] = (
     ResourceType("Encounter", "subject"),
     ResourceType("Condition", "subject"),
     ResourceType("ChargeItem", "subject", found_by_patient=True),
+    # a Medicare ESA claim's hemoglobin or hematocrit (CMS CR 5699)
+    ResourceType("Observation", "subject", found_by_patient=True),
     ResourceType("MedicationAdministration", "subject"),
 )
 USED_TYPES = frozenset(t.name for t in TYPES)

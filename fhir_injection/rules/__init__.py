@@ -21,7 +21,7 @@ from ..decision.rules import IV_ROUTES, SC_IM, Rules
 from ..errors import MappingError
 from .clinicians import _participant_types, _qualification_texts, _qualifications
 from .crosswalk import _ndc_hcpcs
-from .diagnoses import _diagnosis_groups, _ndc_units
+from .diagnoses import _code_first, _diagnosis_groups, _ndc_units, _snomed_icd10
 from .drugs import (
     _antineoplastic,
     _code_changes,
@@ -35,6 +35,7 @@ from .drugs import (
     _vaccine_admin,
     _vaccines,
 )
+from .esa import _esa, _esa_labs
 from .gaps import _load_gaps
 from .modifiers import _modifiers
 from .payers import (
@@ -109,6 +110,15 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
     ndc_units = _ndc_units(d)
     modifiers = _modifiers(d)
+    snomed_icd10 = _snomed_icd10(d)
+    esa = _esa(d, drugs)
+    esa_labs = _esa_labs(d)
+    code_first = _code_first(d)
+    for rule in ("esa-chemotherapy", "esa-radiotherapy"):  # the rules EA and EB are chosen by
+        if rule not in diagnosis_rules:
+            raise MappingError(
+                "diagnosis_groups.csv", None, f"no rows for rule {rule} (modifiers.csv)"
+            )
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -169,4 +179,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         drug_by_diagnosis=freeze(drug_by_diagnosis),
         ndc_units=freeze(ndc_units),
         modifiers=freeze(modifiers),
+        snomed_icd10=freeze(snomed_icd10),
+        esa=freeze(esa),
+        esa_labs=esa_labs,
+        code_first=code_first,
     )

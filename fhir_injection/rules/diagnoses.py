@@ -1,11 +1,12 @@
-"""The diagnosis tables: ICD-10-CM ranges that make a rule (cancer, ESRD on dialysis), and the NDC
-unit of measure rules (NCPDP) of the drug line."""
+"""The diagnosis tables: ICD-10-CM ranges and SNOMED CT codes that make a rule (cancer, ESRD on
+dialysis), the SNOMED CT codes a claim bills as ICD-10-CM, the "code first" order, and the NDC unit
+of measure rules (NCPDP) of the drug line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import NDC_UNIT_BASES, NDC_UNITS
+from ..decision.rules import NDC_UNIT_BASES, NDC_UNITS, SYSTEM_ICD10CM, SYSTEM_SNOMED
 from .table import _Table
 
 
@@ -25,12 +26,16 @@ def _diagnosis_groups(d: Path) -> dict[str, tuple[tuple[tuple[str, str, str], ..
         group = t.require(n, r, "group")
         if not group.isdigit():
             raise t.error(n, f"column 'group' is '{group}', expected a whole number")
+        system = t.choice(n, r, "system", {SYSTEM_ICD10CM, SYSTEM_SNOMED})
         lo, hi = icd_key(t.require(n, r, "code_from")), icd_key(t.require(n, r, "code_to"))
-        if len(lo) != len(hi) or lo > hi:
+        if system == SYSTEM_SNOMED:  # a value set's member: one concept, matched whole
+            if lo != hi or not lo.isdigit():
+                raise t.error(
+                    n, "a SNOMED CT row names one concept id: code_from = code_to, digits"
+                )
+        elif len(lo) != len(hi) or lo > hi:
             raise t.error(n, f"range {lo}-{hi} must run upwards between codes of one length")
-        rules.setdefault(rule, {}).setdefault(int(group), []).append(
-            (t.require(n, r, "system"), lo, hi)
-        )
+        rules.setdefault(rule, {}).setdefault(int(group), []).append((system, lo, hi))
     return {rule: tuple(tuple(groups[g]) for g in sorted(groups)) for rule, groups in rules.items()}
 
 
@@ -45,3 +50,38 @@ def _ndc_units(d: Path) -> dict[tuple[str, str], str]:
         t.unique(seen, key, n)
         units[key] = t.choice(n, r, "ndc_unit", NDC_UNITS)
     return units
+
+
+def _snomed_icd10(d: Path) -> dict[str, tuple[tuple[str, str], ...]]:
+    """snomed_icd10.csv: SNOMED CT concept -> the ICD-10-CM codes (code, display) a claim bills it as,
+    in row order (ESRD on dialysis: N18.6, then Z99.2)."""
+    t = _Table(
+        d, "snomed_icd10.csv", ("snomed", "snomed_display", "icd10", "icd10_display", "source")
+    )
+    out: dict[str, list[tuple[str, str]]] = {}
+    seen: dict = {}
+    for n, r in t.rows():
+        snomed = t.require(n, r, "snomed")
+        if not snomed.isdigit():
+            raise t.error(n, f"column 'snomed' is '{snomed}', not a SNOMED CT concept id")
+        t.require(n, r, "snomed_display")
+        icd = t.require(n, r, "icd10").upper()
+        if not (len(icd) >= 3 and icd[0].isalpha() and icd[1:3].isdigit()):
+            raise t.error(n, f"column 'icd10' is '{icd}', not an ICD-10-CM code")
+        t.unique(seen, (snomed, icd), n)
+        out.setdefault(snomed, []).append((icd, t.require(n, r, "icd10_display")))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _code_first(d: Path) -> tuple[tuple[str, str, str], ...]:
+    """code_first.csv: (code, first_from, first_to), codes without dots: the code is sequenced after
+    a diagnosis in the range (an ICD-10-CM "code first" note: D63.1 after the CKD stage N18.-)."""
+    t = _Table(d, "code_first.csv", ("code", "first_from", "first_to", "source"))
+    out = []
+    for n, r in t.rows():
+        code = icd_key(t.require(n, r, "code"))
+        lo, hi = icd_key(t.require(n, r, "first_from")), icd_key(t.require(n, r, "first_to"))
+        if len(lo) != len(hi) or lo > hi:
+            raise t.error(n, f"range {lo}-{hi} must run upwards between codes of one length")
+        out.append((code, lo, hi))
+    return tuple(out)

@@ -35,6 +35,8 @@ def _modifiers(d: Path) -> dict[str, Modifier]:
             raise t.error(n, "a waste-line modifier goes on the waste line alone: lines 'waste'")
         if use == "nothing-discarded" and lines != {"drug"}:
             raise t.error(n, "a nothing-discarded modifier goes on the drug line: lines 'drug'")
+        if use.startswith("esa-") and lines != {"drug"}:
+            raise t.error(n, "an ESA modifier (EA, EB, EC) goes on the drug line: lines 'drug'")
         if use == "excluded-service" and "waste" in lines:
             raise t.error(
                 n, "an excluded-service modifier has no waste line to go on (no JW/JZ then)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-from ..decision.model import CENT, Coding, Decision, Line
+from ..decision.model import CENT, Coding, Decision, EsaReading, Line
 from ..decision.rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
 
 TAG_SYSTEM = "urn:fhir-injection:tag"
@@ -19,6 +19,7 @@ TASK_IDENTIFIER_SUFFIX = ":task"
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 PRIORITY = "http://terminology.hl7.org/CodeSystem/processpriority"
 DIAGNOSIS_TYPE = "http://terminology.hl7.org/CodeSystem/ex-diagnosistype"
+INFO_CATEGORY = "http://terminology.hl7.org/CodeSystem/claiminformationcategory"
 #: the container a drug line's dose came from (R4 Claim.item.detail has no element for it): what
 #: one container holds, single- or multi-dose, and the billing units discarded (README "Output")
 CONTAINER_EXTENSION = "urn:fhir-injection:StructureDefinition/container"
@@ -113,10 +114,31 @@ def build_claim(
         _item(decision, n, line, pointers) for n, line in enumerate(decision.lines, start=1)
     ]
     claim["supportingInfo"] = [_source_administration(decision)]
+    if decision.lab is not None:  # a Medicare ESA's hemoglobin or hematocrit (CMS CR 5699)
+        sequence = len(claim["supportingInfo"]) + 1
+        claim["supportingInfo"].append(_lab(sequence, decision.lab))
+        for item, line in zip(claim["item"], decision.lines, strict=True):
+            if line.kind == "drug":
+                item["informationSequence"] = [sequence]
     total = sum((line.net for line in decision.lines if line.net is not None), Decimal(0))
     if total:
         claim["total"] = _money(total)
     return claim
+
+
+def _lab(sequence: int, lab: EsaReading) -> dict:
+    """The most recent hemoglobin or hematocrit before an ESA dose, as a supportingInfo of category
+    'info' coded with its LOINC code (what the 837P reports in loop 2400 MEA, R1 or R2)."""
+    quantity: dict = {"value": float(lab.value)}
+    if lab.unit:
+        quantity["unit"] = lab.unit
+    return {
+        "sequence": sequence,
+        "category": {"coding": [{"system": INFO_CATEGORY, "code": "info"}]},
+        "code": {"coding": [lab.as_fhir_code()]},
+        "timingDate": lab.taken[:10],
+        "valueQuantity": quantity,
+    }
 
 
 def _diagnosis(sequence: int, code: Coding) -> dict:

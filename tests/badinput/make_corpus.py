@@ -179,7 +179,7 @@ def build_cases() -> None:
     case("resourcetype-carrying-a-name", {MA: then_control(j({"resourceType": "Corpus-Badperson 1944-04-04",
                                                                "id": "x"}))},
          err(f"{MA}:1", "resourceType"), ctl, absent=["Corpus-Badperson", "1944-04-04"])
-    case("unknown-type-file-is-ignored", {"Observation.ndjson": ndjson({"resourceType": "Observation", "id": "o1"})})
+    case("unknown-type-file-is-ignored", {"DiagnosticReport.ndjson": ndjson({"resourceType": "DiagnosticReport", "id": "o1"})})
     case("id-missing", {MA: then_control(j(ma(None)))}, err(f"{MA}:1", "id"), ctl)
     case("id-number", {MA: then_control(j(ma(12)))}, err(f"{MA}:1", "id"), ctl)
     case("id-invalid-chars", {MA: then_control(j(ma("bad id!")))}, err(f"{MA}:1", "id"), ctl)
