@@ -108,14 +108,57 @@ def test_an_unknown_brand_stays_unmapped(spec_report):
     assert "No RxNorm, NDC or HCPCS code" in gap(d, "unmapped-medication").message
 
 
-def test_every_generated_brand_name_comes_from_a_branded_drug_row_of_its_code():
+def test_every_generated_brand_name_has_a_source_row_for_its_code():
+    # a brand joins a code's names only from curated/brands.csv or an RxNorm branded drug of that code
     with (ROOT / "mappings" / "drug_codes.csv").open(encoding="utf-8") as fh:
-        branded = {(build_drugs.brand_of(r["display"]) or "").lower(): r["hcpcs"] for r in csv.DictReader(fh)}
+        branded = {((build_drugs.brand_of(r["display"]) or "").lower(), r["hcpcs"]) for r in csv.DictReader(fh)}
+    with (ROOT / "mappings" / "build" / "curated" / "brands.csv").open(encoding="utf-8") as fh:
+        curated = {(r["brand"].lower(), r["hcpcs"]) for r in csv.DictReader(fh)}
     with (ROOT / "mappings" / "drugs.csv").open(encoding="utf-8") as fh:
         drugs = {r["hcpcs"]: r for r in csv.DictReader(fh)}
-    added = [(code, name) for code, r in drugs.items() if "brand names " in r["source"]
+    added = [(name, code) for code, r in drugs.items() if "brand names " in r["source"]
              for name in r["source"].split("brand names ", 1)[1].split(" from ", 1)[0].split(", ")]
-    assert ("J1815", "lantus") in added
-    for code, name in added:
-        assert branded.get(name) == code, name
-        assert name in drugs[code]["names"].split("|")
+    assert ("lantus", "J1815") in added and ("kenalog-40", "J3301") in added
+    for pair in added:
+        assert pair in branded or pair in curated, pair
+        assert pair[0] in drugs[pair[1]]["names"].split("|")
+
+
+@pytest.mark.parametrize("text,hcpcs", [("Kenalog-40 40 mg/mL", "J3301"), ("Prolia 60 mg", "J0897"),
+                                        ("Rocephin 1 g", "J0696")])
+def test_curated_brands_match_in_free_text(text, hcpcs):
+    d = decide_one(admin(medicationCodeableConcept={"text": text}))
+    assert d.drug == hcpcs
+    assert "by drug name only" in gap(d, "unmapped-medication").message
+
+
+def _build_with_brands(tmp_path, monkeypatch, rows: str):
+    cur = tmp_path / "curated"
+    cur.mkdir(exist_ok=True)
+    for f in (ROOT / "mappings" / "build" / "curated").iterdir():
+        (cur / f.name).write_bytes(f.read_bytes())
+    (cur / "brands.csv").write_text("brand,ingredient,hcpcs,salt,source\n" + rows, encoding="utf-8")
+    monkeypatch.setattr(build_drugs, "CUR", cur)
+    return build_drugs.main(["--check"])
+
+
+def test_a_family_brand_must_name_its_salt_and_be_a_salt_word(tmp_path, monkeypatch):
+    # Medrol is oral methylprednisolone: as an injectable family brand it would need its salt word
+    with pytest.raises(SystemExit) as exc:
+        _build_with_brands(tmp_path, monkeypatch, "Medrol,methylprednisolone acetate,J1030,acetate,a label\n")
+    assert "brands.csv row 2 (Medrol)" in str(exc.value) and "salt_words" in str(exc.value)
+
+
+def test_a_brand_row_without_source_or_with_an_unknown_code_is_refused(tmp_path, monkeypatch):
+    with pytest.raises(SystemExit) as exc:
+        _build_with_brands(tmp_path, monkeypatch, "Zorvantix,zorvantix,J9998,,a label\n")
+    assert "brands.csv row 2 (Zorvantix): hcpcs 'J9998' is not a drug code" in str(exc.value)
+    with pytest.raises(SystemExit) as exc:
+        _build_with_brands(tmp_path, monkeypatch, "Zorvantix,zorvantix,J3301,,\n")
+    assert "brand and source are required" in str(exc.value)
+
+
+def test_a_brand_rule_overrides_the_ingredient_rule_only_for_its_brand():
+    lyumjev = rules().drug_codes[(RXNORM, "2380236")]  # insulin lispro-aabc 100 UNT/ML [Lyumjev]
+    humalog = rules().drug_codes[(RXNORM, "865098")]   # insulin lispro 100 UNT/ML [Humalog]
+    assert (lyumjev.hcpcs, humalog.hcpcs) == ("J1814", "J1815")

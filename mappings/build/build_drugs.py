@@ -376,23 +376,55 @@ def build_codes(drugs: dict[str, dict]) -> tuple[list[list[str]], dict[str, set[
     return [header, *out], brands
 
 
+def curated_brands(drugs: dict[str, dict]) -> dict[str, str]:
+    """curated/brands.csv: brand (lower case) -> HCPCS, each row checked: a drug code, a source, and
+    for a code of a drug family (../drug_families.csv) its salt, whose ``salt_words`` must name the
+    brand (so that the brand in free text fixes the salt: Depo-Medrol, methylprednisolone acetate)."""
+    families: dict[str, dict] = {r["hcpcs"]: r for r in read(ROOT / "mappings" / USERS[0])}
+    out: dict[str, str] = {}
+    for n, r in enumerate(read(CUR / "brands.csv"), start=2):
+        where = f"brands.csv row {n} ({r['brand']})"
+        brand, code = r["brand"].strip().lower(), r["hcpcs"].strip()
+        if not brand or not r["source"].strip():
+            sys.exit(f"{where}: brand and source are required")
+        if code not in drugs:
+            sys.exit(f"{where}: hcpcs '{code}' is not a drug code")
+        if brand in out and out[brand] != code:
+            sys.exit(f"{where}: the brand is listed with {out[brand]} already")
+        member = families.get(code)
+        if member is not None:
+            words = [w.strip().lower() for w in member["salt_words"].split("|")]
+            if r["salt"].strip().lower() != member["salt"].lower() or brand not in words:
+                sys.exit(
+                    f"{where}: {code} is in drug family '{member['family']}': give salt "
+                    f"'{member['salt']}' and add '{brand}' to its salt_words in drug_families.csv"
+                )
+        out[brand] = code
+    return out
+
+
 def brand_names(
-    rows: list[list[str]], brands: dict[str, set[str]]
+    rows: list[list[str]], brands: dict[str, set[str]], curated: dict[str, str]
 ) -> list[list[str]]:
-    """drugs.csv rows with the brands of the RxNorm branded drugs added to ``names`` (name matching):
-    a brand whose branded drugs all got one HCPCS, and that no other code already names."""
+    """drugs.csv rows with brand names added to ``names`` (name matching): each brand of
+    curated/brands.csv, and each brand whose RxNorm branded drugs all got one HCPCS; a brand another
+    code already names is left to that code (a curated one may not be: the build stops)."""
     taken: dict[str, str] = {}
     for r in rows:
         for name in filter(None, (n.strip().lower() for n in r[7].split("|"))):
             taken[name] = r[0]
+    found = {brand: codes for brand, codes in brands.items() if len(codes) == 1}
+    for brand, code in curated.items():
+        if brand in found and found[brand] != {code}:
+            sys.exit(f"brands.csv: {brand} is {code} there, {found[brand]} by its branded drugs")
+        if taken.get(brand, code) != code:
+            sys.exit(f"brands.csv: {brand} is {code} there, {taken[brand]} in drugs_curated.csv")
+        found[brand] = {code}
     add: dict[str, list[str]] = {}
-    for brand, codes in sorted(brands.items()):
-        if len(codes) != 1:
-            continue  # one brand, several codes: the code needs more than the brand
+    for brand, codes in sorted(found.items()):
         (code,) = codes
-        if brand in taken:
-            continue
-        add.setdefault(code, []).append(brand)
+        if brand not in taken:
+            add.setdefault(code, []).append(brand)
     out = []
     for r in rows:
         extra = add.get(r[0])
@@ -400,8 +432,9 @@ def brand_names(
             r = list(r)
             r[7] = "|".join(filter(None, [r[7], *extra]))
             r[9] += (
-                "; brand names " + ", ".join(extra) + " from the RxNorm branded drugs "
-                "('... [Brand]') that drug_codes.csv maps to this code (their rows give the source)"
+                "; brand names " + ", ".join(extra) + " from mappings/build/curated/brands.csv "
+                "and the RxNorm branded drugs ('... [Brand]') drug_codes.csv maps to this code "
+                "(their rows give the sources)"
             )
         out.append(r)
     return out
@@ -424,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         "self_administered", "names", "unit_status", "source",
     ]
     codes, brands = build_codes(table)
-    rows = brand_names(rows, brands)
+    rows = brand_names(rows, brands, curated_brands(table))
     files = {"drugs.csv": render([header, *rows]), "drug_codes.csv": render(codes)}
     stale = []
     for name, text in files.items():
