@@ -71,9 +71,19 @@ def test_a_pack_of_one_product_is_that_product(name, expected):
     assert (build_drugs.parse_product(name), build_drugs.brand_of(name)) == expected
 
 
-def test_a_pack_of_two_products_has_no_one_product():
-    name = "{1 (1 ML ketorolac 30 MG/ML Injection) / 1 (2 ML ondansetron 2 MG/ML Injection) } Pack"
-    assert build_drugs.parse_product(name) is None
+@pytest.mark.parametrize("name", [
+    "{1 (1 ML ketorolac 30 MG/ML Injection) / 1 (2 ML ondansetron 2 MG/ML Injection) } Pack",
+    # RxNorm 1803902, in the VSAC extract: two strengths, so no one product (and no HCPCS either way)
+    "{1 (3 ML lixisenatide 0.05 MG/ML Pen Injector) / 1 (3 ML lixisenatide 0.1 MG/ML Pen Injector) } Pack",
+])
+def test_a_pack_of_two_products_has_no_one_product(name):
+    assert build_drugs.parse_pack(name) is None and build_drugs.parse_product(name) is None
+
+
+def test_a_pack_of_the_same_product_twice_is_that_product():
+    name = ("{1 (1 ML medroxyprogesterone acetate 150 MG/ML Prefilled Syringe) / "
+            "1 (1 ML medroxyprogesterone acetate 150 MG/ML Prefilled Syringe) } Pack")
+    assert build_drugs.parse_pack(name) == ("medroxyprogesterone acetate", "Prefilled Syringe", ("150", "mg", "1", "mL"))
 
 
 @pytest.mark.parametrize("text,hcpcs", [("Lantus", "J1815"), ("Fiasp FlexTouch", "J1812"),

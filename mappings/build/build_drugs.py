@@ -259,7 +259,7 @@ def brand_of(name: str) -> str | None:
     text = name.strip()
     pack = _PACK.match(text)
     if pack:
-        first = _PACK_PART.match(re.split(r"\) / (?=\d+ \()", pack.group(1))[0])
+        first = _PACK_PART.match(re.split(r"(?<=\)) / (?=\d+ \()", pack.group(1))[0])
         inner = brand_of(first.group(2)) if first else None
         if inner:
             return inner
@@ -274,7 +274,7 @@ def parse_pack(name: str):
     m = _PACK.match(name.strip())
     if not m:
         return None
-    parts = [_PACK_PART.match(p) for p in re.split(r"\) / (?=\d+ \()", m.group(1))]
+    parts = [_PACK_PART.match(p) for p in re.split(r"(?<=\)) / (?=\d+ \()", m.group(1))]
     if not parts or not all(parts):
         return None
     products = {parse_product(p.group(2)) for p in parts if p}  # type: ignore[union-attr]

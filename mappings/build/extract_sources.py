@@ -159,10 +159,8 @@ def injectable_or_pack(name: str) -> bool:
     m = PACK.match(name)
     if not m:
         return bool(INJECTABLE.search(name))
-    parts = [PACK_PART.match(p) for p in re.split(r"\) / (?=\d+ \()", m.group(1))]
-    names = [p.group(1) + (")" if not p.group(1).endswith(")") and "(" in p.group(1) else "")
-             for p in parts if p]
-    return len(names) == len(parts) and all(INJECTABLE.search(n) for n in names)
+    parts = [PACK_PART.match(p) for p in re.split(r"(?<=\)) / (?=\d+ \()", m.group(1))]
+    return all(parts) and all(INJECTABLE.search(p.group(1)) for p in parts if p)
 
 
 def ecqm_rows(repo: Path):
@@ -242,7 +240,7 @@ def main() -> None:
         write("hcpcs2020_drugs.csv", ["hcpcs", "long_description", "short_description", "file"],
               hcpcs_rows(a.hcpcs))
     if a.canvas:
-        rows = [r for r in rxnorm_rows(a.canvas) if INJECTABLE.search(r[1]) or ("," not in r[1]
+        rows = [r for r in rxnorm_rows(a.canvas) if injectable_or_pack(r[1]) or ("," not in r[1]
                 and not re.search(r"\d", r[1]) and len(r[1].split()) <= 4)]
         write("rxnorm_vsac_injectables.csv", ["rxcui", "name", "value_set"],
               sorted(rows, key=lambda r: int(r[0])))
