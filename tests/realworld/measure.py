@@ -412,7 +412,15 @@ def _coded_injectables(
         if hcpcs and hcpcs not in noc and "unmapped-medication" not in gaps:
             specific += 1
         else:
-            short[f"{hcpcs or 'none'} {name} ({', '.join(codes)})"[:160]] += 1
+            if "ambiguous-drug-code" in gaps:
+                why = "salt unknown (ambiguous-drug-code)"
+            elif hcpcs is None:
+                why = f"no drug line ({r.get('procedure') or 'no procedure'})"
+            elif hcpcs in noc:
+                why = "NOC" + (" (unmapped)" if "unmapped-medication" in gaps else "")
+            else:
+                why = "by name only"
+            short[f"{why}: {hcpcs or 'none'} {name} ({', '.join(codes)})"[:160]] += 1
     return {
         "coded_injectables": total,
         "coded_injectables_specific_hcpcs": specific,
