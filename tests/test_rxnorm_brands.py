@@ -172,3 +172,15 @@ def test_a_brand_rule_overrides_the_ingredient_rule_only_for_its_brand():
     lyumjev = rules().drug_codes[(RXNORM, "2380236")]  # insulin lispro-aabc 100 UNT/ML [Lyumjev]
     humalog = rules().drug_codes[(RXNORM, "865098")]   # insulin lispro 100 UNT/ML [Humalog]
     assert (lyumjev.hcpcs, humalog.hcpcs) == ("J1814", "J1815")
+
+
+@pytest.mark.parametrize("code,ml,hcpcs,units", [
+    ("1085756", 1, "J3301", 4),    # Kenalog-40, 40 mg/mL: 1 mL = 40 mg = 4 x "10 mg"
+    ("1000128", 1, "J1050", 150),  # 1 ML Depo-Provera 150 MG/ML Injection: J1050 per 1 mg
+    ("993456", 1, "J0897", 60),    # Prolia 60 mg/mL: J0897 per 1 mg
+])
+def test_branded_codes_of_the_brands_a_clinic_gives_bill_a_dose_in_ml_through_their_strength(code, ml, hcpcs, units):
+    d = decide_one(admin(medicationCodeableConcept={"coding": [{"system": RXNORM, "code": code}]},
+                         dosage=dosage(dose=dose(ml, "mL"))))
+    assert (d.drug, d.units) == (hcpcs, units)
+    assert "unmapped-medication" not in gap_codes(d)
