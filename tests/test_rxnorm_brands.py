@@ -184,3 +184,22 @@ def test_branded_codes_of_the_brands_a_clinic_gives_bill_a_dose_in_ml_through_th
                          dosage=dosage(dose=dose(ml, "mL"))))
     assert (d.drug, d.units) == (hcpcs, units)
     assert "unmapped-medication" not in gap_codes(d)
+
+
+@pytest.mark.parametrize("code,amount,unit,hcpcs,units", [
+    ("1737244", 300, "mg", "J0736", 1),   # 2 ML clindamycin 150 MG/ML Injection: J0736 'clindamycin phosphate, 300 mg'
+    ("1723206", 1, "mL", "J0216", 1),     # 2 ML alfentanil 0.5 MG/ML Injection: 0.5 mg = J0216 '500 micrograms' x 1
+    ("2268065", 12, "U", "J1815", 3),     # Sensor 3 ML insulin glargine 100 UNT/ML Pen Injector [Basaglar]
+    ("1926332", 7, "U", "J1815", 2),      # 0.5 UNT Doses 3 ML insulin lispro 100 UNT/ML Pen Injector [Humalog]
+])
+def test_clinical_and_branded_drugs_the_breadth_rules_reach(code, amount, unit, hcpcs, units):
+    d = decide_one(admin(medicationCodeableConcept={"coding": [{"system": RXNORM, "code": code}]},
+                         dosage=dosage(dose=dose(amount, unit))))
+    assert (d.drug, d.units) == (hcpcs, units)
+
+
+def test_a_bare_ingredient_of_a_mostly_oral_drug_is_not_given_the_injection_code():
+    # metoprolol tartrate's rule (J0616) is for injectable forms; RxNorm 6918 'metoprolol' (an
+    # ingredient, VSAC extract) names no form: never mapped to the injection code
+    assert (RXNORM, "6918") not in rules().drug_codes
+    assert build_drugs.parse_product("metoprolol") is None

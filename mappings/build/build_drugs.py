@@ -242,7 +242,11 @@ _FORM = re.compile(
     r"\s(Injection|Injectable Solution|Injectable Suspension|Prefilled Syringe|Auto-Injector|"
     r"Pen Injector|Cartridge|Drug Implant|Injectable Foam|Injectable Product)$"
 )
-_LEAD = re.compile(r"^(?:\d+-(?:Month|Day) )?(?:(\d*\.?\d+) (ML|HR|ACTUAT) )?")
+#: what an RxNorm name may say before the ingredient: "Sensor" (a connected pen), a dose count
+#: ("0.5 UNT Doses"), a duration ("1-Month"), the volume or time ("3 ML", "24 HR")
+_LEAD = re.compile(
+    r"^(?:Sensor )?(?:\d*\.?\d+ UNT Doses )?(?:\d+-(?:Month|Day) )?(?:(\d*\.?\d+) (ML|HR|ACTUAT) )?"
+)
 _COMPONENT = re.compile(r"^(.*?)(?: (\d*\.?\d+) (MG|UNT|MCG|MEQ|MMOL|%)(?:/(ML|MG|ACTUAT))?)?$")
 _RX_UNITS = {"MG": "mg", "UNT": "unit", "MCG": "mcg"}
 
