@@ -203,3 +203,9 @@ def test_a_bare_ingredient_of_a_mostly_oral_drug_is_not_given_the_injection_code
     # ingredient, VSAC extract) names no form: never mapped to the injection code
     assert (RXNORM, "6918") not in rules().drug_codes
     assert build_drugs.parse_product("metoprolol") is None
+
+
+def test_a_referenced_branded_medication_bills_the_ml_dose_through_its_strength(spec_report):
+    r = spec_report["rw-spm-ma-6"]  # Medication/rw-spm-med-prolia, RxNorm 993456, 1 mL of 60 mg/mL
+    assert (r["hcpcs"], r["units"]) == ("J0897", 60)
+    assert "unmapped-medication" not in {g["code"] for g in r["gaps"]}
