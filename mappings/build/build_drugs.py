@@ -63,6 +63,10 @@ VSAC_SOURCE = (
     "RxNorm code and name in VSAC eCQM {value_set} as shipped in github canvas-medical/"
     "canvas-plugins @344f0bc; HCPCS by rule '{rule}' (mappings/build/curated/rxnorm_rules.csv)"
 )
+ECQM_SOURCE = (
+    "RxNorm code and name in VSAC {value_set} as shipped in github cqframework/"
+    "ecqm-content-qicore-2025 @db5a7e1; HCPCS by rule '{rule}' (mappings/build/curated/rxnorm_rules.csv)"
+)
 SYNTHEA_SOURCE = (
     "RxNorm code and name as Synthea 3.3 writes them (fixtures/synthea; github "
     "synthetichealth/synthea); HCPCS by rule '{rule}' (mappings/build/curated/rxnorm_rules.csv)"
@@ -238,13 +242,55 @@ _FORM = re.compile(
     r"\s(Injection|Injectable Solution|Injectable Suspension|Prefilled Syringe|Auto-Injector|"
     r"Pen Injector|Cartridge|Drug Implant|Injectable Foam|Injectable Product)$"
 )
-_LEAD = re.compile(r"^(?:\d+-(?:Month|Day) )?(?:(\d*\.?\d+) (ML|HR|ACTUAT) )?")
+#: what an RxNorm name may say before the ingredient: "Sensor" (a connected pen), a dose count
+#: ("0.5 UNT Doses"), a duration ("1-Month"), the volume or time ("3 ML", "24 HR")
+_LEAD = re.compile(
+    r"^(?:Sensor )?(?:\d*\.?\d+ UNT Doses )?(?:\d+-(?:Month|Day) )?(?:(\d*\.?\d+) (ML|HR|ACTUAT) )?"
+)
 _COMPONENT = re.compile(r"^(.*?)(?: (\d*\.?\d+) (MG|UNT|MCG|MEQ|MMOL|%)(?:/(ML|MG|ACTUAT))?)?$")
 _RX_UNITS = {"MG": "mg", "UNT": "unit", "MCG": "mcg"}
 
 
+_PACK = re.compile(r"^\{(.*)\}\s*Pack(?:\s*\[[^\]]+\])?$")
+_PACK_PART = re.compile(r"^\s*(\d+) \((.*)\)\s*$")
+_BRAND = re.compile(r"\[([^\]]+)\]$")
+
+
+def brand_of(name: str) -> str | None:
+    """The brand (RxNorm BN) a branded drug names in its trailing brackets ("... [Lantus]"); for a
+    pack, its first component's ("{6 (... Auto-Injector [Humira]) } Pack [Humira Pen - ...]":
+    Humira), else the pack's own."""
+    text = name.strip()
+    pack = _PACK.match(text)
+    if pack:
+        first = _PACK_PART.match(re.split(r"(?<=\)) / (?=\d+ \()", pack.group(1))[0])
+        inner = brand_of(first.group(2)) if first else None
+        if inner:
+            return inner
+    m = _BRAND.search(text)
+    return m.group(1).strip() if m else None
+
+
+def parse_pack(name: str):
+    """An RxNorm pack (GPCK/BPCK: "{2 (1 ML ... Prefilled Syringe [Brand]) } Pack [Brand]") whose
+    components are all one product: that product, as :func:`parse_product` reads it; else None
+    (a pack of different drugs or strengths has no one HCPCS)."""
+    m = _PACK.match(name.strip())
+    if not m:
+        return None
+    parts = [_PACK_PART.match(p) for p in re.split(r"(?<=\)) / (?=\d+ \()", m.group(1))]
+    if not parts or not all(parts):
+        return None
+    products = {parse_product(p.group(2)) for p in parts if p}  # type: ignore[union-attr]
+    if len(products) != 1 or None in products:
+        return None
+    return products.pop()
+
+
 def parse_product(name: str):
     """(ingredient key, dose form, strength tuple or None) of an RxNorm product name, or None."""
+    if name.strip().startswith("{"):
+        return parse_pack(name)
     text = re.sub(r"\s*\[[^\]]+\]$", "", name.strip())
     m = _FORM.search(text)
     if not m:
@@ -268,7 +314,8 @@ def parse_product(name: str):
     return " / ".join(names), form, strength
 
 
-def build_codes(drugs: dict[str, dict]) -> list[list[str]]:
+def build_codes(drugs: dict[str, dict]) -> tuple[list[list[str]], dict[str, set[str]]]:
+    """drug_codes.csv rows, and brand (lower case) -> the HCPCS codes its branded drugs got."""
     header = [
         "system", "code", "hcpcs", "strength_value", "strength_unit", "per_value", "per_unit",
         "display", "salt", "source",
@@ -278,36 +325,123 @@ def build_codes(drugs: dict[str, dict]) -> list[list[str]]:
         if r["hcpcs"] not in drugs:
             sys.exit(f"rxnorm_rules.csv: {r['hcpcs']} ({r['ingredient']}) is not a drug code")
         rules.setdefault(r["ingredient"].lower(), []).append(r)
+    brand_rules: dict[str, dict] = {}
+    for n, r in enumerate(read(CUR / "brand_rules.csv"), start=2):
+        if r["hcpcs"] not in drugs:
+            sys.exit(f"brand_rules.csv row {n}: {r['hcpcs']} ({r['brand']}) is not a drug code")
+        if not r["source"].strip():
+            sys.exit(f"brand_rules.csv row {n}: column 'source' is empty")
+        brand_rules[r["brand"].lower()] = r
     out: list[list[str]] = []
+    brands: dict[str, set[str]] = {}
     seen: set[tuple[str, str]] = set()
     for r in read(CUR / "drug_codes_curated.csv"):
         if r["hcpcs"] not in drugs:
             sys.exit(f"drug_codes_curated.csv: {r['hcpcs']} is not a drug code")
         out.append([r.get(h, "") for h in header])
         seen.add((r["system"], r["code"]))
-    extracts = [
-        (r["rxcui"], r["name"], VSAC_SOURCE, r["value_set"].split(" value set ", 1)[-1])
-        for r in read(SRC / "rxnorm_vsac_injectables.csv")
-    ] + [(r["rxcui"], r["name"], SYNTHEA_SOURCE, "") for r in read(SRC / "rxnorm_synthea.csv")]
+    extracts = (
+        [
+            (r["rxcui"], r["name"], VSAC_SOURCE, r["value_set"].split(" value set ", 1)[-1])
+            for r in read(SRC / "rxnorm_vsac_injectables.csv")
+        ]
+        + [
+            (r["rxcui"], r["name"], ECQM_SOURCE, r["value_set"].split(" value set ", 1)[-1])
+            for r in read(SRC / "rxnorm_ecqm_2025.csv")
+        ]
+        + [(r["rxcui"], r["name"], SYNTHEA_SOURCE, "") for r in read(SRC / "rxnorm_synthea.csv")]
+    )
     for code, name, template, value_set in extracts:
         if (RXNORM, code) in seen:
             continue
         parsed = parse_product(name)
         if parsed is None:  # an ingredient: no form, no strength
             key, form, strength = name.lower(), None, None
-            if re.search(r"\d", key):
+            if re.search(r"\d", key) or name.lstrip().startswith("{"):
                 continue
         else:
             key, form, strength = parsed
+        brand = brand_of(name)
         for rule in rules.get(key, []):
             if rule["forms"] and (form is None or not re.fullmatch(rule["forms"], form)):
                 continue
             seen.add((RXNORM, code))
             s = strength or ("", "", "", "")
             source = template.format(value_set=f"value set {value_set}", rule=rule["ingredient"])
-            out.append([RXNORM, code, rule["hcpcs"], *s, name, rule["salt"], source])
+            hcpcs, salt = rule["hcpcs"], rule["salt"]
+            by_brand = brand_rules.get(brand.lower()) if brand else None
+            if by_brand is not None:  # the brand has its own code (Fiasp J1812, not insulin J1815)
+                hcpcs, salt = by_brand["hcpcs"], by_brand["salt"] or salt
+                source += f"; brand '{brand}': {hcpcs} by mappings/build/curated/brand_rules.csv"
+            out.append([RXNORM, code, hcpcs, *s, name, salt, source])
+            if brand:
+                brands.setdefault(brand.lower(), set()).add(hcpcs)
             break
-    return [header, *out]
+    return [header, *out], brands
+
+
+def curated_brands(drugs: dict[str, dict]) -> dict[str, str]:
+    """curated/brands.csv: brand (lower case) -> HCPCS, each row checked: a drug code, a source, and
+    for a code of a drug family (../drug_families.csv) its salt, whose ``salt_words`` must name the
+    brand (so that the brand in free text fixes the salt: Depo-Medrol, methylprednisolone acetate)."""
+    families: dict[str, dict] = {r["hcpcs"]: r for r in read(ROOT / "mappings" / USERS[0])}
+    out: dict[str, str] = {}
+    for n, r in enumerate(read(CUR / "brands.csv"), start=2):
+        where = f"brands.csv row {n} ({r['brand']})"
+        brand, code = r["brand"].strip().lower(), r["hcpcs"].strip()
+        if not brand or not r["source"].strip():
+            sys.exit(f"{where}: brand and source are required")
+        if code not in drugs:
+            sys.exit(f"{where}: hcpcs '{code}' is not a drug code")
+        if brand in out and out[brand] != code:
+            sys.exit(f"{where}: the brand is listed with {out[brand]} already")
+        member = families.get(code)
+        if member is not None:
+            words = [w.strip().lower() for w in member["salt_words"].split("|")]
+            if r["salt"].strip().lower() != member["salt"].lower() or brand not in words:
+                sys.exit(
+                    f"{where}: {code} is in drug family '{member['family']}': give salt "
+                    f"'{member['salt']}' and add '{brand}' to its salt_words in drug_families.csv"
+                )
+        out[brand] = code
+    return out
+
+
+def brand_names(
+    rows: list[list[str]], brands: dict[str, set[str]], curated: dict[str, str]
+) -> list[list[str]]:
+    """drugs.csv rows with brand names added to ``names`` (name matching): each brand of
+    curated/brands.csv, and each brand whose RxNorm branded drugs all got one HCPCS; a brand another
+    code already names is left to that code (a curated one may not be: the build stops)."""
+    taken: dict[str, str] = {}
+    for r in rows:
+        for name in filter(None, (n.strip().lower() for n in r[7].split("|"))):
+            taken[name] = r[0]
+    found = {brand: codes for brand, codes in brands.items() if len(codes) == 1}
+    for brand, code in curated.items():
+        if brand in found and found[brand] != {code}:
+            sys.exit(f"brands.csv: {brand} is {code} there, {found[brand]} by its branded drugs")
+        if taken.get(brand, code) != code:
+            sys.exit(f"brands.csv: {brand} is {code} there, {taken[brand]} in drugs_curated.csv")
+        found[brand] = {code}
+    add: dict[str, list[str]] = {}
+    for brand, codes in sorted(found.items()):
+        (code,) = codes
+        if brand not in taken:
+            add.setdefault(code, []).append(brand)
+    out = []
+    for r in rows:
+        extra = add.get(r[0])
+        if extra:
+            r = list(r)
+            r[7] = "|".join(filter(None, [r[7], *extra]))
+            r[9] += (
+                "; brand names " + ", ".join(extra) + " from mappings/build/curated/brands.csv "
+                "and the RxNorm branded drugs ('... [Brand]') drug_codes.csv maps to this code "
+                "(their rows give the sources)"
+            )
+        out.append(r)
+    return out
 
 
 def render(rows: list[list[str]]) -> str:
@@ -326,7 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         "hcpcs", "description", "unit_amount", "unit", "drug_class", "single_dose",
         "self_administered", "names", "unit_status", "source",
     ]
-    files = {"drugs.csv": render([header, *rows]), "drug_codes.csv": render(build_codes(table))}
+    codes, brands = build_codes(table)
+    rows = brand_names(rows, brands, curated_brands(table))
+    files = {"drugs.csv": render([header, *rows]), "drug_codes.csv": render(codes)}
     stale = []
     for name, text in files.items():
         path = a.out / name

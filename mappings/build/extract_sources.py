@@ -23,6 +23,11 @@ matter):
 * canvas-medical/canvas-plugins ``canvas_sdk/value_set/v2026/*.py`` and ``v2022/*.py``: VSAC eCQM
   value sets as shipped there; kept: each RxNorm code (with its RxNorm name, the comment next to it)
   whose name is an injectable or implanted product, and the first value set naming it.
+* cqframework/ecqm-content-qicore-2025 value set bundles (every ``*.json`` whose path names a
+  value set: the ``valuesets-*-bundle.json`` of each measure): the VSAC expansions as shipped there,
+  which (unlike the eCQM value sets in canvas-plugins) carry branded drugs (SBD, "... [Lantus]") and
+  packs (GPCK/BPCK, "{2 (...) } Pack [Brand]"); kept: each RxNorm code whose name is an injectable
+  product or a pack of injectable products only, and the first value set (title, file) naming it.
 * fixtures/synthea (Synthea 3.3.0 output, this repository): the RxNorm codes and names of the
   injectable products Synthea writes.
 
@@ -44,6 +49,7 @@ HCPCS2026_COMMIT = "3cd7d231dc89a8e27624e7b1c33348b015ace76c"
 HCPCS2026_ZIP = "doc/hcpcs/january-2026-alpha-numeric-hcpcs-file.zip"
 HCPCS2026_MEMBER = "HCPC2026_JAN_ANWEB_01122026.txt"
 CANVAS_COMMIT = "344f0bcb924b2be7ffafb5ac7edf19d475704259"
+ECQM_COMMIT = "db5a7e143304b19b70cbf6a89e5ebeab9e40df61"
 
 #: Q codes that start "Injection" but are not drugs given in an office: contrast agents (Q995x)
 #: and dermal fillers / wound matrices billed as devices
@@ -143,6 +149,46 @@ def rxnorm_rows(repo: Path):
                 yield code, name, f"{path} value set '{value_set}'"
 
 
+#: an RxNorm pack (GPCK/BPCK): "{6 (0.8 ML adalimumab 50 MG/ML Auto-Injector [Humira]) } Pack [Brand]"
+PACK = re.compile(r"^\{(.*)\}\s*Pack(?:\s*\[[^\]]+\])?$")
+PACK_PART = re.compile(r"^\s*\d+ \((.*)\)\s*$")
+
+
+def injectable_or_pack(name: str) -> bool:
+    """An injectable product's name, or a pack whose every component is one."""
+    m = PACK.match(name)
+    if not m:
+        return bool(INJECTABLE.search(name))
+    parts = [PACK_PART.match(p) for p in re.split(r"(?<=\)) / (?=\d+ \()", m.group(1))]
+    return all(parts) and all(INJECTABLE.search(p.group(1)) for p in parts if p)
+
+
+def ecqm_rows(repo: Path):
+    """(rxcui, name, value set and file) of the injectable products and packs in the VSAC expansions."""
+    import json
+
+    listing = subprocess.run(
+        ["git", "--git-dir", str(repo), "ls-tree", "-r", "--name-only", ECQM_COMMIT],
+        check=True, capture_output=True, text=True,
+    ).stdout.split("\n")
+    found: dict[str, tuple[str, str]] = {}
+    for path in sorted(p for p in listing if "valueset" in p.lower() and p.endswith(".json")):
+        try:
+            data = json.loads(git_show(repo, ECQM_COMMIT, path))
+        except (subprocess.CalledProcessError, ValueError):
+            continue  # a blob the snapshot does not hold
+        resources = ([e.get("resource") or {} for e in data.get("entry") or []]
+                     if data.get("resourceType") == "Bundle" else [data])
+        for vs in resources:
+            for c in (vs.get("expansion") or {}).get("contains") or []:
+                if "rxnorm" in (c.get("system") or "") and c.get("display") and c.get("code"):
+                    title = vs.get("title") or vs.get("name") or ""
+                    found.setdefault(c["code"], (c["display"], f"{path} value set '{title}'"))
+    for code, (name, where) in sorted(found.items(), key=lambda kv: int(kv[0])):
+        if injectable_or_pack(name):
+            yield code, name, where
+
+
 def synthea_rows(folder: Path):
     """RxNorm codes and names as Synthea wrote them in an export (Bundles or bulk NDJSON)."""
     import gzip
@@ -185,6 +231,7 @@ def main() -> None:
     ap.add_argument("--canvas", type=Path, help="git dir of canvas-medical/canvas-plugins")
     ap.add_argument("--synthea", type=Path, help="fixtures/synthea (Synthea 3.3 output)")
     ap.add_argument("--hcpcs2026", type=Path, help="git dir of jeglass/medicaid-claims-analysis")
+    ap.add_argument("--ecqm", type=Path, help="git dir of cqframework/ecqm-content-qicore-2025")
     a = ap.parse_args()
     if a.hcpcs2026:
         write("hcpcs2026_drugs.csv", ["hcpcs", "long_description", "short_description", "added",
@@ -193,10 +240,12 @@ def main() -> None:
         write("hcpcs2020_drugs.csv", ["hcpcs", "long_description", "short_description", "file"],
               hcpcs_rows(a.hcpcs))
     if a.canvas:
-        rows = [r for r in rxnorm_rows(a.canvas) if INJECTABLE.search(r[1]) or ("," not in r[1]
+        rows = [r for r in rxnorm_rows(a.canvas) if injectable_or_pack(r[1]) or ("," not in r[1]
                 and not re.search(r"\d", r[1]) and len(r[1].split()) <= 4)]
         write("rxnorm_vsac_injectables.csv", ["rxcui", "name", "value_set"],
               sorted(rows, key=lambda r: int(r[0])))
+    if a.ecqm:
+        write("rxnorm_ecqm_2025.csv", ["rxcui", "name", "value_set"], ecqm_rows(a.ecqm))
     if a.synthea:
         write("rxnorm_synthea.csv", ["rxcui", "name"], synthea_rows(a.synthea))
 

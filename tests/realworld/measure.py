@@ -20,6 +20,10 @@ dose form in its RxNorm name or text (``NON_INJECTION_FORMS``, ``INJECTABLE_FORM
 Figures (keys of the JSON line):
   administrations, outcomes, procedures     from the report; ``procedures`` counts ``procedure`` ("none": null)
   unmapped_medication_rate                  share of administrations with the ``unmapped-medication`` gap
+  coded_injectables, ..._specific_hcpcs,    administrations whose medication carries a code (no CVX),
+  ..._specific_rate, ..._not_specific       not a non-injection form, outcome claim/held/not-96372; of
+                                            them, a drug line HCPCS not NOC and not unmapped (the
+                                            others by HCPCS, name and codes)
   dose_forms                                administrations by dose-form class (non-injection / injectable / unknown)
   non_injection_held_96372                  held with procedure 96372 although the product cannot be an injection
   non_injection_as_96372                    ... held or claimed as 96372; ``non_injection_held_96372_by_form`` by word
@@ -99,6 +103,7 @@ INJECTABLE_FORMS = (
     "Vial",
 )
 
+CVX = "http://hl7.org/fhir/sid/cvx"
 CREATED = "2026-10-01T00:00:00Z"  # the Claims' and Tasks' `created`: fixed, so runs compare
 NDJSON = re.compile(r"^(?P<type>[A-Za-z]+)(\.\d+)?\.ndjson(\.gz)?$")
 
@@ -179,37 +184,65 @@ def _resources(source: Path) -> Iterator[tuple[dict, str | None]]:
                     yield entry["resource"], entry.get("fullUrl")
 
 
-def medication_names(source: str | Path) -> dict[str, str | None]:
-    """``MedicationAdministration/<id>`` -> the drug's name (coding display or text), None if unknown."""
-    meds: dict[str, str | None] = {}
+def _concept_codes(concept: Any) -> list[str]:
+    """``system|code`` of each coding of a CodeableConcept that has a code."""
+    if not isinstance(concept, dict):
+        return []
+    return [
+        f"{c.get('system') or ''}|{c['code']}"
+        for c in concept.get("coding") or []
+        if isinstance(c, dict) and isinstance(c.get("code"), str) and c["code"].strip()
+    ]
+
+
+def _medication_codes(res: dict) -> list[str]:
+    """The codes of a Medication: its own and its ingredients' (as the adapter reads them)."""
+    codes = _concept_codes(res.get("code"))
+    for ingredient in res.get("ingredient") or []:
+        if isinstance(ingredient, dict):
+            codes += _concept_codes(ingredient.get("itemCodeableConcept"))
+    return codes
+
+
+def medications(source: str | Path) -> dict[str, tuple[str | None, list[str]]]:
+    """``MedicationAdministration/<id>`` -> (the drug's name (coding display or text) or None,
+    the ``system|code`` of every coding of the medication: the concept's or the Medication's)."""
+    meds: dict[str, tuple[str | None, list[str]]] = {}
     admins: list[dict] = []
     for res, full_url in _resources(Path(source)):
         if not isinstance(res, dict):
             continue
         if res.get("resourceType") == "Medication":
-            name = _concept_name(res.get("code"))
+            found = (_concept_name(res.get("code")), _medication_codes(res))
             if res.get("id"):
-                meds[f"Medication/{res['id']}"] = name
+                meds[f"Medication/{res['id']}"] = found
             if full_url:
-                meds[full_url] = name
+                meds[full_url] = found
         elif res.get("resourceType") == "MedicationAdministration" and res.get("id"):
             admins.append(res)
-    names: dict[str, str | None] = {}
+    out: dict[str, tuple[str | None, list[str]]] = {}
     for admin in admins:
-        name = _concept_name(admin.get("medicationCodeableConcept"))
+        concept = admin.get("medicationCodeableConcept")
+        name, codes = _concept_name(concept), _concept_codes(concept)
         ref = admin.get("medicationReference")
-        if name is None and isinstance(ref, dict):
+        if name is None and not codes and isinstance(ref, dict):
             target = str(ref.get("reference") or "")
+            found: tuple[str | None, list[str]] = (None, [])
             if target.startswith("#"):
                 for contained in admin.get("contained") or []:
                     if isinstance(contained, dict) and contained.get("id") == target[1:]:
-                        name = _concept_name(contained.get("code"))
+                        found = (_concept_name(contained.get("code")), _medication_codes(contained))
             else:
                 hit = re.search(r"(Medication/[^/]+)(/_history/.*)?$", target)
-                name = meds.get(target) or (meds.get(hit.group(1)) if hit else None)
-            name = name or ref.get("display")
-        names[f"MedicationAdministration/{admin['id']}"] = name
-    return names
+                found = meds.get(target) or (meds.get(hit.group(1)) if hit else None) or found
+            name, codes = found[0] or ref.get("display"), found[1]
+        out[f"MedicationAdministration/{admin['id']}"] = (name, codes)
+    return out
+
+
+def medication_names(source: str | Path) -> dict[str, str | None]:
+    """``MedicationAdministration/<id>`` -> the drug's name (coding display or text), None if unknown."""
+    return {k: v[0] for k, v in medications(source).items()}
 
 
 def _count_lines(path: Path) -> int:
@@ -254,7 +287,8 @@ def measure(
     from fhir_injection import Config, load_rules, run_folder
 
     source = Path(source)
-    names = medication_names(source)
+    found = medications(source)
+    names = {k: v[0] for k, v in found.items()}
     work = Path(tempfile.mkdtemp(prefix="fi-measure-"))
     target = Path(keep) if keep else work / "out"
     if keep and target.exists():
@@ -309,6 +343,7 @@ def measure(
             held_96372 += 1
             held_by_form[word] += 1
             held_usd += float(r.get("estimated_usd") or 0)
+    coded = _coded_injectables(rows, found, rules)
     with_task = sum(1 for r in rows if r.get("task"))
     errors = report.get("errors") or []
     summary = report.get("summary") or {}
@@ -321,6 +356,7 @@ def measure(
         "unmapped_medication": unmapped,
         "unmapped_medication_rate": round(unmapped / n, 4) if n else 0.0,
         "hcpcs": dict(Counter(r.get("hcpcs") or "none" for r in rows).most_common()),
+        **coded,
         "dose_forms": dict(forms.most_common()),
         "medication_not_found": unnamed,
         "non_injection_held_96372": held_96372,
@@ -351,6 +387,48 @@ def measure(
     }
 
 
+def _coded_injectables(
+    rows: list[dict], found: dict[str, tuple[str | None, list[str]]], rules
+) -> dict[str, Any]:
+    """The drug-code figures: of the administrations whose medication carries any code (not a CVX
+    vaccine), whose name is not a non-injection dose form, and that got a drug line decision
+    (outcome claim, held or not-96372), how many got a specific HCPCS: a drug line code that is not
+    a not-otherwise-classified code (drugs.csv ``unit_status`` noc: J3490, J3590, J9999, ...) and no
+    ``unmapped-medication`` gap (a match by name only is not by code)."""
+    noc = {code for code, drug in rules.drugs.items() if drug.unit_status == "noc"}
+    total = specific = 0
+    short: Counter[str] = Counter()
+    for r in rows:
+        name, codes = found.get(r["administration"], (None, []))
+        if not codes or any(c.startswith(CVX + "|") for c in codes):
+            continue
+        if dose_form(name)[0] == "non-injection":
+            continue
+        if r["outcome"] not in ("claim", "held", "not-96372"):
+            continue
+        total += 1
+        gaps = {g["code"] for g in r.get("gaps") or []}
+        hcpcs = r.get("hcpcs")
+        if hcpcs and hcpcs not in noc and "unmapped-medication" not in gaps:
+            specific += 1
+        else:
+            if "ambiguous-drug-code" in gaps:
+                why = "salt unknown (ambiguous-drug-code)"
+            elif hcpcs is None:
+                why = f"no drug line ({r.get('procedure') or 'no procedure'})"
+            elif hcpcs in noc:
+                why = "NOC" + (" (unmapped)" if "unmapped-medication" in gaps else "")
+            else:
+                why = "by name only"
+            short[f"{why}: {hcpcs or 'none'} {name} ({', '.join(codes)})"[:160]] += 1
+    return {
+        "coded_injectables": total,
+        "coded_injectables_specific_hcpcs": specific,
+        "coded_injectables_specific_rate": round(specific / total, 4) if total else 0.0,
+        "coded_injectables_not_specific": dict(short.most_common(30)),
+    }
+
+
 def table(m: dict[str, Any]) -> str:
     n = m["administrations"] or 1
     pct = lambda k: f"{100 * k / n:5.1f}%"  # noqa: E731
@@ -370,6 +448,12 @@ def table(m: dict[str, Any]) -> str:
     out += [f"  {k:<42}{v:>8}" for k, v in m["non_injection_held_96372_by_form"].items()]
     out.append("held as 96372, by drug (top 15):")
     out += [f"  {k[:60]:<60}{v:>8}" for k, v in m["held_96372_by_medication"].items()]
+    out.append(
+        f"{'coded injectables with a specific HCPCS':<44}"
+        f"{m['coded_injectables_specific_hcpcs']:>8} / {m['coded_injectables']}"
+        f"  {100 * m['coded_injectables_specific_rate']:5.1f}%"
+    )
+    out += [f"  {v:>5} x {k}" for k, v in m["coded_injectables_not_specific"].items()]
     out.append("drug line HCPCS: " + ", ".join(f"{k} {v}" for k, v in m["hcpcs"].items()))
     out += [
         f"{'non-injections held or claimed as 96372':<44}{m['non_injection_as_96372']:>8}",
