@@ -29,6 +29,10 @@ def load_config(path: str | Path | None) -> Config:
         medicare = "XS"
         [rendering_providers]                             # clinic Organization id -> Practitioner id
         clinic-1 = "dr-smith"                             # of its supervising physician or NPP
+        default_place_of_service = "11"                   # all our sites are offices (else unknown)
+        [places]                                          # the practice's places -> CMS POS
+        "Location/hopd-2" = "19"                          # a Location or Organization id, or an
+        "http://hl7.org/fhir/sid/us-npi|1234567893" = "11" # identifier system|value
     """
     import tomllib
 
@@ -50,6 +54,8 @@ def load_config(path: str | Path | None) -> Config:
         "timezone",
         "sad_policy",
         "rendering_providers",
+        "places",
+        "default_place_of_service",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -84,6 +90,27 @@ def load_config(path: str | Path | None) -> Config:
             f"config file {p}: [rendering_providers] maps an Organization id to a Practitioner id "
             '(clinic-1 = "dr-smith")'
         )
+    places = data.get("places", {})
+    if not isinstance(places, dict) or not all(
+        isinstance(k, str)
+        and (k.startswith(("Location/", "Organization/")) or "|" in k)
+        and isinstance(v, str)
+        and v.isdigit()
+        and len(v) == 2
+        for k, v in places.items()
+    ):
+        raise ConfigError(
+            f"config file {p}: [places] maps a place (\"Location/<id>\", \"Organization/<id>\" or an "
+            'identifier "system|value") to a two-digit CMS place of service ("11")'
+        )
+    default_pos = data.get("default_place_of_service")
+    if default_pos is not None and not (
+        isinstance(default_pos, str) and default_pos.isdigit() and len(default_pos) == 2
+    ):
+        raise ConfigError(
+            f"config file {p}: default_place_of_service {default_pos!r} is not a two-digit CMS "
+            'place of service ("11")'
+        )
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
@@ -93,4 +120,6 @@ def load_config(path: str | Path | None) -> Config:
         timezone=timezone,
         sad_policy=sad_policy,
         rendering_providers=dict(rendering),
+        places=dict(places),
+        default_place_of_service=default_pos,
     )

@@ -13,15 +13,14 @@ from .clinical import (
     payer_type_of,
     route_of,
     rule_diagnoses,
-    setting_of,
 )
-from .context import EncounterPointers
 from .early import _intravenous, _not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
 from .medication import resolve_medication
 from .model import MAPPING
 from .rules import IV_ROUTES, SC_IM
+from .setting import encounter_and_setting
 
 
 def _patient(c: _Case) -> None:
@@ -57,37 +56,9 @@ def _route(c: _Case) -> None:
 
 
 def _encounter_and_setting(c: _Case) -> None:
-    """The Encounter that context points to, and from its class the setting and place of service."""
-    reference = c.encounter_ref = c.refs.encounter
-    encounter = c.encounter = c.ctx.get(reference, "Encounter", c.admin)
-    c.encounter_refs = None
-    c.setting, c.pos = "office", "11"
-    if encounter is None:
-        why = c.ctx.resolve(reference, "Encounter", c.admin)[1]
-        c.gaps.add("missing-encounter", f"MedicationAdministration.context {why}")
-        return
-    c.encounter_refs = EncounterPointers(encounter)
-    found, problem = setting_of(encounter, c.rules)
-    if found is None:
-        # not known is not the office: the place of service is a claim field a person must set
-        c.gaps.add("unknown-setting", problem)
-        c.known("place_of_service", "unknown", problem or "Encounter names no setting")
-        c.setting = c.pos = None
-        return
-    c.setting, c.pos = found.setting, found.place_of_service
-    c.known(
-        "place_of_service",
-        "rule",
-        f"Encounter.class or type '{found.display}' -> POS {found.place_of_service} "
-        "(mappings/settings.csv, encounter_types.csv)",
-    )
-    if c.setting == "virtual":
-        c.gaps.add(
-            "missing-encounter",
-            "The linked encounter is virtual (class VR): no injection is given in a "
-            "virtual visit; link the in-person encounter",
-        )
-        c.setting, c.pos = "office", "11"
+    """The Encounter the administration names, or the one of the patient's whose period contains it,
+    and the setting and place of service from the place (:mod:`.setting`)."""
+    encounter_and_setting(c)
 
 
 def _local_time(c: _Case) -> None:
@@ -119,18 +90,24 @@ def _procedure(c: _Case) -> None:
     elif form is not None and form[0].outcome == "not-billable":  # oral methotrexate too: no 96401
         procedure, outcome, c.not_injection = None, "not-billable", form[0]
         gaps.add("dose-form-not-injectable", form[1])
-    elif (
-        med.drug is not None
-        and med.drug.drug_class in rules.antineoplastic
-        and route in (SC_IM | {None})
-    ):
+    elif med.drug is not None and med.drug.drug_class in rules.antineoplastic and route is None:
+        # the chemotherapy administration code follows the route (SC/IM 96401/96402, IV push
+        # 96409, infusion 96413): with none documented no code is asserted, and it is held
+        procedure, outcome = None, "held"
+        sc_im = rules.antineoplastic[med.drug.drug_class]
+        gaps.add(
+            "antineoplastic",
+            f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: its administration "
+            f"code follows the route ({sc_im} SC/IM; IV push or infusion: the chemotherapy codes "
+            "of mappings/infusions.csv)",
+        )
+        gaps.add("missing-route", c.route_problem)
+    elif med.drug is not None and med.drug.drug_class in rules.antineoplastic and route in SC_IM:
         procedure, outcome = rules.antineoplastic[med.drug.drug_class], "not-96372"
         gaps.add(
             "antineoplastic",
             f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: bill {procedure}",
         )
-        if route is None:
-            gaps.add("missing-route", c.route_problem)
     elif form is not None:
         # an implant or IUD: its insertion code (a hormonal anti-neoplastic implant kept 96402 above)
         procedure, outcome, c.not_injection = form[0].procedure_code, "not-96372", form[0]
@@ -160,8 +137,9 @@ def _drug_by_diagnosis(c: _Case) -> None:
         c.med.drug = c.rules.drugs[pair.hcpcs_if if holds else pair.hcpcs_else]
 
 
-def _coverage_and_payer(c: _Case) -> None:
-    """The Coverage in force on the day and its payer type (a vaccine's administration code depends on it)."""
+def _coverage_and_payer(c: _Case, vaccine: bool = True) -> None:
+    """The Coverage in force on the day and its payer type (a vaccine's administration code depends
+    on it; not worked out when ``vaccine`` is False: a facility bills it)."""
     when, rules = c.local, c.rules
     c.when_date = as_date(when) if when is not None else None
     coverage = c.coverage = active_coverage(c.ctx.for_patient("Coverage", c.patient_id), when)
@@ -174,7 +152,7 @@ def _coverage_and_payer(c: _Case) -> None:
             c.gaps.add("self-pay", f"From {how}")
     c.payer_type = payer_type
     c.payer = rules.payer(payer_type)
-    if c.med.vaccine is not None:
+    if vaccine and c.med.vaccine is not None:
         _vaccine(c, payer_type)
 
 

@@ -63,6 +63,18 @@ BASIS_KINDS = ("record", "rule", "practice", "unknown")
 #: The facts report.json gives the basis of, per administration.
 BASIS_FACTS = ("place_of_service", "rendering_provider", "service_date", "container", "diagnosis")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
+#: what a code of mappings/settings.csv, encounter_types.csv or places.csv may say: a setting, or
+#: ``unplaced``: the kind of visit (ambulatory, outpatient) and not where it was, so the place of
+#: service is still to be found (Location.type, Organization.type, the practice's profile)
+PLACE_SETTINGS = SETTINGS | {"unplaced"}
+#: the elements a row of mappings/places.csv is read from, in the order the engine reads them
+PLACE_ELEMENTS = (
+    "MedicationAdministration.category",
+    "Encounter.hospitalization",
+    "Location.type",
+    "Location.physicalType",
+    "Organization.type",
+)
 PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}
 #: what a Coverage.type coding may say: a payer type, or "unknown" (a generic code such as v3 PUBLICPOL
 #: that says "public" and nothing about which program)
@@ -286,8 +298,8 @@ class Site:
 
 @dataclass(frozen=True)
 class Setting:
-    setting: str
-    place_of_service: str
+    setting: str  # one of PLACE_SETTINGS
+    place_of_service: str  # "" for an unplaced one
     display: str
 
 
@@ -401,6 +413,11 @@ class Rules:
     code_changes: Mapping[str, tuple[CodeChange, ...]] = field(default_factory=dict)
     #: use (MODIFIER_USES) -> the modifier put on for it (modifiers.csv): every use has one
     modifiers: Mapping[str, Modifier] = field(default_factory=dict)
+    #: CMS place of service code -> its setting and name (places_of_service.csv)
+    places_of_service: Mapping[str, Setting] = field(default_factory=dict)
+    #: (element, system, code) -> the setting and place of service it names (places.csv; the
+    #: Encounter.hospitalization rows have system "" and the element's child as code)
+    places: Mapping[tuple[str, str, str], Setting] = field(default_factory=dict)
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
@@ -477,6 +494,13 @@ class Config:
     #: Organization id (the billing clinic) -> Practitioner id of the clinic's supervising
     #: physician or NPP: the rendering provider when the encounter names no eligible one
     rendering_providers: Mapping[str, str] = field(default_factory=dict)
+    #: the practice's profile of its places (README "Configuration", [places]): "Location/<id>",
+    #: "Organization/<id>" or an identifier "system|value" -> its CMS place of service; given, it
+    #: is what that place is (basis 'practice')
+    places: Mapping[str, str] = field(default_factory=dict)
+    #: the place of service of the practice's sites when nothing in the record places a visit
+    #: (a practice whose sites are all offices says "11"); None: such a visit is unknown-setting
+    default_place_of_service: str | None = None
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -488,6 +512,12 @@ class Config:
                     "(such as 'America/New_York')"
                 )
             object.__setattr__(self, "zone", zone)
+        for place, pos in [*self.places.items(), ("default", self.default_place_of_service)]:
+            if pos is not None and not (isinstance(pos, str) and pos.isdigit() and len(pos) == 2):
+                raise ConfigError(
+                    f"place of service for {place} is {pos!r}, expected a two-digit CMS code "
+                    "such as '11'"
+                )
         if self.sad_policy not in SAD_POLICIES:
             raise ConfigError(f"sad_policy is '{self.sad_policy}', expected hold or gy")
         for code, sev in self.severity.items():

@@ -36,6 +36,7 @@ from .drugs import (
 )
 from .gaps import _load_gaps
 from .modifiers import _modifiers
+from .places import _places, _places_of_service
 from .payers import (
     _encounter_types,
     _evaluation_management,
@@ -106,6 +107,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
     ndc_units = _ndc_units(d)
     modifiers = _modifiers(d)
+    places_of_service = _places_of_service(d)
+    places = _places(d, places_of_service)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -163,4 +166,6 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         drug_by_diagnosis=freeze(drug_by_diagnosis),
         ndc_units=freeze(ndc_units),
         modifiers=freeze(modifiers),
+        places_of_service=freeze(places_of_service),
+        places=freeze(places),
     )
