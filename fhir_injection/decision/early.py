@@ -74,23 +74,29 @@ def _inside_facility_payment(c: _Case) -> _Draft:
     here, before the route decides any professional administration code."""
     drug, units, _, _ = drug_units(c.med, c.dosage, c.rules, c.when_date)
     med = c.med
+    # no route, and the dose form says it is no injection (a tablet on the ward): said so, and no drug
+    form = _not_an_injection(c) if c.route is None and med.vaccine is None else None
+    if form is not None:
+        c.gaps.add("dose-form-not-injectable", form[1])
+        drug, units = None, None
     injection = (
         c.setting == "facility"
         and c.route in SC_IM
         and med.vaccine is None
         and not (med.drug is not None and med.drug.drug_class in c.rules.antineoplastic)
     )
+    where = "encounter" if c.encounter is not None else f"(POS {c.pos})"
     if c.setting == "inpatient":
         c.gaps.add(
-            "facility-setting",
-            f"Inpatient (POS {c.pos}): the administration is inside the DRG payment",
+            "facility-setting", f"Inpatient {where}: administration is inside the DRG payment"
         )
     else:
         what = "bills 96372" if injection else "bills the administration"
         c.gaps.add(
             "facility-setting",
-            f"Hospital outpatient/emergency (POS {c.pos}): the facility {what} on its "
-            "institutional claim",
+            f"Hospital outpatient/emergency {where}"
+            + (f" (POS {c.pos})" if c.encounter is not None else "")
+            + f": the facility {what} on its institutional claim",
         )
     decision = _first(
         c.key,

@@ -90,6 +90,18 @@ def _procedure(c: _Case) -> None:
     elif form is not None and form[0].outcome == "not-billable":  # oral methotrexate too: no 96401
         procedure, outcome, c.not_injection = None, "not-billable", form[0]
         gaps.add("dose-form-not-injectable", form[1])
+    elif (
+        med.drug is not None
+        and med.drug.drug_class in rules.antineoplastic
+        and (route in SC_IM or (route is None and form is not None))
+    ):
+        # SC/IM, or no route and a dose form that is inserted under the skin (a hormonal implant,
+        # as goserelin: 96402)
+        procedure, outcome = rules.antineoplastic[med.drug.drug_class], "not-96372"
+        gaps.add(
+            "antineoplastic",
+            f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: bill {procedure}",
+        )
     elif med.drug is not None and med.drug.drug_class in rules.antineoplastic and route is None:
         # the chemotherapy administration code follows the route (SC/IM 96401/96402, IV push
         # 96409, infusion 96413): with none documented no code is asserted, and it is held
@@ -102,12 +114,6 @@ def _procedure(c: _Case) -> None:
             "of mappings/infusions.csv)",
         )
         gaps.add("missing-route", c.route_problem)
-    elif med.drug is not None and med.drug.drug_class in rules.antineoplastic and route in SC_IM:
-        procedure, outcome = rules.antineoplastic[med.drug.drug_class], "not-96372"
-        gaps.add(
-            "antineoplastic",
-            f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: bill {procedure}",
-        )
     elif form is not None:
         # an implant or IUD: its insertion code (a hormonal anti-neoplastic implant kept 96402 above)
         procedure, outcome, c.not_injection = form[0].procedure_code, "not-96372", form[0]

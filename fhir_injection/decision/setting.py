@@ -52,14 +52,14 @@ def encounter_and_setting(c: _Case) -> None:
     c.encounter_refs = None
     c.setting = c.pos = None
     placed = ""
-    if reference is None:
+    if reference is None and c.admin.get("context") is None:  # names none (not: unreadable)
         encounter, why = _placed(c)
         if encounter is not None:
             c.encounter_ref = f"Encounter/{encounter.get('id')}"
             placed = f"placed in {c.encounter_ref} by its period; "
     else:
-        encounter, why = c.ctx.resolve(reference, "Encounter", c.admin)
-        why = f"MedicationAdministration.context {why}"
+        encounter, problem = c.ctx.resolve(reference, "Encounter", c.admin)
+        why = f"MedicationAdministration.context {problem}"
     c.encounter = encounter
     if encounter is None:
         c.gaps.add("missing-encounter", why)
@@ -279,7 +279,9 @@ def _practice_place(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list
                 continue
             row = c.rules.places_of_service.get(pos)
             if row is None:
-                notes.append(f"[places] gives {key} POS {pos}, which is not in places_of_service.csv")
+                notes.append(
+                    f"[places] gives {key} POS {pos}, which is not in places_of_service.csv"
+                )
                 continue
             return row, "practice", f"[places] {key} -> POS {pos} (configuration)", []
     return None

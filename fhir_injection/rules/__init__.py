@@ -36,7 +36,6 @@ from .drugs import (
 )
 from .gaps import _load_gaps
 from .modifiers import _modifiers
-from .places import _places, _places_of_service
 from .payers import (
     _encounter_types,
     _evaluation_management,
@@ -47,6 +46,7 @@ from .payers import (
     _payers,
     _settings,
 )
+from .places import _places, _places_of_service
 from .routes import (
     _hydration,
     _infusions,

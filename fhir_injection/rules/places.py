@@ -64,13 +64,15 @@ def _places(d: Path, codes: dict[str, Setting]) -> dict[tuple[str, str, str], Se
             known = codes.get(setting.place_of_service)
             if known is None:
                 raise t.error(
-                    n, f"place_of_service '{setting.place_of_service}' is not in "
-                    "places_of_service.csv"
+                    n,
+                    f"place_of_service '{setting.place_of_service}' is not in "
+                    "places_of_service.csv",
                 )
             if known.setting != setting.setting:
                 raise t.error(
-                    n, f"setting '{setting.setting}' disagrees with places_of_service.csv, "
-                    f"which gives POS {setting.place_of_service} the setting '{known.setting}'"
+                    n,
+                    f"setting '{setting.setting}' disagrees with places_of_service.csv, "
+                    f"which gives POS {setting.place_of_service} the setting '{known.setting}'",
                 )
         found[key] = setting
     return found
