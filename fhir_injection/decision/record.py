@@ -17,9 +17,9 @@ from .clinical import (
 from .early import _intravenous, _not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
-from .medication import resolve_medication
+from .medication import dose_form, resolve_medication
 from .model import MAPPING
-from .rules import IV_ROUTES, SC_IM
+from .rules import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
 from .setting import encounter_and_setting
 
 
@@ -128,7 +128,25 @@ def _procedure(c: _Case) -> None:
         )
     elif route is None:
         gaps.add("missing-route", c.route_problem)
+    if route in SC_IM and med.vaccine is None and procedure is not None:
+        conflict = _iv_only(c)
+        if conflict is not None:
+            # an SC/IM code for a product that can only go into a vein: the record is wrong somewhere
+            gaps.add("route-conflicts-dose-form", conflict)
+            if outcome == "not-96372":  # a chemotherapy code: not asserted, held like a 96372
+                procedure, outcome = None, "held"
     c.procedure, c.outcome = procedure, outcome
+
+
+def _iv_only(c: _Case) -> str | None:
+    """Why the product is for intravenous use only (its dose form's category, IV_ONLY_CATEGORY), or None."""
+    found = dose_form(c.med, c.rules) if c.med.found else None
+    if found is None or found[0].category != IV_ONLY_CATEGORY:
+        return None
+    form, where = found
+    return (
+        f"Route is {c.route}, but the dose form in {where} is '{form.name}' (intravenous use only)"
+    )
 
 
 def _drug_by_diagnosis(c: _Case) -> None:

@@ -101,6 +101,9 @@ SAD_POLICIES = ("hold", "gy")
 #: what a dose form category means when the route is missing: ``held`` (it could be an injection, the
 #: route decides: missing-route), or not an injection at all (another code applies, or nothing to bill)
 DOSE_FORM_OUTCOMES = ("held", "not-96372", "not-billable")
+#: the dose form category (mappings/dose_form_categories.csv) of a product for intravenous use only:
+#: documented SC or IM, the route contradicts the product (gap route-conflicts-dose-form)
+IV_ONLY_CATEGORY = "intravenous"
 
 SYSTEM_CPT = "http://www.ama-assn.org/go/cpt"
 SYSTEM_HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -469,6 +472,7 @@ REQUIRED_GAPS = (
     "rendering-provider-by-role",
     "vaccine-part-d",
     "ambiguous-drug-code",
+    "route-conflicts-dose-form",
 )
 
 
