@@ -22,6 +22,7 @@ def load_config(path: str | Path | None) -> Config:
         jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
         timezone = "America/New_York"                     # the clinic's IANA time zone
         sad_policy = "hold"                               # Medicare self-administered drug: hold | gy
+        default_place_of_service = "11"                   # all our sites are offices (else unknown)
         [severity]
         missing-consent = "info"
         missing-site = "error"
@@ -29,7 +30,6 @@ def load_config(path: str | Path | None) -> Config:
         medicare = "XS"
         [rendering_providers]                             # clinic Organization id -> Practitioner id
         clinic-1 = "dr-smith"                             # of its supervising physician or NPP
-        default_place_of_service = "11"                   # all our sites are offices (else unknown)
         [places]                                          # the practice's places -> CMS POS
         "Location/hopd-2" = "19"                          # a Location or Organization id, or an
         "http://hl7.org/fhir/sid/us-npi|1234567893" = "11" # identifier system|value
@@ -100,7 +100,7 @@ def load_config(path: str | Path | None) -> Config:
         for k, v in places.items()
     ):
         raise ConfigError(
-            f"config file {p}: [places] maps a place (\"Location/<id>\", \"Organization/<id>\" or an "
+            f'config file {p}: [places] maps a place ("Location/<id>", "Organization/<id>" or an '
             'identifier "system|value") to a two-digit CMS place of service ("11")'
         )
     default_pos = data.get("default_place_of_service")
