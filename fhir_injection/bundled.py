@@ -46,3 +46,11 @@ def mappings_dir() -> Path:
 def demo_dir() -> Path:
     """The demo clinic: ``fhir_injection/demo`` in a wheel, ``fixtures/demo`` in a checkout."""
     return _find("demo", _CHECKOUT / "fixtures" / "demo")
+
+
+def demo_config() -> Path:
+    """The demo clinic's practice profile (a TOML config: its sites are offices), which a sync of
+    the bundled demo reads when no --config is given: ``fhir_injection/demo-practice/practice.toml``
+    in a wheel, ``fixtures/demo-practice/practice.toml`` in a checkout."""
+    folder = _find("demo-practice", _CHECKOUT / "fixtures" / "demo-practice")
+    return folder / "practice.toml"

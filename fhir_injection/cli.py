@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .bundled import demo_dir
+from .bundled import demo_config, demo_dir
 from .clock import now
 from .config import load_config
 from .errors import (
@@ -384,6 +384,18 @@ def _run_sync(args, rules, config) -> int:
     return result.exit_code
 
 
+def _demo_profile(args) -> Path | None:
+    """The bundled demo's practice profile (fixtures/demo-practice/practice.toml: its sites are offices) for a
+    sync of the demo without --config; None otherwise."""
+    if args.command != "sync":
+        return None
+    source = getattr(args, "source", None)
+    if source is not None and (_is_url(source) or Path(source).resolve() != REPO_DEMO.resolve()):
+        return None
+    log.info("the bundled demo: its practice profile %s", demo_config())
+    return demo_config()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -400,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _run_report(args)
         rules = load_rules(args.mappings)
-        config = load_config(args.config)
+        config = load_config(args.config or _demo_profile(args))
         if args.command == "sync":
             return _run_sync(args, rules, config)
         if args.command == "export":

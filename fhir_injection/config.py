@@ -22,6 +22,7 @@ def load_config(path: str | Path | None) -> Config:
         jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
         timezone = "America/New_York"                     # the clinic's IANA time zone
         sad_policy = "hold"                               # Medicare self-administered drug: hold | gy
+        default_place_of_service = "11"                   # all our sites are offices (else unknown)
         [severity]
         missing-consent = "info"
         missing-site = "error"
@@ -30,6 +31,9 @@ def load_config(path: str | Path | None) -> Config:
         [rendering_providers]                             # clinic Organization id, or Location/<id>
         clinic-1 = "dr-smith"                             # -> Practitioner id of its supervising
         "Location/suite-2" = "dr-jones"                   # physician or NPP (a Location's first)
+        [places]                                          # the practice's places -> CMS POS
+        "Location/hopd-2" = "19"                          # a Location or Organization id, or an
+        "http://hl7.org/fhir/sid/us-npi|1234567893" = "11" # identifier system|value
     """
     import tomllib
 
@@ -51,6 +55,8 @@ def load_config(path: str | Path | None) -> Config:
         "timezone",
         "sad_policy",
         "rendering_providers",
+        "places",
+        "default_place_of_service",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -86,6 +92,27 @@ def load_config(path: str | Path | None) -> Config:
         problem = _rendering_key_problem(key, value)
         if problem:
             raise ConfigError(f"config file {p}: [rendering_providers] key {key!r}: {problem}")
+    places = data.get("places", {})
+    if not isinstance(places, dict) or not all(
+        isinstance(k, str)
+        and (k.startswith(("Location/", "Organization/")) or "|" in k)
+        and isinstance(v, str)
+        and v.isdigit()
+        and len(v) == 2
+        for k, v in places.items()
+    ):
+        raise ConfigError(
+            f'config file {p}: [places] maps a place ("Location/<id>", "Organization/<id>" or an '
+            'identifier "system|value") to a two-digit CMS place of service ("11")'
+        )
+    default_pos = data.get("default_place_of_service")
+    if default_pos is not None and not (
+        isinstance(default_pos, str) and default_pos.isdigit() and len(default_pos) == 2
+    ):
+        raise ConfigError(
+            f"config file {p}: default_place_of_service {default_pos!r} is not a two-digit CMS "
+            'place of service ("11")'
+        )
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
@@ -95,6 +122,8 @@ def load_config(path: str | Path | None) -> Config:
         timezone=timezone,
         sad_policy=sad_policy,
         rendering_providers=dict(rendering),
+        places=dict(places),
+        default_place_of_service=default_pos,
     )
 
 

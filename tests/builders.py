@@ -23,20 +23,25 @@ SOPT = "https://nahdo.org/sopt"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V2_DEGREE = "http://terminology.hl7.org/CodeSystem/v2-0360"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 
 PAYER_SOPT = {"medicare": "1", "medicaid": "2", "commercial": "5"}
 
 
 def world(payer: str = "medicare", patient: str = "p1", encounter_class: str = "AMB",
           consent: bool = True, coverage: bool = True) -> list[dict]:
-    """A Medicare office visit: the nurse (RN) gives the injection, the doctor (MD) attends the
-    encounter and renders it incident-to."""
+    """A Medicare office visit (its Location is typed CMS POS 11): the nurse (RN) gives the injection,
+    the doctor (MD) attends the encounter and renders it incident-to."""
     resources = [
         {"resourceType": "Patient", "id": patient, "name": [{"family": "Testperson", "given": ["Pat"]}],
          "birthDate": "1950-02-03", "gender": "female"},
         {"resourceType": "Organization", "id": "clinic", "name": "Demo Clinic",
          "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]},
         {"resourceType": "Organization", "id": "payer", "name": "Demo Payer"},
+        # the place: an office (CMS place of service 11 as the Location's type); class AMB alone does
+        # not say office or hospital outpatient department (96372.md 'Setting')
+        {"resourceType": "Location", "id": "office", "name": "Demo Clinic, main office",
+         "type": [{"coding": [{"system": POS, "code": "11", "display": "Office"}]}]},
         {"resourceType": "Practitioner", "id": "nurse",
          "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111112"}],
          "qualification": [{"code": {"coding": [{"system": V2_DEGREE, "code": "RN"}]}}]},
@@ -48,6 +53,7 @@ def world(payer: str = "medicare", patient: str = "p1", encounter_class: str = "
          "subject": {"reference": f"Patient/{patient}"},
          "period": {"start": "2026-10-05T09:00:00-05:00", "end": "2026-10-05T11:00:00-05:00"},
          "serviceProvider": {"reference": "Organization/clinic"},
+         "location": [{"location": {"reference": "Location/office"}}],
          "participant": [{"type": [{"coding": [{"system": PARTICIPATION, "code": "ATND"}]}],
                           "individual": {"reference": "Practitioner/doctor"}}],
          "diagnosis": [{"condition": {"reference": f"Condition/c-{patient}"}, "rank": 1}]},

@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import driver, open_report, severe  # noqa: E402
-from fhir_injection.bundled import demo_dir  # noqa: E402
-from fhir_injection.decision.rules import Config  # noqa: E402
+from fhir_injection.bundled import demo_config, demo_dir  # noqa: E402
+from fhir_injection.config import load_config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
 
@@ -34,8 +34,8 @@ def main(argv=None) -> int:
     rules = load_rules()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        run_folder(demo_dir(), out, rules, Config(), "2026-11-29T10:00:00Z")
-        run_folder(demo_dir(), out, rules, Config(), "2026-11-30T10:00:00Z")
+        run_folder(demo_dir(), out, rules, load_config(demo_config()), "2026-11-29T10:00:00Z")
+        run_folder(demo_dir(), out, rules, load_config(demo_config()), "2026-11-30T10:00:00Z")
         browser = driver(args.width, args.height)
         try:
             open_report(browser, out / "report.html")

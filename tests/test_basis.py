@@ -36,8 +36,9 @@ def basis(decision) -> dict[str, tuple[str, str]]:
 
 def test_a_clean_office_injection_says_where_each_fact_came_from():
     b = basis(decide_one())
-    assert b["place_of_service"][0] == "rule"
-    assert "POS 11" in b["place_of_service"][1] and "settings.csv" in b["place_of_service"][1]
+    # the world's Location is typed CMS place of service 11: read from the record (class AMB alone is
+    # not the office, 96372.md 'Setting')
+    assert b["place_of_service"] == ("record", "Location.type is CMS place of service 11")
     assert b["service_date"] == ("record", "effective[x] in its own time zone")
     assert b["diagnosis"][0] == "record" and "M54.50" in b["diagnosis"][1]
     # the nurse gave it; the encounter's MD renders it by his qualification (v2 0360 MD)
@@ -46,7 +47,7 @@ def test_a_clean_office_injection_says_where_each_fact_came_from():
 
 
 def test_an_unknown_setting_is_unknown_not_the_office():
-    resources = replace_resource(world(), "Encounter", **{"class": {"system": ACT, "code": "XYZ"}})
+    resources = replace_resource(world(), "Encounter", location=None, **{"class": {"system": ACT, "code": "XYZ"}})
     d = decide_one(admin(), resources)
     assert d.place_of_service is None and "unknown-setting" in gap_codes(d)
     kind, how = basis(d)["place_of_service"]
@@ -107,6 +108,6 @@ def test_report_json_carries_the_basis_of_each_fact():
     writer.add(d, "Claim/c1", "active", None)
     writer.close()
     entry = json.loads(out.getvalue())["administrations"][0]
-    assert entry["basis"]["place_of_service"]["from"] == "rule"
+    assert entry["basis"]["place_of_service"]["from"] == "record"
     assert entry["basis"]["service_date"] == {"from": "record", "how": "effective[x] in its own time zone"}
     assert set(entry["basis"]) == {fact for fact, _, _ in d.basis}

@@ -227,7 +227,9 @@ def nobody_eligible(**encounter_changes) -> list[dict]:
 
 def test_the_practice_names_the_supervising_practitioner_per_location():
     w = nobody_eligible(location=[{"location": {"reference": "Location/suite-2"}}])
-    config = Config(rendering_providers={"Location/suite-2": "dr-jones", "clinic": "dr-smith"})
+    # suite-2 is not a typed Location (class AMB alone is no place): the practice says its sites are offices
+    config = Config(rendering_providers={"Location/suite-2": "dr-jones", "clinic": "dr-smith"},
+                    default_place_of_service="11")
     d = decide_one(admin(), w, config)
     assert d.rendering == "Practitioner/dr-jones" and d.outcome == "claim"
     assert basis(d)["rendering_provider"] == ("practice", "[rendering_providers] for Location/suite-2")

@@ -25,10 +25,14 @@ DAR = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 ABSENT = {"extension": [{"url": DAR, "valueCode": "unknown"}]}
 
 
-def encounter(enc_class=None, type_=None):
+def encounter(enc_class=None, type_=None, place=False):
     """The clean world with Encounter.class set to ``enc_class`` (None: no class element) and
-    Encounter.type to ``type_`` (a list of CodeableConcepts, None: none)."""
-    return replace_resource(world(), "Encounter", **{"class": enc_class, "type": type_})
+    Encounter.type to ``type_`` (a list of CodeableConcepts, None: none); without its office
+    Location unless ``place`` (so the class and type alone say what they say)."""
+    changes = {"class": enc_class, "type": type_}
+    if not place:
+        changes["location"] = None
+    return replace_resource(world(), "Encounter", **changes)
 
 
 def v2(code):
@@ -46,8 +50,15 @@ def type_code(system, code, display=None):
 
 
 @pytest.mark.parametrize("code", ["O", "P", "R"])
-def test_v2_outpatient_classes_are_the_office(code):
+def test_v2_outpatient_classes_say_no_admission_not_where(code):
+    """Read as v3 AMB: an office (POS 11) or a hospital outpatient department (19/22); the place or
+    the practice's profile says which (CMS POS code set; IOM 100-04 ch.12 §20.4.2)."""
     d = decide_one(admin(), encounter(v2(code)))
+    assert (d.outcome, d.setting, d.place_of_service) == ("held", None, None)
+    assert "unknown-setting" in gap_codes(d)
+    d = decide_one(admin(), encounter(v2(code)), Config(default_place_of_service="11"))
+    assert (d.outcome, d.setting, d.place_of_service) == ("claim", "office", "11")
+    d = decide_one(admin(), encounter(v2(code), place=True))  # the Location is an office
     assert (d.outcome, d.setting, d.place_of_service) == ("claim", "office", "11")
 
 
@@ -68,7 +79,7 @@ def test_v2_emergency_is_billed_by_the_facility():
 @pytest.mark.parametrize("code", ["B", "C", "N", "U"])
 def test_v2_classes_that_do_not_say_where_need_the_type(code):
     assert "unknown-setting" in gap_codes(decide_one(admin(), encounter(v2(code))))
-    d = decide_one(admin(), encounter(v2(code), type_code(CPT, "99213")))
+    d = decide_one(admin(), encounter(v2(code), [{"text": "Office Visit"}]))
     assert (d.setting, d.place_of_service) == ("office", "11")
 
 
@@ -117,8 +128,9 @@ def test_vendor_class_falls_back_to_an_office_visit_type(type_):
     assert "unknown-setting" not in gap_codes(d)
 
 
-@pytest.mark.parametrize("code,setting,pos", [("99202", "office", "11"), ("99205", "office", "11"),
-                                              ("99211", "office", "11"), ("99215", "office", "11"),
+# "Office or other outpatient visit" (99202-99215) is the kind of visit, not where: no place
+@pytest.mark.parametrize("code,setting,pos", [("99202", None, None), ("99205", None, None),
+                                              ("99211", None, None), ("99215", None, None),
                                               ("99283", "facility", "23"), ("99222", "inpatient", "21"),
                                               ("99347", "home", "12")])
 def test_cpt_em_code_in_type_names_the_setting(code, setting, pos):
@@ -132,11 +144,11 @@ def test_cpt_codes_outside_the_ranges_say_nothing():
 
 
 def test_office_em_in_type_still_raises_the_same_day_em_rule():
-    d = decide_one(admin(), encounter(ABSENT, type_code(CPT, "99213")))
+    d = decide_one(admin(), encounter(ABSENT, type_code(CPT, "99213"), place=True))
     assert d.place_of_service == "11" and "em-same-day" in gap_codes(d)
 
 
-@pytest.mark.parametrize("code,setting,pos", [("185349003", "office", "11"), ("185345009", "office", "11"),
+@pytest.mark.parametrize("code,setting,pos", [("185349003", None, None), ("185345009", None, None),
                                               ("50849002", "facility", "23"), ("183452005", "inpatient", "21"),
                                               ("32485007", "inpatient", "21")])
 def test_snomed_encounter_types_name_the_setting(code, setting, pos):
@@ -163,7 +175,7 @@ def test_a_known_class_wins_over_the_type():
 
 
 def test_a_later_type_can_name_the_setting_when_the_first_does_not():
-    types = [{"text": "Follow-up of something"}, {"coding": [{"system": CPT, "code": "99214"}]}]
+    types = [{"text": "Follow-up of something"}, {"text": "Office Visit"}]
     assert decide_one(admin(), encounter(ABSENT, types)).place_of_service == "11"
 
 
@@ -209,4 +221,5 @@ def test_broken_setting_row_names_file_and_row(mappings, name, row, message):
 def test_every_encounter_type_row_has_a_source_and_a_two_digit_place_of_service(rules):
     found = list(rules.encounter_types.values()) + list(rules.encounter_type_texts.values())
     found += [s for ranges in rules.encounter_type_ranges.values() for _, _, s in ranges]
-    assert found and all(len(s.place_of_service) == 2 for s in found)
+    assert found and all(len(s.place_of_service) == 2 or (s.setting, s.place_of_service) == ("unplaced", "")
+                         for s in found)

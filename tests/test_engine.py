@@ -625,7 +625,8 @@ def test_missing_or_inactive_coverage_holds_without_a_claim(w):
 
 @pytest.mark.parametrize("context", [None, {"reference": "Encounter/ghost"}])
 def test_missing_encounter_is_an_error(context):
-    d = decide_one(admin(context=context))
+    # the next day: no encounter of the patient's contains it, so none places it either
+    d = decide_one(admin(context=context, effectiveDateTime="2026-10-06T09:30:00-05:00"))
     assert gap(d, "missing-encounter").severity == "error"
     assert d.outcome == "held"
 
@@ -716,7 +717,7 @@ GAP_CASES = {
     "missing-diagnosis": lambda: ([admin()], replace_resource(world(), "Encounter", diagnosis=None)),
     "missing-consent": lambda: ([admin()], world(consent=False)),
     "missing-coverage": lambda: ([admin()], world(coverage=False)),
-    "missing-encounter": lambda: ([admin(context=None)], world()),
+    "missing-encounter": lambda: ([admin(context=None, effectiveDateTime="2026-10-06T09:30:00-05:00")], world()),
     "route-not-sc-im": lambda: ([admin(dosage=dosage(route=route(V2_ROUTE, "IV")))], world()),
     "vaccine": lambda: ([admin(medicationCodeableConcept=med(CVX, "140"))], world()),
     "antineoplastic": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "358258"))], world()),
@@ -735,8 +736,10 @@ GAP_CASES = {
     "unknown-payer-type": lambda: ([admin()], replace_resource(
         world(), "Coverage", type={"coding": [{"system": ACT, "code": "PUBLICPOL"}]})),
     "self-pay": lambda: ([admin()], replace_resource(world(), "Coverage", type={"text": "NO_INSURANCE"})),
-    "unknown-setting": lambda: ([admin()], replace_resource(world(), "Encounter", **{"class": {
+    "unknown-setting": lambda: ([admin()], replace_resource(world(), "Encounter", location=None, **{"class": {
         "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]}})),
+    "route-conflicts-dose-form": lambda: ([admin(medicationCodeableConcept={
+        "text": "ondansetron 2 MG/ML Intravenous Solution"})], world()),
     "dose-form-not-injectable": lambda: ([admin(medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
                                                 dosage=dosage(route=None))], world()),
     "missing-package-size": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "35827"))], world()),
@@ -800,8 +803,9 @@ def test_antineoplastic_with_text_only_route_still_asks_for_the_route():
     a = admin(medicationCodeableConcept=med(RXNORM, "358258", "bortezomib"),
               dosage=dosage(route={"text": "under the skin"}, dose=dose(2.3, "mg")))
     d = decide_one(a)
-    assert d.outcome == "not-96372"
-    assert d.procedure == "96401"
+    # the chemotherapy code follows the route (96401 SC/IM, 96409 push, 96413 infusion): none is asserted
+    assert d.outcome == "held"
+    assert d.procedure is None
     assert gap_codes(d) == ["antineoplastic", "missing-route"]
     assert gap(d, "missing-route").severity == "error"
 

@@ -89,7 +89,10 @@ MESSAGES = {
                        world(), "missing-medication", "medicationReference 'urn:uuid:1f3a' names no entry of its Bundle"),
     "no contained medication": (contained_admin() | {"medicationReference": {"reference": "#other"}}, world(),
                                 "missing-medication", "medicationReference '#other' names no contained Medication"),
-    "no context": (admin(context=None), world(), "missing-encounter", "MedicationAdministration.context is missing"),
+    # no context, and no encounter of the patient's contains its time (the next day): nothing places it
+    "no context": (admin(context=None, effectiveDateTime="2026-10-06T09:30:00-05:00"), world(), "missing-encounter",
+                   "MedicationAdministration.context is missing, and none of the patient's 1 Encounter(s) in the "
+                   "source has a period that contains its time"),
     "context to nothing": (admin(context={"reference": "Encounter/ghost"}), world(), "missing-encounter",
                            "MedicationAdministration.context 'Encounter/ghost' points to Encounter/ghost, "
                            "which is not in the source"),
@@ -243,7 +246,8 @@ def test_inpatient_injections_are_not_counted_against_the_office_limit():
 
 
 def test_an_encounter_class_in_another_shape_is_no_setting():
-    w = replace_resource(world(), "Encounter", **{"class": [{"coding": [{"system": "x", "code": "IMP"}]}]})
+    w = replace_resource(world(), "Encounter", **{"class": [{"coding": [{"system": "x", "code": "IMP"}]}],
+                                                  "location": None})  # the class alone, no place
     d = decide_one(admin(), w)
     assert (d.outcome, d.setting, d.place_of_service) == ("held", None, None)  # never assumed office (issue 11)
     assert (d.procedure, d.claim_status, gap_codes(d)) == ("96372", "draft", ["unknown-setting"])
@@ -276,9 +280,13 @@ def test_a_time_that_is_not_text_is_not_kept():
     assert detail(d, "missing-time") == "effective[x] is not a full date or date-time"
 
 
-def test_without_an_encounter_the_setting_is_the_office():
-    for d in (decide_one(admin(context=None)), decide_one(resources=world(encounter_class="VR"))):
-        assert (d.setting, d.place_of_service) == ("office", "11")
+def test_without_an_encounter_no_setting_is_assumed():
+    """No encounter (none named, none containing its time) or only a virtual one: no place of service,
+    never the office (96372.md 'Unknowns')."""
+    alone = admin(context=None, effectiveDateTime="2026-10-06T09:30:00-05:00")
+    for d in (decide_one(alone), decide_one(resources=world(encounter_class="VR"))):
+        assert (d.setting, d.place_of_service) == (None, None)
+        assert "missing-encounter" in gap_codes(d) and d.outcome == "held"
     assert decide_one(admin(context={"reference": "Encounter/ghost"})).encounter is None
 
 

@@ -217,7 +217,7 @@ def test_input_is_a_new_key_and_the_old_ones_stay(tmp_path):
     assert list(report) == ["generated", "source", "mappings", "administrations", "errors", "notices", "input",
                             "summary"]
     assert report["notices"] == []
-    assert report["input"]["roles"] == {"records": 8}
+    assert report["input"]["roles"] == {"records": 9}  # with the encounter's Location
     assert "Files:" not in result.text  # a folder of records only: nothing more to say
 
 

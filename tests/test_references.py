@@ -312,7 +312,7 @@ def test_decide_bundle_reads_a_transaction_bundle_as_the_folder_does_and_leaves_
     before = copy.deepcopy(bundle)
     [d] = decide_bundle(bundle, rules())
     assert d.outcome == "claim" and d.claim_status == "active"
-    assert d.administration == f"{MA}/00000000-0000-4000-8000-000000000010"  # world() has 9 resources before it
+    assert d.administration == f"{MA}/00000000-0000-4000-8000-000000000011"  # world() has 10 resources before it
     assert bundle == before
 
 
@@ -432,7 +432,10 @@ def test_the_spool_indexes_identifiers_on_disk_only_when_a_conditional_reference
 
 
 def test_the_realworld_conditional_case_bills_with_its_clinic_and_nurse(tmp_path):
-    run_folder(REALWORLD / "conditional-references", tmp_path, rules(), Config(), CREATED)
+    # its encounter is class AMB at a clinic no Location or Organization.type places: the practice's
+    # profile says its sites are offices (class AMB alone does not, 96372.md 'Setting')
+    office = Config(default_place_of_service="11")
+    run_folder(REALWORLD / "conditional-references", tmp_path, rules(), office, CREATED)
     [entry] = report_of(tmp_path)["administrations"]
     assert entry["outcome"] == "claim"
     [claim] = ndjson(tmp_path / "Claim.ndjson")

@@ -148,7 +148,8 @@ def test_no_eligible_rendering_provider_is_held_with_a_gap_that_says_why():
     assert g.severity == "error" and g.field == "Encounter.participant"
     assert g.message.startswith(
         "The performer Practitioner/nurse is auxiliary staff (incident-to); the Encounter has no participant; "
-        "no rendering provider is configured for the clinic ([rendering_providers]: Organization/clinic). "
+        "no rendering provider is configured for the clinic ([rendering_providers]: Location/office or "
+        "Organization/clinic). "
     )
     assert "careTeam" not in build_claim(d, Config(), CREATED)
 

@@ -524,7 +524,12 @@ def test_the_demo_clinics_practitioner_role_cases_decide_as_written():
     expected = json.loads((root / "demo-expected.json").read_text())["administrations"]
     resources = [json.loads(line) for f in sorted((root / "demo").glob("*.ndjson")) for line in f.read_text().splitlines()]
     by_scenario = {v["scenario"]: k for k, v in expected.items()}
-    decisions = {d.administration: d for d in decide_bundle(resources)}
+    # with the demo's practice profile (its sites are offices: class AMB alone is not the office)
+    from fhir_injection.bundled import demo_config
+    from fhir_injection.config import load_config
+
+    config = load_config(demo_config())
+    decisions = {d.administration: d for d in decide_bundle(resources, config=config)}
     cases = {
         "PractitionerRole specialty NUCC 363L00000X (NP, no qualification): the performer renders herself":
             ("claim", "PractitionerRole/role-10", "PractitionerRole/role-10"),

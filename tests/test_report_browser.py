@@ -17,9 +17,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from browser import driver, open_report, severe
 from builders import rules
 from fhir_injection import cli
-from fhir_injection.bundled import demo_dir
+from fhir_injection.bundled import demo_config, demo_dir
+from fhir_injection.config import load_config
 from fhir_injection.decision.model import ACTIONABLE_OUTCOMES
-from fhir_injection.decision.rules import Config
 from fhir_injection.jobs.offline import run_folder
 
 pytestmark = pytest.mark.browser
@@ -46,8 +46,8 @@ def browser():
 def demo(tmp_path_factory) -> Path:
     """The demo clinic through the offline job, twice (so the trends have two runs)."""
     out = tmp_path_factory.mktemp("demo") / "out"
-    run_folder(demo_dir(), out, rules(), Config(), "2026-11-29T10:00:00Z")
-    run_folder(demo_dir(), out, rules(), Config(), "2026-11-30T10:00:00Z")
+    run_folder(demo_dir(), out, rules(), load_config(demo_config()), "2026-11-29T10:00:00Z")
+    run_folder(demo_dir(), out, rules(), load_config(demo_config()), "2026-11-30T10:00:00Z")
     return out
 
 

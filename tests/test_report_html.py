@@ -17,7 +17,8 @@ import pytest
 
 from builders import admin, dosage, rules, world
 from fhir_injection import cli
-from fhir_injection.bundled import demo_dir
+from fhir_injection.bundled import demo_config, demo_dir
+from fhir_injection.config import load_config
 from fhir_injection.decision.model import ACTIONABLE_OUTCOMES
 from fhir_injection.decision.rules import Config
 from fhir_injection.jobs.offline import run_folder
@@ -39,7 +40,7 @@ JS_URL = "javascript:window.__pwned=1//"
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "out"
-    run_folder(demo_dir(), out, rules(), Config(), CREATED)
+    run_folder(demo_dir(), out, rules(), load_config(demo_config()), CREATED)
     return out
 
 

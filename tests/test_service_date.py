@@ -145,7 +145,8 @@ def test_a_date_or_a_time_without_offset_is_already_local_and_never_converted():
 
 
 def test_an_administration_without_an_encounter_uses_the_configured_timezone():
-    d = decide_one(evening(context=None), clinic(), NEW_YORK)
+    # no context, and no encounter in the source (one containing its time would place it)
+    d = decide_one(evening(context=None), [r for r in clinic() if r["resourceType"] != "Encounter"], NEW_YORK)
     assert "missing-encounter" in gap_codes(d) and d.service_date == "2026-10-01"
 
 

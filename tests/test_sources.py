@@ -154,7 +154,8 @@ def test_spool_keeps_the_newer_version_and_groups_by_patient(tmp_path):
     new = dict(admin(id="a1"), meta={"versionId": "2"})
     problems = []
     with Spool(directory=str(tmp_path)) as spool:
-        others = [r for r in world(patient="p2") if r["resourceType"] not in ("Organization", "Practitioner")]
+        others = [r for r in world(patient="p2")
+                  if r["resourceType"] not in ("Organization", "Practitioner", "Location")]
         spool.add_all([new, old] + world() + others, problems.append)
         assert list(spool.patients()) == ["p1"]
         admins, ctx = spool.for_patient("p1")

@@ -158,10 +158,11 @@ def test_three_pages_all_decided_conditional_creates_and_bounded_requests(rsps, 
     assert all(e["posted"]["claim"] == "create" for e in report["administrations"])
     # Requests: metadata 1 + per page (search page, same-day siblings, Condition _id, Consent, Coverage,
     # ChargeItem, Claim identifier, Task identifier, batch POST) 9 x 3 + Organization once + the
-    # encounters' attending Practitioner (the rendering provider, issue 12) once = 30.
-    # Patient, Encounter and the performing Practitioner came as _include; Organization and the
-    # attending Practitioner are cached after page 1.
-    assert len(calls(rsps)) == 30
+    # encounters' attending Practitioner (the rendering provider, issue 12) once + their Location
+    # (the place of service) once = 31.
+    # Patient, Encounter and the performing Practitioner came as _include; Organization, the
+    # attending Practitioner and the Location are cached after page 1.
+    assert len(calls(rsps)) == 31
     assert len(calls(rsps)) == result.summary["http"]["requests"]
     assert len(calls(rsps)) < len(admins)  # not one per administration
     assert len(calls(rsps, "GET", MA)) == 1 + 3  # the first page + 3 sibling searches
@@ -794,14 +795,15 @@ def test_batch_server_a_page_costs_the_page_one_lookup_batch_and_one_transaction
     assert result.exit_code == 0 and result.claims.created == 60
     # metadata 1 + per page: the page (its encounters came as _include, so what they point to is known
     # at once), one batch of searches (Conditions, the Organization on page 1, Consent, Coverage,
-    # ChargeItem, the same-day siblings, the Claims and Tasks already there), one transaction of 20 PUTs:
-    # 1 + 3 x 3 = 10 (29 on a server without batch: see above).
+    # ChargeItem, the same-day siblings, the Claims and Tasks already there, the encounters' Location on
+    # page 1), one transaction of 20 PUTs: 1 + 3 x 3 = 10 (31 on a server without batch: see above).
     assert len(calls(rsps)) == result.summary["http"]["requests"] == 10
     searches = bundles_of(rsps, "batch")
     assert len(searches) == 3 and all(e["request"]["method"] == "GET" for b in searches for e in b["entry"])
     first_round = {e["request"]["url"].split("?")[0] for e in searches[0]["entry"]}
     assert first_round == {"Condition", "Organization", "Consent", "Coverage", "ChargeItem", MA, "Claim", "Task",
-                           "Practitioner"}  # the encounters' participant (the rendering provider)
+                           "Practitioner",  # the encounters' participant (the rendering provider)
+                           "Location"}  # the encounters' place (its place of service)
     writes = bundles_of(rsps, "transaction")
     assert len(writes) == 3
     entries = [e for b in writes for e in b["entry"]]

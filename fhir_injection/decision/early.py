@@ -8,7 +8,7 @@ from __future__ import annotations
 from .case import _Case, _Draft, _first, _key_of, _ref_key
 from .infusion import iv_service
 from .medication import dose_form, drug_units
-from .rules import DoseFormCategory
+from .rules import SC_IM, DoseFormCategory
 
 
 def _intravenous(c: _Case) -> tuple[str | None, str]:
@@ -69,24 +69,41 @@ def _not_an_injection(c: _Case) -> tuple[DoseFormCategory, str] | None:
 
 
 def _inside_facility_payment(c: _Case) -> _Draft:
-    """An inpatient or hospital outpatient 96372: the facility bills it, so the decision stops here."""
+    """Given in an inpatient stay, a hospital outpatient department or ER: the facility bills it
+    (an SC/IM injection as 96372, an IV push or infusion as its own code), so the decision stops
+    here, before the route decides any professional administration code."""
     drug, units, _, _ = drug_units(c.med, c.dosage, c.rules, c.when_date)
+    med = c.med
+    # no route, and the dose form says it is no injection (a tablet on the ward): said so, and no drug
+    form = _not_an_injection(c) if c.route is None and med.vaccine is None else None
+    if form is not None:
+        c.gaps.add("dose-form-not-injectable", form[1])
+        drug, units = None, None
+    injection = (
+        c.setting == "facility"
+        and c.route in SC_IM
+        and med.vaccine is None
+        and not (med.drug is not None and med.drug.drug_class in c.rules.antineoplastic)
+    )
+    where = "encounter" if c.encounter is not None else f"(POS {c.pos})"
     if c.setting == "inpatient":
         c.gaps.add(
-            "facility-setting", "Inpatient encounter: administration is inside the DRG payment"
+            "facility-setting", f"Inpatient {where}: administration is inside the DRG payment"
         )
     else:
+        what = "bills 96372" if injection else "bills the administration"
         c.gaps.add(
             "facility-setting",
-            f"Hospital outpatient/emergency encounter (POS {c.pos}): the facility "
-            "bills 96372 on its institutional claim",
+            f"Hospital outpatient/emergency {where}"
+            + (f" (POS {c.pos})" if c.encounter is not None else "")
+            + f": the facility {what} on its institutional claim",
         )
     decision = _first(
         c.key,
         c.version,
         # inpatient: inside the DRG, no administration code at all; hospital outpatient/ER: the
         # facility bills 96372 on its institutional claim (README decision rules, 96372.md 'Setting')
-        procedure=None if c.setting == "inpatient" else "96372",
+        procedure="96372" if injection else None,
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
         encounter=_key_of(c.encounter_ref, c.encounter),
@@ -97,6 +114,7 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         drug=drug.hcpcs if drug else None,
         units=units,
         medication_text=c.med.text,
+        basis=tuple((fact, kind, how) for fact, (kind, how) in c.basis.items()),
     )
     return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
 

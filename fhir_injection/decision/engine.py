@@ -93,14 +93,17 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     _route(c)
     _encounter_and_setting(c)
     _local_time(c)
+    if c.setting in ("inpatient", "facility"):
+        # the setting before the route: whatever was given in a hospital stay, its outpatient
+        # department or ER, the facility bills (96372.md 'Setting'), an IV infusion as a 96372
+        _coverage_and_payer(c, vaccine=False)
+        return _inside_facility_payment(c)
     _procedure(c)
     _coverage_and_payer(c)
     if c.not_injection is not None:  # no route, and the dose form is no injection
         return _not_an_injection_decision(c)
     if c.outcome == "not-billable":
         return _not_billed(c)
-    if c.outcome is None and c.setting in ("inpatient", "facility"):
-        return _inside_facility_payment(c)
     _time(c)
     _dose_and_drug(c)
     _site(c)

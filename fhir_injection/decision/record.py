@@ -13,15 +13,14 @@ from .clinical import (
     read_diagnoses,
     route_of,
     rule_diagnoses,
-    setting_of,
 )
-from .context import EncounterPointers
 from .early import _intravenous, _not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
-from .medication import resolve_medication
+from .medication import dose_form, resolve_medication
 from .model import MAPPING
-from .rules import IV_ROUTES, SC_IM
+from .rules import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
+from .setting import encounter_and_setting
 
 
 def _patient(c: _Case) -> None:
@@ -57,37 +56,9 @@ def _route(c: _Case) -> None:
 
 
 def _encounter_and_setting(c: _Case) -> None:
-    """The Encounter that context points to, and from its class the setting and place of service."""
-    reference = c.encounter_ref = c.refs.encounter
-    encounter = c.encounter = c.ctx.get(reference, "Encounter", c.admin)
-    c.encounter_refs = None
-    c.setting, c.pos = "office", "11"
-    if encounter is None:
-        why = c.ctx.resolve(reference, "Encounter", c.admin)[1]
-        c.gaps.add("missing-encounter", f"MedicationAdministration.context {why}")
-        return
-    c.encounter_refs = EncounterPointers(encounter)
-    found, problem = setting_of(encounter, c.rules)
-    if found is None:
-        # not known is not the office: the place of service is a claim field a person must set
-        c.gaps.add("unknown-setting", problem)
-        c.known("place_of_service", "unknown", problem or "Encounter names no setting")
-        c.setting = c.pos = None
-        return
-    c.setting, c.pos = found.setting, found.place_of_service
-    c.known(
-        "place_of_service",
-        "rule",
-        f"Encounter.class or type '{found.display}' -> POS {found.place_of_service} "
-        "(mappings/settings.csv, encounter_types.csv)",
-    )
-    if c.setting == "virtual":
-        c.gaps.add(
-            "missing-encounter",
-            "The linked encounter is virtual (class VR): no injection is given in a "
-            "virtual visit; link the in-person encounter",
-        )
-        c.setting, c.pos = "office", "11"
+    """The Encounter the administration names, or the one of the patient's whose period contains it,
+    and the setting and place of service from the place (:mod:`.setting`)."""
+    encounter_and_setting(c)
 
 
 def _local_time(c: _Case) -> None:
@@ -122,15 +93,27 @@ def _procedure(c: _Case) -> None:
     elif (
         med.drug is not None
         and med.drug.drug_class in rules.antineoplastic
-        and route in (SC_IM | {None})
+        and (route in SC_IM or (route is None and form is not None))
     ):
+        # SC/IM, or no route and a dose form that is inserted under the skin (a hormonal implant,
+        # as goserelin: 96402)
         procedure, outcome = rules.antineoplastic[med.drug.drug_class], "not-96372"
         gaps.add(
             "antineoplastic",
             f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: bill {procedure}",
         )
-        if route is None:
-            gaps.add("missing-route", c.route_problem)
+    elif med.drug is not None and med.drug.drug_class in rules.antineoplastic and route is None:
+        # the chemotherapy administration code follows the route (SC/IM 96401/96402, IV push
+        # 96409, infusion 96413): with none documented no code is asserted, and it is held
+        procedure, outcome = None, "held"
+        sc_im = rules.antineoplastic[med.drug.drug_class]
+        gaps.add(
+            "antineoplastic",
+            f"{med.drug.hcpcs} is {med.drug.drug_class.replace('-', ' ')}: its administration "
+            f"code follows the route ({sc_im} SC/IM; IV push or infusion: the chemotherapy codes "
+            "of mappings/infusions.csv)",
+        )
+        gaps.add("missing-route", c.route_problem)
     elif form is not None:
         # an implant or IUD: its insertion code (a hormonal anti-neoplastic implant kept 96402 above)
         procedure, outcome, c.not_injection = form[0].procedure_code, "not-96372", form[0]
@@ -145,7 +128,25 @@ def _procedure(c: _Case) -> None:
         )
     elif route is None:
         gaps.add("missing-route", c.route_problem)
+    if route in SC_IM and med.vaccine is None and procedure is not None:
+        conflict = _iv_only(c)
+        if conflict is not None:
+            # an SC/IM code for a product that can only go into a vein: the record is wrong somewhere
+            gaps.add("route-conflicts-dose-form", conflict)
+            if outcome == "not-96372":  # a chemotherapy code: not asserted, held like a 96372
+                procedure, outcome = None, "held"
     c.procedure, c.outcome = procedure, outcome
+
+
+def _iv_only(c: _Case) -> str | None:
+    """Why the product is for intravenous use only (its dose form's category, IV_ONLY_CATEGORY), or None."""
+    found = dose_form(c.med, c.rules) if c.med.found else None
+    if found is None or found[0].category != IV_ONLY_CATEGORY:
+        return None
+    form, where = found
+    return (
+        f"Route is {c.route}, but the dose form in {where} is '{form.name}' (intravenous use only)"
+    )
 
 
 def _drug_by_diagnosis(c: _Case) -> None:
@@ -160,8 +161,9 @@ def _drug_by_diagnosis(c: _Case) -> None:
         c.med.drug = c.rules.drugs[pair.hcpcs_if if holds else pair.hcpcs_else]
 
 
-def _coverage_and_payer(c: _Case) -> None:
-    """The Coverage in force on the day and its payer type (a vaccine's administration code depends on it)."""
+def _coverage_and_payer(c: _Case, vaccine: bool = True) -> None:
+    """The Coverage in force on the day and its payer type (a vaccine's administration code depends
+    on it; not worked out when ``vaccine`` is False: a facility bills it)."""
     when, rules = c.local, c.rules
     c.when_date = as_date(when) if when is not None else None
     coverage = c.coverage = active_coverage(c.ctx.for_patient("Coverage", c.patient_id), when)
@@ -174,7 +176,7 @@ def _coverage_and_payer(c: _Case) -> None:
             c.gaps.add("self-pay", f"From {how}")
     c.payer_type = payer_type
     c.payer = rules.payer(payer_type)
-    if c.med.vaccine is not None:
+    if vaccine and c.med.vaccine is not None:
         _vaccine(c, payer_type)
 
 

@@ -64,6 +64,18 @@ BASIS_KINDS = ("record", "rule", "practice", "unknown")
 #: The facts report.json gives the basis of, per administration.
 BASIS_FACTS = ("place_of_service", "rendering_provider", "service_date", "container", "diagnosis")
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
+#: what a code of mappings/settings.csv, encounter_types.csv or places.csv may say: a setting, or
+#: ``unplaced``: the kind of visit (ambulatory, outpatient) and not where it was, so the place of
+#: service is still to be found (Location.type, Organization.type, the practice's profile)
+PLACE_SETTINGS = SETTINGS | {"unplaced"}
+#: the elements a row of mappings/places.csv is read from, in the order the engine reads them
+PLACE_ELEMENTS = (
+    "MedicationAdministration.category",
+    "Encounter.hospitalization",
+    "Location.type",
+    "Location.physicalType",
+    "Organization.type",
+)
 PAYER_TYPES = {"medicare", "medicaid", "commercial", "self-pay"}
 #: what a Coverage.type coding may say: a payer type, or "unknown" (a generic code such as v3 PUBLICPOL
 #: that says "public" and nothing about which program)
@@ -101,6 +113,9 @@ SAD_POLICIES = ("hold", "gy")
 #: what a dose form category means when the route is missing: ``held`` (it could be an injection, the
 #: route decides: missing-route), or not an injection at all (another code applies, or nothing to bill)
 DOSE_FORM_OUTCOMES = ("held", "not-96372", "not-billable")
+#: the dose form category (mappings/dose_form_categories.csv) of a product for intravenous use only:
+#: documented SC or IM, the route contradicts the product (gap route-conflicts-dose-form)
+IV_ONLY_CATEGORY = "intravenous"
 
 SYSTEM_CPT = "http://www.ama-assn.org/go/cpt"
 SYSTEM_HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -339,8 +354,8 @@ class Site:
 
 @dataclass(frozen=True)
 class Setting:
-    setting: str
-    place_of_service: str
+    setting: str  # one of PLACE_SETTINGS
+    place_of_service: str  # "" for an unplaced one
     display: str
 
 
@@ -469,6 +484,11 @@ class Rules:
     #: (code, first_from, first_to): a code sequenced after a code in the range (code_first.csv),
     #: codes without dots, upper case
     code_first: tuple[tuple[str, str, str], ...] = ()
+    #: CMS place of service code -> its setting and name (places_of_service.csv)
+    places_of_service: Mapping[str, Setting] = field(default_factory=dict)
+    #: (element, system, code) -> the setting and place of service it names (places.csv; the
+    #: Encounter.hospitalization rows have system "" and the element's child as code)
+    places: Mapping[tuple[str, str, str], Setting] = field(default_factory=dict)
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
@@ -535,6 +555,7 @@ REQUIRED_GAPS = (
     "diagnosis-not-icd10",
     "missing-esa-lab",
     "esa-esrd-bundle",
+    "route-conflicts-dose-form",
 )
 
 
@@ -562,6 +583,13 @@ class Config:
     #: supervising physician or NPP there: the rendering provider when the encounter names no
     #: eligible one (a Location's before the Organization's)
     rendering_providers: Mapping[str, str] = field(default_factory=dict)
+    #: the practice's profile of its places (README "Configuration", [places]): "Location/<id>",
+    #: "Organization/<id>" or an identifier "system|value" -> its CMS place of service; given, it
+    #: is what that place is (basis 'practice')
+    places: Mapping[str, str] = field(default_factory=dict)
+    #: the place of service of the practice's sites when nothing in the record places a visit
+    #: (a practice whose sites are all offices says "11"); None: such a visit is unknown-setting
+    default_place_of_service: str | None = None
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -573,6 +601,12 @@ class Config:
                     "(such as 'America/New_York')"
                 )
             object.__setattr__(self, "zone", zone)
+        for place, pos in [*self.places.items(), ("default", self.default_place_of_service)]:
+            if pos is not None and not (isinstance(pos, str) and pos.isdigit() and len(pos) == 2):
+                raise ConfigError(
+                    f"place of service for {place} is {pos!r}, expected a two-digit CMS code "
+                    "such as '11'"
+                )
         if self.sad_policy not in SAD_POLICIES:
             raise ConfigError(f"sad_policy is '{self.sad_policy}', expected hold or gy")
         for code, sev in self.severity.items():

@@ -48,6 +48,7 @@ from .payers import (
     _payers,
     _settings,
 )
+from .places import _places, _places_of_service
 from .routes import (
     _hydration,
     _infusions,
@@ -119,6 +120,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
             raise MappingError(
                 "diagnosis_groups.csv", None, f"no rows for rule {rule} (modifiers.csv)"
             )
+    places_of_service = _places_of_service(d)
+    places = _places(d, places_of_service)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -183,4 +186,6 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         esa=freeze(esa),
         esa_labs=esa_labs,
         code_first=code_first,
+        places_of_service=freeze(places_of_service),
+        places=freeze(places),
     )

@@ -17,6 +17,7 @@ from ..decision.rules import (
     Setting,
 )
 from ..errors import MappingError
+from .places import place_setting
 from .table import _Table
 
 
@@ -29,10 +30,7 @@ def _settings(d: Path) -> dict[tuple[str, str], Setting]:
     seen: dict = {}
     for n, r in t.rows():
         key = t.coding_key(n, r, seen)
-        pos = t.require(n, r, "place_of_service")
-        if not (pos.isdigit() and len(pos) == 2):
-            raise t.error(n, f"place_of_service '{pos}' must be a two-digit CMS code")
-        settings[key] = Setting(t.choice(n, r, "setting", SETTINGS), pos, r["display"])
+        settings[key] = place_setting(t, n, r)
     return settings
 
 
@@ -170,10 +168,7 @@ def _encounter_types(
     for n, r in t.rows():
         kind = t.choice(n, r, "kind", {"code", "text"})
         value = t.require(n, r, "value")
-        pos = t.require(n, r, "place_of_service")
-        if not (pos.isdigit() and len(pos) == 2):
-            raise t.error(n, f"place_of_service '{pos}' must be a two-digit CMS code")
-        setting = Setting(t.choice(n, r, "setting", SETTINGS), pos, r["display"])
+        setting = place_setting(t, n, r)
         if kind == "text":
             if r["system"] or r["value_to"]:
                 raise t.error(n, "a text row has no system and no value_to")

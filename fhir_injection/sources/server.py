@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..clock import minus
 from ..decision.context import (
+    AdministrationPointers,
     Context,
     administration_references,
     coverage_references,
@@ -145,6 +146,9 @@ class Resolver:
             enc = self.cache.get(key)
             if enc:
                 want(encounter_references(enc))
+        for pid in _uncontexted(admins):  # their Encounters place them: what those point to too
+            for enc in self.by_patient.get(("Encounter", pid), ()):
+                want(encounter_references(enc))
         for key in [k for k in refs if k.startswith("PractitionerRole/")]:
             role = self.cache.get(key)  # a performer's or participant's: its Practitioner too
             if role:
@@ -190,8 +194,12 @@ class Resolver:
             Lookup(t, "identifier", tuple(sorted(texts)))
             for t, texts in sorted(by_type_tokens.items())
         ]
-        for rtype, param in FOUND_BY_PATIENT:
-            todo = sorted(p for p in patients if (rtype, p) not in self.by_patient)
+        # an administration naming no Encounter is placed in its patient's Encounter whose period
+        # contains it (decision/setting.py): Encounter?patient= for those patients only
+        uncontexted = _uncontexted(admins)
+        for rtype, param in [*FOUND_BY_PATIENT, ("Encounter", "patient")]:
+            wanted = patients if rtype != "Encounter" else uncontexted
+            todo = sorted(p for p in wanted if (rtype, p) not in self.by_patient)
             if not todo:
                 continue
             if rtype not in self.has_type:
@@ -277,11 +285,21 @@ class Resolver:
         held = (resource for key in refs if (resource := self.cache.get(key)) is not None)
         scoped = (
             resource
-            for rtype, _ in FOUND_BY_PATIENT
+            for rtype in [*(t for t, _ in FOUND_BY_PATIENT), "Encounter"]
             for pid in patients
             for resource in self.by_patient.get((rtype, pid), ())
         )
         return Context(chain(held, scoped))
+
+
+def _uncontexted(admins: list[Mapping]) -> set[str]:
+    """The patients of the administrations that name no Encounter (no ``context``)."""
+    found = set()
+    for a in admins:
+        pid = patient_id_of(a)
+        if pid and AdministrationPointers(a).encounter is None:
+            found.add(pid)
+    return found
 
 
 def search_params(client: FhirClient, since: str | None, page_size: int) -> list[tuple[str, str]]:

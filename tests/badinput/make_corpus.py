@@ -31,6 +31,7 @@ UCUM = "http://unitsofmeasure.org"
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DEGREE = "http://terminology.hl7.org/CodeSystem/v2-0360"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 MA = "MedicationAdministration.ndjson"
 
 
@@ -53,6 +54,8 @@ def good_world() -> dict[str, str]:
              "class": {"system": ACT, "code": "AMB"}, "subject": {"reference": f"Patient/{p}"},
              "period": {"start": "2026-10-05T09:00:00-05:00", "end": "2026-10-05T11:00:00-05:00"},
              "serviceProvider": {"reference": "Organization/clinic"},
+             # the place: an office (CMS POS 11 as the Location's type); class AMB alone is not one
+             "location": [{"location": {"reference": "Location/office"}}],
              # the attending physician renders the nurse's injection (incident-to, issue 12)
              "participant": [{"type": [{"coding": [{"system": PARTICIPATION, "code": "ATND"}]}],
                               "individual": {"reference": "Practitioner/doctor"}}],
@@ -72,6 +75,8 @@ def good_world() -> dict[str, str]:
              "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
              "patient": {"reference": f"Patient/{p}"}, "dateTime": "2026-01-02",
              "provision": {"period": {"start": "2026-01-02", "end": "2027-01-01"}}})
+    files["Location"] = [{"resourceType": "Location", "id": "office", "name": "Corpus Clinic office",
+                          "type": [{"coding": [{"system": POS, "code": "11", "display": "Office"}]}]}]
     files["Organization"] = [{"resourceType": "Organization", "id": "clinic", "name": "Corpus Clinic"},
                              {"resourceType": "Organization", "id": "payer", "name": "Corpus Payer"}]
     files["Practitioner"] = [
