@@ -5,9 +5,17 @@ See README "Configuration". The rule tables themselves are :mod:`fhir_injection.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 
-from .decision.rules import REQUIRED_GAPS, SAD_POLICIES, Config
+from .decision.rules import (
+    PAYER_TYPES,
+    REQUIRED_GAPS,
+    SAD_POLICIES,
+    Config,
+    FilingLimit,
+    parse_filing_limit,
+)
 from .decision.zones import zone_named
 from .errors import ConfigError
 
@@ -22,6 +30,7 @@ def load_config(path: str | Path | None) -> Config:
         jw_jz = true                                      # JZ/JW on Medicare single-dose drugs
         timezone = "America/New_York"                     # the clinic's IANA time zone
         sad_policy = "hold"                               # Medicare self-administered drug: hold | gy
+        as_of = 2026-11-30                                # the day treated as today (default: clock)
         [severity]
         missing-consent = "info"
         missing-site = "error"
@@ -29,6 +38,9 @@ def load_config(path: str | Path | None) -> Config:
         medicare = "XS"
         [rendering_providers]                             # clinic Organization id -> Practitioner id
         clinic-1 = "dr-smith"                             # of its supervising physician or NPP
+        [filing_limits]                                   # per payer type: days, months or none
+        medicaid = "180d"                                 # (default: mappings/filing_limits.csv)
+        commercial = "90d"
     """
     import tomllib
 
@@ -50,6 +62,8 @@ def load_config(path: str | Path | None) -> Config:
         "timezone",
         "sad_policy",
         "rendering_providers",
+        "as_of",
+        "filing_limits",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -84,6 +98,8 @@ def load_config(path: str | Path | None) -> Config:
             f"config file {p}: [rendering_providers] maps an Organization id to a Practitioner id "
             '(clinic-1 = "dr-smith")'
         )
+    as_of = _as_of(data.get("as_of"), f"config file {p}: as_of")
+    filing_limits = _filing_limits(data.get("filing_limits", {}), p)
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
@@ -93,4 +109,47 @@ def load_config(path: str | Path | None) -> Config:
         timezone=timezone,
         sad_policy=sad_policy,
         rendering_providers=dict(rendering),
+        as_of=as_of,
+        filing_limits=filing_limits,
     )
+
+
+def _as_of(value: object, what: str) -> date | None:
+    """A TOML date (``as_of = 2026-11-30``) or an ISO date text; None when not given."""
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{what} is {value!r}, expected a date such as 2026-11-30")
+
+
+def parse_as_of(value: str) -> date:
+    """``--as-of DATE``: the day the run treats as today."""
+    parsed = _as_of(value, "--as-of")
+    assert parsed is not None
+    return parsed
+
+
+def _filing_limits(table: object, p: Path) -> dict[str, FilingLimit | None]:
+    """``[filing_limits]``: payer type -> "180d", "12m" or "none"."""
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f'config file {p}: [filing_limits] maps a payer type to a limit (medicaid = "180d")'
+        )
+    limits: dict[str, FilingLimit | None] = {}
+    for payer_type, text in table.items():
+        if payer_type not in PAYER_TYPES:
+            raise ConfigError(
+                f"config file {p}: [filing_limits] names '{payer_type}', not a payer type "
+                f"(expected one of {', '.join(sorted(PAYER_TYPES))})"
+            )
+        try:
+            limits[payer_type] = parse_filing_limit(text)
+        except ValueError as exc:
+            raise ConfigError(f"config file {p}: [filing_limits] {payer_type}: {exc}") from None
+    return limits

@@ -34,6 +34,7 @@ from .drugs import (
     _vaccine_admin,
     _vaccines,
 )
+from .filing import _filing_limits
 from .gaps import _load_gaps
 from .modifiers import _modifiers
 from .payers import (
@@ -106,6 +107,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
     ndc_units = _ndc_units(d)
     modifiers = _modifiers(d)
+    filing_limits = _filing_limits(d)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -163,4 +165,5 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         drug_by_diagnosis=freeze(drug_by_diagnosis),
         ndc_units=freeze(ndc_units),
         modifiers=freeze(modifiers),
+        filing_limits=freeze(filing_limits),
     )
