@@ -155,8 +155,6 @@ def run_sync(
     if target is not source:
         target.capabilities()
     window = _first_sync_window(options, source.base_url, rules, config)
-    if progress:
-        progress(f"window: {window}")
     if options.write_to:  # the read-only trial: a full pull, GET only, files out, no state saved
         source.read_only = True
         options.report_path = str(Path(options.write_to) / "report.json")
@@ -166,6 +164,8 @@ def run_sync(
             options.full = True
     run = _SyncRun(source, target, rules, config, options, progress)
     run.window = window
+    if progress:  # after the pull's own line: which services the run reads
+        progress(f"window: {window}")
     report_path = Path(options.report_path)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_report = report_path.with_name(f".{report_path.name}.partial")

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..decision.model import ACTIONABLE_OUTCOMES, CENT
+from ..decision.rules import OUTCOMES
 
 NONE_LABEL = "(none)"
 TOP = 15  # bars per chart of held dollars; the rest are summed as one "others" bar
@@ -82,7 +83,7 @@ class ReportView:
 
     def __init__(self) -> None:
         self.administrations = 0
-        self.outcomes: Counter = Counter()
+        self.outcomes: Counter = Counter({o: 0 for o in OUTCOMES})  # as the summary counts them
         self.claims: Counter = Counter()
         self.tasks = 0
         self.gaps: Counter = Counter()
