@@ -41,6 +41,7 @@ def load_config(path: str | Path | None) -> Config:
         [filing_limits]                                   # per payer type: days, months or none
         medicaid = "180d"                                 # (default: mappings/filing_limits.csv)
         commercial = "90d"
+        unknown = "12m"                                   # no payer type known (default: no limit)
     """
     import tomllib
 
@@ -143,10 +144,10 @@ def _filing_limits(table: object, p: Path) -> dict[str, FilingLimit | None]:
         )
     limits: dict[str, FilingLimit | None] = {}
     for payer_type, text in table.items():
-        if payer_type not in PAYER_TYPES:
+        if payer_type not in PAYER_TYPES and payer_type != "unknown":
             raise ConfigError(
                 f"config file {p}: [filing_limits] names '{payer_type}', not a payer type "
-                f"(expected one of {', '.join(sorted(PAYER_TYPES))})"
+                f"(expected one of {', '.join(sorted(PAYER_TYPES | {'unknown'}))})"
             )
         try:
             limits[payer_type] = parse_filing_limit(text)

@@ -4,8 +4,9 @@ A payer type's limit is a row of ``mappings/filing_limits.csv`` (Medicare: 12 mo
 date of service, 42 CFR 424.44), or the practice's ``[filing_limits]``. The day the run treats as
 today is :attr:`Config.as_of`, given by the caller: this module never reads the clock. A service
 the practice would bill whose deadline is before that day is ``past-filing-limit``: no Claim, no
-Task (nobody can fix it), its dollars reported as lost. Without a payer type or a service date no
-limit can be computed: the decision says so (``filing_limit`` "unknown: ...") and is otherwise
+Task (nobody can fix it), its dollars reported as lost. Without a service date, or a payer type
+(unless the practice configured ``[filing_limits] unknown``), no limit can be computed: the decision
+says so (``filing_limit`` "unknown: ...") and is otherwise
 left as it is (its own gaps, missing-coverage, unknown-payer-type or missing-time, hold it).
 """
 
@@ -23,8 +24,10 @@ _UNKNOWN = object()
 def filing_limit(payer_type: str | None, rules: Rules, config: Config):
     """The payer type's limit: a FilingLimit, None (no limit: self-pay), or ``_UNKNOWN`` when the
     payer type is not known (no limit can be computed)."""
-    if payer_type is None:
-        return _UNKNOWN
+    if (
+        payer_type is None
+    ):  # only the practice can say which limit to assume: [filing_limits] unknown
+        return config.filing_limits.get("unknown", _UNKNOWN)
     if payer_type in config.filing_limits:
         return config.filing_limits[payer_type]
     return rules.filing_limits.get(payer_type, _UNKNOWN)
@@ -38,6 +41,7 @@ def apply_filing_limit(d: Decision, rules: Rules, config: Config) -> Decision:
     service = _date(d.service_date)
     if limit is _UNKNOWN:
         return replace(d, filing_limit="unknown: no payer type")
+    payer = d.payer_type or "unknown payer type"
     if limit is None:  # self-pay: no claim-filing limit
         return replace(d, filing_limit="none")
     assert isinstance(limit, FilingLimit)
@@ -53,7 +57,7 @@ def apply_filing_limit(d: Decision, rules: Rules, config: Config) -> Decision:
         return d
     gap_type = rules.gaps["past-filing-limit"]
     detail = (
-        f"Service {d.service_date}, {d.payer_type} filing limit {limit.text}: last day "
+        f"Service {d.service_date}, {payer} filing limit {limit.text}: last day "
         f"{deadline.isoformat()}, {-days_left} day(s) before {config.as_of.isoformat()}"
     )
     gap = Gap(

@@ -526,7 +526,8 @@ class Config:
     #: so deadlines are given but nothing is judged past them (the engine never reads the clock)
     as_of: date | None = None
     #: payer type -> its filing limit, overriding filing_limits.csv (``[filing_limits]``); None:
-    #: no limit for that payer type
+    #: no limit for that payer type. ``unknown``: the limit the practice assumes when the payer type
+    #: is not known (no Coverage, or one that does not say); without it none is computed
     filing_limits: Mapping[str, FilingLimit | None] = field(default_factory=dict)
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -551,10 +552,10 @@ class Config:
         ):
             raise ConfigError(f"as_of is {self.as_of!r}, expected a date (YYYY-MM-DD)")
         for pt, limit in self.filing_limits.items():
-            if pt not in PAYER_TYPES:
+            if pt not in PAYER_TYPES and pt != "unknown":
                 raise ConfigError(
                     f"filing limit for '{pt}': not a payer type "
-                    f"(expected one of {', '.join(sorted(PAYER_TYPES))})"
+                    f"(expected one of {', '.join(sorted(PAYER_TYPES | {'unknown'}))})"
                 )
             if limit is not None and not isinstance(limit, FilingLimit):
                 raise ConfigError(f"filing limit for '{pt}' is {limit!r}, expected a FilingLimit")
