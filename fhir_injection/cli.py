@@ -334,6 +334,11 @@ def _run_rules(args) -> int:
         for use, m in sorted(rules.modifiers.items())
     )
     print(f"  modifiers by rule: {by_rule}")
+    limits = ", ".join(
+        f"{pt} {limit.text if limit else 'none'}"
+        for pt, limit in sorted(rules.filing_limits.items())
+    )
+    print(f"  filing limits (from the date of service): {limits}")
     return EXIT_OK
 
 
