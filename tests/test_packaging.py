@@ -158,9 +158,9 @@ def test_installed_wheel_runs_rules_and_the_demo_from_an_empty_directory(venv, t
     )
     assert _counts(empty / "out") == _counts(tmp_path / "ref")
     assert _counts(empty / "out") == (
-        {"active": 264, "draft": 75},
-        114,
-    )  # the demo clinic's known outcome (issue 12: drug-choice cases; Medicare single-dose drugs of unknown container held; rendering read from PractitionerRole.specialty; epoetin by container)
+        {"active": 264, "draft": 76},
+        115,
+    )  # the demo clinic's known outcome (issue 12: drug-choice cases; Medicare single-dose drugs of unknown container held; rendering read from PractitionerRole.specialty; epoetin by container; filing limits: one held 9 days from its limit, one past it with no Claim)
     assert sync.stdout.splitlines()[:2] == ref.stdout.splitlines()[:2]
     ref_rules = _run(sys.executable, "-m", "fhir_injection", "rules", cwd=ROOT)
     assert rules.stdout.splitlines()[1:] == ref_rules.stdout.splitlines()[1:]
