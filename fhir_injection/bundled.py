@@ -28,6 +28,11 @@ from pathlib import Path
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
+#: The day a run of the bundled demo clinic treats as today (unless --as-of or the configuration
+#: says otherwise): its services are in October 2026, so its figures, filing deadlines and days
+#: left stay what fixtures/demo-expected.json says however the calendar moves.
+DEMO_AS_OF = "2026-11-30"
+
 
 def _find(inside: str, checkout: Path) -> Path:
     shipped = resources.files(__package__ or "fhir_injection").joinpath(inside)

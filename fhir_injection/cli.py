@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .bundled import demo_config, demo_dir
-from .clock import now
-from .config import load_config
+from .bundled import DEMO_AS_OF, demo_config, demo_dir
+from .clock import now, today
+from .config import load_config, parse_as_of
 from .errors import (
     EXIT_AUTH,
     EXIT_INTERNAL,
@@ -171,7 +171,18 @@ def _sync_parser(sub) -> None:
     s.add_argument(
         "--since", metavar="INSTANT", help="ignore the state file; pull changes from this time"
     )
-    s.add_argument("--full", action="store_true", help="ignore the state file; pull everything")
+    s.add_argument(
+        "--full",
+        action="store_true",
+        help="ignore the state file; pull everything (a first sync without it reads only the "
+        "filing window: the longest payer filing limit before --as-of, plus a margin)",
+    )
+    s.add_argument(
+        "--as-of",
+        metavar="DATE",
+        help="the day treated as today for filing limits (YYYY-MM-DD; default: as_of in the "
+        f"config, else today's date; the bundled demo: {DEMO_AS_OF})",
+    )
     s.add_argument(
         "--page-size",
         type=int,
@@ -334,6 +345,11 @@ def _run_rules(args) -> int:
         for use, m in sorted(rules.modifiers.items())
     )
     print(f"  modifiers by rule: {by_rule}")
+    limits = ", ".join(
+        f"{pt} {limit.text if limit else 'none'}"
+        for pt, limit in sorted(rules.filing_limits.items())
+    )
+    print(f"  filing limits (from the date of service): {limits}")
     return EXIT_OK
 
 
@@ -353,6 +369,25 @@ def _drug_coverage(rules) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _as_of(args, config, demo: bool):
+    """The config with the day the run treats as today: --as-of, else the config's ``as_of``,
+    else (the bundled demo) its own day, else the clock's date in the clinic's time zone."""
+    from dataclasses import replace
+
+    if getattr(args, "as_of", None):
+        return replace(config, as_of=parse_as_of(args.as_of))
+    if config.as_of is not None:
+        return config
+    return replace(config, as_of=parse_as_of(DEMO_AS_OF) if demo else today(config.zone))
+
+
+def _is_demo(source: str) -> bool:
+    try:
+        return REPO_DEMO.is_dir() and Path(source).resolve() == REPO_DEMO.resolve()
+    except OSError:
+        return False
+
+
 def _run_sync(args, rules, config) -> int:
     source = args.source
     if source is None:
@@ -361,6 +396,7 @@ def _run_sync(args, rules, config) -> int:
                 "no --source given and the bundled demo (fixtures/demo) is not installed"
             )
         source = str(REPO_DEMO)
+    config = _as_of(args, config, not _is_url(source) and _is_demo(source))
     if _is_url(source):
         from .jobs.sync import run_sync_cli
 

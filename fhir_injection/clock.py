@@ -7,7 +7,7 @@ engine never reads the clock.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from .errors import ConfigError
 
@@ -15,6 +15,12 @@ from .errors import ConfigError
 def now() -> str:
     """This moment in UTC as a FHIR instant to the second, e.g. ``2026-11-30T07:05:28Z``."""
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def today(zone: tzinfo | None = None) -> date:
+    """Today's date in the clinic's time zone (UTC when none is configured): the default of
+    ``--as-of``, the day filing limits are counted to."""
+    return datetime.now(zone or UTC).date()
 
 
 def parse_instant(value: str) -> datetime:

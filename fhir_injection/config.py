@@ -5,9 +5,17 @@ See README "Configuration". The rule tables themselves are :mod:`fhir_injection.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from pathlib import Path
 
-from .decision.rules import REQUIRED_GAPS, SAD_POLICIES, Config
+from .decision.rules import (
+    PAYER_TYPES,
+    REQUIRED_GAPS,
+    SAD_POLICIES,
+    Config,
+    FilingLimit,
+    parse_filing_limit,
+)
 from .decision.zones import zone_named
 from .errors import ConfigError
 
@@ -23,6 +31,7 @@ def load_config(path: str | Path | None) -> Config:
         timezone = "America/New_York"                     # the clinic's IANA time zone
         sad_policy = "hold"                               # Medicare self-administered drug: hold | gy
         default_place_of_service = "11"                   # all our sites are offices (else unknown)
+        as_of = 2026-11-30                                # the day treated as today (default: clock)
         [severity]
         missing-consent = "info"
         missing-site = "error"
@@ -34,6 +43,10 @@ def load_config(path: str | Path | None) -> Config:
         [places]                                          # the practice's places -> CMS POS
         "Location/hopd-2" = "19"                          # a Location or Organization id, or an
         "http://hl7.org/fhir/sid/us-npi|1234567893" = "11" # identifier system|value
+        [filing_limits]                                   # per payer type: days, months or none
+        medicaid = "180d"                                 # (default: mappings/filing_limits.csv)
+        commercial = "90d"
+        unknown = "12m"                                   # no payer type known (default: no limit)
     """
     import tomllib
 
@@ -57,6 +70,8 @@ def load_config(path: str | Path | None) -> Config:
         "rendering_providers",
         "places",
         "default_place_of_service",
+        "as_of",
+        "filing_limits",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -113,6 +128,8 @@ def load_config(path: str | Path | None) -> Config:
             f"config file {p}: default_place_of_service {default_pos!r} is not a two-digit CMS "
             'place of service ("11")'
         )
+    as_of = _as_of(data.get("as_of"), f"config file {p}: as_of")
+    filing_limits = _filing_limits(data.get("filing_limits", {}), p)
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
@@ -124,7 +141,50 @@ def load_config(path: str | Path | None) -> Config:
         rendering_providers=dict(rendering),
         places=dict(places),
         default_place_of_service=default_pos,
+        as_of=as_of,
+        filing_limits=filing_limits,
     )
+
+
+def _as_of(value: object, what: str) -> date | None:
+    """A TOML date (``as_of = 2026-11-30``) or an ISO date text; None when not given."""
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{what} is {value!r}, expected a date such as 2026-11-30")
+
+
+def parse_as_of(value: str) -> date:
+    """``--as-of DATE``: the day the run treats as today."""
+    parsed = _as_of(value, "--as-of")
+    assert parsed is not None
+    return parsed
+
+
+def _filing_limits(table: object, p: Path) -> dict[str, FilingLimit | None]:
+    """``[filing_limits]``: payer type -> "180d", "12m" or "none"."""
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f'config file {p}: [filing_limits] maps a payer type to a limit (medicaid = "180d")'
+        )
+    limits: dict[str, FilingLimit | None] = {}
+    for payer_type, text in table.items():
+        if payer_type not in PAYER_TYPES and payer_type != "unknown":
+            raise ConfigError(
+                f"config file {p}: [filing_limits] names '{payer_type}', not a payer type "
+                f"(expected one of {', '.join(sorted(PAYER_TYPES | {'unknown'}))})"
+            )
+        try:
+            limits[payer_type] = parse_filing_limit(text)
+        except ValueError as exc:
+            raise ConfigError(f"config file {p}: [filing_limits] {payer_type}: {exc}") from None
+    return limits
 
 
 def _rendering_key_problem(key: str, value: object) -> str | None:

@@ -379,7 +379,11 @@ def new_system() -> str:
 
 
 def write_config(path: Path, identifier_system: str) -> Path:
-    path.write_text(f'identifier_system = "{identifier_system}"\n')
+    """The run's config: our identifier system, and the demo's as-of day (its filing limits are
+    counted to that day, whatever the calendar says: fhir_injection.bundled.DEMO_AS_OF)."""
+    from fhir_injection.bundled import DEMO_AS_OF
+
+    path.write_text(f'identifier_system = "{identifier_system}"\nas_of = {DEMO_AS_OF}\n')
     return path
 
 

@@ -110,7 +110,8 @@ def test_offline_run_writes_valid_claims_tasks_and_the_report(tmp_path):
 
     s = report["summary"]
     assert s["administrations"] == 5
-    assert s["outcomes"] == {"claim": 2, "held": 2, "not-96372": 0, "not-billable": 0, "void": 1}
+    assert s["outcomes"] == {"claim": 2, "held": 2, "not-96372": 0, "not-billable": 0, "void": 1,
+                             "past-filing-limit": 0}
     assert s["tasks"] == 2
     assert s["claims"] == {"active": 2, "draft": 2}
     assert s["gaps"]["missing-dose"] == 1

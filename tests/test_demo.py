@@ -37,7 +37,7 @@ def test_the_demo_is_big_enough_and_covers_every_outcome_and_gap(rules):
     assert len(admins) >= 300
     assert len({a for a in admins}) == len(admins)
     assert EXPECTED["resource_counts"]["Patient"] >= 80
-    assert set(EXPECTED["counts"]) == {"claim", "held", "not-96372", "not-billable", "void"}
+    assert set(EXPECTED["counts"]) == {"claim", "held", "not-96372", "not-billable", "void", "past-filing-limit"}
     assert set(EXPECTED["gap_counts"]) == set(rules.gaps)
 
 
@@ -81,7 +81,8 @@ def test_jw_lines_are_claim_items_of_their_own(demo):
     """Issue 12: the discarded units of a single-dose container: the same code, modifier JW, its units."""
     _, report, claims, _ = demo
     by_admin = {c["supportingInfo"][0]["valueReference"]["reference"]: c for c in claims}
-    with_jw = {ref: want for ref, want in EXPECTED["administrations"].items() if want["jw_units"]}
+    with_jw = {ref: want for ref, want in EXPECTED["administrations"].items()
+               if want["jw_units"] and want["outcome"] != "past-filing-limit"}  # past its limit: no Claim
     assert with_jw
     for ref, want in with_jw.items():
         items = by_admin[ref]["item"]
@@ -124,5 +125,6 @@ def test_the_terminal_summary_is_what_a_billing_lead_reads(demo):
     first = run.stdout.splitlines()[0]
     c = EXPECTED["counts"]
     assert first == (f"{len(EXPECTED['administrations'])} administrations: {c['claim']} claim, {c['held']} held, "
-                     f"{c['not-96372']} not-96372, {c['not-billable']} not-billable, {c['void']} void")
+                     f"{c['not-96372']} not-96372, {c['not-billable']} not-billable, {c['void']} void, "
+                     f"{c['past-filing-limit']} past the filing limit")
     assert "Estimated: $" in run.stdout and "Top gaps:" in run.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -758,6 +759,8 @@ GAP_CASES = {
                                        dosage=dosage(dose=dose(4000, "[iU]")),
                                        reasonCode=[{"coding": [{"system": ICD10, "code": "N18.6"}]},
                                                    {"coding": [{"system": ICD10, "code": "Z99.2"}]}])], world()),
+    # Medicare, 42 CFR 424.44: the 2026-10-05 service's last day to file is 2027-10-05
+    "past-filing-limit": lambda: ([admin()], world(), Config(as_of=date(2027, 10, 6))),
 }
 
 
@@ -768,8 +771,8 @@ def _codesystem_codes():
 @pytest.mark.parametrize("code", _codesystem_codes())
 def test_every_gap_code_in_the_codesystem_is_produced(code):
     assert code in GAP_CASES, f"add a case for new gap code {code}"
-    admins, w = GAP_CASES[code]()
-    decisions = decide_all(admins, Context(w), rules())
+    admins, w, *config = GAP_CASES[code]()  # a case may bring its Config (the as-of day)
+    decisions = decide_all(admins, Context(w), rules(), *config)
     found = [g for d in decisions for g in d.gaps if g.code == code]
     assert found, [gap_codes(d) for d in decisions]
     expected = rules().gaps[code].severity
@@ -781,8 +784,8 @@ def test_every_gap_code_in_the_codesystem_is_produced(code):
 
 def test_gap_messages_carry_no_phi():
     for code, case in GAP_CASES.items():
-        admins, w = case()
-        for d in decide_all(admins, Context(w), rules()):
+        admins, w, *config = case()
+        for d in decide_all(admins, Context(w), rules(), *config):
             for g in d.gaps:
                 for secret in ("Testperson", "1950-02-03", "MEMBER-SECRET-1"):
                     assert secret not in g.message, (code, g.message)

@@ -15,6 +15,7 @@ The server is wiped, so it must be a loopback test server (the local HAPI of tes
 from __future__ import annotations
 
 import json
+from datetime import date
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from fhir_injection import Config, connect, load_folder, run_folder
+from fhir_injection.bundled import DEMO_AS_OF
 from test_hapi_sync import (
     by_identifier,
     claim_statuses,
@@ -80,9 +82,9 @@ def env(fhir_base_url, rules, tmp_path_factory):
     e.url, e.rules = fhir_base_url, rules
     e.tmp = tmp_path_factory.mktemp("hapi-bulk")
     e.system = f"urn:fhir-injection:test-{uuid.uuid4().hex[:10]}:claim"
-    e.config = Config(identifier_system=e.system)
+    e.config = Config(identifier_system=e.system, as_of=date.fromisoformat(DEMO_AS_OF))
     e.cfg = e.tmp / "config.toml"
-    e.cfg.write_text(f'identifier_system = "{e.system}"\n', encoding="utf-8")
+    e.cfg.write_text(f'identifier_system = "{e.system}"\nas_of = {DEMO_AS_OF}\n', encoding="utf-8")
     client = connect(e.url)
     expunge_everything(client)
     data = copy_demo(e.tmp / "demo")

@@ -31,6 +31,7 @@ import pytest
 import requests
 
 from fhir_injection import connect, load_folder
+from fhir_injection.bundled import DEMO_AS_OF
 
 pytestmark = pytest.mark.hapi
 
@@ -51,7 +52,7 @@ def run_cli(e: Env, name: str, url: str, *extra: str, config_system: str | None 
     """``fhir-injection sync --source url`` with its own identifier system, state and report."""
     system = config_system or f"urn:fhir-injection:test-{e.run}-{name}:claim"
     cfg = e.tmp / f"{name}.toml"
-    cfg.write_text(f'identifier_system = "{system}"\n', encoding="utf-8")
+    cfg.write_text(f'identifier_system = "{system}"\nas_of = {DEMO_AS_OF}\n', encoding="utf-8")
     report = e.tmp / f"report-{name}.json"
     cmd = [
         sys.executable,

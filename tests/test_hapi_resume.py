@@ -27,6 +27,7 @@ import signal
 import subprocess
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ import requests
 
 from faultproxy import FaultProxy, assert_exactly_once, posted, sync_command, write_config
 from fhir_injection import Config, connect, load_folder, run_folder
+from fhir_injection.bundled import DEMO_AS_OF
 from test_hapi_sync import copy_demo, expunge_everything, is_loopback
 
 pytestmark = pytest.mark.hapi
@@ -63,7 +65,8 @@ def env(fhir_base_url, oracle_url, epic_url, rules, tmp_path_factory):
     accepted = copy_demo(e.tmp / "accepted", drop=refused)
     system = "urn:fhir-injection:expected:claim"
     out = e.tmp / "offline"
-    run_folder(accepted, out, rules, Config(identifier_system=system), "2026-11-26T12:00:00Z")
+    config = Config(identifier_system=system, as_of=date.fromisoformat(DEMO_AS_OF))
+    run_folder(accepted, out, rules, config, "2026-11-26T12:00:00Z")
     e.claims = {
         next(i["value"] for i in c["identifier"] if i["system"] == system): c["status"]
         for c in map(json.loads, (out / "Claim.ndjson").read_text().splitlines())

@@ -22,6 +22,7 @@ collide, and syncs start at this run's own start time.
 from __future__ import annotations
 
 import copy
+from datetime import date
 import json
 import math
 import re
@@ -36,6 +37,7 @@ from urllib.parse import urlparse
 import pytest
 
 from fhir_injection import Config
+from fhir_injection.bundled import DEMO_AS_OF
 from fhir_injection import SyncOptions
 from fhir_injection import connect
 from fhir_injection import load_folder
@@ -146,7 +148,7 @@ def env(fhir_base_url, rules, tmp_path_factory):
     e.run = uuid.uuid4().hex[:10]
     e.system = f"urn:fhir-injection:test-{e.run}:claim"
     e.task_system = e.system + ":task"
-    e.config = Config(identifier_system=e.system)
+    e.config = Config(identifier_system=e.system, as_of=date.fromisoformat(DEMO_AS_OF))
     e.tmp = tmp_path_factory.mktemp("hapi")
     e.prefix = "" if e.local else f"t{e.run}-"
     admin = connect(e.url)
@@ -174,7 +176,7 @@ def env(fhir_base_url, rules, tmp_path_factory):
     e.state = e.tmp / "state.json"
     e.report = e.tmp / "report.json"
     cfg = e.tmp / "config.toml"
-    cfg.write_text(f'identifier_system = "{e.system}"\n', encoding="utf-8")
+    cfg.write_text(f'identifier_system = "{e.system}"\nas_of = {DEMO_AS_OF}\n', encoding="utf-8")
     cmd = [sys.executable, "-m", "fhir_injection", "--config", str(cfg), "sync", "--source", e.url,
            "--state", str(e.state), "--report", str(e.report), "--since", e.start]
     t0 = time.monotonic()
@@ -449,7 +451,7 @@ def test_a_claim_the_server_refuses_is_reported_and_the_rest_land(env, monkeypat
 
     e = env
     system = f"urn:fhir-injection:test-{e.run}-refused:claim"
-    config = Config(identifier_system=system)
+    config = Config(identifier_system=system, as_of=date.fromisoformat(DEMO_AS_OF))
     first = entries(e.report)
     victim = sorted(k for k, x in first.items() if k.startswith(e.prefix) and x["outcome"] == "claim"
                     and not x["gaps"] and k not in getattr(e, "changed", set()))[5]

@@ -43,6 +43,7 @@ from .case import _Case, _Draft, _first, _Gaps, replace
 from .context import AdministrationPointers, Context
 from .early import _inside_facility_payment, _not_an_injection_decision, _not_billed
 from .esa import _esa
+from .filing import apply_filing_limit
 from .model import Decision
 from .record import (
     _coverage_and_payer,
@@ -150,7 +151,7 @@ def _finish(draft: _Draft, rules: Rules, config: Config) -> Decision:
         # not a 96372 service: keep the explanation, and for another code the gaps of what it bills
         kept = _KEPT.get(d.outcome, ("every", "billed"))
         gaps = tuple(g for g in gaps if rules.gaps[g.code].raised_for in kept)
-        return replace(d, gaps=gaps, claim_status=None)
+        return apply_filing_limit(replace(d, gaps=gaps, claim_status=None), rules, config)
     blocker = next((c for c in NO_CLAIM_BLOCKERS if draft.gaps.has(c)), None)
     if blocker is None:  # pass 1 gave each missing piece its gap; a safety net all the same
         for code, value in (
@@ -164,7 +165,8 @@ def _finish(draft: _Draft, rules: Rules, config: Config) -> Decision:
     held = blocker is not None or any(g.severity == "error" for g in gaps)
     outcome = "held" if held else "claim"
     status = None if blocker else ("active" if outcome == "claim" else "draft")
-    return replace(d, outcome=outcome, gaps=gaps, claim_status=status, claim_blocker=blocker)
+    decided = replace(d, outcome=outcome, gaps=gaps, claim_status=status, claim_blocker=blocker)
+    return apply_filing_limit(decided, rules, config)
 
 
 def decide_all(

@@ -144,7 +144,7 @@ class Decision:
 
     administration: str  # "MedicationAdministration/<id>"
     version: str | None
-    outcome: str  # claim | held | not-96372 | not-billable | void
+    outcome: str  # claim | held | not-96372 | not-billable | void | past-filing-limit
     procedure: str | None  # the code chosen or suggested
     gaps: tuple[Gap, ...] = ()
     additional: tuple[tuple[str, int], ...] = ()  # add-on codes with units, e.g. (("96361", 1),)
@@ -172,6 +172,13 @@ class Decision:
     claim_blocker: str | None = None  # why no Claim could be formed, when a 96372 has none
     #: where each fact of rules.BASIS_FACTS came from: (fact, kind of rules.BASIS_KINDS, how)
     basis: tuple[tuple[str, str, str], ...] = ()
+    #: the last day the payer takes a claim for it (YYYY-MM-DD; its filing limit from the service
+    #: date), and the days from the run's as-of day to it (negative: past); None: not known
+    filing_deadline: str | None = None
+    days_left: int | None = None
+    #: the filing limit applied ("12m", "365d"; "none": self-pay), or why none could be computed
+    #: ("unknown: no payer type", "unknown: no date of service"); None: not a service to bill
+    filing_limit: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property

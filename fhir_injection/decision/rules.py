@@ -8,9 +8,10 @@ holds the run-time choices a billing team makes. Loading and validating the file
 from __future__ import annotations
 
 import re
+from calendar import monthrange
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from ..errors import ConfigError
@@ -56,7 +57,9 @@ DRUG_CLASSES = {
 #: as payers ask for the claim's note), ``unparsed`` (meq, "per 2 meq", combinations: no unit this
 #: project bills in; a person codes the units)
 UNIT_STATUSES = ("parsed", "per-item", "noc", "unparsed")
-OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void")
+OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void", "past-filing-limit")
+#: the unit of a filing limit (mappings/filing_limits.csv, [filing_limits] in the configuration)
+FILING_UNITS = {"d": "days", "m": "months"}
 #: Where each fact a claim line depends on came from (README "Where every fact comes from"):
 #: ``record`` read from the FHIR record, ``rule`` derived from it by a row of mappings/ (with its
 #: source), ``practice`` given by the practice's configuration, ``unknown`` (a gap, never a default).
@@ -393,6 +396,50 @@ class PayerRule:
 
 
 @dataclass(frozen=True)
+class FilingLimit:
+    """How long after the date of service a payer type takes a claim (mappings/filing_limits.csv):
+    ``amount`` days or months; ``months`` 12 from 2025-10-01 is 2026-10-01, the last day to file."""
+
+    amount: int
+    unit: str  # days | months (FILING_UNITS)
+    text: str  # as written: "12m", "180d"
+
+    def deadline(self, service: date) -> date:
+        """The last day a claim for a service on ``service`` can be filed (``date.max`` when that
+        is past the calendar's end: a service dated 9999)."""
+        if self.unit == "days":
+            try:
+                return service + timedelta(days=self.amount)
+            except OverflowError:
+                return date.max
+        months = service.year * 12 + service.month - 1 + self.amount
+        year, month = divmod(months, 12)
+        if year > date.max.year:
+            return date.max
+        # the same day of the month; a day the month lacks (29-31) is its last day
+        day = min(service.day, monthrange(year, month + 1)[1])
+        return date(year, month + 1, day)
+
+    def longest_days(self) -> int:
+        """The most days the limit can span (a month counted as 31 days)."""
+        return self.amount * (31 if self.unit == "months" else 1)
+
+
+def parse_filing_limit(text: object) -> FilingLimit | None:
+    """``"12m"`` (months), ``"180d"`` (days) or ``"none"`` (no limit: None); ValueError otherwise."""
+    raw = text.strip().lower() if isinstance(text, str) else ""
+    if raw == "none":
+        return None
+    number, unit = raw[:-1], raw[-1:]
+    if unit not in FILING_UNITS or not number.isdigit() or int(number) < 1:
+        raise ValueError(
+            f"filing limit {text!r} is not a number of days or months (e.g. '180d', '12m') "
+            "or 'none'"
+        )
+    return FilingLimit(int(number), FILING_UNITS[unit], raw)
+
+
+@dataclass(frozen=True)
 class GapType:
     code: str
     severity: str
@@ -489,6 +536,8 @@ class Rules:
     #: (element, system, code) -> the setting and place of service it names (places.csv; the
     #: Encounter.hospitalization rows have system "" and the element's child as code)
     places: Mapping[tuple[str, str, str], Setting] = field(default_factory=dict)
+    #: payer type -> its filing limit (filing_limits.csv); None: no limit (self-pay)
+    filing_limits: Mapping[str, FilingLimit | None] = field(default_factory=dict)
 
     def fee(self, code: str, setting: str | None) -> Fee | None:
         """The fee for ``code`` in ``setting`` (None: the setting is unknown, only a '*' row applies)."""
@@ -556,6 +605,7 @@ REQUIRED_GAPS = (
     "missing-esa-lab",
     "esa-esrd-bundle",
     "route-conflicts-dose-form",
+    "past-filing-limit",
 )
 
 
@@ -590,6 +640,14 @@ class Config:
     #: the place of service of the practice's sites when nothing in the record places a visit
     #: (a practice whose sites are all offices says "11"); None: such a visit is unknown-setting
     default_place_of_service: str | None = None
+    #: the day the run treats as today (``--as-of``; the CLI's default is the clock's date): a
+    #: service whose filing limit ended before it is ``past-filing-limit``. None: no day is known,
+    #: so deadlines are given but nothing is judged past them (the engine never reads the clock)
+    as_of: date | None = None
+    #: payer type -> its filing limit, overriding filing_limits.csv (``[filing_limits]``); None:
+    #: no limit for that payer type. ``unknown``: the limit the practice assumes when the payer type
+    #: is not known (no Coverage, or one that does not say); without it the longest of any payer type
+    filing_limits: Mapping[str, FilingLimit | None] = field(default_factory=dict)
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -614,6 +672,18 @@ class Config:
                 raise ConfigError(
                     f"severity for gap '{code}' is '{sev}', expected error, warning or info"
                 )
+        if self.as_of is not None and (
+            not isinstance(self.as_of, date) or isinstance(self.as_of, datetime)
+        ):
+            raise ConfigError(f"as_of is {self.as_of!r}, expected a date (YYYY-MM-DD)")
+        for pt, limit in self.filing_limits.items():
+            if pt not in PAYER_TYPES and pt != "unknown":
+                raise ConfigError(
+                    f"filing limit for '{pt}': not a payer type "
+                    f"(expected one of {', '.join(sorted(PAYER_TYPES | {'unknown'}))})"
+                )
+            if limit is not None and not isinstance(limit, FilingLimit):
+                raise ConfigError(f"filing limit for '{pt}' is {limit!r}, expected a FilingLimit")
         for pt, mod in self.distinct_modifier.items():
             if mod not in {"59", "XE", "XP", "XS", "XU"}:
                 raise ConfigError(

@@ -40,6 +40,17 @@ class RunResult:
         return EXIT_RECORD_ERRORS if self.problems else EXIT_OK
 
 
+def folder_window(config: Config) -> dict[str, Any]:
+    """What a folder run reads (all of it) and the day filing limits are counted to."""
+    if config.as_of is None:
+        return {"window": "every service in the folder; no as-of day, so no filing limit judged"}
+    return {
+        "as_of": config.as_of.isoformat(),
+        "window": f"every service in the folder, as of {config.as_of.isoformat()} (services past "
+        "their payer's filing limit are reported as past-filing-limit, not billed)",
+    }
+
+
 def run_folder(
     source: str | Path,
     target: str | Path,
@@ -62,6 +73,7 @@ def run_folder(
             log.info("notice: %s", notice)
             sink.notice(notice)
 
+        sink.report.summary.extra.update(folder_window(config))
         folder = ExportFolder(source, on_problem)
         folder.progress = progress
         with Spool(directory=str(sink.target)) as spool:

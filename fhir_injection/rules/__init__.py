@@ -36,6 +36,7 @@ from .drugs import (
     _vaccines,
 )
 from .esa import _esa, _esa_labs
+from .filing import _filing_limits
 from .gaps import _load_gaps
 from .modifiers import _modifiers
 from .payers import (
@@ -122,6 +123,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
             )
     places_of_service = _places_of_service(d)
     places = _places(d, places_of_service)
+    filing_limits = _filing_limits(d)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")
@@ -188,4 +190,5 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         code_first=code_first,
         places_of_service=freeze(places_of_service),
         places=freeze(places),
+        filing_limits=freeze(filing_limits),
     )

@@ -220,6 +220,7 @@ def _worklist_data(view: ReportView) -> tuple[list[str], list[list]]:
             s(r.hcpcs),
             r.estimated_usd,
             s(r.task),
+            r.days_left,  # to the filing limit: a number, or null (no limit known)
         ]
         for r in view.sorted_worklist()
     ]
@@ -270,6 +271,8 @@ def page_context(
             "billable": float(summary.get("estimated_billable_usd") or 0),
             "held": float(summary.get("estimated_held_usd") or 0),
             "self_pay": float(summary.get("estimated_self_pay_usd") or 0),
+            "lost": float(summary.get("estimated_lost_to_filing_limit_usd") or 0),
+            "window": str(summary.get("window") or ""),
             "claims_active": int(claims.get("active") or 0),
             "claims_draft": int(claims.get("draft") or 0),
             "tasks": int(summary.get("tasks") or 0),

@@ -3,13 +3,17 @@
 ``report.json``::
 
     {"administrations": [{"administration": "MedicationAdministration/<id>",
-                          "outcome": "claim"|"held"|"not-96372"|"not-billable"|"void",
+                          "outcome": "claim"|"held"|"not-96372"|"not-billable"|"void"|
+                                     "past-filing-limit",
                           "procedure": "96372"|...|null, "claim": "Claim/<id>"|null,
                           "additional_procedures": [{"code": "96361", "units": 1}] (add-on hours),
                           "performer": "Practitioner/<id>"|null (who gave it),
                           "rendering": "Practitioner/<id>"|null (the rendering provider),
                           "gaps": [{"code", "severity", "message", "field", "rule"}],
-                          "basis": {fact: {"from": record|rule|practice|unknown, "how"}}, ...}],
+                          "basis": {fact: {"from": record|rule|practice|unknown, "how"}},
+                          "filing_limit": "12m"|"365d"|"none"|"unknown: ..."|null,
+                          "filing_deadline": "YYYY-MM-DD"|null (the payer's last day to file),
+                          "days_left": int|null (from the run's as-of day; negative: past), ...}],
      "errors": [{"record", "field", "message"}],
      "notices": [{"record", "files", "message"}],   # not errors: e.g. one resource, two files
      "input": {"files": [{"file", "role", "type", "records", "errors", "reason", ...}],
@@ -80,6 +84,9 @@ def decision_entry(
         "estimated_usd": float(decision.estimated_amount.quantize(CENT)),
         "gaps": [g.as_dict() for g in decision.gaps],
         "basis": {fact: {"from": kind, "how": how} for fact, kind, how in decision.basis},
+        "filing_limit": decision.filing_limit,
+        "filing_deadline": decision.filing_deadline,
+        "days_left": decision.days_left,
         **({"no_claim_reason": decision.claim_blocker} if decision.claim_blocker else {}),
     }
 
@@ -96,6 +103,7 @@ class Summary:
         self.billable = Decimal(0)
         self.held = Decimal(0)
         self.self_pay = Decimal(0)  # claims to the patient (no insurance): not payer-billable
+        self.lost = Decimal(0)  # past the payer's filing limit: never billed, nobody can fix it
         self.errors = 0
         self.notices = 0
         self.administrations = 0
@@ -116,6 +124,8 @@ class Summary:
             self.billable += decision.estimated_amount
         elif decision.outcome == "held":
             self.held += decision.estimated_amount
+        elif decision.outcome == "past-filing-limit":
+            self.lost += decision.estimated_amount
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +137,7 @@ class Summary:
             "estimated_billable_usd": float(self.billable.quantize(CENT)),
             "estimated_held_usd": float(self.held.quantize(CENT)),
             "estimated_self_pay_usd": float(self.self_pay.quantize(CENT)),
+            "estimated_lost_to_filing_limit_usd": float(self.lost.quantize(CENT)),
             "record_errors": self.errors,
             **({"notices": self.notices} if self.notices else {}),
             **self.extra,
@@ -156,7 +167,12 @@ def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None 
     claims = summary.get("claims") or {}
     lines = [
         f"{summary['administrations']} administrations: {o['claim']} claim, {o['held']} held, "
-        f"{o['not-96372']} not-96372, {o['not-billable']} not-billable, {o['void']} void",
+        f"{o['not-96372']} not-96372, {o['not-billable']} not-billable, {o['void']} void"
+        + (
+            f", {o['past-filing-limit']} past the filing limit"
+            if o.get("past-filing-limit")
+            else ""
+        ),
         f"Claims: {', '.join(f'{n} {s}' for s, n in sorted(claims.items())) or 'none'}; "
         f"gap Tasks: {summary.get('tasks', 0)}",
         f"Estimated: ${summary['estimated_billable_usd']:,.2f} billable, "
@@ -165,8 +181,15 @@ def summary_text(summary: Mapping[str, Any], severity: Mapping[str, str] | None 
             f", ${summary['estimated_self_pay_usd']:,.2f} to self-pay patients"
             if summary.get("estimated_self_pay_usd")
             else ""
+        )
+        + (
+            f", ${summary['estimated_lost_to_filing_limit_usd']:,.2f} lost to filing limits"
+            if summary.get("estimated_lost_to_filing_limit_usd")
+            else ""
         ),
     ]
+    if summary.get("window"):  # which services the run read, and why (a first sync's window)
+        lines.append(f"Window: {summary['window']}")
     gaps = summary.get("gaps") or {}
     if gaps:
         severity = severity or {}

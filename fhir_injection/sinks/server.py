@@ -243,6 +243,13 @@ class Poster:
                 return []
             info["claim_action"] = "cancel"
             return [self._cancel_claim(d, old)]
+        if d.outcome == "past-filing-limit" and old is not None:
+            # Posted while it could still be filed: the deadline passing since withdraws nothing.
+            self.claims.unchanged += 1
+            info.update(
+                claim_action="unchanged", claim=f"Claim/{old['id']}", claim_status=old.get("status")
+            )
+            return []
         claim = build_claim(d, self.config, created)
         if claim is None:
             if old is not None and old.get("status") not in ("cancelled", "entered-in-error"):

@@ -4,7 +4,8 @@
 run writes them, or from a saved ``report.json`` by :func:`view_of_report`), so a run of 100,000
 administrations keeps only the sums and the coder worklist in memory, never the entries. Its
 totals are computed the way the report's ``summary`` computes them (held = ``held`` outcomes;
-billable = ``claim`` outcomes not to a self-pay patient), and a test holds them equal.
+billable = ``claim`` outcomes not to a self-pay patient; lost = ``past-filing-limit``), and a test
+holds them equal. The worklist is sorted by the days left to the payer's filing limit.
 
 The worklist is one row per gap a person can act on: an error or warning gap of an administration
 whose service the practice bills (``claim``, ``held`` or ``not-96372``), the same gaps a Task is
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..decision.model import ACTIONABLE_OUTCOMES, CENT
+from ..decision.rules import OUTCOMES
 
 NONE_LABEL = "(none)"
 TOP = 15  # bars per chart of held dollars; the rest are summed as one "others" bar
@@ -44,6 +46,8 @@ class WorklistRow:
     estimated_usd: float
     task: str  # "Task/<id>", or ""
     claim: str  # "Claim/<id>", or ""
+    days_left: int | None = None  # to the payer's filing limit; None: no limit known
+    filing_deadline: str = ""  # YYYY-MM-DD, or ""
 
 
 def _usd(value: Any) -> Decimal:
@@ -79,13 +83,14 @@ class ReportView:
 
     def __init__(self) -> None:
         self.administrations = 0
-        self.outcomes: Counter = Counter()
+        self.outcomes: Counter = Counter({o: 0 for o in OUTCOMES})  # as the summary counts them
         self.claims: Counter = Counter()
         self.tasks = 0
         self.gaps: Counter = Counter()
         self.billable = Decimal(0)
         self.held = Decimal(0)
         self.self_pay = Decimal(0)
+        self.lost = Decimal(0)  # past the filing limit
         self.held_by_gap: dict[str, Decimal] = {}
         self.held_by_clinician: dict[str, Decimal] = {}
         self.held_by_drug: dict[str, Decimal] = {}
@@ -119,7 +124,12 @@ class ReportView:
             ):
                 label = _text(key) or NONE_LABEL
                 table[label] = table.get(label, Decimal(0)) + usd
+        elif outcome == "past-filing-limit":
+            self.lost += usd
         if outcome in ACTIONABLE_OUTCOMES:
+            days_left = entry.get("days_left")
+            if not isinstance(days_left, int) or isinstance(days_left, bool):
+                days_left = None
             for gap in gaps:
                 if gap.get("severity") in SEVERITY_ORDER:
                     self.worklist.append(
@@ -137,6 +147,8 @@ class ReportView:
                             estimated_usd=float(usd),
                             task=_text(entry.get("task")),
                             claim=_text(entry.get("claim")),
+                            days_left=days_left,
+                            filing_deadline=_text(entry.get("filing_deadline")),
                         )
                     )
 
@@ -151,13 +163,17 @@ class ReportView:
             "estimated_billable_usd": float(self.billable.quantize(CENT)),
             "estimated_held_usd": float(self.held.quantize(CENT)),
             "estimated_self_pay_usd": float(self.self_pay.quantize(CENT)),
+            "estimated_lost_to_filing_limit_usd": float(self.lost.quantize(CENT)),
         }
 
     def sorted_worklist(self) -> list[WorklistRow]:
-        """Errors first, then the most dollars, then the oldest service date."""
+        """The fewest days left to the filing limit first (none known: last), then errors first,
+        then the most dollars, then the oldest service date."""
         return sorted(
             self.worklist,
             key=lambda r: (
+                r.days_left is None,
+                r.days_left if r.days_left is not None else 0,
                 SEVERITY_ORDER.get(r.severity, 9),
                 -r.estimated_usd,
                 r.service_date,

@@ -16,6 +16,8 @@ from urllib.parse import quote
 from .view import WorklistRow
 
 COLUMNS = (
+    "days_left",
+    "filing_deadline",
     "service_date",
     "administration",
     "outcome",
@@ -64,6 +66,8 @@ def write_worklist(
     n = 0
     for r in rows:
         cells = [
+            "" if r.days_left is None else str(r.days_left),
+            r.filing_deadline,
             r.service_date,
             r.administration,
             r.outcome,

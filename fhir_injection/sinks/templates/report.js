@@ -24,7 +24,7 @@
 
   // ---------------------------------------------------------------- worklist
   var S = data.strings;
-  var COLS = 12, USD = 10, ADMIN = 1, TASK = 11, SEVERITY = 3, GAP = 4, MESSAGE = 6;
+  var COLS = 13, USD = 10, ADMIN = 1, TASK = 11, SEVERITY = 3, GAP = 4, MESSAGE = 6, DAYS = 12;
   var rows = data.rows;
   var WRAP = { 1: true, 5: true, 7: true, 11: true }; // ids and FHIR paths break anywhere
   var httpBase = /^https?:\/\/[^\s"'<>`\\]+$/i;
@@ -34,7 +34,7 @@
   var state = { gap: "", severity: "", text: "", sortCol: -1, sortDir: 1, page: 0 };
   var view = rows;
 
-  function cell(row, col) { return col === USD ? row[col] : S[row[col]]; }
+  function cell(row, col) { return col === USD || col === DAYS ? row[col] : S[row[col]]; }
 
   function url(base, reference) {
     if (!base || !reference) { return null; }
@@ -83,7 +83,7 @@
       if (state.severity && S[r[SEVERITY]] !== state.severity) { return false; }
       if (text) {
         for (var c = 0; c < COLS; c++) {
-          if (c !== USD && S[r[c]].toLowerCase().indexOf(text) >= 0) { return true; }
+          if (c !== USD && c !== DAYS && S[r[c]].toLowerCase().indexOf(text) >= 0) { return true; }
         }
         return false;
       }
@@ -94,7 +94,12 @@
       view = view.map(function (r, i) { return [r, i]; });
       view.sort(function (a, b) {
         var x = cell(a[0], col), y = cell(b[0], col);
-        var d = col === USD ? x - y : (x < y ? -1 : x > y ? 1 : 0);
+        var d;
+        if (col === DAYS && (x === null || y === null)) {  // no limit known: last either way
+          d = (x === null) - (y === null);
+          if (d) { return d; }
+        }
+        d = col === USD || col === DAYS ? x - y : (x < y ? -1 : x > y ? 1 : 0);
         return d ? d * dir : a[1] - b[1];
       });
       view = view.map(function (p) { return p[0]; });
@@ -117,6 +122,7 @@
         if (c === ADMIN) { refCell(td, S[r[c]], sourceBase); }
         else if (c === TASK) { refCell(td, S[r[c]], targetBase); }
         else if (c === USD) { td.className = "num"; td.textContent = r[c].toFixed(2); }
+        else if (c === DAYS) { td.className = "num"; td.textContent = r[c] === null ? "" : String(r[c]); }
         else if (c === MESSAGE) { messageCell(td, S[r[c]]); }
         else {
           td.textContent = S[r[c]];
