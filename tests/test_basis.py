@@ -111,3 +111,21 @@ def test_report_json_carries_the_basis_of_each_fact():
     assert entry["basis"]["place_of_service"]["from"] == "record"
     assert entry["basis"]["service_date"] == {"from": "record", "how": "effective[x] in its own time zone"}
     assert set(entry["basis"]) == {fact for fact, _, _ in d.basis}
+
+
+def test_a_diagnosis_only_in_snomed_ct_is_unknown_and_says_so():
+    resources = replace_resource(world(), "Encounter", diagnosis=None)
+    snomed = {"coding": [{"system": "http://snomed.info/sct", "code": "271737000", "display": "Anemia"}]}
+    d = decide_one(admin(reasonCode=[snomed]), resources)
+    assert "diagnosis-not-icd10" in gap_codes(d)
+    assert basis(d)["diagnosis"] == (
+        "unknown", "only in SNOMED CT (271737000): no ICD-10-CM code and no snomed_icd10.csv row")
+
+
+def test_a_decision_that_stops_early_still_says_where_its_place_and_day_came_from():
+    resources = replace_resource(world(), "Encounter", **{"class": {"system": ACT, "code": "EMER"}})
+    d = decide_one(admin(), resources)
+    assert d.outcome == "not-billable" and "facility-setting" in gap_codes(d)
+    b = basis(d)
+    assert b["place_of_service"][0] == "rule" and "POS 23" in b["place_of_service"][1]
+    assert b["service_date"][0] == "record"

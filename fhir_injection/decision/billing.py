@@ -95,7 +95,15 @@ def _diagnosis_consent_coverage(c: _Case) -> None:
             c.gaps.add("diagnosis-not-icd10", _snomed_only(c, found.unmapped, found.other))
         else:
             c.gaps.add("missing-diagnosis", _what_is_there(c, found.other))
-        c.known("diagnosis", "unknown", "no ICD-10-CM diagnosis on the administration or encounter")
+        c.known(
+            "diagnosis",
+            "unknown",
+            "only in SNOMED CT ("
+            + ", ".join(str(coding.code) for coding, _ in found.unmapped[:4])
+            + "): no ICD-10-CM code and no snomed_icd10.csv row"
+            if found.unmapped
+            else "no ICD-10-CM diagnosis on the administration or encounter",
+        )
     else:
         own = [(coding, True) for coding, is_own in found.unmapped if is_own]
         if own:  # the administration's own reason cannot be put on the claim
@@ -439,7 +447,7 @@ def _decision(c: _Case) -> _Draft:
         units=c.units,
         package=c.med.package if c.outcome is None else None,
         medication_text=c.med.text,
-        basis=tuple((fact, kind, how) for fact, (kind, how) in c.basis.items()),
+        basis=c.basis_items(),
         lab=c.lab if c.outcome is None else None,
     )
     dup_key = None

@@ -248,3 +248,7 @@ class _Case:
         rules.BASIS_KINDS (record, rule, practice, unknown); ``how`` names the element, the table
         row or the setting it was read from, or why it is not known."""
         self.basis[fact] = (kind, how)
+
+    def basis_items(self) -> tuple[tuple[str, str, str], ...]:
+        """The basis as a Decision carries it: (fact, kind, how) in the order found."""
+        return tuple((fact, kind, how) for fact, (kind, how) in self.basis.items())

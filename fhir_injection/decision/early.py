@@ -46,6 +46,7 @@ def _not_billed(c: _Case) -> _Draft:
         effective=c.effective if isinstance(c.effective, str) else None,
         setting=c.setting,
         place_of_service=c.pos,
+        basis=c.basis_items(),
         medication_text=c.med.text,
     )
     return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
@@ -111,10 +112,10 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         service_date=c.when_date.isoformat() if c.when_date else None,
         setting=c.setting,
         place_of_service=c.pos,
+        basis=c.basis_items(),
         drug=drug.hcpcs if drug else None,
         units=units,
         medication_text=c.med.text,
-        basis=tuple((fact, kind, how) for fact, (kind, how) in c.basis.items()),
     )
     return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
 
@@ -155,6 +156,7 @@ def _not_an_injection_decision(c: _Case) -> _Draft:
         effective=effective if isinstance(effective, str) else None,
         setting=c.setting,
         place_of_service=c.pos,
+        basis=c.basis_items(),
         drug=drug.hcpcs if drug else None,
         units=units,
         medication_text=med.text,
