@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _run_report(args)
         rules = load_rules(args.mappings)
-        config = load_config(args.config or _demo_profile(args))
+        config = load_config(args.config or _demo_profile(args), rules)
         if args.command == "sync":
             return _run_sync(args, rules, config)
         if args.command == "export":

@@ -5,23 +5,29 @@ See README "Configuration". The rule tables themselves are :mod:`fhir_injection.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 
 from .decision.rules import (
+    CONTAINERS,
     PAYER_TYPES,
     REQUIRED_GAPS,
     SAD_POLICIES,
     Config,
     FilingLimit,
+    Rules,
     parse_filing_limit,
 )
+from .decision.units import ndc11
 from .decision.zones import zone_named
 from .errors import ConfigError
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Read a TOML config file (see README "Configuration"); None gives the defaults.
+def load_config(path: str | Path | None, rules: Rules | None = None) -> Config:
+    """Read a TOML config file (see README "Configuration"); None gives the defaults. ``rules``:
+    the tables a ``[containers]`` HCPCS key must be a drugs.csv code of (default: the bundled
+    mappings, read only when a HCPCS key is given).
 
     ::
 
@@ -47,6 +53,13 @@ def load_config(path: str | Path | None) -> Config:
         medicaid = "180d"                                 # (default: mappings/filing_limits.csv)
         commercial = "90d"
         unknown = "12m"                                   # no payer type known (default: no limit)
+        [containers]                                      # what the practice stocks, for JW/JZ
+        "J3420" = "multi-dose"                            # a HCPCS code of drugs.csv: every product
+        "00409-3795-01" = "single-dose"                   # an NDC (10/11 digits; before its code)
+
+    ``[containers]`` says a container's kind only where no NDC row (packages.csv, the CMS
+    crosswalk) does; a single-dose container's size still comes from those tables or
+    Medication.amount (unknown: missing-package-size, as JW units cannot be computed).
     """
     import tomllib
 
@@ -72,6 +85,7 @@ def load_config(path: str | Path | None) -> Config:
         "default_place_of_service",
         "as_of",
         "filing_limits",
+        "containers",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -130,6 +144,7 @@ def load_config(path: str | Path | None) -> Config:
         )
     as_of = _as_of(data.get("as_of"), f"config file {p}: as_of")
     filing_limits = _filing_limits(data.get("filing_limits", {}), p)
+    containers = _containers(data.get("containers", {}), p, rules)
     return Config(
         severity=dict(severity),
         distinct_modifier=dict(data.get("distinct_modifier", {})),
@@ -143,6 +158,7 @@ def load_config(path: str | Path | None) -> Config:
         default_place_of_service=default_pos,
         as_of=as_of,
         filing_limits=filing_limits,
+        containers=containers,
     )
 
 
@@ -185,6 +201,44 @@ def _filing_limits(table: object, p: Path) -> dict[str, FilingLimit | None]:
         except ValueError as exc:
             raise ConfigError(f"config file {p}: [filing_limits] {payer_type}: {exc}") from None
     return limits
+
+
+def _containers(table: object, p: Path, rules: Rules | None) -> dict[str, str]:
+    """``[containers]``: a HCPCS code of drugs.csv or an NDC (normalised to 11 digits, as
+    :func:`.decision.units.ndc11`) -> "single-dose" or "multi-dose"."""
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"config file {p}: [containers] maps a HCPCS code or an NDC to single-dose or "
+            'multi-dose ("J3420" = "multi-dose")'
+        )
+    containers: dict[str, str] = {}
+    for key, kind in table.items():
+        where = f"config file {p}: [containers] key {key!r}"
+        if not isinstance(kind, str) or kind not in CONTAINERS:
+            raise ConfigError(f"{where}: {kind!r} is not single-dose or multi-dose")
+        code = key.strip().upper()
+        if _HCPCS.match(code):
+            if rules is None:
+                from .rules import load_rules
+
+                rules = load_rules()
+            if code not in rules.drugs:
+                raise ConfigError(f"{where}: HCPCS code {code} is not in drugs.csv")
+        else:
+            normal = ndc11(key)
+            if normal is None:
+                raise ConfigError(
+                    f"{where}: not a HCPCS code of drugs.csv (J3420) or an NDC (00409-3795-01, "
+                    "4-4-2, 5-3-2 or 5-4-1 with hyphens, or 11 digits)"
+                )
+            code = normal
+        if code in containers:
+            raise ConfigError(f"{where}: {code} is given twice")
+        containers[code] = kind
+    return containers
+
+
+_HCPCS = re.compile(r"^[A-Z][0-9]{4}$")
 
 
 def _rendering_key_problem(key: str, value: object) -> str | None:

@@ -48,7 +48,7 @@ def test_signatures():
     assert sig(fhir_injection.build_task) == ["decision", "config", "rules", "created", "status"]
     assert sig(fhir_injection.run_folder) == ["source", "target", "rules", "config", "created", "progress"]
     assert sig(fhir_injection.load_rules) == ["directory"]
-    assert sig(fhir_injection.load_config) == ["path"]
+    assert sig(fhir_injection.load_config) == ["path", "rules"]  # rules: optional, checks [containers] keys
     assert sig(fhir_injection.decide_bundle) == ["bundle_or_resources", "rules", "config"]
     assert sig(fhir_injection.run_sync) == ["source", "target", "rules", "config", "options", "stop", "progress"]
     assert sig(fhir_injection.connect) == ["url", "env_prefix", "ca_bundle", "allow_insecure_http", "env"]

@@ -228,9 +228,14 @@ def _discarded(c: _Case, drug: Drug) -> None:
     drugs.csv does not call single-dose, only by its container: unknown is a gap): the
     waste-line modifier (JW) on a line of its own for the units discarded (the containers opened
     less the dose), the nothing-discarded one (JZ) when nothing is, each from its effective date
-    (mappings/modifiers.csv); with the container's size or kind unknown, a gap instead of a guess."""
+    (mappings/modifiers.csv); with the container's size or kind unknown, a gap instead of a guess.
+    The practice's [containers] profile (:func:`_practice_container`) gives the kind where no NDC
+    row does, before drugs.csv's code-level single_dose; never the size."""
     package = c.med.package
     container = package.container if package is not None else None
+    practice = _practice_container(c, drug) if container is None else None
+    if practice is not None:
+        container = practice[0]
     if container is not None:
         if container != "single-dose":
             return
@@ -254,8 +259,11 @@ def _discarded(c: _Case, drug: Drug) -> None:
     if package is None:
         c.gaps.add(
             "missing-package-size",
-            f"{drug.hcpcs} comes in single-dose and multi-dose containers and the one used is not "
-            "known (the container decides JW/JZ)"
+            f"{drug.hcpcs} is single-dose ({practice[1]}) and its size is not known (no "
+            "packages.csv, crosswalk or Medication.amount size): JW units cannot be worked out"
+            if practice is not None
+            else f"{drug.hcpcs} comes in single-dose and multi-dose containers and the one used is "
+            "not known (the container decides JW/JZ)"
             if drug.varies
             else f"{drug.hcpcs} comes in single-dose containers of a size not known",
         )
@@ -284,6 +292,20 @@ def _discarded(c: _Case, drug: Drug) -> None:
             c.waste = c.discarded
     elif (jz := modifiers["nothing-discarded"]).in_force(c.when_date):
         c.modifiers.append(jz.code)
+
+
+def _practice_container(c: _Case, drug: Drug) -> tuple[str, str] | None:
+    """The container kind the practice's profile (Config.containers, README "Configuration"
+    [containers]) gives the drug line, and the key that gave it, in words: the NDC's before the
+    HCPCS code's. None when the profile names neither."""
+    profile = c.config.containers
+    if not profile:
+        return None
+    if c.med.ndc is not None and c.med.ndc in profile:
+        return profile[c.med.ndc], f"[containers] NDC {c.med.ndc}"
+    if drug.hcpcs in profile:
+        return profile[drug.hcpcs], f"[containers] {drug.hcpcs}"
+    return None
 
 
 def _lines(c: _Case) -> None:
@@ -386,7 +408,18 @@ def _container_basis(c: _Case) -> None:
     package, drug = c.med.package, c.drug
     if drug is None or c.outcome is not None:
         return
-    if package is not None:
+    practice = (
+        _practice_container(c, drug) if package is None or package.container is None else None
+    )
+    if practice is not None:  # the practice's profile gave the kind; the size is the record's
+        kind, key = practice
+        size = (
+            f"{package.amount} {package.unit} ({package.source})"
+            if package is not None
+            else "size not known"
+        )
+        c.known("container", "practice", f"{kind} ({key}), {size}")
+    elif package is not None:
         kind = "record" if package.source == "Medication.amount" else "rule"
         what = package.container or "kind not known"
         c.known("container", kind, f"{package.amount} {package.unit}, {what} ({package.source})")

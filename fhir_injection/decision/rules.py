@@ -88,6 +88,9 @@ UNITS = {"mg", "mcg", "g", "mL", "unit"}
 #: a vaccine's group (mappings/vaccines.csv): the administration code of vaccine_admin.csv is chosen by it
 VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "covid-19", "tetanus", "other"}
 CONTAINERS = {"single-dose", "multi-dose"}
+#: the keys of a practice's [containers] profile: a HCPCS Level II code, an 11-digit NDC
+_HCPCS_KEY = re.compile(r"^[A-Z][0-9]{4}$")
+_NDC11_KEY = re.compile(r"^[0-9]{11}$")
 #: drugs.csv single_dose: yes (single-dose containers), no (multi-dose, or JW/JZ never apply), varies
 #: (the product comes in both: the container decides, mappings/packages.csv)
 SINGLE_DOSE = ("yes", "no", "varies")
@@ -648,6 +651,11 @@ class Config:
     #: no limit for that payer type. ``unknown``: the limit the practice assumes when the payer type
     #: is not known (no Coverage, or one that does not say); without it the longest of any payer type
     filing_limits: Mapping[str, FilingLimit | None] = field(default_factory=dict)
+    #: the practice's profile of what it stocks (README "Configuration", [containers]): a HCPCS
+    #: code (every product of it the practice gives) or an 11-digit NDC -> "single-dose" or
+    #: "multi-dose"; the container's kind when no NDC row (packages.csv, the CMS crosswalk) says it,
+    #: an NDC's before its code's (basis 'practice'). The size still comes from the record or tables
+    containers: Mapping[str, str] = field(default_factory=dict)
     zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -684,6 +692,15 @@ class Config:
                 )
             if limit is not None and not isinstance(limit, FilingLimit):
                 raise ConfigError(f"filing limit for '{pt}' is {limit!r}, expected a FilingLimit")
+        for key, kind in self.containers.items():
+            if not (_HCPCS_KEY.match(key) or _NDC11_KEY.match(key)):
+                raise ConfigError(
+                    f"container for '{key}': not a HCPCS code (J3420) or an 11-digit NDC"
+                )
+            if kind not in CONTAINERS:
+                raise ConfigError(
+                    f"container for '{key}' is {kind!r}, expected single-dose or multi-dose"
+                )
         for pt, mod in self.distinct_modifier.items():
             if mod not in {"59", "XE", "XP", "XS", "XU"}:
                 raise ConfigError(
