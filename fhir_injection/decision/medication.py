@@ -397,6 +397,9 @@ def drug_units(
             problems.append(("ambiguous-drug-code", ambiguous))
     if drug is not None and drug.hcpcs in rules.code_changes:
         drug = current_code(drug, med.ndc, when, rules)
+    start = rules.code_starts.get(drug.hcpcs) if drug is not None else None
+    if start is not None and when is not None and when < start.added:
+        drug = rules.drugs[start.before]  # the code did not exist yet (code_starts.csv)
     implausible = (
         dose is not None and (dim := unit_of(dose[1])) is not None and dose[0] * dim[1] > MAX_DOSE
     )

@@ -265,6 +265,16 @@ class CodeChange:
 
 
 @dataclass(frozen=True)
+class CodeStart:
+    """A HCPCS code CMS added on ``added`` and the code its drug was billed with before
+    (mappings/code_starts.csv: J2359 olanzapine from 2023-10-01, J3490 before)."""
+
+    code: str
+    added: date
+    before: str
+
+
+@dataclass(frozen=True)
 class Procedure:
     code: str | None
     description: str
@@ -524,6 +534,8 @@ class Rules:
     crosswalk_hcpcs: frozenset[str] = frozenset()
     #: ended HCPCS -> its successors (code_changes.csv), product (ndc) rows first
     code_changes: Mapping[str, tuple[CodeChange, ...]] = field(default_factory=dict)
+    #: HCPCS added by CMS on a date -> its first day and the code billed before (code_starts.csv)
+    code_starts: Mapping[str, CodeStart] = field(default_factory=dict)
     #: use (MODIFIER_USES) -> the modifier put on for it (modifiers.csv): every use has one
     modifiers: Mapping[str, Modifier] = field(default_factory=dict)
     #: SNOMED CT code -> the ICD-10-CM codes (code, display) it is billed as (snomed_icd10.csv)

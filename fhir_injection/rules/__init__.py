@@ -25,6 +25,7 @@ from .diagnoses import _code_first, _diagnosis_groups, _ndc_units, _snomed_icd10
 from .drugs import (
     _antineoplastic,
     _code_changes,
+    _code_starts,
     _dose_form_categories,
     _dose_forms,
     _drug_by_diagnosis,
@@ -81,6 +82,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     drug_codes = _drug_codes(d, drugs)
     drug_families = _drug_families(d, drugs)
     code_changes = _code_changes(d, drugs)
+    code_starts = _code_starts(d, drugs)
     diagnosis_rules = _diagnosis_groups(d)  # before vaccines.csv, whose medicare_part_b names them
     vaccines, vaccine_names = _vaccines(d, set(diagnosis_rules))
     vaccine_admin = _vaccine_admin(d)
@@ -167,6 +169,7 @@ def load_rules(directory: str | Path | None = None) -> Rules:
         gap_codesystem_url=gap_url,
         drug_families=freeze(drug_families),
         code_changes=freeze(code_changes),
+        code_starts=freeze(code_starts),
         dose_forms=freeze(dose_forms),
         dose_form_names=freeze(dose_form_names),
         dose_form_name_words=tuple(

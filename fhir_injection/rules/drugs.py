@@ -17,6 +17,7 @@ from ..decision.rules import (
     UNITS,
     VACCINE_GROUPS,
     CodeChange,
+    CodeStart,
     DoseForm,
     DoseFormCategory,
     Drug,
@@ -368,3 +369,26 @@ def _code_changes(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[CodeChange
             "code_changes.csv", None, f"successor(s) {', '.join(sorted(chained))} also ended"
         )
     return {old: tuple(sorted(cs, key=lambda c: c.ndc is None)) for old, cs in out.items()}
+
+
+def _code_starts(d: Path, drugs: dict[str, Drug]) -> dict[str, CodeStart]:
+    """code_starts.csv: a HCPCS code CMS added on a date -> the code its drug was billed with
+    before that date (the HCPCS file's added date; a not-otherwise-classified code, usually)."""
+    t = _Table(d, "code_starts.csv", ("hcpcs", "added", "before_hcpcs", "source"))
+    out: dict[str, CodeStart] = {}
+    for n, r in t.rows():
+        code, before = t.require(n, r, "hcpcs"), t.require(n, r, "before_hcpcs")
+        t.require(n, r, "source")
+        for column, value in (("hcpcs", code), ("before_hcpcs", before)):
+            if value not in drugs:
+                raise t.error(n, f"{column} '{value}' is not in drugs.csv")
+        if code == before:
+            raise t.error(n, f"before_hcpcs '{before}' is hcpcs")
+        if code in out:
+            raise t.error(n, f"hcpcs '{code}' is already listed")
+        try:
+            added = date.fromisoformat(t.require(n, r, "added"))
+        except ValueError:
+            raise t.error(n, f"column 'added' is '{r['added']}', not a date YYYY-MM-DD") from None
+        out[code] = CodeStart(code, added, before)
+    return out
