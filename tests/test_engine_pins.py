@@ -936,3 +936,16 @@ def test_without_a_fee_row_the_administration_line_has_no_price(tables):
     for a in (admin(), admin(medicationCodeableConcept=None)):
         administration = line(decide(a, Context(world()), r), "administration")
         assert (administration.code, administration.quantity, administration.unit_price) == ("96372", 1, None)
+
+
+def test_a_business_identifier_repeated_for_another_patient_is_no_duplicate():
+    """A dose of one patient is never a duplicate of another's: two patients' administrations that
+    share an identifier (a copy-paste in the feed) are each decided; the same patient's are not."""
+    w = world() + world(patient="p2")
+    shared = [{"system": "urn:mar", "value": "MAR1"}]
+    a1 = admin(id="a1", identifier=shared)
+    a2 = admin(id="a2", patient="p2", identifier=shared, effectiveDateTime="2026-10-05T10:00:00-05:00")
+    d1, d2 = decide_many([a1, a2], w)
+    assert "duplicate" not in gap_codes(d1) and "duplicate" not in gap_codes(d2)
+    b1, b2 = decide_many([a1, admin(id="a3", identifier=shared, effectiveDateTime="2026-10-05T10:00:00-05:00")])
+    assert "duplicate" in gap_codes(b2) and b2.outcome == "not-billable"

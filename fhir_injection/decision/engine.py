@@ -191,13 +191,16 @@ def decide_all(
 
 
 def _duplicates(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> None:
-    """Same identifier, or same patient/drug/dose/route/time: the later one is not billable."""
+    """Same patient and identifier, or same patient/drug/dose/route/time: the later one is not
+    billable. Another patient's dose is never a duplicate (a decision over several patients, as a
+    server page is, finds what one patient's alone would)."""
     seen: dict = {}
     for draft in sorted(drafts, key=by_time):
-        keys: list[tuple[str, tuple | str]] = (
+        keys: list[tuple] = (
             [("key", draft.duplicate_key)] if draft.duplicate_key else []
         )
-        keys += [("identifier", i) for i in draft.identifiers]
+        patient = draft.decision.patient
+        keys += [("identifier", patient, i) for i in draft.identifiers]
         if draft.decision.outcome == "void" or not keys:
             continue
         original = next((seen[k] for k in keys if k in seen), None)

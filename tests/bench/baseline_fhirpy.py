@@ -92,6 +92,11 @@ class FhirpyBaseline:
         subject = (admin.get("subject") or {}).get("reference")
         add(self._get(subject))
         encounter = add(self._get((admin.get("context") or {}).get("reference")))
+        if not admin.get("context") and isinstance(subject, str):  # placed by its period
+            for candidate in self._search("Encounter", patient=subject):
+                add(candidate)
+                for location in candidate.get("location") or []:
+                    add(self._get(((location or {}).get("location") or {}).get("reference")))
         add(self._get((admin.get("medicationReference") or {}).get("reference")))
         for performer in admin.get("performer") or []:
             add(self._get(((performer or {}).get("actor") or {}).get("reference")))
@@ -99,6 +104,8 @@ class FhirpyBaseline:
             add(self._get((reason or {}).get("reference")))
         if encounter:
             add(self._get((encounter.get("serviceProvider") or {}).get("reference")))
+            for location in encounter.get("location") or []:  # the place of service
+                add(self._get(((location or {}).get("location") or {}).get("reference")))
             for participant in encounter.get("participant") or []:  # the rendering provider (issue 12)
                 add(self._get(((participant or {}).get("individual") or {}).get("reference")))
             for diagnosis in encounter.get("diagnosis") or []:
@@ -109,6 +116,7 @@ class FhirpyBaseline:
             found += self._search("Consent", patient=subject)
             found += self._search("Coverage", beneficiary=subject)
             found += self._search("ChargeItem", subject=subject)
+            found += self._search("Observation", patient=subject)  # an ESA's hemoglobin
         return found
 
     # -- the job -------------------------------------------------------------------------------
