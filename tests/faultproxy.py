@@ -295,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo"
 TAG_SYSTEM = "urn:fhir-injection:tag"
-SHARED_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Medication")
+SHARED_TYPES = ("Organization", "Location", "Practitioner", "PractitionerRole", "Medication")
 
 
 def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[str]:
@@ -355,12 +355,17 @@ def load(folder: Path, base_url: str) -> None:
 
 def expected_offline(folder: Path, identifier_system: str, tmp: Path) -> tuple[set[str], set[str]]:
     """Administration ids that get a Claim / a Task, from the offline decision over the same data."""
+    from datetime import date
+
+    from fhir_injection.bundled import DEMO_AS_OF
     from fhir_injection.jobs.offline import run_folder
     from fhir_injection.rules import load_rules
     from fhir_injection.decision.rules import Config
 
     out = tmp / "offline-out"
-    run_folder(folder, out, load_rules(), Config(identifier_system=identifier_system), "2026-11-26T12:00:00Z")
+    config = Config(identifier_system=identifier_system, as_of=date.fromisoformat(DEMO_AS_OF),
+                    default_place_of_service="11")  # what write_config gives the sync
+    run_folder(folder, out, load_rules(), config, "2026-11-26T12:00:00Z")
 
     def ids(name: str, system: str) -> set[str]:
         values = set()
@@ -379,11 +384,12 @@ def new_system() -> str:
 
 
 def write_config(path: Path, identifier_system: str) -> Path:
-    """The run's config: our identifier system, and the demo's as-of day (its filing limits are
+    """The run's config: our identifier system, the demo practice's profile (its sites are offices:
+    fixtures/demo-practice/practice.toml) and the demo's as-of day (its filing limits are
     counted to that day, whatever the calendar says: fhir_injection.bundled.DEMO_AS_OF)."""
     from fhir_injection.bundled import DEMO_AS_OF
 
-    path.write_text(f'identifier_system = "{identifier_system}"\nas_of = {DEMO_AS_OF}\n')
+    path.write_text(f'identifier_system = "{identifier_system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n')
     return path
 
 

@@ -65,7 +65,8 @@ def env(fhir_base_url, oracle_url, epic_url, rules, tmp_path_factory):
     accepted = copy_demo(e.tmp / "accepted", drop=refused)
     system = "urn:fhir-injection:expected:claim"
     out = e.tmp / "offline"
-    config = Config(identifier_system=system, as_of=date.fromisoformat(DEMO_AS_OF))
+    config = Config(identifier_system=system, as_of=date.fromisoformat(DEMO_AS_OF),
+                      default_place_of_service="11")
     run_folder(accepted, out, rules, config, "2026-11-26T12:00:00Z")
     e.claims = {
         next(i["value"] for i in c["identifier"] if i["system"] == system): c["status"]

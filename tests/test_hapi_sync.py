@@ -148,7 +148,8 @@ def env(fhir_base_url, rules, tmp_path_factory):
     e.run = uuid.uuid4().hex[:10]
     e.system = f"urn:fhir-injection:test-{e.run}:claim"
     e.task_system = e.system + ":task"
-    e.config = Config(identifier_system=e.system, as_of=date.fromisoformat(DEMO_AS_OF))
+    e.config = Config(identifier_system=e.system, as_of=date.fromisoformat(DEMO_AS_OF),
+                      default_place_of_service="11")
     e.tmp = tmp_path_factory.mktemp("hapi")
     e.prefix = "" if e.local else f"t{e.run}-"
     admin = connect(e.url)
@@ -176,7 +177,7 @@ def env(fhir_base_url, rules, tmp_path_factory):
     e.state = e.tmp / "state.json"
     e.report = e.tmp / "report.json"
     cfg = e.tmp / "config.toml"
-    cfg.write_text(f'identifier_system = "{e.system}"\nas_of = {DEMO_AS_OF}\n', encoding="utf-8")
+    cfg.write_text(f'identifier_system = "{e.system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n', encoding="utf-8")
     cmd = [sys.executable, "-m", "fhir_injection", "--config", str(cfg), "sync", "--source", e.url,
            "--state", str(e.state), "--report", str(e.report), "--since", e.start]
     t0 = time.monotonic()
@@ -451,7 +452,8 @@ def test_a_claim_the_server_refuses_is_reported_and_the_rest_land(env, monkeypat
 
     e = env
     system = f"urn:fhir-injection:test-{e.run}-refused:claim"
-    config = Config(identifier_system=system, as_of=date.fromisoformat(DEMO_AS_OF))
+    config = Config(identifier_system=system, as_of=date.fromisoformat(DEMO_AS_OF),
+                      default_place_of_service="11")
     first = entries(e.report)
     victim = sorted(k for k, x in first.items() if k.startswith(e.prefix) and x["outcome"] == "claim"
                     and not x["gaps"] and k not in getattr(e, "changed", set()))[5]

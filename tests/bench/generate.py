@@ -32,8 +32,8 @@ import generate_demo as demo  # noqa: E402
 from builders import prefix_references  # noqa: E402
 
 PER_CLINIC = 376
-TYPES = ["Organization", "Practitioner", "PractitionerRole", "Patient", "Coverage", "Consent", "Encounter",
-         "Condition", "Medication", "MedicationAdministration", "ChargeItem"]
+TYPES = ["Organization", "Location", "Practitioner", "PractitionerRole", "Patient", "Coverage", "Consent",
+         "Encounter", "Condition", "Medication", "MedicationAdministration", "ChargeItem", "Observation"]
 # the clinic's NPI too: the demo names its clinic by a conditional reference on it
 PREFIXED_IDENTIFIERS = {demo.ADMIN_ID, demo.MRN, demo.NPI}
 
