@@ -317,7 +317,10 @@ def _child_offline(folder: str, out: str, profile: bool) -> None:
     import fhir_injection as fi
     from fhir_injection.rules import load_rules
 
-    rules, config = load_rules(), fi.Config()
+    # the demo clinic's practice profile: its sites are offices (fixtures/demo-practice/practice.toml)
+    from fhir_injection.bundled import demo_config
+
+    rules, config = load_rules(), fi.load_config(demo_config())
     prof = cProfile.Profile() if profile else None
     t0, c0 = time.perf_counter(), time.process_time()
     if prof:
