@@ -196,9 +196,7 @@ def _duplicates(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> 
     server page is, finds what one patient's alone would)."""
     seen: dict = {}
     for draft in sorted(drafts, key=by_time):
-        keys: list[tuple] = (
-            [("key", draft.duplicate_key)] if draft.duplicate_key else []
-        )
+        keys: list[tuple] = [("key", draft.duplicate_key)] if draft.duplicate_key else []
         patient = draft.decision.patient
         keys += [("identifier", patient, i) for i in draft.identifiers]
         if draft.decision.outcome == "void" or not keys:
