@@ -10,8 +10,10 @@ has two runs), opens its report.html from disk and saves the top of the page.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import driver, open_report, severe  # noqa: E402
-from fhir_injection.bundled import demo_config, demo_dir  # noqa: E402
+from fhir_injection.bundled import DEMO_AS_OF, demo_config, demo_dir  # noqa: E402
 from fhir_injection.config import load_config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
@@ -34,8 +36,10 @@ def main(argv=None) -> int:
     rules = load_rules()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        run_folder(demo_dir(), out, rules, load_config(demo_config()), "2026-11-29T10:00:00Z")
-        run_folder(demo_dir(), out, rules, load_config(demo_config()), "2026-11-30T10:00:00Z")
+        # as `fhir-injection sync` runs the bundled demo: its practice profile and its as-of day
+        config = dataclasses.replace(load_config(demo_config()), as_of=date.fromisoformat(DEMO_AS_OF))
+        run_folder(demo_dir(), out, rules, config, "2026-11-29T10:00:00Z")
+        run_folder(demo_dir(), out, rules, config, "2026-11-30T10:00:00Z")
         browser = driver(args.width, args.height)
         try:
             open_report(browser, out / "report.html")
