@@ -10,6 +10,7 @@ part of the message before the gap's definition).
 from __future__ import annotations
 
 from dataclasses import asdict
+from decimal import Decimal
 
 import pytest
 
@@ -28,6 +29,20 @@ FULL_CASE = {"coverage": "Coverage/cov-p1", "provider": "Organization/clinic", "
              "body_site_text": "Left deltoid",
              "diagnoses": ({"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.50",
                             "display": "Low back pain, unspecified"},)}
+
+# the drug line of an administration code other than 96372, as on a 96372 (CMS 'JW Modifier and JZ
+# Modifier Policy' FAQ; IOM 100-04 ch.17 s40: every separately payable Part B drug from a single-dose
+# container, whatever code goes with it): ketorolac 30 mg from the 30 mg single-dose item of its NDC
+# (CMS ASP NDC-HCPCS crosswalk), all of it, so JZ and 0 discarded; no Claim is written for the other
+# code, so the line is not priced
+KETOROLAC_LINE = {
+    "lines": ({"kind": "drug", "system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+               "code": "J1885", "display": "Injection, ketorolac tromethamine, per 15 mg", "modifiers": ("JZ",),
+               "quantity": 2, "unit_price": None, "ndc": "00409379501", "ndc_quantity": Decimal("0.03"),
+               "ndc_unit": "GR", "text": None, "discarded": 0},),
+    "package": {"amount": Decimal("30"), "unit": "mg", "container": "single-dose", "source": "ndc_hcpcs.csv",
+                "display": "Ketorolac Tromethamine (Pfizer Inc)", "kind_source": None},
+}
 
 
 def fields(decision) -> dict:
@@ -67,20 +82,20 @@ FORM_GAP = "dose-form-not-injectable"
       "gaps": [(ROUTE_GAP, "Route is intravenous: IV hydration infusion (20 min by effectivePeriod) is not reported")]}),
     ("an infusion with a rate and no times is its initial code, with a warning",
      admin(dosage=dosage(route=IV, rateQuantity={"value": 100, "code": "mL/h"})), None,
-     {**WHO, **OFFICE, **FULL_CASE, "outcome": "not-96372", "procedure": "96365", "drug": "J1885", "units": 2,
+     {**WHO, **OFFICE, **FULL_CASE, **KETOROLAC_LINE, "outcome": "not-96372", "procedure": "96365", "drug": "J1885", "units": 2,
       "medication_text": "ketorolac",
       "gaps": [(ROUTE_GAP, "Route is intravenous: IV therapeutic infusion (dosage.rate): 96365 applies"),
                ("infusion-time-unknown",
                 "96365 (initial hour) only; dosage.rate says infusion but no duration is documented")]}),
     ("an infusion of 121 minutes adds one hour",
      admin(dosage=dosage(route=IV), **period("09:30", "11:31")), None,
-     {**WHO, **OFFICE, **FULL_CASE, "outcome": "not-96372", "procedure": "96365", "additional": (("96366", 1),),
+     {**WHO, **OFFICE, **FULL_CASE, **KETOROLAC_LINE, "outcome": "not-96372", "procedure": "96365", "additional": (("96366", 1),),
       "drug": "J1885", "units": 2, "medication_text": "ketorolac",
       "gaps": [(ROUTE_GAP,
                 "Route is intravenous: IV therapeutic infusion (121 min by effectivePeriod): 96365 + 96366 x 1 applies")]}),
     ("an infusion of 60 minutes adds nothing",
      admin(dosage=dosage(route=IV), **period("09:30", "10:30")), None,
-     {**WHO, **OFFICE, **FULL_CASE, "outcome": "not-96372", "procedure": "96365",
+     {**WHO, **OFFICE, **FULL_CASE, **KETOROLAC_LINE, "outcome": "not-96372", "procedure": "96365",
       "drug": "J1885", "units": 2, "medication_text": "ketorolac",
       "gaps": [(ROUTE_GAP, "Route is intravenous: IV therapeutic infusion (60 min by effectivePeriod): 96365 applies")]}),
     ("an inpatient injection is inside the DRG: no administration code, the drug named",

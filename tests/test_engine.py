@@ -93,8 +93,11 @@ def test_other_routes_are_not_96372(system, code, procedure, outcome):
     d = decide_one(admin(dosage=dosage(route=route(system, code))))
     assert (d.outcome, d.procedure) == (outcome, procedure)
     assert gap(d, "route-not-sc-im").severity == "info"
-    assert d.lines == ()
     assert d.claim_status is None
+    if procedure is None:  # nothing billed, or no code to bill it under: no line
+        assert d.lines == ()
+    else:  # the drug line alone, with its JZ (a Medicare single-dose ketorolac vial, all of it given)
+        assert [(x.kind, x.code, x.modifiers) for x in d.lines] == [("drug", "J1885", ("JZ",))]
 
 
 @pytest.mark.parametrize("route_value", [
@@ -209,7 +212,7 @@ def test_antineoplastics_are_chemotherapy_administration(rxnorm, amount, procedu
                          reasonCode=cancer))
     assert (d.outcome, d.procedure) == ("not-96372", procedure)
     assert gap(d, "antineoplastic").severity == "info"
-    assert d.lines == ()
+    assert [x.kind for x in d.lines] == ["drug"]  # the drug line alone: no 96372 line
 
 
 # ----------------------------------------------------------------------------- settings

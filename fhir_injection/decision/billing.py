@@ -4,6 +4,8 @@ and coverage, the payer's rules, the Claim lines, the billing provider, and the 
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..fhir.resources import shown_reference
 from .case import _Case, _Draft, _key_of, _ref_key, replace
 from .clinical import (
@@ -19,7 +21,7 @@ from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
-from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier
+from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier, Package
 from .units import DoseError
 
 
@@ -166,14 +168,44 @@ def _unresolved_conditions(c: _Case) -> str | None:
     return "; ".join(reasons) or None
 
 
+def writes_drug_line(c: _Case) -> bool:
+    """Whether the decision carries the administration's HCPCS drug line: on a 96372 (its outcome
+    still open), and on another administration code the practice bills itself (``not-96372`` with
+    its code: an IV push 96374, an infusion 96365, chemotherapy 96401/96409/96413, an
+    intra-articular 20610...), whose drug is the same separately payable Part B drug whatever code
+    goes with it (CMS JW/JZ policy, IOM 100-04 ch.17 s40). None where the drug is not separately
+    billed by the practice: a facility's or inpatient administration, one not billed, hydration
+    fluid (no drug line), a vaccine (its product is a CPT code of the vaccine gap, no drug line; CMS
+    JW/JZ FAQ: the modifiers are not required for the vaccines of SSA s1861(s)(10)), a device
+    inserted whole (those decisions stop before this step), or a code not asserted (no route)."""
+    if c.drug is None or c.med.vaccine is not None:
+        return False
+    return c.outcome is None or (c.outcome == "not-96372" and c.procedure is not None)
+
+
 def _payer_rules(c: _Case) -> None:
-    """The payer's rules on the 96372 path: E/M the same day, self-administered drug, NDC, JW/JZ."""
+    """The payer's rules: on the 96372 path E/M the same day, self-administered drug and NDC; on
+    every drug line the engine writes (:func:`writes_drug_line`, whatever the administration code)
+    JW/JZ."""
     c.modifiers = []
     c.waste = 0
     c.discarded = None
     c.sad_gy = False
-    if c.outcome is not None:
-        return
+    if c.outcome is None:
+        _administration_payer_rules(c)
+    drug = c.drug
+    if (
+        drug is not None
+        and writes_drug_line(c)
+        and c.payer.jw_jz
+        and c.config.jw_jz
+        and not c.sad_gy
+    ):
+        _discarded(c, drug)
+
+
+def _administration_payer_rules(c: _Case) -> None:
+    """The 96372 path's own payer rules: E/M the same day, self-administered drug, NDC."""
     drug, payer, payer_type = c.drug, c.payer, c.payer_type
     em = em_codes(
         c.encounter, c.ctx.for_patient("ChargeItem", c.patient_id), c.when_date, c.rules, c.zone
@@ -210,8 +242,6 @@ def _payer_rules(c: _Case) -> None:
                 f"{drug.hcpcs} is a not-otherwise-classified code: the payer prices it from the "
                 "drug's name, NDC and dose on the line, and returns it without the NDC",
             )
-    if drug is not None and payer.jw_jz and c.config.jw_jz and not c.sad_gy:
-        _discarded(c, drug)
 
 
 def _on_lines(modifier: Modifier) -> str:
@@ -309,9 +339,12 @@ def _practice_container(c: _Case, drug: Drug) -> tuple[str, str] | None:
 
 
 def _lines(c: _Case) -> None:
-    """On the 96372 path: the administration line, and the drug line when there is a drug."""
+    """On the 96372 path: the administration line, and the drug line when there is a drug; on
+    another administration code the practice bills (``not-96372``), the drug line alone (the code is
+    the decision's ``procedure``; no Claim is written for it): the same drug line, with JW/JZ and
+    the JW line, whatever the administration code (:func:`writes_drug_line`)."""
     if c.outcome is not None:
-        c.lines = ()
+        c.lines = _drug_lines(c) if writes_drug_line(c) else ()
         return
     fee = c.rules.fee("96372", c.setting)
     administration = Line(
@@ -327,29 +360,35 @@ def _lines(c: _Case) -> None:
         gy = c.rules.modifiers["excluded-service"]
         if "administration" in gy.lines:
             administration = replace(administration, modifiers=(gy.code,))
+    c.lines = (administration, *_drug_lines(c))
+
+
+def _drug_lines(c: _Case) -> tuple[Line, ...]:
+    """The drug line, and the JW line of the units discarded when there are any (none: no drug)."""
     drug = c.drug
     if drug is None:
-        c.lines = (administration,)
-    elif c.waste:
-        drug_line = _drug_line(c, drug)
-        waste = replace(
-            drug_line,
-            kind="waste",
-            modifiers=(c.rules.modifiers["waste-line"].code,),
-            quantity=c.waste,
-            ndc=None,
-            ndc_quantity=None,
-            ndc_unit=None,
-        )  # discarded: the drug line's, which is the waste (a waste line only while JW is in force)
-        c.lines = (administration, drug_line, waste)
-    else:
-        c.lines = (administration, _drug_line(c, drug))
+        return ()
+    drug_line = _drug_line(c, drug)
+    if not c.waste:
+        return (drug_line,)
+    waste = replace(
+        drug_line,
+        kind="waste",
+        modifiers=(c.rules.modifiers["waste-line"].code,),
+        quantity=c.waste,
+        ndc=None,
+        ndc_quantity=None,
+        ndc_unit=None,
+    )  # discarded: the drug line's, which is the waste (a waste line only while JW is in force)
+    return (drug_line, waste)
 
 
 def _drug_line(c: _Case, drug: Drug) -> Line:
-    """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name and dose."""
+    """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name
+    and dose. Priced (fee_schedule.csv) on a 96372 Claim only: the estimates are of the Claims the
+    engine writes, and another administration code's own fee is not estimated either."""
     dose, med = c.dose, c.med
-    fee = c.rules.fee(drug.hcpcs, c.setting)
+    fee = c.rules.fee(drug.hcpcs, c.setting) if c.outcome is None else None
     text = None
     if drug.unit_status == "noc":  # J3490, J9999: the payer reads the drug from the line's note
         text = " ".join(filter(None, [med.text, f"{dose[0]} {dose[1]}" if dose else None])) or None
@@ -406,7 +445,7 @@ def _rendering(c: _Case) -> None:
 def _container_basis(c: _Case) -> None:
     """Where the drug line's container (its size and single- or multi-dose kind) came from."""
     package, drug = c.med.package, c.drug
-    if drug is None or c.outcome is not None:
+    if drug is None or not writes_drug_line(c):
         return
     practice = (
         _practice_container(c, drug) if package is None or package.container is None else None
@@ -429,6 +468,19 @@ def _container_basis(c: _Case) -> None:
         c.known("container", "rule", f"{drug.hcpcs} single-dose, size not known (drugs.csv)")
     else:
         c.known("container", "rule", f"{drug.hcpcs} multi-dose or not a container (drugs.csv)")
+
+
+def _line_package(c: _Case) -> Package | None:
+    """The container the drug line's dose came from, as the Claim and the report show it: the
+    record's or a table's, with the kind the practice's profile ([containers]) gives where none of
+    them did (:func:`_practice_container`, the basis ``practice``), and the key that gave it."""
+    package, drug = c.med.package, c.drug
+    if package is None or package.container is not None or drug is None:
+        return package
+    practice = _practice_container(c, drug)
+    if practice is None:
+        return package
+    return dataclasses.replace(package, container=practice[0], kind_source=practice[1])
 
 
 def _no_provider_reason(c: _Case) -> str:
@@ -478,7 +530,7 @@ def _decision(c: _Case) -> _Draft:
         diagnoses=tuple(c.diagnoses),
         drug=drug.hcpcs if drug else None,
         units=c.units,
-        package=c.med.package if c.outcome is None else None,
+        package=_line_package(c) if writes_drug_line(c) else None,
         medication_text=c.med.text,
         basis=c.basis_items(),
         lab=c.lab if c.outcome is None else None,
