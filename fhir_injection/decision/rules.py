@@ -227,6 +227,9 @@ class Package:
     )  # single-dose | multi-dose; None: not known (drugs.csv single_dose decides)
     source: str  # where it was read: "packages.csv" or "Medication.amount"
     display: str | None = None  # the container as packages.csv describes it, for the Claim
+    #: who gave ``container`` when no table of the record's product did: the practice's profile key
+    #: ("[containers] J2060", "[containers] NDC <ndc>"); None: the table row (or nobody) gave it
+    kind_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,8 @@ def _container(decision: Decision, line: Line) -> dict | None:
     parts: list[dict] = [{"url": "amount", "valueQuantity": amount}]
     if package.container is not None:
         parts.append({"url": "kind", "valueCode": package.container})
+        if package.kind_source is not None:  # the practice's profile, not a table, said the kind
+            parts.append({"url": "kind-source", "valueString": f"practice {package.kind_source}"})
     if line.discarded is not None:
         parts.append({"url": "discarded", "valueUnsignedInt": line.discarded})
     parts.append({"url": "source", "valueString": package.source})
