@@ -1,6 +1,6 @@
 """The run's configuration: the choices a billing team makes, read from a TOML file (``--config``).
 
-See README "Configuration". The rule tables themselves are :mod:`fhir_injection.rules`.
+See docs/configuration.md. The rule tables themselves are :mod:`fhir_injection.rules`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .errors import ConfigError
 
 
 def load_config(path: str | Path | None, rules: Rules | None = None) -> Config:
-    """Read a TOML config file (see README "Configuration"); None gives the defaults. ``rules``:
+    """Read a TOML config file (docs/configuration.md); None gives the defaults. ``rules``:
     the tables a ``[containers]`` HCPCS key must be a drugs.csv code of (default: the bundled
     mappings, read only when a HCPCS key is given).
 
@@ -52,7 +52,7 @@ def load_config(path: str | Path | None, rules: Rules | None = None) -> Config:
         [filing_limits]                                   # per payer type: days, months or none
         medicaid = "180d"                                 # (default: mappings/filing_limits.csv)
         commercial = "90d"
-        unknown = "12m"                                   # no payer type known (default: no limit)
+        unknown = "12m"                                   # no payer type known (default: the longest)
         [containers]                                      # what the practice stocks, for JW/JZ
         "J3420" = "multi-dose"                            # a HCPCS code of drugs.csv: every product
         "00409-3795-01" = "single-dose"                   # an NDC (10/11 digits; before its code)

@@ -1,4 +1,4 @@
-"""The practice's profile of the containers it stocks (README "Configuration", [containers]).
+"""The practice's profile of the containers it stocks (docs/configuration.md, [containers]).
 
 CMS (JW and JZ modifier policy, Medicare Claims Processing Manual ch. 17 section 40; JW/JZ FAQ):
 a separately payable Part B drug from a single-dose container is billed with JW for the amount
@@ -154,9 +154,9 @@ def test_a_config_made_in_code_is_checked_too():
         Config(containers={"J2405": "multiple"})
 
 
-def test_the_readme_configuration_example_parses(tmp_path):
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Configuration"):]
+def test_the_documented_configuration_example_parses(tmp_path):
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text[text.index("## The configuration file"):]
     block = section[section.index("```toml") + len("```toml"):]
     block = block[:block.index("```")]
     assert "[containers]" in block

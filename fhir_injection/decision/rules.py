@@ -629,7 +629,7 @@ REQUIRED_GAPS = (
 
 @dataclass(frozen=True)
 class Config:
-    """Run-time choices a billing team makes; defaults are documented in the README.
+    """Run-time choices a billing team makes; defaults are documented in docs/configuration.md.
 
     ``severity`` overrides gap severities (only ``missing-consent`` and ``missing-site``
     are meant to be tuned, but any gap may be). ``distinct_modifier`` overrides the

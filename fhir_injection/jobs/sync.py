@@ -75,6 +75,13 @@ MAX_WRITE_RETRIES = (
 
 @dataclass
 class SyncOptions:
+    """What one sync does: the options of ``fhir-injection sync`` as fields (docs/pulling.md).
+
+    ``pull`` names a pull (``search``, ``crawl``, ``export``) or ``auto``: a library caller gets
+    ``search`` unless it asks, the command ``auto``. ``state_path`` keeps the mark between runs
+    (``since`` and ``full`` override it); ``write_to`` makes the run a read-only trial into a folder.
+    """
+
     page_size: int = 500
     bundle_size: int = 100
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS
@@ -101,6 +108,9 @@ class SyncOptions:
 
 @dataclass
 class SyncResult:
+    """What a sync did: report.json's ``summary``, the Claims and Tasks posted, the records it could
+    not read or post (``problems``), whether a signal stopped it, and the mark it saved."""
+
     summary: dict[str, Any]
     claims: PostCounts
     tasks: PostCounts
