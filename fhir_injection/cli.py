@@ -11,6 +11,7 @@ from ._version import __version__
 from .bundled import DEMO_AS_OF, demo_config, demo_dir
 from .clock import now, today
 from .config import load_config, parse_as_of
+from .decision.rules import SYSTEM_SNOMED
 from .errors import (
     EXIT_AUTH,
     EXIT_INTERNAL,
@@ -335,6 +336,13 @@ def _run_rules(args) -> int:
         f"{sum(x.package is not None and x.package.container is not None for x in crosswalk.values())}"
         " NDCs"
     )
+    concepts, pairs, targets, members = _snomed_coverage(rules)
+    print(
+        f"  SNOMED CT diagnoses billed as ICD-10-CM (snomed_icd10.csv): {concepts} concepts, "
+        f"{pairs} pairs, {targets} ICD-10-CM codes; SNOMED CT members of diagnosis groups "
+        "with a row: "
+        + (", ".join(f"{rule} {hit} / {total}" for rule, (hit, total) in members.items()) or "none")
+    )
     prefixes = sum(len(p) for p in rules.qualification_prefixes.values())
     print(
         f"  rendering provider: {len(rules.qualifications)} qualification codes "
@@ -351,6 +359,23 @@ def _run_rules(args) -> int:
     )
     print(f"  filing limits (from the date of service): {limits}")
     return EXIT_OK
+
+
+def _snomed_coverage(rules) -> tuple[int, int, int, dict[str, tuple[int, int]]]:
+    """(SNOMED CT concepts with an ICD-10-CM row, pairs, distinct ICD-10-CM codes, diagnosis rule ->
+    (its SNOMED CT members with a row, all its SNOMED CT members))."""
+    table = rules.snomed_icd10
+    members: dict[str, tuple[int, int]] = {}
+    for rule, groups in sorted(rules.diagnosis_rules.items()):
+        codes = {lo for group in groups for system, lo, _ in group if system == SYSTEM_SNOMED}
+        if codes:
+            members[rule] = (sum(c in table for c in codes), len(codes))
+    return (
+        len(table),
+        sum(len(v) for v in table.values()),
+        len({code for v in table.values() for code, _ in v}),
+        members,
+    )
 
 
 def _drug_coverage(rules) -> dict[str, tuple[int, int]]:

@@ -115,11 +115,11 @@ def test_report_json_carries_the_basis_of_each_fact():
 
 def test_a_diagnosis_only_in_snomed_ct_is_unknown_and_says_so():
     resources = replace_resource(world(), "Encounter", diagnosis=None)
-    snomed = {"coding": [{"system": "http://snomed.info/sct", "code": "271737000", "display": "Anemia"}]}
+    snomed = {"coding": [{"system": "http://snomed.info/sct", "code": "82423001", "display": "Chronic pain"}]}
     d = decide_one(admin(reasonCode=[snomed]), resources)
     assert "diagnosis-not-icd10" in gap_codes(d)
     assert basis(d)["diagnosis"] == (
-        "unknown", "only in SNOMED CT (271737000): no ICD-10-CM code and no snomed_icd10.csv row")
+        "unknown", "only in SNOMED CT (82423001): no ICD-10-CM code and no snomed_icd10.csv row")
 
 
 def test_a_decision_that_stops_early_still_says_where_its_place_and_day_came_from():

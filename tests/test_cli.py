@@ -217,6 +217,13 @@ def test_rules_command(capsys):
             "EB esa-radiotherapy from 2008-01-01, GY excluded-service, JZ nothing-discarded from 2023-07-01, "
             "JW waste-line") in out
     assert len(r.packages) > 20 and len(r.qualifications) > 10 and len(r.participant_ranks) == 4
+    # snomed_icd10.csv's coverage: of the VSAC members in diagnosis_groups.csv, ESRD with renal
+    # transplant (236436003), metastasis to prostate (94503003) and extension from bladder
+    # (369485004) have no ICD-10-CM row
+    pairs = sum(len(v) for v in r.snomed_icd10.values())
+    assert (f"  SNOMED CT diagnoses billed as ICD-10-CM (snomed_icd10.csv): {len(r.snomed_icd10)} concepts, "
+            f"{pairs} pairs, ") in out
+    assert "SNOMED CT members of diagnosis groups with a row: cancer 9 / 11, esrd-dialysis 3 / 4\n" in out
 
 
 def test_broken_mappings_exit_3_naming_file_and_row(tmp_path, capsys):

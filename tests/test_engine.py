@@ -754,7 +754,7 @@ GAP_CASES = {
     "ambiguous-drug-code": lambda: ([admin(medicationCodeableConcept={"coding": [
         {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6902"}]})], world()),
     # session 6: a diagnosis only in SNOMED CT (no snomed_icd10.csv row); a Medicare ESA (CMS CR 5699)
-    "diagnosis-not-icd10": lambda: ([admin(reasonCode=[{"coding": [{"system": SNOMED, "code": "271737000"}]}])],
+    "diagnosis-not-icd10": lambda: ([admin(reasonCode=[{"coding": [{"system": SNOMED, "code": "82423001"}]}])],
                                     replace_resource(world(), "Encounter", diagnosis=None)),
     "missing-esa-lab": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "205923"),
                                        dosage=dosage(dose=dose(4000, "[iU]")))], world()),

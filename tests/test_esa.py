@@ -126,3 +126,53 @@ def test_esrd_on_dialysis_is_the_dialysis_facilitys_bundle():
 def test_an_esa_modifier_goes_on_the_drug_line_only(tmp_path):
     err, row = refused_row(tmp_path, "modifiers.csv", "esa-neither,drug,", "esa-neither,administration,")
     assert f"modifiers.csv, row {row}" in str(err) and "drug line" in str(err)
+
+
+def test_no_age_window_the_most_recent_reading_however_old():
+    """CMS CR 5699 and Palmetto GBA ('Reporting HCT / HGB Levels for ESAs') ask for 'the most recent'
+    hemoglobin or hematocrit and give no age limit for a professional claim (esa_labs.csv max_days
+    empty, with the sources searched): a reading from over a year before the 2026-10-05 dose is
+    still the one reported, and a newer one wins over it."""
+    from builders import rules
+
+    assert all(lab.max_days is None for lab in rules().esa_labs)
+    import csv
+    from pathlib import Path
+
+    table = Path(__file__).resolve().parent.parent / "mappings" / "esa_labs.csv"
+    with table.open(newline="", encoding="utf-8") as fh:
+        assert all("no age window" in row["source"] for row in csv.DictReader(fh))
+    old = hgb("h-2025", "2025-06-01T08:00:00-05:00", 9.2)
+    d = epoetin(["D63.1", "N18.4"], [old])
+    assert (d.lab.observation, d.lab.value) == ("Observation/h-2025", Decimal("9.2"))
+    assert "missing-esa-lab" not in gap_codes(d)
+    d = epoetin(["D63.1", "N18.4"], [old, *LABS])
+    assert d.lab.observation == "Observation/h-new"
+
+
+def test_a_practice_window_in_esa_labs_is_applied(tmp_path):
+    """A practice may set max_days (its own rule, a row of the table): a reading older than that is
+    not reported and the claim waits for one (missing-esa-lab)."""
+    import shutil
+    from pathlib import Path
+
+    from fhir_injection import load_rules
+    from fhir_injection.decision.context import Context
+    from fhir_injection.decision.engine import decide_all
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "mappings", tmp_path / "m")
+    path = tmp_path / "m" / "esa_labs.csv"
+    text = path.read_text(encoding="utf-8").replace(",hemoglobin,,", ",hemoglobin,30,")
+    path.write_text(text, encoding="utf-8")
+    a = admin(
+        medicationCodeableConcept=med(RXNORM, "205923", "1 ML Epoetin Alfa 4000 UNT/ML Injection [Epogen]"),
+        dosage=dosage(dose=dose(4000, "[iU]")),
+        reasonCode=[{"coding": [{"system": ICD10, "code": c}]} for c in ["D63.1", "N18.4"]],
+    )
+    resources = replace_resource(world(payer="medicare"), "Encounter", diagnosis=None)
+    far = resources + [hgb("h-far", "2026-08-01T08:00:00-05:00", 9.1)]
+    (d,) = decide_all([a], Context(far), load_rules(tmp_path / "m"))
+    assert "missing-esa-lab" in gap_codes(d)
+    near = resources + [hgb("h-near", "2026-09-20T08:00:00-05:00", 9.4)]
+    (d,) = decide_all([a], Context(near), load_rules(tmp_path / "m"))
+    assert d.lab is not None and d.lab.observation == "Observation/h-near"

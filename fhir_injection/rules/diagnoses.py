@@ -54,9 +54,12 @@ def _ndc_units(d: Path) -> dict[tuple[str, str], str]:
 
 def _snomed_icd10(d: Path) -> dict[str, tuple[tuple[str, str], ...]]:
     """snomed_icd10.csv: SNOMED CT concept -> the ICD-10-CM codes (code, display) a claim bills it as,
-    in row order (ESRD on dialysis: N18.6, then Z99.2)."""
+    in row order (ESRD on dialysis: N18.6, then Z99.2). Built by mappings/build/build_snomed_icd10.py;
+    every row names its source and the release (value set expansion, map, ICD-10-CM year) it holds."""
     t = _Table(
-        d, "snomed_icd10.csv", ("snomed", "snomed_display", "icd10", "icd10_display", "source")
+        d,
+        "snomed_icd10.csv",
+        ("snomed", "snomed_display", "icd10", "icd10_display", "source", "release"),
     )
     out: dict[str, list[tuple[str, str]]] = {}
     seen: dict = {}
@@ -68,6 +71,7 @@ def _snomed_icd10(d: Path) -> dict[str, tuple[tuple[str, str], ...]]:
         icd = t.require(n, r, "icd10").upper()
         if not (len(icd) >= 3 and icd[0].isalpha() and icd[1:3].isdigit()):
             raise t.error(n, f"column 'icd10' is '{icd}', not an ICD-10-CM code")
+        t.require(n, r, "release")
         t.unique(seen, (snomed, icd), n)
         out.setdefault(snomed, []).append((icd, t.require(n, r, "icd10_display")))
     return {k: tuple(v) for k, v in out.items()}
