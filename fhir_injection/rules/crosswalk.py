@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from ..decision.rules import CONTAINERS, Drug, NdcCrosswalk, Package
+from ..decision.rules import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
 from ..decision.units import unit_of
 from .table import _Table
 
@@ -64,7 +64,7 @@ def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, NdcCrosswalk]:
             raise t.error(n, "container_amount and container_unit go together (both or neither)")
         if unit and unit_of(unit) is None:
             raise t.error(n, f"container_unit '{unit}' is not a known mass, volume or unit code")
-        kind = t.choice(n, r, "container", CONTAINERS | {""}) or None
+        kind = t.choice(n, r, "container", PACKAGE_KINDS | {""}) or None
         if kind is not None and amount is None:
             raise t.error(n, "a container kind needs the container's size")
         release_from = _date(t, n, r, "release_from", True)

