@@ -16,7 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from builders import CPT, RXNORM, admin, dosage, dose, gap, gap_codes, line, med, replace_resource, world
+from builders import (
+    CPT,
+    RXNORM,
+    admin,
+    dosage,
+    dose,
+    gap,
+    gap_codes,
+    line,
+    med,
+    replace_resource,
+    world,
+)
 from fhir_injection import Config, Context, MappingError, decide, decide_all, load_rules
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
