@@ -352,7 +352,8 @@ def _run_rules(args) -> int:
         f"{m.code} {use}" + (f" from {m.effective}" if m.effective else "")
         for use, m in sorted(rules.modifiers.items())
     )
-    print(f"  modifiers by rule: {by_rule}")
+    distinct = ", ".join(f"{pt} {rules.payer(pt).distinct_modifier}" for pt in sorted(rules.payers))
+    print(f"  modifiers by rule: {by_rule}; distinct procedure: {distinct}")
     limits = ", ".join(
         f"{pt} {limit.text if limit else 'none'}"
         for pt, limit in sorted(rules.filing_limits.items())

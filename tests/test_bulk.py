@@ -29,7 +29,7 @@ from fhir_injection.jobs.state import StateFile
 from fhir_injection.jobs.sync import SyncOptions, run_sync
 from fhir_injection.sources import bulk as bulk_module
 from fhir_injection.sources.bulk import BulkExport, BulkExportError, ExportRequest
-from fhir_injection.sources.export import ExportFolder
+from fhir_injection.sources.exportfolder import ExportFolder
 
 BASE = "https://ehr.example/fhir"
 STATUS = f"{BASE}/$export-poll-status?_jobId=j1"

@@ -213,9 +213,10 @@ def test_rules_command(capsys):
     assert f"  rendering provider: {len(r.qualifications)} qualification codes" in out
     # modifiers.csv, each use with the modifier and its first service date (CMS JZ policy 2023-07-01)
     # and the ESA modifiers of CMS CR 5699 (from 2008-01-01)
-    assert ("  modifiers by rule: EA esa-chemotherapy from 2008-01-01, EC esa-neither from 2008-01-01, "
+    assert ("  modifiers by rule: 25 em-separate, EA esa-chemotherapy from 2008-01-01, EC esa-neither from 2008-01-01, "
             "EB esa-radiotherapy from 2008-01-01, GY excluded-service, JZ nothing-discarded from 2023-07-01, "
-            "JW waste-line") in out
+            "JW waste-line from 2017-01-01; distinct procedure: commercial 59, medicaid 59, medicare XU, "
+            "self-pay 59\n") in out
     assert len(r.packages) > 20 and len(r.qualifications) > 10 and len(r.participant_ranks) == 4
     # snomed_icd10.csv's coverage: of the VSAC members in diagnosis_groups.csv, ESRD with renal
     # transplant (236436003), metastasis to prostate (94503003) and extension from bladder

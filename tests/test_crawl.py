@@ -25,8 +25,8 @@ from fhir_injection.errors import EXIT_RECORD_ERRORS, ConfigError
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.jobs.sync import SyncOptions, run_sync
+from fhir_injection.sources.choose import choose_pull
 from fhir_injection.sources.crawl import (
-    choose_pull,
     eta_text,
     read_patient_file,
     window_start,

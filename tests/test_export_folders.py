@@ -519,7 +519,7 @@ def test_a_deleted_administration_cancels_its_posted_claim(tmp_path):
     from fhir_injection.fhir.client import FhirClient
     from fhir_injection.fhir.http import HttpSession
     from fhir_injection.jobs.sync import SyncOptions, run_sync
-    from fhir_injection.sinks.server import Poster
+    from fhir_injection.sinks.poster import Poster
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         server = FakeFhir().install(rsps)

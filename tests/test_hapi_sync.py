@@ -448,7 +448,7 @@ def test_demo_sync_request_count_grows_with_pages_not_administrations(env):
 
 
 def test_a_claim_the_server_refuses_is_reported_and_the_rest_land(env, monkeypatch):
-    import fhir_injection.sinks.server as sync_module
+    import fhir_injection.sinks.poster as sync_module
 
     e = env
     system = f"urn:fhir-injection:test-{e.run}-refused:claim"

@@ -301,7 +301,7 @@ def test_type_names_payer_says_when_the_live_sync_may_skip_the_payor(rules):
 
 
 def test_live_resolver_asks_for_the_payor_only_when_the_type_does_not_name_the_payer():
-    from fhir_injection.sources.server import Resolver
+    from fhir_injection.sources.resolver import Resolver
     sopt = {"resourceType": "Coverage", "id": "c1", "beneficiary": {"reference": "Patient/p1"},
             "type": coded(SOPT, "1"), "payor": [{"reference": "Organization/mcr"}]}
     payor_only = {"resourceType": "Coverage", "id": "c2", "beneficiary": {"reference": "Patient/p2"},
@@ -354,7 +354,7 @@ def _append(directory: Path, name: str, row: str) -> int:
     ("payer_names.csv", "Medicare Blue,exact,both,medicare,", "source"),
     ("payer_identifiers.csv", "urn:x,1,medicare,x,", "source"),
     ("payer_identifiers.csv", "urn:x,1,gold,x,src", "payer_type"),
-    ("payers.csv", "gold,59,no,no,yes,4,src", "payer_type"),
+    ("payers.csv", "gold,no,yes,4,src", "payer_type"),
 ])
 def test_broken_payer_row_names_file_and_row(mappings, name, row, message):
     number = _append(mappings, name, row)

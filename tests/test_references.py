@@ -43,7 +43,7 @@ from fhir_injection.fhir.resources import (
 from fhir_injection.jobs.sync import SyncOptions, run_sync
 from fhir_injection.sinks.report import Summary
 from fhir_injection.sources.folder import iter_folder
-from fhir_injection.sources.server import Resolver
+from fhir_injection.sources.resolver import Resolver
 from fhir_injection.sources.spool import Spool
 
 REPO = Path(__file__).resolve().parent.parent

@@ -351,7 +351,7 @@ def test_a_broken_row_is_reported_with_file_and_row(tmp_path):
 
 
 def test_the_server_pull_fetches_the_practitioner_of_a_role_it_holds():
-    from fhir_injection.sources.server import Resolver
+    from fhir_injection.sources.resolver import Resolver
 
     class NoServer:
         def capabilities(self):
@@ -474,7 +474,7 @@ def test_the_offline_spool_finds_the_roles_of_a_practitioner(tmp_path):
         spool.add_all([(role("rn-role", "Practitioner/nurse", specialty=[(NUCC, "163W00000X")]), False, 2, 2)],
                       problems.append)
         assert [r["id"] for r in spool.for_patient("p1")[1].roles_of(bare_practitioner("nurse"))] == ["rn-role"]
-        from fhir_injection.sources.export import Deletion
+        from fhir_injection.sources.exportfolder import Deletion
         spool.apply_deletions([Deletion("PractitionerRole", "rn-role", 3, "d:1")])
         assert spool.for_patient("p1")[1].roles_of(bare_practitioner("nurse")) == []
     assert problems == []
@@ -482,7 +482,7 @@ def test_the_offline_spool_finds_the_roles_of_a_practitioner(tmp_path):
 
 def test_the_server_pull_searches_the_roles_of_the_practitioners_when_the_server_lists_it():
     from fhir_injection.fhir.client import Lookup
-    from fhir_injection.sources.server import Resolver
+    from fhir_injection.sources.resolver import Resolver
 
     class Server:
         def __init__(self, params):

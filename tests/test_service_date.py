@@ -40,7 +40,7 @@ from fhir_injection.errors import ConfigError
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.jobs.sync import SyncOptions, run_sync
-from fhir_injection.sources.server import _sibling_lookups
+from fhir_injection.sources.resolver import _sibling_lookups
 
 TZ_EXT = "http://hl7.org/fhir/StructureDefinition/timezone"
 TZ_CODE_EXT = "http://hl7.org/fhir/StructureDefinition/tz-code"

@@ -319,7 +319,7 @@ class _Server:
 
 
 def test_the_server_pull_asks_for_the_encounters_of_patients_whose_administration_names_none():
-    from fhir_injection.sources.server import Resolver
+    from fhir_injection.sources.resolver import Resolver
 
     resolver = Resolver(_Server())
     lookups = resolver.lookups([admin("a1", patient="p1", context=None), admin("a2", patient="p2")])

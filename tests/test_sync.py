@@ -30,7 +30,7 @@ from fhir_injection.fhir.http import HttpSession
 from fhir_injection.decision.rules import Config
 from fhir_injection.clock import minus
 from fhir_injection.jobs.sync import StopFlag, SyncOptions, parse_interval, run_sync
-from fhir_injection.sinks.server import FINGERPRINT_SYSTEM
+from fhir_injection.sinks.poster import FINGERPRINT_SYSTEM
 
 TOKEN_URL = "https://auth.example.org/oauth/token"
 CLAIM_SYSTEM = Config().identifier_system
@@ -1022,14 +1022,14 @@ def test_cli_create_with_reaches_the_writes(rsps, tmp_path, sleeps, monkeypatch,
 
 
 def test_unknown_create_with_is_a_config_error(tmp_path):
-    from fhir_injection.sinks.server import Poster
+    from fhir_injection.sinks.poster import Poster
     with pytest.raises(ConfigError, match="create_with 'maybe'"):
         Poster(make_client([]), load_bundled_rules(), Config(), 10, create_with="maybe")
 
 
 def test_pulls_are_found_by_name_and_an_unknown_one_is_a_configuration_error():
     from fhir_injection.sources import pull_named
-    from fhir_injection.sources.server import SearchPull
+    from fhir_injection.sources.search import SearchPull
 
     assert pull_named("search") is SearchPull
     with pytest.raises(ConfigError, match=r"no way to pull called 'teleport'; known: (\w+, )*search"):

@@ -211,7 +211,10 @@ def _administration_payer_rules(c: _Case) -> None:
         c.encounter, c.ctx.for_patient("ChargeItem", c.patient_id), c.when_date, c.rules, c.zone
     )
     if em:
-        detail = f"E/M {', '.join(em)} on the same encounter or day: put modifier 25 on the E/M"
+        separate = c.rules.modifiers["em-separate"].code
+        detail = (
+            f"E/M {', '.join(em)} on the same encounter or day: put modifier {separate} on the E/M"
+        )
         if "99211" in em and not payer.pays_99211_with_injection:
             detail += (
                 f"; {payer_type} pays no 99211 with an injection: drop the 99211 and bill 96372"

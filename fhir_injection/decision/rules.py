@@ -108,9 +108,13 @@ MODIFIER_USES = (
     "esa-chemotherapy",
     "esa-radiotherapy",
     "esa-neither",
+    # the 2nd and later 96372 of a patient's day (59, XU): one row per payer type
+    "distinct-procedure",
+    # the E/M on the day of the injection (25): named in the em-same-day gap, on no line of ours
+    "em-separate",
 )
-#: the claim lines a modifier goes on (modifiers.csv ``lines``)
-MODIFIER_LINES = ("administration", "drug", "waste")
+#: the claim lines a modifier goes on (modifiers.csv ``lines``); ``em``: the practice's E/M line
+MODIFIER_LINES = ("administration", "drug", "waste", "em")
 #: what a practitioner's qualification makes them for billing (mappings/qualifications.csv)
 QUALIFICATION_ROLES = {"eligible", "auxiliary"}
 #: what a qualification text makes someone (mappings/qualification_text.csv): as the codings, or
@@ -161,12 +165,14 @@ class Drug:
 
 @dataclass(frozen=True)
 class Modifier:
-    """A HCPCS modifier the engine puts on by rule (mappings/modifiers.csv): JW, JZ, GY."""
+    """A CPT or HCPCS modifier the engine puts on by rule (mappings/modifiers.csv): JW, JZ, GY,
+    EA-EC, 59/XU, 25."""
 
     code: str
     use: str  # one of MODIFIER_USES
     lines: frozenset[str]  # of MODIFIER_LINES
     effective: date | None  # the first service date it is put on; None: any date
+    payer_types: frozenset[str] = frozenset()  # the payer types whose claims it goes on
 
     def in_force(self, when: date | None) -> bool:
         """On the service date ``when`` (unknown: today's rules, so in force)."""
@@ -407,6 +413,9 @@ class NameRule:
 
 @dataclass(frozen=True)
 class PayerRule:
+    """A payer type's rules (mappings/payers.csv); its modifiers come from mappings/modifiers.csv:
+    ``distinct_modifier`` (the distinct-procedure row for it), ``jw_jz`` (JW and JZ rows list it)."""
+
     payer_type: str
     distinct_modifier: str
     requires_ndc: bool
@@ -636,8 +645,8 @@ class Config:
     """Run-time choices a billing team makes; defaults are documented in docs/configuration.md.
 
     ``severity`` overrides gap severities (only ``missing-consent`` and ``missing-site``
-    are meant to be tuned, but any gap may be). ``distinct_modifier`` overrides the
-    payers.csv choice per payer type, e.g. ``{"medicare": "XS"}``. ``timezone`` is the clinic's
+    are meant to be tuned, but any gap may be). ``distinct_modifier`` overrides the modifiers.csv
+    distinct-procedure row per payer type, e.g. ``{"medicare": "XS"}``. ``timezone`` is the clinic's
     IANA time zone (``America/New_York``), used for dates of service when the data names none
     (:mod:`.localtime`); :attr:`zone` is that zone, looked up once here.
     """

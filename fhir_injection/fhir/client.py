@@ -493,14 +493,20 @@ def connect(
     )
 
 
-def make_client(url: str, prefix: str, args) -> FhirClient:
-    client = connect(
-        url,
-        prefix,
-        getattr(args, "ca_bundle", None),
-        bool(getattr(args, "allow_insecure_http", False)),
-    )
-    max_retry = getattr(args, "max_retry_seconds", None)
+@dataclass(frozen=True)
+class ClientOptions:
+    """How a command connects to a server (``--ca-bundle``, ``--allow-insecure-http``,
+    ``--max-retry-seconds``); None: the default."""
+
+    ca_bundle: str | None = None
+    allow_insecure_http: bool = False
+    max_retry_seconds: float | None = None
+
+
+def make_client(url: str, prefix: str, options: ClientOptions) -> FhirClient:
+    """A client for ``url``, its credentials from the environment variables starting ``prefix``."""
+    client = connect(url, prefix, options.ca_bundle, bool(options.allow_insecure_http))
+    max_retry = options.max_retry_seconds
     if max_retry is not None:
         if max_retry < 0:
             raise ConfigError("--max-retry-seconds must be 0 or more")

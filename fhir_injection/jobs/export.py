@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, ConfigError
-from ..fhir.client import make_client
+from ..fhir.client import ClientOptions, make_client
 from ..sources.bulk import MAX_POLL_WAIT, BulkExport, ExportRequest
 from .state import StateFile, StateLock
 
@@ -55,7 +55,11 @@ def _check_target(target: Path, key: str) -> None:
 
 
 def run_export_cli(args) -> int:
-    client = make_client(args.source, "FHIR_", args)
+    client = make_client(
+        args.source,
+        "FHIR_",
+        ClientOptions(args.ca_bundle, args.allow_insecure_http, args.max_retry_seconds),
+    )
     target = Path(args.target)
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be 1 or more")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError, RecordProblem
 from ..fhir.bundles import send_in_halves
-from ..fhir.client import FhirClient, make_client
+from ..fhir.client import ClientOptions, FhirClient, make_client
 from ..fhir.resources import LOAD_ORDER
-from ..sources.export import ExportFolder
+from ..sources.exportfolder import ExportFolder
 from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection.load")
@@ -148,7 +148,9 @@ def _send(
 
 
 def run_load_cli(args) -> int:
-    client = make_client(args.target, "FHIR_", args)
+    client = make_client(
+        args.target, "FHIR_", ClientOptions(args.ca_bundle, args.allow_insecure_http)
+    )
     result = load_folder(args.source, client, args.bundle_size)
     total = sum(result.loaded.values())
     print(

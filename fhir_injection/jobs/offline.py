@@ -1,5 +1,5 @@
 """The offline job: an export folder in (sources.folder, spooled), decided patient by patient, and
-``Claim.ndjson``, ``Task.ndjson`` and ``report.json`` out (sinks.folder).
+``Claim.ndjson``, ``Task.ndjson`` and ``report.json`` out (the ``folder`` sink, :mod:`fhir_injection.sinks.outputs`).
 
 Administrations the export's ``deleted/`` files delete are voids (no Claim; the report names the
 deletion), and the report's ``input`` lists every file of the folder with what was done with it
@@ -16,11 +16,12 @@ from typing import Any
 
 from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
+from ..decision.model import Decision
 from ..decision.rules import Config, Rules
-from ..errors import Notice, RecordProblem, describe_failure
-from ..sinks.claims import build_claim, build_task
-from ..sinks.folder import FolderSink
-from ..sources.export import ExportFolder
+from ..errors import Notice, RecordProblem
+from ..sinks.base import SinkOptions
+from ..sinks.outputs import FolderSink
+from ..sources.exportfolder import ExportFolder
 from ..sources.spool import Spool
 
 log = logging.getLogger("fhir_injection")
@@ -60,53 +61,70 @@ def run_folder(
     progress: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Decide every administration in ``source``; write Claims, Tasks and the report to ``target``."""
-    sink = FolderSink(
-        target, meta={"generated": created, "source": str(source), "mappings": rules.directory}
+    sink = FolderSink.for_run(
+        rules,
+        config,
+        SinkOptions(
+            folder=target,
+            meta={"generated": created, "source": str(source), "mappings": rules.directory},
+        ),
     )
+    report = sink.report
     try:
 
         def on_problem(problem: RecordProblem) -> None:
             log.warning("skipped %s", problem)
-            sink.problem(problem)
+            report.problem(problem)
 
         def on_notice(notice: Notice) -> None:
             log.info("notice: %s", notice)
-            sink.notice(notice)
+            report.notice(notice)
 
-        sink.report.summary.extra.update(folder_window(config))
+        def write(decisions: list[Decision], deleted_in: dict[str, str]) -> int:
+            """Hand the sink a patient's decisions; report what it did. Returns how many."""
+            plans, outcome = sink.plan(decisions, created)
+            sink.send(plans, outcome)
+            for failure in sink.failures:
+                on_problem(RecordProblem(failure["record"], failure["field"], failure["message"]))
+            sink.failures.clear()
+            for d in decisions:
+                if d.administration not in outcome:
+                    continue
+                info = outcome[d.administration]
+                report.add(
+                    d,
+                    info["claim"],
+                    info["claim_status"],
+                    info["task"],
+                    **(
+                        {"deleted_in": deleted_in[d.administration]}
+                        if d.administration in deleted_in
+                        else {}
+                    ),
+                )
+            return len(outcome)
+
+        report.summary.extra.update(folder_window(config))
         folder = ExportFolder(source, on_problem)
         folder.progress = progress
-        with Spool(directory=str(sink.target)) as spool:
+        with Spool(directory=str(Path(target))) as spool:
             spool.add_all(folder.records(), on_problem, on_notice, folder.file_names)
             voids = spool.apply_deletions(folder.deletions.values())
             done = 0
             for patient_id in spool.patients():
                 admins, ctx = spool.for_patient(patient_id)
-                for decision in decide_isolated(admins, ctx, rules, config, on_problem):
-                    try:
-                        claim = build_claim(decision, config, created)
-                        task = build_task(decision, config, rules, created)
-                    except Exception as exc:
-                        on_problem(
-                            RecordProblem(
-                                decision.administration,
-                                None,
-                                "no Claim or Task could be built "
-                                f"({describe_failure(exc)}); skipped",
-                            )
-                        )
-                        continue
-                    sink.write(decision, claim, task)
-                    done += 1
-                    if progress and done % 5000 == 0:
-                        progress(f"{done} administrations decided")
+                before = done
+                done += write(decide_isolated(admins, ctx, rules, config, on_problem), {})
+                if progress and done // 5000 > before // 5000:
+                    progress(f"{done // 5000 * 5000} administrations decided")
             for admin_id, patient_id, where in voids:  # deleted at the source: withdrawn
-                sink.write(decide_deleted(admin_id, patient_id), None, None, deleted_in=where)
-        sink.report.input = folder.listing()
-        summary = sink.commit()
+                void = decide_deleted(admin_id, patient_id)
+                write([void], {void.administration: where})
+        report.input = folder.listing()
+        sink.commit()
     except BaseException:
         sink.abort()
         raise
     return RunResult(
-        summary, sink.target / "report.json", sink.report.summary.errors, sink.report.summary.text()
+        sink.summary, Path(target) / "report.json", report.summary.errors, report.summary.text()
     )

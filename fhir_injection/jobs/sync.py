@@ -19,7 +19,8 @@ One run:
 5. advance and save the mark only after the page is safely posted.
 
 With a folder target (``options.write_to``) the run is the read-only trial: GET only, the Claims
-and Tasks written to files (:mod:`fhir_injection.sinks.trial`), the state file left alone.
+and Tasks written to files (the ``trial`` sink, :mod:`fhir_injection.sinks.trial`), the state
+file left alone; a server target is the ``server`` sink (:mod:`fhir_injection.sinks.poster`).
 """
 
 from __future__ import annotations
@@ -49,16 +50,15 @@ from ..errors import (
     NetworkError,
     RecordProblem,
 )
-from ..fhir.client import FhirClient, make_client
+from ..fhir.client import ClientOptions, FhirClient, make_client
+from ..sinks.base import PostCounts, Sink, SinkOptions, sink_named
 from ..sinks.html import write_pages
 from ..sinks.report import ReportWriter, summary_text
-from ..sinks.server import PostCounts, Poster
 from ..sinks.trends import append_run, run_line, sync_history_path
-from ..sinks.trial import FolderPoster
 from ..sinks.view import ReportView
-from ..sources import pull_named
-from ..sources.crawl import choose_pull
-from ..sources.server import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
+from ..sources.base import PullOptions, pull_named
+from ..sources.choose import choose
+from ..sources.resolver import LOOKUP_CHUNK, MA, Resolver, gather, last_updated
 from .state import StateFile, StateLock
 
 log = logging.getLogger("fhir_injection.sync")
@@ -104,6 +104,26 @@ class SyncOptions:
     html_path: str | None = None  # report.html for the billing team (worklist.csv beside it)
     max_poll_wait: float = 120.0  # the export pull: the longest wait between status checks
     group: str | None = None  # the crawl's context: Group/<id>/$export (else Patient level)
+    # where the Claims and Tasks go: a sink of fhir_injection.sinks by name; None: the target
+    # server ("server"), or the read-only trial's folder ("trial") when write_to is set
+    sink: str | None = None
+
+    def pull_options(self) -> PullOptions:
+        """What the run's pull is given (read once the run's window is set)."""
+        return PullOptions(
+            page_size=self.page_size,
+            overlap_seconds=self.overlap_seconds,
+            since=self.since,
+            full=self.full,
+            pull=self.pull,
+            patients_file=self.patients_file,
+            cohort_dir=self.cohort_dir,
+            concurrency=self.concurrency,
+            group=self.group,
+            read_only=bool(self.write_to),
+            state_path=str(self.state_path),
+            max_poll_wait=float(self.max_poll_wait),
+        )
 
 
 @dataclass
@@ -198,12 +218,10 @@ def run_sync(
             run.close_report(aborted=True)
             fh.close()
             tmp_report.replace(report_path)
-            if isinstance(run.poster, FolderPoster):
-                run.poster.abort()
+            run.poster.abort()
             raise
         summary = run.close_report()
-    if isinstance(run.poster, FolderPoster):
-        run.poster.commit()
+    run.poster.commit()
     tmp_report.replace(report_path)
     run.finish()
     run.write_pages(summary)
@@ -270,21 +288,22 @@ class _SyncRun:
             payors_needed=lambda coverage: not type_names_payer(coverage, rules),
         )
         self.separate = target.base_url.rstrip("/") != source.base_url.rstrip("/")
-        self.poster: Poster | FolderPoster
-        if options.write_to:
-            self.poster = FolderPoster(options.write_to, rules, config)
-        else:
-            self.poster = Poster(
-                target,
-                rules,
-                config,
-                options.bundle_size,
-                source.base_url if self.separate else None,
-                options.create_with,
-            )
-        self.pull_name, self.pull_reason = self._choose_pull()
+        sink_name = options.sink or ("trial" if options.write_to else "server")
+        self.poster: Sink = sink_named(sink_name).for_run(
+            rules,
+            config,
+            SinkOptions(
+                client=target,
+                folder=options.write_to,
+                bundle_size=options.bundle_size,
+                create_with=options.create_with,
+                source_base=source.base_url if self.separate else None,
+            ),
+        )
+        pull_options = options.pull_options()
+        self.pull_name, self.pull_reason = choose(source, pull_options, self.since)
         self.pull = pull_named(self.pull_name).for_run(
-            source, self.resolver, options, self._problem, state=self.entry, progress=progress
+            source, self.resolver, pull_options, self._problem, self.entry, progress
         )
         self.pull.bind(self.entry, self.state.save)  # a pull with state of its own keeps it there
         if progress:
@@ -295,16 +314,6 @@ class _SyncRun:
         self.started = time.monotonic()
         self.report: ReportWriter
         self.window = ""  # which services the run reads, and why (the summary's "window")
-
-    def _choose_pull(self) -> tuple[str, str]:
-        """(the pull to run, why): ``--pull auto`` probes the source once."""
-        if self.options.pull != "auto":
-            return self.options.pull, f"asked for with --pull {self.options.pull}"
-        name, reason = choose_pull(self.source, self.since)
-        cohort = self.options.patients_file or self.options.cohort_dir
-        if name == "search" and cohort:
-            reason += "; the cohort option is for the crawl and was not used"
-        return name, reason
 
     def _reason(self) -> str:
         """Why this pull, and (the crawl) where its context comes from: the plan before the run,
@@ -363,7 +372,7 @@ class _SyncRun:
                 page_admins,
                 not self.separate,
                 self.config,
-                getattr(page_admins, "siblings", None),  # the crawl's pages bring their own
+                self.pull.known_siblings(page_admins),  # the crawl's pages bring their own
             )
             decisions = decide_isolated(
                 page_admins + siblings, ctx, self.rules, self.config, report.problem
@@ -533,7 +542,7 @@ def _first_sync_window(options: SyncOptions, base_url: str, rules: Rules, config
 
 def _close_report(
     report: ReportWriter,
-    poster: Poster | FolderPoster,
+    poster: Sink,
     source: FhirClient,
     target: FhirClient,
     separate: bool,
@@ -596,13 +605,14 @@ def parse_interval(value: str) -> float:
 
 
 def run_sync_cli(args, rules: Rules, config: Config) -> int:
-    source = make_client(args.source, "FHIR_", args)
+    connection = ClientOptions(args.ca_bundle, args.allow_insecure_http, args.max_retry_seconds)
+    source = make_client(args.source, "FHIR_", connection)
     target_url = args.target or args.source
     folder = None if target_url.startswith(("http://", "https://")) else target_url
     target = (
         source
         if folder or target_url.rstrip("/") == args.source.rstrip("/")
-        else make_client(target_url, "FHIR_TARGET_", args)
+        else make_client(target_url, "FHIR_TARGET_", connection)
     )
     options = SyncOptions(
         page_size=args.page_size,
@@ -611,14 +621,14 @@ def run_sync_cli(args, rules: Rules, config: Config) -> int:
         full=args.full,
         state_path=args.state,
         report_path=args.report or "report.json",
-        create_with=getattr(args, "create_with", "auto"),
-        html_path=getattr(args, "html", None),
-        pull=getattr(args, "pull", "auto"),
-        max_poll_wait=getattr(args, "max_poll_wait", None) or 120.0,
-        patients_file=getattr(args, "patients", None),
-        cohort_dir=getattr(args, "cohort", None),
-        concurrency=getattr(args, "concurrency", 4),
-        group=getattr(args, "group", None),
+        create_with=args.create_with,
+        html_path=args.html,
+        pull=args.pull,
+        max_poll_wait=args.max_poll_wait or 120.0,
+        patients_file=args.patients,
+        cohort_dir=args.cohort,
+        concurrency=args.concurrency,
+        group=args.group,
         write_to=folder,
     )
     if folder and args.every:

@@ -39,7 +39,7 @@ from .drugs import (
 from .esa import _esa, _esa_labs
 from .filing import _filing_limits
 from .gaps import _load_gaps
-from .modifiers import _modifiers
+from .modifiers import _modifiers, with_payer_modifiers
 from .payers import (
     _encounter_types,
     _evaluation_management,
@@ -113,7 +113,8 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     qualification_texts = _qualification_texts(d)
     drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
     ndc_units = _ndc_units(d)
-    modifiers = _modifiers(d)
+    modifiers, distinct_modifiers = _modifiers(d)
+    payers = with_payer_modifiers(payers, modifiers, distinct_modifiers)
     snomed_icd10 = _snomed_icd10(d)
     esa = _esa(d, drugs)
     esa_labs = _esa_labs(d)

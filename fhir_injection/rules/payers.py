@@ -35,19 +35,13 @@ def _settings(d: Path) -> dict[tuple[str, str], Setting]:
 
 
 def _payers(d: Path) -> dict[str, PayerRule]:
-    """payers.csv: the rules of each payer type (one row each)."""
+    """payers.csv: the rules of each payer type (one row each). Its modifiers (``distinct_modifier``,
+    ``jw_jz``) are rows of modifiers.csv, filled in by :func:`.modifiers.with_payer_modifiers`;
+    until then none and False."""
     t = _Table(
         d,
         "payers.csv",
-        (
-            "payer_type",
-            "distinct_modifier",
-            "requires_ndc",
-            "jw_jz",
-            "pays_99211_with_injection",
-            "mue_96372",
-            "source",
-        ),
+        ("payer_type", "requires_ndc", "pays_99211_with_injection", "mue_96372", "source"),
     )
     payers: dict[str, PayerRule] = {}
     for n, r in t.rows():
@@ -57,9 +51,9 @@ def _payers(d: Path) -> dict[str, PayerRule]:
             raise t.error(n, f"mue_96372 '{mue}' must be a whole number of at least 1")
         payers[pt] = PayerRule(
             pt,
-            t.choice(n, r, "distinct_modifier", {"59", "XE", "XP", "XS", "XU"}),
+            "",
             t.yes_no(n, r, "requires_ndc"),
-            t.yes_no(n, r, "jw_jz"),
+            False,
             t.yes_no(n, r, "pays_99211_with_injection"),
             int(mue),
         )

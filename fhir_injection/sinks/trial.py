@@ -1,6 +1,6 @@
-"""The read-only trial's sink: ``sync --source URL --target DIR`` writes, never posts.
+"""The ``trial`` sink, the read-only trial's: ``sync --source URL --target DIR`` writes, never posts.
 
-It stands where :class:`~fhir_injection.sinks.server.Poster` stands in a live sync (the same
+It stands where :class:`~fhir_injection.sinks.poster.Poster` stands in a live sync (the same
 ``plan``/``send`` calls), so the pull, the look-ups and the decisions are the live sync's own; the
 Claims and Tasks go to ``DIR/Claim.ndjson`` and ``DIR/Task.ndjson`` (temporary files renamed into
 place when the run completes) instead of to a server. How a billing team tries the adapter
@@ -16,25 +16,33 @@ from pathlib import Path
 from .. import fastjson
 from ..decision.model import Decision
 from ..decision.rules import Config, Rules
-from ..fhir.client import Lookup
+from ..errors import ConfigError
 from ..fhir.resources import reference_of
+from .base import Sink, SinkOptions, sink
 from .claims import build_claim, build_task
-from .server import PostCounts
 
 FILES = ("Claim.ndjson", "Task.ndjson")
 
 
-class FolderPoster:
+@sink
+class FolderPoster(Sink):
     """Writes each page's Claims and Tasks to files; asks the server nothing, posts nothing."""
 
+    name = "trial"
+
+    @classmethod
+    def for_run(cls, rules: Rules, config: Config, options: SinkOptions) -> FolderPoster:
+        """The read-only trial's sink (it reads ``folder``)."""
+        if options.folder is None:
+            raise ConfigError("the read-only trial needs a folder to write to")
+        return cls(options.folder, rules, config)
+
     def __init__(self, target: str | Path, rules: Rules, config: Config):
+        super().__init__()
         self.target = Path(target)
         self.target.mkdir(parents=True, exist_ok=True)
         self.rules = rules
         self.config = config
-        self.claims = PostCounts()
-        self.tasks = PostCounts()
-        self.failures: list[dict] = []
         # open for the run, closed by commit() or abort()
         self._files = {
             name: open(self._partial(name), "w", encoding="utf-8")  # noqa: SIM115
@@ -43,16 +51,6 @@ class FolderPoster:
 
     def _partial(self, name: str) -> Path:
         return self.target / f".{name}.partial"
-
-    # the rider protocol of gather(): nothing to look up on a folder
-    def begin_page(self) -> None:
-        pass
-
-    def lookups(self, administration_ids: list[str]) -> list[Lookup]:
-        return []
-
-    def take(self, lookups: list[Lookup], results: list[list[tuple[dict, str]]]) -> None:
-        pass
 
     def plan(
         self, decisions: list[Decision], created: str, primary: set[str] | None = None
@@ -78,9 +76,6 @@ class FolderPoster:
                 "task": reference_of(task) if task else None,
             }
         return [], outcome
-
-    def send(self, plans: list, outcome: dict[str, dict]) -> None:
-        pass
 
     def commit(self) -> None:
         """Put Claim.ndjson and Task.ndjson in place (the report is the run's own)."""

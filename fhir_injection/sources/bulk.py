@@ -2,7 +2,7 @@
 
 :class:`BulkExport` runs one ``$export`` (system, ``Group/<id>`` or ``Patient`` level) on the
 adapter's own HTTP layer (:class:`~fhir_injection.fhir.http.HttpSession`: one retry loop, auth,
-TLS verified) and writes a standard export folder that :class:`~.export.ExportFolder` reads:
+TLS verified) and writes a standard export folder that :class:`~.exportfolder.ExportFolder` reads:
 
 - kick-off ``GET [base]/…/$export?_type=…&_since=…&_typeFilter=…`` with ``Prefer:
   respond-async`` and ``Accept: application/fhir+json``; 202 and ``Content-Location`` (the status

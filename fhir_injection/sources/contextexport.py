@@ -33,9 +33,9 @@ from ..errors import FatalNetworkError, OnProblem
 from ..fhir.client import FhirClient
 from ..fhir.resources import USED_TYPES
 from .bulk import MAX_POLL_WAIT, BulkExport, BulkExportError, ExportRequest, ExportResult
-from .export import ExportFolder
+from .exportfolder import ExportFolder
 from .exportpull import fill_resolver
-from .server import MA, Resolver
+from .resolver import MA, Resolver
 from .spool import Spool
 
 log = logging.getLogger("fhir_injection.sync")

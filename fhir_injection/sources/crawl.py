@@ -29,16 +29,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..clock import format_instant, minus, now, parse_instant
+from ..clock import format_instant, minus, parse_instant
 from ..errors import ConfigError, FatalNetworkError, OnProblem, PagingExpired, RecordProblem
-from ..fhir.client import NO_CACHE, FhirClient
-from ..fhir.http import json_of
+from ..fhir.client import FhirClient
 from ..fhir.resources import patient_id_of
-from . import Pull, pull
+from .base import Page, Pull, PullOptions, pull
 from .contextexport import ContextExport, plan_request
-from .export import ExportFolder
+from .exportfolder import ExportFolder
 from .records import check_resource, check_shape
-from .server import MA, PAGE_INCLUDES, Resolver, last_updated
+from .resolver import MA, PAGE_INCLUDES, Resolver, last_updated
 
 log = logging.getLogger("fhir_injection.sync")
 
@@ -161,47 +160,43 @@ class CrawlPull(Pull):
         cls,
         client: FhirClient,
         resolver: Resolver,
-        options,
+        options: PullOptions,
         on_problem: OnProblem,
-        state: dict | None = None,
-        progress: Callable[[str], None] | None = None,
-        **_: Any,
+        state: dict[str, Any],
+        progress: Callable[[str], None] | None,
     ) -> CrawlPull:
-        """The crawl a sync run asks for (``options``: page_size, overlap_seconds, patients_file,
-        cohort_dir, concurrency, full, since, group, pull, write_to, state_path, max_poll_wait).
+        """The crawl a sync run asks for (it reads every field of ``options`` but ``full`` alone).
 
         The context comes from a Bulk Data export (:mod:`.contextexport`) with ``--group``, under
         ``--pull auto``, or where the server lists a Group-level export; not in the read-only
         trial (it runs no export job on the server)."""
         context, plan = None, ""
-        if getattr(options, "write_to", None):
+        if options.read_only:
             plan = "read-only trial: context by look-ups" if options.pull == "auto" else ""
         else:
-            request, plan = plan_request(
-                client, getattr(options, "group", None), options.pull == "auto"
-            )
+            request, plan = plan_request(client, options.group, options.pull == "auto")
             if request is not None:
                 context = ContextExport(
                     client,
                     request,
-                    Path(str(getattr(options, "state_path", "state.json")) + ".context"),
+                    Path(options.state_path + ".context"),
                     on_problem,
-                    full=bool(options.full or options.since),
+                    full=options.fresh,
                     progress=progress,
-                    max_poll_wait=float(getattr(options, "max_poll_wait", 120.0)),
+                    max_poll_wait=float(options.max_poll_wait),
                 )
                 plan = f"context from {plan}, administrations by crawl"
         crawl = cls(
             client,
             resolver,
             on_problem,
-            state=state if state is not None else {},
+            state=state,
             page_size=options.page_size,
             overlap_seconds=options.overlap_seconds,
-            concurrency=getattr(options, "concurrency", DEFAULT_CONCURRENCY),
-            patients_file=getattr(options, "patients_file", None),
-            cohort_dir=getattr(options, "cohort_dir", None),
-            fresh=bool(options.full or options.since),
+            concurrency=options.concurrency,
+            patients_file=options.patients_file,
+            cohort_dir=options.cohort_dir,
+            fresh=options.fresh,
             since=options.since,
             progress=progress,
         )
@@ -252,6 +247,10 @@ class CrawlPull(Pull):
         """The source's state-file entry and how to save it (the context export's status URL)."""
         if self.context is not None:
             self.context.bind(memory, save)
+
+    def known_siblings(self, page: Page) -> list[dict] | None:
+        """A crawl page brings the same days' administrations already posted (its ``siblings``)."""
+        return page.siblings if isinstance(page, CrawlPage) else None
 
     def context_reason(self) -> str:
         """What the context came from, once the crawl has run (the plan before)."""
@@ -494,56 +493,3 @@ class CrawlPull(Pull):
             **self.stats.as_dict(),
             **(self.context.summary() if self.context is not None else {}),
         }
-
-
-# ----------------------------------------------------------------------------- --pull auto
-
-
-def probe_population_search(client: FhirClient, since: str | None = None) -> tuple[bool, str]:
-    """Does the server allow ``MedicationAdministration`` searches across all patients?
-
-    One request: ``MedicationAdministration?_lastUpdated=ge<since or a day ago>&_count=1`` (without
-    ``_lastUpdated`` where the CapabilityStatement does not list it). A searchset Bundle without an
-    error outcome: yes. A 400, 403 or 422, a body that is an OperationOutcome, or a Bundle with an
-    error/fatal outcome entry: no. Returns (allowed, a short reason with no PHI: statuses and
-    parameter names only). Other failures (5xx after retries, 401) are raised.
-    """
-    if client._resource(MA) is None:
-        return False, f"the CapabilityStatement lists no {MA}"
-    params: list[tuple[str, str]] = [("_count", "1")]
-    if client.supports_search_param(MA, "_lastUpdated"):
-        params.insert(0, ("_lastUpdated", f"ge{since or minus(now(), 86400)}"))
-    asked = f"{MA}?{'&'.join(k + '=…' for k, _ in params)}"
-    try:
-        body = json_of(client.session.request("GET", MA, params=params, headers=NO_CACHE))
-    except FatalNetworkError as exc:
-        if exc.status in (400, 403, 405, 422):
-            needs = " (the server requires patient)" if _names_patient(exc.outcome) else ""
-            return False, f"population search refused: {asked} answered HTTP {exc.status}{needs}"
-        raise
-    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-        outcome = body if isinstance(body, dict) else {}
-        needs = " (the server requires patient)" if _names_patient(str(outcome)) else ""
-        return False, f"population search refused: {asked} answered an OperationOutcome{needs}"
-    for entry in body.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
-            continue
-        if any(
-            isinstance(i, dict) and i.get("severity") in ("error", "fatal")
-            for i in resource.get("issue") or []
-        ):
-            needs = " (the server requires patient)" if _names_patient(str(resource)) else ""
-            return False, f"population search refused: {asked} answered an error outcome{needs}"
-    return True, f"population search allowed: {asked} answered HTTP 200"
-
-
-def _names_patient(text: str | None) -> bool:
-    return bool(text) and "patient" in str(text).lower()
-
-
-def choose_pull(client: FhirClient, since: str | None = None) -> tuple[str, str]:
-    """``--pull auto``: (the pull's name, why). Population search where the server allows it,
-    otherwise the per-patient crawl."""
-    allowed, reason = probe_population_search(client, since)
-    return ("search" if allowed else "crawl"), reason

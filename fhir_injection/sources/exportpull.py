@@ -2,10 +2,10 @@
 
 ``sync --source URL --pull export`` runs a system-level export of the types the decision reads
 (:class:`~.bulk.BulkExport`) into a spool folder next to the state file
-(``<state>.export/``), reads it with :class:`~.export.ExportFolder` into a
+(``<state>.export/``), reads it with :class:`~.exportfolder.ExportFolder` into a
 :class:`~.spool.Spool`, and hands the sync whole patients at a time, about a page's worth of
 administrations each. What each page's administrations point to is filled into the run's
-:class:`~.server.Resolver` from the spool, so the usual :func:`~.server.gather` asks the server
+:class:`~.resolver.Resolver` from the spool, so the usual :func:`~.resolver.gather` asks the server
 only for what the export lacks (resources outside the patients' compartment, and, after an
 incremental export, whatever did not change); the Claims and Tasks go through the usual
 exactly-once writer. Administrations the export's ``deleted`` files list become voids
@@ -28,10 +28,10 @@ from typing import Any
 from ..errors import OnProblem
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import FOUND_BY_PATIENT, USED_TYPES, identifiers_of, token_matches
-from . import Pull, pull
-from .bulk import MAX_POLL_WAIT, BulkExport, ExportRequest
-from .export import ExportFolder
-from .server import Resolver
+from .base import Pull, PullOptions, pull
+from .bulk import BulkExport, ExportRequest
+from .exportfolder import ExportFolder
+from .resolver import Resolver
 from .spool import Spool
 
 log = logging.getLogger("fhir_injection.sync")
@@ -49,17 +49,27 @@ class ExportPull(Pull):
 
     @classmethod
     def for_run(
-        cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem, **_: Any
+        cls,
+        client: FhirClient,
+        resolver: Resolver,
+        options: PullOptions,
+        on_problem: OnProblem,
+        state: dict[str, Any],
+        progress: Callable[[str], None] | None,
     ) -> ExportPull:
+        """The export a sync run asks for (it reads ``page_size``, ``state_path``, ``full``,
+        ``since`` and ``max_poll_wait``; its state comes by :meth:`bind`)."""
         return cls(client, resolver, options, on_problem)
 
-    def __init__(self, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem):
+    def __init__(
+        self, client: FhirClient, resolver: Resolver, options: PullOptions, on_problem: OnProblem
+    ):
         self.client = client
         self.resolver = resolver
         self.options = options
         self.on_problem = on_problem
-        self.page_size = max(1, int(getattr(options, "page_size", 500)))
-        self.folder = Path(str(getattr(options, "state_path", "state.json")) + ".export")
+        self.page_size = max(1, int(options.page_size))
+        self.folder = Path(options.state_path + ".export")
         self.memory: dict[str, Any] = {}
         self.save: Callable[[], None] = lambda: None
         self._withdrawn: list[tuple[str, str | None, str]] = []
@@ -91,13 +101,13 @@ class ExportPull(Pull):
             self.memory,
             self.save,
             progress=self.progress,
-            max_poll_wait=float(getattr(self.options, "max_poll_wait", MAX_POLL_WAIT)),
+            max_poll_wait=float(self.options.max_poll_wait),
         )
         key = self.request(None).key
         job = self.memory.setdefault("exports", {}).setdefault(key, {})
-        if getattr(self.options, "full", False):
+        if self.options.full:
             export_since = None
-        elif getattr(self.options, "since", None):
+        elif self.options.since:
             export_since = self.options.since
         else:
             export_since = job.get("since")

@@ -1,7 +1,7 @@
 """Read FHIR R4 resources from a Bulk Data export folder, as one stream of resources.
 
 The folder's layout (runs, manifest, ``deleted/``, ``error/``, which file is what) is
-:class:`~fhir_injection.sources.export.ExportFolder`; its files are read by :mod:`.ndjson`. The
+:class:`~fhir_injection.sources.exportfolder.ExportFolder`; its files are read by :mod:`.ndjson`. The
 names other modules and the tests use are importable from here.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OnProblem
-from .export import EXCERPT, Deletion, ExportFolder
+from .exportfolder import EXCERPT, Deletion, ExportFolder
 from .ndjson import MAX_LINE
 
 __all__ = ["EXCERPT", "MAX_LINE", "Deletion", "ExportFolder", "iter_folder", "iter_folder_checked"]

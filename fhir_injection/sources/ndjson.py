@@ -1,7 +1,7 @@
 """Read the files of an export folder: NDJSON (also gzip) line by line, small NDJSON files
 (``deleted/``, ``error/``), and ``.json`` files (a Bundle's entries or one resource).
 
-:class:`~fhir_injection.sources.export.ExportFolder` decides which file is what and calls these.
+:class:`~fhir_injection.sources.exportfolder.ExportFolder` decides which file is what and calls these.
 A bad line never stops the read: it becomes a :class:`RecordProblem` naming the file (its path in
 the folder), line and field, and the rest goes on.
 """

@@ -105,7 +105,7 @@ class Spool:
 
         ``records`` are resources, (resource, how) pairs as
         :func:`~fhir_injection.sources.iter_folder_checked` gives them, or (resource, how, run,
-        file) as :meth:`~fhir_injection.sources.export.ExportFolder.records` does: a line that orjson
+        file) as :meth:`~fhir_injection.sources.exportfolder.ExportFolder.records` does: a line that orjson
         read is stored as it is (orjson reads it again the same), a shallow resource with marshal,
         any other as JSON text, and one too deep for that is reported. Rows go in by batches; an id
         that may have been seen before (a fixed-size bit filter says so, whatever the input's size)
@@ -238,10 +238,10 @@ class Spool:
     def apply_deletions(self, deletions: Iterable) -> list[tuple[str, str | None, str]]:
         """Remove what an export's ``deleted/`` files delete; the deleted administrations.
 
-        ``deletions`` are :class:`~fhir_injection.sources.export.Deletion`. A deletion removes the
+        ``deletions`` are :class:`~fhir_injection.sources.exportfolder.Deletion`. A deletion removes the
         record of its type and id when that record came from an earlier run (a record of the same
         run or a later one was written after the deletion: see
-        :class:`~fhir_injection.sources.export.ExportFolder`). Returns, for each deleted
+        :class:`~fhir_injection.sources.exportfolder.ExportFolder`). Returns, for each deleted
         MedicationAdministration, its id, its patient's id when a record of it was here, and where
         the deletion was read: these are voids.
         """

@@ -356,7 +356,7 @@ def _profile_summary(prof: cProfile.Profile, wall: float) -> dict:
             g = "engine"
         elif f.endswith("fhir_injection/sinks/claims.py"):
             g = "claims"
-        elif f.endswith(("fhir_injection/sinks/report.py", "fhir_injection/sinks/folder.py")):
+        elif f.endswith(("fhir_injection/sinks/report.py", "fhir_injection/sinks/outputs.py")):
             g = "report"
         elif f.endswith(("fhir_injection/rules.py", "fhir_injection/decision/rules.py",
                          "fhir_injection/decision/units.py")):

@@ -39,7 +39,7 @@ from fhir_injection.decision.rules import Config  # noqa: E402
 from fhir_injection.jobs.sync import SyncOptions, run_sync  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
 from fhir_injection.sources.crawl import CrawlPull  # noqa: E402
-from fhir_injection.sources.server import Resolver  # noqa: E402
+from fhir_injection.sources.resolver import Resolver  # noqa: E402
 
 DEMO = ROOT / "fixtures" / "demo"
 LATENCY = 0.05

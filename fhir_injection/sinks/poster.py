@@ -1,4 +1,4 @@
-"""The server as a sink: reconcile decisions with the Claims and Tasks already there, exactly once.
+"""The ``server`` sink: reconcile decisions with the Claims and Tasks already there, exactly once.
 
 New Claims and Tasks by ``PUT`` to their stable id (or a conditional create on their business
 identifier where the server assigns ids), changed ones by a version-checked update, voids by status
@@ -22,6 +22,7 @@ from ..errors import ConfigError, FatalNetworkError
 from ..fhir.bundles import send_in_halves
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import ref_key, split_reference
+from .base import Sink, SinkOptions, sink
 from .claims import (
     TASK_IDENTIFIER_SUFFIX,
     build_claim,
@@ -37,19 +38,6 @@ LOOKUP_CHUNK = 500
 
 FINGERPRINT_SYSTEM = "urn:fhir-injection:fingerprint"
 CREATE_MODES = ("auto", "put", "post")
-
-
-@dataclass
-class PostCounts:
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    cancelled: int = 0
-    completed: int = 0
-    failed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
 
 
 def fingerprint(resource: Mapping) -> str:
@@ -111,8 +99,26 @@ class _Planned:
     ident: tuple[str, str] | None = None  # the business identifier of a create
 
 
-class Poster:
+@sink
+class Poster(Sink):
     """Reconciles decisions with the target server: create once, update on change, never twice."""
+
+    name = "server"
+
+    @classmethod
+    def for_run(cls, rules: Rules, config: Config, options: SinkOptions) -> Poster:
+        """The live sync's sink (it reads ``client``, ``bundle_size``, ``source_base`` and
+        ``create_with``)."""
+        if options.client is None:
+            raise ConfigError("the server sink needs a target server")
+        return cls(
+            options.client,
+            rules,
+            config,
+            options.bundle_size,
+            options.source_base,
+            options.create_with,
+        )
 
     def __init__(
         self,
@@ -131,9 +137,7 @@ class Poster:
         self.bundle_size = bundle_size
         self.source_base = source_base  # set when the target is another server
         self.create_with = create_with
-        self.claims = PostCounts()
-        self.tasks = PostCounts()
-        self.failures: list[dict] = []
+        super().__init__()
         self._there: dict[str, Mapping] = {}  # "system|value" -> our Claim/Task on the target
         self._asked: set[str] = set()  # identifiers looked up since begin_page()
 

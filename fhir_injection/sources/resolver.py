@@ -1,8 +1,6 @@
-"""The server as a source: the administration search, and batched look-ups of what it points to.
+"""What a page of administrations needs besides itself, looked up in batches: the shared resolver.
 
-:func:`search_params` builds ``MedicationAdministration?_lastUpdated=ge<mark − overlap>&_sort=
-_lastUpdated`` with ``_include`` of what the server can include; :class:`Resolver` fetches the rest
-(what the administrations and their encounters point to, the patients' consents, coverages and
+Every pull hands its pages to the same look-ups: :class:`Resolver` fetches what the administrations and their encounters point to, the patients' consents, coverages and
 charge items) as ``_id`` / ``patient=`` list searches with a per-run cache, and conditional
 references (``Practitioner?identifier=s|v``) as one ``identifier=s|v,s|v,…`` search per type in
 the same round; :func:`gather` asks all
@@ -14,12 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from itertools import chain
 from typing import Protocol
 
-from ..clock import minus
 from ..decision.context import (
     AdministrationPointers,
     Context,
@@ -31,7 +28,6 @@ from ..decision.context import (
 )
 from ..decision.localtime import service_date
 from ..decision.rules import Config
-from ..errors import FatalNetworkError, OnProblem, PagingExpired
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import (
     FOUND_BY_PATIENT,
@@ -42,8 +38,16 @@ from ..fhir.resources import (
     token_matches,
     token_text,
 )
-from . import Pull, pull
-from .records import check_resource, check_shape
+
+__all__ = [
+    "LOOKUP_CHUNK",
+    "MA",
+    "PAGE_INCLUDES",
+    "Resolver",
+    "Rider",
+    "gather",
+    "last_updated",
+]
 
 log = logging.getLogger("fhir_injection.sync")
 
@@ -302,18 +306,6 @@ def _uncontexted(admins: list[Mapping]) -> set[str]:
     return found
 
 
-def search_params(client: FhirClient, since: str | None, page_size: int) -> list[tuple[str, str]]:
-    params: list[tuple[str, str]] = [("_count", str(page_size))]
-    if since and client.supports_search_param(MA, "_lastUpdated"):
-        params.append(("_lastUpdated", f"ge{since}"))
-    if client.supports_sort(MA, "_lastUpdated"):
-        params.append(("_sort", "_lastUpdated"))
-    for include in PAGE_INCLUDES:
-        if client.supports_include(MA, include):
-            params.append(("_include", include))
-    return params
-
-
 def last_updated(resource: Mapping) -> str | None:
     value = (resource.get("meta") or {}).get("lastUpdated")
     return value if isinstance(value, str) else None
@@ -421,102 +413,3 @@ def gather(
             else []
         )
     return list(siblings.values()), resolver.context(admins)
-
-
-@pull
-class SearchPull(Pull):
-    """Pages of new and changed administrations from ``MedicationAdministration?_lastUpdated=ge…``.
-
-    The pull for servers that allow a population search (HAPI, most FHIR servers). Every entry
-    passes the same record checks as an export line; what a page ``_include``\\ s goes to the
-    resolver's cache; an administration already posted in the overlap window at the same version
-    (``recent``) is skipped. An expired paging link (HAPI: 410) re-issues the search from
-    ``mark() − overlap``, up to five times.
-    """
-
-    name = "search"
-
-    @classmethod
-    def for_run(
-        cls, client: FhirClient, resolver: Resolver, options, on_problem: OnProblem, **_
-    ) -> SearchPull:
-        """The pull a sync run asks for (``options``: page_size, overlap_seconds)."""
-        return cls(client, resolver, options.page_size, options.overlap_seconds, on_problem)
-
-    def __init__(
-        self,
-        client: FhirClient,
-        resolver: Resolver,
-        page_size: int,
-        overlap_seconds: float,
-        on_problem: OnProblem,
-    ):
-        self.client = client
-        self.resolver = resolver
-        self.page_size = page_size
-        self.overlap = overlap_seconds
-        self.on_problem = on_problem
-
-    @property
-    def ordered(self) -> bool:
-        """Do pages come oldest first (``_sort=_lastUpdated``), so the mark may advance page by page?"""
-        return self.client.supports_sort(MA, "_lastUpdated")
-
-    def pages(
-        self,
-        since: str | None,
-        recent: Mapping[str, list],
-        mark: Callable[[], str | None],
-        numbered_from: int = 0,
-    ) -> Iterator[list[dict]]:
-        """The administrations of each page (a page may give an empty list)."""
-        params = search_params(self.client, since, self.page_size)
-        number, restarts = numbered_from, 0
-        while True:
-            try:
-                for bundle in self.client.search_pages(MA, params):
-                    number += 1
-                    yield self._administrations(bundle, number, recent)
-                return
-            except PagingExpired:
-                restarts += 1
-                if restarts > 5:
-                    raise FatalNetworkError(
-                        "the server kept expiring the search's paging links"
-                    ) from None
-                log.warning(
-                    "paging link expired after %d pages; searching again from the mark", number
-                )
-                last = mark()
-                params = search_params(
-                    self.client, minus(last, self.overlap) if last else since, self.page_size
-                )
-
-    def _administrations(
-        self, bundle: Mapping, number: int, recent: Mapping[str, list]
-    ) -> list[dict]:
-        admins, included = [], []
-        for e in bundle.get("entry") or []:
-            resource = e.get("resource")
-            mode = (e.get("search") or {}).get("mode", "match")
-            where = (
-                resource.get("resourceType", "?") + "/" + str(resource.get("id"))
-                if isinstance(resource, dict)
-                else f"page {number} entry"
-            )
-            problem = check_resource(resource, where) or check_shape(resource, where)
-            if problem:
-                self.on_problem(problem)
-                continue
-            if resource["resourceType"] == MA and mode == "match":
-                version = (
-                    (resource.get("meta") or {}).get("versionId") or last_updated(resource) or ""
-                )
-                if (recent.get(resource["id"]) or [None])[0] == version:
-                    continue  # seen in the overlap window, same version
-                admins.append(resource)
-            else:
-                included.append(resource)
-        for r in included:
-            self.resolver.remember(r)
-        return admins
