@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML file: gap severities, modifiers, identifiers, time zone (see README, Configuration)",
+        help="TOML file: gap severities, modifiers, identifiers, time zone (see docs/configuration.md)",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

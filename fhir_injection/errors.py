@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-# Exit codes, documented in the README and in `fhir-injection --help`.
+# Exit codes, documented in docs/operations.md and in `fhir-injection --help`.
 EXIT_OK = 0  # run finished; every record processed (gaps are not failures)
 EXIT_RECORD_ERRORS = 1  # run finished, but some records could not be read or posted
 EXIT_USAGE = 2  # bad command line or configuration

@@ -1,4 +1,4 @@
-"""Where every fact a claim line depends on came from (README "Where every fact comes from").
+"""Where every fact a claim line depends on came from (docs/decision-rules.md, "Where every fact comes from").
 
 Each of place of service, rendering provider, date of service, container and diagnosis is (a) read
 from the record, (b) derived from it by a row of mappings/, (c) given by the practice's

@@ -1,7 +1,7 @@
 """Issue 11 item 4: the dose form decides what a product can be when the route is missing.
 
 An administration with no route (or only one that is not known) is held as a possible 96372 with
-``missing-route`` (README decision rules) unless its product's dose form says it is no injection:
+``missing-route`` (docs/decision-rules.md) unless its product's dose form says it is no injection:
 ``Medication.form`` (SNOMED CT dose forms, HL7 v3 orderableDrugForm) or the RxNorm dose form its
 name ends in ("Acetaminophen 325 MG Oral Tablet"). Oral, topical, transdermal, rectal, inhaled...
 products are ``not-billable``; an implant or an IUD is ``not-96372`` with its insertion code and the

@@ -1,6 +1,6 @@
 """Payer type from every form a Coverage takes (issue 11 item 5): NAHDO SOPT, HL7 v3 ActCode,
 coverage-selfpay, Coverage.type text, and the payor Organization's identifier or name; self-pay;
-a generic public type that cannot tell Medicare from Medicaid. Precedence is README "Payer type".
+a generic public type that cannot tell Medicare from Medicaid. Precedence is docs/decision-rules.md, "Payer type".
 
 Each test changes one thing in the clean Medicare ``world()`` and asserts the one consequence.
 """

@@ -1,7 +1,7 @@
 """Synthea 3.3 output (fixtures/synthea; README there: version, seed, command), decided as a billing
 team would want: data this project did not write.
 
-The figures come from ``tests/realworld/measure.py`` (the same script the README's "Real-world data"
+The figures come from ``tests/realworld/measure.py`` (the same script docs/real-world.md's
 table is made with). What is pinned is what issue 11 asks of real data: nothing that cannot be an
 injection is held or billed as 96372, no outcome ``claim`` without a Claim, no Task where nobody can
 act for billing, an export folder's own files are not record errors, and a per-patient Bundle's

@@ -21,7 +21,7 @@ PRIORITY = "http://terminology.hl7.org/CodeSystem/processpriority"
 DIAGNOSIS_TYPE = "http://terminology.hl7.org/CodeSystem/ex-diagnosistype"
 INFO_CATEGORY = "http://terminology.hl7.org/CodeSystem/claiminformationcategory"
 #: the container a drug line's dose came from (R4 Claim.item.detail has no element for it): what
-#: one container holds, single- or multi-dose, and the billing units discarded (README "Output")
+#: one container holds, single- or multi-dose, and the billing units discarded (docs/outputs.md)
 CONTAINER_EXTENSION = "urn:fhir-injection:StructureDefinition/container"
 UCUM = "http://unitsofmeasure.org"
 #: the package units that have one UCUM code; a drug's "units" (epoetin, heparin, insulin: USP or
