@@ -184,9 +184,10 @@ def writes_drug_line(c: _Case) -> bool:
 
 
 def _payer_rules(c: _Case) -> None:
-    """The payer's rules: on the 96372 path E/M the same day, self-administered drug and NDC; on
-    every drug line the engine writes (:func:`writes_drug_line`, whatever the administration code)
-    JW/JZ."""
+    """The payer's rules: on the 96372 path E/M the same day and the self-administered drug (both
+    about the 96372 itself); on every drug line the engine writes (:func:`writes_drug_line`,
+    whatever the administration code) the NDC and JW/JZ. The ESA rules follow (:mod:`.esa`), on
+    the same drug lines."""
     c.modifiers = []
     c.waste = 0
     c.discarded = None
@@ -194,18 +195,17 @@ def _payer_rules(c: _Case) -> None:
     if c.outcome is None:
         _administration_payer_rules(c)
     drug = c.drug
-    if (
-        drug is not None
-        and writes_drug_line(c)
-        and c.payer.jw_jz
-        and c.config.jw_jz
-        and not c.sad_gy
-    ):
+    if drug is None or not writes_drug_line(c):
+        return
+    _ndc(c, drug)
+    if c.payer.jw_jz and c.config.jw_jz and not c.sad_gy:
         _discarded(c, drug)
 
 
 def _administration_payer_rules(c: _Case) -> None:
-    """The 96372 path's own payer rules: E/M the same day, self-administered drug, NDC."""
+    """The 96372 path's own payer rules: E/M the same day (CMS CR 3631, modifier 25 on the E/M;
+    no 99211 with a 96372) and the self-administered drug (IOM 100-02 ch.15 s50.2: the drug and
+    its 96372 excluded together)."""
     drug, payer, payer_type = c.drug, c.payer, c.payer_type
     em = em_codes(
         c.encounter, c.ctx.for_patient("ChargeItem", c.patient_id), c.when_date, c.rules, c.zone
@@ -236,15 +236,23 @@ def _administration_payer_rules(c: _Case) -> None:
             )
         else:
             c.gaps.add("self-administered-drug", f"{detail}: held (sad_policy hold)")
-    if c.med.found and c.med.ndc is None:
-        if payer.requires_ndc:
-            c.gaps.add("missing-ndc", f"{payer_type} requires the NDC")
-        elif drug is not None and drug.unit_status == "noc":
-            c.gaps.add(
-                "missing-ndc",
-                f"{drug.hcpcs} is a not-otherwise-classified code: the payer prices it from the "
-                "drug's name, NDC and dose on the line, and returns it without the NDC",
-            )
+
+
+def _ndc(c: _Case, drug: Drug) -> None:
+    """The NDC a drug line needs, whatever its administration code: a payer that wants it on every
+    physician-administered drug line (Medicaid: Deficit Reduction Act 2005, SSA s1927(a)(7), 42 CFR
+    447.520; payers.csv requires_ndc), and every payer on a not-otherwise-classified code (J3490,
+    J3590, J9999: CGS Medicare NOC instructions, priced from the drug's name, NDC and dose)."""
+    if not c.med.found or c.med.ndc is not None:
+        return
+    if c.payer.requires_ndc:
+        c.gaps.add("missing-ndc", f"{c.payer_type} requires the NDC")
+    elif drug.unit_status == "noc":
+        c.gaps.add(
+            "missing-ndc",
+            f"{drug.hcpcs} is a not-otherwise-classified code: the payer prices it from the "
+            "drug's name, NDC and dose on the line, and returns it without the NDC",
+        )
 
 
 def _on_lines(modifier: Modifier) -> str:
@@ -536,7 +544,7 @@ def _decision(c: _Case) -> _Draft:
         package=_line_package(c) if writes_drug_line(c) else None,
         medication_text=c.med.text,
         basis=c.basis_items(),
-        lab=c.lab if c.outcome is None else None,
+        lab=c.lab if writes_drug_line(c) else None,
     )
     dup_key = None
     if c.outcome is None and c.patient_id and effective:

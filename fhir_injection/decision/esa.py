@@ -1,14 +1,17 @@
-"""Pass 1, the erythropoiesis-stimulating agent step of a Medicare 96372 (CMS CR 5699; 42 CFR
-413.171): an ESA "for ESRD on dialysis" is in the dialysis facility's ESRD PPS bundle, not billed by
-the office; any other ESA line carries EA, EB or EC by the anemia's cause and the most recent
-hemoglobin or hematocrit before the dose. Codes, modifiers and readings are mappings/ rows
-(esa.csv, modifiers.csv, diagnosis_groups.csv, esa_labs.csv)."""
+"""Pass 1, the erythropoiesis-stimulating agent step of a Medicare ESA drug line, whatever the
+administration code that goes with it (a 96372, an IV push 96374, an infusion 96365: CMS CR 5699
+is about the ESA's line and names none; 42 CFR 413.171): an ESA "for ESRD on dialysis" is in the
+dialysis facility's ESRD PPS bundle, not billed by the office; any other ESA line carries EA, EB or
+EC by the anemia's cause and the most recent hemoglobin or hematocrit before the dose. Codes,
+modifiers and readings are mappings/ rows (esa.csv, modifiers.csv, diagnosis_groups.csv,
+esa_labs.csv)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from .billing import writes_drug_line
 from .case import _Case
 from .clinical import diagnosis_rule_holds
 from .elements import as_date, codings, parse_time
@@ -19,9 +22,11 @@ _RESULT_STATUSES = ("final", "amended", "corrected")
 
 
 def _esa(c: _Case) -> None:
-    """The ESA rules of a Medicare 96372 line (a drug esa.csv lists; other payers: nothing)."""
+    """The ESA rules of a Medicare drug line (a drug esa.csv lists; other payers: nothing), on every
+    drug line the engine writes (:func:`.billing.writes_drug_line`): the ESRD bundle makes the
+    administration not billable whatever its code, as the drug is the dialysis facility's."""
     drug = c.drug
-    if c.outcome is not None or drug is None or c.payer_type != "medicare":
+    if drug is None or not writes_drug_line(c) or c.payer_type != "medicare":
         return
     esrd = c.rules.esa.get(drug.hcpcs)
     if esrd is None:
