@@ -153,6 +153,17 @@ def test_a_j3490_line_with_the_ndc_carries_name_ndc_and_dose(how):
     assert (drug.code, drug.ndc, drug.text) == ("J3490", "00002759701", "mystery drug 30 mg")
 
 
+def test_a_j9999_chemotherapy_line_without_the_ndc_is_missing_ndc():
+    """CGS names J9999 with J3490/J3590: teniposide (Q2017, deleted 2025-12-31, no successor) given on a
+    2026 date is J9999 under chemotherapy administration 96401, and needs its NDC like any NOC line."""
+    teniposide = {"coding": [{"system": RXNORM, "code": "313213", "display": "5 ML teniposide 10 MG/ML Injection"}]}
+    d = _given(teniposide, 100, "mg", "im", payer="commercial")
+    assert (d.outcome, d.procedure, line(d, "drug").code) == ("not-96372", "96401", "J9999")
+    assert "J9999 is a not-otherwise-classified code" in gap(d, "missing-ndc").message
+    with_ndc = {"coding": [*teniposide["coding"], {"system": NDC, "code": "00002759701"}]}
+    assert "missing-ndc" not in gap_codes(_given(with_ndc, 100, "mg", "im", payer="commercial"))
+
+
 def test_a_j3490_96372_without_the_ndc_is_still_held():
     d = _given(MYSTERY, 30, "mg", "im", payer="commercial")
     assert (d.outcome, d.procedure) == ("held", "96372") and "missing-ndc" in gap_codes(d)

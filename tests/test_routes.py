@@ -158,9 +158,10 @@ def test_a_not_96372_keeps_the_drug_line_gaps_but_not_the_96372_documentation_ga
               performer=None)
     d = decide_one(a, world(consent=False))
     assert (d.outcome, d.procedure) == ("not-96372", "20610")
-    # unmapped drug: the J3490 line of the 20610 claim needs review; site, performer, consent are
-    # what a 96372 claim needs, and this is none
-    assert sorted(gap_codes(d)) == ["route-not-sc-im", "unmapped-medication"]
+    # unmapped drug: the J3490 line of the 20610 claim needs review, and its NDC (CGS Medicare NOC
+    # instructions: a J3490 line is priced from the drug's name, NDC and dose, whatever code goes with
+    # it); site, performer, consent are what a 96372 claim needs, and this is none
+    assert sorted(gap_codes(d)) == ["missing-ndc", "route-not-sc-im", "unmapped-medication"]
 
 
 def test_a_not_96372_with_no_dose_says_so():
