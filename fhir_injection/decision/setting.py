@@ -149,22 +149,9 @@ def _place(c: _Case) -> tuple[Setting | None, str, str, list[str]]:
                 if row is not None and stay.get(child):
                     how = f"Encounter.hospitalization.{child} -> POS {row.place_of_service}"
                     return row, "rule", f"{how} (mappings/places.csv)", []
-        found = _practice_place(c, notes)
+        found = _site_place(c, notes)
         if found is not None:
             return found
-        for resource in _locations(c):
-            for element, concepts in (
-                ("Location.type", resource.get("type")),
-                ("Location.physicalType", resource.get("physicalType")),
-            ):
-                found = _coded(concepts, element, c, notes)
-                if found is not None:
-                    return found
-        organization = _organization(c)
-        if organization is not None:
-            found = _coded(organization.get("type"), "Organization.type", c, notes)
-            if found is not None:
-                return found
     default = c.config.default_place_of_service
     # the practice's default is for its own visits: one the record says is no admission (class
     # AMB, category outpatient) and places nowhere; not for one whose class is not known at all
@@ -183,6 +170,51 @@ def _place(c: _Case) -> tuple[Setting | None, str, str, list[str]]:
             "(19/22) is not assumed"
         )
     return None, "", "", notes
+
+
+def _site_place(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
+    """The place the encounter's Locations and serviceProvider say: the practice's profile of them,
+    then Location.type and physicalType, then Organization.type; notes added to ``notes``.
+
+    A function of those references alone (and the tables): worked out once per site and kept in
+    Context.memo, as the same clinics come back administration after administration; a contained
+    reference (its Encounter's own) or one of a wrong type is read each time."""
+    refs = c.encounter_refs
+    assert refs is not None
+    site = (*refs.locations, refs.provider)
+    key = None
+    if all(r is None or (type(r) is str and not r.startswith("#")) for r in site):
+        key = ("place", site)
+        entry = c.ctx.memo.get(key)
+        if entry is not None and entry[0] is c.rules and entry[1] is c.config:
+            notes.extend(entry[3])
+            return entry[2]
+    said: list[str] = []
+    found = _site_place_read(c, said)
+    notes.extend(said)
+    if key is not None:
+        c.ctx.memo[key] = (c.rules, c.config, found, tuple(said))
+    return found
+
+
+def _site_place_read(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
+    found = _practice_place(c, notes)
+    if found is not None:
+        return found
+    for resource in _locations(c):
+        for element, concepts in (
+            ("Location.type", resource.get("type")),
+            ("Location.physicalType", resource.get("physicalType")),
+        ):
+            found = _coded(concepts, element, c, notes)
+            if found is not None:
+                return found
+    organization = _organization(c)
+    if organization is not None:
+        found = _coded(organization.get("type"), "Organization.type", c, notes)
+        if found is not None:
+            return found
+    return None
 
 
 def _class_or_type(
