@@ -108,7 +108,7 @@ def resolve_medication(
     concept = admin.get("medicationCodeableConcept")
     element = admin.get("medicationReference")
     if concept is not None and isinstance(concept, MAPPING):  # None: no slow Mapping check
-        key = _content_key(concept, None)
+        key = _content_key(concept)
         if (known := _memo(ctx, key, rules)) is not None:
             return known
         med.found = True
@@ -118,7 +118,12 @@ def resolve_medication(
         resource = _referenced(med, admin, refs.medication, ctx)
         if resource is None:
             return med
-        key = _content_key(resource, element.get("display"))
+        display = element.get("display")
+        key = _content_key(
+            # what _read_medication reads: not the id (one product in many clinics' resources)
+            [resource.get(name) for name in _READ_ELEMENTS],
+            display if type(display) is str else None,
+        )
         if (known := _memo(ctx, key, rules)) is not None:
             return known
         _read_medication(med, resource, element)
@@ -134,17 +139,17 @@ def resolve_medication(
     return med
 
 
-def _content_key(medication: Mapping, display: object) -> tuple | None:
-    """What a medication is resolved from, as a memo key: the CodeableConcept or Medication resource
-    as JSON (and the reference's display, the text of a Medication that has none); None when it
-    cannot be written as JSON. A clinic names the same few products administration after
-    administration: their codes are mapped once a run."""
+#: the elements of a Medication resource :func:`_read_medication` reads
+_READ_ELEMENTS = ("code", "form", "amount", "ingredient")
+
+
+def _content_key(medication: object, display: str | None = None) -> tuple | None:
+    """What a medication is resolved from, as a memo key: the CodeableConcept, or the elements of the
+    Medication resource that are read and the reference's display (the text of a Medication that
+    has none), as JSON; None when it cannot be written as JSON. A clinic names the same few
+    products administration after administration: their codes are mapped once a run."""
     try:
-        return (
-            "medication",
-            fastjson.orjson.dumps(medication),
-            display if type(display) is str else None,
-        )
+        return ("medication", fastjson.orjson.dumps(medication), display)
     except (TypeError, AttributeError):  # a value JSON cannot hold; no orjson
         return None
 
