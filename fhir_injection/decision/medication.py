@@ -93,7 +93,9 @@ class Medication:
         self.derived: dict = {}
 
     def copy(self) -> Medication:
-        """A copy whose facts the decision may change (the drug by diagnosis), sharing ``derived``."""
+        """A copy whose facts the decision may change (the drug by diagnosis): what
+        :func:`resolve_medication` gives may be shared by administrations of one product. The copy
+        shares ``derived``."""
         other = Medication.__new__(Medication)
         for name in Medication.__slots__:
             setattr(other, name, getattr(self, name))
@@ -135,7 +137,6 @@ def resolve_medication(
         _match_by_name(med, rules)
     if key is not None:
         ctx.memo[key] = (rules, med)
-        return med.copy()
     return med
 
 
@@ -155,11 +156,12 @@ def _content_key(medication: object, display: str | None = None) -> tuple | None
 
 
 def _memo(ctx: Context, key: tuple | None, rules: Rules) -> Medication | None:
-    """A copy of the medication resolved from the same content before (Context.memo), or None."""
+    """The medication resolved from the same content before (Context.memo), or None. It is shared:
+    a step that changes a fact of it changes a :meth:`Medication.copy`."""
     if key is None:
         return None
     entry = ctx.memo.get(key)
-    return entry[1].copy() if entry is not None and entry[0] is rules else None
+    return entry[1] if entry is not None and entry[0] is rules else None
 
 
 def _referenced(med: Medication, admin: Mapping, ref, ctx: Context) -> Mapping | None:

@@ -79,6 +79,7 @@ def _procedure(c: _Case) -> None:
     med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
     if med.drug is not None and med.drug.hcpcs in rules.drug_by_diagnosis:
         _drug_by_diagnosis(c)
+        med = c.med  # a copy with the diagnosis's drug
     procedure: str | None = "96372"
     outcome: str | None = None  # decided at the end for the 96372 path
     # a coded route always decides; the dose form only when there is none (or none that is known)
@@ -157,6 +158,7 @@ def _drug_by_diagnosis(c: _Case) -> None:
     found = c.diagnoses_read().coded
     if found:  # ICD-10-CM or SNOMED CT (diagnosis_groups.csv lists both)
         holds = diagnosis_rule_holds(found, c.rules.diagnosis_rules[pair.rule])
+        c.med = c.med.copy()  # the resolved medication is shared by the product's administrations
         c.med.drug = c.rules.drugs[pair.hcpcs_if if holds else pair.hcpcs_else]
 
 
