@@ -156,7 +156,7 @@ class _Case:
         "modifiers",
         "lines",
         "provider",
-        "basis",  # fact -> (kind, how): where the facts a claim line depends on came from
+        "basis",  # fact -> (fact, kind, how): where the facts a claim line depends on came from
     )
     # the slots' types (annotations only: no class attribute to clash with a slot)
     admin: Mapping
@@ -213,7 +213,7 @@ class _Case:
     modifiers: list[str]
     lines: tuple[Line, ...]
     provider: str | None
-    basis: dict[str, tuple[str, str]]
+    basis: dict[str, tuple[str, str, str]]
 
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
@@ -261,8 +261,8 @@ class _Case:
         """Say where ``fact`` (one of rules.BASIS_FACTS) came from: ``kind`` is one of
         rules.BASIS_KINDS (record, rule, practice, unknown); ``how`` names the element, the table
         row or the setting it was read from, or why it is not known."""
-        self.basis[fact] = (kind, how)
+        self.basis[fact] = (fact, kind, how)  # as the Decision carries it: no tuple made again
 
     def basis_items(self) -> tuple[tuple[str, str, str], ...]:
         """The basis as a Decision carries it: (fact, kind, how) in the order found."""
-        return tuple((fact, kind, how) for fact, (kind, how) in self.basis.items())
+        return tuple(self.basis.values())
