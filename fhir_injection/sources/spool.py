@@ -26,7 +26,7 @@ from ..fhir.resources import identifiers_of, patient_id_of
 
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
-_MEMO_SIZE = 8192  # Context.memo entries kept across patients (a network's clinicians and sites)
+_MEMO_SIZE = 2048  # Context.memo entries kept across patients (a network's clinicians and sites)
 _INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?,?,?)"
 _REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?,?,?)"
 _MISSING = object()
