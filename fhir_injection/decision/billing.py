@@ -15,7 +15,6 @@ from .clinical import (
     consent_missing,
     diagnosis_groups_of,
     em_codes,
-    read_diagnoses,
 )
 from .clinicians import rendering_provider
 from .elements import period, within
@@ -86,7 +85,7 @@ def _performer(c: _Case) -> None:
 
 
 def _diagnosis_consent_coverage(c: _Case) -> None:
-    found = read_diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx, c.rules)
+    found = c.diagnoses_read()
     c.diagnoses, c.coded_diagnoses = found.codes, found.coded
     if c.lead_diagnoses:  # the injury a Part B tetanus vaccine was given for comes first
         lead = c.lead_diagnoses

@@ -16,6 +16,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from ..fhir.resources import ref_key
+from .clinical import Diagnoses, read_diagnoses
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import parse_time
 from .infusion import IvService
@@ -147,6 +148,7 @@ class _Case:
         "diagnoses",
         "lead_diagnoses",
         "coded_diagnoses",
+        "read",  # the diagnoses as read_diagnoses gives them, once the encounter is known
         "lab",
         "waste",
         "discarded",
@@ -154,7 +156,7 @@ class _Case:
         "modifiers",
         "lines",
         "provider",
-        "basis",  # fact -> (kind, how): where the facts a claim line depends on came from
+        "basis",  # fact -> (fact, kind, how): where the facts a claim line depends on came from
     )
     # the slots' types (annotations only: no class attribute to clash with a slot)
     admin: Mapping
@@ -202,6 +204,7 @@ class _Case:
     lead_diagnoses: tuple[Coding, ...]  # pointed to first: a Part B tetanus vaccine's injury
     #: every diagnosis coding read (ICD-10-CM, SNOMED CT, mapped): what diagnosis rules test
     coded_diagnoses: list[Coding]
+    read: Diagnoses | None
     lab: EsaReading | None  # the hemoglobin or hematocrit a Medicare ESA claim carries
     waste: int  # billing units discarded from a single-dose container (the JW line)
     #: the billing units discarded as JW/JZ worked them out (0: nothing, JZ); None: not worked out
@@ -210,7 +213,7 @@ class _Case:
     modifiers: list[str]
     lines: tuple[Line, ...]
     provider: str | None
-    basis: dict[str, tuple[str, str]]
+    basis: dict[str, tuple[str, str, str]]
 
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
@@ -218,6 +221,7 @@ class _Case:
         self.lead_diagnoses = ()
         self.basis = {}
         self.coded_diagnoses = []
+        self.read = None
         self.lab = None
         self.key = f"MedicationAdministration/{admin.get('id')}"
         meta = admin.get(
@@ -243,12 +247,22 @@ class _Case:
             )
         )
 
+    def diagnoses_read(self) -> Diagnoses:
+        """The administration's diagnoses (:func:`~.clinical.read_diagnoses`), read once: a drug
+        whose code depends on the diagnosis, a Part B vaccine and the claim's diagnoses ask for
+        them after the encounter is known, and nothing they are read from changes after that."""
+        if self.read is None:
+            self.read = read_diagnoses(
+                self.admin, self.refs, self.encounter, self.encounter_refs, self.ctx, self.rules
+            )
+        return self.read
+
     def known(self, fact: str, kind: str, how: str) -> None:
         """Say where ``fact`` (one of rules.BASIS_FACTS) came from: ``kind`` is one of
         rules.BASIS_KINDS (record, rule, practice, unknown); ``how`` names the element, the table
         row or the setting it was read from, or why it is not known."""
-        self.basis[fact] = (kind, how)
+        self.basis[fact] = (fact, kind, how)  # as the Decision carries it: no tuple made again
 
     def basis_items(self) -> tuple[tuple[str, str, str], ...]:
         """The basis as a Decision carries it: (fact, kind, how) in the order found."""
-        return tuple((fact, kind, how) for fact, (kind, how) in self.basis.items())
+        return tuple(self.basis.values())

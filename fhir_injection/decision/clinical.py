@@ -125,7 +125,7 @@ def read_diagnoses(
     rules: Rules,
 ) -> Diagnoses:
     """The administration's diagnoses (:class:`Diagnoses`)."""
-    concepts: list[tuple[object, bool, str]] = [
+    concepts: list[tuple[object, bool, str | tuple[str, str, object]]] = [
         (concept, True, "MedicationAdministration.reasonCode")
         for concept in as_list(admin.get("reasonCode"))
     ]
@@ -171,17 +171,26 @@ def read_diagnoses(
                 found.codes.append(coding)
         if not (icd or snomed):
             found.other.append(
-                f"{where} coded only as {', '.join(others[:3])}"
+                f"{_where(where)} coded only as {', '.join(others[:3])}"
                 if others
-                else f"{where} has no coding (text only)"
+                else f"{_where(where)} has no coding (text only)"
             )
     found.codes = found.codes[:12]
     return found
 
 
+def _where(where: str | tuple[str, str, object]) -> str:
+    """Where a diagnosis was read, as a message says it: an element, or (kind, element, reference)
+    of a Condition pointed to ("Encounter.diagnosis Condition/c1")."""
+    if isinstance(where, str):
+        return where
+    kind, element, reference = where
+    return f"{kind}.{element} {shown_reference(reference)}"
+
+
 def _condition_codes(
     references: Iterable, ctx: Context, container: Mapping, own: bool, element: str
-) -> list[tuple[object, bool, str]]:
+) -> list[tuple[object, bool, tuple[str, str, object]]]:
     """The codes (Condition.code) of the Conditions that ``references`` (written in ``container``)
     point to, with whether the administration names them and where they were read."""
     kind = "MedicationAdministration" if own else "Encounter"
@@ -189,7 +198,8 @@ def _condition_codes(
     for reference in references:
         cond = ctx.get(reference, "Condition", container)
         if cond:
-            found.append((cond.get("code"), own, f"{kind}.{element} {shown_reference(reference)}"))
+            # where it was read, written out only for a message (_where): most codes need none
+            found.append((cond.get("code"), own, (kind, element, reference)))
     return found
 
 

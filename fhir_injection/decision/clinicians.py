@@ -182,22 +182,37 @@ def clinician_credential(found: Mapping | None, ctx, rules: Rules, on: date | No
     """
     if found is None:
         return _NO_CREDENTIAL
-    if found.get("resourceType") == "PractitionerRole":
-        person = _qualification(_practitioner(found, ctx), rules)
-        roles: list = [found]
-    else:
-        person = _qualification(found, rules)
-        if person.role == "eligible":
-            return person  # an MD asks nothing more
-        roles = ctx.roles_of(found)
-    concepts: list = []
-    for role in roles:
-        if _in_force(role, on):
+    # what does not depend on the date is read once per clinician (Context.memo): the person's
+    # qualification, the roles, and the credential of each set of roles in force
+    key = ("credential", id(found))
+    entry = ctx.memo.get(key)
+    if entry is None or entry[1] is not rules:
+        if found.get("resourceType") == "PractitionerRole":
+            person = _qualification(_practitioner(found, ctx), rules)
+            roles: tuple = (found,)
+        else:
+            person = _qualification(found, rules)
+            if person.role == "eligible":
+                ctx.memo[key] = (found, rules, person, None, None)
+                return person  # an MD asks nothing more
+            roles = tuple(ctx.roles_of(found))
+        entry = ctx.memo[key] = (found, rules, person, roles, {})
+    _, _, person, roles, by_roles = entry
+    if roles is None:
+        return person  # an MD asks nothing more
+    in_force = tuple(n for n, role in enumerate(roles) if _in_force(role, on))
+    credential = by_roles.get(in_force)
+    if credential is None:
+        concepts: list = []
+        for n in in_force:
             for element in ("specialty", "code"):
-                items = role.get(element)
+                items = roles[n].get(element)
                 if isinstance(items, list):
                     concepts.extend(items)
-    return _concepts_credential(concepts, rules, person, qualification=False)
+        credential = by_roles[in_force] = _concepts_credential(
+            concepts, rules, person, qualification=False
+        )
+    return credential
 
 
 def _in_force(role: Mapping, on: date | None) -> bool:

@@ -24,6 +24,9 @@ from ..fhir.resources import (
     token_matches,
 )
 
+#: the types :attr:`Context.memo`'s entries are derived from (shared resources, not a patient's)
+MEMO_TYPES = frozenset({"Practitioner", "PractitionerRole", "Location", "Organization"})
+
 
 class Context:
     """Resources by ``Type/id``, and per-patient lists for the patient-scoped types.
@@ -43,6 +46,7 @@ class Context:
         "_by_identifier",
         "_roles",
         "_by_practitioner",
+        "memo",
     )
 
     def __init__(
@@ -51,13 +55,22 @@ class Context:
         lookup: Callable[[str, str], Mapping | None] | None = None,
         find: Callable[[str, tuple[str | None, str]], list[Mapping]] | None = None,
         roles: Callable[[list[str]], list[Mapping]] | None = None,
+        memo: dict | None = None,
     ):
         """Index ``resources``; ``lookup(type, id)``, when given, is asked for a reference the index
         does not hold (the offline spool keeps most resources on disk until one is referenced);
         ``find(type, (system, value))``, when given, answers a conditional reference's identifier
         search over every resource of the source (else the ones indexed here are searched);
         ``roles(keys)``, when given, answers :meth:`roles_of` over every resource of the source for
-        a Practitioner's :func:`practitioner_keys` (else the ones indexed here are searched)."""
+        a Practitioner's :func:`practitioner_keys` (else the ones indexed here are searched).
+
+        ``memo`` holds what the decision derives from the resources a reference resolves to (a
+        clinician's qualification and roles, a site's place of service), so that it is worked out
+        once: its keys are the resources' identities, and each entry keeps its resource (the
+        identity cannot pass to another one while the entry lives). A source that hands out one
+        Context per patient over the same look-ups (the offline spool) passes one memo to all of
+        them; by default each Context has its own. Adding a resource of a type its entries are read
+        from (:data:`MEMO_TYPES`) clears it, as that can change what a reference resolves to."""
         self._by_key: dict[str, Mapping] = {}
         self._by_patient: dict[tuple[str, str], list[Mapping]] = defaultdict(list)
         self._lookup = lookup
@@ -67,6 +80,7 @@ class Context:
         self._by_identifier: dict[str, dict[str, list[tuple[str, Mapping]]]] = {}
         # a practitioner key -> the PractitionerRoles naming it, built when roles_of first asks
         self._by_practitioner: dict[str, list[Mapping]] | None = None
+        self.memo: dict = {} if memo is None else memo
         for resource in resources:
             self.add(resource)
 
@@ -75,6 +89,8 @@ class Context:
         self._by_key[f"{rtype}/{rid}"] = resource
         if patient_id and rtype != "MedicationAdministration":
             self._by_patient[(rtype, patient_id)].append(resource)
+        elif self.memo and rtype in MEMO_TYPES:
+            self.memo.clear()
         if self._by_identifier:
             self._by_identifier.pop(rtype, None)
         if self._by_practitioner is not None and rtype == "PractitionerRole":
@@ -96,6 +112,8 @@ class Context:
         pid = patient_id_of(resource)
         if pid and rtype != "MedicationAdministration":
             self._by_patient[(rtype, pid)].append(resource)
+        if self.memo and rtype in MEMO_TYPES:
+            self.memo.clear()
         if self._by_identifier:
             self._by_identifier.pop(rtype, None)
         if self._by_practitioner is not None and rtype == "PractitionerRole":

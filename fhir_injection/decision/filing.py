@@ -14,6 +14,7 @@ its limit). Without a service date no limit can be computed: the decision says s
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from .case import replace
 from .model import ACTIONABLE_OUTCOMES, Decision, Gap
@@ -53,7 +54,10 @@ def _longest(rules: Rules, config: Config, service: date | None):
 
 
 def apply_filing_limit(d: Decision, rules: Rules, config: Config) -> Decision:
-    """``d`` with its filing limit, deadline and days left; past the limit, ``past-filing-limit``."""
+    """``d`` with its filing limit, deadline and days left; past the limit, ``past-filing-limit``.
+
+    The facts are gathered first and the decision copied once (:func:`~.case.replace` copies
+    every field: it ran two or three times per administration)."""
     if d.outcome not in ACTIONABLE_OUTCOMES:
         return d
     service = _date(d.service_date)
@@ -69,23 +73,23 @@ def apply_filing_limit(d: Decision, rules: Rules, config: Config) -> Decision:
             else "unknown: no payer type",
         )
     derived = d.payer_type is None and "unknown" not in config.filing_limits
-    payer = d.payer_type or (
-        "no payer type known; the longest of any payer type," if derived else "unknown payer type"
-    )
     if limit is None:  # self-pay: no claim-filing limit
         return replace(d, filing_limit="none")
     assert isinstance(limit, FilingLimit)
     if service is None:
         return replace(d, filing_limit="unknown: no date of service")
-    deadline = limit.deadline(service)
+    deadline = _deadline(limit, service)
     shown = f"{limit.text} (the longest of any payer type)" if derived else limit.text
-    d = replace(d, filing_limit=shown, filing_deadline=deadline.isoformat())
     if config.as_of is None:  # no day given to count from: nothing is judged past
-        return d
+        return replace(d, filing_limit=shown, filing_deadline=deadline.isoformat())
     days_left = (deadline - config.as_of).days
-    d = replace(d, days_left=days_left)
     if days_left >= 0:
-        return d
+        return replace(
+            d, filing_limit=shown, filing_deadline=deadline.isoformat(), days_left=days_left
+        )
+    payer = d.payer_type or (
+        "no payer type known; the longest of any payer type," if derived else "unknown payer type"
+    )
     gap_type = rules.gaps["past-filing-limit"]
     detail = (
         f"Service {d.service_date}, {payer} filing limit {limit.text}: last day "
@@ -99,8 +103,22 @@ def apply_filing_limit(d: Decision, rules: Rules, config: Config) -> Decision:
         gap_type.source,
     )
     return replace(
-        d, outcome="past-filing-limit", claim_status=None, claim_blocker=None, gaps=(*d.gaps, gap)
+        d,
+        filing_limit=shown,
+        filing_deadline=deadline.isoformat(),
+        days_left=days_left,
+        outcome="past-filing-limit",
+        claim_status=None,
+        claim_blocker=None,
+        gaps=(*d.gaps, gap),
     )
+
+
+@lru_cache(
+    maxsize=4096
+)  # the same few payer limits and service days, administration after administration
+def _deadline(limit: FilingLimit, service: date) -> date:
+    return limit.deadline(service)
 
 
 def _date(value: str | None) -> date | None:

@@ -80,14 +80,29 @@ def clinic_zone(
             if offset is not None:
                 return offset
         if encounter_refs is not None:
-            for reference in encounter_refs.locations:
-                zone = resource_zone(ctx.get(reference, "Location"))
-                if zone is not None:
-                    return zone
-            zone = resource_zone(ctx.get(encounter_refs.provider, "Organization"))
+            zone = _site_zone(encounter_refs, ctx)
             if zone is not None:
                 return zone
     return config.zone
+
+
+def _site_zone(refs: EncounterPointers, ctx: Context) -> tzinfo | None:
+    """The zone the encounter's Locations, else its serviceProvider, name: a function of those
+    references, kept in Context.memo (the same clinics, administration after administration)."""
+    site = (*refs.locations, refs.provider)
+    key = ("zone", site) if all(r is None or type(r) is str for r in site) else None
+    if key is not None and (entry := ctx.memo.get(key)) is not None:
+        return entry[0]
+    found = None
+    for reference in refs.locations:
+        found = resource_zone(ctx.get(reference, "Location"))
+        if found is not None:
+            break
+    else:
+        found = resource_zone(ctx.get(refs.provider, "Organization"))
+    if key is not None:
+        ctx.memo[key] = (found,)
+    return found
 
 
 @overload

@@ -14,6 +14,7 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
+from .. import fastjson
 from .context import AdministrationPointers, Context
 from .elements import as_list, codings, concept_text
 from .model import MAPPING
@@ -63,6 +64,7 @@ class Medication:
         "amount",
         "crosswalk",
         "drug_before_crosswalk",
+        "derived",
     )
 
     def __init__(self):
@@ -86,6 +88,18 @@ class Medication:
         #: the drug the other codes named when the crosswalk chose another: the code for service
         #: dates before the crosswalk's code existed (:func:`drug_units`)
         self.drug_before_crosswalk: Drug | None = None
+        #: what is worked out from the codes and text alone (the dose form they name), shared by
+        #: the copies of one resolved medication (:func:`resolve_medication`)
+        self.derived: dict = {}
+
+    def copy(self) -> Medication:
+        """A copy whose facts the decision may change (the drug by diagnosis): what
+        :func:`resolve_medication` gives may be shared by administrations of one product. The copy
+        shares ``derived``."""
+        other = Medication.__new__(Medication)
+        for name in Medication.__slots__:
+            setattr(other, name, getattr(self, name))
+        return other
 
 
 def resolve_medication(
@@ -96,21 +110,58 @@ def resolve_medication(
     concept = admin.get("medicationCodeableConcept")
     element = admin.get("medicationReference")
     if concept is not None and isinstance(concept, MAPPING):  # None: no slow Mapping check
+        key = _content_key(concept)
+        if (known := _memo(ctx, key, rules)) is not None:
+            return known
         med.found = True
         med.codings = codings(concept)
         med.text = concept_text(concept)
     elif isinstance(element, MAPPING):
         resource = _referenced(med, admin, refs.medication, ctx)
-        if resource is not None:
-            _read_medication(med, resource, element)
+        if resource is None:
+            return med
+        display = element.get("display")
+        key = _content_key(
+            # what _read_medication reads: not the id (one product in many clinics' resources)
+            [resource.get(name) for name in _READ_ELEMENTS],
+            display if type(display) is str else None,
+        )
+        if (known := _memo(ctx, key, rules)) is not None:
+            return known
+        _read_medication(med, resource, element)
     else:
         med.reason = "no medicationCodeableConcept or medicationReference"
-    if not med.found:
         return med
     _map_codes(med, rules)
     if med.vaccine is None and med.drug is None:
         _match_by_name(med, rules)
+    if key is not None:
+        ctx.memo[key] = (rules, med)
     return med
+
+
+#: the elements of a Medication resource :func:`_read_medication` reads
+_READ_ELEMENTS = ("code", "form", "amount", "ingredient")
+
+
+def _content_key(medication: object, display: str | None = None) -> tuple | None:
+    """What a medication is resolved from, as a memo key: the CodeableConcept, or the elements of the
+    Medication resource that are read and the reference's display (the text of a Medication that
+    has none), as JSON; None when it cannot be written as JSON. A clinic names the same few
+    products administration after administration: their codes are mapped once a run."""
+    try:
+        return ("medication", fastjson.orjson.dumps(medication), display)
+    except (TypeError, AttributeError):  # a value JSON cannot hold; no orjson
+        return None
+
+
+def _memo(ctx: Context, key: tuple | None, rules: Rules) -> Medication | None:
+    """The medication resolved from the same content before (Context.memo), or None. It is shared:
+    a step that changes a fact of it changes a :meth:`Medication.copy`."""
+    if key is None:
+        return None
+    entry = ctx.memo.get(key)
+    return entry[1] if entry is not None and entry[0] is rules else None
 
 
 def _referenced(med: Medication, admin: Mapping, ref, ctx: Context) -> Mapping | None:
@@ -307,6 +358,14 @@ def dose_form(med: Medication, rules: Rules, dose: object = None) -> tuple[DoseF
         if hit is not None:
             return hit, "the product's name"
     return _form_by_dose_unit(dose, rules)
+
+
+def product_dose_form(med: Medication, rules: Rules) -> tuple[DoseForm, str] | None:
+    """:func:`dose_form` without a dose: read once for a medication and the copies made of it."""
+    derived = med.derived
+    if "form" not in derived:
+        derived["form"] = dose_form(med, rules)
+    return derived["form"]
 
 
 def _form_by_dose_unit(dose: object, rules: Rules) -> tuple[DoseForm, str] | None:
@@ -522,7 +581,7 @@ def ndc_quantity(med: Medication, dose, rules: Rules) -> tuple:
                 return convert(dose[0], dose[1], "mL", strength), "ML"
             except DoseError:
                 pass  # a dose the strength cannot turn into mL: the dose's own unit below
-    form = dose_form(med, rules)
+    form = product_dose_form(med, rules)
     unit = table.get(("dose-form", form[0].name.lower())) if form else None
     if unit == "UN":
         return _containers(med.package, dose), "UN"

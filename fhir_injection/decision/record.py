@@ -10,14 +10,13 @@ from .clinical import (
     active_coverage,
     diagnosis_rule_holds,
     payer_type_of,
-    read_diagnoses,
     route_of,
     rule_diagnoses,
 )
 from .early import _intravenous, _not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
-from .medication import dose_form, resolve_medication
+from .medication import product_dose_form, resolve_medication
 from .model import MAPPING
 from .rules import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
 from .setting import encounter_and_setting
@@ -80,6 +79,7 @@ def _procedure(c: _Case) -> None:
     med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
     if med.drug is not None and med.drug.hcpcs in rules.drug_by_diagnosis:
         _drug_by_diagnosis(c)
+        med = c.med  # a copy with the diagnosis's drug
     procedure: str | None = "96372"
     outcome: str | None = None  # decided at the end for the 96372 path
     # a coded route always decides; the dose form only when there is none (or none that is known)
@@ -140,7 +140,7 @@ def _procedure(c: _Case) -> None:
 
 def _iv_only(c: _Case) -> str | None:
     """Why the product is for intravenous use only (its dose form's category, IV_ONLY_CATEGORY), or None."""
-    found = dose_form(c.med, c.rules) if c.med.found else None
+    found = product_dose_form(c.med, c.rules) if c.med.found else None
     if found is None or found[0].category != IV_ONLY_CATEGORY:
         return None
     form, where = found
@@ -155,9 +155,10 @@ def _drug_by_diagnosis(c: _Case) -> None:
     Without any diagnosis the product's own code stays (and missing-diagnosis says why)."""
     assert c.med.drug is not None
     pair = c.rules.drug_by_diagnosis[c.med.drug.hcpcs]
-    found = read_diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx, c.rules).coded
+    found = c.diagnoses_read().coded
     if found:  # ICD-10-CM or SNOMED CT (diagnosis_groups.csv lists both)
         holds = diagnosis_rule_holds(found, c.rules.diagnosis_rules[pair.rule])
+        c.med = c.med.copy()  # the resolved medication is shared by the product's administrations
         c.med.drug = c.rules.drugs[pair.hcpcs_if if holds else pair.hcpcs_else]
 
 
@@ -200,7 +201,7 @@ def _vaccine(c: _Case, payer_type: str | None) -> None:
     if payer_type == "medicare" and not v.medicare_part_b:
         found = []
         if v.part_b_rule is not None:
-            codes = read_diagnoses(c.admin, c.refs, c.encounter, c.encounter_refs, c.ctx, rules)
+            codes = c.diagnoses_read()
             found = rule_diagnoses(codes.codes, rules.diagnosis_rules[v.part_b_rule])
         if not found:
             # Part D: billed to the patient's drug plan, never on a Part B claim

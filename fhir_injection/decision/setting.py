@@ -29,13 +29,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from .. import fastjson
 from ..fhir.resources import identifiers_of
 from .case import _Case, _key_of
 from .clinical import _type_setting, setting_of
 from .context import EncounterPointers
 from .elements import as_list, codings, parse_time
 from .model import MAPPING
-from .rules import SYSTEM_POS, Setting
+from .rules import SYSTEM_POS, Rules, Setting
 
 #: Encounter statuses that are no visit an administration can belong to
 _NOT_A_VISIT = frozenset({"planned", "cancelled", "entered-in-error"})
@@ -149,22 +150,9 @@ def _place(c: _Case) -> tuple[Setting | None, str, str, list[str]]:
                 if row is not None and stay.get(child):
                     how = f"Encounter.hospitalization.{child} -> POS {row.place_of_service}"
                     return row, "rule", f"{how} (mappings/places.csv)", []
-        found = _practice_place(c, notes)
+        found = _site_place(c, notes)
         if found is not None:
             return found
-        for resource in _locations(c):
-            for element, concepts in (
-                ("Location.type", resource.get("type")),
-                ("Location.physicalType", resource.get("physicalType")),
-            ):
-                found = _coded(concepts, element, c, notes)
-                if found is not None:
-                    return found
-        organization = _organization(c)
-        if organization is not None:
-            found = _coded(organization.get("type"), "Organization.type", c, notes)
-            if found is not None:
-                return found
     default = c.config.default_place_of_service
     # the practice's default is for its own visits: one the record says is no admission (class
     # AMB, category outpatient) and places nowhere; not for one whose class is not known at all
@@ -185,11 +173,84 @@ def _place(c: _Case) -> tuple[Setting | None, str, str, list[str]]:
     return None, "", "", notes
 
 
+def _site_place(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
+    """The place the encounter's Locations and serviceProvider say: the practice's profile of them,
+    then Location.type and physicalType, then Organization.type; notes added to ``notes``.
+
+    A function of those references alone (and the tables): worked out once per site and kept in
+    Context.memo, as the same clinics come back administration after administration; a contained
+    reference (its Encounter's own) or one of a wrong type is read each time."""
+    refs = c.encounter_refs
+    assert refs is not None
+    site = (*refs.locations, refs.provider)
+    key = None
+    if all(r is None or (type(r) is str and not r.startswith("#")) for r in site):
+        key = ("place", site)
+        entry = c.ctx.memo.get(key)
+        if entry is not None and entry[0] is c.rules and entry[1] is c.config:
+            notes.extend(entry[3])
+            return entry[2]
+    said: list[str] = []
+    found = _site_place_read(c, said)
+    notes.extend(said)
+    if key is not None:
+        c.ctx.memo[key] = (c.rules, c.config, found, tuple(said))
+    return found
+
+
+def _site_place_read(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
+    found = _practice_place(c, notes)
+    if found is not None:
+        return found
+    for resource in _locations(c):
+        for element, concepts in (
+            ("Location.type", resource.get("type")),
+            ("Location.physicalType", resource.get("physicalType")),
+        ):
+            found = _coded(concepts, element, c, notes)
+            if found is not None:
+                return found
+    organization = _organization(c)
+    if organization is not None:
+        found = _coded(organization.get("type"), "Organization.type", c, notes)
+        if found is not None:
+            return found
+    return None
+
+
 def _class_or_type(
     c: _Case, encounter: Mapping, notes: list[str]
 ) -> tuple[Setting, str, str, list[str]] | None:
-    """A setting Encounter.class, else one of its types, names outright; an unplaced one is a note."""
-    rules = c.rules
+    """A setting Encounter.class, else one of its types, names outright; an unplaced one is a note.
+
+    A function of Encounter.class and Encounter.type (and the tables): kept in Context.memo under
+    their JSON, as a clinic's visits are coded alike."""
+    noted = bool(notes)  # the category said something already (no "names no setting" note then)
+    try:
+        key: tuple | None = (
+            "class-type",
+            fastjson.orjson.dumps(encounter.get("class")),
+            fastjson.orjson.dumps(encounter.get("type")),
+            noted,
+        )
+    except (TypeError, AttributeError):  # a value JSON cannot hold; no orjson
+        key = None
+    if key is not None:
+        entry = c.ctx.memo.get(key)
+        if entry is not None and entry[0] is c.rules:
+            notes.extend(entry[2])
+            return entry[1]
+    said: list[str] = []
+    found = _class_or_type_read(c.rules, encounter, said, noted)
+    notes.extend(said)
+    if key is not None:
+        c.ctx.memo[key] = (c.rules, found, tuple(said))
+    return found
+
+
+def _class_or_type_read(
+    rules: Rules, encounter: Mapping, notes: list[str], noted: bool
+) -> tuple[Setting, str, str, list[str]] | None:
     enc_class = encounter.get("class")
     enc_class = enc_class if isinstance(enc_class, MAPPING) else {}
     system, code = enc_class.get("system"), enc_class.get("code")
@@ -208,7 +269,7 @@ def _class_or_type(
             how = f"Encounter.type '{typed.display}' -> POS {typed.place_of_service} {tables}"
             return typed, "rule", how, []
         notes.append(f"Encounter.type '{typed.display}' {_KIND_ONLY}")
-    if said is None and not notes:
+    if said is None and not noted and not notes:
         notes.append(setting_of(encounter, rules)[1] or "Encounter names no setting")
     return None
 

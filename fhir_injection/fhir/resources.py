@@ -63,18 +63,21 @@ def split_reference(reference: str | None) -> tuple[str, str] | None:
     """
     if not reference or not isinstance(reference, str):
         return None
-    return _split_text(reference)
-
-
-@lru_cache(maxsize=8192)  # a patient's administrations name the same encounter, performer, clinic
-def _split_text(reference: str) -> tuple[str, str] | None:
-    if "?" not in reference:  # the usual "Type/id" without building lists
+    if "?" not in reference:  # the usual "Type/id": split at once, no cache
         rtype, _, rid = reference.partition("/")
         if (
             rid and "/" not in rid and rtype[:1].isupper()
         ):  # an upper-case start is neither "#" nor "urn:"
             return rtype, rid
-    elif "=" in reference.partition("?")[2]:
+    return _split_text(reference)
+
+
+# The usual "Type/id" is split above: cached, each patient's own references (its encounters and
+# conditions, thousands a run) missed the cache and pushed the shared ones out, and a miss cost
+# three times a split.
+@lru_cache(maxsize=8192)  # absolute, versioned, conditional: the same clinics and clinicians
+def _split_text(reference: str) -> tuple[str, str] | None:
+    if "?" in reference and "=" in reference.partition("?")[2]:
         return None  # a search (conditional reference), not a resource's address
     if reference.startswith(("#", "urn:")):
         return None

@@ -26,6 +26,7 @@ from ..fhir.resources import identifiers_of, patient_id_of
 
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
+_MEMO_SIZE = 2048  # Context.memo entries kept across patients (a network's clinicians and sites)
 _INSERT = "INSERT INTO res VALUES (?,?,?,?,?,?,?,?)"
 _REPLACE = "INSERT OR REPLACE INTO res VALUES (?,?,?,?,?,?,?,?)"
 _MISSING = object()
@@ -88,6 +89,8 @@ class Spool:
         self._found: dict[tuple[str, tuple[str | None, str]], tuple[str, ...]] = {}
         # a practitioner key -> its PractitionerRoles' ids, built when roles_of first asks
         self._roles: dict[str, tuple[str, ...]] | None = None
+        # what the decision derives from shared resources (Context.memo), for every patient's Context
+        self._memo: dict = {}
 
     def close(self) -> None:
         self.db.close()
@@ -124,6 +127,7 @@ class Spool:
         version, else the later file, is used), not a record error.
         """
         self._roles = None  # new roles may name a Practitioner: read them again when asked
+        self._memo = {}  # and what was derived from the resources before may no longer hold
         cur = self.db.cursor()
         cur.execute("BEGIN")
         seen = bytearray(_SEEN_BITS >> 3)
@@ -247,6 +251,7 @@ class Spool:
         """
         voids = []
         self._roles = None
+        self._memo = {}
         cur = self.db.cursor()
         for d in sorted(deletions, key=lambda d: (d.type, d.id)):
             row = cur.execute(
@@ -365,7 +370,9 @@ class Spool:
         """A patient's administrations and a Context with their patient-scoped resources and the
         Patient itself (the rest is looked up when referenced)."""
         # the rest is looked up when referenced
-        ctx = Context(lookup=self.get, find=self.find, roles=self.roles_of)
+        if len(self._memo) > _MEMO_SIZE:  # its entries keep their resources: memory stays bounded
+            self._memo = {}
+        ctx = Context(lookup=self.get, find=self.find, roles=self.roles_of, memo=self._memo)
         if patient_id is None:
             rows = self.db.execute(
                 "SELECT body FROM res WHERE type='MedicationAdministration' "
