@@ -326,16 +326,24 @@ def _run_rules(args) -> int:
         f"NDC unit rules: {len(rules.ndc_units)}"
     )
     crosswalk = rules.ndc_hcpcs
-    releases = sorted({f"{x.release[0]} to {x.release[1]}" for x in crosswalk.values()})
     print(
-        f"  CMS ASP NDC-HCPCS crosswalk ({'; '.join(releases) or 'none'}): {len(crosswalk)} NDCs, "
-        f"{sum(len(x.hcpcs) for x in crosswalk.values())} rows, "
-        f"{len(rules.crosswalk_hcpcs)} distinct HCPCS; "
-        f"container size known: {sum(x.package is not None for x in crosswalk.values())} NDCs, "
-        "container kind known: "
-        f"{sum(x.package is not None and x.package.container is not None for x in crosswalk.values())}"
-        " NDCs"
+        f"  CMS ASP NDC-HCPCS crosswalk: {len(rules.crosswalk_releases)} release(s), "
+        f"{len(crosswalk)} NDCs, {len(rules.crosswalk_hcpcs)} distinct HCPCS; the release in force "
+        "on the date of service decides (after the newest release's last day: the newest)"
     )
+    for release in rules.crosswalk_releases:
+        entries = [
+            x for xs in rules.ndc_hcpcs_releases.values() for x in xs if x.release == release
+        ]
+        print(
+            f"    {release[0]} to {release[1]}: {len(entries)} NDCs, "
+            f"{sum(len(x.hcpcs) for x in entries)} rows, "
+            f"{len({h for x in entries for h in x.hcpcs})} distinct HCPCS; "
+            f"container size known: {sum(x.package is not None for x in entries)} NDCs, "
+            "container kind known: "
+            f"{sum(x.package is not None and x.package.container is not None for x in entries)}"
+            " NDCs"
+        )
     concepts, pairs, targets, members = _snomed_coverage(rules)
     print(
         f"  SNOMED CT diagnoses billed as ICD-10-CM (snomed_icd10.csv): {concepts} concepts, "

@@ -1,8 +1,9 @@
 """The CMS ASP NDC-HCPCS crosswalk as data (mappings/ndc_hcpcs.csv, built by
-mappings/build/build_ndc_hcpcs.py from CMS's October 2025 file): an NDC's HCPCS code and the billable
+mappings/build/build_ndc_hcpcs.py from CMS's October 2025 and July 2026 files): an NDC's HCPCS code and the billable
 units in one item of its package, which make the JW (discarded) units; a separately payable Part B
 drug whose container kind is not known is missing-package-size for Medicare, never a silent
-"multi-dose". Rows are CMS's own (source/asp_ndc_hcpcs_2025q4.csv)."""
+"multi-dose". Rows are CMS's own (source/asp_ndc_hcpcs_2025q4.csv; the releases by date of service:
+test_crosswalk_releases.py)."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def test_a_crosswalk_row_as_cms_wrote_it_is_loaded_with_its_code_and_units():
     entry = load_rules().ndc_hcpcs["00409379501"]
     assert entry.hcpcs == ("J1885",)
     assert (entry.package.amount, entry.package.unit) == (Decimal(30), "mg")
-    assert entry.release[0].isoformat() == "2025-10-01"
+    assert entry.release[0].isoformat() == "2026-07-01"  # the newest release (July 2026) lists it too
+    assert load_rules().ndc_hcpcs_releases["00409379501"][0].release[0].isoformat() == "2025-10-01"
 
 
 def test_a_multi_vial_carton_gives_the_size_of_one_vial_not_the_carton():
@@ -138,10 +140,26 @@ def test_an_ndc_listed_under_two_codes_leaves_the_choice_to_the_diagnosis_rule()
     ("00409379501,J1885", "0409-3795-01,J1885", "must be 11 digits"),
     ("single-dose,1993-01-01", "single-use,1993-01-01", "column 'container'"),
     (",2025-10-01,2025-12-31,Pfizer", ",2025-13-01,2025-12-31,Pfizer", "not a date"),
+    # one release lists an NDC under a code once
+    ("51662160101,J1596,0.1 MG,5,1,10,10,1,mg,,2024-01-01,2026-07-01,2026-09-30",
+     "51662160101,J1596,0.1 MG,5,1,10,10,1,mg,,2024-01-01,2025-10-01,2025-12-31",
+     "duplicate key ('51662160101', 'J1596', '2025-10-01', '2025-12-31')"),
 ])
 def test_a_broken_crosswalk_row_is_reported_with_file_and_row(tmp_path, old, new, message):
     error, row = refused_row(tmp_path, "ndc_hcpcs.csv", old, new)
     assert error.file == "ndc_hcpcs.csv" and error.row == row and message in str(error)
+
+
+def test_crosswalk_releases_that_overlap_are_refused(tmp_path):
+    from fhir_injection import MappingError
+
+    mappings = tmp_path / "mappings"
+    shutil.copytree(ROOT / "mappings", mappings)
+    path = mappings / "ndc_hcpcs.csv"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(",2026-07-01,2026-09-30,", ",2025-12-01,2026-09-30,", 1), encoding="utf-8")
+    with pytest.raises(MappingError, match="overlap"):
+        load_rules(mappings)
 
 
 # --- The container kind from the FDA NDC Directory (source/fda_ndc_packages_2019.csv) ------------

@@ -47,6 +47,7 @@ from .filing import apply_filing_limit
 from .model import Decision
 from .record import (
     _coverage_and_payer,
+    _crosswalk_release,
     _encounter_and_setting,
     _local_time,
     _medication,
@@ -94,6 +95,7 @@ def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _
     _route(c)
     _encounter_and_setting(c)
     _local_time(c)
+    _crosswalk_release(c)
     if c.setting in ("inpatient", "facility"):
         # the setting before the route: whatever was given in a hospital stay, its outpatient
         # department or ER, the facility bills (96372.md 'Setting'), an IV infusion as a 96372

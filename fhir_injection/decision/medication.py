@@ -103,14 +103,23 @@ class Medication:
 
 
 def resolve_medication(
-    admin: Mapping, refs: AdministrationPointers, ctx: Context, rules: Rules
+    admin: Mapping,
+    refs: AdministrationPointers,
+    ctx: Context,
+    rules: Rules,
+    day: date | None = None,
 ) -> Medication:
-    """The administration's medication[x] (``refs``: what the administration points to)."""
+    """The administration's medication[x] (``refs``: what the administration points to); ``day``:
+    the date of service, which picks the crosswalk release (:func:`crosswalk_entry`; None: the
+    newest release that lists the NDC). Only the undated reading is kept in Context.memo: a dated one
+    is the rare re-reading for an older release (:func:`crosswalk_entry`) and must not be served the
+    newest release's medication."""
     med = Medication()
+    remember = day is None
     concept = admin.get("medicationCodeableConcept")
     element = admin.get("medicationReference")
     if concept is not None and isinstance(concept, MAPPING):  # None: no slow Mapping check
-        key = _content_key(concept)
+        key = _content_key(concept) if remember else None
         if (known := _memo(ctx, key, rules)) is not None:
             return known
         med.found = True
@@ -121,10 +130,14 @@ def resolve_medication(
         if resource is None:
             return med
         display = element.get("display")
-        key = _content_key(
-            # what _read_medication reads: not the id (one product in many clinics' resources)
-            [resource.get(name) for name in _READ_ELEMENTS],
-            display if type(display) is str else None,
+        key = (
+            _content_key(
+                # what _read_medication reads: not the id (one product in many clinics' resources)
+                [resource.get(name) for name in _READ_ELEMENTS],
+                display if type(display) is str else None,
+            )
+            if remember
+            else None
         )
         if (known := _memo(ctx, key, rules)) is not None:
             return known
@@ -132,7 +145,7 @@ def resolve_medication(
     else:
         med.reason = "no medicationCodeableConcept or medicationReference"
         return med
-    _map_codes(med, rules)
+    _map_codes(med, rules, day)
     if med.vaccine is None and med.drug is None:
         _match_by_name(med, rules)
     if key is not None:
@@ -232,7 +245,7 @@ def _plain(value) -> Decimal | None:
     return Decimal(str(value))
 
 
-def _map_codes(med: Medication, rules: Rules) -> None:
+def _map_codes(med: Medication, rules: Rules, day: date | None = None) -> None:
     """The vaccine (CVX), NDC, HCPCS drug and mapped drug code the codings name; the first of each wins.
     An NDC the CMS ASP NDC-HCPCS crosswalk lists under one code decides the drug unless a HCPCS
     coding on the record names it (:func:`_crosswalk`). The container: an NDC package of
@@ -271,7 +284,7 @@ def _map_codes(med: Medication, rules: Rules) -> None:
                     other_package = other_package or package
     if med.drug is None and med.drug_code is not None:
         med.drug = rules.drugs[med.drug_code.hcpcs]
-    crosswalk = rules.ndc_hcpcs.get(med.ndc) if med.ndc else None
+    crosswalk = crosswalk_entry(rules, med.ndc, day)[0] if med.ndc else None
     if crosswalk is not None:
         _crosswalk(med, crosswalk, coded, rules)
     med.package = (
@@ -279,6 +292,58 @@ def _map_codes(med: Medication, rules: Rules) -> None:
     )
     if med.drug_code is not None and med.drug_code.strength and not med.strength:
         med.strength = med.drug_code.strength
+
+
+def crosswalk_entry(rules: Rules, ndc: str, day: date | None) -> tuple[NdcCrosswalk | None, str]:
+    """The NDC's entry in the CMS ASP NDC-HCPCS crosswalk release for a service on ``day``, and how
+    that release was chosen (empty when the release was in force that day). Among the releases
+    that list the NDC: the newest that began on or before ``day``, so no later quarter's code or
+    package size is applied to an earlier service; a service after the newest release's last day
+    takes the newest (the most current CMS file held; it says so); one before the first release that
+    lists the NDC takes that one (the NDC's code and package are still the best known; the code's
+    own first day, ``effective``, still guards it). No ``day``: the newest release."""
+    entries = rules.ndc_hcpcs_releases.get(ndc)
+    if not entries:
+        entry = rules.ndc_hcpcs.get(ndc)  # rules built by hand (tests): one release
+        return entry, ""
+    if day is None:
+        return entries[-1], "no date of service: the newest release that lists the NDC"
+    chosen = entries[0]
+    for entry in entries:
+        if entry.release[0] <= day:
+            chosen = entry
+    first, last = chosen.release
+    if first <= day <= last:
+        return chosen, ""
+    in_force = next((r for r in rules.crosswalk_releases if r[0] <= day <= r[1]), None)
+    if day < first:
+        if in_force is None:
+            return chosen, (
+                f"the date of service {day} is before the first release held that lists the NDC: "
+                "that release"
+            )
+        return chosen, (
+            f"the release in force on {day} ({in_force[0]} to {in_force[1]}) does not list the "
+            "NDC: the first release that does"
+        )
+    if in_force is not None:
+        return chosen, (
+            f"the release in force on {day} ({in_force[0]} to {in_force[1]}) does not list the "
+            "NDC: the last release that does"
+        )
+    if day > rules.crosswalk_releases[-1][1]:
+        if chosen.release == rules.crosswalk_releases[-1]:
+            return chosen, (
+                f"the date of service {day} is after the newest release's last day: the newest release"
+            )
+        return chosen, (
+            f"the date of service {day} is after the newest release's last day, and the newest "
+            "release does not list the NDC: the last release that does"
+        )
+    return (
+        chosen,
+        f"no release held was in force on {day}: the last one before it that lists the NDC",
+    )
 
 
 def _crosswalk(med: Medication, entry: NdcCrosswalk, coded: bool, rules: Rules) -> None:

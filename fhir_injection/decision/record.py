@@ -16,7 +16,7 @@ from .clinical import (
 from .early import _intravenous, _not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
-from .medication import product_dose_form, resolve_medication
+from .medication import crosswalk_entry, product_dose_form, resolve_medication
 from .model import MAPPING
 from .rules import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
 from .setting import encounter_and_setting
@@ -71,6 +71,29 @@ def _local_time(c: _Case) -> None:
         c.known("service_date", "practice", f"effective[x] as a day in {c.config.timezone}")
     else:
         c.known("service_date", "record", "effective[x] in its own time zone")
+
+
+def _crosswalk_release(c: _Case) -> None:
+    """The CMS ASP NDC-HCPCS crosswalk release for the date of service (:func:`crosswalk_entry`):
+    the medication was read with the newest release that lists its NDC; an older release in force
+    on the date of service reads it again (its code, its package), and the basis says which release
+    and why."""
+    med = c.med
+    if med.crosswalk is None or not med.ndc:
+        return
+    day = as_date(c.local) if c.local is not None else None
+    entry, why = crosswalk_entry(c.rules, med.ndc, day)
+    if entry is None:
+        return
+    if entry is not med.crosswalk:
+        c.med = resolve_medication(c.admin, c.refs, c.ctx, c.rules, day)
+    first, last = entry.release
+    c.known(
+        "crosswalk_release",
+        "rule",
+        f"CMS ASP NDC-HCPCS crosswalk {first} to {last} (ndc_hcpcs.csv)"
+        + (f": {why}" if why else ": in force on the date of service"),
+    )
 
 
 def _procedure(c: _Case) -> None:

@@ -65,7 +65,14 @@ FILING_UNITS = {"d": "days", "m": "months"}
 #: source), ``practice`` given by the practice's configuration, ``unknown`` (a gap, never a default).
 BASIS_KINDS = ("record", "rule", "practice", "unknown")
 #: The facts report.json gives the basis of, per administration.
-BASIS_FACTS = ("place_of_service", "rendering_provider", "service_date", "container", "diagnosis")
+BASIS_FACTS = (
+    "place_of_service",
+    "rendering_provider",
+    "service_date",
+    "container",
+    "diagnosis",
+    "crosswalk_release",
+)
 SETTINGS = {"office", "home", "facility", "inpatient", "virtual"}
 #: what a code of mappings/settings.csv, encounter_types.csv or places.csv may say: a setting, or
 #: ``unplaced``: the kind of visit (ambulatory, outpatient) and not where it was, so the place of
@@ -543,10 +550,15 @@ class Rules:
     ndc_units: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (basis, value) -> unit
     #: HCPCS -> the family it belongs to (drug_families.csv); empty for a drug alone in its family
     drug_families: Mapping[str, DrugFamily] = field(default_factory=dict)
-    #: 11-digit NDC -> its CMS ASP NDC-HCPCS crosswalk entry (ndc_hcpcs.csv)
+    #: 11-digit NDC -> its CMS ASP NDC-HCPCS crosswalk entry (ndc_hcpcs.csv) of the newest release
+    #: that lists it (a decision takes the release in force on its date: :func:`crosswalk_entry`)
     ndc_hcpcs: Mapping[str, NdcCrosswalk] = field(default_factory=dict)
-    #: the HCPCS codes the crosswalk lists: separately payable Part B drugs, to which JW/JZ apply
-    #: when they come from a single-dose container (CMS JW/JZ policy)
+    #: 11-digit NDC -> its entry in each crosswalk release that lists it, oldest first
+    ndc_hcpcs_releases: Mapping[str, tuple[NdcCrosswalk, ...]] = field(default_factory=dict)
+    #: the crosswalk releases ndc_hcpcs.csv holds (first day, last day), oldest first
+    crosswalk_releases: tuple[tuple[date, date], ...] = ()
+    #: the HCPCS codes the crosswalk lists (any release): separately payable Part B drugs, to which
+    #: JW/JZ apply when they come from a single-dose container (CMS JW/JZ policy)
     crosswalk_hcpcs: frozenset[str] = frozenset()
     #: ended HCPCS -> its successors (code_changes.csv), product (ndc) rows first
     code_changes: Mapping[str, tuple[CodeChange, ...]] = field(default_factory=dict)

@@ -4,6 +4,7 @@ mappings/build/build_ndc_hcpcs.py): NDC -> HCPCS code and one item of its packag
 from __future__ import annotations
 
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 from ..decision.rules import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
@@ -40,12 +41,15 @@ def _date(t: _Table, n: int, r: dict[str, str], column: str, required: bool) -> 
         raise t.error(n, f"column '{column}' is '{raw}', not a date YYYY-MM-DD") from None
 
 
-def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, NdcCrosswalk]:
+def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[NdcCrosswalk, ...]]:
     """ndc_hcpcs.csv: every NDC's HCPCS code(s) and the size of one item of its package (the
-    billable units CMS counts in it, in the code's billing unit); its container kind when known.
-    The rows of one NDC must agree on the item (its contents do not depend on the code)."""
+    billable units CMS counts in it, in the code's billing unit); its container kind when known;
+    one entry per crosswalk release that lists the NDC (``release_from``/``release_to``), oldest
+    first. The rows of one NDC in one release must agree on the item (its contents do not depend on
+    the code)."""
     t = _Table(d, "ndc_hcpcs.csv", COLUMNS)
-    rows: dict[str, list[tuple[str, date | None, Package | None, tuple[date, date], int]]] = {}
+    Entry = tuple[str, date | None, Package | None, int]
+    rows: dict[str, dict[tuple[date, date], list[Entry]]] = {}
     seen: dict = {}
     for n, r in t.rows():
         ndc = t.require(n, r, "ndc")
@@ -54,7 +58,6 @@ def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, NdcCrosswalk]:
         hcpcs = t.require(n, r, "hcpcs")
         if hcpcs not in drugs:
             raise t.error(n, f"hcpcs '{hcpcs}' is not in drugs.csv")
-        t.unique(seen, (ndc, hcpcs), n)
         t.decimal(n, r, "bill_units")
         t.decimal(n, r, "bill_units_pkg")
         t.decimal(n, r, "pkg_qty")
@@ -72,31 +75,36 @@ def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, NdcCrosswalk]:
         assert release_from is not None and release_to is not None
         if release_to < release_from:
             raise t.error(n, "release_to is before release_from")
+        t.unique(seen, (ndc, hcpcs, r["release_from"], r["release_to"]), n)
         package = (
             Package(amount, unit, kind, "ndc_hcpcs.csv", f"{r['drug_name']} ({r['labeler']})")
             if amount is not None
             else None
         )
-        rows.setdefault(ndc, []).append(
-            (
-                hcpcs,
-                _date(t, n, r, "hcpcs_effective", False),
-                package,
-                (release_from, release_to),
-                n,
+        rows.setdefault(ndc, {}).setdefault((release_from, release_to), []).append(
+            (hcpcs, _date(t, n, r, "hcpcs_effective", False), package, n)
+        )
+    releases = sorted({release for by_release in rows.values() for release in by_release})
+    for a, b in pairwise(releases):
+        if b[0] <= a[1]:
+            raise t.error(0, f"crosswalk releases {a[0]} to {a[1]} and {b[0]} to {b[1]} overlap")
+    out: dict[str, tuple[NdcCrosswalk, ...]] = {}
+    for ndc, by_release in rows.items():
+        found = []
+        for release in sorted(by_release):
+            entries = by_release[release]
+            packages = {(p.amount, p.unit, p.container) for _, _, p, _ in entries if p is not None}
+            if len(packages) > 1:
+                raise t.error(entries[-1][3], f"NDC {ndc}'s rows give different container sizes")
+            package = next((p for _, _, p, _ in entries if p is not None), None)
+            found.append(
+                NdcCrosswalk(
+                    ndc,
+                    tuple(e[0] for e in entries),
+                    tuple(e[1] for e in entries),
+                    package,
+                    release,
+                )
             )
-        )
-    out: dict[str, NdcCrosswalk] = {}
-    for ndc, entries in rows.items():
-        packages = {(p.amount, p.unit, p.container) for _, _, p, _, _ in entries if p is not None}
-        if len(packages) > 1:
-            raise t.error(entries[-1][4], f"NDC {ndc}'s rows give different container sizes")
-        package = next((p for _, _, p, _, _ in entries if p is not None), None)
-        out[ndc] = NdcCrosswalk(
-            ndc,
-            tuple(e[0] for e in entries),
-            tuple(e[1] for e in entries),
-            package,
-            entries[0][3],
-        )
+        out[ndc] = tuple(found)
     return out

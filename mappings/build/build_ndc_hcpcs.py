@@ -4,11 +4,14 @@
     python3 mappings/build/build_ndc_hcpcs.py          # writes mappings/ndc_hcpcs.csv
     python3 mappings/build/build_ndc_hcpcs.py --check  # exit 1 when the committed table differs
 
-Offline: reads source/asp_ndc_hcpcs_2025q4.csv (the CMS crosswalk, October 2025 release, its data
-rows as CMS wrote them), curated/ndc_containers.csv (the container kind of an NDC, each row with its
+Offline: reads the CMS crosswalk extracts RELEASES names (source/asp_ndc_hcpcs_2025q4.csv, the
+October 2025 release, and source/asp_ndc_hcpcs_2026q3.csv, the July 2026 release: their data rows as
+CMS wrote them), curated/ndc_containers.csv (the container kind of an NDC, each row with its
 source) and ../drugs.csv (the HCPCS billing unit).
 
-One row per NDC and HCPCS code the crosswalk lists, for the HCPCS codes drugs.csv holds (the J codes
+One row per release, NDC and HCPCS code the crosswalk lists (``release_from``/``release_to``: the
+days CMS says the release is in force; the engine takes the release in force on the date of
+service), for the HCPCS codes drugs.csv holds (the J codes
 and Q drug codes; the crosswalk's CPT immune globulins, A codes and Q skin substitutes are left out,
 and so is a row whose NDC2 is not an NDC in 5-4-2 form: a device's catalogue number).
 ``bill_units`` is CMS's BILLUNITS: the billable units in one item of the package (one vial, one
@@ -45,14 +48,28 @@ ROOT = HERE.parent.parent
 SRC = HERE / "source"
 CUR = HERE / "curated"
 
-#: the crosswalk release the extract holds (CMS: "October 2025 ASP NDC - HCPCS Crosswalk for Medicare
-#: Part B Drugs, Effective October 1, 2025 through December 31, 2025")
-RELEASE_FROM = "2025-10-01"
-RELEASE_TO = "2025-12-31"
-SOURCE = (
-    "CMS October 2025 ASP NDC-HCPCS Crosswalk (effective 2025-10-01 to 2025-12-31) as committed in "
-    "github crowbarmassage/340b-optimizer-v2 @fa3ecfb data/sample/asp_crosswalk.csv; extract "
-    "mappings/build/source/asp_ndc_hcpcs_2025q4.csv"
+#: the crosswalk releases the extracts hold, oldest first: (extract, first day, last day, source).
+#: CMS's titles: "October 2025 ASP NDC - HCPCS Crosswalk for Medicare Part B Drugs, Effective
+#: October 1, 2025 through December 31, 2025" and "July 2026 ASP NDC - HCPCS Crosswalk for Medicare
+#: Part B Drugs, Effective July 1, 2026 through September 30, 2026"
+RELEASES = (
+    (
+        "asp_ndc_hcpcs_2025q4.csv",
+        "2025-10-01",
+        "2025-12-31",
+        "CMS October 2025 ASP NDC-HCPCS Crosswalk (effective 2025-10-01 to 2025-12-31) as committed in "
+        "github crowbarmassage/340b-optimizer-v2 @fa3ecfb data/sample/asp_crosswalk.csv; extract "
+        "mappings/build/source/asp_ndc_hcpcs_2025q4.csv",
+    ),
+    (
+        "asp_ndc_hcpcs_2026q3.csv",
+        "2026-07-01",
+        "2026-09-30",
+        "CMS July 2026 ASP NDC-HCPCS Crosswalk (effective 2026-07-01 to 2026-09-30) as committed in "
+        "github farrukhnewton/codical-healthcare @a2a2747 "
+        "server/data/infusion/2026Q3/cms-july-2026-ndc-hcpcs-crosswalk.csv; extract "
+        "mappings/build/source/asp_ndc_hcpcs_2026q3.csv",
+    ),
 )
 COLUMNS = (
     "ndc",
@@ -176,7 +193,30 @@ def build() -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(COLUMNS)
     rows = []
-    for r in _read(SRC / "asp_ndc_hcpcs_2025q4.csv"):
+    for extract, release_from, release_to, source in RELEASES:
+        rows.extend(_release_rows(extract, release_from, release_to, source, drugs, added, kinds, directory))
+    for row in sorted(set(rows), key=lambda row: (row[0], row[1], row[11], row)):
+        w.writerow(row)  # by NDC, code, release
+    missing = set(kinds) - {row[0] for row in rows}
+    if missing:
+        raise SystemExit(f"curated/ndc_containers.csv names NDCs the crosswalk lacks: {sorted(missing)}")
+    return out.getvalue()
+
+
+def _release_rows(
+    extract: str,
+    release_from: str,
+    release_to: str,
+    source: str,
+    drugs: dict[str, dict[str, str]],
+    added: dict[str, str],
+    kinds: dict[str, dict[str, str]],
+    directory: dict[str, tuple[str | None, str]],
+) -> list[tuple[str, ...]]:
+    """The rows of one crosswalk release: its extract's rows whose code drugs.csv holds, each with
+    the release's first and last day; the container kinds apply to every release alike."""
+    rows = []
+    for r in _read(SRC / extract):
         hcpcs = r["hcpcs"].strip()
         drug = drugs.get(hcpcs)
         if drug is None:
@@ -218,19 +258,14 @@ def build() -> str:
                 unit,
                 container,
                 f"{day[:4]}-{day[4:6]}-{day[6:]}" if len(day) == 8 else "",
-                RELEASE_FROM,
-                RELEASE_TO,
+                release_from,
+                release_to,
                 r["labeler"],
                 r["drug_name"],
-                SOURCE + (f"; container: {container_source}" if container else ""),
+                source + (f"; container: {container_source}" if container else ""),
             )
         )
-    for row in sorted(set(rows)):
-        w.writerow(row)
-    missing = set(kinds) - {row[0] for row in rows}
-    if missing:
-        raise SystemExit(f"curated/ndc_containers.csv names NDCs the crosswalk lacks: {sorted(missing)}")
-    return out.getvalue()
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
