@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from builders import prefix_references
+from tests.builders import prefix_references
 
 FAULTS = ("429", "500", "502", "503", "504", "reset_before", "reset_after", "slow", "truncate")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",

@@ -18,9 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from browser import driver, open_report, severe  # noqa: E402
+from tests.browser import driver, open_report, severe  # noqa: E402
 from fhir_injection.bundled import DEMO_AS_OF, demo_config, demo_dir  # noqa: E402
 from fhir_injection.config import load_config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402

@@ -13,7 +13,7 @@ import hashlib
 
 import pytest
 
-from builders import CREATED, ICD10, admin, decide_many, decide_one, dosage, gap_codes, rules, validate_claim, validate_task
+from tests.builders import CREATED, ICD10, admin, decide_many, decide_one, dosage, gap_codes, rules, validate_claim, validate_task
 from fhir_injection import Config, Line, build_claim, build_task
 from fhir_injection.sinks.claims import claim_id, task_id
 

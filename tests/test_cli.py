@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builders import CREATED, RXNORM, admin, dosage, med, rules, validate_claim, validate_task, world
+from tests.builders import CREATED, RXNORM, admin, dosage, med, rules, validate_claim, validate_task, world
 from fhir_injection import Config
 from fhir_injection import run_folder
 from fhir_injection.cli import main

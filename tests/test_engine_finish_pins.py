@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from builders import admin, decide_many, gap_codes, rules
+from tests.builders import admin, decide_many, gap_codes, rules
 from fhir_injection.decision.case import _Draft, _Gaps
 from fhir_injection.decision.engine import _finish, _sort_key, decide_deleted
 from fhir_injection.decision.model import Decision

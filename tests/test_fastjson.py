@@ -49,7 +49,7 @@ def test_report_entries_hold_one_float():
     from fhir_injection.decision.context import Context
     from fhir_injection.sinks.report import decision_entry
     from fhir_injection.rules import load_rules
-    from builders import admin, world
+    from tests.builders import admin, world
 
     def floats(value, path=""):
         if isinstance(value, float):

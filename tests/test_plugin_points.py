@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import responses
 
-from builders import admin, world
-from builders import rules as load_bundled_rules
-from fakefhir import BASE, MA, FakeFhir, instant
+from tests.builders import admin, world
+from tests.builders import rules as load_bundled_rules
+from tests.fakefhir import BASE, MA, FakeFhir, instant
 from fhir_injection.decision.rules import Config
 from fhir_injection.errors import ConfigError
 from fhir_injection.fhir.client import FhirClient

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from builders import with_changes  # noqa: E402 - tests/ is not a package
+sys.path.insert(0, str(HERE.parents[1]))  # the checkout: tests.builders
+from tests.builders import with_changes  # noqa: E402
 SNOMED = "http://snomed.info/sct"
 V2_SITE = "http://terminology.hl7.org/CodeSystem/v2-0163"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

@@ -31,10 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from faultproxy import FaultProxy  # noqa: E402
+from tests.faultproxy import FaultProxy  # noqa: E402
 
 TYPES = "Patient,Encounter,Condition"
 KEYS = ("outcome", "procedure", "hcpcs", "units", "payer_type", "service_date", "diagnoses")

@@ -26,10 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "fixtures"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # tests.builders
 
 import generate_demo as demo  # noqa: E402
-from builders import prefix_references  # noqa: E402
+from tests.builders import prefix_references  # noqa: E402
 
 PER_CLINIC = 376
 TYPES = ["Organization", "Location", "Practitioner", "PractitionerRole", "Patient", "Coverage", "Consent",
