@@ -1,5 +1,4 @@
-"""Pins for fhir_injection/decision/clinicians.py (issue 10 item 6 over issue 12's rendering
-provider): a PractitionerRole is read through its Practitioner, malformed qualifications are
+"""fhir_injection/decision/clinicians.py, who renders the service: a PractitionerRole is read through its Practitioner, malformed qualifications are
 skipped, candidates that cannot be followed are passed over, and the coder's message lists each
 candidate seen.
 """

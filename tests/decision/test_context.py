@@ -1,4 +1,4 @@
-"""What an administration points to, pinned where the mutation run found it loose (issue 10, item 6).
+"""What an administration points to (fhir_injection/decision/context.py).
 
 A Context is the engine's only view of the other resources: these tests pin how references are
 normalised, which resources count as a patient's, what a newer version of a resource replaces, and

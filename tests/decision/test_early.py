@@ -1,4 +1,4 @@
-"""Pins for fhir_injection/decision/early.py (issue 10 item 6): the decisions that stop early carry
+"""fhir_injection/decision/early.py: the decisions that stop early carry
 every fact the report and the coder need — who, when, where, which code and why — and nothing of the
 96372 path.
 

@@ -1,4 +1,4 @@
-"""The 96372 decision pinned where the mutation run found it loose (issue 10, item 6).
+"""The 96372 decision at its edges: each boundary and message a changed line of the engine would move.
 
 Same style as test_engine.py: a clean office injection (builders.admin / builders.world), one change,
 one consequence. What these add: the words a coder reads in each gap, the exact edges of periods

@@ -1,4 +1,4 @@
-"""The decision's data classes pinned where the mutation run found them loose (issue 10, item 6).
+"""The decision's data classes (fhir_injection/decision/model.py), built as ``dataclasses`` would build them.
 
 ``quick_init`` replaces the dataclass ``__init__`` of Gap, Coding, Line and Decision. It runs when those
 classes are defined (at import), so the tests apply it here to classes made inside each test and check
