@@ -1,6 +1,6 @@
 """Issue 12: the generator of mappings/drugs.csv and drug_codes.csv (mappings/build/build_drugs.py):
 billing units parsed from the CMS descriptors, and the committed tables are what it builds.
-(Kept out of the mutation run's test selection: the mutants/ copy has no tools/.)"""
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 mappings/build/source/ (January 2026, hcpcs2026_drugs.csv): its descriptors, its new codes, its
 termination dates (a terminated code is dropped unless a hand-written table still names it, and
 then its source says so); without that extract the 2020 file is read as before.
-(Kept out of the mutation run's test selection: the mutants/ copy has no tools/.)"""
+"""
 
 from __future__ import annotations
 
