@@ -21,7 +21,7 @@ proxy. ``counts`` (a Counter by fault name, plus ``forwarded``) is for assertion
 ``schedule={n: fault}`` forces a fault on the n-th request (so a test sees every kind at least
 once). ``never_recover=True`` answers 503 to everything; ``fail_after=N`` does so from the N+1th request on.
 
-The second half of the file is the harness shared by ``test_faults.py`` and ``test_crash.py``:
+The second half of the file is the harness shared by ``tests/integration/test_hapi_faults.py`` and ``tests/integration/test_hapi_crash.py``:
 a small, uniquely-named copy of the demo clinic, the expected Claims/Tasks from the offline
 decision, a CLI runner, and counting of posted resources by business identifier.
 """

@@ -204,7 +204,7 @@ def test_rules_command(capsys):
     assert main(["rules"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "mappings OK" in out
-    # issue 12's tables, counted from what was loaded
+    # the drug tables, counted from what was loaded
     from fhir_injection import load_rules
 
     r = load_rules()

@@ -55,9 +55,9 @@ def test_every_administration_gets_its_intended_outcome(demo):
         if "additional_procedures" in want:  # IV infusions: the add-on hour codes (96366, 96361)
             seen += (g["additional_procedures"],)
             meant += (want["additional_procedures"],)
-        seen += (g["jw_units"],)  # issue 12: the JW line's units (None: no JW line)
+        seen += (g["jw_units"],)  # the JW line's units (None: no JW line)
         meant += (want["jw_units"],)
-        for key in ("rendering", "diagnoses"):  # issue 12 cases: the rendering provider, the diagnosis order
+        for key in ("rendering", "diagnoses"):  # the rendering provider, the diagnosis order
             if key in want:
                 seen += (g[key],)
                 meant += (want[key],)
@@ -67,7 +67,7 @@ def test_every_administration_gets_its_intended_outcome(demo):
 
 
 def test_the_ndc_unit_cases_carry_their_ndc_quantity_and_unit(demo):
-    """Issue 12: NCPDP units on the Claim's NDC detail (a powder vial is counted in vials, UN)."""
+    """NCPDP billing units on the Claim's NDC detail (a powder vial is counted in vials, UN)."""
     _, report, claims, _ = demo
     by_admin = {c["supportingInfo"][0]["valueReference"]["reference"]: c for c in claims}
     cases = {ref: want["ndc_detail"] for ref, want in EXPECTED["administrations"].items() if "ndc_detail" in want}
@@ -78,7 +78,7 @@ def test_the_ndc_unit_cases_carry_their_ndc_quantity_and_unit(demo):
 
 
 def test_jw_lines_are_claim_items_of_their_own(demo):
-    """Issue 12: the discarded units of a single-dose container: the same code, modifier JW, its units."""
+    """The discarded units of a single-dose container (CMS JW modifier policy): the same code, modifier JW, its units."""
     _, report, claims, _ = demo
     by_admin = {c["supportingInfo"][0]["valueReference"]["reference"]: c for c in claims}
     with_jw = {ref: want for ref, want in EXPECTED["administrations"].items()

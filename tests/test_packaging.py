@@ -1,4 +1,4 @@
-"""The wheel works away from the repository (issue 10, packaging).
+"""The wheel works away from the repository.
 
 Builds the wheel once into a temporary folder, installs it into a new virtual environment
 (which borrows the dependencies of the environment running the tests, so nothing is

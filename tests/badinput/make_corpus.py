@@ -56,7 +56,7 @@ def good_world() -> dict[str, str]:
              "serviceProvider": {"reference": "Organization/clinic"},
              # the place: an office (CMS POS 11 as the Location's type); class AMB alone is not one
              "location": [{"location": {"reference": "Location/office"}}],
-             # the attending physician renders the nurse's injection (incident-to, issue 12)
+             # the attending physician renders the nurse's injection (incident-to)
              "participant": [{"type": [{"coding": [{"system": PARTICIPATION, "code": "ATND"}]}],
                               "individual": {"reference": "Practitioner/doctor"}}],
              "diagnosis": [{"condition": {"reference": f"Condition/c-{p}"}, "rank": 1}]})

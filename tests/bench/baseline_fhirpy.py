@@ -106,7 +106,7 @@ class FhirpyBaseline:
             add(self._get((encounter.get("serviceProvider") or {}).get("reference")))
             for location in encounter.get("location") or []:  # the place of service
                 add(self._get(((location or {}).get("location") or {}).get("reference")))
-            for participant in encounter.get("participant") or []:  # the rendering provider (issue 12)
+            for participant in encounter.get("participant") or []:  # the rendering provider
                 add(self._get(((participant or {}).get("individual") or {}).get("reference")))
             for diagnosis in encounter.get("diagnosis") or []:
                 add(self._get(((diagnosis or {}).get("condition") or {}).get("reference")))

@@ -30,7 +30,7 @@ What is measured (one JSON line on stdout; progress on stderr):
 * ``profile``: cProfile of the offline run at the smallest offline N: the top functions by
   own time, and the share of time in JSON, SQLite, the engine and the claim builder.
 
-Times are not asserted anywhere; tests/test_bench_quick.py runs the quick mode for shape only.
+Times are not asserted anywhere; tests/integration/test_bench_quick.py runs the quick mode for shape only.
 """
 
 from __future__ import annotations

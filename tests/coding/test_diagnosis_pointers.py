@@ -1,4 +1,4 @@
-"""Diagnosis pointers (issue 12 item 5): the administration's own reason (reasonCode,
+"""Diagnosis pointers: the administration's own reason (reasonCode,
 reasonReference) is the first diagnosis its lines point to, then the encounter's diagnoses by rank
 (CMS-1500 item 24E points each line to its own indication among item 21's diagnoses)."""
 

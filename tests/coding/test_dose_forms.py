@@ -1,4 +1,4 @@
-"""Issue 11 item 4: the dose form decides what a product can be when the route is missing.
+"""The dose form decides what a product can be when the route is missing.
 
 An administration with no route (or only one that is not known) is held as a possible 96372 with
 ``missing-route`` (docs/decision-rules.md) unless its product's dose form says it is no injection:

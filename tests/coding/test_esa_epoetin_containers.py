@@ -28,7 +28,7 @@ EPOGEN_MDV = med(NDC, "55513028310", "Epogen 10,000 Units/mL 2 mL multiple-dose 
 J0885 = med("http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "J0885")
 
 
-#: the latest hemoglobin, which a Medicare ESA claim carries (CMS CR 5699; tests/test_esa.py)
+#: the latest hemoglobin, which a Medicare ESA claim carries (CMS CR 5699; tests/coding/test_esa.py)
 HEMOGLOBIN = {"resourceType": "Observation", "id": "hgb", "status": "final",
               "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
               "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01",

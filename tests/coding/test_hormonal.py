@@ -1,4 +1,4 @@
-"""Drug codes chosen by diagnosis (issue 12 item 5): mappings/diagnosis_groups.csv, drug_by_diagnosis.csv.
+"""Drug codes chosen by diagnosis: mappings/diagnosis_groups.csv, drug_by_diagnosis.csv.
 
 Leuprolide given for cancer (ICD-10-CM C00-C96 malignant, D00-D09 in situ) is J9217 with 96402
 (hormonal anti-neoplastic); for endometriosis or fibroids it is J1950 (per 3.75 mg) with 96372

@@ -1,4 +1,4 @@
-"""IV push or infusion (issue 11 item 3): a rate, a duration over 15 minutes or an infusion method
+"""IV push or infusion (CPT hydration, therapeutic and chemotherapy administration codes): a rate, a duration over 15 minutes or an infusion method
 means an infusion; therapeutic (96365/96366), hydration (96360/96361) or chemotherapy (96413/96415);
 a push (96374, chemotherapy 96409) only for 15 minutes or less. Codes and times: mappings/infusions.csv.
 """

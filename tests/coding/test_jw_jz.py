@@ -19,7 +19,7 @@ Examples:
 
 The NDC rows used are CMS's (mappings/ndc_hcpcs.csv, the October 2025 ASP NDC-HCPCS crosswalk);
 where a kind is given to one by the practice's [containers] profile below, it is a test
-configuration, as in test_container_profile.py.
+configuration, as in test_jw_jz_container_profile.py.
 """
 
 from __future__ import annotations

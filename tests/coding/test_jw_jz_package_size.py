@@ -1,4 +1,4 @@
-"""JW and JZ from the container's size (issue 12 item 2).
+"""JW and JZ from the container's size (CMS JW/JZ modifier policy, Claims Processing Manual ch. 17 s40).
 
 The source's own example (CGS Medicare "JW and JZ Modifier Guidelines", 2023; 96372.md "Drug line"):
 500 mg of ceftriaxone given from a 1 g single-dose vial is J0696 x 2 plus a second line J0696-JW x 2.

@@ -1,4 +1,4 @@
-"""NDC units of measure (issue 12 item 5): NCPDP billing unit standard, mappings/ndc_units.csv.
+"""NDC units of measure: NCPDP billing unit standard, mappings/ndc_units.csv.
 
 ML for liquids (a product with a per-volume strength: the volume given), UN for each (a powder vial:
 the vials opened), GR for solids by weight, F2 for international units. Before, a powder vial of

@@ -1,4 +1,4 @@
-"""The container on the Claim (session 5): R4 Claim.item.detail has no element for the package
+"""The container on the Claim: R4 Claim.item.detail has no element for the package
 size, so the drug line's NDC detail (which carries the NDC quantity and unit qualifier, as an
 837P's LIN/CTP segments do) and the JW line carry the extension
 ``urn:fhir-injection:StructureDefinition/container``: what one container holds (UCUM), single- or
@@ -33,7 +33,7 @@ CEFTRIAXONE_NDC = {"coding": [{"system": NDC, "code": "00143985725", "display": 
 EPOGEN_MDV = med(NDC, "55513028310", "Epogen 10,000 Units/mL 2 mL multiple-dose vial")
 
 
-#: the latest hemoglobin, which a Medicare ESA claim carries (CMS CR 5699; tests/test_esa.py)
+#: the latest hemoglobin, which a Medicare ESA claim carries (CMS CR 5699; tests/coding/test_esa.py)
 HEMOGLOBIN = {"resourceType": "Observation", "id": "hgb", "status": "final",
               "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
               "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01",

@@ -1,4 +1,4 @@
-"""Payer type from every form a Coverage takes (issue 11 item 5): NAHDO SOPT, HL7 v3 ActCode,
+"""Payer type from every form a Coverage takes: NAHDO SOPT, HL7 v3 ActCode,
 coverage-selfpay, Coverage.type text, and the payor Organization's identifier or name; self-pay;
 a generic public type that cannot tell Medicare from Medicaid. Precedence is docs/decision-rules.md, "Payer type".
 

@@ -1,4 +1,4 @@
-"""The rendering provider: incident-to (issue 12 item 3).
+"""The rendering provider: incident-to (Medicare Benefit Policy Manual ch. 15 s60).
 
 IOM 100-02 ch.15 s60: in an office, an injection given by a nurse or medical assistant is billed
 incident-to the physician or NPP who supervises it; that practitioner is the rendering provider (the
@@ -210,7 +210,7 @@ def test_a_practitioner_role_participant_is_read_through_its_practitioner():
     assert d.rendering is None  # untyped, and no qualification: no one renders
 
 
-# ----------------------------------------------------------------------------- by role (issue 12 review)
+# ----------------------------------------------------------------------------- by role
 
 
 def test_an_attender_of_unknown_qualification_renders_by_role_with_an_info_note():

@@ -1,5 +1,5 @@
-"""The rendering provider read from PractitionerRole.specialty and PractitionerRole.code (issue 12
-item 3, PractitionerRole).
+"""The rendering provider read from PractitionerRole.specialty and PractitionerRole.code
+(HL7 FHIR R4 PractitionerRole).
 
 Real EHRs often carry the clinician's kind on the PractitionerRole, not on
 Practitioner.qualification: US Core binds PractitionerRole.specialty to the NUCC Health Care

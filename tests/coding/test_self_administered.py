@@ -1,4 +1,4 @@
-"""Medicare self-administered drugs (issue 12 item 4).
+"""Medicare self-administered drugs (Medicare Benefit Policy Manual ch. 15 s50.2).
 
 IOM 100-02 ch.15 s50.2 and the MACs' SAD exclusion lists (CMS MCD A53020, A53033): a drug usually
 self-administered is not covered under Part B, and the administration of an excluded drug is not

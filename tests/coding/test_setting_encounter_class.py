@@ -1,4 +1,4 @@
-"""Setting and place of service from every form the encounter takes (issue 11 item 6): Encounter.class
+"""Setting and place of service from every form the encounter takes: Encounter.class
 in HL7 v3 ActCode or HL7 v2 0004, else Encounter.type (CPT E/M, SNOMED CT encounter types, v2 0004
 codings as Oracle Health sends, whole type text as Epic sends); a class that is absent or unknown with
 no usable type is the error gap unknown-setting, never the office.

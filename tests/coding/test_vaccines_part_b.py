@@ -1,4 +1,4 @@
-"""Vaccines by Medicare Part B coverage, and CVX -> CPT product codes (issue 12 item 5).
+"""Vaccines by Medicare Part B coverage, and CVX -> CPT product codes.
 
 42 CFR 410.57 / 410.63 and CMS MLN "Medicare Part B Immunization Billing": Part B covers influenza,
 pneumococcal, hepatitis B (medium/high risk) and COVID-19 vaccines (and tetanus after an injury);
@@ -55,7 +55,7 @@ def test_every_vaccine_row_is_part_b_exactly_for_the_part_b_groups():
     for row in rows:
         part_b = row["vaccine_group"] in ("influenza", "pneumococcal", "hepatitis-b", "covid-19")
         assert (row["medicare_part_b"] == "yes") == part_b, row["cvx"]
-        # tetanus: Part B only when given for an injury (tests/test_tetanus_injury.py)
+        # tetanus: Part B only when given for an injury (tests/coding/test_vaccines_tetanus_injury.py)
         assert (row["medicare_part_b"] == "injury") == (row["vaccine_group"] == "tetanus"), row["cvx"]
         assert "CDC 'CPT codes mapped to CVX codes'" in row["source"], row["cvx"]
 

@@ -47,7 +47,7 @@ KETOROLAC_LINE = {
 
 def fields(decision) -> dict:
     """The decision's set fields (the basis and the filing limit have their own tests: test_basis.py,
-    test_filing_limits.py), gaps as (code, detail) with the detail cut before the definition."""
+    tests/coding/test_filing_limits.py), gaps as (code, detail) with the detail cut before the definition."""
     own_tests = ("gaps", "extra", "basis", "filing_limit", "filing_deadline", "days_left")
     out = {k: v for k, v in asdict(decision).items() if v not in (None, (), {}, []) and k not in own_tests}
     out["gaps"] = [(g.code, g.message.split(". ")[0]) for g in decision.gaps]

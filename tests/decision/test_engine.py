@@ -175,7 +175,7 @@ def test_missing_site_severity_is_configurable():
     ("medicare", "133", "G0009"),
     ("medicare", "43", "G0010"),  # hepatitis B
     ("medicare", "08", "G0010"),
-    ("commercial", "115", "90471"),  # Tdap: no G-code (for Medicare it is Part D: test_vaccine_coverage.py)
+    ("commercial", "115", "90471"),  # Tdap: no G-code (for Medicare it is Part D: tests/coding/test_vaccines_part_b.py)
     ("commercial", "140", "90471"),
     ("medicaid", "33", "90471"),
 ])
@@ -194,7 +194,7 @@ def test_cvx_without_leading_zero_matches():
 @pytest.mark.parametrize("text,code", [("Fluzone quadrivalent 0.5 mL", "G0008"), ("Pneumovax 23", "G0009"),
                                         ("Engerix-B adult", "G0010"), ("Shingrix", "90471")])
 def test_vaccine_named_only_in_text_is_still_a_vaccine(text, code):
-    # Shingrix for a commercial payer (for Medicare it is Part D: test_vaccine_coverage.py)
+    # Shingrix for a commercial payer (for Medicare it is Part D: tests/coding/test_vaccines_part_b.py)
     d = decide_one(admin(medicationCodeableConcept={"text": text}),
                    world(payer="commercial" if text == "Shingrix" else "medicare"))
     assert (d.outcome, d.procedure) == ("not-96372", code)
@@ -210,7 +210,7 @@ def test_vaccine_named_only_in_text_is_still_a_vaccine(text, code):
     ("42375", 7.5, "96402"),  # leuprolide: hormonal
 ])
 def test_antineoplastics_are_chemotherapy_administration(rxnorm, amount, procedure):
-    # for cancer (leuprolide for another diagnosis is J1950 and 96372: test_hormonal.py)
+    # for cancer (leuprolide for another diagnosis is J1950 and 96372: tests/coding/test_hormonal.py)
     cancer = [{"coding": [{"system": ICD10, "code": "C61"}]}]
     d = decide_one(admin(medicationCodeableConcept=med(RXNORM, rxnorm), dosage=dosage(dose=dose(amount, "mg")),
                          reasonCode=cancer))
@@ -265,7 +265,7 @@ def test_office_like_settings_bill_with_their_place_of_service(encounter_class, 
     (med(RXNORM, "1000126"), 1, "mL", "J1050", 150),
 ])
 def test_drug_units_are_dose_over_billing_unit_rounded_up(medication, amount, unit, hcpcs, units):
-    # a commercial payer: no JW/JZ, so no container size is needed (test_package_size.py)
+    # a commercial payer: no JW/JZ, so no container size is needed (tests/coding/test_jw_jz_package_size.py)
     d = decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))),
                    world(payer="commercial"))
     assert d.outcome == "claim", gap_codes(d)
@@ -449,7 +449,7 @@ def test_coverage_without_type_is_commercial():
 def test_self_administered_drug_is_flagged_for_medicare():
     a = admin(medicationCodeableConcept=med(RXNORM, "67108"), dosage=dosage(dose=dose(40, "mg")))
     d = decide_one(a)
-    assert gap(d, "self-administered-drug").severity == "error"  # held by default (test_sad.py)
+    assert gap(d, "self-administered-drug").severity == "error"  # held by default (tests/coding/test_self_administered.py)
     assert d.outcome == "held"
     assert (line(d, "drug").code, line(d, "drug").quantity) == ("J1650", 4)
     assert "self-administered-drug" not in gap_codes(decide_one(a, world(payer="commercial")))
@@ -571,7 +571,7 @@ def test_same_business_identifier_is_a_duplicate():
 
 
 def test_more_than_the_mue_per_day_is_held():
-    # products whose container size is known (single-dose ones need it for JW/JZ: test_package_size.py)
+    # products whose container size is known (single-dose ones need it for JW/JZ: tests/coding/test_jw_jz_package_size.py)
     # (dexamethasone and B12 by ingredient no longer: a Medicare Part B drug of unknown container kind
     # is held, ndc_hcpcs.csv; morphine and medroxyprogesterone clinical drugs name their containers)
     drugs = [("1665461", 30), ("1740467", 4), ("1732006", 4), ("1000126", 150), ("992460", 25)]
@@ -757,7 +757,7 @@ GAP_CASES = {
     "vaccine-part-d": lambda: ([admin(medicationCodeableConcept=med(CVX, "115"))], world()),
     "ambiguous-drug-code": lambda: ([admin(medicationCodeableConcept={"coding": [
         {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6902"}]})], world()),
-    # session 6: a diagnosis only in SNOMED CT (no snomed_icd10.csv row); a Medicare ESA (CMS CR 5699)
+    # a diagnosis only in SNOMED CT (no snomed_icd10.csv row); a Medicare ESA (CMS CR 5699)
     "diagnosis-not-icd10": lambda: ([admin(reasonCode=[{"coding": [{"system": SNOMED, "code": "82423001"}]}])],
                                     replace_resource(world(), "Encounter", diagnosis=None)),
     "missing-esa-lab": lambda: ([admin(medicationCodeableConcept=med(RXNORM, "205923"),

@@ -218,7 +218,7 @@ def test_a_duplicate_names_the_original():
 
 @pytest.mark.parametrize("encounter_class,setting,pos,procedure", [
     ("EMER", "facility", "23", "96372"),  # the facility bills it on its institutional claim
-    ("IMP", "inpatient", "21", None),  # inside the DRG: no procedure (issue 11)
+    ("IMP", "inpatient", "21", None),  # inside the DRG: no procedure
 ])
 def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, setting, pos, procedure):
     d = decide_one(admin(meta={"versionId": "3"}), world(encounter_class=encounter_class))
@@ -234,7 +234,7 @@ def test_a_facility_decision_keeps_the_facts_the_report_needs(encounter_class, s
 def test_a_facility_injection_of_no_known_medication_names_no_drug():
     d = decide_one(admin(medicationCodeableConcept=None), world(encounter_class="EMER"))
     assert (d.outcome, d.drug, d.units) == ("not-billable", None, None)
-    assert gap_codes(d) == ["facility-setting"]  # not billed: only its explanation (raised-for, issue 11)
+    assert gap_codes(d) == ["facility-setting"]  # not billed: only its explanation (raised-for)
 
 
 def test_inpatient_injections_are_not_counted_against_the_office_limit():
@@ -249,7 +249,7 @@ def test_an_encounter_class_in_another_shape_is_no_setting():
     w = replace_resource(world(), "Encounter", **{"class": [{"coding": [{"system": "x", "code": "IMP"}]}],
                                                   "location": None})  # the class alone, no place
     d = decide_one(admin(), w)
-    assert (d.outcome, d.setting, d.place_of_service) == ("held", None, None)  # never assumed office (issue 11)
+    assert (d.outcome, d.setting, d.place_of_service) == ("held", None, None)  # never assumed office
     assert (d.procedure, d.claim_status, gap_codes(d)) == ("96372", "draft", ["unknown-setting"])
     assert gap(d, "unknown-setting").severity == "error"
 
@@ -314,7 +314,7 @@ def test_the_lines_carry_the_code_descriptors():
 def test_no_billing_provider_means_no_claim_and_says_why():
     w = replace_resource(world(), "Encounter", serviceProvider=None)
     d = decide_one(admin(performer=None), w)
-    assert d.outcome == "held" and d.provider is None  # outcome claim always means an active Claim (issue 11)
+    assert d.outcome == "held" and d.provider is None  # outcome claim always means an active Claim
     assert d.claim_status is None
     assert d.claim_blocker == "missing-billing-provider"
     assert gap_codes(d) == ["missing-performer", "missing-billing-provider"]

@@ -1,7 +1,7 @@
 """fhir_injection/decision/infusion.py: each helper of the IV decision at its edges, with the figures
 CPT and mappings/ give.
 
-The behaviour tests are in tests/coding/test_infusions.py (whole administrations through the engine); these
+The behaviour tests are in tests/coding/tests/coding/test_infusions.py (whole administrations through the engine); these
 call the helpers directly so a changed boundary, unit or message shows up on its own.
 """
 

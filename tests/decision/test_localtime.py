@@ -1,4 +1,4 @@
-"""Dates of service in the clinic's local time (issue 11 item 9; fhir_injection/decision/localtime.py).
+"""Dates of service in the clinic's local time (fhir_injection/decision/localtime.py).
 
 Oracle Health and Epic send instants in UTC: an injection given at 19:30 EDT on 1 October arrives
 as ``2026-10-02T00:30:00Z``. The date of service is the clinic's local date (CMS-1500 item 24A), read

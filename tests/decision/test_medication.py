@@ -1,4 +1,4 @@
-"""Issue 12: the drug code chosen by the product's salt and the dose (mappings/drug_families.csv),
+"""The drug code chosen by the product's salt and the dose (mappings/drug_families.csv),
 a gap instead of a guess when only the ingredient is known, and the drug tables' breadth.
 
 Examples follow the CMS HCPCS descriptors of each family: methylprednisolone acetate "20 mg" /
@@ -24,7 +24,7 @@ HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 
 
 #: a service date before CMS ended the methylprednisolone size codes (2024-03-31): the family rule
-#: (drug_families.csv) decides; from 2024-04-01 the successors J1010/J2919 do (test_code_changes.py)
+#: (drug_families.csv) decides; from 2024-04-01 the successors J1010/J2919 do (tests/coding/test_code_changes.py)
 OLD = "2024-03-15T09:30:00-05:00"
 
 

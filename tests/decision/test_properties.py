@@ -134,7 +134,7 @@ def test_an_unknown_route_code_is_a_gap_never_a_guess(system, code):
 @given(free_text)
 def test_a_text_only_route_is_a_gap_whatever_it_says(text):
     if " ".join(text.lower().split()) in rules().route_text:
-        return  # the reviewed, unambiguous texts (mappings/route_text.csv): tests/test_routes.py
+        return  # the reviewed, unambiguous texts (mappings/route_text.csv): tests/rules/test_routes.py
     d = decide(admin(dosage=dosage(route={"text": text})), Context(world()), rules())
     assert d.outcome == "held" and [g.code for g in d.gaps] == ["missing-route"]
 

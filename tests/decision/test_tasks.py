@@ -1,4 +1,4 @@
-"""Issue 11 item 7: a Task only where a person can act for billing.
+"""A Task only where a person can act for billing.
 
 The rule has one owner, ``Decision.actionable_gaps``: the errors and warnings of a service the practice
 bills: a 96372 that bills (``claim``) or is blocked (``held``), or another code it bills itself
@@ -102,7 +102,7 @@ def test_the_fifth_injection_of_a_day_held_by_the_mue_opens_a_task():
     ("vaccine", admin(medicationCodeableConcept=med("http://hl7.org/fhir/sid/cvx", "140"), dosage=NO_SITE), world()),
     # not given
     ("not given", admin(status="not-done", subject=None), world()),
-    # no route, and an oral tablet (item 4)
+    # no route, and an oral tablet (its dose form)
     ("tablet", admin(medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
                      dosage=dosage(route=None, site=None, dose=None), performer=None), world()),
 ])

@@ -1,4 +1,4 @@
-"""report.html in a real headless Chromium (issue 14): no console errors, the headline numbers are
+"""report.html in a real headless Chromium: no console errors, the headline numbers are
 report.json's, the charts are drawn, the worklist filters, sorts and pages exactly, server links
 point at the right resources, and hostile text in the data runs no script."""
 

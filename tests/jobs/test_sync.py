@@ -158,7 +158,7 @@ def test_three_pages_all_decided_conditional_creates_and_bounded_requests(rsps, 
     assert all(e["posted"]["claim"] == "create" for e in report["administrations"])
     # Requests: metadata 1 + per page (search page, same-day siblings, Condition _id, Consent, Coverage,
     # ChargeItem, Claim identifier, Task identifier, batch POST) 9 x 3 + Organization once + the
-    # encounters' attending Practitioner (the rendering provider, issue 12) once + their Location
+    # encounters' attending Practitioner (the rendering provider) once + their Location
     # (the place of service) once = 31.
     # Patient, Encounter and the performing Practitioner came as _include; Organization, the
     # attending Practitioner and the Location are cached after page 1.

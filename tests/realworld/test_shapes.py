@@ -6,7 +6,7 @@ implementation-guide and FHIR-specification examples (``fixtures/realworld``; RE
 code and units, modifiers, payer type, service date, place of service, gap codes (and whether
 a Task is opened). The consent rule is project configuration, not a coder's call (expected.json
 'assumptions'), so ``missing-consent`` is left out of the comparison. A target not yet in
-``ENFORCED`` is work still to do (issue 11); ``test_enforced_targets_are_all_known`` keeps the
+``ENFORCED`` is work still to do; ``test_enforced_targets_are_all_known`` keeps the
 list honest, and the last test reports how many targets hold today.
 
 A case whose clinic makes a configuration choice the data cannot carry (its time zone, when every

@@ -2,7 +2,7 @@
 team would want: data this project did not write.
 
 The figures come from ``tests/realworld/measure.py`` (the same script docs/real-world.md's
-table is made with). What is pinned is what issue 11 asks of real data: nothing that cannot be an
+table is made with). What is pinned is what real data must give: nothing that cannot be an
 injection is held or billed as 96372, no outcome ``claim`` without a Claim, no Task where nobody can
 act for billing, an export folder's own files are not record errors, and a per-patient Bundle's
 ``urn:uuid:`` and conditional references resolve.

@@ -1,4 +1,4 @@
-"""Issue 12 on Synthea 3.3 (fixtures/synthea): the drugs Synthea gives are mapped, and no
+"""Synthea 3.3 (fixtures/synthea): the drugs Synthea gives are mapped, and no
 anti-neoplastic is held or billed as 96372 (chemotherapy administration codes instead)."""
 
 from __future__ import annotations

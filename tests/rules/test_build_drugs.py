@@ -1,4 +1,4 @@
-"""Issue 12: the generator of mappings/drugs.csv and drug_codes.csv (mappings/build/build_drugs.py):
+"""The generator of mappings/drugs.csv and drug_codes.csv (mappings/build/build_drugs.py):
 billing units parsed from the CMS descriptors, and the committed tables are what it builds.
 """
 

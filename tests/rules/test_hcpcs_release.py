@@ -1,4 +1,4 @@
-"""Issue 12: the drug tables come from the newest CMS HCPCS Level II release in
+"""The drug tables come from the newest CMS HCPCS Level II release in
 mappings/build/source/ (January 2026, hcpcs2026_drugs.csv): its descriptors, its new codes, its
 termination dates (a terminated code is dropped unless a hand-written table still names it, and
 then its source says so); without that extract the 2020 file is read as before.

@@ -1,4 +1,4 @@
-"""Route vocabulary as data (issue 11 item 2): every route coding real systems send, the reviewed
+"""Route vocabulary as data: every route coding real systems send, the reviewed
 route texts, and which gaps an administration that is no 96372 still gets.
 
 Each test: the clean ketorolac IM injection of builders.py, one change, one consequence.

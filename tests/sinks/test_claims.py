@@ -235,7 +235,7 @@ def test_completed_task_for_a_fixed_administration():
 
 
 def test_no_task_for_a_duplicate():
-    # issue 11 item 7: the duplicate is not billable (the first one bills): no billing action, no Task
+    # the duplicate is not billable (the first one bills): no billing action, no Task
     a, b = decide_many([admin(id="a"), admin(id="b")])
     assert b.outcome == "not-billable" and [g.code for g in b.gaps] == ["duplicate"]
     assert build_task(b, Config(), rules(), CREATED) is None
@@ -387,7 +387,7 @@ def test_a_completed_task_is_never_urgent_and_says_what_it_closed():
     assert closed_with_errors["priority"] == "routine"
 
 
-def test_a_duplicate_opens_no_task():  # nothing to bill, nothing to fix (issue 11: Tasks only where a person can act)
+def test_a_duplicate_opens_no_task():  # nothing to bill, nothing to fix: Tasks only where a person can act
     first, copy = decide_many([admin(id="a"), admin(id="b")])
     assert (copy.outcome, gap_codes(copy)) == ("not-billable", ["duplicate"])
     assert task_of(copy) is None

@@ -1,4 +1,4 @@
-"""report.html (issue 14): the page's numbers are report.json's, hostile data stays text, the page
+"""report.html: the page's numbers are report.json's, hostile data stays text, the page
 is self-contained, and `fhir-injection report` renders a saved report.json."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Trends across runs (issue 14): one history line per run, next to a sync's state file or in a
+"""Trends across runs: one history line per run, next to a sync's state file or in a
 folder target, and the page's change since the previous run."""
 
 from __future__ import annotations

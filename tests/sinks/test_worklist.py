@@ -1,4 +1,4 @@
-"""worklist.csv (issue 14): one row per gap, shaped for Excel, no formula injection."""
+"""worklist.csv: one row per gap, shaped for Excel, no formula injection."""
 
 from __future__ import annotations
 

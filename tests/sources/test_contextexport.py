@@ -1,7 +1,7 @@
 """The crawl's context from a Bulk Data export (fhir_injection.sources.contextexport), against the
 in-memory FakeFhir made to behave as Oracle Health does: MedicationAdministration (and Encounter,
 Patient) only by patient, ``$export`` at Group level only. Integration with the HAPI vendor
-profiles: tests/test_hapi_resume.py.
+profiles: tests/integration/test_hapi_resume.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The server is the in-memory FakeFhir (``responses``), made to refuse what Oracle Health refuses
 where a test needs it: a MedicationAdministration search without ``patient`` or ``_id`` (400 with
-an OperationOutcome). Integration against HAPI with the vendor profiles: test_hapi_profiles.py.
+an OperationOutcome). Integration against HAPI with the vendor profiles: tests/integration/test_hapi_profiles.py.
 """
 
 from __future__ import annotations

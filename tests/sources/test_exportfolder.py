@@ -1,4 +1,4 @@
-"""Export folders as exporters really write them (issue 11 item 8).
+"""Export folders as exporters really write them.
 
 A Bulk Data download holds more than ``<Type>.ndjson`` records: ``manifest.json``, the kick-off
 ``parameters.json``, ``deleted/`` (transaction Bundles of ``DELETE Type/id`` entries), ``error/``
@@ -193,7 +193,7 @@ def test_every_file_not_read_is_listed_with_its_reason(tmp_path):
     (tmp_path / "README.txt").write_text("notes")
     (tmp_path / ".DS_Store").write_bytes(b"\0\1")
     (tmp_path / f"{MA}.ndjson.gz.tmp").write_bytes(b"half written")
-    (tmp_path / "attachments").mkdir()  # any other folder is read (test_nested_folders.py)
+    (tmp_path / "attachments").mkdir()  # any other folder is read (test_folder_nested.py)
     (tmp_path / ".git").mkdir()
     (tmp_path / "log.ndjson").write_text('{"exportId": "x", "eventId": "kickoff", "eventDetail": {}}\n')
     (tmp_path / "Bundle.ndjson").write_text(json.dumps({"resourceType": "Bundle", "type": "collection"}) + "\n")
@@ -453,7 +453,7 @@ def test_smart_fetch_links_logs_and_metadata_are_listed_not_read(tmp_path):
 
 
 def test_one_run_folder_read_alone_reads_its_hydrated_files(tmp_path):
-    """Issue 11: a run folder read as the source gave missing-performer for every administration."""
+    """A run folder read as the source once gave missing-performer for every administration."""
     root = smart_fetch(tmp_path)
     first = root / "001.2026-10-05"
     for path in first.glob("Practitioner.*"):

@@ -1,4 +1,4 @@
-"""References in every form (issue 11 item 1), and no outcome ``claim`` without a Claim.
+"""References in every form (HL7 FHIR R4 References, Bundle.entry.fullUrl), and no outcome ``claim`` without a Claim.
 
 - Bundles of every type: entries identified only by ``fullUrl`` (``urn:uuid:``, ``urn:oid:``,
   absolute) get their id from it, and every reference to a fullUrl is read as ``Type/id``;
