@@ -282,6 +282,18 @@ def test_synthea_opens_no_task_for_a_service_past_its_filing_limit(tmp_path):
     no Claim, and their dollars are reported as lost."""
     config = Config(as_of=date.fromisoformat(DEMO_AS_OF), filing_limits={"unknown": parse_filing_limit("12m")},
                     default_place_of_service="11")
+    result, report = _synthea(tmp_path, config)
+    entries = report["administrations"]
+    past = [e for e in entries if e["outcome"] == "past-filing-limit"]
+    assert past, result.summary["outcomes"]
+    assert all(e["task"] is None and e["claim"] is None and e["days_left"] < 0 for e in past)
+    tasks = [json.loads(x) for x in (tmp_path / "Task.ndjson").read_text().splitlines() if x.strip()]
+    tasked = {t["focus"]["reference"] for t in tasks}
+    by_ref = {e["administration"]: e for e in entries}
+    assert all(by_ref[ref]["days_left"] is None or by_ref[ref]["days_left"] >= 0 for ref in tasked)
+    assert result.summary["estimated_lost_to_filing_limit_usd"] > 0
+
+
 def test_the_demo_is_read_as_of_its_own_day_and_its_filing_cases_are_as_built(tmp_path):
     from fhir_injection.cli import main
 
