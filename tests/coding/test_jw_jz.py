@@ -50,7 +50,8 @@ from fhir_injection.sinks.report import decision_entry
 IV = route(SNOMED, "47625008")
 IM = route(SNOMED, "78421000")
 CEFTRIAXONE_1G = med(RXNORM, "1665021")  # one 1 g powder vial, single-dose (packages.csv)
-INFLIXIMAB = "57894003001"  # CMS: Janssen, J1745 (per 10 mg), one item 100 mg; kind not given
+INFLIXIMAB = "57894003001"  # CMS: Janssen (Remicade), J1745 (per 10 mg), one item 100 mg; FDA NDC Directory: single-use vial
+INFLIXIMAB_UNBRANDED = "57894016001"  # CMS: Janssen, J1745 (per 10 mg), one item 100 mg; kind not given
 BORTEZOMIB = "00143909801"  # CMS: J9041 (per 0.1 mg), one item 3.5 mg; drugs.csv: single-dose
 EPINEPHRINE_MDV = "42023016801"  # CMS: Endo, J0165 (per 0.1 mg), one item 30 mg, multi-dose
 
@@ -190,8 +191,9 @@ def test_first_coast_example_infliximab_400_mg_from_four_100_mg_vials_is_jz_time
 
 
 def test_an_infusion_whose_container_kind_is_unknown_is_missing_package_size():
-    """Infliximab by its NDC, no profile: the crosswalk gives the 100 mg size, not the kind."""
-    d = _infusion(med(NDC, INFLIXIMAB), 400, "mg")
+    """Janssen's unbranded infliximab by its NDC, no profile: the crosswalk gives the 100 mg size, and
+    neither it nor the FDA NDC Directory extract gives the kind."""
+    d = _infusion(med(NDC, INFLIXIMAB_UNBRANDED), 400, "mg")
     assert (d.outcome, d.procedure) == ("not-96372", "96365")
     assert "missing-package-size" in gap_codes(d)
     assert _drug_lines(d) == [("drug", "J1745", (), 40)]
