@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import CREATED, admin, decide_one, gap, replace_resource, rules, world
 from fhir_injection import Config, build_task
 from fhir_injection.jobs.offline import run_folder
+from tests.builders import CREATED, admin, decide_one, gap, replace_resource, rules, world
 
 
 def write_folder(folder: Path, resources: list[dict]) -> Path:
@@ -52,7 +52,9 @@ def test_a_practice_that_wants_consent_worked_gets_a_task():
 def test_a_folder_run_writes_no_task_for_consent_alone_and_still_reports_it(tmp_path):
     resources = [*world(consent=False), admin("ma1")]
     out = tmp_path / "out"
-    summary = run_folder(write_folder(tmp_path / "in", resources), out, rules(), Config(), CREATED).summary
+    summary = run_folder(
+        write_folder(tmp_path / "in", resources), out, rules(), Config(), CREATED
+    ).summary
     assert summary["tasks"] == 0 and summary["outcomes"]["claim"] == 1
     assert summary["gaps"] == {"missing-consent": 1}
     assert (out / "Task.ndjson").read_text() == ""
@@ -65,24 +67,41 @@ def test_with_no_consent_the_message_says_the_patient_has_none():
     assert message.startswith("The patient has no Consent resource. ")
 
 
-@pytest.mark.parametrize("change,said", [
-    ({"status": "inactive"}, "Consent/consent-p1 has status inactive"),
-    ({"provision": {"type": "deny"}}, "Consent/consent-p1 denies (provision.type deny)"),
-    ({"provision": {"period": {"start": "2027-01-01"}}}, "Consent/consent-p1 starts after the administration"),
-    ({"provision": {"period": {"start": "2025-01-01", "end": "2025-12-31"}}},
-     "Consent/consent-p1 ends before the administration"),
-    ({"dateTime": "2026-12-01"}, "Consent/consent-p1 was given (2026-12-01) after the administration"),
-])
+@pytest.mark.parametrize(
+    "change,said",
+    [
+        ({"status": "inactive"}, "Consent/consent-p1 has status inactive"),
+        ({"provision": {"type": "deny"}}, "Consent/consent-p1 denies (provision.type deny)"),
+        (
+            {"provision": {"period": {"start": "2027-01-01"}}},
+            "Consent/consent-p1 starts after the administration",
+        ),
+        (
+            {"provision": {"period": {"start": "2025-01-01", "end": "2025-12-31"}}},
+            "Consent/consent-p1 ends before the administration",
+        ),
+        (
+            {"dateTime": "2026-12-01"},
+            "Consent/consent-p1 was given (2026-12-01) after the administration",
+        ),
+    ],
+)
 def test_the_message_says_which_consent_is_there_and_why_it_does_not_count(change, said):
     d = decide_one(admin(), replace_resource(world(), "Consent", **change))
     message = gap(d, "missing-consent").message
-    assert message.startswith("No active, permitting Consent covers the administration: " + said + ". ")
+    assert message.startswith(
+        "No active, permitting Consent covers the administration: " + said + ". "
+    )
     assert "Testperson" not in message and "MEMBER-SECRET" not in message  # resource ids only
 
 
 def test_consent_is_asked_only_of_a_96372():
     # a vaccine is billed under its own administration code: it keeps only its own gaps
-    flu = admin(medicationCodeableConcept={"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]})
+    flu = admin(
+        medicationCodeableConcept={
+            "coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]
+        }
+    )
     d = decide_one(flu, world(consent=False))
     assert d.outcome == "not-96372" and "missing-consent" not in [g.code for g in d.gaps]
     assert rules().gaps["missing-consent"].raised_for == "96372"

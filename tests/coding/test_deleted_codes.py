@@ -21,16 +21,40 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import ICD10, NDC, RXNORM, admin, decide_one, dosage, dose, gap, gap_codes, line, rules, world
+from tests.builders import (
+    ICD10,
+    NDC,
+    RXNORM,
+    admin,
+    decide_one,
+    dosage,
+    dose,
+    gap,
+    gap_codes,
+    line,
+    rules,
+    world,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CMS = ROOT / "mappings" / "build" / "source" / "hcpcs2026_drugs.csv"
 IN_2025 = "2025-12-31T09:30:00-05:00"
 IN_2026 = "2026-10-05T09:30:00-05:00"  # the clean world's visit (builders)
 STREPTOKINASE = {"coding": [{"system": RXNORM, "code": "10106", "display": "streptokinase"}]}
-TENIPOSIDE = {"coding": [{"system": RXNORM, "code": "313213", "display": "5 ML teniposide 10 MG/ML Injection"}]}
-CYTARABINE_LIPOSOME = {"coding": [{"system": RXNORM, "code": "968807",
-                                   "display": "5 ML cytarabine liposome 10 MG/ML Injection"}]}
+TENIPOSIDE = {
+    "coding": [
+        {"system": RXNORM, "code": "313213", "display": "5 ML teniposide 10 MG/ML Injection"}
+    ]
+}
+CYTARABINE_LIPOSOME = {
+    "coding": [
+        {
+            "system": RXNORM,
+            "code": "968807",
+            "display": "5 ML cytarabine liposome 10 MG/ML Injection",
+        }
+    ]
+}
 
 
 def cms() -> dict[str, dict]:
@@ -39,8 +63,12 @@ def cms() -> dict[str, dict]:
 
 
 def given(concept, amount, when, unit="mg", payer="commercial", route=None, resources=None, **kw):
-    a = admin(medicationCodeableConcept=concept, dosage=dosage(dose=dose(amount, unit), **({"route": route} if route else {})),
-              effectiveDateTime=when, **kw)
+    a = admin(
+        medicationCodeableConcept=concept,
+        dosage=dosage(dose=dose(amount, unit), **({"route": route} if route else {})),
+        effectiveDateTime=when,
+        **kw,
+    )
     return decide_one(a, resources or world(payer=payer))
 
 
@@ -50,10 +78,18 @@ def with_ndc(concept, ndc="00002759701"):
 
 def test_the_cms_file_deletes_them_and_adds_nothing_for_the_same_drug():
     file = cms()
-    for code, words in (("J2995", "streptokinase"), ("J9098", "cytarabine liposome"),
-                        ("J9165", "diethylstilbestrol"), ("Q2017", "teniposide")):
+    for code, words in (
+        ("J2995", "streptokinase"),
+        ("J9098", "cytarabine liposome"),
+        ("J9165", "diethylstilbestrol"),
+        ("Q2017", "teniposide"),
+    ):
         assert (file[code]["action_code"], file[code]["terminated"]) == ("D", "20251231")
-        same = [c for c, r in file.items() if words in r["long_description"].lower() and not r["terminated"]]
+        same = [
+            c
+            for c, r in file.items()
+            if words in r["long_description"].lower() and not r["terminated"]
+        ]
         assert same == [], (code, same)
     assert file["J9999"]["long_description"] == "Not otherwise classified, antineoplastic drugs"
     assert not file["J9999"]["terminated"] and not file["J3490"]["terminated"]
@@ -61,16 +97,27 @@ def test_the_cms_file_deletes_them_and_adds_nothing_for_the_same_drug():
 
 def test_the_table_sends_them_to_the_noc_codes_from_the_day_after():
     changes = rules().code_changes
-    assert {old: [(c.new, c.effective.isoformat()) for c in changes[old]]
-            for old in ("J2995", "J9098", "J9165", "Q2017")} == {
-        "J2995": [("J3490", "2026-01-01")], "J9098": [("J9999", "2026-01-01")],
-        "J9165": [("J9999", "2026-01-01")], "Q2017": [("J9999", "2026-01-01")]}
+    assert {
+        old: [(c.new, c.effective.isoformat()) for c in changes[old]]
+        for old in ("J2995", "J9098", "J9165", "Q2017")
+    } == {
+        "J2995": [("J3490", "2026-01-01")],
+        "J9098": [("J9999", "2026-01-01")],
+        "J9165": [("J9999", "2026-01-01")],
+        "Q2017": [("J9999", "2026-01-01")],
+    }
     d = rules().drugs
-    assert (d["J9999"].drug_class, d["J9999"].unit_status, d["J9999"].unit_amount) == ("antineoplastic", "noc", None)
+    assert (d["J9999"].drug_class, d["J9999"].unit_status, d["J9999"].unit_amount) == (
+        "antineoplastic",
+        "noc",
+        None,
+    )
 
 
 def test_streptokinase_in_2025_is_j2995_in_its_own_units():
-    d = given(STREPTOKINASE, 250000, IN_2025, unit="[iU]")  # outside the visit: only the code is looked at
+    d = given(
+        STREPTOKINASE, 250000, IN_2025, unit="[iU]"
+    )  # outside the visit: only the code is looked at
     assert (d.drug, d.units, line(d, "drug").code) == ("J2995", 1, "J2995")
 
 
@@ -89,7 +136,9 @@ def test_streptokinase_in_2026_without_an_ndc_is_held_for_it():
     assert "J3490 is a not-otherwise-classified code" in gap(d, "missing-ndc").message
 
 
-@pytest.mark.parametrize("concept,amount,old", [(TENIPOSIDE, 100, "Q2017"), (CYTARABINE_LIPOSOME, 50, "J9098")])
+@pytest.mark.parametrize(
+    "concept,amount,old", [(TENIPOSIDE, 100, "Q2017"), (CYTARABINE_LIPOSOME, 50, "J9098")]
+)
 def test_an_anti_neoplastic_stays_chemotherapy_administration_under_j9999(concept, amount, old):
     before, after = given(concept, amount, IN_2025), given(concept, amount, IN_2026)
     for d in (before, after):
@@ -100,7 +149,11 @@ def test_an_anti_neoplastic_stays_chemotherapy_administration_under_j9999(concep
 
 def test_diethylstilbestrol_under_j9999_keeps_the_hormonal_rule():
     # CPT: a hormonal anti-neoplastic SC/IM is 96402; the product's class decides, not the NOC code's
-    des = {"coding": [{"system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "code": "J9165"}]}
+    des = {
+        "coding": [
+            {"system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "code": "J9165"}
+        ]
+    }
     d = given(des, 250, IN_2026, reasonCode=[{"coding": [{"system": ICD10, "code": "C61"}]}])
     assert (d.outcome, d.procedure, d.drug) == ("not-96372", "96402", "J9999"), gap_codes(d)
 
@@ -111,10 +164,16 @@ def test_teniposide_was_never_a_96372_even_before_it_was_deleted():
     assert (d.outcome, d.procedure, d.drug) == ("not-96372", "96401", "Q2017")
 
 
-@pytest.mark.parametrize("code,amount", [("Q5107", 100), ("Q5112", 100), ("Q5119", 100), ("J0894", 20),
-                                         ("J0594", 10), ("Q2050", 20)])
+@pytest.mark.parametrize(
+    "code,amount",
+    [("Q5107", 100), ("Q5112", 100), ("Q5119", 100), ("J0894", 20), ("J0594", 10), ("Q2050", 20)],
+)
 def test_anti_neoplastics_outside_j9_are_chemotherapy_administration(code, amount):
-    hcpcs = {"coding": [{"system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "code": code}]}
+    hcpcs = {
+        "coding": [
+            {"system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "code": code}
+        ]
+    }
     d = given(hcpcs, amount, IN_2026)
     assert (d.outcome, d.procedure) == ("not-96372", "96401"), gap_codes(d)
 
@@ -129,7 +188,9 @@ def test_a_noc_code_without_the_noc_status_is_refused_with_file_and_row(tmp_path
     path = target / "drugs.csv"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     row = next(i for i, text in enumerate(lines) if text.startswith("J9999,"))
-    lines[row] = lines[row].replace(",antineoplastic,no,no,,noc,", ",antineoplastic,no,no,,per-item,")
+    lines[row] = lines[row].replace(
+        ",antineoplastic,no,no,,noc,", ",antineoplastic,no,no,,per-item,"
+    )
     path.write_text("".join(lines), encoding="utf-8")
     with pytest.raises(MappingError) as info:
         load_rules(target)

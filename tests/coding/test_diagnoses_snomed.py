@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from fhir_injection.decision.clinical import diagnosis_groups_of, diagnosis_rule_holds
+from fhir_injection.decision.model import Coding
 from tests.builders import (
     ICD10,
     RXNORM,
@@ -31,8 +33,6 @@ from tests.builders import (
     rules,
     world,
 )
-from fhir_injection.decision.clinical import diagnosis_groups_of, diagnosis_rule_holds
-from fhir_injection.decision.model import Coding
 
 SYNTHEA = Path(__file__).resolve().parents[2] / "fixtures" / "synthea" / "bulk"
 
@@ -80,7 +80,9 @@ def snomed_reason(*codes):
 
 def epoetin(reason, payer="commercial"):
     a = admin(
-        medicationCodeableConcept=med(RXNORM, "205923", "1 ML Epoetin Alfa 4000 UNT/ML Injection [Epogen]"),
+        medicationCodeableConcept=med(
+            RXNORM, "205923", "1 ML Epoetin Alfa 4000 UNT/ML Injection [Epogen]"
+        ),
         dosage=dosage(dose=dose(4000, "[iU]")),
         reasonCode=reason,
     )
@@ -95,7 +97,9 @@ def test_esrd_on_dialysis_in_snomed_is_the_dialysis_code_and_n18_6_with_z99_2():
 
 
 def test_an_icd10_coding_beside_the_snomed_one_is_used_as_written():
-    reason = [{"coding": [{"system": SNOMED, "code": "46177005"}, {"system": ICD10, "code": "N18.6"}]}]
+    reason = [
+        {"coding": [{"system": SNOMED, "code": "46177005"}, {"system": ICD10, "code": "N18.6"}]}
+    ]
     d = epoetin(reason)
     assert [c.code for c in d.diagnoses] == ["N18.6"]
     assert "diagnosis-not-icd10" not in gap_codes(d)
@@ -116,8 +120,13 @@ def test_missing_diagnosis_says_what_is_there():
     d = epoetin(None)
     g = gap(d, "missing-diagnosis")
     assert g.message.startswith("The administration names no reason")
-    other = epoetin([{"coding": [{"system": "http://hl7.org/fhir/sid/icd-9-cm", "code": "285.21"}]}])
-    assert "coded only as http://hl7.org/fhir/sid/icd-9-cm|285.21" in gap(other, "missing-diagnosis").message
+    other = epoetin(
+        [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-9-cm", "code": "285.21"}]}]
+    )
+    assert (
+        "coded only as http://hl7.org/fhir/sid/icd-9-cm|285.21"
+        in gap(other, "missing-diagnosis").message
+    )
     text = epoetin([{"text": "anemia"}])
     assert "has no coding (text only)" in gap(text, "missing-diagnosis").message
 
@@ -145,4 +154,6 @@ def test_a_snomed_group_row_names_one_concept(tmp_path):
 
 def test_a_snomed_map_row_needs_an_icd10_code(tmp_path):
     err, row = refused_row(tmp_path, "snomed_icd10.csv", ",C61,", ",61C,")
-    assert f"snomed_icd10.csv, row {row}: column 'icd10' is '61C', not an ICD-10-CM code" in str(err)
+    assert f"snomed_icd10.csv, row {row}: column 'icd10' is '61C', not an ICD-10-CM code" in str(
+        err
+    )

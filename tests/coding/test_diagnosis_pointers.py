@@ -4,8 +4,8 @@ reasonReference) is the first diagnosis its lines point to, then the encounter's
 
 from __future__ import annotations
 
-from tests.builders import CREATED, ICD10, admin, decide_one, replace_resource, world
 from fhir_injection import Config, build_claim
+from tests.builders import CREATED, ICD10, admin, decide_one, replace_resource, world
 
 
 def reason(*codes):

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builders import CREATED, SNOMED, UCUM, admin, decide_one, dosage, gap, gap_codes, rules
 from fhir_injection import Config, build_task
+from tests.builders import CREATED, SNOMED, UCUM, admin, decide_one, dosage, gap, gap_codes, rules
 
 V3_FORM = "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"
 
@@ -35,30 +35,54 @@ def _not_injectable(d, category: str, where: str):
 
 def test_the_cqf_fentanyl_patch_product_is_not_billable():
     # HL7 cqf-recommendations am-scenario5: SNOMED CT 333919005, dose 1 v3 PATCH, no route
-    concept = {"coding": [{"system": SNOMED, "code": "333919005",
-                           "display": "Fentanyl 25micrograms/hour patch (product)"}]}
-    d = decide_one(no_route(concept, {"value": 1, "unit": "patch", "system": V3_FORM, "code": "PATCH"}))
+    concept = {
+        "coding": [
+            {
+                "system": SNOMED,
+                "code": "333919005",
+                "display": "Fentanyl 25micrograms/hour patch (product)",
+            }
+        ]
+    }
+    d = decide_one(
+        no_route(concept, {"value": 1, "unit": "patch", "system": V3_FORM, "code": "PATCH"})
+    )
     _not_injectable(d, "transdermal", "product's name")
 
 
-@pytest.mark.parametrize("display,category", [
-    ("Fentanyl 25 microgram/1 hour prolonged-release transdermal patch (product)", "transdermal"),
-    ("Paracetamol 240mg suppository (product)", "suppository"),  # FHIR R4 medicationadministration0313
-    ("Paracetamol 500mg oral tablet (product)", "oral"),
-    ("Fentanyl 25 microgram/1 hour prolonged-release transdermal patch (clinical drug)", "transdermal"),
-])
+@pytest.mark.parametrize(
+    "display,category",
+    [
+        (
+            "Fentanyl 25 microgram/1 hour prolonged-release transdermal patch (product)",
+            "transdermal",
+        ),
+        (
+            "Paracetamol 240mg suppository (product)",
+            "suppository",
+        ),  # FHIR R4 medicationadministration0313
+        ("Paracetamol 500mg oral tablet (product)", "oral"),
+        (
+            "Fentanyl 25 microgram/1 hour prolonged-release transdermal patch (clinical drug)",
+            "transdermal",
+        ),
+    ],
+)
 def test_a_snomed_product_name_ends_in_its_dose_form_before_the_semantic_tag(display, category):
     d = decide_one(no_route({"coding": [{"system": SNOMED, "code": "1", "display": display}]}))
     _not_injectable(d, category, "product's name")
 
 
-@pytest.mark.parametrize("dose,category", [
-    ({"value": 2, "unit": "TAB", "system": V3_FORM, "code": "TAB"}, "oral"),  # FHIR R4 0306
-    ({"value": 1, "unit": "patch", "system": V3_FORM, "code": "PATCH"}, "transdermal"),
-    ({"value": 1, "unit": "patch"}, "transdermal"),
-    ({"value": 1, "unit": "SUPP"}, "suppository"),
-    ({"value": 1, "unit": "Supp"}, "suppository"),
-])
+@pytest.mark.parametrize(
+    "dose,category",
+    [
+        ({"value": 2, "unit": "TAB", "system": V3_FORM, "code": "TAB"}, "oral"),  # FHIR R4 0306
+        ({"value": 1, "unit": "patch", "system": V3_FORM, "code": "PATCH"}, "transdermal"),
+        ({"value": 1, "unit": "patch"}, "transdermal"),
+        ({"value": 1, "unit": "SUPP"}, "suppository"),
+        ({"value": 1, "unit": "Supp"}, "suppository"),
+    ],
+)
 def test_a_dose_in_orderable_drug_form_units_says_the_form(dose, category):
     # a product named by nothing but its ingredient: only the dose unit says what it is
     d = decide_one(no_route({"text": "lorazepam"}, dose))
@@ -66,23 +90,42 @@ def test_a_dose_in_orderable_drug_form_units_says_the_form(dose, category):
 
 
 def test_a_ucum_dose_unit_or_an_unknown_unit_says_nothing():
-    for dose in ({"value": 1, "unit": "mg", "system": UCUM, "code": "mg"}, {"value": 1, "unit": "puff"},
-                 {"value": 1, "unit": "TAB", "system": "http://example.org/units", "code": "TAB"}):
+    for dose in (
+        {"value": 1, "unit": "mg", "system": UCUM, "code": "mg"},
+        {"value": 1, "unit": "puff"},
+        {"value": 1, "unit": "TAB", "system": "http://example.org/units", "code": "TAB"},
+    ):
         d = decide_one(no_route({"text": "lorazepam"}, dose))
         assert d.outcome == "held" and "missing-route" in gap_codes(d), dose
 
 
 def test_a_semantic_tag_does_not_make_an_injection_a_non_injection():
-    concept = {"coding": [{"system": SNOMED, "code": "1",
-                           "display": "Ketorolac 30mg/1mL solution for injection (product)"}]}
+    concept = {
+        "coding": [
+            {
+                "system": SNOMED,
+                "code": "1",
+                "display": "Ketorolac 30mg/1mL solution for injection (product)",
+            }
+        ]
+    }
     d = decide_one(no_route(concept))
     assert d.outcome == "held" and "missing-route" in gap_codes(d)
 
 
 def test_a_coded_route_still_decides_over_the_product_name_and_dose_unit():
-    concept = {"coding": [{"system": SNOMED, "code": "333919005",
-                           "display": "Fentanyl 25micrograms/hour patch (product)"}]}
-    a = admin(medicationCodeableConcept=concept,
-              dosage=dosage(dose={"value": 1, "unit": "patch", "system": V3_FORM, "code": "PATCH"}))
+    concept = {
+        "coding": [
+            {
+                "system": SNOMED,
+                "code": "333919005",
+                "display": "Fentanyl 25micrograms/hour patch (product)",
+            }
+        ]
+    }
+    a = admin(
+        medicationCodeableConcept=concept,
+        dosage=dosage(dose={"value": 1, "unit": "patch", "system": V3_FORM, "code": "PATCH"}),
+    )
     d = decide_one(a)  # the route says IM: the record's own route is read, never overridden
     assert "dose-form-not-injectable" not in gap_codes(d)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from fhir_injection import build_claim
+from fhir_injection.decision.rules import Config
 from tests.builders import (
     CREATED,
     ICD10,
@@ -25,29 +27,38 @@ from tests.builders import (
     validate_claim,
     world,
 )
-from fhir_injection import build_claim
-from fhir_injection.decision.rules import Config
 
 LOINC = "http://loinc.org"
 
 
 def hgb(id, when, value, code="718-7", status="final", patient="p1"):
     return {
-        "resourceType": "Observation", "id": id, "status": status,
+        "resourceType": "Observation",
+        "id": id,
+        "status": status,
         "code": {"coding": [{"system": LOINC, "code": code}]},
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": when,
-        "valueQuantity": {"value": value, "unit": "g/dL", "system": "http://unitsofmeasure.org", "code": "g/dL"},
+        "valueQuantity": {
+            "value": value,
+            "unit": "g/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "g/dL",
+        },
     }
 
 
 def epoetin(codes, observations=(), payer="medicare"):
     a = admin(
-        medicationCodeableConcept=med(RXNORM, "205923", "1 ML Epoetin Alfa 4000 UNT/ML Injection [Epogen]"),
+        medicationCodeableConcept=med(
+            RXNORM, "205923", "1 ML Epoetin Alfa 4000 UNT/ML Injection [Epogen]"
+        ),
         dosage=dosage(dose=dose(4000, "[iU]")),
         reasonCode=[{"coding": [{"system": ICD10, "code": c}]} for c in codes],
     )
-    resources = replace_resource(world(payer=payer), "Encounter", diagnosis=None) + list(observations)
+    resources = replace_resource(world(payer=payer), "Encounter", diagnosis=None) + list(
+        observations
+    )
     return decide_one(a, resources)
 
 
@@ -56,8 +67,11 @@ def esa_modifiers(d):
     return [m for m in line(d, "drug").modifiers if m in ("EA", "EB", "EC")]
 
 
-LABS = [hgb("h-old", "2026-08-01T08:00:00-05:00", 9.1), hgb("h-new", "2026-10-01T08:00:00-05:00", 9.6),
-        hgb("h-after", "2026-10-06T08:00:00-05:00", 11.0)]
+LABS = [
+    hgb("h-old", "2026-08-01T08:00:00-05:00", 9.1),
+    hgb("h-new", "2026-10-01T08:00:00-05:00", 9.6),
+    hgb("h-after", "2026-10-06T08:00:00-05:00", 11.0),
+]
 
 
 def test_ckd_anemia_is_ec_the_cr5699_example_of_neither():
@@ -90,21 +104,36 @@ def test_d63_1_is_sequenced_after_the_ckd_stage():
 def test_the_latest_hemoglobin_before_the_dose_is_on_the_claim():
     d = epoetin(["D63.1", "N18.4"], LABS)
     assert d.lab is not None
-    assert (d.lab.observation, d.lab.value, d.lab.code) == ("Observation/h-new", Decimal("9.6"), "718-7")
+    assert (d.lab.observation, d.lab.value, d.lab.code) == (
+        "Observation/h-new",
+        Decimal("9.6"),
+        "718-7",
+    )
     claim = build_claim(d, Config(), CREATED)
     info = claim["supportingInfo"][-1]
     assert info["category"]["coding"][0]["code"] == "info"
-    assert info["code"]["coding"][0] == {"system": LOINC, "code": "718-7", "display": "Hemoglobin [Mass/volume] in Blood"}
+    assert info["code"]["coding"][0] == {
+        "system": LOINC,
+        "code": "718-7",
+        "display": "Hemoglobin [Mass/volume] in Blood",
+    }
     assert info["valueQuantity"] == {"value": 9.6, "unit": "g/dL"}
     assert info["timingDate"] == "2026-10-01"
-    drug_item = [i for i in claim["item"] if i["productOrService"]["coding"][0]["code"] == "J0885"][0]
+    drug_item = next(
+        i for i in claim["item"] if i["productOrService"]["coding"][0]["code"] == "J0885"
+    )
     assert drug_item["informationSequence"] == [info["sequence"]]
     validate_claim(claim)
 
 
 def test_a_hematocrit_counts_and_a_preliminary_result_does_not():
-    d = epoetin(["D63.1", "N18.4"], [hgb("hct", "2026-09-20", 29.0, code="4544-3"),
-                                     hgb("prelim", "2026-10-02", 9.9, status="preliminary")])
+    d = epoetin(
+        ["D63.1", "N18.4"],
+        [
+            hgb("hct", "2026-09-20", 29.0, code="4544-3"),
+            hgb("prelim", "2026-10-02", 9.9, status="preliminary"),
+        ],
+    )
     assert (d.lab.reading, d.lab.observation) == ("hematocrit", "Observation/hct")
 
 
@@ -124,7 +153,9 @@ def test_esrd_on_dialysis_is_the_dialysis_facilitys_bundle():
 
 
 def test_an_esa_modifier_goes_on_the_drug_line_only(tmp_path):
-    err, row = refused_row(tmp_path, "modifiers.csv", "esa-neither,drug,", "esa-neither,administration,")
+    err, row = refused_row(
+        tmp_path, "modifiers.csv", "esa-neither,drug,", "esa-neither,administration,"
+    )
     assert f"modifiers.csv, row {row}" in str(err) and "drug line" in str(err)
 
 
@@ -165,14 +196,16 @@ def test_a_practice_window_in_esa_labs_is_applied(tmp_path):
     text = path.read_text(encoding="utf-8").replace(",hemoglobin,,", ",hemoglobin,30,")
     path.write_text(text, encoding="utf-8")
     a = admin(
-        medicationCodeableConcept=med(RXNORM, "205923", "1 ML Epoetin Alfa 4000 UNT/ML Injection [Epogen]"),
+        medicationCodeableConcept=med(
+            RXNORM, "205923", "1 ML Epoetin Alfa 4000 UNT/ML Injection [Epogen]"
+        ),
         dosage=dosage(dose=dose(4000, "[iU]")),
         reasonCode=[{"coding": [{"system": ICD10, "code": c}]} for c in ["D63.1", "N18.4"]],
     )
     resources = replace_resource(world(payer="medicare"), "Encounter", diagnosis=None)
-    far = resources + [hgb("h-far", "2026-08-01T08:00:00-05:00", 9.1)]
+    far = [*resources, hgb("h-far", "2026-08-01T08:00:00-05:00", 9.1)]
     (d,) = decide_all([a], Context(far), load_rules(tmp_path / "m"))
     assert "missing-esa-lab" in gap_codes(d)
-    near = resources + [hgb("h-near", "2026-09-20T08:00:00-05:00", 9.4)]
+    near = [*resources, hgb("h-near", "2026-09-20T08:00:00-05:00", 9.4)]
     (d,) = decide_all([a], Context(near), load_rules(tmp_path / "m"))
     assert d.lab is not None and d.lab.observation == "Observation/h-near"

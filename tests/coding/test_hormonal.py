@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from fhir_injection import load_rules
+from fhir_injection.decision.clinical import diagnosis_rule_holds
+from fhir_injection.decision.model import Coding
 from tests.builders import (
     ICD10,
     RXNORM,
@@ -23,13 +26,10 @@ from tests.builders import (
     gap_codes,
     line,
     med,
+    refused_row,
     replace_resource,
     world,
-    refused_row,
 )
-from fhir_injection import load_rules
-from fhir_injection.decision.clinical import diagnosis_rule_holds
-from fhir_injection.decision.model import Coding
 
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"

@@ -25,6 +25,10 @@ configuration, as in test_jw_jz_container_profile.py.
 from __future__ import annotations
 
 import pytest
+
+from fhir_injection import Config
+from fhir_injection.sinks.claims import CONTAINER_EXTENSION, build_claim, build_task
+from fhir_injection.sinks.report import decision_entry
 from tests.builders import (
     CREATED,
     NDC,
@@ -43,22 +47,24 @@ from tests.builders import (
     world,
 )
 
-from fhir_injection import Config
-from fhir_injection.sinks.claims import CONTAINER_EXTENSION, build_claim, build_task
-from fhir_injection.sinks.report import decision_entry
-
 IV = route(SNOMED, "47625008")
 IM = route(SNOMED, "78421000")
 CEFTRIAXONE_1G = med(RXNORM, "1665021")  # one 1 g powder vial, single-dose (packages.csv)
 INFLIXIMAB = "57894003001"  # CMS: Janssen (Remicade), J1745 (per 10 mg), one item 100 mg; FDA NDC Directory: single-use vial
-INFLIXIMAB_UNBRANDED = "57894016001"  # CMS: Janssen, J1745 (per 10 mg), one item 100 mg; kind not given
+INFLIXIMAB_UNBRANDED = (
+    "57894016001"  # CMS: Janssen, J1745 (per 10 mg), one item 100 mg; kind not given
+)
 BORTEZOMIB = "00143909801"  # CMS: J9041 (per 0.1 mg), one item 3.5 mg; drugs.csv: single-dose
 EPINEPHRINE_MDV = "42023016801"  # CMS: Endo, J0165 (per 0.1 mg), one item 30 mg, multi-dose
 
 
 def _iv_push(medication, amount, unit, payer="medicare", config=None, **changes):
     return decide_one(
-        admin(medicationCodeableConcept=medication, dosage=dosage(route=IV, dose=dose(amount, unit)), **changes),
+        admin(
+            medicationCodeableConcept=medication,
+            dosage=dosage(route=IV, dose=dose(amount, unit)),
+            **changes,
+        ),
         world(payer=payer),
         config,
     )
@@ -69,7 +75,10 @@ def _infusion(medication, amount, unit, start="09:30", end="11:00", config=None)
         admin(
             medicationCodeableConcept=medication,
             effectiveDateTime=None,
-            effectivePeriod={"start": f"2026-10-05T{start}:00-05:00", "end": f"2026-10-05T{end}:00-05:00"},
+            effectivePeriod={
+                "start": f"2026-10-05T{start}:00-05:00",
+                "end": f"2026-10-05T{end}:00-05:00",
+            },
             dosage=dosage(route=IV, dose=dose(amount, unit)),
         ),
         world(),
@@ -104,10 +113,16 @@ def test_one_drug_line_whatever_the_administration_code(amount, unit):
     96372 line and the prices (the estimates are of the Claims written) are the 96372's own."""
     push = _iv_push(CEFTRIAXONE_1G, amount, unit)
     shot = decide_one(
-        admin(medicationCodeableConcept=CEFTRIAXONE_1G, dosage=dosage(route=IM, dose=dose(amount, unit))), world()
+        admin(
+            medicationCodeableConcept=CEFTRIAXONE_1G,
+            dosage=dosage(route=IM, dose=dose(amount, unit)),
+        ),
+        world(),
     )
     assert shot.procedure == "96372"
-    shot_drug = [(x.kind, x.code, x.modifiers, x.quantity, x.discarded, x.ndc) for x in shot.lines[1:]]
+    shot_drug = [
+        (x.kind, x.code, x.modifiers, x.quantity, x.discarded, x.ndc) for x in shot.lines[1:]
+    ]
     push_drug = [(x.kind, x.code, x.modifiers, x.quantity, x.discarded, x.ndc) for x in push.lines]
     assert push_drug == shot_drug
     assert all(x.unit_price is None for x in push.lines) and push.estimated_amount == 0
@@ -130,22 +145,33 @@ def test_lorazepam_iv_push_single_dose_by_the_practice_profile_and_medication_am
     """The practice stocks 1 mL single-dose vials of 2 mg/mL ([containers] J2060); the record's
     Medication.amount says 1 mL: 2 mg is all of one vial, so JZ."""
     medication = {
-        "resourceType": "Medication", "id": "lzp",
+        "resourceType": "Medication",
+        "id": "lzp",
         "code": {"coding": [{"system": RXNORM, "code": "238100"}]},
-        "amount": {"numerator": {"value": 1, "unit": "mL", "system": UCUM, "code": "mL"},
-                   "denominator": {"value": 1}},
+        "amount": {
+            "numerator": {"value": 1, "unit": "mL", "system": UCUM, "code": "mL"},
+            "denominator": {"value": 1},
+        },
     }
     config = Config(containers={"J2060": "single-dose"})
     d = decide_one(
-        admin(medicationCodeableConcept=None, medicationReference={"reference": "#lzp"}, contained=[medication],
-              dosage=dosage(route=IV, dose=dose(2, "mg"))),
-        world(), config,
+        admin(
+            medicationCodeableConcept=None,
+            medicationReference={"reference": "#lzp"},
+            contained=[medication],
+            dosage=dosage(route=IV, dose=dose(2, "mg")),
+        ),
+        world(),
+        config,
     )
     assert (d.outcome, d.procedure) == ("not-96372", "96374"), gap_codes(d)
     assert _drug_lines(d) == [("drug", "J2060", ("JZ",), 1)]
     assert d.package.container == "single-dose" and d.package.kind_source == "[containers] J2060"
     entry = decision_entry(d, None, None)
-    assert entry["modifiers"] == {"96372": [], "drug": ["JZ"]} and entry["package"]["container"] == "single-dose"
+    assert (
+        entry["modifiers"] == {"96372": [], "drug": ["JZ"]}
+        and entry["package"]["container"] == "single-dose"
+    )
     assert {fact: kind for fact, kind, _ in d.basis}["container"] == "practice"
 
 
@@ -158,7 +184,9 @@ def test_a_multi_dose_vial_by_iv_push_takes_neither():
 
 def test_a_multi_dose_kind_from_the_practice_takes_neither():
     d = _iv_push(med(RXNORM, "238100"), 8, "mg", config=Config(containers={"J2060": "multi-dose"}))
-    assert _drug_lines(d) == [("drug", "J2060", (), 4)] and "missing-package-size" not in gap_codes(d)
+    assert _drug_lines(d) == [("drug", "J2060", (), 4)] and "missing-package-size" not in gap_codes(
+        d
+    )
 
 
 def test_other_payers_take_neither_on_an_iv_push():
@@ -177,7 +205,9 @@ def test_jw_jz_off_in_the_configuration_is_off_for_every_code():
 def test_iom_example_as_an_infusion_95_units_given_5_discarded():
     """IOM 100-04 ch.17 s40: 100 units in single-use vials, 95 given, 5 discarded: 95 on one line,
     5 on a JW line. Infliximab 950 mg from ten 100 mg vials (J1745 per 10 mg: 100 units opened)."""
-    d = _infusion(med(NDC, INFLIXIMAB), 950, "mg", config=Config(containers={INFLIXIMAB: "single-dose"}))
+    d = _infusion(
+        med(NDC, INFLIXIMAB), 950, "mg", config=Config(containers={INFLIXIMAB: "single-dose"})
+    )
     assert (d.outcome, d.procedure) == ("not-96372", "96365"), gap_codes(d)
     assert _drug_lines(d) == [("drug", "J1745", (), 95), ("waste", "J1745", ("JW",), 5)]
     entry = decision_entry(d, None, None)
@@ -185,7 +215,9 @@ def test_iom_example_as_an_infusion_95_units_given_5_discarded():
 
 
 def test_first_coast_example_infliximab_400_mg_from_four_100_mg_vials_is_jz_times_40():
-    d = _infusion(med(NDC, INFLIXIMAB), 400, "mg", config=Config(containers={INFLIXIMAB: "single-dose"}))
+    d = _infusion(
+        med(NDC, INFLIXIMAB), 400, "mg", config=Config(containers={INFLIXIMAB: "single-dose"})
+    )
     assert (d.outcome, d.procedure) == ("not-96372", "96365"), gap_codes(d)
     assert _drug_lines(d) == [("drug", "J1745", ("JZ",), 40)]
 
@@ -215,8 +247,13 @@ def test_bortezomib_iv_push_is_96409_with_a_jw_line_of_the_rest_of_the_3_5_mg_vi
 
 
 def test_bortezomib_sc_is_96401_with_the_same_jw_line():
-    d = decide_one(admin(medicationCodeableConcept=med(NDC, BORTEZOMIB), dosage=dosage(route=IM, dose=dose(2.5, "mg"))),
-                   world())
+    d = decide_one(
+        admin(
+            medicationCodeableConcept=med(NDC, BORTEZOMIB),
+            dosage=dosage(route=IM, dose=dose(2.5, "mg")),
+        ),
+        world(),
+    )
     assert (d.outcome, d.procedure) == ("not-96372", "96401")
     assert _drug_lines(d) == [("drug", "J9041", (), 25), ("waste", "J9041", ("JW",), 10)]
 
@@ -230,15 +267,25 @@ def test_bortezomib_the_whole_vial_is_jz():
 
 
 def test_a_hospital_outpatient_iv_push_is_the_facilitys_no_drug_line():
-    d = decide_one(admin(medicationCodeableConcept=CEFTRIAXONE_1G, dosage=dosage(route=IV, dose=dose(500, "mg"))),
-                   world(encounter_class="EMER"))
+    d = decide_one(
+        admin(
+            medicationCodeableConcept=CEFTRIAXONE_1G, dosage=dosage(route=IV, dose=dose(500, "mg"))
+        ),
+        world(encounter_class="EMER"),
+    )
     assert d.outcome == "not-billable" and d.lines == ()
 
 
 def test_a_part_b_influenza_vaccine_has_no_drug_line_and_no_jw_jz():
     """CMS JW/JZ FAQ: the modifiers are not required for the vaccines of SSA s1861(s)(10)."""
-    d = decide_one(admin(medicationCodeableConcept={"coding": [{"system": "http://hl7.org/fhir/sid/cvx",
-                                                                 "code": "140"}]}), world())
+    d = decide_one(
+        admin(
+            medicationCodeableConcept={
+                "coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]
+            }
+        ),
+        world(),
+    )
     assert (d.outcome, d.procedure) == ("not-96372", "G0008")
     assert d.lines == () and "missing-package-size" not in gap_codes(d)
 
@@ -253,12 +300,17 @@ def test_the_claim_shows_the_kind_the_practice_profile_gives():
     ondansetron = "00641607825"
     d = decide_one(
         admin(medicationCodeableConcept=med(NDC, ondansetron), dosage=dosage(dose=dose(1, "mg"))),
-        world(), Config(containers={ondansetron: "single-dose"}),
+        world(),
+        Config(containers={ondansetron: "single-dose"}),
     )
     assert d.outcome == "claim", gap_codes(d)
     claim = build_claim(d, Config(), CREATED)
     assert claim is not None
-    waste = next(i for i in claim["item"] if i.get("modifier", [{}])[0].get("coding", [{}])[0].get("code") == "JW")
+    waste = next(
+        i
+        for i in claim["item"]
+        if i.get("modifier", [{}])[0].get("coding", [{}])[0].get("code") == "JW"
+    )
     drug = claim["item"][1]
     for where in (drug["detail"][0], waste):
         (extension,) = where["extension"]
@@ -267,11 +319,16 @@ def test_the_claim_shows_the_kind_the_practice_profile_gives():
         assert parts["kind"]["valueCode"] == "single-dose"
         assert parts["kind-source"]["valueString"] == f"practice [containers] NDC {ondansetron}"
         assert parts["source"]["valueString"] == "ndc_hcpcs.csv"  # the size is the crosswalk's
-    assert {p["url"]: p for p in waste["extension"][0]["extension"]}["discarded"]["valueUnsignedInt"] == 3
+    assert {p["url"]: p for p in waste["extension"][0]["extension"]}["discarded"][
+        "valueUnsignedInt"
+    ] == 3
 
 
 def test_a_table_kind_has_no_kind_source():
-    d = decide_one(admin(medicationCodeableConcept=CEFTRIAXONE_1G, dosage=dosage(dose=dose(500, "mg"))), world())
+    d = decide_one(
+        admin(medicationCodeableConcept=CEFTRIAXONE_1G, dosage=dosage(dose=dose(500, "mg"))),
+        world(),
+    )
     claim = build_claim(d, Config(), CREATED)
     assert claim is not None
     parts = {p["url"] for p in claim["item"][1]["extension"][0]["extension"]}

@@ -16,11 +16,11 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.builders import NDC, RXNORM, admin, decide_one, dosage, dose, gap_codes, line, med, world
 
 from fhir_injection import Config, load_config, load_rules
 from fhir_injection.decision.rules import SYSTEM_HCPCS as HCPCS
 from fhir_injection.errors import ConfigError
+from tests.builders import NDC, RXNORM, admin, decide_one, dosage, dose, gap_codes, line, med, world
 
 ROOT = Path(__file__).resolve().parents[2]
 ONDANSETRON = "00641607825"  # CMS: Hikma, J2405 (per 1 mg), one item 4 units (4 mg); kind not given
@@ -31,8 +31,11 @@ EPINEPHRINE = "42023016801"  # CMS: Endo, J0165 (per 0.1 mg), one item 30 mg, mu
 def _given(medication, amount, unit, containers=None, payer="medicare"):
     config = Config(containers=containers) if containers is not None else None
     return decide_one(
-        admin(medicationCodeableConcept=medication, effectiveDateTime="2026-10-05T09:30:00-05:00",
-              dosage=dosage(dose=dose(amount, unit))),
+        admin(
+            medicationCodeableConcept=medication,
+            effectiveDateTime="2026-10-05T09:30:00-05:00",
+            dosage=dosage(dose=dose(amount, unit)),
+        ),
         world(payer=payer),
         config,
     )
@@ -80,7 +83,9 @@ def test_an_ndc_key_single_dose_with_the_crosswalk_size_gives_jz_or_jw_units():
 def test_an_ndc_key_wins_over_the_hcpcs_key():
     d = _given(med(NDC, ONDANSETRON), 4, "mg", {"J2405": "multi-dose", ONDANSETRON: "single-dose"})
     assert line(d, "drug").modifiers == ("JZ",)
-    other = _given(med(NDC, ONDANSETRON), 4, "mg", {"J2405": "single-dose", ONDANSETRON: "multi-dose"})
+    other = _given(
+        med(NDC, ONDANSETRON), 4, "mg", {"J2405": "single-dose", ONDANSETRON: "multi-dose"}
+    )
     assert line(other, "drug").modifiers == () and other.outcome == "claim"
 
 
@@ -120,20 +125,32 @@ def test_the_profile_does_not_matter_where_jw_jz_do_not_apply():
 
 
 def test_keys_are_normalised_ndcs_and_hcpcs_codes(tmp_path):
-    config = _load(tmp_path, '[containers]\n"0641-6078-25" = "single-dose"\n"J2405" = "multi-dose"\n'
-                   '"00409-3795-01" = "single-dose"\n')
-    assert dict(config.containers) == {ONDANSETRON: "single-dose", "J2405": "multi-dose",
-                                       KETOROLAC: "single-dose"}
+    config = _load(
+        tmp_path,
+        '[containers]\n"0641-6078-25" = "single-dose"\n"J2405" = "multi-dose"\n'
+        '"00409-3795-01" = "single-dose"\n',
+    )
+    assert dict(config.containers) == {
+        ONDANSETRON: "single-dose",
+        "J2405": "multi-dose",
+        KETOROLAC: "single-dose",
+    }
 
 
-@pytest.mark.parametrize("entry,message", [
-    ('"J2405" = "single-use"', "'J2405'"),  # not a kind
-    ('"J2405" = 1', "not single-dose or multi-dose"),
-    ('"J9998" = "multi-dose"', "not in drugs.csv"),  # a HCPCS-shaped code drugs.csv does not hold
-    ('"0064160782" = "multi-dose"', "'0064160782'"),  # 10 digits without hyphens: ambiguous
-    ('"ondansetron" = "multi-dose"', "not a HCPCS code of drugs.csv"),
-    ('"00641-6078-25" = "multi-dose"\n"0641-6078-25" = "single-dose"', "given twice"),
-])
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ('"J2405" = "single-use"', "'J2405'"),  # not a kind
+        ('"J2405" = 1', "not single-dose or multi-dose"),
+        (
+            '"J9998" = "multi-dose"',
+            "not in drugs.csv",
+        ),  # a HCPCS-shaped code drugs.csv does not hold
+        ('"0064160782" = "multi-dose"', "'0064160782'"),  # 10 digits without hyphens: ambiguous
+        ('"ondansetron" = "multi-dose"', "not a HCPCS code of drugs.csv"),
+        ('"00641-6078-25" = "multi-dose"\n"0641-6078-25" = "single-dose"', "given twice"),
+    ],
+)
 def test_a_bad_key_or_kind_is_a_config_error_naming_the_key(tmp_path, entry, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         _load(tmp_path, f"[containers]\n{entry}\n")
@@ -156,9 +173,9 @@ def test_a_config_made_in_code_is_checked_too():
 
 def test_the_documented_configuration_example_parses(tmp_path):
     text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-    section = text[text.index("## The configuration file"):]
-    block = section[section.index("```toml") + len("```toml"):]
-    block = block[:block.index("```")]
+    section = text[text.index("## The configuration file") :]
+    block = section[section.index("```toml") + len("```toml") :]
+    block = block[: block.index("```")]
     assert "[containers]" in block
     config = _load(tmp_path, block)
     assert config.containers["J3420"] == "multi-dose"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fhir_injection import Config, build_claim
+from fhir_injection.sinks.report import decision_entry
 from tests.builders import (
     CREATED,
     NDC,
@@ -28,12 +30,10 @@ from tests.builders import (
     gap_codes,
     line,
     med,
+    refused_row,
     validate_claim,
     world,
-    refused_row,
 )
-from fhir_injection import Config, build_claim
-from fhir_injection.sinks.report import decision_entry
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 CEFTRIAXONE_1G = med(RXNORM, "1665021", "ceftriaxone 1000 MG Injection")

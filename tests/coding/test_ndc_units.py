@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import NDC, RXNORM, admin, decide_one, dosage, dose, line, world
 from fhir_injection import MappingError, load_rules
+from tests.builders import NDC, RXNORM, admin, decide_one, dosage, dose, line, world
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 CEFTRIAXONE_VIAL = {

@@ -19,7 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import RXNORM, admin, decide_one, dosage, dose, gap_codes, line, med, refused_row, rules, world
+from tests.builders import (
+    RXNORM,
+    admin,
+    decide_one,
+    dosage,
+    dose,
+    gap_codes,
+    line,
+    med,
+    refused_row,
+    rules,
+    world,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CMS = ROOT / "mappings" / "build" / "source" / "hcpcs2026_drugs.csv"
@@ -34,7 +46,11 @@ def cms() -> dict[str, dict]:
 
 
 def given(concept, amount, unit="mg", when="2026-10-05T09:30:00-05:00", payer="commercial"):
-    a = admin(medicationCodeableConcept=concept, dosage=dosage(dose=dose(amount, unit)), effectiveDateTime=when)
+    a = admin(
+        medicationCodeableConcept=concept,
+        dosage=dosage(dose=dose(amount, unit)),
+        effectiveDateTime=when,
+    )
     return decide_one(a, world(payer=payer))
 
 
@@ -66,16 +82,21 @@ def test_olanzapine_10_mg_in_2026_is_j2359_times_20():
     assert "unmapped-medication" not in gap_codes(d) and "missing-ndc" not in gap_codes(d)
 
 
-@pytest.mark.parametrize("amount,units", [(10, 20), (5, 10), (Decimal("2.5"), 5), (Decimal("7.5"), 15)])
+@pytest.mark.parametrize(
+    "amount,units", [(10, 20), (5, 10), (Decimal("2.5"), 5), (Decimal("7.5"), 15)]
+)
 def test_the_units_are_the_dose_in_half_milligrams(amount, units):
     assert given(OLANZAPINE_10, amount).units == units
 
 
-@pytest.mark.parametrize("when,code,units", [
-    ("2023-09-30T12:00:00-05:00", "J3490", 1),  # the day before J2359: unclassified, one unit
-    ("2023-10-01T12:00:00-05:00", "J2359", 20),  # J2359's first day
-    ("2022-05-10T12:00:00-05:00", "J3490", 1),
-])
+@pytest.mark.parametrize(
+    "when,code,units",
+    [
+        ("2023-09-30T12:00:00-05:00", "J3490", 1),  # the day before J2359: unclassified, one unit
+        ("2023-10-01T12:00:00-05:00", "J2359", 20),  # J2359's first day
+        ("2022-05-10T12:00:00-05:00", "J3490", 1),
+    ],
+)
 def test_the_service_date_chooses_between_j3490_and_j2359(when, code, units):
     d = given(OLANZAPINE_10, 10, when=when)
     assert (d.drug, d.units) == (code, units)
@@ -112,11 +133,18 @@ def test_a_drug_with_no_code_of_its_own_is_still_j3490():
 
 
 # ------------------------------------------------------------------ the table is validated
-@pytest.mark.parametrize("old,new,message", [
-    ("J2359,2023-10-01,J3490", "J2359,2023-10-32,J3490", "column 'added'"),
-    ("J2359,2023-10-01,J3490", "J2359,2023-10-01,J0000", "before_hcpcs 'J0000' is not in drugs.csv"),
-    ("J2359,2023-10-01,J3490", "J2359,2023-10-01,J2359", "before_hcpcs 'J2359' is hcpcs"),
-])
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ("J2359,2023-10-01,J3490", "J2359,2023-10-32,J3490", "column 'added'"),
+        (
+            "J2359,2023-10-01,J3490",
+            "J2359,2023-10-01,J0000",
+            "before_hcpcs 'J0000' is not in drugs.csv",
+        ),
+        ("J2359,2023-10-01,J3490", "J2359,2023-10-01,J2359", "before_hcpcs 'J2359' is hcpcs"),
+    ],
+)
 def test_a_broken_code_start_row_names_file_and_row(tmp_path, old, new, message):
     err, row = refused_row(tmp_path, "code_starts.csv", old, new)
     assert (err.file, err.row) == ("code_starts.csv", row) and message in str(err)

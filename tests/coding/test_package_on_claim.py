@@ -8,6 +8,7 @@ multi-dose, the billing units discarded, where the size was read. The CMS exampl
 
 from __future__ import annotations
 
+from fhir_injection import Config, build_claim
 from tests.builders import (
     CREATED,
     NDC,
@@ -23,26 +24,36 @@ from tests.builders import (
     validate_claim,
     world,
 )
-from fhir_injection import Config, build_claim
 
 URL = "urn:fhir-injection:StructureDefinition/container"
 #: the NDC and the RxNorm clinical drug, whose dose form (Injection, a powder) makes the NDC unit UN;
 #: the NDC's 1 g vial (4 billable units of 250 mg) is the CMS ASP NDC-HCPCS crosswalk's (ndc_hcpcs.csv)
-CEFTRIAXONE_NDC = {"coding": [{"system": NDC, "code": "00143985725", "display": "Ceftriaxone sodium 1 g vial"},
-                              {"system": RXNORM, "code": "1665021", "display": "ceftriaxone 1000 MG Injection"}]}
+CEFTRIAXONE_NDC = {
+    "coding": [
+        {"system": NDC, "code": "00143985725", "display": "Ceftriaxone sodium 1 g vial"},
+        {"system": RXNORM, "code": "1665021", "display": "ceftriaxone 1000 MG Injection"},
+    ]
+}
 EPOGEN_MDV = med(NDC, "55513028310", "Epogen 10,000 Units/mL 2 mL multiple-dose vial")
 
 
 #: the latest hemoglobin, which a Medicare ESA claim carries (CMS CR 5699; tests/coding/test_esa.py)
-HEMOGLOBIN = {"resourceType": "Observation", "id": "hgb", "status": "final",
-              "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
-              "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01",
-              "valueQuantity": {"value": 9.8, "unit": "g/dL"}}
+HEMOGLOBIN = {
+    "resourceType": "Observation",
+    "id": "hgb",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+    "subject": {"reference": "Patient/p1"},
+    "effectiveDateTime": "2026-10-01",
+    "valueQuantity": {"value": 9.8, "unit": "g/dL"},
+}
 
 
 def _claim(medication, amount, unit, payer="medicare"):
-    d = decide_one(admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))),
-                   world(payer=payer) + [HEMOGLOBIN])
+    d = decide_one(
+        admin(medicationCodeableConcept=medication, dosage=dosage(dose=dose(amount, unit))),
+        [*world(payer=payer), HEMOGLOBIN],
+    )
     claim = build_claim(d, Config(), CREATED)
     validate_claim(claim)  # fhir.resources R4B: the extension is a valid Claim extension
     return d, claim
@@ -50,7 +61,9 @@ def _claim(medication, amount, unit, payer="medicare"):
 
 def _parts(extensions) -> dict:
     (ext,) = [e for e in extensions if e["url"] == URL]
-    return {p["url"]: next(v for k, v in p.items() if k.startswith("value")) for p in ext["extension"]}
+    return {
+        p["url"]: next(v for k, v in p.items() if k.startswith("value")) for p in ext["extension"]
+    }
 
 
 def test_cms_example_the_drug_lines_ndc_detail_carries_the_1_g_single_dose_vial_and_2_units_discarded():
@@ -75,7 +88,11 @@ def test_the_jw_line_carries_the_container_and_its_discarded_units():
     waste = claim["item"][2]
     assert waste["modifier"][0]["coding"][0]["code"] == "JW" and "detail" not in waste
     parts = _parts(waste["extension"])
-    assert (parts["amount"]["value"], parts["kind"], parts["discarded"]) == (1000.0, "single-dose", 2)
+    assert (parts["amount"]["value"], parts["kind"], parts["discarded"]) == (
+        1000.0,
+        "single-dose",
+        2,
+    )
     assert waste["quantity"] == {"value": parts["discarded"]}
 
 
@@ -90,8 +107,19 @@ def test_a_multiple_dose_vial_has_its_kind_and_no_discarded_units():
     d, claim = _claim(EPOGEN_MDV, 8000, "[iU]")
     assert d.outcome == "claim", gap_codes(d)
     # no JW/JZ; EC, a Medicare ESA for an anemia not from chemotherapy or radiotherapy (CMS CR 5699)
-    assert [i.get("modifier") for i in claim["item"]] == [None, [{"coding": [
-        {"system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "code": "EC"}]}]]
+    assert [i.get("modifier") for i in claim["item"]] == [
+        None,
+        [
+            {
+                "coding": [
+                    {
+                        "system": "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
+                        "code": "EC",
+                    }
+                ]
+            }
+        ],
+    ]
     detail = claim["item"][1]["detail"][0]
     assert detail["quantity"] == {"value": 0.8, "unit": "ML"}  # 8,000 Units at 10,000 Units/mL
     parts = _parts(detail["extension"])
@@ -101,7 +129,7 @@ def test_a_multiple_dose_vial_has_its_kind_and_no_discarded_units():
 
 
 def test_without_an_ndc_the_drug_item_itself_carries_the_container():
-    d, claim = _claim(med(RXNORM, "1665021", "ceftriaxone 1000 MG Injection"), 500, "mg")
+    _d, claim = _claim(med(RXNORM, "1665021", "ceftriaxone 1000 MG Injection"), 500, "mg")
     drug = claim["item"][1]
     assert "detail" not in drug
     assert _parts(drug["extension"])["discarded"] == 2
@@ -109,13 +137,18 @@ def test_without_an_ndc_the_drug_item_itself_carries_the_container():
 
 def test_medication_amount_gives_a_size_without_a_kind():
     a = contained_admin(strength=(30, "mg", 1, "mL"), dose_ml=1)
-    a["contained"][0]["amount"] = {"numerator": {"value": 2, "unit": "mL", "system": UCUM, "code": "mL"},
-                                   "denominator": {"value": 1}}
+    a["contained"][0]["amount"] = {
+        "numerator": {"value": 2, "unit": "mL", "system": UCUM, "code": "mL"},
+        "denominator": {"value": 1},
+    }
     claim = build_claim(decide_one(a), Config(), CREATED)
     validate_claim(claim)
     parts = _parts(claim["item"][1]["extension"])
-    assert parts == {"amount": {"value": 2.0, "unit": "mL", "system": UCUM, "code": "mL"}, "discarded": 2,
-                     "source": "Medication.amount"}
+    assert parts == {
+        "amount": {"value": 2.0, "unit": "mL", "system": UCUM, "code": "mL"},
+        "discarded": 2,
+        "source": "Medication.amount",
+    }
 
 
 def test_a_commercial_claim_has_the_container_but_no_discarded_units_as_jw_jz_are_not_worked_out():
@@ -127,7 +160,9 @@ def test_a_commercial_claim_has_the_container_but_no_discarded_units_as_jw_jz_ar
 
 def test_no_container_known_no_extension_and_never_on_the_administration_line():
     _, claim = _claim(med(RXNORM, "11248", "cyanocobalamin"), 1000, "ug")
-    assert all("extension" not in i and all("extension" not in x for x in i.get("detail", []))
-               for i in claim["item"])
+    assert all(
+        "extension" not in i and all("extension" not in x for x in i.get("detail", []))
+        for i in claim["item"]
+    )
     _, claim = _claim(CEFTRIAXONE_NDC, 500, "mg")
     assert "extension" not in claim["item"][0]

@@ -13,16 +13,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import (
-    ACT, RXNORM, SOPT, admin, decide_many, decide_one, dosage, dose, gap, gap_codes, line, med,
-    replace_resource, validate_claim, world,
-)
 from fhir_injection import Config, Context, MappingError, decide, load_rules
 from fhir_injection.decision.clinical import type_names_payer
 from fhir_injection.decision.elements import name_key
 from fhir_injection.decision.model import Decision, Line
 from fhir_injection.sinks.claims import build_claim
 from fhir_injection.sinks.report import Summary
+from tests.builders import (
+    ACT,
+    RXNORM,
+    SOPT,
+    admin,
+    decide_many,
+    decide_one,
+    dosage,
+    dose,
+    gap,
+    gap_codes,
+    line,
+    med,
+    replace_resource,
+    validate_claim,
+    world,
+)
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 SELFPAY = "http://terminology.hl7.org/CodeSystem/coverage-selfpay"
@@ -33,8 +46,12 @@ SOPT_PHDSC = "http://phdsc.org/standards/payer-typology.asp"
 def coverage(type_=None, payor=None, organization_name=None, organization_identifier=None):
     """The clean world with its Coverage typed ``type_`` (None: no type), its payor Reference set to
     ``payor`` (default: Organization/payer) and that Organization's name/identifier changed."""
-    w = replace_resource(world(), "Coverage", type=type_,
-                         payor=[payor] if payor is not None else [{"reference": "Organization/payer"}])
+    w = replace_resource(
+        world(),
+        "Coverage",
+        type=type_,
+        payor=[payor] if payor is not None else [{"reference": "Organization/payer"}],
+    )
     for r in w:
         if r["resourceType"] == "Organization" and r["id"] == "payer":
             r["name"] = organization_name or "Demo Payer"
@@ -63,9 +80,18 @@ def test_sopt_is_read_under_each_of_its_system_uris(system):
     assert payer_of(coverage(coded(system, "2"))) == "medicaid"
 
 
-@pytest.mark.parametrize("code,payer_type", [("121", "medicare"), ("25", "medicaid"), ("311", "commercial"),
-                                             ("4", "commercial"), ("81", "self-pay"), ("82", "self-pay"),
-                                             ("95", "commercial")])
+@pytest.mark.parametrize(
+    "code,payer_type",
+    [
+        ("121", "medicare"),
+        ("25", "medicaid"),
+        ("311", "commercial"),
+        ("4", "commercial"),
+        ("81", "self-pay"),
+        ("82", "self-pay"),
+        ("95", "commercial"),
+    ],
+)
 def test_sopt_subcodes_take_their_family(code, payer_type):
     assert payer_of(coverage(coded(SOPT, code))) == payer_type
 
@@ -77,7 +103,10 @@ def test_sopt_7_managed_care_unspecified_is_refined_by_the_payor():
 
 
 def test_v3_publicpol_with_a_medicare_payor_is_medicare_with_jz():
-    d = decide_one(admin(), coverage(coded(ACT, "PUBLICPOL"), organization_name="Medicare Part B (fixture payer)"))
+    d = decide_one(
+        admin(),
+        coverage(coded(ACT, "PUBLICPOL"), organization_name="Medicare Part B (fixture payer)"),
+    )
     assert d.payer_type == "medicare"
     assert line(d, "drug").modifiers == ("JZ",)  # ketorolac J1885 is single-dose
     assert d.outcome == "claim" and gap_codes(d) == []
@@ -100,7 +129,9 @@ def test_other_generic_public_program_codes_need_the_payor_too(code):
 
 def test_blue_button_shape_subsidiz_with_cms_as_payor_is_medicare():
     # CMS Blue Button 2.0 types Medicare Part A/B/C/D Coverages SUBSIDIZ, issued by CMS
-    w = coverage(coded(ACT, "SUBSIDIZ"), organization_name="Centers for Medicare & Medicaid Services")
+    w = coverage(
+        coded(ACT, "SUBSIDIZ"), organization_name="Centers for Medicare & Medicaid Services"
+    )
     assert payer_of(w) == "medicare"
 
 
@@ -119,20 +150,40 @@ def test_managed_care_with_a_medicaid_payor_is_medicaid_and_needs_the_ndc():
 # ----------------------------------------------------------------------------- text and names
 
 
-@pytest.mark.parametrize("text,payer_type", [("Medicare", "medicare"), ("MEDICARE", "medicare"),
-                                             (" medicare ", "medicare"), ("Medicaid", "medicaid"),
-                                             ("Dual Eligible", "medicare"), ("Private", "commercial")])
+@pytest.mark.parametrize(
+    "text,payer_type",
+    [
+        ("Medicare", "medicare"),
+        ("MEDICARE", "medicare"),
+        (" medicare ", "medicare"),
+        ("Medicaid", "medicaid"),
+        ("Dual Eligible", "medicare"),
+        ("Private", "commercial"),
+    ],
+)
 def test_type_text_on_the_list_names_the_payer(text, payer_type):
     assert payer_of(coverage({"text": text})) == payer_type
 
 
-@pytest.mark.parametrize("text", ["Medicare Advantage", "Humana Medicare", "Not Medicare", "Medicaid pending"])
+@pytest.mark.parametrize(
+    "text", ["Medicare Advantage", "Humana Medicare", "Not Medicare", "Medicaid pending"]
+)
 def test_type_text_is_matched_whole_never_by_a_word_inside_it(text):
     assert payer_of(coverage({"text": text})) == "commercial"
 
 
 def test_a_coding_no_table_knows_is_read_by_its_display():
-    w = coverage({"coding": [{"system": "urn:oid:1.2.840.114350.1.13.99999.1", "code": "2", "display": "Medicaid"}]})
+    w = coverage(
+        {
+            "coding": [
+                {
+                    "system": "urn:oid:1.2.840.114350.1.13.99999.1",
+                    "code": "2",
+                    "display": "Medicaid",
+                }
+            ]
+        }
+    )
     assert payer_of(w) == "medicaid"
 
 
@@ -182,8 +233,15 @@ def test_payor_name_beats_a_generic_code():
 
 
 def test_the_first_specific_coding_decides():
-    w = coverage({"coding": [{"system": ACT, "code": "PUBLICPOL"}, {"system": SOPT, "code": "2"},
-                             {"system": SOPT, "code": "1"}]})
+    w = coverage(
+        {
+            "coding": [
+                {"system": ACT, "code": "PUBLICPOL"},
+                {"system": SOPT, "code": "2"},
+                {"system": SOPT, "code": "1"},
+            ]
+        }
+    )
     assert payer_of(w) == "medicaid"
 
 
@@ -196,7 +254,10 @@ def _with_identifiers(tmp_path, rows: str) -> object:
 
 
 def test_payor_identifier_from_the_analysts_table(tmp_path):
-    rules = _with_identifiers(tmp_path, "urn:example:payer-id,12502,medicare,Novitas JL Part B,clinic's clearinghouse list\n")
+    rules = _with_identifiers(
+        tmp_path,
+        "urn:example:payer-id,12502,medicare,Novitas JL Part B,clinic's clearinghouse list\n",
+    )
     ident = {"system": "urn:example:payer-id", "value": "12502"}
     on_org = coverage(None, organization_identifier=ident)
     on_reference = coverage(None, payor={"identifier": ident, "display": "Some plan"})
@@ -213,8 +274,16 @@ def test_payor_identifier_from_the_analysts_table(tmp_path):
 # ----------------------------------------------------------------------------- self-pay
 
 
-@pytest.mark.parametrize("type_", [{"text": "NO_INSURANCE"}, {"text": "Self-Pay"}, {"text": "self pay"},
-                                   coded(SELFPAY, "pay"), coded(SOPT, "81")])
+@pytest.mark.parametrize(
+    "type_",
+    [
+        {"text": "NO_INSURANCE"},
+        {"text": "Self-Pay"},
+        {"text": "self pay"},
+        coded(SELFPAY, "pay"),
+        coded(SOPT, "81"),
+    ],
+)
 def test_self_pay_bills_the_patients_self_pay_coverage_with_an_info_gap(type_):
     d = decide_one(admin(), coverage(type_))
     assert d.payer_type == "self-pay"
@@ -225,12 +294,20 @@ def test_self_pay_bills_the_patients_self_pay_coverage_with_an_info_gap(type_):
     assert line(d, "drug").modifiers == ()  # JW/JZ are Medicare Part B policy
 
 
-@pytest.mark.parametrize("payor", [{"reference": "Patient/p1"}, {"reference": "RelatedPerson/mother"},
-                                   {"type": "RelatedPerson", "display": "Guarantor"}])
+@pytest.mark.parametrize(
+    "payor",
+    [
+        {"reference": "Patient/p1"},
+        {"reference": "RelatedPerson/mother"},
+        {"type": "RelatedPerson", "display": "Guarantor"},
+    ],
+)
 def test_a_person_as_payor_is_self_pay(payor):
     # R4 Coverage.payor: Organization, or Patient/RelatedPerson for patient-pay agreements
     assert payer_of(coverage(None, payor=payor)) == "self-pay"
-    assert payer_of(coverage(coded(SOPT, "1"), payor=payor)) == "medicare"  # a specific type still wins
+    assert (
+        payer_of(coverage(coded(SOPT, "1"), payor=payor)) == "medicare"
+    )  # a specific type still wins
 
 
 def test_oracle_payor_only_self_pay_coverage():
@@ -246,25 +323,41 @@ def test_self_pay_claim_is_a_valid_fhir_claim_to_the_self_pay_coverage():
 
 def test_self_pay_second_injection_of_the_day_takes_59():
     w = coverage({"text": "NO_INSURANCE"})
-    a2 = admin(id="ma2", effectiveDateTime="2026-10-05T10:00:00-05:00",
-               medicationCodeableConcept=med(RXNORM, "26225"), dosage=dosage(dose=dose(4, "mg")))
+    a2 = admin(
+        id="ma2",
+        effectiveDateTime="2026-10-05T10:00:00-05:00",
+        medicationCodeableConcept=med(RXNORM, "26225"),
+        dosage=dosage(dose=dose(4, "mg")),
+    )
     d1, d2 = decide_many([admin(), a2], w)
     assert line(d2, "administration").modifiers == ("59",)
     assert line(d1, "administration").modifiers == ()
 
 
 def test_self_pay_needs_no_ndc():
-    d = decide_one(admin(medicationCodeableConcept=med(RXNORM, "35827")), coverage({"text": "NO_INSURANCE"}))
+    d = decide_one(
+        admin(medicationCodeableConcept=med(RXNORM, "35827")), coverage({"text": "NO_INSURANCE"})
+    )
     assert "missing-ndc" not in gap_codes(d)
 
 
 def test_summary_counts_self_pay_dollars_apart_from_payer_billable():
     lines = (Line("administration", "x", "96372", None, (), 1, Decimal("15.36")),)
     summary = Summary()
-    summary.add(Decision("MedicationAdministration/a", None, "claim", "96372", lines=lines,
-                         payer_type="self-pay"), "active", False)
-    summary.add(Decision("MedicationAdministration/b", None, "claim", "96372", lines=lines,
-                         payer_type="medicare"), "active", False)
+    summary.add(
+        Decision(
+            "MedicationAdministration/a", None, "claim", "96372", lines=lines, payer_type="self-pay"
+        ),
+        "active",
+        False,
+    )
+    summary.add(
+        Decision(
+            "MedicationAdministration/b", None, "claim", "96372", lines=lines, payer_type="medicare"
+        ),
+        "active",
+        False,
+    )
     out = summary.as_dict()
     assert (out["estimated_billable_usd"], out["estimated_self_pay_usd"]) == (15.36, 15.36)
     assert "$15.36 to self-pay patients" in summary.text()
@@ -273,14 +366,20 @@ def test_summary_counts_self_pay_dollars_apart_from_payer_billable():
 # ----------------------------------------------------------------------------- JZ where Medicare now applies
 
 
-@pytest.mark.parametrize("w", [
-    coverage({"text": "Medicare"}),
-    coverage(None, organization_name="Medicare"),
-    coverage(coded(ACT, "PUBLICPOL"), organization_name="Original Medicare"),
-], ids=["type text", "payor name", "publicpol+payor"])
+@pytest.mark.parametrize(
+    "w",
+    [
+        coverage({"text": "Medicare"}),
+        coverage(None, organization_name="Medicare"),
+        coverage(coded(ACT, "PUBLICPOL"), organization_name="Original Medicare"),
+    ],
+    ids=["type text", "payor name", "publicpol+payor"],
+)
 def test_jz_on_single_dose_drugs_wherever_medicare_is_now_recognised(w):
     assert line(decide_one(admin(), w), "drug").modifiers == ("JZ",)
-    ondansetron = admin(medicationCodeableConcept=med(RXNORM, "26225"), dosage=dosage(dose=dose(4, "mg")))
+    ondansetron = admin(
+        medicationCodeableConcept=med(RXNORM, "26225"), dosage=dosage(dose=dose(4, "mg"))
+    )
     assert line(decide_one(ondansetron, w), "drug").modifiers == ()  # multi-dose vial: no JZ
 
 
@@ -289,7 +388,10 @@ def test_jz_on_single_dose_drugs_wherever_medicare_is_now_recognised(w):
 
 def test_names_are_compared_without_case_punctuation_or_extra_spaces():
     assert name_key("NO_INSURANCE") == name_key("No  insurance") == "no insurance"
-    assert name_key("Centers for Medicare & Medicaid Services") == "centers for medicare and medicaid services"
+    assert (
+        name_key("Centers for Medicare & Medicaid Services")
+        == "centers for medicare and medicaid services"
+    )
 
 
 def test_type_names_payer_says_when_the_live_sync_may_skip_the_payor(rules):
@@ -302,10 +404,20 @@ def test_type_names_payer_says_when_the_live_sync_may_skip_the_payor(rules):
 
 def test_live_resolver_asks_for_the_payor_only_when_the_type_does_not_name_the_payer():
     from fhir_injection.sources.resolver import Resolver
-    sopt = {"resourceType": "Coverage", "id": "c1", "beneficiary": {"reference": "Patient/p1"},
-            "type": coded(SOPT, "1"), "payor": [{"reference": "Organization/mcr"}]}
-    payor_only = {"resourceType": "Coverage", "id": "c2", "beneficiary": {"reference": "Patient/p2"},
-                  "payor": [{"reference": "Organization/blue"}]}
+
+    sopt = {
+        "resourceType": "Coverage",
+        "id": "c1",
+        "beneficiary": {"reference": "Patient/p1"},
+        "type": coded(SOPT, "1"),
+        "payor": [{"reference": "Organization/mcr"}],
+    }
+    payor_only = {
+        "resourceType": "Coverage",
+        "id": "c2",
+        "beneficiary": {"reference": "Patient/p2"},
+        "payor": [{"reference": "Organization/blue"}],
+    }
     admins = [admin(id="a1", patient="p1"), admin(id="a2", patient="p2")]
     rules = load_rules()
 
@@ -342,20 +454,35 @@ def _append(directory: Path, name: str, row: str) -> int:
     return len(text.splitlines()) + 1
 
 
-@pytest.mark.parametrize("name,row,message", [
-    ("payer_codes.csv", "https://nahdo.org/sopt,123,exact,medicare,definite,x,src", "kind"),
-    ("payer_codes.csv", "https://nahdo.org/sopt,123,exact,unknown,specific,x,src", "needs kind 'generic'"),
-    ("payer_codes.csv", "https://nahdo.org/sopt,123,exact,martian,specific,x,src", "payer_type"),
-    ("payer_codes.csv", "https://nahdo.org/sopt,1,prefix,medicare,specific,x,src", "duplicate"),
-    ("payer_names.csv", "Medicare Blue,exact,everywhere,medicare,src", "applies_to"),
-    ("payer_names.csv", "MEDICARE,exact,both,medicare,src", "duplicate"),  # same name once normalised
-    ("payer_names.csv", "Medicare Blue,exact,both,unknown,src", "payer_type"),
-    ("payer_names.csv", "---,exact,both,medicare,src", "no letters"),
-    ("payer_names.csv", "Medicare Blue,exact,both,medicare,", "source"),
-    ("payer_identifiers.csv", "urn:x,1,medicare,x,", "source"),
-    ("payer_identifiers.csv", "urn:x,1,gold,x,src", "payer_type"),
-    ("payers.csv", "gold,no,yes,4,src", "payer_type"),
-])
+@pytest.mark.parametrize(
+    "name,row,message",
+    [
+        ("payer_codes.csv", "https://nahdo.org/sopt,123,exact,medicare,definite,x,src", "kind"),
+        (
+            "payer_codes.csv",
+            "https://nahdo.org/sopt,123,exact,unknown,specific,x,src",
+            "needs kind 'generic'",
+        ),
+        (
+            "payer_codes.csv",
+            "https://nahdo.org/sopt,123,exact,martian,specific,x,src",
+            "payer_type",
+        ),
+        ("payer_codes.csv", "https://nahdo.org/sopt,1,prefix,medicare,specific,x,src", "duplicate"),
+        ("payer_names.csv", "Medicare Blue,exact,everywhere,medicare,src", "applies_to"),
+        (
+            "payer_names.csv",
+            "MEDICARE,exact,both,medicare,src",
+            "duplicate",
+        ),  # same name once normalised
+        ("payer_names.csv", "Medicare Blue,exact,both,unknown,src", "payer_type"),
+        ("payer_names.csv", "---,exact,both,medicare,src", "no letters"),
+        ("payer_names.csv", "Medicare Blue,exact,both,medicare,", "source"),
+        ("payer_identifiers.csv", "urn:x,1,medicare,x,", "source"),
+        ("payer_identifiers.csv", "urn:x,1,gold,x,src", "payer_type"),
+        ("payers.csv", "gold,no,yes,4,src", "payer_type"),
+    ],
+)
 def test_broken_payer_row_names_file_and_row(mappings, name, row, message):
     number = _append(mappings, name, row)
     with pytest.raises(MappingError) as info:

@@ -17,6 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from fhir_injection import Config, MappingError, build_claim, build_task, load_rules
+from fhir_injection.config import load_config
+from fhir_injection.decision.context import EncounterPointers, encounter_references
+from fhir_injection.errors import ConfigError
+from fhir_injection.sinks.report import decision_entry
 from tests.builders import (
     CREATED,
     PARTICIPATION,
@@ -29,11 +34,6 @@ from tests.builders import (
     validate_claim,
     world,
 )
-from fhir_injection import Config, MappingError, build_claim, build_task, load_rules
-from fhir_injection.config import load_config
-from fhir_injection.decision.context import EncounterPointers, encounter_references
-from fhir_injection.errors import ConfigError
-from fhir_injection.sinks.report import decision_entry
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 NUCC = "http://nucc.org/provider-taxonomy"
@@ -242,7 +242,12 @@ def test_the_best_ranked_of_unknown_qualification_renders_and_never_auxiliary_or
         participant("Practitioner/rn", "ATND"),
         participant("Practitioner/dr2", "SPRF"),
         participant("Practitioner/dr1", "PPRF"),
-        extra=[practitioner("u0"), practitioner("rn", (V2_DEGREE, "RN")), practitioner("dr1"), practitioner("dr2")],
+        extra=[
+            practitioner("u0"),
+            practitioner("rn", (V2_DEGREE, "RN")),
+            practitioner("dr1"),
+            practitioner("dr2"),
+        ],
     )
     assert decide_one(admin(), w).rendering == "Practitioner/dr1"
     w = with_participants(participant("Practitioner/u0"), extra=[practitioner("u0")])

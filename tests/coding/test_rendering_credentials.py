@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_injection import Config, Context
+from fhir_injection.config import load_config
+from fhir_injection.decision.clinicians import clinician_credential, text_credential
+from fhir_injection.decision.rules import credential_key
+from fhir_injection.errors import ConfigError
 from tests.builders import (
     PARTICIPATION,
     V2_DEGREE,
@@ -24,11 +29,6 @@ from tests.builders import (
     rules,
     world,
 )
-from fhir_injection import Config, Context
-from fhir_injection.config import load_config
-from fhir_injection.decision.clinicians import clinician_credential, text_credential
-from fhir_injection.decision.rules import credential_key
-from fhir_injection.errors import ConfigError
 
 SNOMED = "http://snomed.info/sct"
 LOCAL = "https://fhir.example.org/codeSet/qualification"  # a code system no table lists
@@ -39,14 +39,18 @@ def texted(pid: str, text: str | None = None, *, coding: tuple | None = None) ->
     code: dict = {}
     if coding is not None:
         system, value, display = coding
-        code["coding"] = [{"system": system, "code": value, **({"display": display} if display else {})}]
+        code["coding"] = [
+            {"system": system, "code": value, **({"display": display} if display else {})}
+        ]
     if text is not None:
         code["text"] = text
     return {"resourceType": "Practitioner", "id": pid, "qualification": [{"code": code}]}
 
 
 def encounter_of(*participants, extra=(), **changes) -> list[dict]:
-    return replace_resource(world(), "Encounter", participant=list(participants), **changes) + list(extra)
+    return replace_resource(world(), "Encounter", participant=list(participants), **changes) + list(
+        extra
+    )
 
 
 def participant(reference: str, *types: str) -> dict:
@@ -63,19 +67,58 @@ def basis(d) -> dict:
 # ----------------------------------------------------------------------------- the texts themselves
 
 
-@pytest.mark.parametrize("text", ["MD", "M.D.", "md", "m.d", "Doctor of Medicine", "D.O.", "DO",
-                                  "MD, PhD", "MD PhD", "MD/PhD", "FNP-C", "fnp-c", "APRN-CNP", "PA-C",
-                                  "P.A.-C", "Nurse Practitioner", "nurse  practitioner", "CNM",
-                                  "Physician Assistant", "Medical Doctor", "PhD, MD", "MD, FACP"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MD",
+        "M.D.",
+        "md",
+        "m.d",
+        "Doctor of Medicine",
+        "D.O.",
+        "DO",
+        "MD, PhD",
+        "MD PhD",
+        "MD/PhD",
+        "FNP-C",
+        "fnp-c",
+        "APRN-CNP",
+        "PA-C",
+        "P.A.-C",
+        "Nurse Practitioner",
+        "nurse  practitioner",
+        "CNM",
+        "Physician Assistant",
+        "Medical Doctor",
+        "PhD, MD",
+        "MD, FACP",
+    ],
+)
 def test_physician_and_npp_texts_in_their_common_spellings_are_eligible(text):
     credential = text_credential(text, rules())
     assert credential.role == "eligible"
     assert credential.text == " ".join(text.split())
 
 
-@pytest.mark.parametrize("text", ["RN", "R.N.", "Registered Nurse", "LPN", "L.P.N.", "LVN",
-                                  "Medical Assistant", "CMA (AAMA)", "CMA", "RMA", "RN, BSN", "RN/BSN",
-                                  "Pharmacist", "PharmD"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "RN",
+        "R.N.",
+        "Registered Nurse",
+        "LPN",
+        "L.P.N.",
+        "LVN",
+        "Medical Assistant",
+        "CMA (AAMA)",
+        "CMA",
+        "RMA",
+        "RN, BSN",
+        "RN/BSN",
+        "Pharmacist",
+        "PharmD",
+    ],
+)
 def test_nurse_assistant_and_pharmacist_texts_are_auxiliary(text):
     assert text_credential(text, rules()).role == "auxiliary"
 
@@ -122,12 +165,15 @@ def test_us_core_practitioner_example_md_coded_with_its_display_renders_from_the
     assert basis(d)["rendering_provider"] == ("record", "an Encounter.participant's qualification")
 
 
-@pytest.mark.parametrize("qualification", [
-    {"text": "MD"},                                                               # text only
-    {"coding": [{"system": LOCAL, "code": "4711", "display": "M.D."}]},           # local coding, display
-    {"coding": [{"system": LOCAL, "code": "4711", "display": "Physician"}], "text": "MD"},
-    {"coding": [{"system": LOCAL, "code": "NP"}], "text": "Nurse Practitioner"},
-])
+@pytest.mark.parametrize(
+    "qualification",
+    [
+        {"text": "MD"},  # text only
+        {"coding": [{"system": LOCAL, "code": "4711", "display": "M.D."}]},  # local coding, display
+        {"coding": [{"system": LOCAL, "code": "4711", "display": "Physician"}], "text": "MD"},
+        {"coding": [{"system": LOCAL, "code": "NP"}], "text": "Nurse Practitioner"},
+    ],
+)
 def test_a_vendor_shaped_text_or_local_display_renders_by_the_reviewed_list(qualification):
     doc = {"resourceType": "Practitioner", "id": "doc", "qualification": [{"code": qualification}]}
     d = decide_one(admin(), encounter_of(participant("Practitioner/doc", "ATND"), extra=[doc]))
@@ -138,16 +184,18 @@ def test_a_vendor_shaped_text_or_local_display_renders_by_the_reviewed_list(qual
 
 
 def test_a_performer_whose_text_says_md_renders_it_herself():
-    w = world() + [texted("dr-text", "M.D.")]
+    w = [*world(), texted("dr-text", "M.D.")]
     d = decide_one(admin(performer=[{"actor": {"reference": "Practitioner/dr-text"}}]), w)
     assert d.rendering == "Practitioner/dr-text"
     assert basis(d)["rendering_provider"] == (
-        "rule", "the performer's qualification text 'M.D.' (qualification_text.csv)")
+        "rule",
+        "the performer's qualification text 'M.D.' (qualification_text.csv)",
+    )
 
 
 def test_a_nurse_named_by_text_is_incident_to_the_physician():
     # the performer is an LPN by text; the attending MD renders
-    w = world() + [texted("lpn", "L.P.N.")]
+    w = [*world(), texted("lpn", "L.P.N.")]
     d = decide_one(admin(performer=[{"actor": {"reference": "Practitioner/lpn"}}]), w)
     assert (d.performer, d.rendering) == ("Practitioner/lpn", "Practitioner/doctor")
 
@@ -158,8 +206,10 @@ def test_an_unlisted_text_is_named_in_the_gap_and_keeps_the_attender_from_render
     assert d.rendering is None and d.outcome == "held"
     assert "rendering-provider-by-role" not in gap_codes(d)
     message = gap(d, "missing-rendering-provider").message
-    assert ("'Practitioner/herb' (no known qualification: qualification text 'Herbalist' is not on the "
-            "reviewed list (mappings/qualification_text.csv))") in message
+    assert (
+        "'Practitioner/herb' (no known qualification: qualification text 'Herbalist' is not on the "
+        "reviewed list (mappings/qualification_text.csv))"
+    ) in message
     assert basis(d)["rendering_provider"][0] == "unknown"
 
 
@@ -167,24 +217,37 @@ def test_an_attender_with_no_qualification_at_all_still_renders_by_role():
     bare = {"resourceType": "Practitioner", "id": "bare"}
     d = decide_one(admin(), encounter_of(participant("Practitioner/bare", "ATND"), extra=[bare]))
     assert d.rendering == "Practitioner/bare" and "rendering-provider-by-role" in gap_codes(d)
-    assert basis(d)["rendering_provider"] == ("rule", "Encounter.participant type (participant_types.csv)")
+    assert basis(d)["rendering_provider"] == (
+        "rule",
+        "Encounter.participant type (participant_types.csv)",
+    )
 
 
 def test_snomed_occupations_of_the_care_team_member_function_value_set():
     # SNOMED CT occupations as US Core PractitionerRole.code binds them; NUCC map in HL7 Da Vinci HRex
-    for code, expected in [("309343006", "eligible"), ("224571005", "eligible"), ("449161006", "eligible"),
-                           ("62247001", "eligible"), ("224535009", "auxiliary"),
-                           ("442251000124100", "auxiliary"), ("22515006", "auxiliary"),
-                           ("46255001", "auxiliary")]:
+    for code, expected in [
+        ("309343006", "eligible"),
+        ("224571005", "eligible"),
+        ("449161006", "eligible"),
+        ("62247001", "eligible"),
+        ("224535009", "auxiliary"),
+        ("442251000124100", "auxiliary"),
+        ("22515006", "auxiliary"),
+        ("46255001", "auxiliary"),
+    ]:
         person = texted("p", coding=(SNOMED, code, None))
         assert clinician_credential(person, Context(), rules(), None).role == expected, code
 
 
 def test_a_listed_systems_unlisted_code_says_nothing_its_display_included():
     # NUCC 261QP2300X is a clinic's taxonomy, not a person's: its display is not read as a credential
-    clinic = texted("x", coding=("http://nucc.org/provider-taxonomy", "261QP2300X", "Primary Care Clinic/Center"))
+    clinic = texted(
+        "x",
+        coding=("http://nucc.org/provider-taxonomy", "261QP2300X", "Primary Care Clinic/Center"),
+    )
     assert clinician_credential(clinic, Context(), rules(), None) == clinician_credential(
-        {"resourceType": "Practitioner", "id": "x"}, Context(), rules(), None)
+        {"resourceType": "Practitioner", "id": "x"}, Context(), rules(), None
+    )
 
 
 # ----------------------------------------------------------------------------- untyped participants
@@ -202,20 +265,36 @@ def test_an_untyped_participant_of_unknown_qualification_never_renders():
     bare = {"resourceType": "Practitioner", "id": "f002"}
     d = decide_one(admin(), encounter_of(participant("Practitioner/f002"), extra=[bare]))
     assert d.rendering is None
-    assert "'Practitioner/f002' (no known qualification)" in gap(d, "missing-rendering-provider").message
+    assert (
+        "'Practitioner/f002' (no known qualification)"
+        in gap(d, "missing-rendering-provider").message
+    )
 
 
 def test_an_eligible_untyped_participant_comes_after_the_typed_ones():
     typed, untyped = texted("typed", "D.O."), texted("untyped", "MD")
-    d = decide_one(admin(), encounter_of(participant("Practitioner/untyped"),
-                                         participant("Practitioner/typed", "SPRF"),
-                                         extra=[typed, untyped]))
+    d = decide_one(
+        admin(),
+        encounter_of(
+            participant("Practitioner/untyped"),
+            participant("Practitioner/typed", "SPRF"),
+            extra=[typed, untyped],
+        ),
+    )
     assert d.rendering == "Practitioner/typed"
     # an attender of unknown qualification is passed over for an untyped participant the record calls MD
     bare = {"resourceType": "Practitioner", "id": "bare"}
-    d = decide_one(admin(), encounter_of(participant("Practitioner/bare", "ATND"),
-                                         participant("Practitioner/untyped"), extra=[bare, untyped]))
-    assert d.rendering == "Practitioner/untyped" and "rendering-provider-by-role" not in gap_codes(d)
+    d = decide_one(
+        admin(),
+        encounter_of(
+            participant("Practitioner/bare", "ATND"),
+            participant("Practitioner/untyped"),
+            extra=[bare, untyped],
+        ),
+    )
+    assert d.rendering == "Practitioner/untyped" and "rendering-provider-by-role" not in gap_codes(
+        d
+    )
 
 
 # ----------------------------------------------------------------------------- the practice's profile
@@ -228,20 +307,30 @@ def nobody_eligible(**encounter_changes) -> list[dict]:
 def test_the_practice_names_the_supervising_practitioner_per_location():
     w = nobody_eligible(location=[{"location": {"reference": "Location/suite-2"}}])
     # suite-2 is not a typed Location (class AMB alone is no place): the practice says its sites are offices
-    config = Config(rendering_providers={"Location/suite-2": "dr-jones", "clinic": "dr-smith"},
-                    default_place_of_service="11")
+    config = Config(
+        rendering_providers={"Location/suite-2": "dr-jones", "clinic": "dr-smith"},
+        default_place_of_service="11",
+    )
     d = decide_one(admin(), w, config)
     assert d.rendering == "Practitioner/dr-jones" and d.outcome == "claim"
-    assert basis(d)["rendering_provider"] == ("practice", "[rendering_providers] for Location/suite-2")
+    assert basis(d)["rendering_provider"] == (
+        "practice",
+        "[rendering_providers] for Location/suite-2",
+    )
     # another location: the Organization's
     w = nobody_eligible(location=[{"location": {"reference": "Location/suite-9"}}])
     d = decide_one(admin(), w, config)
     assert d.rendering == "Practitioner/dr-smith"
-    assert basis(d)["rendering_provider"] == ("practice", "[rendering_providers] for Organization/clinic")
+    assert basis(d)["rendering_provider"] == (
+        "practice",
+        "[rendering_providers] for Organization/clinic",
+    )
 
 
 def test_the_organization_may_be_named_with_its_type_too():
-    d = decide_one(admin(), nobody_eligible(), Config(rendering_providers={"Organization/clinic": "dr-smith"}))
+    d = decide_one(
+        admin(), nobody_eligible(), Config(rendering_providers={"Organization/clinic": "dr-smith"})
+    )
     assert d.rendering == "Practitioner/dr-smith"
 
 
@@ -249,22 +338,32 @@ def test_with_nothing_configured_the_gap_names_the_places_it_looked_for():
     w = nobody_eligible(location=[{"location": {"reference": "Location/suite-9"}}])
     d = decide_one(admin(), w)
     assert d.rendering is None
-    assert ("no rendering provider is configured for the clinic ([rendering_providers]: Location/suite-9 or "
-            "Organization/clinic)") in gap(d, "missing-rendering-provider").message
+    assert (
+        "no rendering provider is configured for the clinic ([rendering_providers]: Location/suite-9 or "
+        "Organization/clinic)"
+    ) in gap(d, "missing-rendering-provider").message
 
 
 def test_config_reads_location_keys(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[rendering_providers]\nclinic = "dr-smith"\n"Location/suite-2" = "Practitioner/dr-jones"\n')
-    assert load_config(path).rendering_providers == {"clinic": "dr-smith", "Location/suite-2": "Practitioner/dr-jones"}
+    path.write_text(
+        '[rendering_providers]\nclinic = "dr-smith"\n"Location/suite-2" = "Practitioner/dr-jones"\n'
+    )
+    assert load_config(path).rendering_providers == {
+        "clinic": "dr-smith",
+        "Location/suite-2": "Practitioner/dr-jones",
+    }
 
 
-@pytest.mark.parametrize("entry,named", [
-    ('"Loc/suite-2" = "dr-jones"', "'Loc/suite-2'"),
-    ('"Location/" = "dr-jones"', "'Location/'"),
-    ('"Location/suite-2" = "Organization/x"', "'Location/suite-2'"),
-    ('"Location/suite-2" = ""', "'Location/suite-2'"),
-])
+@pytest.mark.parametrize(
+    "entry,named",
+    [
+        ('"Loc/suite-2" = "dr-jones"', "'Loc/suite-2'"),
+        ('"Location/" = "dr-jones"', "'Location/'"),
+        ('"Location/suite-2" = "Organization/x"', "'Location/suite-2'"),
+        ('"Location/suite-2" = ""', "'Location/suite-2'"),
+    ],
+)
 def test_a_bad_rendering_providers_entry_is_refused_naming_its_key(tmp_path, entry, named):
     path = tmp_path / "c.toml"
     path.write_text(f"[rendering_providers]\n{entry}\n")
@@ -276,10 +375,15 @@ def test_a_bad_rendering_providers_entry_is_refused_naming_its_key(tmp_path, ent
 
 
 def test_a_broken_qualification_text_row_is_reported_with_file_and_row(tmp_path):
-    err, row = refused_row(tmp_path / "a", "qualification_text.csv", "MD,eligible,Doctor of Medicine",
-                           "MD,maybe,Doctor of Medicine")
+    err, row = refused_row(
+        tmp_path / "a",
+        "qualification_text.csv",
+        "MD,eligible,Doctor of Medicine",
+        "MD,maybe,Doctor of Medicine",
+    )
     assert (err.file, err.row) == ("qualification_text.csv", row) and "maybe" in str(err)
     # the same credential as MD, written otherwise, is one row twice
-    err, row = refused_row(tmp_path / "b", "qualification_text.csv", "Doctor of Medicine,eligible",
-                           "M.D.,eligible")
+    err, row = refused_row(
+        tmp_path / "b", "qualification_text.csv", "Doctor of Medicine,eligible", "M.D.,eligible"
+    )
     assert (err.file, err.row) == ("qualification_text.csv", row) and "duplicate" in str(err)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_injection import Config, build_claim
+from fhir_injection.config import load_config
+from fhir_injection.errors import ConfigError
 from tests.builders import (
     CREATED,
     RXNORM,
@@ -25,9 +28,6 @@ from tests.builders import (
     validate_claim,
     world,
 )
-from fhir_injection import Config, build_claim
-from fhir_injection.config import load_config
-from fhir_injection.errors import ConfigError
 
 ENOXAPARIN_40 = admin(
     medicationCodeableConcept=med(

@@ -11,12 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import (
-    ACT, CPT, SNOMED, admin, decide_one, gap, gap_codes, line, replace_resource, validate_claim, world,
-)
 from fhir_injection import Config, MappingError, load_rules
 from fhir_injection.decision.clinical import setting_of
 from fhir_injection.sinks.claims import build_claim
+from tests.builders import (
+    ACT,
+    CPT,
+    SNOMED,
+    admin,
+    decide_one,
+    gap,
+    gap_codes,
+    line,
+    replace_resource,
+    validate_claim,
+    world,
+)
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 V2_0004 = "http://terminology.hl7.org/CodeSystem/v2-0004"
@@ -104,11 +114,16 @@ def test_held_claim_without_place_of_service_is_valid_fhir():
 
 
 def test_missing_class_is_said_so():
-    assert "Encounter.class is missing" in gap(decide_one(admin(), encounter(None)), "unknown-setting").message
+    assert (
+        "Encounter.class is missing"
+        in gap(decide_one(admin(), encounter(None)), "unknown-setting").message
+    )
 
 
 def test_vendor_class_with_no_type_names_the_code_it_could_not_read():
-    d = decide_one(admin(), encounter({"system": EPIC_CLASS, "code": "13", "display": "Support OP Encounter"}))
+    d = decide_one(
+        admin(), encounter({"system": EPIC_CLASS, "code": "13", "display": "Support OP Encounter"})
+    )
     assert f"{EPIC_CLASS}|13" in gap(d, "unknown-setting").message
     assert d.outcome == "held"
 
@@ -116,12 +131,26 @@ def test_vendor_class_with_no_type_names_the_code_it_could_not_read():
 # ----------------------------------------------------------------------------- Encounter.type
 
 
-@pytest.mark.parametrize("type_", [
-    [{"coding": [{"system": "urn:oid:1.2.840.114350.1.13.99999.1.7.10.698084.30", "code": "101",
-                  "display": "Office Visit"}], "text": "Office Visit"}],  # Epic
-    [{"text": "office visit"}],
-    [{"coding": [{"system": "urn:oid:9.9", "code": "x", "display": "OFFICE VISIT"}]}],
-], ids=["epic", "text", "display"])
+@pytest.mark.parametrize(
+    "type_",
+    [
+        [
+            {
+                "coding": [
+                    {
+                        "system": "urn:oid:1.2.840.114350.1.13.99999.1.7.10.698084.30",
+                        "code": "101",
+                        "display": "Office Visit",
+                    }
+                ],
+                "text": "Office Visit",
+            }
+        ],  # Epic
+        [{"text": "office visit"}],
+        [{"coding": [{"system": "urn:oid:9.9", "code": "x", "display": "OFFICE VISIT"}]}],
+    ],
+    ids=["epic", "text", "display"],
+)
 def test_vendor_class_falls_back_to_an_office_visit_type(type_):
     d = decide_one(admin(), encounter({"system": EPIC_CLASS, "code": "13"}, type_))
     assert (d.outcome, d.setting, d.place_of_service) == ("claim", "office", "11")
@@ -129,10 +158,18 @@ def test_vendor_class_falls_back_to_an_office_visit_type(type_):
 
 
 # "Office or other outpatient visit" (99202-99215) is the kind of visit, not where: no place
-@pytest.mark.parametrize("code,setting,pos", [("99202", None, None), ("99205", None, None),
-                                              ("99211", None, None), ("99215", None, None),
-                                              ("99283", "facility", "23"), ("99222", "inpatient", "21"),
-                                              ("99347", "home", "12")])
+@pytest.mark.parametrize(
+    "code,setting,pos",
+    [
+        ("99202", None, None),
+        ("99205", None, None),
+        ("99211", None, None),
+        ("99215", None, None),
+        ("99283", "facility", "23"),
+        ("99222", "inpatient", "21"),
+        ("99347", "home", "12"),
+    ],
+)
 def test_cpt_em_code_in_type_names_the_setting(code, setting, pos):
     d = decide_one(admin(), encounter(ABSENT, type_code(CPT, code)))
     assert (d.setting, d.place_of_service) == (setting, pos)
@@ -140,7 +177,9 @@ def test_cpt_em_code_in_type_names_the_setting(code, setting, pos):
 
 def test_cpt_codes_outside_the_ranges_say_nothing():
     for code in ("99201", "99206", "96372", "9921A"):
-        assert "unknown-setting" in gap_codes(decide_one(admin(), encounter(ABSENT, type_code(CPT, code))))
+        assert "unknown-setting" in gap_codes(
+            decide_one(admin(), encounter(ABSENT, type_code(CPT, code)))
+        )
 
 
 def test_office_em_in_type_still_raises_the_same_day_em_rule():
@@ -148,9 +187,16 @@ def test_office_em_in_type_still_raises_the_same_day_em_rule():
     assert d.place_of_service == "11" and "em-same-day" in gap_codes(d)
 
 
-@pytest.mark.parametrize("code,setting,pos", [("185349003", None, None), ("185345009", None, None),
-                                              ("50849002", "facility", "23"), ("183452005", "inpatient", "21"),
-                                              ("32485007", "inpatient", "21")])
+@pytest.mark.parametrize(
+    "code,setting,pos",
+    [
+        ("185349003", None, None),
+        ("185345009", None, None),
+        ("50849002", "facility", "23"),
+        ("183452005", "inpatient", "21"),
+        ("32485007", "inpatient", "21"),
+    ],
+)
 def test_snomed_encounter_types_name_the_setting(code, setting, pos):
     d = decide_one(admin(), encounter(ABSENT, type_code(SNOMED, code)))
     assert (d.setting, d.place_of_service) == (setting, pos)
@@ -158,14 +204,27 @@ def test_snomed_encounter_types_name_the_setting(code, setting, pos):
 
 def test_generic_patient_encounter_procedure_says_nothing_about_where():
     # 308335008 is the root of the US Core encounter types: any encounter at all
-    d = decide_one(admin(), encounter(ABSENT, type_code(SNOMED, "308335008", "Patient encounter procedure")))
+    d = decide_one(
+        admin(), encounter(ABSENT, type_code(SNOMED, "308335008", "Patient encounter procedure"))
+    )
     assert "unknown-setting" in gap_codes(d)
 
 
 def test_oracle_sends_v2_0004_in_encounter_type():
-    d = decide_one(admin(), encounter({"system": "https://fhir.cerner.com/x/codeSet/71", "code": "309308"},
-                                      [{"coding": [{"system": "https://fhir.cerner.com/x/codeSet/71", "code": "9"},
-                                                   v2("I")]}]))
+    d = decide_one(
+        admin(),
+        encounter(
+            {"system": "https://fhir.cerner.com/x/codeSet/71", "code": "309308"},
+            [
+                {
+                    "coding": [
+                        {"system": "https://fhir.cerner.com/x/codeSet/71", "code": "9"},
+                        v2("I"),
+                    ]
+                }
+            ],
+        ),
+    )
     assert (d.outcome, d.setting) == ("not-billable", "inpatient")
 
 
@@ -180,8 +239,13 @@ def test_a_later_type_can_name_the_setting_when_the_first_does_not():
 
 
 def test_setting_of_reads_wrong_types_without_raising(rules):
-    for enc in ({"class": "AMB"}, {"class": {"system": 1, "code": None}}, {"type": "Office"},
-                {"type": [None, {"coding": "x"}]}, {"class": {"extension": "x"}}):
+    for enc in (
+        {"class": "AMB"},
+        {"class": {"system": 1, "code": None}},
+        {"type": "Office"},
+        {"type": [None, {"coding": "x"}]},
+        {"class": {"extension": "x"}},
+    ):
         found, why = setting_of(enc, rules)
         assert found is None and why
 
@@ -196,18 +260,37 @@ def mappings(tmp_path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("name,row,message", [
-    ("encounter_types.csv", "code,http://www.ama-assn.org/go/cpt,99299,99290,x,office,11,src", "low to high"),
-    ("encounter_types.csv", "code,http://snomed.info/sct,abc,def,x,office,11,src", "numeric"),
-    ("encounter_types.csv", "guess,http://snomed.info/sct,1,,x,office,11,src", "kind"),
-    ("encounter_types.csv", "text,http://snomed.info/sct,Clinic,,x,office,11,src", "no system"),
-    ("encounter_types.csv", "text,,OFFICE  VISIT,,x,office,11,src", "duplicate"),
-    ("encounter_types.csv", "code,http://snomed.info/sct,185349003,,x,office,11,src", "duplicate"),
-    ("encounter_types.csv", "code,http://snomed.info/sct,1,,x,clinic,11,src", "setting"),
-    ("encounter_types.csv", "code,http://snomed.info/sct,1,,x,office,1,src", "place_of_service"),
-    ("encounter_types.csv", "code,http://snomed.info/sct,1,,x,office,11,", "source"),
-    ("settings.csv", "http://terminology.hl7.org/CodeSystem/v2-0004,O,again,office,11,src", "duplicate"),
-])
+@pytest.mark.parametrize(
+    "name,row,message",
+    [
+        (
+            "encounter_types.csv",
+            "code,http://www.ama-assn.org/go/cpt,99299,99290,x,office,11,src",
+            "low to high",
+        ),
+        ("encounter_types.csv", "code,http://snomed.info/sct,abc,def,x,office,11,src", "numeric"),
+        ("encounter_types.csv", "guess,http://snomed.info/sct,1,,x,office,11,src", "kind"),
+        ("encounter_types.csv", "text,http://snomed.info/sct,Clinic,,x,office,11,src", "no system"),
+        ("encounter_types.csv", "text,,OFFICE  VISIT,,x,office,11,src", "duplicate"),
+        (
+            "encounter_types.csv",
+            "code,http://snomed.info/sct,185349003,,x,office,11,src",
+            "duplicate",
+        ),
+        ("encounter_types.csv", "code,http://snomed.info/sct,1,,x,clinic,11,src", "setting"),
+        (
+            "encounter_types.csv",
+            "code,http://snomed.info/sct,1,,x,office,1,src",
+            "place_of_service",
+        ),
+        ("encounter_types.csv", "code,http://snomed.info/sct,1,,x,office,11,", "source"),
+        (
+            "settings.csv",
+            "http://terminology.hl7.org/CodeSystem/v2-0004,O,again,office,11,src",
+            "duplicate",
+        ),
+    ],
+)
 def test_broken_setting_row_names_file_and_row(mappings, name, row, message):
     path = mappings / name
     text = path.read_text(encoding="utf-8")
@@ -221,5 +304,7 @@ def test_broken_setting_row_names_file_and_row(mappings, name, row, message):
 def test_every_encounter_type_row_has_a_source_and_a_two_digit_place_of_service(rules):
     found = list(rules.encounter_types.values()) + list(rules.encounter_type_texts.values())
     found += [s for ranges in rules.encounter_type_ranges.values() for _, _, s in ranges]
-    assert found and all(len(s.place_of_service) == 2 or (s.setting, s.place_of_service) == ("unplaced", "")
-                         for s in found)
+    assert found and all(
+        len(s.place_of_service) == 2 or (s.setting, s.place_of_service) == ("unplaced", "")
+        for s in found
+    )

@@ -19,8 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import CVX, RXNORM, admin, decide_one, gap, gap_codes, med, refused_row, rules, world
 from fhir_injection import MappingError, load_rules
+from tests.builders import (
+    CVX,
+    RXNORM,
+    admin,
+    decide_one,
+    gap,
+    gap_codes,
+    med,
+    refused_row,
+    rules,
+    world,
+)
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 STORED_COPY = "immregistries/codebase@641f2ea42152f864dda760d9a3abda06fa9b6255"
@@ -38,7 +49,9 @@ CDC_COVID_CVX_TO_CPT = {
 }
 
 
-@pytest.mark.parametrize("cvx,cpt", [(k, next(iter(v))) for k, v in CDC_COVID_CVX_TO_CPT.items() if k != "213"])
+@pytest.mark.parametrize(
+    "cvx,cpt", [(k, next(iter(v))) for k, v in CDC_COVID_CVX_TO_CPT.items() if k != "213"]
+)
 def test_each_cdc_row_bills_90480_with_its_product_code(cvx, cpt):
     d = decide_one(admin(medicationCodeableConcept=med(CVX, cvx)))
     assert (d.outcome, d.procedure, d.lines, d.claim_status) == ("not-96372", "90480", (), None)
@@ -54,6 +67,7 @@ def test_the_table_holds_every_covid_cvx_the_cdc_maps_a_2024_2026_product_code_t
 
 def test_every_covid_row_cites_the_stored_copy_of_the_cdc_table_it_was_checked_in():
     import csv
+
     with open(MAPPINGS / "vaccines.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["vaccine_group"] == "covid-19"]
     assert len(rows) == 8
@@ -97,24 +111,35 @@ def test_mnexspike_by_name_is_cvx_334_and_91323():
     assert "CVX 334 (" in gap(d, "vaccine").message and "product 91323" in gap(d, "vaccine").message
 
 
-@pytest.mark.parametrize("text,cvx,cpt", [
-    ("Comirnaty 30 mcg/0.3 mL", "309", "91320"),
-    ("Comirnaty 10 mcg/0.3 mL", "310", "91319"),
-    ("Spikevax 50 mcg/0.5 mL prefilled syringe", "312", "91322"),
-    ("Spikevax 25 mcg/0.25 mL prefilled syringe", "311", "91321"),
-    ("NUVAXOVID", "313", "91304"),
-])
+@pytest.mark.parametrize(
+    "text,cvx,cpt",
+    [
+        ("Comirnaty 30 mcg/0.3 mL", "309", "91320"),
+        ("Comirnaty 10 mcg/0.3 mL", "310", "91319"),
+        ("Spikevax 50 mcg/0.5 mL prefilled syringe", "312", "91322"),
+        ("Spikevax 25 mcg/0.25 mL prefilled syringe", "311", "91321"),
+        ("NUVAXOVID", "313", "91304"),
+    ],
+)
 def test_a_brand_with_its_dose_names_one_presentation(text, cvx, cpt):
     d = by_text(text)
-    assert f"CVX {cvx} (" in gap(d, "vaccine").message and f"product {cpt}" in gap(d, "vaccine").message
+    assert (
+        f"CVX {cvx} (" in gap(d, "vaccine").message
+        and f"product {cpt}" in gap(d, "vaccine").message
+    )
 
 
-@pytest.mark.parametrize("text", [
-    "Spikevax",  # CDC: SPIKEVAX is CVX 311 (25 mcg/0.25 mL) and 312 (50 mcg/0.5 mL)
-    "COMIRNATY injection",  # CDC: COMIRNATY is CVX 309 and 310
-    "COVID-19 vaccine",
-])
-def test_a_name_that_does_not_say_the_presentation_is_still_a_90480_and_the_product_is_left_to_a_person(text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Spikevax",  # CDC: SPIKEVAX is CVX 311 (25 mcg/0.25 mL) and 312 (50 mcg/0.5 mL)
+        "COMIRNATY injection",  # CDC: COMIRNATY is CVX 309 and 310
+        "COVID-19 vaccine",
+    ],
+)
+def test_a_name_that_does_not_say_the_presentation_is_still_a_90480_and_the_product_is_left_to_a_person(
+    text,
+):
     d = by_text(text)
     assert (d.outcome, d.procedure) == ("not-96372", "90480")
     message = gap(d, "vaccine").message
@@ -125,7 +150,9 @@ def test_a_name_that_does_not_say_the_presentation_is_still_a_90480_and_the_prod
 def test_an_rxnorm_ingredient_name_synthea_and_omop_style():
     # the RxNorm concept name real exports carry ("SARS-CoV-2 (COVID-19) vaccine, mRNA-1273 0.2 MG/ML
     # Injectable Suspension", OMOP concept 37003518): a COVID-19 vaccine, presentation not known
-    d = by_text("SARS-CoV-2 (COVID-19) vaccine, mRNA-1273 0.2 MG/ML Injectable Suspension", payer="medicare")
+    d = by_text(
+        "SARS-CoV-2 (COVID-19) vaccine, mRNA-1273 0.2 MG/ML Injectable Suspension", payer="medicare"
+    )
     assert (d.outcome, d.procedure) == ("not-96372", "90480")
     assert "CVX 213 (" in gap(d, "vaccine").message
 
@@ -133,10 +160,25 @@ def test_an_rxnorm_ingredient_name_synthea_and_omop_style():
 def test_a_us_core_immunization_style_cvx_coding_on_a_contained_medication():
     # a US Core vaccineCode (CVX value set: the CDC short description as display), carried as a
     # MedicationAdministration's contained Medication (Oracle Health style)
-    medication = {"resourceType": "Medication", "id": "vax", "code": {"coding": [
-        {"system": CVX, "code": "309", "display": "COVID-19, mRNA, LNP-S, PF, tris-sucrose, 30 mcg/0.3 mL"}],
-        "text": "COMIRNATY 2025-2026 Formula"}}
-    a = admin(medicationCodeableConcept=None, medicationReference={"reference": "#vax"}, contained=[medication])
+    medication = {
+        "resourceType": "Medication",
+        "id": "vax",
+        "code": {
+            "coding": [
+                {
+                    "system": CVX,
+                    "code": "309",
+                    "display": "COVID-19, mRNA, LNP-S, PF, tris-sucrose, 30 mcg/0.3 mL",
+                }
+            ],
+            "text": "COMIRNATY 2025-2026 Formula",
+        },
+    }
+    a = admin(
+        medicationCodeableConcept=None,
+        medicationReference={"reference": "#vax"},
+        contained=[medication],
+    )
     d = decide_one(a)
     assert (d.outcome, d.procedure) == ("not-96372", "90480")
     assert "CVX 309 (" in gap(d, "vaccine").message and "product 91320" in gap(d, "vaccine").message
@@ -144,7 +186,13 @@ def test_a_us_core_immunization_style_cvx_coding_on_a_contained_medication():
 
 def test_a_retired_cvx_this_table_does_not_hold_is_still_a_covid_vaccine_by_its_cdc_display():
     # CVX 208 (the original Pfizer vaccine, inactive since 2023) with the CDC short description
-    d = decide_one(admin(medicationCodeableConcept=med(CVX, "208", "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose")))
+    d = decide_one(
+        admin(
+            medicationCodeableConcept=med(
+                CVX, "208", "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose"
+            )
+        )
+    )
     assert (d.outcome, d.procedure) == ("not-96372", "90480")
     assert "unmapped-medication" not in gap_codes(d)
 
@@ -157,21 +205,49 @@ def test_a_cdc_short_description_alone_names_its_presentation():
 def test_an_rxnorm_coding_of_a_covid_vaccine_with_its_display_is_matched_by_the_display():
     # RxNorm 2470233 "SARS-CoV-2 (COVID-19) vaccine, mRNA-1273 0.2 MG/ML" (a clinical drug component, as
     # an OHDSI ATLAS concept set lists it): no RxNorm row maps it, its display says what it is
-    d = decide_one(admin(medicationCodeableConcept=med(
-        RXNORM, "2470233", "SARS-CoV-2 (COVID-19) vaccine, mRNA-1273 0.2 MG/ML")))
+    d = decide_one(
+        admin(
+            medicationCodeableConcept=med(
+                RXNORM, "2470233", "SARS-CoV-2 (COVID-19) vaccine, mRNA-1273 0.2 MG/ML"
+            )
+        )
+    )
     assert (d.outcome, d.procedure) == ("not-96372", "90480")
 
 
 # --------------------------------------------------------------------------- broken rows
 
 
-@pytest.mark.parametrize("table,old,new,message", [
-    ("vaccines.csv", ",91323,covid-19,yes,", ",9132,covid-19,yes,", "column 'product_code' is '9132'"),
-    ("vaccines.csv", ",91323,covid-19,yes,", ",91323,covid,yes,", "column 'vaccine_group' is 'covid'"),
-    ("vaccines.csv", ",91323,covid-19,yes,", ",91323,covid-19,sometimes,", "column 'medicare_part_b' is 'sometimes'"),
-    ("vaccine_admin.csv", "*,covid-19,90480,", "*,covid19,90480,", "column 'vaccine_group' is 'covid19'"),
-    ("vaccine_admin.csv", "*,covid-19,90480,", "*,covid-19,,", "column 'admin_code' is empty"),
-])
+@pytest.mark.parametrize(
+    "table,old,new,message",
+    [
+        (
+            "vaccines.csv",
+            ",91323,covid-19,yes,",
+            ",9132,covid-19,yes,",
+            "column 'product_code' is '9132'",
+        ),
+        (
+            "vaccines.csv",
+            ",91323,covid-19,yes,",
+            ",91323,covid,yes,",
+            "column 'vaccine_group' is 'covid'",
+        ),
+        (
+            "vaccines.csv",
+            ",91323,covid-19,yes,",
+            ",91323,covid-19,sometimes,",
+            "column 'medicare_part_b' is 'sometimes'",
+        ),
+        (
+            "vaccine_admin.csv",
+            "*,covid-19,90480,",
+            "*,covid19,90480,",
+            "column 'vaccine_group' is 'covid19'",
+        ),
+        ("vaccine_admin.csv", "*,covid-19,90480,", "*,covid-19,,", "column 'admin_code' is empty"),
+    ],
+)
 def test_a_broken_row_is_reported_with_file_and_row(tmp_path, table, old, new, message):
     error, row = refused_row(tmp_path, table, old, new)
     assert (error.file, error.row) == (table, row) and message in str(error)
@@ -187,7 +263,9 @@ def test_a_cvx_listed_twice_is_reported_with_its_second_row(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(MappingError) as err:
         load_rules(target)
-    assert (err.value.file, err.value.row) == ("vaccines.csv", len(lines)) and "334" in str(err.value)
+    assert (err.value.file, err.value.row) == ("vaccines.csv", len(lines)) and "334" in str(
+        err.value
+    )
 
 
 # --------------------------------------------------------------------------- the demo clinic
@@ -197,15 +275,25 @@ def demo_decisions(scenario_start):
     """The demo clinic's administrations whose scenario starts with ``scenario_start``, decided with
     every resource of fixtures/demo (found by scenario text: other cases may shift the ids)."""
     import json
+
     from fhir_injection import Context, decide
+
     root = Path(__file__).resolve().parents[2] / "fixtures"
     expected = json.loads((root / "demo-expected.json").read_text())["administrations"]
-    resources = [json.loads(line) for f in sorted((root / "demo").glob("*.ndjson"))
-                 for line in f.read_text().splitlines() if line.strip()]
+    resources = [
+        json.loads(line)
+        for f in sorted((root / "demo").glob("*.ndjson"))
+        for line in f.read_text().splitlines()
+        if line.strip()
+    ]
     ctx = Context(resources)
     wanted = {ref for ref, a in expected.items() if a["scenario"].startswith(scenario_start)}
-    return [decide(r, ctx, rules()) for r in resources
-            if r["resourceType"] == "MedicationAdministration" and f"MedicationAdministration/{r['id']}" in wanted]
+    return [
+        decide(r, ctx, rules())
+        for r in resources
+        if r["resourceType"] == "MedicationAdministration"
+        and f"MedicationAdministration/{r['id']}" in wanted
+    ]
 
 
 def test_the_demo_covid_vaccine_for_medicare_is_part_b_90480_with_product_91320():

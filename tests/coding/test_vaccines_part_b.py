@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import CREATED, CVX, admin, decide_one, gap, gap_codes, med, rules, world
 from fhir_injection import Config, build_task
+from tests.builders import CREATED, CVX, admin, decide_one, gap, gap_codes, med, rules, world
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 
@@ -56,7 +56,9 @@ def test_every_vaccine_row_is_part_b_exactly_for_the_part_b_groups():
         part_b = row["vaccine_group"] in ("influenza", "pneumococcal", "hepatitis-b", "covid-19")
         assert (row["medicare_part_b"] == "yes") == part_b, row["cvx"]
         # tetanus: Part B only when given for an injury (tests/coding/test_vaccines_tetanus_injury.py)
-        assert (row["medicare_part_b"] == "injury") == (row["vaccine_group"] == "tetanus"), row["cvx"]
+        assert (row["medicare_part_b"] == "injury") == (row["vaccine_group"] == "tetanus"), row[
+            "cvx"
+        ]
         assert "CDC 'CPT codes mapped to CVX codes'" in row["source"], row["cvx"]
 
 
@@ -81,6 +83,7 @@ CDC_CVX_TO_CPT = {
 
 def test_every_product_code_is_one_the_cdc_maps_its_cvx_to():
     from tests.coding.test_vaccines_covid import CDC_COVID_CVX_TO_CPT
+
     cdc = {**CDC_CVX_TO_CPT, **CDC_COVID_CVX_TO_CPT}
     for cvx, vaccine in rules().vaccines.items():
         assert vaccine.product_code in cdc[cvx], cvx

@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 
+from fhir_injection.decision.rules import BASIS_FACTS, BASIS_KINDS, Config
+from fhir_injection.sinks.report import ReportWriter
 from tests.builders import (
     ACT,
     NDC,
@@ -23,8 +25,6 @@ from tests.builders import (
     replace_resource,
     world,
 )
-from fhir_injection.decision.rules import BASIS_FACTS, BASIS_KINDS, Config
-from fhir_injection.sinks.report import ReportWriter
 
 
 def basis(decision) -> dict[str, tuple[str, str]]:
@@ -47,7 +47,9 @@ def test_a_clean_office_injection_says_where_each_fact_came_from():
 
 
 def test_an_unknown_setting_is_unknown_not_the_office():
-    resources = replace_resource(world(), "Encounter", location=None, **{"class": {"system": ACT, "code": "XYZ"}})
+    resources = replace_resource(
+        world(), "Encounter", location=None, **{"class": {"system": ACT, "code": "XYZ"}}
+    )
     d = decide_one(admin(), resources)
     assert d.place_of_service is None and "unknown-setting" in gap_codes(d)
     kind, how = basis(d)["place_of_service"]
@@ -78,7 +80,10 @@ def test_the_configured_supervising_physician_is_the_practice_s():
     resources = replace_resource(world(), "Encounter", participant=None)
     d = decide_one(admin(), resources, Config(rendering_providers={"clinic": "doctor"}))
     assert d.rendering == "Practitioner/doctor"
-    assert basis(d)["rendering_provider"] == ("practice", "[rendering_providers] for Organization/clinic")
+    assert basis(d)["rendering_provider"] == (
+        "practice",
+        "[rendering_providers] for Organization/clinic",
+    )
 
 
 def test_no_one_to_render_is_unknown():
@@ -89,13 +94,22 @@ def test_no_one_to_render_is_unknown():
 
 
 def test_a_medication_amount_is_a_container_read_from_the_record():
-    medication = {"resourceType": "Medication", "id": "m1",
-                  "code": {"coding": [{"system": RXNORM, "code": "35827"},
-                                      {"system": NDC, "code": "99999999999"}]},
-                  "amount": {"numerator": {"value": 1, "unit": "mL", "system": UCUM, "code": "mL"},
-                             "denominator": {"value": 1}}}
-    a = admin(medicationCodeableConcept=None, medicationReference={"reference": "Medication/m1"},
-              dosage={**admin()["dosage"], "dose": dose(30, "mg")})
+    medication = {
+        "resourceType": "Medication",
+        "id": "m1",
+        "code": {
+            "coding": [{"system": RXNORM, "code": "35827"}, {"system": NDC, "code": "99999999999"}]
+        },
+        "amount": {
+            "numerator": {"value": 1, "unit": "mL", "system": UCUM, "code": "mL"},
+            "denominator": {"value": 1},
+        },
+    }
+    a = admin(
+        medicationCodeableConcept=None,
+        medicationReference={"reference": "Medication/m1"},
+        dosage={**admin()["dosage"], "dose": dose(30, "mg")},
+    )
     d = decide_one(a, [*world(), medication])
     kind, how = basis(d)["container"]
     assert kind == "record" and "Medication.amount" in how
@@ -109,17 +123,26 @@ def test_report_json_carries_the_basis_of_each_fact():
     writer.close()
     entry = json.loads(out.getvalue())["administrations"][0]
     assert entry["basis"]["place_of_service"]["from"] == "record"
-    assert entry["basis"]["service_date"] == {"from": "record", "how": "effective[x] in its own time zone"}
+    assert entry["basis"]["service_date"] == {
+        "from": "record",
+        "how": "effective[x] in its own time zone",
+    }
     assert set(entry["basis"]) == {fact for fact, _, _ in d.basis}
 
 
 def test_a_diagnosis_only_in_snomed_ct_is_unknown_and_says_so():
     resources = replace_resource(world(), "Encounter", diagnosis=None)
-    snomed = {"coding": [{"system": "http://snomed.info/sct", "code": "82423001", "display": "Chronic pain"}]}
+    snomed = {
+        "coding": [
+            {"system": "http://snomed.info/sct", "code": "82423001", "display": "Chronic pain"}
+        ]
+    }
     d = decide_one(admin(reasonCode=[snomed]), resources)
     assert "diagnosis-not-icd10" in gap_codes(d)
     assert basis(d)["diagnosis"] == (
-        "unknown", "only in SNOMED CT (82423001): no ICD-10-CM code and no snomed_icd10.csv row")
+        "unknown",
+        "only in SNOMED CT (82423001): no ICD-10-CM code and no snomed_icd10.csv row",
+    )
 
 
 def test_a_decision_that_stops_early_still_says_where_its_place_and_day_came_from():

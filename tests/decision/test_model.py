@@ -28,13 +28,22 @@ def _twins():
             b: str = "x"
             c: list = field(default_factory=list)
             d: dict = field(default_factory=dict, compare=False)
+
         return Sample
 
     return quick_init(make()), make()
 
 
-@pytest.mark.parametrize("args,kwargs", [((1,), {}), ((1, "y"), {}), ((1, "y", [2], {"k": 1}), {}),
-                                         ((), {"a": 1, "c": [3]}), ((2,), {"d": {"z": 0}, "b": "q"})])
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [
+        ((1,), {}),
+        ((1, "y"), {}),
+        ((1, "y", [2], {"k": 1}), {}),
+        ((), {"a": 1, "c": [3]}),
+        ((2,), {"d": {"z": 0}, "b": "q"}),
+    ],
+)
 def test_quick_init_takes_the_arguments_the_dataclass_init_takes(args, kwargs):
     quick, plain = _twins()
     q, p = quick(*args, **kwargs), plain(*args, **kwargs)
@@ -67,32 +76,53 @@ def test_quick_init_keeps_the_instance_frozen_and_names_its_init():
 
 
 def test_a_gap_as_a_dict_names_every_part():
-    message, where, rule = "No dosage.site. The site is not coded.", "MedicationAdministration.dosage.site", "Payers"
+    message, where, rule = (
+        "No dosage.site. The site is not coded.",
+        "MedicationAdministration.dosage.site",
+        "Payers",
+    )
     g = Gap("missing-site", "warning", message, where, rule)
-    assert g.as_dict() == {"code": "missing-site", "severity": "warning", "message": message, "field": where,
-                           "rule": rule}
+    assert g.as_dict() == {
+        "code": "missing-site",
+        "severity": "warning",
+        "message": message,
+        "field": where,
+        "rule": rule,
+    }
 
 
 def test_a_coding_leaves_out_what_it_does_not_have():
     assert Coding("http://snomed.info/sct", "7771000", "Left").as_fhir() == {
-        "system": "http://snomed.info/sct", "code": "7771000", "display": "Left"}
+        "system": "http://snomed.info/sct",
+        "code": "7771000",
+        "display": "Left",
+    }
     assert Coding(None, "LD").as_fhir() == {"code": "LD"}
     assert Coding("http://x", None, "").as_fhir() == {"system": "http://x"}
 
 
 def test_a_line_is_priced_only_with_a_price_and_a_quantity():
-    assert Line("drug", "s", "J1885", None, quantity=2, unit_price=Decimal("0.30")).net == Decimal("0.60")
+    assert Line("drug", "s", "J1885", None, quantity=2, unit_price=Decimal("0.30")).net == Decimal(
+        "0.60"
+    )
     assert Line("drug", "s", "J1885", None, quantity=None, unit_price=Decimal("0.30")).net is None
     assert Line("drug", "s", "J1885", None, quantity=2).net is None
-    assert Line("administration", "s", "96372", None).quantity == 1  # one service unless told otherwise
+    assert (
+        Line("administration", "s", "96372", None).quantity == 1
+    )  # one service unless told otherwise
 
 
 def test_a_decision_sums_its_priced_lines_and_lists_its_actionable_gaps():
-    lines = (Line("administration", "s", "96372", None, unit_price=Decimal("15.36")),
-             Line("drug", "s", "J1885", None, quantity=2, unit_price=Decimal("0.30")),
-             Line("drug", "s", "J3490", None))
-    gaps = (Gap("vaccine", "info", "m", "f", "r"), Gap("missing-site", "warning", "m", "f", "r"),
-            Gap("missing-dose", "error", "m", "f", "r"))
+    lines = (
+        Line("administration", "s", "96372", None, unit_price=Decimal("15.36")),
+        Line("drug", "s", "J1885", None, quantity=2, unit_price=Decimal("0.30")),
+        Line("drug", "s", "J3490", None),
+    )
+    gaps = (
+        Gap("vaccine", "info", "m", "f", "r"),
+        Gap("missing-site", "warning", "m", "f", "r"),
+        Gap("missing-dose", "error", "m", "f", "r"),
+    )
     d = Decision("MedicationAdministration/ma-7", None, "claim", "96372", gaps=gaps, lines=lines)
     assert d.estimated_amount == Decimal("15.96")
     assert [g.code for g in d.actionable_gaps] == ["missing-site", "missing-dose"]

@@ -7,19 +7,29 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import admin, world
-from fhir_injection import Config
-from fhir_injection import Context
-from fhir_injection import decide
-from fhir_injection.sinks.claims import claim_id, task_id
+from fhir_injection import Config, Context, decide
 from fhir_injection.decision.units import billing_units, convert, ndc11
+from fhir_injection.sinks.claims import claim_id, task_id
+from tests.builders import admin, rules, world
 
-from tests.builders import rules
-
-amounts = st.decimals(min_value=Decimal("0.001"), max_value=Decimal("9999"), places=3, allow_nan=False,
-                      allow_infinity=False)
-per_units = st.sampled_from([Decimal("0.1"), Decimal("1"), Decimal("7.5"), Decimal("10"), Decimal("15"),
-                             Decimal("250"), Decimal("1000")])
+amounts = st.decimals(
+    min_value=Decimal("0.001"),
+    max_value=Decimal("9999"),
+    places=3,
+    allow_nan=False,
+    allow_infinity=False,
+)
+per_units = st.sampled_from(
+    [
+        Decimal("0.1"),
+        Decimal("1"),
+        Decimal("7.5"),
+        Decimal("10"),
+        Decimal("15"),
+        Decimal("250"),
+        Decimal("1000"),
+    ]
+)
 fhir_ids = st.from_regex(r"[A-Za-z0-9\-.]{1,64}", fullmatch=True)
 
 
@@ -61,7 +71,9 @@ def test_ndc11_is_11_digits_or_none(text):
 @given(st.from_regex(r"\d{4,5}-\d{3,4}-\d{1,2}", fullmatch=True))
 def test_hyphenated_ndc11_keeps_the_digits_in_order(code):
     out = ndc11(code)
-    assert out is None or (len(out) == 11 and out.replace("0", "") == code.replace("-", "").replace("0", ""))
+    assert out is None or (
+        len(out) == 11 and out.replace("0", "") == code.replace("-", "").replace("0", "")
+    )
     a, b, c = code.split("-")
     if (len(a), len(b), len(c)) in {(4, 4, 2), (5, 3, 2), (5, 4, 1), (5, 4, 2)}:
         assert out is not None
@@ -105,14 +117,19 @@ PROCEDURES = {r["route"]: r for r in csv.DictReader((MAPPINGS / "procedures.csv"
 SITE_ROWS = list(csv.DictReader((MAPPINGS / "sites.csv").open()))
 KNOWN_ROUTES = {(r["system"], r["code"]) for r in ROUTE_ROWS}
 codes = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=12)
-systems = st.sampled_from(sorted({r["system"] for r in ROUTE_ROWS}) + ["http://example.org/local-routes"])
+systems = st.sampled_from(
+    [*sorted({r["system"] for r in ROUTE_ROWS}), "http://example.org/local-routes"]
+)
 free_text = st.text(min_size=1, max_size=40).filter(lambda t: t.strip())
 
 
 @given(st.sampled_from(ROUTE_ROWS))
 def test_every_coded_route_gives_the_procedure_its_table_names(row):
-    d = decide(admin(dosage=dosage(route={"coding": [{"system": row["system"], "code": row["code"]}]})),
-               Context(world()), rules())
+    d = decide(
+        admin(dosage=dosage(route={"coding": [{"system": row["system"], "code": row["code"]}]})),
+        Context(world()),
+        rules(),
+    )
     proc = PROCEDURES[row["route"]]
     if row["route"] in ("subcutaneous", "intramuscular"):
         assert (d.outcome, d.procedure) == ("claim", "96372")
@@ -126,8 +143,11 @@ def test_every_coded_route_gives_the_procedure_its_table_names(row):
 def test_an_unknown_route_code_is_a_gap_never_a_guess(system, code):
     if (system, code) in KNOWN_ROUTES:
         return
-    d = decide(admin(dosage=dosage(route={"coding": [{"system": system, "code": code}]})),
-               Context(world()), rules())
+    d = decide(
+        admin(dosage=dosage(route={"coding": [{"system": system, "code": code}]})),
+        Context(world()),
+        rules(),
+    )
     assert d.outcome == "held" and "missing-route" in [g.code for g in d.gaps]
 
 
@@ -141,8 +161,11 @@ def test_a_text_only_route_is_a_gap_whatever_it_says(text):
 
 @given(st.sampled_from(SITE_ROWS))
 def test_every_coded_site_is_carried_to_the_claim_with_its_laterality(row):
-    d = decide(admin(dosage=dosage(site={"coding": [{"system": row["system"], "code": row["code"]}]})),
-               Context(world()), rules())
+    d = decide(
+        admin(dosage=dosage(site={"coding": [{"system": row["system"], "code": row["code"]}]})),
+        Context(world()),
+        rules(),
+    )
     assert "missing-site" not in [g.code for g in d.gaps]
     assert [(c.system, c.code) for c in d.body_site] == [(row["system"], row["code"])]
     if row["laterality"]:

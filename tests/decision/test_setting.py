@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import pytest
 
+from fhir_injection.config import load_config
+from fhir_injection.decision.rules import Config
+from fhir_injection.errors import ConfigError
 from tests.builders import (
     ACT,
     RXNORM,
@@ -29,9 +32,6 @@ from tests.builders import (
     replace_resource,
     world,
 )
-from fhir_injection.config import load_config
-from fhir_injection.decision.rules import Config
-from fhir_injection.errors import ConfigError
 
 ROLECODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/medication-admin-category"
@@ -73,8 +73,14 @@ def test_the_practice_default_places_an_ambulatory_visit_at_its_office():
 def test_the_practice_default_does_not_place_a_visit_whose_class_is_not_known():
     """A class that is only a data-absent-reason could be an admission: the default, for the
     practice's own ambulatory visits, does not say it was not."""
-    absent = {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-                             "valueCode": "unknown"}]}
+    absent = {
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                "valueCode": "unknown",
+            }
+        ]
+    }
     resources = replace_resource(no_place(), "Encounter", **{"class": absent})
     d = decide_one(resources=resources, config=Config(default_place_of_service="11"))
     assert d.place_of_service is None and "unknown-setting" in gap_codes(d)
@@ -92,10 +98,20 @@ def test_an_office_location_is_read_from_the_record():
 def test_amb_at_a_hospital_location_is_the_hospital_s_96372_not_ours():
     """HL7 v3 RoleCode HOSP (FHIR Location example shape: type HOSP) with class AMB: a hospital
     outpatient department, POS 22; the facility bills 96372, we bill nothing."""
-    hospital = {"status": "active", "name": "South Wing, second floor",
-                "type": [{"coding": [{"system": ROLECODE, "code": "HOSP", "display": "Hospital"}]}],
-                "physicalType": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
-                                             "code": "wi", "display": "Wing"}]}}
+    hospital = {
+        "status": "active",
+        "name": "South Wing, second floor",
+        "type": [{"coding": [{"system": ROLECODE, "code": "HOSP", "display": "Hospital"}]}],
+        "physicalType": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
+                    "code": "wi",
+                    "display": "Wing",
+                }
+            ]
+        },
+    }
     d = decide_one(resources=at(hospital))
     assert d.outcome == "not-billable" and d.place_of_service == "22" and d.setting == "facility"
     assert d.lines == () and d.procedure == "96372"  # what the hospital bills, on its claim
@@ -112,26 +128,68 @@ def test_an_emergency_room_location_is_pos_23():
 
 def test_a_hospital_organization_type_places_an_ambulatory_visit():
     """The serviceProvider's Organization.type: 'prov' says nothing; a hospital type does."""
-    resources = replace_resource(no_place(), "Organization", type=[{"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"},
-        {"system": "http://nucc.org/provider-taxonomy", "code": "282N00000X"}]}])
+    resources = replace_resource(
+        no_place(),
+        "Organization",
+        type=[
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                        "code": "prov",
+                    },
+                    {"system": "http://nucc.org/provider-taxonomy", "code": "282N00000X"},
+                ]
+            }
+        ],
+    )
     d = decide_one(resources=resources)
     assert (d.outcome, d.place_of_service) == ("not-billable", "22")
-    only_prov = replace_resource(no_place(), "Organization", type=[{"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}])
+    only_prov = replace_resource(
+        no_place(),
+        "Organization",
+        type=[
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                        "code": "prov",
+                    }
+                ]
+            }
+        ],
+    )
     assert decide_one(resources=only_prov).place_of_service is None
 
 
 def test_a_hospitalization_with_an_admit_origin_is_an_admission():
     """FHIR R4 Encounter example shape: hospitalization.admitOrigin and dischargeDisposition; the
     class in a vendor's own system the tables do not know."""
-    resources = replace_resource(world(), "Encounter", **{
-        "class": {"system": "http://example.org/vendor-class", "code": "X1"},
-        "hospitalization": {
-            "admitOrigin": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/admit-source",
-                                        "code": "emd"}]},
-            "dischargeDisposition": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home"}]}}})
+    resources = replace_resource(
+        world(),
+        "Encounter",
+        **{
+            "class": {"system": "http://example.org/vendor-class", "code": "X1"},
+            "hospitalization": {
+                "admitOrigin": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/admit-source",
+                            "code": "emd",
+                        }
+                    ]
+                },
+                "dischargeDisposition": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+                            "code": "home",
+                        }
+                    ]
+                },
+            },
+        },
+    )
     d = decide_one(resources=resources)
     assert (d.outcome, d.procedure, d.place_of_service) == ("not-billable", None, "21")
     assert "Encounter.hospitalization.admitOrigin" in basis_of(d)[1]
@@ -183,15 +241,27 @@ def test_an_inpatient_class_still_decides_before_the_practice_profile():
 
 def test_the_config_file_reads_the_practice_profile(tmp_path):
     path = tmp_path / "practice.toml"
-    path.write_text('default_place_of_service = "11"\n[places]\n"Location/hopd" = "22"\n'
-                    '"http://hl7.org/fhir/sid/us-npi|1234567893" = "11"\n', encoding="utf-8")
+    path.write_text(
+        'default_place_of_service = "11"\n[places]\n"Location/hopd" = "22"\n'
+        '"http://hl7.org/fhir/sid/us-npi|1234567893" = "11"\n',
+        encoding="utf-8",
+    )
     config = load_config(path)
     assert config.default_place_of_service == "11"
-    assert config.places == {"Location/hopd": "22", "http://hl7.org/fhir/sid/us-npi|1234567893": "11"}
+    assert config.places == {
+        "Location/hopd": "22",
+        "http://hl7.org/fhir/sid/us-npi|1234567893": "11",
+    }
 
 
-@pytest.mark.parametrize("text", ['default_place_of_service = "office"\n', '[places]\n"Location/x" = 11\n',
-                                  '[places]\n"hopd" = "22"\n'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'default_place_of_service = "office"\n',
+        '[places]\n"Location/x" = 11\n',
+        '[places]\n"hopd" = "22"\n',
+    ],
+)
 def test_a_bad_practice_profile_is_refused_with_its_key(tmp_path, text):
     path = tmp_path / "practice.toml"
     path.write_text(text, encoding="utf-8")
@@ -200,13 +270,17 @@ def test_a_bad_practice_profile_is_refused_with_its_key(tmp_path, text):
 
 
 def test_a_places_row_with_an_unknown_place_of_service_is_refused_naming_file_and_row(tmp_path):
-    err, row = refused_row(tmp_path, "places.csv", "HOSP,Hospital,facility,22", "HOSP,Hospital,facility,99")
+    err, row = refused_row(
+        tmp_path, "places.csv", "HOSP,Hospital,facility,22", "HOSP,Hospital,facility,99"
+    )
     assert err.file == "places.csv" and err.row == row
     assert "places_of_service.csv" in str(err)
 
 
 def test_an_unplaced_settings_row_may_not_name_a_place(tmp_path):
-    err, row = refused_row(tmp_path, "settings.csv", "AMB,ambulatory,unplaced,,", "AMB,ambulatory,unplaced,11,")
+    err, row = refused_row(
+        tmp_path, "settings.csv", "AMB,ambulatory,unplaced,,", "AMB,ambulatory,unplaced,11,"
+    )
     assert err.file == "settings.csv" and err.row == row
 
 
@@ -216,9 +290,14 @@ def test_an_unplaced_settings_row_may_not_name_a_place(tmp_path):
 def test_an_administration_without_context_is_placed_in_the_encounter_containing_it():
     """eCQM test bundles and US Core's draft profile: no MedicationAdministration.context. The
     patient's other encounter, on another day, does not contain it."""
-    other = {"resourceType": "Encounter", "id": "e-other", "status": "finished",
-             "class": {"system": ACT, "code": "IMP"}, "subject": {"reference": "Patient/p1"},
-             "period": {"start": "2026-09-01T08:00:00-05:00", "end": "2026-09-04T10:00:00-05:00"}}
+    other = {
+        "resourceType": "Encounter",
+        "id": "e-other",
+        "status": "finished",
+        "class": {"system": ACT, "code": "IMP"},
+        "subject": {"reference": "Patient/p1"},
+        "period": {"start": "2026-09-01T08:00:00-05:00", "end": "2026-09-04T10:00:00-05:00"},
+    }
     d = decide_one(admin(context=None), [*world(), other])
     assert d.outcome == "claim" and d.encounter == "Encounter/e-p1" and d.place_of_service == "11"
     assert basis_of(d)[1].startswith("placed in Encounter/e-p1 by its period; ")
@@ -226,18 +305,28 @@ def test_an_administration_without_context_is_placed_in_the_encounter_containing
 
 def test_an_inpatient_stay_containing_an_administration_without_context_is_its_setting():
     """A dose charted with no context during an inpatient stay is the hospital's, not a held 96372."""
-    stay = replace_resource(no_place(), "Encounter", **{
-        "class": {"system": ACT, "code": "IMP"},
-        "period": {"start": "2026-10-03T08:00:00-05:00", "end": "2026-10-07T10:00:00-05:00"}})
+    stay = replace_resource(
+        no_place(),
+        "Encounter",
+        **{
+            "class": {"system": ACT, "code": "IMP"},
+            "period": {"start": "2026-10-03T08:00:00-05:00", "end": "2026-10-07T10:00:00-05:00"},
+        },
+    )
     d = decide_one(admin(context=None), stay)
     assert (d.outcome, d.procedure, d.place_of_service) == ("not-billable", None, "21")
     assert d.claim_status is None
 
 
 def test_two_encounters_containing_it_are_a_gap_naming_both():
-    twin = {"resourceType": "Encounter", "id": "e-twin", "status": "finished",
-            "class": {"system": ACT, "code": "AMB"}, "subject": {"reference": "Patient/p1"},
-            "period": {"start": "2026-10-05T09:15:00-05:00", "end": "2026-10-05T10:00:00-05:00"}}
+    twin = {
+        "resourceType": "Encounter",
+        "id": "e-twin",
+        "status": "finished",
+        "class": {"system": ACT, "code": "AMB"},
+        "subject": {"reference": "Patient/p1"},
+        "period": {"start": "2026-10-05T09:15:00-05:00", "end": "2026-10-05T10:00:00-05:00"},
+    }
     d = decide_one(admin(context=None), [*world(), twin])
     message = gap(d, "missing-encounter").message
     assert "Encounter/e-p1" in message and "Encounter/e-twin" in message
@@ -245,8 +334,11 @@ def test_two_encounters_containing_it_are_a_gap_naming_both():
 
 
 def test_no_encounter_and_no_profile_assumes_no_place():
-    resources = replace_resource(world(), "Encounter", period={"start": "2026-10-06T09:00:00-05:00",
-                                                               "end": "2026-10-06T10:00:00-05:00"})
+    resources = replace_resource(
+        world(),
+        "Encounter",
+        period={"start": "2026-10-06T09:00:00-05:00", "end": "2026-10-06T10:00:00-05:00"},
+    )
     d = decide_one(admin(context=None), resources)
     assert d.place_of_service is None and d.outcome == "held"
     assert "none of the patient's 1 Encounter(s)" in gap(d, "missing-encounter").message
@@ -259,11 +351,16 @@ def test_no_encounter_and_no_profile_assumes_no_place():
 def test_an_iv_infusion_in_an_inpatient_stay_is_not_billed_and_not_96365():
     """Setting first: an inpatient IV is inside the DRG, no infusion code of ours."""
     resources = replace_resource(world(), "Encounter", **{"class": {"system": ACT, "code": "IMP"}})
-    iv = admin(dosage=dosage(
-        route={"coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous route"}]},
-        rateQuantity={"value": 100, "unit": "mL/h", "system": UCUM, "code": "mL/h"}),
+    iv = admin(
+        dosage=dosage(
+            route={
+                "coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous route"}]
+            },
+            rateQuantity={"value": 100, "unit": "mL/h", "system": UCUM, "code": "mL/h"},
+        ),
         effectivePeriod={"start": "2026-10-05T09:30:00-05:00", "end": "2026-10-05T10:30:00-05:00"},
-        effectiveDateTime=None)
+        effectiveDateTime=None,
+    )
     d = decide_one(iv, resources)
     assert (d.outcome, d.procedure, d.additional) == ("not-billable", None, ())
     assert "route-not-sc-im" not in gap_codes(d) and "facility-setting" in gap_codes(d)
@@ -271,7 +368,11 @@ def test_an_iv_infusion_in_an_inpatient_stay_is_not_billed_and_not_96365():
 
 def test_a_vaccine_in_the_emergency_room_is_the_hospital_s():
     resources = replace_resource(world(), "Encounter", **{"class": {"system": ACT, "code": "EMER"}})
-    flu = admin(medicationCodeableConcept={"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]})
+    flu = admin(
+        medicationCodeableConcept={
+            "coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "140"}]
+        }
+    )
     d = decide_one(flu, resources)
     assert (d.outcome, d.procedure, d.place_of_service) == ("not-billable", None, "23")
     assert "vaccine" not in gap_codes(d)
@@ -284,8 +385,10 @@ METHOTREXATE = med(RXNORM, "1946772", "methotrexate 25 MG/ML Injectable Solution
 
 
 def test_an_antineoplastic_without_a_route_is_held_without_a_code():
-    a = admin(medicationCodeableConcept=METHOTREXATE, dosage=dosage(route=None, dose={
-        "value": 15, "unit": "mg", "system": UCUM, "code": "mg"}))
+    a = admin(
+        medicationCodeableConcept=METHOTREXATE,
+        dosage=dosage(route=None, dose={"value": 15, "unit": "mg", "system": UCUM, "code": "mg"}),
+    )
     d = decide_one(a)
     assert (d.outcome, d.procedure, d.lines) == ("held", None, ())
     assert {"antineoplastic", "missing-route"} <= set(gap_codes(d))
@@ -294,15 +397,24 @@ def test_an_antineoplastic_without_a_route_is_held_without_a_code():
 
 
 def test_an_antineoplastic_given_sc_is_96401():
-    a = admin(medicationCodeableConcept=METHOTREXATE, dosage=dosage(
-        route={"coding": [{"system": SNOMED, "code": "34206005", "display": "Subcutaneous route"}]},
-        dose={"value": 15, "unit": "mg", "system": UCUM, "code": "mg"}))
+    a = admin(
+        medicationCodeableConcept=METHOTREXATE,
+        dosage=dosage(
+            route={
+                "coding": [{"system": SNOMED, "code": "34206005", "display": "Subcutaneous route"}]
+            },
+            dose={"value": 15, "unit": "mg", "system": UCUM, "code": "mg"},
+        ),
+    )
     d = decide_one(a)
     assert (d.outcome, d.procedure) == ("not-96372", "96401")
 
 
 def test_several_administrations_keep_their_own_places():
-    office, hospital = admin("ma1"), admin("ma2", category={"coding": [{"system": CATEGORY, "code": "inpatient"}]})
+    office, hospital = (
+        admin("ma1"),
+        admin("ma2", category={"coding": [{"system": CATEGORY, "code": "inpatient"}]}),
+    )
     d1, d2 = decide_many([office, hospital])
     assert (d1.place_of_service, d2.place_of_service) == ("11", "21")
 
@@ -314,8 +426,16 @@ class _Server:
     """A server that lists Encounter and Location (no HTTP: the Resolver's look-ups are inspected)."""
 
     def capabilities(self):
-        return {"rest": [{"resource": [{"type": t} for t in ("Encounter", "Location", "Organization",
-                                                               "Patient", "Coverage")]}]}
+        return {
+            "rest": [
+                {
+                    "resource": [
+                        {"type": t}
+                        for t in ("Encounter", "Location", "Organization", "Patient", "Coverage")
+                    ]
+                }
+            ]
+        }
 
 
 def test_the_server_pull_asks_for_the_encounters_of_patients_whose_administration_names_none():
@@ -343,23 +463,38 @@ def test_a_product_for_intravenous_use_only_documented_im_is_a_gap_not_a_claim()
     a = admin(medicationCodeableConcept={"text": "ondansetron 2 MG/ML Intravenous Solution"})
     d = decide_one(a)
     assert d.outcome == "held" and d.claim_status == "draft"
-    assert "'Intravenous Solution' (intravenous use only)" in gap(d, "route-conflicts-dose-form").message
+    assert (
+        "'Intravenous Solution' (intravenous use only)"
+        in gap(d, "route-conflicts-dose-form").message
+    )
     assert gap(d, "route-conflicts-dose-form").severity == "error"
 
 
 def test_an_infusion_solution_form_coding_conflicts_with_sc_and_holds_chemo_without_a_code():
     """Medication.form SNOMED CT 385229008 'Infusion solution' (FHIR medication-form-codes)."""
-    infusion = {"resourceType": "Medication", "id": "mtx",
-                "code": METHOTREXATE, "form": {"coding": [{"system": SNOMED, "code": "385229008",
-                                                           "display": "Infusion solution"}]}}
-    a = admin(medicationCodeableConcept=None, medicationReference={"reference": "Medication/mtx"},
-              dosage=dosage(route={"coding": [{"system": SNOMED, "code": "34206005"}]},
-                            dose={"value": 15, "unit": "mg", "system": UCUM, "code": "mg"}))
+    infusion = {
+        "resourceType": "Medication",
+        "id": "mtx",
+        "code": METHOTREXATE,
+        "form": {
+            "coding": [{"system": SNOMED, "code": "385229008", "display": "Infusion solution"}]
+        },
+    }
+    a = admin(
+        medicationCodeableConcept=None,
+        medicationReference={"reference": "Medication/mtx"},
+        dosage=dosage(
+            route={"coding": [{"system": SNOMED, "code": "34206005"}]},
+            dose={"value": 15, "unit": "mg", "system": UCUM, "code": "mg"},
+        ),
+    )
     d = decide_one(a, [*world(), infusion])
     assert (d.outcome, d.procedure) == ("held", None)
     assert "route-conflicts-dose-form" in gap_codes(d)
 
 
 def test_an_injection_says_no_route_and_conflicts_with_nothing():
-    a = admin(medicationCodeableConcept={"text": "ketorolac tromethamine 30 MG/ML Injectable Solution"})
+    a = admin(
+        medicationCodeableConcept={"text": "ketorolac tromethamine 30 MG/ML Injectable Solution"}
+    )
     assert "route-conflicts-dose-form" not in gap_codes(decide_one(a))

@@ -14,6 +14,8 @@ import json
 
 import pytest
 
+from fhir_injection import Config, build_task, run_folder
+from fhir_injection.decision.model import Decision, Gap
 from tests.builders import (
     CREATED,
     RXNORM,
@@ -29,8 +31,6 @@ from tests.builders import (
     world,
 )
 from tests.fakefhir import instant
-from fhir_injection import Config, build_task, run_folder
-from fhir_injection.decision.model import Decision, Gap
 from tests.jobs.test_sync import batch_entries, rsps, server, sleeps, sync  # noqa: F401 - fixtures and helpers
 
 NO_SITE = dosage(site=None)  # a warning (missing-site)
@@ -48,18 +48,36 @@ def codes(t: dict) -> list[str]:
 # ----------------------------------------------------------------------------- the rule
 
 
-@pytest.mark.parametrize("outcome,opens", [
-    ("claim", True), ("held", True), ("not-96372", True), ("not-billable", False), ("void", False),
-])
+@pytest.mark.parametrize(
+    "outcome,opens",
+    [
+        ("claim", True),
+        ("held", True),
+        ("not-96372", True),
+        ("not-billable", False),
+        ("void", False),
+    ],
+)
 def test_only_a_billed_decision_has_actionable_gaps(outcome, opens):
-    gaps = (Gap("missing-site", "warning", "m", "f", "r"), Gap("missing-dose", "error", "m", "f", "r"),
-            Gap("vaccine", "info", "m", "f", "r"))
+    gaps = (
+        Gap("missing-site", "warning", "m", "f", "r"),
+        Gap("missing-dose", "error", "m", "f", "r"),
+        Gap("vaccine", "info", "m", "f", "r"),
+    )
     d = Decision("MedicationAdministration/x", None, outcome, None, gaps)
-    assert [g.code for g in d.actionable_gaps] == (["missing-site", "missing-dose"] if opens else [])
+    assert [g.code for g in d.actionable_gaps] == (
+        ["missing-site", "missing-dose"] if opens else []
+    )
 
 
 def test_info_gaps_are_never_actionable():
-    d = Decision("MedicationAdministration/x", None, "claim", "96372", (Gap("em-same-day", "info", "m", "f", "r"),))
+    d = Decision(
+        "MedicationAdministration/x",
+        None,
+        "claim",
+        "96372",
+        (Gap("em-same-day", "info", "m", "f", "r"),),
+    )
     assert d.actionable_gaps == ()
 
 
@@ -82,9 +100,15 @@ def test_a_held_injection_opens_an_urgent_task():
 def test_the_fifth_injection_of_a_day_held_by_the_mue_opens_a_task():
     # products whose container size is known (Medicare's JW/JZ needs it for single-dose drugs)
     drugs = [("1665461", 30), ("1740467", 4), ("3264", 4), ("11248", 1), ("992460", 25)]
-    admins = [admin(id=f"m{i}", effectiveDateTime=f"2026-10-05T09:{10 + i}:00-05:00",
-                    medicationCodeableConcept=med(RXNORM, rx), dosage=dosage(dose={"value": amt, "unit": "mg"}))
-              for i, (rx, amt) in enumerate(drugs)]
+    admins = [
+        admin(
+            id=f"m{i}",
+            effectiveDateTime=f"2026-10-05T09:{10 + i}:00-05:00",
+            medicationCodeableConcept=med(RXNORM, rx),
+            dosage=dosage(dose={"value": amt, "unit": "mg"}),
+        )
+        for i, (rx, amt) in enumerate(drugs)
+    ]
     fifth = decide_many(admins)[-1]
     assert fifth.outcome == "held" and codes(task(fifth)) == ["units-over-mue"]
 
@@ -92,20 +116,36 @@ def test_the_fifth_injection_of_a_day_held_by_the_mue_opens_a_task():
 # ----------------------------------------------------------------------------- administrations that do not
 
 
-@pytest.mark.parametrize("label,a,w", [
-    # inpatient: inside the DRG payment, whatever is missing (here the patient: an error)
-    ("inpatient", admin(subject=None), world(encounter_class="IMP")),
-    ("emergency", admin(subject=None), world(encounter_class="EMER")),
-    # a coded oral route: nothing to bill, whatever else is undocumented
-    ("oral", admin(dosage=dosage(route=route(V3_ROUTE, "PO"), site=None, dose=None)), world()),
-    # a vaccine with no site
-    ("vaccine", admin(medicationCodeableConcept=med("http://hl7.org/fhir/sid/cvx", "140"), dosage=NO_SITE), world()),
-    # not given
-    ("not given", admin(status="not-done", subject=None), world()),
-    # no route, and an oral tablet (its dose form)
-    ("tablet", admin(medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
-                     dosage=dosage(route=None, site=None, dose=None), performer=None), world()),
-])
+@pytest.mark.parametrize(
+    "label,a,w",
+    [
+        # inpatient: inside the DRG payment, whatever is missing (here the patient: an error)
+        ("inpatient", admin(subject=None), world(encounter_class="IMP")),
+        ("emergency", admin(subject=None), world(encounter_class="EMER")),
+        # a coded oral route: nothing to bill, whatever else is undocumented
+        ("oral", admin(dosage=dosage(route=route(V3_ROUTE, "PO"), site=None, dose=None)), world()),
+        # a vaccine with no site
+        (
+            "vaccine",
+            admin(
+                medicationCodeableConcept=med("http://hl7.org/fhir/sid/cvx", "140"), dosage=NO_SITE
+            ),
+            world(),
+        ),
+        # not given
+        ("not given", admin(status="not-done", subject=None), world()),
+        # no route, and an oral tablet (its dose form)
+        (
+            "tablet",
+            admin(
+                medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
+                dosage=dosage(route=None, site=None, dose=None),
+                performer=None,
+            ),
+            world(),
+        ),
+    ],
+)
 def test_no_task_where_nobody_can_act_for_billing(label, a, w):
     d = decide_one(a, w)
     assert d.outcome in ("not-96372", "not-billable"), (label, d.outcome)
@@ -138,14 +178,30 @@ def _write_folder(path, resources: list[dict]) -> None:
 
 
 def test_the_offline_job_writes_tasks_only_for_actionable_decisions_and_reports_every_gap(tmp_path):
-    resources = world() + world(patient="p2", encounter_class="IMP") + [
-        admin(id="fix-me", dosage=NO_SITE, effectiveDateTime="2026-10-05T09:30:00-05:00"),
-        admin(id="tablet", dosage=dosage(route=None, site=None), effectiveDateTime="2026-10-05T09:40:00-05:00",
-              medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"}),
-        admin(id="oral", dosage=dosage(route=route(V3_ROUTE, "PO"), site=None),
-              effectiveDateTime="2026-10-05T09:50:00-05:00"),
-        admin(id="inpatient", patient="p2", performer=None, effectiveDateTime="2026-10-05T09:30:00-05:00"),
-    ]
+    resources = (
+        world()
+        + world(patient="p2", encounter_class="IMP")
+        + [
+            admin(id="fix-me", dosage=NO_SITE, effectiveDateTime="2026-10-05T09:30:00-05:00"),
+            admin(
+                id="tablet",
+                dosage=dosage(route=None, site=None),
+                effectiveDateTime="2026-10-05T09:40:00-05:00",
+                medicationCodeableConcept={"text": "Acetaminophen 325 MG Oral Tablet"},
+            ),
+            admin(
+                id="oral",
+                dosage=dosage(route=route(V3_ROUTE, "PO"), site=None),
+                effectiveDateTime="2026-10-05T09:50:00-05:00",
+            ),
+            admin(
+                id="inpatient",
+                patient="p2",
+                performer=None,
+                effectiveDateTime="2026-10-05T09:30:00-05:00",
+            ),
+        ]
+    )
     source, target = tmp_path / "in", tmp_path / "out"
     source.mkdir()
     _write_folder(source, resources)
@@ -155,10 +211,15 @@ def test_the_offline_job_writes_tasks_only_for_actionable_decisions_and_reports_
     assert [t["focus"]["reference"] for t in tasks] == ["MedicationAdministration/fix-me"]
     entries = {e["administration"].split("/")[1]: e for e in report["administrations"]}
     assert {k: (e["outcome"], e["task"] is not None) for k, e in entries.items()} == {
-        "fix-me": ("claim", True), "tablet": ("not-billable", False), "oral": ("not-billable", False),
-        "inpatient": ("not-billable", False)}
+        "fix-me": ("claim", True),
+        "tablet": ("not-billable", False),
+        "oral": ("not-billable", False),
+        "inpatient": ("not-billable", False),
+    }
     # every decision is still reported with its gaps, warnings included
-    assert [g["code"] for g in entries["oral"]["gaps"]] == ["route-not-sc-im"]  # only what explains it
+    assert [g["code"] for g in entries["oral"]["gaps"]] == [
+        "route-not-sc-im"
+    ]  # only what explains it
     assert [g["code"] for g in entries["inpatient"]["gaps"]] == ["facility-setting"]
     assert report["summary"]["tasks"] == 1 and report["errors"] == []
 
@@ -166,18 +227,30 @@ def test_the_offline_job_writes_tasks_only_for_actionable_decisions_and_reports_
 # ----------------------------------------------------------------------------- the live sync
 
 
-def test_an_open_task_no_longer_actionable_is_completed_on_the_server(rsps, server, tmp_path, sleeps):  # noqa: F811
+def test_an_open_task_no_longer_actionable_is_completed_on_the_server(
+    rsps, server, tmp_path, sleeps
+):
     for r in world():
         server.put(r, last_updated=instant(0))
     server.put(admin(id="ma1", dosage=NO_SITE), last_updated=instant(1), version="1")
     # an oral administration with the same missing site: never a Task
-    server.put(admin(id="ma2", dosage=dosage(route=route(V3_ROUTE, "PO"), site=None),
-                     effectiveDateTime="2026-10-05T09:45:00-05:00"), last_updated=instant(2), version="1")
+    server.put(
+        admin(
+            id="ma2",
+            dosage=dosage(route=route(V3_ROUTE, "PO"), site=None),
+            effectiveDateTime="2026-10-05T09:45:00-05:00",
+        ),
+        last_updated=instant(2),
+        version="1",
+    )
     server.clock = 2
     first = sync(tmp_path, sleeps)
     assert first.tasks.created == 1
     (opened,) = server.all("Task")
-    assert opened["focus"]["reference"] == "MedicationAdministration/ma1" and opened["status"] == "requested"
+    assert (
+        opened["focus"]["reference"] == "MedicationAdministration/ma1"
+        and opened["status"] == "requested"
+    )
     rsps.calls.reset()
 
     # the encounter turns out to be an inpatient stay: nothing to bill, nothing to act on
@@ -188,7 +261,10 @@ def test_an_open_task_no_longer_actionable_is_completed_on_the_server(rsps, serv
 
     done = [e for e in batch_entries(rsps) if e["request"]["url"] == f"Task/{opened['id']}"]
     assert len(done) == 1 and done[0]["resource"]["status"] == "completed"
-    assert done[0]["resource"]["businessStatus"]["text"] == "no billing action needed: outcome not-billable"
+    assert (
+        done[0]["resource"]["businessStatus"]["text"]
+        == "no billing action needed: outcome not-billable"
+    )
     assert second.tasks.completed == 1 and second.tasks.created == 0
     assert server.get("Task", opened["id"])["status"] == "completed"
     assert len(server.all("Task")) == 1

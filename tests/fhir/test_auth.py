@@ -12,10 +12,15 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from fhir_injection.fhir.auth import (
-    ASSERTION_TYPE, BasicAuth, BearerAuth, NoAuth, SmartBackendAuth, auth_from_env,
-)
 from fhir_injection.errors import AuthError, ConfigError
+from fhir_injection.fhir.auth import (
+    ASSERTION_TYPE,
+    BasicAuth,
+    BearerAuth,
+    NoAuth,
+    SmartBackendAuth,
+    auth_from_env,
+)
 from fhir_injection.fhir.http import HttpSession
 
 BASE = "https://fhir.example.org/fhir"
@@ -52,7 +57,13 @@ def form_fields(body: str) -> dict[str, str]:
 
 def smart(rsa_key, clock=None, **kwargs) -> SmartBackendAuth:
     return SmartBackendAuth(
-        BASE, "billing-bot", pem_of(rsa_key), key_id="kid-1", http=requests.Session(), clock=clock or Clock(), **kwargs
+        BASE,
+        "billing-bot",
+        pem_of(rsa_key),
+        key_id="kid-1",
+        http=requests.Session(),
+        clock=clock or Clock(),
+        **kwargs,
     )
 
 
@@ -83,7 +94,9 @@ def test_reprs_hide_secrets(rsa_key):
 @responses.activate
 def test_smart_discovery_token_request_and_jwt_claims(rsa_key):
     responses.get(f"{BASE}/.well-known/smart-configuration", json={"token_endpoint": TOKEN_URL})
-    responses.post(TOKEN_URL, json={"access_token": "at-1", "token_type": "bearer", "expires_in": 300})
+    responses.post(
+        TOKEN_URL, json={"access_token": "at-1", "token_type": "bearer", "expires_in": 300}
+    )
     clock = Clock()
     auth = smart(rsa_key, clock)
 
@@ -94,13 +107,20 @@ def test_smart_discovery_token_request_and_jwt_claims(rsa_key):
     assert auth.token_url == TOKEN_URL
     form = form_fields(responses.calls[1].request.body)
     assert form["grant_type"] == "client_credentials"
-    assert form["client_assertion_type"] == ASSERTION_TYPE == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert (
+        form["client_assertion_type"]
+        == ASSERTION_TYPE
+        == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    )
     assert form["scope"] == "system/*.read system/Claim.write system/Task.write"
     assertion = form["client_assertion"]
     header = jwt.get_unverified_header(assertion)
     assert header["alg"] == "RS384" and header["kid"] == "kid-1"
     claims = jwt.decode(
-        assertion, rsa_key.public_key(), algorithms=["RS384"], audience=TOKEN_URL,
+        assertion,
+        rsa_key.public_key(),
+        algorithms=["RS384"],
+        audience=TOKEN_URL,
         options={"verify_exp": False},
     )
     assert claims["iss"] == claims["sub"] == "billing-bot"
@@ -112,13 +132,19 @@ def test_smart_discovery_token_request_and_jwt_claims(rsa_key):
 @responses.activate
 def test_smart_es384_and_unique_jti(ec_key):
     responses.post(TOKEN_URL, json={"access_token": "at", "expires_in": 300})
-    auth = SmartBackendAuth(BASE, "c", pem_of(ec_key), algorithm="ES384", token_url=TOKEN_URL, http=requests.Session())
+    auth = SmartBackendAuth(
+        BASE, "c", pem_of(ec_key), algorithm="ES384", token_url=TOKEN_URL, http=requests.Session()
+    )
 
     first, second = auth.client_assertion(TOKEN_URL), auth.client_assertion(TOKEN_URL)
 
     opts = {"verify_exp": False}
-    a = jwt.decode(first, ec_key.public_key(), algorithms=["ES384"], audience=TOKEN_URL, options=opts)
-    b = jwt.decode(second, ec_key.public_key(), algorithms=["ES384"], audience=TOKEN_URL, options=opts)
+    a = jwt.decode(
+        first, ec_key.public_key(), algorithms=["ES384"], audience=TOKEN_URL, options=opts
+    )
+    b = jwt.decode(
+        second, ec_key.public_key(), algorithms=["ES384"], audience=TOKEN_URL, options=opts
+    )
     assert a["jti"] != b["jti"]
     assert "kid" not in jwt.get_unverified_header(first)
 
@@ -162,7 +188,10 @@ def test_smart_renews_once_on_401_then_succeeds(rsa_key):
     assert session.request("GET", "Patient").json() == {"resourceType": "Bundle"}
 
     fhir_calls = [c for c in responses.calls if c.request.url.startswith(BASE)]
-    assert [c.request.headers["Authorization"] for c in fhir_calls] == ["Bearer at-1", "Bearer at-2"]
+    assert [c.request.headers["Authorization"] for c in fhir_calls] == [
+        "Bearer at-1",
+        "Bearer at-2",
+    ]
     assert sum(1 for c in responses.calls if c.request.url == TOKEN_URL) == 2
 
 
@@ -174,7 +203,13 @@ def test_token_endpoint_error_is_auth_error_without_secrets(rsa_key, caplog):
     def refuse(request):
         captured["assertion"] = form_fields(request.body)["client_assertion"]
         # a careless server echoing the assertion back must not make us leak it
-        return 400, {}, '{"error": "invalid_client", "error_description": "bad signature on %s"}' % captured["assertion"]
+        return (
+            400,
+            {},
+            '{"error": "invalid_client", "error_description": "bad signature on '
+            + captured["assertion"]
+            + '"}',
+        )
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=refuse)
     auth = smart(rsa_key, token_url=TOKEN_URL)
@@ -213,14 +248,20 @@ def test_env_default_is_no_auth():
 def test_env_basic_with_password_file(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("file-pass\n")
-    auth = auth_from_env({"FHIR_AUTH": "basic", "FHIR_USERNAME": "bob", "FHIR_PASSWORD_FILE": str(secret)})
+    auth = auth_from_env(
+        {"FHIR_AUTH": "basic", "FHIR_USERNAME": "bob", "FHIR_PASSWORD_FILE": str(secret)}
+    )
     headers: dict = {}
     auth.apply(headers)
-    assert headers["Authorization"] == "Basic Ym9iOmZpbGUtcGFzcw=="  # bob:file-pass, newline stripped
+    assert (
+        headers["Authorization"] == "Basic Ym9iOmZpbGUtcGFzcw=="
+    )  # bob:file-pass, newline stripped
 
 
 def test_env_bearer_with_target_prefix():
-    auth = auth_from_env({"FHIR_TARGET_AUTH": "bearer", "FHIR_TARGET_TOKEN": "tt"}, prefix="FHIR_TARGET_")
+    auth = auth_from_env(
+        {"FHIR_TARGET_AUTH": "bearer", "FHIR_TARGET_TOKEN": "tt"}, prefix="FHIR_TARGET_"
+    )
     headers: dict = {}
     auth.apply(headers)
     assert headers["Authorization"] == "Bearer tt"
@@ -232,12 +273,25 @@ def test_env_bearer_with_target_prefix():
         ({"FHIR_AUTH": "kerberos"}, "FHIR_AUTH"),
         ({"FHIR_AUTH": "basic", "FHIR_PASSWORD": "hunter2-secret"}, "FHIR_USERNAME"),
         ({"FHIR_AUTH": "basic", "FHIR_USERNAME": "bob"}, "FHIR_PASSWORD"),
-        ({"FHIR_AUTH": "basic", "FHIR_USERNAME": "bob", "FHIR_PASSWORD": "hunter2-secret",
-          "FHIR_PASSWORD_FILE": "/x"}, "FHIR_PASSWORD_FILE"),
+        (
+            {
+                "FHIR_AUTH": "basic",
+                "FHIR_USERNAME": "bob",
+                "FHIR_PASSWORD": "hunter2-secret",
+                "FHIR_PASSWORD_FILE": "/x",
+            },
+            "FHIR_PASSWORD_FILE",
+        ),
         ({"FHIR_AUTH": "bearer"}, "FHIR_TOKEN"),
-        ({"FHIR_AUTH": "bearer", "FHIR_TOKEN_FILE": "/nonexistent/hunter2-secret"}, "FHIR_TOKEN_FILE"),
+        (
+            {"FHIR_AUTH": "bearer", "FHIR_TOKEN_FILE": "/nonexistent/hunter2-secret"},
+            "FHIR_TOKEN_FILE",
+        ),
         ({"FHIR_TOKEN": "hunter2-secret"}, "FHIR_TOKEN"),  # token set but auth defaults to none
-        ({"FHIR_AUTH": "bearer", "FHIR_TOKEN": "t", "FHIR_PASSWORD": "hunter2-secret"}, "FHIR_PASSWORD"),
+        (
+            {"FHIR_AUTH": "bearer", "FHIR_TOKEN": "t", "FHIR_PASSWORD": "hunter2-secret"},
+            "FHIR_PASSWORD",
+        ),
         ({"FHIR_AUTH": "smart", "FHIR_PRIVATE_KEY_FILE": "/k"}, "FHIR_CLIENT_ID"),
         ({"FHIR_AUTH": "smart", "FHIR_CLIENT_ID": "c"}, "FHIR_PRIVATE_KEY_FILE"),
     ],
@@ -254,12 +308,21 @@ def test_env_smart(tmp_path, rsa_key):
     key_file = tmp_path / "key.pem"
     key_file.write_bytes(pem_of(rsa_key))
     env = {
-        "FHIR_AUTH": "smart", "FHIR_CLIENT_ID": "bot", "FHIR_PRIVATE_KEY_FILE": str(key_file),
-        "FHIR_KEY_ID": "k9", "FHIR_SCOPE": "system/*.read", "FHIR_BASE_URL": BASE,
+        "FHIR_AUTH": "smart",
+        "FHIR_CLIENT_ID": "bot",
+        "FHIR_PRIVATE_KEY_FILE": str(key_file),
+        "FHIR_KEY_ID": "k9",
+        "FHIR_SCOPE": "system/*.read",
+        "FHIR_BASE_URL": BASE,
     }
     auth = auth_from_env(env)
     assert isinstance(auth, SmartBackendAuth)
-    assert (auth.client_id, auth.key_id, auth.scope, auth.algorithm) == ("bot", "k9", "system/*.read", "RS384")
+    assert (auth.client_id, auth.key_id, auth.scope, auth.algorithm) == (
+        "bot",
+        "k9",
+        "system/*.read",
+        "RS384",
+    )
     assert auth.fhir_base_url == BASE and auth.token_url is None
 
     with pytest.raises(ConfigError) as info:

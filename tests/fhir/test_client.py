@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from fhir_injection.fhir.client import FhirClient, entry_results
 from fhir_injection.errors import FatalNetworkError, PagingExpired, TemporaryNetworkError
+from fhir_injection.fhir.client import FhirClient, entry_results
 from fhir_injection.fhir.http import HttpSession
 
 BASE = "https://fhir.example.org/fhir"
@@ -79,10 +79,21 @@ HAPI_LIKE = capability(
     resources=[
         {
             "type": "MedicationAdministration",
-            "searchParam": [{"name": n, "type": "token"} for n in ("patient", "effective-time", "_id", "_lastUpdated")],
-            "searchInclude": ["*", "MedicationAdministration:medication", "MedicationAdministration:patient"],
+            "searchParam": [
+                {"name": n, "type": "token"}
+                for n in ("patient", "effective-time", "_id", "_lastUpdated")
+            ],
+            "searchInclude": [
+                "*",
+                "MedicationAdministration:medication",
+                "MedicationAdministration:patient",
+            ],
         },
-        {"type": "Coverage", "searchParam": [{"name": "beneficiary", "type": "reference"}], "searchInclude": []},
+        {
+            "type": "Coverage",
+            "searchParam": [{"name": "beneficiary", "type": "reference"}],
+            "searchInclude": [],
+        },
         {"type": "Basic", "searchParam": [{"name": "code", "type": "token"}]},
     ]
 )
@@ -97,8 +108,12 @@ def test_param_include_and_sort_detection(client):
     assert client.supports_search_param("Coverage", "beneficiary")
     assert not client.supports_search_param("Coverage", "_lastUpdated")
     assert not client.supports_search_param("Patient", "name")  # type not listed at all
-    assert client.supports_include("MedicationAdministration", "MedicationAdministration:request")  # via *
-    assert client.supports_include("MedicationAdministration", "MedicationAdministration:medication")
+    assert client.supports_include(
+        "MedicationAdministration", "MedicationAdministration:request"
+    )  # via *
+    assert client.supports_include(
+        "MedicationAdministration", "MedicationAdministration:medication"
+    )
     assert not client.supports_include("Coverage", "Coverage:payor")
     assert client.supports_sort("MedicationAdministration")  # HAPI lists _lastUpdated, never _sort
     assert not client.supports_sort("Basic")
@@ -108,7 +123,10 @@ def test_param_include_and_sort_detection(client):
 def test_common_params_at_rest_level_count(client):
     responses.get(
         f"{BASE}/metadata",
-        json=capability(resources=[{"type": "Coverage", "searchParam": []}], rest_params=["_id", "_lastUpdated", "_sort"]),
+        json=capability(
+            resources=[{"type": "Coverage", "searchParam": []}],
+            rest_params=["_id", "_lastUpdated", "_sort"],
+        ),
     )
 
     assert client.supports_search_param("Coverage", "_id")
@@ -121,13 +139,19 @@ def test_common_params_at_rest_level_count(client):
 @responses.activate
 def test_search_pages_follows_next_links_verbatim(client):
     # odd but valid encodings a naive client would re-encode: %7C, a literal |, %2C
-    next1 = f"{BASE}?_getpages=abc-123&_getpagesoffset=2&_count=2&_bundletype=searchset&x=a%7Cb|c%2Cd"
+    next1 = (
+        f"{BASE}?_getpages=abc-123&_getpagesoffset=2&_count=2&_bundletype=searchset&x=a%7Cb|c%2Cd"
+    )
     next2 = f"{BASE}?_getpages=abc-123&_getpagesoffset=4&_count=2&_bundletype=searchset"
     responses.get(f"{BASE}/MedicationAdministration", json=page([med(1), med(2)], next1))
     responses.get(next1, json=page([med(3), med(4)], next2))
     responses.get(next2, json=page([med(5)]))
 
-    pages = list(client.search_pages("MedicationAdministration", {"_count": 2, "_lastUpdated": "ge2026-01-01"}))
+    pages = list(
+        client.search_pages(
+            "MedicationAdministration", {"_count": 2, "_lastUpdated": "ge2026-01-01"}
+        )
+    )
 
     assert [len(p["entry"]) for p in pages] == [2, 2, 1]
     assert len(responses.calls) == 3
@@ -142,8 +166,13 @@ def test_expired_paging_link_raises_paging_expired(client):
     next1 = f"{BASE}?_getpages=gone&_getpagesoffset=2&_count=2"
     hapi_gone = {
         "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "processing",
-                   "diagnostics": 'HAPI-0417: Search ID "gone" does not exist and may have expired'}],
+        "issue": [
+            {
+                "severity": "error",
+                "code": "processing",
+                "diagnostics": 'HAPI-0417: Search ID "gone" does not exist and may have expired',
+            }
+        ],
     }
     responses.get(f"{BASE}/MedicationAdministration", json=page([med(1), med(2)], next1))
     responses.get(next1, json=hapi_gone, status=410)
@@ -182,11 +211,21 @@ def test_repeated_next_link_is_an_error_not_a_loop(client):
 def test_search_yields_resources_with_modes(client):
     patient = {"resourceType": "Patient", "id": "p1"}
     outcome = {"resourceType": "OperationOutcome", "issue": []}
-    responses.get(f"{BASE}/MedicationAdministration", json=page([med(1), patient, outcome], modes={1: "include", 2: "outcome"}))
+    responses.get(
+        f"{BASE}/MedicationAdministration",
+        json=page([med(1), patient, outcome], modes={1: "include", 2: "outcome"}),
+    )
 
-    results = [(r["resourceType"], mode) for r, mode in client.search("MedicationAdministration", {"_include": "x"})]
+    results = [
+        (r["resourceType"], mode)
+        for r, mode in client.search("MedicationAdministration", {"_include": "x"})
+    ]
 
-    assert results == [("MedicationAdministration", "match"), ("Patient", "include"), ("OperationOutcome", "outcome")]
+    assert results == [
+        ("MedicationAdministration", "match"),
+        ("Patient", "include"),
+        ("OperationOutcome", "outcome"),
+    ]
 
 
 # -- chunked reads ------------------------------------------------------------
@@ -201,7 +240,13 @@ def echo_ids(request):
         ids = query["_id"][0].split(",")
         return 200, {}, json.dumps(page([{"resourceType": "Patient", "id": i} for i in ids]))
     refs = query["beneficiary"][0].split(",")
-    return 200, {}, json.dumps(page([{"resourceType": "Coverage", "id": f"cov-{r.split('/')[1]}"} for r in refs]))
+    return (
+        200,
+        {},
+        json.dumps(
+            page([{"resourceType": "Coverage", "id": f"cov-{r.split('/')[1]}"} for r in refs])
+        ),
+    )
 
 
 @responses.activate
@@ -276,7 +321,10 @@ CONDITIONAL_CREATE = {
     "request": {"method": "POST", "url": "Claim", "ifNoneExist": "identifier=urn:x|1"},
 }
 PLAIN_CREATE = {"resource": {"resourceType": "Task"}, "request": {"method": "POST", "url": "Task"}}
-PUT_ENTRY = {"resource": {"resourceType": "Task", "id": "t1"}, "request": {"method": "PUT", "url": "Task/t1"}}
+PUT_ENTRY = {
+    "resource": {"resourceType": "Task", "id": "t1"},
+    "request": {"method": "PUT", "url": "Task/t1"},
+}
 
 RESPONSE_BUNDLE = {
     "resourceType": "Bundle",
@@ -284,12 +332,36 @@ RESPONSE_BUNDLE = {
     "entry": [
         {"response": {"status": "201 Created", "location": "Claim/1/_history/1"}},
         {"response": {"status": "200 OK", "location": "Claim/2/_history/1"}},
-        {"response": {"status": "412 Precondition Failed", "outcome": {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": "duplicate", "diagnostics": "HAPI-0958: multiple matches"}]}}},
-        {"response": {"status": "400", "outcome": {
-            "resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": "invalid", "details": {"text": "Claim.patient: minimum 1"}}]}}},
+        {
+            "response": {
+                "status": "412 Precondition Failed",
+                "outcome": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "error",
+                            "code": "duplicate",
+                            "diagnostics": "HAPI-0958: multiple matches",
+                        }
+                    ],
+                },
+            }
+        },
+        {
+            "response": {
+                "status": "400",
+                "outcome": {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "error",
+                            "code": "invalid",
+                            "details": {"text": "Claim.patient: minimum 1"},
+                        }
+                    ],
+                },
+            }
+        },
     ],
 }
 
@@ -303,18 +375,24 @@ def test_transaction_posts_bundle_and_parses_results(client):
     sent = json.loads(responses.calls[0].request.body)
     assert sent["resourceType"] == "Bundle" and sent["type"] == "batch" and len(sent["entry"]) == 2
     assert responses.calls[0].request.headers["Content-Type"] == "application/fhir+json"
-    assert client.entry_results(response) == entry_results(response) == [
-        (201, "Claim/1/_history/1", None),
-        (200, "Claim/2/_history/1", None),
-        (412, None, "HAPI-0958: multiple matches"),
-        (400, None, "Claim.patient: minimum 1"),
-    ]
+    assert (
+        client.entry_results(response)
+        == entry_results(response)
+        == [
+            (201, "Claim/1/_history/1", None),
+            (200, "Claim/2/_history/1", None),
+            (412, None, "HAPI-0958: multiple matches"),
+            (400, None, "Claim.patient: minimum 1"),
+        ]
+    )
 
 
 @responses.activate
 def test_transaction_of_conditional_entries_is_retried(client, sleeps):
     responses.post(BASE, status=503)
-    responses.post(BASE, json={"resourceType": "Bundle", "type": "transaction-response", "entry": []})
+    responses.post(
+        BASE, json={"resourceType": "Bundle", "type": "transaction-response", "entry": []}
+    )
 
     client.transaction([CONDITIONAL_CREATE, PUT_ENTRY])
 
@@ -358,9 +436,13 @@ def _halving_run(items, bad, status=400):
 def test_one_bad_entry_in_64_costs_a_few_halves_and_lands_the_rest():
     bundles, alone = _halving_run(list(range(64)), {37})
     landed = {i for b in bundles if 37 not in b for i in b} | set(alone)
-    assert landed == set(range(64))  # every entry reached the server exactly once, the bad one alone
+    assert landed == set(
+        range(64)
+    )  # every entry reached the server exactly once, the bad one alone
     assert alone == [36, 37]  # the bad entry and its innocent neighbour of the last refused pair
-    assert len(bundles) == 11 and len(alone) == 2  # 1 + 2·(log2(64) − 1) Bundles, the culprit's pair alone
+    assert (
+        len(bundles) == 11 and len(alone) == 2
+    )  # 1 + 2·(log2(64) − 1) Bundles, the culprit's pair alone
     assert sum(len(b) for b in bundles if 37 not in b) + len(alone) == 64
 
 
@@ -377,7 +459,20 @@ def test_failures_not_about_the_content_stop_instead_of_halving(status):
         _halving_run(list(range(8)), {3}, status=status)
 
 
-@pytest.mark.parametrize("status,refused", [(400, True), (404, True), (409, True), (412, True), (422, True),
-                                            (401, False), (403, False), (500, False), (502, False), (None, False)])
+@pytest.mark.parametrize(
+    "status,refused",
+    [
+        (400, True),
+        (404, True),
+        (409, True),
+        (412, True),
+        (422, True),
+        (401, False),
+        (403, False),
+        (500, False),
+        (502, False),
+        (None, False),
+    ],
+)
 def test_refused_content_is_a_4xx_other_than_auth(status, refused):
     assert FatalNetworkError("x", status=status).refused_content is refused

@@ -9,8 +9,8 @@ import pytest
 import requests
 import responses
 
-from fhir_injection.fhir.auth import Auth, BasicAuth, BearerAuth
 from fhir_injection.errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
+from fhir_injection.fhir.auth import Auth, BasicAuth, BearerAuth
 from fhir_injection.fhir.http import HttpSession, RetryPolicy, parse_retry_after
 
 BASE = "https://fhir.example.org/fhir"
@@ -43,7 +43,11 @@ def make_session(fake_time: FakeTime, **kwargs) -> HttpSession:
 OUTCOME = {
     "resourceType": "OperationOutcome",
     "issue": [
-        {"severity": "error", "code": "processing", "diagnostics": "HAPI-0524: Unknown search parameter \"foo\""},
+        {
+            "severity": "error",
+            "code": "processing",
+            "diagnostics": 'HAPI-0524: Unknown search parameter "foo"',
+        },
         {"severity": "error", "code": "invalid", "details": {"text": "second problem"}},
     ],
 }
@@ -60,7 +64,11 @@ def test_retries_503_then_succeeds_and_counts(fake_time):
     assert resp.json() == {"resourceType": "Bundle"}
     assert len(responses.calls) == 2
     assert len(fake_time.sleeps) == 1 and 0 < fake_time.sleeps[0] <= 30
-    assert session.stats.as_dict() == {"requests": 2, "retries": 1, "by_status": {"200": 1, "503": 1}}
+    assert session.stats.as_dict() == {
+        "requests": 2,
+        "retries": 1,
+        "by_status": {"200": 1, "503": 1},
+    }
 
 
 @responses.activate
@@ -78,7 +86,10 @@ def test_429_with_http_date_retry_after(fake_time):
     responses.get(
         f"{BASE}/Patient",
         status=429,
-        headers={"Date": "Wed, 21 Oct 2026 07:28:00 GMT", "Retry-After": "Wed, 21 Oct 2026 07:28:12 GMT"},
+        headers={
+            "Date": "Wed, 21 Oct 2026 07:28:00 GMT",
+            "Retry-After": "Wed, 21 Oct 2026 07:28:12 GMT",
+        },
     )
     responses.get(f"{BASE}/Patient", json={}, status=200)
 
@@ -139,7 +150,9 @@ def test_attempts_exhausted_reports_count_and_last_status(fake_time):
 @responses.activate
 def test_backoff_grows_and_is_capped(fake_time):
     responses.get(f"{BASE}/Patient", status=503)
-    policy = RetryPolicy(max_attempts=8, max_total_seconds=10_000, initial_wait=0.5, max_wait=30, jitter=0.5)
+    policy = RetryPolicy(
+        max_attempts=8, max_total_seconds=10_000, initial_wait=0.5, max_wait=30, jitter=0.5
+    )
     with pytest.raises(FatalNetworkError):
         make_session(fake_time, retry=policy).request("GET", "Patient")
 
@@ -259,7 +272,9 @@ def test_post_retried_when_safe_to_retry(fake_time):
     responses.post(BASE, status=503)
     responses.post(BASE, json={"resourceType": "Bundle"}, status=200)
 
-    resp = make_session(fake_time).request("POST", BASE, json={"resourceType": "Bundle"}, safe_to_retry=True)
+    resp = make_session(fake_time).request(
+        "POST", BASE, json={"resourceType": "Bundle"}, safe_to_retry=True
+    )
 
     assert resp.status_code == 200
     assert len(responses.calls) == 2
@@ -269,7 +284,9 @@ def test_post_retried_when_safe_to_retry(fake_time):
 def test_fhir_headers_and_json_body(fake_time):
     responses.post(f"{BASE}/Claim", json={}, status=201)
 
-    make_session(fake_time).request("POST", "Claim", json={"resourceType": "Claim", "status": "active"})
+    make_session(fake_time).request(
+        "POST", "Claim", json={"resourceType": "Claim", "status": "active"}
+    )
 
     request = responses.calls[0].request
     assert request.headers["Accept"] == "application/fhir+json"
@@ -313,7 +330,10 @@ def test_401_renews_once_then_succeeds(fake_time):
     make_session(fake_time, auth=auth).request("GET", "Patient")
 
     assert auth.calls == 1
-    assert [c.request.headers["Authorization"] for c in responses.calls] == ["Bearer old", "Bearer new"]
+    assert [c.request.headers["Authorization"] for c in responses.calls] == [
+        "Bearer old",
+        "Bearer new",
+    ]
 
 
 @responses.activate
@@ -346,7 +366,13 @@ def test_plain_http_to_remote_host_refused(url):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://localhost:8080/fhir", "http://127.0.0.1/fhir", "http://127.1.2.3:8080/fhir", "http://[::1]:8080/fhir"]
+    "url",
+    [
+        "http://localhost:8080/fhir",
+        "http://127.0.0.1/fhir",
+        "http://127.1.2.3:8080/fhir",
+        "http://[::1]:8080/fhir",
+    ],
 )
 def test_plain_http_to_loopback_allowed(url):
     assert HttpSession(url).base_url == url
@@ -404,7 +430,9 @@ def test_secrets_never_logged(fake_time, caplog):
             session.request("GET", path, params={"patient": "Patient/123"})
         errors.append(info.value)
 
-    everything = caplog.text + " ".join(str(e) + repr(e) for e in errors) + repr(basic) + repr(bearer.auth)
+    everything = (
+        caplog.text + " ".join(str(e) + repr(e) for e in errors) + repr(basic) + repr(bearer.auth)
+    )
     assert caplog.records, "expected the retry to be logged"
     for secret in (password, token, "YWxpY2U6cGE1NS13MHJkLVhZWg==", "Patient/123", "Patient%2F123"):
         assert secret not in everything
@@ -413,9 +441,16 @@ def test_secrets_never_logged(fake_time, caplog):
 @responses.activate
 def test_a_body_cut_short_is_retried_like_a_dropped_connection():
     t = FakeTime()
-    responses.add(responses.GET, f"{BASE}/Patient", body='{"resourceType": "Bundle", "ent', status=200,
-                  content_type="application/fhir+json")
-    responses.add(responses.GET, f"{BASE}/Patient", json={"resourceType": "Bundle", "entry": []}, status=200)
+    responses.add(
+        responses.GET,
+        f"{BASE}/Patient",
+        body='{"resourceType": "Bundle", "ent',
+        status=200,
+        content_type="application/fhir+json",
+    )
+    responses.add(
+        responses.GET, f"{BASE}/Patient", json={"resourceType": "Bundle", "entry": []}, status=200
+    )
     s = make_session(t)
     resp = s.request("GET", "Patient")
     assert resp.fhir_json == {"resourceType": "Bundle", "entry": []}
@@ -435,7 +470,9 @@ def test_a_body_cut_short_on_an_unsafe_write_is_not_retried():
 @responses.activate
 def test_chunked_encoding_error_is_a_transient_failure():
     t = FakeTime()
-    responses.add(responses.GET, f"{BASE}/Patient", body=requests.exceptions.ChunkedEncodingError("cut"))
+    responses.add(
+        responses.GET, f"{BASE}/Patient", body=requests.exceptions.ChunkedEncodingError("cut")
+    )
     responses.add(responses.GET, f"{BASE}/Patient", json={"resourceType": "Bundle"}, status=200)
     s = make_session(t)
     assert s.request("GET", "Patient").status_code == 200

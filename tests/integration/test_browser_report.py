@@ -14,13 +14,13 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.browser import driver, open_report, severe
-from tests.builders import rules
 from fhir_injection import cli
 from fhir_injection.bundled import demo_config, demo_dir
 from fhir_injection.config import load_config
 from fhir_injection.decision.model import ACTIONABLE_OUTCOMES
 from fhir_injection.jobs.offline import run_folder
+from tests.browser import driver, open_report, severe
+from tests.builders import rules
 
 pytestmark = pytest.mark.browser
 

@@ -15,7 +15,6 @@ The server is wiped, so it must be a loopback test server (the local HAPI of tes
 from __future__ import annotations
 
 import json
-from datetime import date
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -82,10 +82,16 @@ def env(fhir_base_url, rules, tmp_path_factory):
     e.url, e.rules = fhir_base_url, rules
     e.tmp = tmp_path_factory.mktemp("hapi-bulk")
     e.system = f"urn:fhir-injection:test-{uuid.uuid4().hex[:10]}:claim"
-    e.config = Config(identifier_system=e.system, as_of=date.fromisoformat(DEMO_AS_OF),
-                      default_place_of_service="11")
+    e.config = Config(
+        identifier_system=e.system,
+        as_of=date.fromisoformat(DEMO_AS_OF),
+        default_place_of_service="11",
+    )
     e.cfg = e.tmp / "config.toml"
-    e.cfg.write_text(f'identifier_system = "{e.system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n', encoding="utf-8")
+    e.cfg.write_text(
+        f'identifier_system = "{e.system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n',
+        encoding="utf-8",
+    )
     client = connect(e.url)
     expunge_everything(client)
     data = copy_demo(e.tmp / "demo")

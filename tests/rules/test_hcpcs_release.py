@@ -33,16 +33,26 @@ def test_codes_added_since_2020_are_there_with_their_billing_unit():
     d = _drugs()
     # methylprednisolone acetate 1 mg (2024-04), leuprolide Camcevi 1 mg (2022), epinephrine NOS
     # 0.1 mg (2025-07), lidocaine 1 mg (2024-10)
-    for code, amount, unit in (("J1010", "1", "mg"), ("J1952", "1", "mg"), ("J0165", "0.1", "mg"),
-                               ("J2003", "1", "mg"), ("J2919", "5", "mg")):
+    for code, amount, unit in (
+        ("J1010", "1", "mg"),
+        ("J1952", "1", "mg"),
+        ("J0165", "0.1", "mg"),
+        ("J2003", "1", "mg"),
+        ("J2919", "5", "mg"),
+    ):
         assert (d[code]["unit_amount"], d[code]["unit"], d[code]["unit_status"]) == (
-            amount, unit, "parsed"), code
+            amount,
+            unit,
+            "parsed",
+        ), code
         assert "January 2026" in d[code]["source"] and "TERMINATED" not in d[code]["source"]
 
 
 def test_descriptors_come_from_the_2026_release():
     d = _drugs()
-    assert d["J7516"]["description"] == "Injection, cyclosporine, 250 mg"  # 2020: "Cyclosporin, ..."
+    assert (
+        d["J7516"]["description"] == "Injection, cyclosporine, 250 mg"
+    )  # 2020: "Cyclosporin, ..."
     assert d["J9260"]["description"] == "Injection, methotrexate sodium, 50 mg"
 
 
@@ -69,8 +79,15 @@ def test_without_the_2026_extract_the_2020_file_is_read(tmp_path, monkeypatch):
     assert all("2020" in r[-1] for r in rows)
 
 
-def _record(code: str, rec: str, long: str, short: str = "", added: str = "",
-            term: str = "", action: str = "") -> str:
+def _record(
+    code: str,
+    rec: str,
+    long: str,
+    short: str = "",
+    added: str = "",
+    term: str = "",
+    action: str = "",
+) -> str:
     line = f"{code:<5}00100{rec}{long:<80}{short:<28}".ljust(268)
     line += f"{added:<8}{'':<8}{term:<8}{action:<1}"
     return line.ljust(320)
@@ -78,16 +95,31 @@ def _record(code: str, rec: str, long: str, short: str = "", added: str = "",
 
 def test_the_fixed_width_cms_file_is_read_by_its_record_layout():
     extract = _load("extract_sources")
-    text = "\n".join([
-        _record("A0021", "3", "Ambulance service, outside state per mile"),
-        _record("J1010", "3", "Injection, methylprednisolone acetate, 1 mg", "Inj, methylpred",
-                added="20240401", action="N"),
-        _record("J1030", "3", "Injection, methylprednisolone acetate, 40 mg", "Methylpred 40",
-                added="19820101", term="20240331", action="N"),
-        _record("J9999", "3", "Not otherwise classified,", "Chemotherapy drug", action="N"),
-        _record("J9999", "4", "antineoplastic drugs"),
-        _record("Q9950", "3", "Injection, sulfur hexafluoride lipid microspheres, per ml"),
-    ])
+    text = "\n".join(
+        [
+            _record("A0021", "3", "Ambulance service, outside state per mile"),
+            _record(
+                "J1010",
+                "3",
+                "Injection, methylprednisolone acetate, 1 mg",
+                "Inj, methylpred",
+                added="20240401",
+                action="N",
+            ),
+            _record(
+                "J1030",
+                "3",
+                "Injection, methylprednisolone acetate, 40 mg",
+                "Methylpred 40",
+                added="19820101",
+                term="20240331",
+                action="N",
+            ),
+            _record("J9999", "3", "Not otherwise classified,", "Chemotherapy drug", action="N"),
+            _record("J9999", "4", "antineoplastic drugs"),
+            _record("Q9950", "3", "Injection, sulfur hexafluoride lipid microspheres, per ml"),
+        ]
+    )
     rows = {r[0]: r for r in extract.parse_anweb(text)}
     assert set(rows) == {"J1010", "J1030", "J9999"}  # no A code, no contrast agent
     assert rows["J1010"][1:3] == ("Injection, methylprednisolone acetate, 1 mg", "Inj, methylpred")
@@ -99,5 +131,6 @@ def test_the_fixed_width_cms_file_is_read_by_its_record_layout():
 def test_the_committed_tables_are_what_the_build_makes(tmp_path, table):
     build = _load("build_drugs")
     assert build.main(["--out", str(tmp_path)]) == 0
-    assert (tmp_path / table).read_text(encoding="utf-8") == (
-        ROOT / "mappings" / table).read_text(encoding="utf-8")
+    assert (tmp_path / table).read_text(encoding="utf-8") == (ROOT / "mappings" / table).read_text(
+        encoding="utf-8"
+    )

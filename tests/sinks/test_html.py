@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import admin, dosage, rules, world
 from fhir_injection import cli
 from fhir_injection.bundled import demo_config, demo_dir
 from fhir_injection.config import load_config
@@ -25,6 +24,7 @@ from fhir_injection.jobs.offline import run_folder
 from fhir_injection.sinks.html import load_report, page_context, render_html, script_json
 from fhir_injection.sinks.view import server_base, view_of_entries
 from fhir_injection.sinks.worklist import resource_url
+from tests.builders import admin, dosage, rules, world
 
 # the demo clinic's administrations, counted from its file (the generator grows with each issue)
 DEMO_ADMINISTRATIONS = sum(

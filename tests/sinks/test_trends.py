@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 import responses
 
-from tests.builders import admin, dosage, rules, world
-from tests.fakefhir import BASE, FakeFhir, instant
 from fhir_injection.decision.rules import Config
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
@@ -20,6 +18,8 @@ from fhir_injection.jobs.offline import run_folder
 from fhir_injection.jobs.sync import SyncOptions, run_sync
 from fhir_injection.sinks import trends
 from fhir_injection.sinks.trends import append_run, delta, read_history, run_line, sync_history_path
+from tests.builders import admin, dosage, rules, world
+from tests.fakefhir import BASE, FakeFhir, instant
 
 
 def summary(held: float, gaps: dict, administrations: int = 10, billable: float = 100.0) -> dict:

@@ -17,9 +17,6 @@ import pytest
 import requests
 import responses
 
-from tests.builders import rules as load_bundled_rules
-from tests.fakefhir import BASE as FAKE_BASE
-from tests.fakefhir import FakeFhir
 from fhir_injection import cli
 from fhir_injection.decision.rules import Config
 from fhir_injection.fhir.auth import BearerAuth
@@ -30,6 +27,9 @@ from fhir_injection.jobs.sync import SyncOptions, run_sync
 from fhir_injection.sources import bulk as bulk_module
 from fhir_injection.sources.bulk import BulkExport, BulkExportError, ExportRequest
 from fhir_injection.sources.exportfolder import ExportFolder
+from tests.builders import rules as load_bundled_rules
+from tests.fakefhir import BASE as FAKE_BASE
+from tests.fakefhir import FakeFhir
 
 BASE = "https://ehr.example/fhir"
 STATUS = f"{BASE}/$export-poll-status?_jobId=j1"

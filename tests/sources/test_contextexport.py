@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,8 +20,17 @@ STATUS = f"{BASE}/$export-poll-status?_jobId=ctx1"
 FILES = "https://bucket.example/ctx"
 T1 = "2026-10-06T08:00:00.000Z"
 T2 = "2026-10-07T08:00:00.000Z"
-CONTEXT = ("Patient", "Encounter", "Coverage", "Consent", "Condition", "Organization", "Practitioner",
-           "Location", "Medication")
+CONTEXT = (
+    "Patient",
+    "Encounter",
+    "Coverage",
+    "Consent",
+    "Condition",
+    "Organization",
+    "Practitioner",
+    "Location",
+    "Medication",
+)
 
 
 class ExportingFhir(FakeFhir):
@@ -34,7 +42,8 @@ class ExportingFhir(FakeFhir):
             if r["type"] == "Patient":
                 r["operation"] = [{"name": "export", "definition": "x"}]
         cs["rest"][0]["resource"].append(
-            {"type": "Group", "operation": [{"name": "export", "definition": "x"}]})
+            {"type": "Group", "operation": [{"name": "export", "definition": "x"}]}
+        )
         return cs
 
 
@@ -68,24 +77,42 @@ def stage_export(rsps, server, group_answer=None, when=T1, kickoffs=None, polls_
             if polls["n"] <= polls_202:
                 return 202, {"Retry-After": "1", "X-Progress": "building 50%"}, None
             out = [{"type": t, "url": f"{FILES}/{t}"} for t in CONTEXT if server.all(t)]
-            return 200, {"Content-Type": "application/json"}, {
-                "transactionTime": when, "request": f"{BASE}/Group/g1/$export",
-                "requiresAccessToken": False, "output": out, "error": []}
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                {
+                    "transactionTime": when,
+                    "request": f"{BASE}/Group/g1/$export",
+                    "requiresAccessToken": False,
+                    "output": out,
+                    "error": [],
+                },
+            )
         return None
 
     server.fail.append(hook)
     for t in CONTEXT:
         body = b"".join(json.dumps(r).encode() + b"\n" for r in server.all(t))
-        rsps.add(responses.GET, f"{FILES}/{t}", body=gzip.compress(body), status=200,
-                 headers={"Content-Encoding": "gzip"}, content_type="application/fhir+ndjson")
+        rsps.add(
+            responses.GET,
+            f"{FILES}/{t}",
+            body=gzip.compress(body),
+            status=200,
+            headers={"Content-Encoding": "gzip"},
+            content_type="application/fhir+ndjson",
+        )
     rsps.add(responses.DELETE, STATUS, status=202)
     return kickoffs
 
 
 def server_gets(rsps, types) -> list:
-    return [c for c in rsps.calls if c.request.method == "GET"
-            and urlsplit(c.request.url).path.rsplit("/", 1)[-1] in types
-            and c.request.url.startswith(BASE)]
+    return [
+        c
+        for c in rsps.calls
+        if c.request.method == "GET"
+        and urlsplit(c.request.url).path.rsplit("/", 1)[-1] in types
+        and c.request.url.startswith(BASE)
+    ]
 
 
 def test_auto_takes_cohort_and_context_from_the_group_export_and_crawls_the_administrations(
@@ -107,22 +134,41 @@ def test_auto_takes_cohort_and_context_from_the_group_export_and_crawls_the_admi
     )
     assert pull["cohort_from"] == "Group/g1/$export" and pull["patients"] == 3
     assert pull["context_from"] == "Group/g1/$export"
-    assert pull["export"]["records"]["Patient"] == 3 and "MedicationAdministration" not in pull[
-        "export"]["records"]
+    assert (
+        pull["export"]["records"]["Patient"] == 3
+        and "MedicationAdministration" not in pull["export"]["records"]
+    )
     # the context types the decision reads, in one _type parameter, no administrations
     [(_, _, query)] = kickoffs
     assert query["_type"][0].split(",") == sorted(query["_type"][0].split(","))
     assert MA not in query["_type"][0] and "Coverage" in query["_type"][0]
     # every look-up was answered by the export: the server was asked only for administrations
-    assert server_gets(rsps, {"Patient", "Encounter", "Coverage", "Consent", "Organization",
-                              "Practitioner", "Medication", "Location", "Condition"}) == []
+    assert (
+        server_gets(
+            rsps,
+            {
+                "Patient",
+                "Encounter",
+                "Coverage",
+                "Consent",
+                "Organization",
+                "Practitioner",
+                "Medication",
+                "Location",
+                "Condition",
+            },
+        )
+        == []
+    )
     # the first line says the plan; X-Progress shows while the server works
     assert lines[0].startswith("pull: crawl (population search refused")
     assert "context from Group/g1/$export, administrations by crawl" in lines[0]
     assert any("export in progress (building 50%)" in line for line in lines)
     # the next export is incremental from this one's transactionTime; the folder is gone
-    job = state(tmp_path)["exports"]["Group/g1/$export?_type=" + ",".join(
-        sorted(set(CONTEXT) | {"ChargeItem", "Observation", "PractitionerRole"}))]
+    job = state(tmp_path)["exports"][
+        "Group/g1/$export?_type="
+        + ",".join(sorted(set(CONTEXT) | {"ChargeItem", "Observation", "PractitionerRole"}))
+    ]
     assert job == {"since": T1}
     assert not (tmp_path / "state.json.context").exists()
 
@@ -139,8 +185,9 @@ def test_the_next_run_exports_incrementally_and_asks_the_server_for_the_rest(
     again = crawl(tmp_path, pull="auto", group="g1")
 
     assert again.claims.created == again.claims.updated == 0
-    assert parse_qs(urlsplit("?" + "&".join(f"{k}={v[0]}" for k, v in kickoffs[1][2].items())
-                             ).query)["_since"] == [T1]
+    assert parse_qs(
+        urlsplit("?" + "&".join(f"{k}={v[0]}" for k, v in kickoffs[1][2].items())).query
+    )["_since"] == [T1]
     pull = report(tmp_path)["summary"]["pull"]
     assert f"context from Group/g1/$export (incremental since {T1})" in pull["reason"]
     # the cohort: the earlier run's patients (an incremental export holds only what changed)
@@ -150,13 +197,26 @@ def test_the_next_run_exports_incrementally_and_asks_the_server_for_the_rest(
 @pytest.mark.parametrize(
     "answer, why",
     [
-        ((429, {"Retry-After": "86400", "Content-Type": "application/fhir+json"},
-          outcome("a group can be exported once a day", "throttled")),
-         "HTTP 429 with a Retry-After longer than we wait: an export once a day?"),
-        ((403, {"Content-Type": "application/fhir+json"}, outcome("no scope", "forbidden")),
-         "HTTP 403"),
-        ((200, {"Content-Type": "application/fhir+json"}, outcome("not supported", "not-supported")),
-         "no export started"),
+        (
+            (
+                429,
+                {"Retry-After": "86400", "Content-Type": "application/fhir+json"},
+                outcome("a group can be exported once a day", "throttled"),
+            ),
+            "HTTP 429 with a Retry-After longer than we wait: an export once a day?",
+        ),
+        (
+            (403, {"Content-Type": "application/fhir+json"}, outcome("no scope", "forbidden")),
+            "HTTP 403",
+        ),
+        (
+            (
+                200,
+                {"Content-Type": "application/fhir+json"},
+                outcome("not supported", "not-supported"),
+            ),
+            "no export started",
+        ),
     ],
 )
 def test_a_refused_export_falls_back_to_look_ups_and_says_so(rsps, server, tmp_path, answer, why):
@@ -164,8 +224,9 @@ def test_a_refused_export_falls_back_to_look_ups_and_says_so(rsps, server, tmp_p
     clinic(server, patients=2, per_patient=1)
     stage_export(rsps, server, group_answer=answer)
 
-    result = crawl(tmp_path, pull="auto", group="g1",
-                   patients_file=patients_file(tmp_path, ["p0", "p1"]))
+    result = crawl(
+        tmp_path, pull="auto", group="g1", patients_file=patients_file(tmp_path, ["p0", "p1"])
+    )
 
     assert result.claims.created == 2
     pull = report(tmp_path)["summary"]["pull"]
@@ -223,8 +284,10 @@ def test_sync_has_a_group_option(monkeypatch):
     from fhir_injection import cli
 
     seen = {}
-    monkeypatch.setattr("fhir_injection.jobs.sync.run_sync_cli",
-                        lambda args, rules, config: seen.setdefault("group", args.group) and 0)
+    monkeypatch.setattr(
+        "fhir_injection.jobs.sync.run_sync_cli",
+        lambda args, rules, config: seen.setdefault("group", args.group) and 0,
+    )
     cli.main(["sync", "--source", BASE, "--group", "g7"])
     assert seen["group"] == "g7"
 
@@ -238,8 +301,13 @@ def test_types_the_server_will_not_export_are_left_out_once_and_remembered(rsps,
         types = (query.get("_type") or [""])[0].split(",")
         if path.endswith("$export") and {"Medication", "Location"} & set(types):
             kickoffs.append((method, path, query))
-            return 400, {"Content-Type": "application/fhir+json"}, outcome(
-                "HAPI-0512: Resource types [Medication,Location] are invalid for this type of export")
+            return (
+                400,
+                {"Content-Type": "application/fhir+json"},
+                outcome(
+                    "HAPI-0512: Resource types [Medication,Location] are invalid for this type of export"
+                ),
+            )
         return None
 
     server.fail.insert(0, picky)

@@ -16,9 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from tests.builders import admin, world
-from tests.builders import rules as load_bundled_rules
-from tests.fakefhir import BASE, MA, FakeFhir, instant, outcome
 from fhir_injection import cli
 from fhir_injection.decision.rules import Config
 from fhir_injection.errors import EXIT_RECORD_ERRORS, ConfigError
@@ -31,6 +28,9 @@ from fhir_injection.sources.crawl import (
     read_patient_file,
     window_start,
 )
+from tests.builders import admin, world
+from tests.builders import rules as load_bundled_rules
+from tests.fakefhir import BASE, MA, FakeFhir, instant, outcome
 
 CREATED = "2026-10-06T12:00:00Z"
 
