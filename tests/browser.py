@@ -1,5 +1,5 @@
 """Headless Chromium through Selenium for report.html: Debian's ``chromium`` and
-``chromium-driver`` (.ci/run installs them). Used by tests/test_report_browser.py, the report
+``chromium-driver`` (.ci/run installs them). Used by tests/integration/test_browser_report.py, the report
 benchmark and the screenshot script. A missing browser fails; it never skips."""
 
 from __future__ import annotations

@@ -28,53 +28,111 @@ POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Servi
 PAYER_SOPT = {"medicare": "1", "medicaid": "2", "commercial": "5"}
 
 
-def world(payer: str = "medicare", patient: str = "p1", encounter_class: str = "AMB",
-          consent: bool = True, coverage: bool = True) -> list[dict]:
+def world(
+    payer: str = "medicare",
+    patient: str = "p1",
+    encounter_class: str = "AMB",
+    consent: bool = True,
+    coverage: bool = True,
+) -> list[dict]:
     """A Medicare office visit (its Location is typed CMS POS 11): the nurse (RN) gives the injection,
     the doctor (MD) attends the encounter and renders it incident-to."""
     resources = [
-        {"resourceType": "Patient", "id": patient, "name": [{"family": "Testperson", "given": ["Pat"]}],
-         "birthDate": "1950-02-03", "gender": "female"},
-        {"resourceType": "Organization", "id": "clinic", "name": "Demo Clinic",
-         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]},
+        {
+            "resourceType": "Patient",
+            "id": patient,
+            "name": [{"family": "Testperson", "given": ["Pat"]}],
+            "birthDate": "1950-02-03",
+            "gender": "female",
+        },
+        {
+            "resourceType": "Organization",
+            "id": "clinic",
+            "name": "Demo Clinic",
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+        },
         {"resourceType": "Organization", "id": "payer", "name": "Demo Payer"},
         # the place: an office (CMS place of service 11 as the Location's type); class AMB alone does
         # not say office or hospital outpatient department (96372.md 'Setting')
-        {"resourceType": "Location", "id": "office", "name": "Demo Clinic, main office",
-         "type": [{"coding": [{"system": POS, "code": "11", "display": "Office"}]}]},
-        {"resourceType": "Practitioner", "id": "nurse",
-         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111112"}],
-         "qualification": [{"code": {"coding": [{"system": V2_DEGREE, "code": "RN"}]}}]},
-        {"resourceType": "Practitioner", "id": "doctor",
-         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111120"}],
-         "qualification": [{"code": {"coding": [{"system": V2_DEGREE, "code": "MD"}]}}]},
-        {"resourceType": "Encounter", "id": f"e-{patient}", "status": "finished",
-         "class": {"system": ACT, "code": encounter_class},
-         "subject": {"reference": f"Patient/{patient}"},
-         "period": {"start": "2026-10-05T09:00:00-05:00", "end": "2026-10-05T11:00:00-05:00"},
-         "serviceProvider": {"reference": "Organization/clinic"},
-         "location": [{"location": {"reference": "Location/office"}}],
-         "participant": [{"type": [{"coding": [{"system": PARTICIPATION, "code": "ATND"}]}],
-                          "individual": {"reference": "Practitioner/doctor"}}],
-         "diagnosis": [{"condition": {"reference": f"Condition/c-{patient}"}, "rank": 1}]},
-        {"resourceType": "Condition", "id": f"c-{patient}", "subject": {"reference": f"Patient/{patient}"},
-         "code": {"coding": [{"system": ICD10, "code": "M54.50", "display": "Low back pain, unspecified"}]}},
+        {
+            "resourceType": "Location",
+            "id": "office",
+            "name": "Demo Clinic, main office",
+            "type": [{"coding": [{"system": POS, "code": "11", "display": "Office"}]}],
+        },
+        {
+            "resourceType": "Practitioner",
+            "id": "nurse",
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111112"}],
+            "qualification": [{"code": {"coding": [{"system": V2_DEGREE, "code": "RN"}]}}],
+        },
+        {
+            "resourceType": "Practitioner",
+            "id": "doctor",
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1111111120"}],
+            "qualification": [{"code": {"coding": [{"system": V2_DEGREE, "code": "MD"}]}}],
+        },
+        {
+            "resourceType": "Encounter",
+            "id": f"e-{patient}",
+            "status": "finished",
+            "class": {"system": ACT, "code": encounter_class},
+            "subject": {"reference": f"Patient/{patient}"},
+            "period": {"start": "2026-10-05T09:00:00-05:00", "end": "2026-10-05T11:00:00-05:00"},
+            "serviceProvider": {"reference": "Organization/clinic"},
+            "location": [{"location": {"reference": "Location/office"}}],
+            "participant": [
+                {
+                    "type": [{"coding": [{"system": PARTICIPATION, "code": "ATND"}]}],
+                    "individual": {"reference": "Practitioner/doctor"},
+                }
+            ],
+            "diagnosis": [{"condition": {"reference": f"Condition/c-{patient}"}, "rank": 1}],
+        },
+        {
+            "resourceType": "Condition",
+            "id": f"c-{patient}",
+            "subject": {"reference": f"Patient/{patient}"},
+            "code": {
+                "coding": [
+                    {"system": ICD10, "code": "M54.50", "display": "Low back pain, unspecified"}
+                ]
+            },
+        },
     ]
     if coverage:
-        resources.append({
-            "resourceType": "Coverage", "id": f"cov-{patient}", "status": "active",
-            "beneficiary": {"reference": f"Patient/{patient}"}, "subscriberId": "MEMBER-SECRET-1",
-            "payor": [{"reference": "Organization/payer"}],
-            "type": {"coding": [{"system": SOPT, "code": PAYER_SOPT[payer]}]},
-            "period": {"start": "2026-01-01", "end": "2026-12-31"}})
+        resources.append(
+            {
+                "resourceType": "Coverage",
+                "id": f"cov-{patient}",
+                "status": "active",
+                "beneficiary": {"reference": f"Patient/{patient}"},
+                "subscriberId": "MEMBER-SECRET-1",
+                "payor": [{"reference": "Organization/payer"}],
+                "type": {"coding": [{"system": SOPT, "code": PAYER_SOPT[payer]}]},
+                "period": {"start": "2026-01-01", "end": "2026-12-31"},
+            }
+        )
     if consent:
-        resources.append({
-            "resourceType": "Consent", "id": f"consent-{patient}", "status": "active",
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                  "code": "treatment"}]},
-            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-            "patient": {"reference": f"Patient/{patient}"}, "dateTime": "2026-01-02",
-            "provision": {"period": {"start": "2026-01-02", "end": "2027-01-01"}}})
+        resources.append(
+            {
+                "resourceType": "Consent",
+                "id": f"consent-{patient}",
+                "status": "active",
+                "scope": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                            "code": "treatment",
+                        }
+                    ]
+                },
+                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                "patient": {"reference": f"Patient/{patient}"},
+                "dateTime": "2026-01-02",
+                "provision": {"period": {"start": "2026-01-02", "end": "2027-01-01"}},
+            }
+        )
     return resources
 
 
@@ -82,16 +140,23 @@ def admin(id: str = "ma1", patient: str = "p1", **changes) -> dict:
     """A clean ketorolac 30 mg IM injection in the left deltoid, with an NDC; ``changes`` override keys
     (a value of None deletes the key)."""
     resource = {
-        "resourceType": "MedicationAdministration", "id": id, "status": "completed",
-        "medicationCodeableConcept": {"coding": [
-            {"system": RXNORM, "code": "35827", "display": "ketorolac"},
-            {"system": NDC, "code": "00409379501", "display": "ketorolac 30 mg/mL"}]},
+        "resourceType": "MedicationAdministration",
+        "id": id,
+        "status": "completed",
+        "medicationCodeableConcept": {
+            "coding": [
+                {"system": RXNORM, "code": "35827", "display": "ketorolac"},
+                {"system": NDC, "code": "00409379501", "display": "ketorolac 30 mg/mL"},
+            ]
+        },
         "subject": {"reference": f"Patient/{patient}"},
         "context": {"reference": f"Encounter/e-{patient}"},
         "effectiveDateTime": "2026-10-05T09:30:00-05:00",
         "performer": [{"actor": {"reference": "Practitioner/nurse"}}],
         "dosage": {
-            "route": {"coding": [{"system": SNOMED, "code": "78421000", "display": "Intramuscular route"}]},
+            "route": {
+                "coding": [{"system": SNOMED, "code": "78421000", "display": "Intramuscular route"}]
+            },
             "site": {"coding": [{"system": V2_SITE, "code": "LD", "display": "Left deltoid"}]},
             "dose": {"value": 30, "unit": "mg", "system": UCUM, "code": "mg"},
         },
@@ -132,22 +197,31 @@ def rules():
         return _RULES
     except NameError:
         from fhir_injection import load_rules
+
         _RULES = load_rules()
         return _RULES
 
 
-def decide_one(administration: dict | None = None, resources: list[dict] | None = None, config=None):
+def decide_one(
+    administration: dict | None = None, resources: list[dict] | None = None, config=None
+):
     """Decide one administration in ``resources`` (default: a clean Medicare ``world()``)."""
-    from fhir_injection import Context
-    from fhir_injection import decide
-    return decide(administration if administration is not None else admin(),
-                  Context(resources if resources is not None else world()), rules(), config)
+    from fhir_injection import Context, decide
+
+    return decide(
+        administration if administration is not None else admin(),
+        Context(resources if resources is not None else world()),
+        rules(),
+        config,
+    )
 
 
 def decide_many(administrations: list[dict], resources: list[dict] | None = None, config=None):
-    from fhir_injection import Context
-    from fhir_injection import decide_all
-    return decide_all(administrations, Context(resources if resources is not None else world()), rules(), config)
+    from fhir_injection import Context, decide_all
+
+    return decide_all(
+        administrations, Context(resources if resources is not None else world()), rules(), config
+    )
 
 
 def gap_codes(decision) -> list[str]:
@@ -187,29 +261,57 @@ def dose(value, code: str) -> dict:
     return {"value": value, "unit": code, "system": UCUM, "code": code}
 
 
-def contained_admin(id: str = "ma1", strength=(30, "mg", 1, "mL"), dose_ml=2, code=None, **changes) -> dict:
+def contained_admin(
+    id: str = "ma1", strength=(30, "mg", 1, "mL"), dose_ml=2, code=None, **changes
+) -> dict:
     """An administration whose medication is a contained Medication (Oracle Health style)."""
-    medication = {"resourceType": "Medication", "id": "med1",
-                  "code": code or {"text": "ketorolac tromethamine injection"},
-                  "ingredient": [{"itemCodeableConcept": {"coding": [
-                      {"system": RXNORM, "code": "35827", "display": "ketorolac"}]}}]}
+    medication = {
+        "resourceType": "Medication",
+        "id": "med1",
+        "code": code or {"text": "ketorolac tromethamine injection"},
+        "ingredient": [
+            {
+                "itemCodeableConcept": {
+                    "coding": [{"system": RXNORM, "code": "35827", "display": "ketorolac"}]
+                }
+            }
+        ],
+    }
     if strength:
         medication["ingredient"][0]["strength"] = {
-            "numerator": {"value": strength[0], "unit": strength[1], "system": UCUM, "code": strength[1]},
-            "denominator": {"value": strength[2], "unit": strength[3], "system": UCUM, "code": strength[3]}}
-    a = admin(id=id, medicationCodeableConcept=None, medicationReference={"reference": "#med1"},
-              contained=[medication], **changes)
+            "numerator": {
+                "value": strength[0],
+                "unit": strength[1],
+                "system": UCUM,
+                "code": strength[1],
+            },
+            "denominator": {
+                "value": strength[2],
+                "unit": strength[3],
+                "system": UCUM,
+                "code": strength[3],
+            },
+        }
+    a = admin(
+        id=id,
+        medicationCodeableConcept=None,
+        medicationReference={"reference": "#med1"},
+        contained=[medication],
+        **changes,
+    )
     a["dosage"]["dose"] = dose(dose_ml, "mL")
     return a
 
 
 def validate_claim(claim: dict):
     from fhir.resources.R4B.claim import Claim
+
     return Claim.model_validate(claim)
 
 
 def validate_task(task: dict):
     from fhir.resources.R4B.task import Task
+
     return Task.model_validate(task)
 
 
@@ -232,13 +334,23 @@ def prefix_references(value, prefix: str):
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key == "reference" and isinstance(item, str) and "?identifier=" in item and "|" in item:
+            if (
+                key == "reference"
+                and isinstance(item, str)
+                and "?identifier=" in item
+                and "|" in item
+            ):
                 # a conditional reference: the copy's identifier values carry the prefix too
                 # (see prefix_identifiers), so one copy's reference never matches another's resource
                 head, _, token = item.rpartition("|")
                 out[key] = f"{head}|{prefix}{token}"
-            elif key == "reference" and isinstance(item, str) and "/" in item and "://" not in item \
-                    and not item.startswith("#"):
+            elif (
+                key == "reference"
+                and isinstance(item, str)
+                and "/" in item
+                and "://" not in item
+                and not item.startswith("#")
+            ):
                 rtype, rid = item.split("/", 1)
                 out[key] = f"{rtype}/{prefix}{rid}"
             else:

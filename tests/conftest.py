@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")
@@ -28,10 +26,14 @@ def fhir_base_url():
         yield url.rstrip("/")
         return
     script = ROOT / "tests" / "hapi" / "run-hapi.sh"
-    was_running = subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
+    was_running = (
+        subprocess.run(["bash", str(script), "status"], capture_output=True).returncode == 0
+    )
     started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True)
     if started.returncode != 0:
-        pytest.fail("could not start the local HAPI FHIR server:\n" + started.stderr[-3000:], pytrace=False)
+        pytest.fail(
+            "could not start the local HAPI FHIR server:\n" + started.stderr[-3000:], pytrace=False
+        )
     url = started.stdout.strip().splitlines()[-1]
     try:
         yield url
@@ -47,8 +49,10 @@ def _profile_url(base: str, profile: str) -> str:
     if url:
         return url.rstrip("/")
     if not base.endswith("/fhir"):
-        pytest.fail(f"cannot derive the {profile} profile's URL from {base}: set FHIR_{profile.upper()}_URL",
-                    pytrace=False)
+        pytest.fail(
+            f"cannot derive the {profile} profile's URL from {base}: set FHIR_{profile.upper()}_URL",
+            pytrace=False,
+        )
     return base[: -len("/fhir")] + f"/{profile}/fhir"
 
 
@@ -65,4 +69,5 @@ def epic_url(fhir_base_url):
 @pytest.fixture(scope="session")
 def rules():
     from fhir_injection.rules import load_rules
+
     return load_rules()

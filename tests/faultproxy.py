@@ -21,13 +21,14 @@ proxy. ``counts`` (a Counter by fault name, plus ``forwarded``) is for assertion
 ``schedule={n: fault}`` forces a fault on the n-th request (so a test sees every kind at least
 once). ``never_recover=True`` answers 503 to everything; ``fail_after=N`` does so from the N+1th request on.
 
-The second half of the file is the harness shared by ``test_faults.py`` and ``test_crash.py``:
+The second half of the file is the harness shared by ``tests/integration/test_hapi_faults.py`` and ``tests/integration/test_hapi_crash.py``:
 a small, uniquely-named copy of the demo clinic, the expected Claims/Tasks from the offline
 decision, a CLI runner, and counting of posted resources by business identifier.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -40,18 +41,28 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import requests
 
-from builders import prefix_references
+from tests.builders import prefix_references
 
 FAULTS = ("429", "500", "502", "503", "504", "reset_before", "reset_after", "slow", "truncate")
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-              "content-length", "accept-encoding", "host"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "accept-encoding",
+    "host",
+}
 
 
 class FaultProxy:
@@ -61,11 +72,18 @@ class FaultProxy:
     limits faults to some requests (e.g. only batch POSTs); the others are always forwarded.
     """
 
-    def __init__(self, upstream: str, rates: Mapping[str, float] | None = None, seed: int = 0,
-                 never_recover: bool = False, applies_to: Callable[[str, str], bool] | None = None,
-                 slow_total_seconds: float = 0.4, fail_after: int | None = None,
-                 schedule: Mapping[int, str] | None = None,
-                 hook: Callable[[int, str, str, str], None] | None = None):
+    def __init__(
+        self,
+        upstream: str,
+        rates: Mapping[str, float] | None = None,
+        seed: int = 0,
+        never_recover: bool = False,
+        applies_to: Callable[[str, str], bool] | None = None,
+        slow_total_seconds: float = 0.4,
+        fail_after: int | None = None,
+        schedule: Mapping[int, str] | None = None,
+        hook: Callable[[int, str, str, str], None] | None = None,
+    ):
         unknown = set(rates or {}) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}")
@@ -82,16 +100,22 @@ class FaultProxy:
         # hook(request number, method, path, phase) at "received" (before forwarding), "answered"
         # (the server answered, the client not yet) and "replied"; e.g. to SIGKILL the client there.
         self.hook = hook
-        self.schedule = dict(schedule or {})  # request number (1-based) -> fault, whatever the dice say
+        self.schedule = dict(
+            schedule or {}
+        )  # request number (1-based) -> fault, whatever the dice say
         if set(self.schedule.values()) - set(FAULTS):
-            raise ValueError(f"unknown faults in schedule {sorted(set(self.schedule.values()) - set(FAULTS))}")
+            raise ValueError(
+                f"unknown faults in schedule {sorted(set(self.schedule.values()) - set(FAULTS))}"
+            )
         self.applies_to = applies_to
         self.slow_total_seconds = slow_total_seconds
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
         self.dropped_entry_statuses: Counter[str] = Counter()
         self.log: list[tuple[str, str, str]] = []  # (method, path without query, fault or "ok")
-        self.timings: list[tuple[str, str, float]] = []  # (method, path, upstream seconds) of forwarded requests
+        self.timings: list[
+            tuple[str, str, float]
+        ] = []  # (method, path, upstream seconds) of forwarded requests
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -100,7 +124,7 @@ class FaultProxy:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         proxy = self
 
         class Handler(_Handler):
@@ -111,7 +135,9 @@ class FaultProxy:
         port = self._server.server_address[1]
         self.origin = f"http://127.0.0.1:{port}"
         self.url = self.origin + self._path
-        self._thread = threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="faultproxy", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -121,7 +147,7 @@ class FaultProxy:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> FaultProxy:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -136,7 +162,9 @@ class FaultProxy:
 
     def choose(self, method: str, path: str) -> str | None:
         with self._lock:
-            if self.never_recover or (self.fail_after is not None and len(self.log) >= self.fail_after):
+            if self.never_recover or (
+                self.fail_after is not None and len(self.log) >= self.fail_after
+            ):
                 fault = "503"
             elif self.applies_to is not None and not self.applies_to(method, path):
                 fault = None
@@ -192,8 +220,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reset()
         if fault in ("429", "500", "502", "503", "504"):
             status = int(fault)
-            outcome = json.dumps({"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "transient", "diagnostics": f"faultproxy: injected {status}"}]}).encode()
+            outcome = json.dumps(
+                {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "error",
+                            "code": "transient",
+                            "diagnostics": f"faultproxy: injected {status}",
+                        }
+                    ],
+                }
+            ).encode()
             headers = {"Content-Type": "application/fhir+json"}
             if status == 429:
                 with proxy._lock:
@@ -203,9 +241,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, reason, headers, data = self._forward(body)
             with proxy._lock:
-                proxy.timings.append((self.command, self.path.split("?", 1)[0], time.monotonic() - started))
+                proxy.timings.append(
+                    (self.command, self.path.split("?", 1)[0], time.monotonic() - started)
+                )
         except OSError:
-            return self._reply(502, "Bad Gateway", {"Content-Type": "text/plain"}, b"faultproxy: upstream failed")
+            return self._reply(
+                502, "Bad Gateway", {"Content-Type": "text/plain"}, b"faultproxy: upstream failed"
+            )
         self._call_hook(number, "answered")
         if fault == "reset_after":
             self._note_dropped(data)
@@ -225,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             pieces = 20
             step = max(1, -(-len(data) // pieces))
             for i in range(0, len(data), step):
-                self.wfile.write(data[i:i + step])
+                self.wfile.write(data[i : i + step])
                 self.wfile.flush()
                 time.sleep(proxy.slow_total_seconds / pieces)
         else:
@@ -255,10 +297,15 @@ class _Handler(BaseHTTPRequestHandler):
             bundle = json.loads(data)
         except ValueError:
             return
-        if isinstance(bundle, dict) and bundle.get("type") in ("batch-response", "transaction-response"):
+        if isinstance(bundle, dict) and bundle.get("type") in (
+            "batch-response",
+            "transaction-response",
+        ):
             with self.owner._lock:
                 for entry in bundle.get("entry") or []:
-                    self.owner.dropped_entry_statuses[str((entry.get("response") or {}).get("status"))] += 1
+                    self.owner.dropped_entry_statuses[
+                        str((entry.get("response") or {}).get("status"))
+                    ] += 1
 
     def _head(self, status: int, reason: str, headers: Mapping[str, str], length: int) -> None:
         self.send_response_only(status, reason)
@@ -276,18 +323,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _reset(self) -> None:
         """Close the client's connection with a TCP RST and no reply."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
         self._close()
 
     def _close(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 # ============================================================================ harness
@@ -304,8 +347,13 @@ def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[st
     Every id (and reference) gets ``prefix``, so copies in different test modules never meet on a
     shared server. Returns the administration ids.
     """
+
     def read(rtype: str) -> list[dict]:
-        return [json.loads(line) for line in (DEMO / f"{rtype}.ndjson").read_text().splitlines() if line.strip()]
+        return [
+            json.loads(line)
+            for line in (DEMO / f"{rtype}.ndjson").read_text().splitlines()
+            if line.strip()
+        ]
 
     def patient_of(resource: dict) -> str | None:
         for key in ("subject", "patient", "beneficiary"):
@@ -358,13 +406,16 @@ def expected_offline(folder: Path, identifier_system: str, tmp: Path) -> tuple[s
     from datetime import date
 
     from fhir_injection.bundled import DEMO_AS_OF
+    from fhir_injection.decision.rules import Config
     from fhir_injection.jobs.offline import run_folder
     from fhir_injection.rules import load_rules
-    from fhir_injection.decision.rules import Config
 
     out = tmp / "offline-out"
-    config = Config(identifier_system=identifier_system, as_of=date.fromisoformat(DEMO_AS_OF),
-                    default_place_of_service="11")  # what write_config gives the sync
+    config = Config(
+        identifier_system=identifier_system,
+        as_of=date.fromisoformat(DEMO_AS_OF),
+        default_place_of_service="11",
+    )  # what write_config gives the sync
     run_folder(folder, out, load_rules(), config, "2026-11-26T12:00:00Z")
 
     def ids(name: str, system: str) -> set[str]:
@@ -389,7 +440,9 @@ def write_config(path: Path, identifier_system: str) -> Path:
     counted to that day, whatever the calendar says: fhir_injection.bundled.DEMO_AS_OF)."""
     from fhir_injection.bundled import DEMO_AS_OF
 
-    path.write_text(f'identifier_system = "{identifier_system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n')
+    path.write_text(
+        f'identifier_system = "{identifier_system}"\nas_of = {DEMO_AS_OF}\ndefault_place_of_service = "11"\n'
+    )
     return path
 
 
@@ -408,26 +461,53 @@ def seed_state(path: Path, source_url: str, mark: str) -> None:
     Used so a sync on a shared server sees only the administrations loaded after a moment
     (pass that moment + 300 s): the data of other tests is never pulled in.
     """
-    path.write_text(json.dumps({"format": 1, "sources": {source_url.rstrip("/"): {"mark": mark, "recent": {}}}}))
+    path.write_text(
+        json.dumps({"format": 1, "sources": {source_url.rstrip("/"): {"mark": mark, "recent": {}}}})
+    )
 
 
 def plus_seconds(instant: str, seconds: float) -> str:
-    from fhir_injection.clock import format_instant, parse_instant
     from datetime import timedelta
+
+    from fhir_injection.clock import format_instant, parse_instant
 
     return format_instant(parse_instant(instant) + timedelta(seconds=seconds))
 
 
-def sync_command(source: str, tmp: Path, config: Path, *extra: str, state: Path | None = None,
-                 report: Path | None = None) -> list[str]:
-    return [sys.executable, "-m", "fhir_injection", "--config", str(config), "sync", "--source", source,
-            "--state", str(state or tmp / "state.json"), "--report", str(report or tmp / "report.json"),
-            "--page-size", "10", "--bundle-size", "10", *extra]
+def sync_command(
+    source: str,
+    tmp: Path,
+    config: Path,
+    *extra: str,
+    state: Path | None = None,
+    report: Path | None = None,
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "fhir_injection",
+        "--config",
+        str(config),
+        "sync",
+        "--source",
+        source,
+        "--state",
+        str(state or tmp / "state.json"),
+        "--report",
+        str(report or tmp / "report.json"),
+        "--page-size",
+        "10",
+        "--bundle-size",
+        "10",
+        *extra,
+    ]
 
 
 def run_cli(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), env=env)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), env=env
+    )
 
 
 def posted(base_url: str, rtype: str, identifier_system: str) -> Counter[str]:
@@ -436,13 +516,25 @@ def posted(base_url: str, rtype: str, identifier_system: str) -> Counter[str]:
     Found by the tag every Claim/Task carries (code = the Claim identifier system), following
     ``next`` links; straight to the server, never through a proxy.
     """
-    claim_system = identifier_system[:-len(":task")] if identifier_system.endswith(":task") else identifier_system
+    claim_system = (
+        identifier_system[: -len(":task")]
+        if identifier_system.endswith(":task")
+        else identifier_system
+    )
     counts: Counter[str] = Counter()
     url: str | None = f"{base_url}/{rtype}"
-    params: dict | None = {"_tag": f"{TAG_SYSTEM}|{claim_system}", "_count": "200", "_elements": "identifier"}
+    params: dict | None = {
+        "_tag": f"{TAG_SYSTEM}|{claim_system}",
+        "_count": "200",
+        "_elements": "identifier",
+    }
     while url:
-        resp = requests.get(url, params=params, headers={"Accept": "application/fhir+json",
-                                                         "Cache-Control": "no-cache"}, timeout=60)
+        resp = requests.get(
+            url,
+            params=params,
+            headers={"Accept": "application/fhir+json", "Cache-Control": "no-cache"},
+            timeout=60,
+        )
         resp.raise_for_status()
         bundle = resp.json()
         for entry in bundle.get("entry") or []:
@@ -451,23 +543,35 @@ def posted(base_url: str, rtype: str, identifier_system: str) -> Counter[str]:
             for ident in entry["resource"].get("identifier") or []:
                 if ident.get("system") == identifier_system:
                     counts[ident["value"]] += 1
-        url = next((link["url"] for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
+        url = next(
+            (link["url"] for link in bundle.get("link") or [] if link.get("relation") == "next"),
+            None,
+        )
         params = None
     return counts
 
 
-def assert_exactly_once(base_url: str, identifier_system: str, claims: Iterable[str], tasks: Iterable[str],
-                        what: str = "") -> None:
+def assert_exactly_once(
+    base_url: str,
+    identifier_system: str,
+    claims: Iterable[str],
+    tasks: Iterable[str],
+    what: str = "",
+) -> None:
     got_claims = posted(base_url, "Claim", identifier_system)
     got_tasks = posted(base_url, "Task", identifier_system + ":task")
     twice = {k: n for k, n in got_claims.items() if n > 1}
     assert not twice, f"{what}: Claims posted more than once: {twice}"
     twice = {k: n for k, n in got_tasks.items() if n > 1}
     assert not twice, f"{what}: Tasks posted more than once: {twice}"
-    assert set(got_claims) == set(claims), (f"{what}: Claims missing {sorted(set(claims) - set(got_claims))}, "
-                                            f"unexpected {sorted(set(got_claims) - set(claims))}")
-    assert set(got_tasks) == set(tasks), (f"{what}: Tasks missing {sorted(set(tasks) - set(got_tasks))}, "
-                                          f"unexpected {sorted(set(got_tasks) - set(tasks))}")
+    assert set(got_claims) == set(claims), (
+        f"{what}: Claims missing {sorted(set(claims) - set(got_claims))}, "
+        f"unexpected {sorted(set(got_claims) - set(claims))}"
+    )
+    assert set(got_tasks) == set(tasks), (
+        f"{what}: Tasks missing {sorted(set(tasks) - set(got_tasks))}, "
+        f"unexpected {sorted(set(got_tasks) - set(tasks))}"
+    )
 
 
 def private_clinic(base_url: str, tmp: Path, prefix_letters: str, administrations: int) -> dict:
@@ -484,4 +588,3 @@ def private_clinic(base_url: str, tmp: Path, prefix_letters: str, administration
     claims, tasks = expected_offline(tmp / "data", "urn:fhir-injection:expected", tmp)
     assert claims and tasks
     return {"admins": admins, "claims": claims, "tasks": tasks, "mark": plus_seconds(since, 300)}
-

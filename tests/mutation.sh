@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation testing of the decision core (issue 10): do the unit tests pin the behaviour?
+# Mutation testing of the decision core: do the unit tests pin the behaviour?
 #
 # mutmut (3.x, from the `test` extra) changes the code one small edit at a time (a `<` for a `<=`, a
 # constant, a dropped argument) and runs the tests that reach the changed function. A mutant the tests
@@ -25,8 +25,9 @@
 # Look at what survived with `mutmut results` and `mutmut show <name>` (from the repository root, after a
 # run); the mutants/ directory is the run's scratch copy (git-ignored) and is rebuilt on every run.
 #
-# Which tests run: [tool.mutmut] pytest_add_cli_args_test_selection in pyproject.toml (the fast unit test
-# files), always with -m "not hapi". Environment: MUTATION_MAX_CHILDREN (default 2) workers,
+# Which tests run: [tool.mutmut] pytest_add_cli_args_test_selection in pyproject.toml, by folder
+# (tests/decision, tests/rules, tests/coding, tests/sinks: a new test file there is selected without
+# an edit), always with -m "not hapi". Environment: MUTATION_MAX_CHILDREN (default 2) workers,
 # MUTATION_THRESHOLD (default 90) percent.
 set -euo pipefail
 
@@ -64,7 +65,7 @@ MAX_CHILDREN="${MUTATION_MAX_CHILDREN:-2}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 
 # The per-module scores, from the exit code mutmut recorded for each mutant in mutants/<module>.meta
 # (read through mutmut's own table of exit codes). Exit status 1 when a module is below the threshold or

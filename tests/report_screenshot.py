@@ -18,13 +18,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from browser import driver, open_report, severe  # noqa: E402
 from fhir_injection.bundled import DEMO_AS_OF, demo_config, demo_dir  # noqa: E402
 from fhir_injection.config import load_config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
+from tests.browser import driver, open_report, severe  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -37,7 +36,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         # as `fhir-injection sync` runs the bundled demo: its practice profile and its as-of day
-        config = dataclasses.replace(load_config(demo_config()), as_of=date.fromisoformat(DEMO_AS_OF))
+        config = dataclasses.replace(
+            load_config(demo_config()), as_of=date.fromisoformat(DEMO_AS_OF)
+        )
         run_folder(demo_dir(), out, rules, config, "2026-11-29T10:00:00Z")
         run_folder(demo_dir(), out, rules, config, "2026-11-30T10:00:00Z")
         browser = driver(args.width, args.height)

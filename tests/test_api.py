@@ -7,10 +7,32 @@ import inspect
 import fhir_injection
 
 PUBLIC = [
-    "Config", "Context", "Decision", "FhirClient", "FhirInjectionError", "Gap", "HttpSession", "Line",
-    "MappingError", "RecordError", "RetryPolicy", "Rules", "SyncOptions", "SyncResult", "build_claim",
-    "build_task", "connect", "decide", "decide_all", "decide_bundle", "load_config", "load_folder",
-    "load_rules", "run_folder", "run_sync", "__version__",
+    "Config",
+    "Context",
+    "Decision",
+    "FhirClient",
+    "FhirInjectionError",
+    "Gap",
+    "HttpSession",
+    "Line",
+    "MappingError",
+    "RecordError",
+    "RetryPolicy",
+    "Rules",
+    "SyncOptions",
+    "SyncResult",
+    "build_claim",
+    "build_task",
+    "connect",
+    "decide",
+    "decide_all",
+    "decide_bundle",
+    "load_config",
+    "load_folder",
+    "load_rules",
+    "run_folder",
+    "run_sync",
+    "__version__",
 ]
 
 
@@ -37,7 +59,9 @@ def test_every_public_name_exists():
 
 
 def test_version_is_a_string():
-    assert isinstance(fhir_injection.__version__, str) and fhir_injection.__version__.count(".") == 2
+    assert (
+        isinstance(fhir_injection.__version__, str) and fhir_injection.__version__.count(".") == 2
+    )
 
 
 def test_signatures():
@@ -46,12 +70,36 @@ def test_signatures():
     assert sig(fhir_injection.decide_all) == ["administrations", "context", "rules", "config"]
     assert sig(fhir_injection.build_claim) == ["decision", "config", "created", "status"]
     assert sig(fhir_injection.build_task) == ["decision", "config", "rules", "created", "status"]
-    assert sig(fhir_injection.run_folder) == ["source", "target", "rules", "config", "created", "progress"]
+    assert sig(fhir_injection.run_folder) == [
+        "source",
+        "target",
+        "rules",
+        "config",
+        "created",
+        "progress",
+    ]
     assert sig(fhir_injection.load_rules) == ["directory"]
-    assert sig(fhir_injection.load_config) == ["path", "rules"]  # rules: optional, checks [containers] keys
+    assert sig(fhir_injection.load_config) == [
+        "path",
+        "rules",
+    ]  # rules: optional, checks [containers] keys
     assert sig(fhir_injection.decide_bundle) == ["bundle_or_resources", "rules", "config"]
-    assert sig(fhir_injection.run_sync) == ["source", "target", "rules", "config", "options", "stop", "progress"]
-    assert sig(fhir_injection.connect) == ["url", "env_prefix", "ca_bundle", "allow_insecure_http", "env"]
+    assert sig(fhir_injection.run_sync) == [
+        "source",
+        "target",
+        "rules",
+        "config",
+        "options",
+        "stop",
+        "progress",
+    ]
+    assert sig(fhir_injection.connect) == [
+        "url",
+        "env_prefix",
+        "ca_bundle",
+        "allow_insecure_http",
+        "env",
+    ]
     assert sig(fhir_injection.load_folder) == ["source", "client", "bundle_size"]
 
 
@@ -64,6 +112,7 @@ def test_errors_share_one_base():
 
 def test_engine_module_does_no_io():
     import fhir_injection.decision.engine as engine
+
     source = inspect.getsource(engine)
     for forbidden in ("open(", "requests", "import os", "datetime.now", "time.time", "print("):
         assert forbidden not in source, forbidden
@@ -75,6 +124,7 @@ def test_no_module_of_the_decision_does_io():
     import pkgutil
 
     import fhir_injection.decision as decision
+
     names = [m.name for m in pkgutil.iter_modules(decision.__path__)]
     assert "engine" in names and len(names) > 1
     for name in names:

@@ -26,11 +26,27 @@ CASES = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
 GOOD = "MedicationAdministration/good"
 
 
-def run_sync(source: Path, target: Path, *extra: str, timeout: int = 120) -> subprocess.CompletedProcess:
+def run_sync(
+    source: Path, target: Path, *extra: str, timeout: int = 120
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "fhir_injection", *extra, "sync", "--source", str(source),
-                           "--target", str(target)], cwd=target.parent, env=env, capture_output=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fhir_injection",
+            *extra,
+            "sync",
+            "--source",
+            str(source),
+            "--target",
+            str(target),
+        ],
+        cwd=target.parent,
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def source_for(tmp_path: Path, case: dict | None) -> Path:
@@ -53,7 +69,7 @@ def finished(proc: subprocess.CompletedProcess, target: Path) -> tuple[dict, str
     report = json.loads(report_bytes.decode("utf-8"))  # valid UTF-8 and valid JSON
     for name in ("Claim.ndjson", "Task.ndjson"):
         for line in (target / name).read_bytes().decode("utf-8").splitlines():
-            json.loads(line, parse_constant=lambda c: pytest.fail(f"{name} holds {c}"))
+            json.loads(line, parse_constant=lambda c, name=name: pytest.fail(f"{name} holds {c}"))
     json.loads(report_bytes, parse_constant=lambda c: pytest.fail(f"report.json holds {c}"))
     return report, stderr
 
@@ -88,17 +104,25 @@ def test_the_corpus_is_big_enough_and_up_to_date(tmp_path):
     finally:
         sys.path.remove(str(CORPUS))
     make_corpus.write(tmp_path)
-    assert json.loads((tmp_path / "cases.json").read_text()) == CASES, "run tests/badinput/make_corpus.py"
+    assert json.loads((tmp_path / "cases.json").read_text()) == CASES, (
+        "run tests/badinput/make_corpus.py"
+    )
     for folder in ("good", "cases"):
         for path in sorted((tmp_path / folder).rglob("*")):
             if path.is_file():
                 committed = CORPUS / path.relative_to(tmp_path)
-                assert committed.read_bytes() == path.read_bytes(), f"{committed}: run make_corpus.py"
+                assert committed.read_bytes() == path.read_bytes(), (
+                    f"{committed}: run make_corpus.py"
+                )
 
 
 def _matches(error: dict, expect: dict) -> bool:
-    return expect["record"] in error["record"] and ("field" not in expect or error["field"] == expect["field"]) \
-        if expect.get("field") is not None else expect["record"] in error["record"]
+    return (
+        expect["record"] in error["record"]
+        and ("field" not in expect or error["field"] == expect["field"])
+        if expect.get("field") is not None
+        else expect["record"] in error["record"]
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -144,7 +168,11 @@ def test_bad_input_case(tmp_path, case, baseline):
         if "version" in expect:
             assert entry["version"] == expect["version"]
 
-    written = proc.stdout + proc.stderr + b"".join(p.read_bytes() for p in target.iterdir() if p.is_file())
+    written = (
+        proc.stdout
+        + proc.stderr
+        + b"".join(p.read_bytes() for p in target.iterdir() if p.is_file())
+    )
     for secret in case.get("absent", []):  # ... by file, line and field; never by its content
         assert secret.encode() not in written
 
@@ -163,32 +191,49 @@ def test_a_bundle_of_100000_entries(tmp_path, baseline):
     for i in range(100_000):
         kind = i % 4
         if kind == 0:
-            entries.append({"resource": {"resourceType": "MedicationAdministration", "id": f"big-{i}",
-                                         "status": "completed", "subject": {"reference": f"Patient/x{i % 997}"},
-                                         "effectiveDateTime": "2026-10-05T10:00:00Z"}})
+            entries.append(
+                {
+                    "resource": {
+                        "resourceType": "MedicationAdministration",
+                        "id": f"big-{i}",
+                        "status": "completed",
+                        "subject": {"reference": f"Patient/x{i % 997}"},
+                        "effectiveDateTime": "2026-10-05T10:00:00Z",
+                    }
+                }
+            )
         elif kind == 1:
-            entries.append({"resource": {"resourceType": "Observation", "id": f"o{i}", "status": "final"}})
+            entries.append(
+                {"resource": {"resourceType": "Observation", "id": f"o{i}", "status": "final"}}
+            )
         elif kind == 2:
             entries.append({"fullUrl": f"urn:uuid:{i}"})
         else:
             entries.append({"resource": {"resourceType": "Patient", "id": f"x{i % 997}"}})
-    (source / "big.json").write_text(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}))
+    (source / "big.json").write_text(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+    )
     del entries
     started = time.monotonic()
     proc = run_sync(source, tmp_path / "out", timeout=900)
     report, _ = finished(proc, tmp_path / "out")
     assert proc.returncode == 1
     assert report["summary"]["administrations"] == 25_001
-    assert report["summary"]["record_errors"] == 25_000 + 25_000 - 997  # entries without resource; duplicates
+    assert (
+        report["summary"]["record_errors"] == 25_000 + 25_000 - 997
+    )  # entries without resource; duplicates
     assert len(report["errors"]) <= 10_000 and report["summary"]["errors_not_listed"] > 0
     good = next(e for e in report["administrations"] if e["administration"] == GOOD)
     assert good == baseline[0]
-    print(f"100,000-entry Bundle: {time.monotonic() - started:.1f} s, peak child RSS {_peak_child_rss_mb():.0f} MB")
+    print(
+        f"100,000-entry Bundle: {time.monotonic() - started:.1f} s, peak child RSS {_peak_child_rss_mb():.0f} MB"
+    )
     assert _peak_child_rss_mb() < 2048
 
 
 def test_a_line_longer_than_the_limit(tmp_path, baseline):
     from fhir_injection.sources.folder import MAX_LINE
+
     source = source_for(tmp_path, None)
     with open(source / "MedicationAdministration.ndjson", "w") as fh:
         fh.write('{"resourceType":"MedicationAdministration","id":"long","note":[{"text":"')
@@ -197,6 +242,8 @@ def test_a_line_longer_than_the_limit(tmp_path, baseline):
         fh.write(json.dumps({"resourceType": "MedicationAdministration", "id": "after"}) + "\n")
     proc = run_sync(source, tmp_path / "out")
     report, _ = finished(proc, tmp_path / "out")
-    assert [(e["record"], e["field"]) for e in report["errors"]] == [("MedicationAdministration.ndjson:1", None)]
+    assert [(e["record"], e["field"]) for e in report["errors"]] == [
+        ("MedicationAdministration.ndjson:1", None)
+    ]
     names = {e["administration"] for e in report["administrations"]}
     assert {GOOD, "MedicationAdministration/after"} <= names

@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fhir.resources.R4B.claim import Claim
 from fhir.resources.R4B.task import Task
 
@@ -24,8 +23,21 @@ EXPECTED = json.loads((ROOT / "fixtures" / "demo-expected.json").read_text())
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo-out")
-    run = subprocess.run([sys.executable, "-m", "fhir_injection", "sync", "--source", str(ROOT / "fixtures" / "demo"),
-                          "--target", str(out)], capture_output=True, text=True, cwd=ROOT)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fhir_injection",
+            "sync",
+            "--source",
+            str(ROOT / "fixtures" / "demo"),
+            "--target",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     report = json.loads((out / "report.json").read_text())
     claims = [json.loads(line) for line in (out / "Claim.ndjson").read_text().splitlines()]
     tasks = [json.loads(line) for line in (out / "Task.ndjson").read_text().splitlines()]
@@ -37,7 +49,14 @@ def test_the_demo_is_big_enough_and_covers_every_outcome_and_gap(rules):
     assert len(admins) >= 300
     assert len({a for a in admins}) == len(admins)
     assert EXPECTED["resource_counts"]["Patient"] >= 80
-    assert set(EXPECTED["counts"]) == {"claim", "held", "not-96372", "not-billable", "void", "past-filing-limit"}
+    assert set(EXPECTED["counts"]) == {
+        "claim",
+        "held",
+        "not-96372",
+        "not-billable",
+        "void",
+        "past-filing-limit",
+    }
     assert set(EXPECTED["gap_counts"]) == set(rules.gaps)
 
 
@@ -49,15 +68,28 @@ def test_every_administration_gets_its_intended_outcome(demo):
     wrong = []
     for ref, want in EXPECTED["administrations"].items():
         g = got[ref]
-        seen = (g["outcome"], g["procedure"], sorted(x["code"] for x in g["gaps"]), g["hcpcs"], g["units"],
-                g["modifiers"])
-        meant = (want["outcome"], want["procedure"], want["gaps"], want["hcpcs"], want["units"], want["modifiers"])
+        seen = (
+            g["outcome"],
+            g["procedure"],
+            sorted(x["code"] for x in g["gaps"]),
+            g["hcpcs"],
+            g["units"],
+            g["modifiers"],
+        )
+        meant = (
+            want["outcome"],
+            want["procedure"],
+            want["gaps"],
+            want["hcpcs"],
+            want["units"],
+            want["modifiers"],
+        )
         if "additional_procedures" in want:  # IV infusions: the add-on hour codes (96366, 96361)
             seen += (g["additional_procedures"],)
             meant += (want["additional_procedures"],)
-        seen += (g["jw_units"],)  # issue 12: the JW line's units (None: no JW line)
+        seen += (g["jw_units"],)  # the JW line's units (None: no JW line)
         meant += (want["jw_units"],)
-        for key in ("rendering", "diagnoses"):  # issue 12 cases: the rendering provider, the diagnosis order
+        for key in ("rendering", "diagnoses"):  # the rendering provider, the diagnosis order
             if key in want:
                 seen += (g[key],)
                 meant += (want[key],)
@@ -67,10 +99,14 @@ def test_every_administration_gets_its_intended_outcome(demo):
 
 
 def test_the_ndc_unit_cases_carry_their_ndc_quantity_and_unit(demo):
-    """Issue 12: NCPDP units on the Claim's NDC detail (a powder vial is counted in vials, UN)."""
-    _, report, claims, _ = demo
+    """NCPDP billing units on the Claim's NDC detail (a powder vial is counted in vials, UN)."""
+    _, _report, claims, _ = demo
     by_admin = {c["supportingInfo"][0]["valueReference"]["reference"]: c for c in claims}
-    cases = {ref: want["ndc_detail"] for ref, want in EXPECTED["administrations"].items() if "ndc_detail" in want}
+    cases = {
+        ref: want["ndc_detail"]
+        for ref, want in EXPECTED["administrations"].items()
+        if "ndc_detail" in want
+    }
     assert cases
     for ref, (quantity, unit) in cases.items():
         [detail] = [d for item in by_admin[ref]["item"] for d in item.get("detail", [])]
@@ -78,17 +114,23 @@ def test_the_ndc_unit_cases_carry_their_ndc_quantity_and_unit(demo):
 
 
 def test_jw_lines_are_claim_items_of_their_own(demo):
-    """Issue 12: the discarded units of a single-dose container: the same code, modifier JW, its units."""
-    _, report, claims, _ = demo
+    """The discarded units of a single-dose container (CMS JW modifier policy): the same code, modifier JW, its units."""
+    _, _report, claims, _ = demo
     by_admin = {c["supportingInfo"][0]["valueReference"]["reference"]: c for c in claims}
-    with_jw = {ref: want for ref, want in EXPECTED["administrations"].items()
-               if want["jw_units"] and want["outcome"] != "past-filing-limit"}  # past its limit: no Claim
+    with_jw = {
+        ref: want
+        for ref, want in EXPECTED["administrations"].items()
+        if want["jw_units"] and want["outcome"] != "past-filing-limit"
+    }  # past its limit: no Claim
     assert with_jw
     for ref, want in with_jw.items():
         items = by_admin[ref]["item"]
         assert len(items) == 3
         drug, waste = items[1], items[2]
-        assert waste["productOrService"]["coding"][0]["code"] == drug["productOrService"]["coding"][0]["code"]
+        assert (
+            waste["productOrService"]["coding"][0]["code"]
+            == drug["productOrService"]["coding"][0]["code"]
+        )
         assert [m["coding"][0]["code"] for m in waste["modifier"]] == ["JW"]
         assert waste["quantity"] == {"value": want["jw_units"]}
 
@@ -116,15 +158,18 @@ def test_claims_match_outcomes_and_are_valid_fhir(demo):
         admin = by_admin[task["focus"]["reference"]]
         assert any(g["severity"] != "info" for g in admin["gaps"])
     # every billable administration has an active Claim
-    assert sum(a["outcome"] == "claim" for a in report["administrations"]) == \
-        sum(c["status"] == "active" for c in claims)
+    assert sum(a["outcome"] == "claim" for a in report["administrations"]) == sum(
+        c["status"] == "active" for c in claims
+    )
 
 
 def test_the_terminal_summary_is_what_a_billing_lead_reads(demo):
-    run, report, _, _ = demo
+    run, _report, _, _ = demo
     first = run.stdout.splitlines()[0]
     c = EXPECTED["counts"]
-    assert first == (f"{len(EXPECTED['administrations'])} administrations: {c['claim']} claim, {c['held']} held, "
-                     f"{c['not-96372']} not-96372, {c['not-billable']} not-billable, {c['void']} void, "
-                     f"{c['past-filing-limit']} past the filing limit")
+    assert first == (
+        f"{len(EXPECTED['administrations'])} administrations: {c['claim']} claim, {c['held']} held, "
+        f"{c['not-96372']} not-96372, {c['not-billable']} not-billable, {c['void']} void, "
+        f"{c['past-filing-limit']} past the filing limit"
+    )
     assert "Estimated: $" in run.stdout and "Top gaps:" in run.stdout

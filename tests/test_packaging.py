@@ -1,4 +1,4 @@
-"""The wheel works away from the repository (issue 10, packaging).
+"""The wheel works away from the repository.
 
 Builds the wheel once into a temporary folder, installs it into a new virtual environment
 (which borrows the dependencies of the environment running the tests, so nothing is
@@ -150,7 +150,10 @@ def test_installed_wheel_runs_rules_and_the_demo_from_an_empty_directory(venv, t
     ]
     page = (empty / "out" / "report.html").read_text(encoding="utf-8")
     administrations = json.loads((empty / "out" / "report.json").read_text())["summary"]
-    assert "vegaEmbed" in page and f'id="h-administrations">{administrations["administrations"]}<' in page
+    assert (
+        "vegaEmbed" in page
+        and f'id="h-administrations">{administrations["administrations"]}<' in page
+    )
 
     # The same as a run from this checkout.
     ref = _run(

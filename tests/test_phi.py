@@ -20,11 +20,13 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "fixtures" / "demo"
 NOTE = "Pt states Zebediah-Notetext pain 8/10 after fall at home"
-NARRATIVE = "<div xmlns=\"http://www.w3.org/1999/xhtml\">Narrative-Secret for Zebediah</div>"
+NARRATIVE = '<div xmlns="http://www.w3.org/1999/xhtml">Narrative-Secret for Zebediah</div>'
 
 
 def _ndjson(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def _strings(value) -> list[str]:
@@ -71,19 +73,43 @@ def demo_copy(tmp_path_factory) -> Path:
     for i, a in enumerate(admins):
         a["note"] = [{"text": f"{NOTE} #{i}"}]
         a["text"] = {"status": "generated", "div": NARRATIVE}
-    (folder / "MedicationAdministration.ndjson").write_text("".join(json.dumps(a) + "\n" for a in admins))
+    (folder / "MedicationAdministration.ndjson").write_text(
+        "".join(json.dumps(a) + "\n" for a in admins)
+    )
     patients = _ndjson(folder / "Patient.ndjson")
     for i, p in enumerate(patients):
         p["telecom"] = [{"system": "phone", "value": f"555-01{i:03d}"}]
-        p["address"] = [{"line": [f"{100 + i} Secretaddress Lane"], "city": "Phiville", "postalCode": f"ZIP{i:04d}Q"}]
+        p["address"] = [
+            {
+                "line": [f"{100 + i} Secretaddress Lane"],
+                "city": "Phiville",
+                "postalCode": f"ZIP{i:04d}Q",
+            }
+        ]
     (folder / "Patient.ndjson").write_text("".join(json.dumps(p) + "\n" for p in patients))
     return folder
 
 
 def run(source: Path, target: Path, *pre: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, *pre, "-m", "fhir_injection", "-v", "sync", "--source", str(source),
-                           "--target", str(target)], cwd=target.parent, env=env, capture_output=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            *pre,
+            "-m",
+            "fhir_injection",
+            "-v",
+            "sync",
+            "--source",
+            str(source),
+            "--target",
+            str(target),
+        ],
+        cwd=target.parent,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def everything_written(proc: subprocess.CompletedProcess, target: Path) -> dict[str, bytes]:
@@ -95,8 +121,12 @@ def everything_written(proc: subprocess.CompletedProcess, target: Path) -> dict[
 
 
 def assert_no_secret(written: dict[str, bytes], secrets: set[str]) -> None:
-    leaks = [(name, s) for name, data in written.items() for s in secrets
-             if s.encode() in data or json.dumps(s)[1:-1].encode() in data]
+    leaks = [
+        (name, s)
+        for name, data in written.items()
+        for s in secrets
+        if s.encode() in data or json.dumps(s)[1:-1].encode() in data
+    ]
     assert not leaks, leaks[:10]
 
 
@@ -104,7 +134,9 @@ def assert_no_secret(written: dict[str, bytes], secrets: set[str]) -> None:
 def test_a_whole_run_over_the_demo_writes_no_phi(tmp_path, demo_copy, source):
     folder = DEMO if source == "demo" else demo_copy
     secrets = secrets_of(folder)
-    assert len(secrets) > 300  # names, birth dates, member ids (and notes) of the demo's patients were found
+    assert (
+        len(secrets) > 300
+    )  # names, birth dates, member ids (and notes) of the demo's patients were found
     if source == "demo-with-notes":
         assert any(NOTE in s for s in secrets) and NARRATIVE in secrets and "Phiville" in secrets
     target = tmp_path / "out"
@@ -119,7 +151,7 @@ def test_a_whole_run_over_the_demo_writes_no_phi(tmp_path, demo_copy, source):
         assert b'"Test"' not in written[name]
 
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import fhir_injection.decision.engine as engine
 _real = engine._decide_one
 
@@ -130,7 +162,7 @@ def _boom(admin, ctx, rules, config):
     return _real(admin, ctx, rules, config)
 
 engine._decide_one = _boom
-'''
+"""
 
 
 def test_an_exception_inside_the_run_prints_no_phi(tmp_path, demo_copy):
@@ -140,11 +172,28 @@ def test_an_exception_inside_the_run_prints_no_phi(tmp_path, demo_copy):
     hook.mkdir()
     (hook / "boom.py").write_text(SITECUSTOMIZE)
     target = tmp_path / "out"
-    env_runner = f"import sys; sys.path.insert(0, {str(hook)!r}); import boom, runpy; " \
-                 "runpy.run_module('fhir_injection', run_name='__main__')"
+    env_runner = (
+        f"import sys; sys.path.insert(0, {str(hook)!r}); import boom, runpy; "
+        "runpy.run_module('fhir_injection', run_name='__main__')"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", env_runner, "-v", "sync", "--source", str(demo_copy),
-                           "--target", str(target)], cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            env_runner,
+            "-v",
+            "sync",
+            "--source",
+            str(demo_copy),
+            "--target",
+            str(target),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert b"Traceback" not in proc.stderr, proc.stderr.decode()[-3000:]
     assert proc.returncode == 1
     report = json.loads((target / "report.json").read_text())
@@ -153,25 +202,34 @@ def test_an_exception_inside_the_run_prints_no_phi(tmp_path, demo_copy):
     assert all("ValueError" in e["message"] for e in report["errors"])
     every = len((demo_copy / "MedicationAdministration.ndjson").read_text().splitlines())
     assert report["summary"]["administrations"] == every - 2  # everything else was decided
-    assert_no_secret(everything_written(proc, target), secrets_of(demo_copy) | {"resourceType': 'Patient"})
+    assert_no_secret(
+        everything_written(proc, target), secrets_of(demo_copy) | {"resourceType': 'Patient"}
+    )
 
 
 def test_an_unexpected_crash_outside_the_records_prints_no_phi(tmp_path, demo_copy):
     """Even a failure the pipeline cannot isolate (here: writing the report) ends without a traceback."""
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "boom2.py").write_text('''
+    (hook / "boom2.py").write_text("""
 import fhir_injection.sinks.report as report
 def _boom(self, *a, **k):
     raise RuntimeError("patient Demo-Patient-001 born 1973-02-12 member DEMO-5-343497051")
 report.ReportWriter.close = _boom
-''')
+""")
     target = tmp_path / "out"
-    runner = f"import sys; sys.path.insert(0, {str(hook)!r}); import boom2, runpy; " \
-             "runpy.run_module('fhir_injection', run_name='__main__')"
+    runner = (
+        f"import sys; sys.path.insert(0, {str(hook)!r}); import boom2, runpy; "
+        "runpy.run_module('fhir_injection', run_name='__main__')"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", runner, "sync", "--source", str(demo_copy), "--target",
-                           str(target)], cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", runner, "sync", "--source", str(demo_copy), "--target", str(target)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     assert b"Traceback" not in proc.stderr
     assert proc.returncode == 70
     assert b"internal error (RuntimeError" in proc.stderr

@@ -15,9 +15,6 @@ from typing import Any
 import pytest
 import responses
 
-from builders import admin, world
-from builders import rules as load_bundled_rules
-from fakefhir import BASE, MA, FakeFhir, instant
 from fhir_injection.decision.rules import Config
 from fhir_injection.errors import ConfigError
 from fhir_injection.fhir.client import FhirClient
@@ -29,6 +26,9 @@ from fhir_injection.sinks.base import Sink, SinkOptions, sink, sink_named, sink_
 from fhir_injection.sinks.claims import build_claim
 from fhir_injection.sources import base as sources_base
 from fhir_injection.sources.base import Pull, PullOptions, pull, pull_named, pull_names
+from tests.builders import admin, world
+from tests.builders import rules as load_bundled_rules
+from tests.fakefhir import BASE, MA, FakeFhir, instant
 
 CREATED = "2026-10-06T12:00:00Z"
 
@@ -124,21 +124,31 @@ def _clinic(fake: FakeFhir) -> None:
     for r in world():
         fake.put(r, last_updated=instant(0))
     for n, when in enumerate(("09:30", "10:30", "11:30"), 1):
-        fake.put(admin(id=f"ma{n}", effectiveDateTime=f"2026-10-05T{when}:00-05:00"),
-                 last_updated=instant(10 + n), version="1")
+        fake.put(
+            admin(id=f"ma{n}", effectiveDateTime=f"2026-10-05T{when}:00-05:00"),
+            last_updated=instant(10 + n),
+            version="1",
+        )
     fake.clock = 20
 
 
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_a_pull_and_a_sink_registered_outside_the_package_run_a_sync_end_to_end(registered, server, tmp_path):
+def test_a_pull_and_a_sink_registered_outside_the_package_run_a_sync_end_to_end(
+    registered, server, tmp_path
+):
     fake, rsps = server
     _clinic(fake)
     ListedPull.ids = ("ma1", "ma3")
     client = FhirClient(HttpSession(BASE, sleep=lambda s: None, clock=lambda: 0.0))
-    options = SyncOptions(pull="toy-listed", sink="toy-claim-list", created=CREATED,
-                          state_path=str(tmp_path / "state.json"), report_path=str(tmp_path / "report.json"))
+    options = SyncOptions(
+        pull="toy-listed",
+        sink="toy-claim-list",
+        created=CREATED,
+        state_path=str(tmp_path / "state.json"),
+        report_path=str(tmp_path / "report.json"),
+    )
     result = run_sync(client, client, load_bundled_rules(), Config(), options)
 
     kept = ClaimListSink.last
@@ -146,21 +156,32 @@ def test_a_pull_and_a_sink_registered_outside_the_package_run_a_sync_end_to_end(
     assert sorted(c["identifier"][0]["value"] for c in kept.claims_kept) == ["ma1", "ma3"]
     assert result.claims.created == 2 and result.exit_code == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert sorted(e["administration"] for e in report["administrations"]) == [f"{MA}/ma1", f"{MA}/ma3"]
-    assert {e["claim"] for e in report["administrations"]} == {reference_of(c) for c in kept.claims_kept}
-    assert report["summary"]["pull"] == {"strategy": "toy-listed", "reason": "asked for with --pull toy-listed",
-                                         "listed": 2, "read": 2}
+    assert sorted(e["administration"] for e in report["administrations"]) == [
+        f"{MA}/ma1",
+        f"{MA}/ma3",
+    ]
+    assert {e["claim"] for e in report["administrations"]} == {
+        reference_of(c) for c in kept.claims_kept
+    }
+    assert report["summary"]["pull"] == {
+        "strategy": "toy-listed",
+        "reason": "asked for with --pull toy-listed",
+        "listed": 2,
+        "read": 2,
+    }
     # the sink wrote nothing to the server: no PUT, no transaction Bundle
     bodies = [c.request.body for c in rsps.calls if c.request.method == "POST"]
     assert "PUT" not in {c.request.method for c in rsps.calls}
-    assert not any(b'"transaction"' in (b if isinstance(b, bytes) else str(b).encode()) for b in bodies if b)
+    assert not any(
+        b'"transaction"' in (b if isinstance(b, bytes) else str(b).encode()) for b in bodies if b
+    )
 
 
 def test_the_registries_find_the_toys_by_name_and_list_them(registered):
     assert pull_named("toy-listed") is ListedPull and "toy-listed" in pull_names()
     assert sink_named("toy-claim-list") is ClaimListSink and "toy-claim-list" in sink_names()
     assert {"folder", "server", "trial"} <= set(sink_names())
-    with pytest.raises(ConfigError, match="no sink called 'x12'; known: .*server"):
+    with pytest.raises(ConfigError, match=r"no sink called 'x12'; known: .*server"):
         sink_named("x12")
 
 
@@ -188,7 +209,12 @@ def test_the_optional_hooks_do_nothing_by_default():
     p, s = Pull(), Sink()
     p.bind({}, lambda: None)
     assert (p.ordered, p.known_siblings([]), p.withdrawn(), p.context_reason(), p.summary()) == (
-        True, None, [], "", {})
+        True,
+        None,
+        [],
+        "",
+        {},
+    )
     s.begin_page()
     s.take([], [])
     s.send([], {})

@@ -33,10 +33,7 @@ from datetime import date, timedelta
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 
-from fhir_injection import Config
-from fhir_injection import Context
-from fhir_injection import build_claim
-from fhir_injection import decide_all
+from fhir_injection import Config, Context, build_claim, decide_all
 
 BASELINE_SYSTEM = "urn:fhir-injection:bench-baseline"
 MA = "MedicationAdministration"
@@ -59,8 +56,13 @@ class FhirpyBaseline:
         self.client = SyncFHIRClient(url)
         self.rules = rules
         base = config or Config()
-        self.config = Config(severity=base.severity, distinct_modifier=base.distinct_modifier, jw_jz=base.jw_jz,
-                             identifier_system=BASELINE_SYSTEM, billing_provider=base.billing_provider)
+        self.config = Config(
+            severity=base.severity,
+            distinct_modifier=base.distinct_modifier,
+            jw_jz=base.jw_jz,
+            identifier_system=BASELINE_SYSTEM,
+            billing_provider=base.billing_provider,
+        )
 
     # -- reading, one request per reference ------------------------------------------------------
 
@@ -106,7 +108,7 @@ class FhirpyBaseline:
             add(self._get((encounter.get("serviceProvider") or {}).get("reference")))
             for location in encounter.get("location") or []:  # the place of service
                 add(self._get(((location or {}).get("location") or {}).get("reference")))
-            for participant in encounter.get("participant") or []:  # the rendering provider (issue 12)
+            for participant in encounter.get("participant") or []:  # the rendering provider
                 add(self._get(((participant or {}).get("individual") or {}).get("reference")))
             for diagnosis in encounter.get("diagnosis") or []:
                 add(self._get(((diagnosis or {}).get("condition") or {}).get("reference")))
@@ -138,7 +140,10 @@ class FhirpyBaseline:
                 days = {str(a.get("effectiveDateTime"))[:10] for a in admins}
                 known = {a["id"] for a in admins}
                 for other in self._search(MA, subject=subject):
-                    if other["id"] not in known and str(other.get("effectiveDateTime"))[:10] in days:
+                    if (
+                        other["id"] not in known
+                        and str(other.get("effectiveDateTime"))[:10] in days
+                    ):
                         group.append(other)
             context: list[dict] = []
             for admin in group:
@@ -155,8 +160,14 @@ class FhirpyBaseline:
                 body = {k: v for k, v in claim.items() if k != "id"}
                 ident = claim["identifier"][0]
                 _, status = self.client._do_request(
-                    "post", "Claim", data=body, returning_status=True,
-                    extra_headers={"If-None-Exist": f"identifier={ident['system']}|{ident['value']}"})
+                    "post",
+                    "Claim",
+                    data=body,
+                    returning_status=True,
+                    extra_headers={
+                        "If-None-Exist": f"identifier={ident['system']}|{ident['value']}"
+                    },
+                )
                 result.claims_posted += 1
                 result.claims_created += status == 201
         return result

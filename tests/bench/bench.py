@@ -30,7 +30,7 @@ What is measured (one JSON line on stdout; progress on stderr):
 * ``profile``: cProfile of the offline run at the smallest offline N: the top functions by
   own time, and the share of time in JSON, SQLite, the engine and the claim builder.
 
-Times are not asserted anywhere; tests/test_bench_quick.py runs the quick mode for shape only.
+Times are not asserted anywhere; tests/integration/test_bench_quick.py runs the quick mode for shape only.
 """
 
 from __future__ import annotations
@@ -58,11 +58,23 @@ sys.path.insert(0, str(ROOT))
 CREATED = "2026-11-26T02:00:00Z"
 JAR = ROOT / "tests" / "hapi" / "target" / "hapi-test-server.jar"
 DEFAULT_PORT = 8090
-PAGE_SIZE = 500   # HAPI's maximum page size
+PAGE_SIZE = 500  # HAPI's maximum page size
 BUNDLE_SIZE = 500
 CHANGED_SHARE = 10  # every 10th administration changes before the incremental sync
-CLAIM_FIELDS = ("status", "type", "use", "patient", "provider", "priority", "insurance", "careTeam", "diagnosis",
-                "supportingInfo", "item", "total")
+CLAIM_FIELDS = (
+    "status",
+    "type",
+    "use",
+    "patient",
+    "provider",
+    "priority",
+    "insurance",
+    "careTeam",
+    "diagnosis",
+    "supportingInfo",
+    "item",
+    "total",
+)
 
 
 def log(msg: str) -> None:
@@ -71,11 +83,13 @@ def log(msg: str) -> None:
 
 # ------------------------------------------------------------------------------- HTTP counting
 
+
 class HttpMeter:
     """Counts every request sent through requests.Session.send and times it (send -> body read)."""
 
     def __init__(self):
         import requests
+
         self.requests = 0
         self.seconds = 0.0
         self.kinds: dict[str, int] = {}
@@ -93,12 +107,16 @@ class HttpMeter:
             meter.requests += 1
             path = request.path_url.split("?")[0].rstrip("/").rsplit("/fhir", 1)[-1] or "/"
             kind = f"{request.method} {path.split('/')[1] if path.count('/') else path}"
-            if path == "/":  # the base: a Bundle (which kind: its type comes first in our JSON) or a next page
+            if (
+                path == "/"
+            ):  # the base: a Bundle (which kind: its type comes first in our JSON) or a next page
                 kind = f"{request.method} <base>"
             if kind == "POST <base>":
                 head = (request.body or b"")[:120]
                 head = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
-                kind += " transaction" if "transaction" in head else " batch" if "batch" in head else ""
+                kind += (
+                    " transaction" if "transaction" in head else " batch" if "batch" in head else ""
+                )
             elif kind == "GET <base>":
                 kind += " (next page)"
             meter.kinds[kind] = meter.kinds.get(kind, 0) + 1
@@ -112,6 +130,7 @@ class HttpMeter:
 
 
 # ------------------------------------------------------------------------------- HAPI
+
 
 class Hapi:
     def __init__(self, url: str | None, port: int = DEFAULT_PORT):
@@ -134,14 +153,28 @@ class Hapi:
                 raise SystemExit(f"no FHIR server answers at {self.url}/metadata")
             return
         if self._up():
-            raise SystemExit(f"something already answers on port {self.port}; pass --hapi-url to use it")
+            raise SystemExit(
+                f"something already answers on port {self.port}; pass --hapi-url to use it"
+            )
         if not JAR.exists():
             log("building the HAPI test server (tests/hapi/run-hapi.sh build)")
-            subprocess.run(["bash", str(ROOT / "tests" / "hapi" / "run-hapi.sh"), "build"], check=True)
+            subprocess.run(
+                ["bash", str(ROOT / "tests" / "hapi" / "run-hapi.sh"), "build"], check=True
+            )
         log(f"starting HAPI on port {self.port} (log {self.log_path})")
         with open(self.log_path, "w") as fh:
-            self.proc = subprocess.Popen(["java", "-Xmx1g", f"-Dhapi.port={self.port}", "-Dhapi.validation=false",
-                                          "-jar", str(JAR)], stdout=fh, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [
+                    "java",
+                    "-Xmx1g",
+                    f"-Dhapi.port={self.port}",
+                    "-Dhapi.validation=false",
+                    "-jar",
+                    str(JAR),
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -160,15 +193,24 @@ class Hapi:
                 self.proc.kill()
 
     def wipe(self) -> None:
-        body = json.dumps({"resourceType": "Parameters", "parameter": [
-            {"name": "expungeEverything", "valueBoolean": True}]}).encode()
-        req = urllib.request.Request(f"{self.url}/$expunge", data=body, method="POST",
-                                     headers={"Content-Type": "application/fhir+json"})
+        body = json.dumps(
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "expungeEverything", "valueBoolean": True}],
+            }
+        ).encode()
+        req = urllib.request.Request(
+            f"{self.url}/$expunge",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/fhir+json"},
+        )
         with urllib.request.urlopen(req, timeout=600) as r:
             r.read()
 
 
 # ------------------------------------------------------------------------------- sync benchmark
+
 
 def _claims_by_admin(client, system: str, id_prefix: str = "") -> dict[str, dict]:
     out = {}
@@ -183,29 +225,40 @@ def _claims_by_admin(client, system: str, id_prefix: str = "") -> dict[str, dict
 
 def _change_some(client, share: int, id_prefix: str = "") -> int:
     """Give every ``share``-th administration a new note (a nurse's amendment); return how many."""
-    admins = [r for r, mode in client.search("MedicationAdministration", [("_count", "500")])
-              if mode == "match" and r["id"].startswith(id_prefix)]
+    admins = [
+        r
+        for r, mode in client.search("MedicationAdministration", [("_count", "500")])
+        if mode == "match" and r["id"].startswith(id_prefix)
+    ]
     admins.sort(key=lambda a: a["id"])
     chosen = admins[::share]
     for start in range(0, len(chosen), 200):
         entries = []
-        for a in chosen[start:start + 200]:
+        for a in chosen[start : start + 200]:
             a = {k: v for k, v in a.items() if k != "meta"}
             a["note"] = (a.get("note") or []) + [{"text": "amended by the bench"}]
-            entries.append({"fullUrl": f"{client.base_url}/MedicationAdministration/{a['id']}", "resource": a,
-                            "request": {"method": "PUT", "url": f"MedicationAdministration/{a['id']}"}})
+            entries.append(
+                {
+                    "fullUrl": f"{client.base_url}/MedicationAdministration/{a['id']}",
+                    "resource": a,
+                    "request": {"method": "PUT", "url": f"MedicationAdministration/{a['id']}"},
+                }
+            )
         client.transaction(entries, kind="batch")
     return len(chosen)
 
 
-def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, isolated: bool = False) -> dict:
+def bench_sync(
+    hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, isolated: bool = False
+) -> dict:
     """Load n administrations, then sync them with ours and with the baseline, full and incremental.
 
     ``isolated``: for a server shared with other tests: no wipe, run-unique ids, both jobs
     pull only what changed since the load, and ours posts under its own identifier system.
     """
-    from generate import generate
     from baseline_fhirpy import BASELINE_SYSTEM, FhirpyBaseline
+    from generate import generate
+
     import fhir_injection as fi
     from fhir_injection.rules import load_rules
 
@@ -220,16 +273,27 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, i
     loaded = fi.load_folder(str(folder), client, bundle_size=500)
     load_s = time.perf_counter() - t0
     admins_loaded = loaded.loaded.get("MedicationAdministration", 0)
-    log(f"loaded {sum(loaded.loaded.values())} resources ({admins_loaded} administrations; "
-        f"{len(loaded.problems)} refused by the server, as the demo intends) in {load_s:.0f} s")
+    log(
+        f"loaded {sum(loaded.loaded.values())} resources ({admins_loaded} administrations; "
+        f"{len(loaded.problems)} refused by the server, as the demo intends) in {load_s:.0f} s"
+    )
     rules = load_rules()
-    config = fi.Config(identifier_system="urn:fhir-injection:bench-ours") if isolated else fi.Config()
+    config = (
+        fi.Config(identifier_system="urn:fhir-injection:bench-ours") if isolated else fi.Config()
+    )
     since = load_started if isolated else None
     state = workdir / f"state-{n}.json"
     state.unlink(missing_ok=True)
-    opts = fi.SyncOptions(page_size=PAGE_SIZE, bundle_size=BUNDLE_SIZE, full=not isolated, since=since,
-                          state_path=str(state),
-                          report_path=str(workdir / f"report-{n}.json"), created=CREATED, overlap_seconds=1)
+    opts = fi.SyncOptions(
+        page_size=PAGE_SIZE,
+        bundle_size=BUNDLE_SIZE,
+        full=not isolated,
+        since=since,
+        state_path=str(state),
+        report_path=str(workdir / f"report-{n}.json"),
+        created=CREATED,
+        overlap_seconds=1,
+    )
 
     # ours, full
     meter.kinds, meter.kind_seconds = {}, {}
@@ -241,9 +305,13 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, i
     r1, s1 = meter.snapshot()
     ours_req, floor_s = r1 - r0, s1 - s0
     ours_kinds = dict(sorted(meter.kinds.items(), key=lambda kv: -kv[1]))
-    ours_kind_s = {k: round(v, 1) for k, v in sorted(meter.kind_seconds.items(), key=lambda kv: -kv[1])}
-    log(f"ours full: {ours.summary['administrations']} administrations, {ours_req} requests, {ours_s:.1f} s "
-        f"(HTTP {floor_s:.1f} s), claims {ours.claims.as_dict()}")
+    ours_kind_s = {
+        k: round(v, 1) for k, v in sorted(meter.kind_seconds.items(), key=lambda kv: -kv[1])
+    }
+    log(
+        f"ours full: {ours.summary['administrations']} administrations, {ours_req} requests, {ours_s:.1f} s "
+        f"(HTTP {floor_s:.1f} s), claims {ours.claims.as_dict()}"
+    )
 
     # baseline, full
     base = FhirpyBaseline(hapi.url, rules, config)
@@ -253,72 +321,109 @@ def bench_sync(hapi: Hapi, n: int, workdir: Path, meter: HttpMeter, seed: int, i
     base_s = time.perf_counter() - t0
     r1, s1 = meter.snapshot()
     base_req, base_http_s = r1 - r0, s1 - s0
-    log(f"baseline full: {b.administrations} administrations, {base_req} requests, {base_s:.1f} s "
-        f"(HTTP {base_http_s:.1f} s), {b.claims_created} Claims created")
+    log(
+        f"baseline full: {b.administrations} administrations, {base_req} requests, {base_s:.1f} s "
+        f"(HTTP {base_http_s:.1f} s), {b.claims_created} Claims created"
+    )
 
     # same Claims?
     ours_claims = _claims_by_admin(client, config.identifier_system, tag)
     base_claims = _claims_by_admin(client, BASELINE_SYSTEM, tag)
-    differing = sorted(k for k in set(ours_claims) | set(base_claims) if ours_claims.get(k) != base_claims.get(k))
-    log(f"claims: ours {len(ours_claims)}, baseline {len(base_claims)}, differing {len(differing)} {differing[:5]}")
+    differing = sorted(
+        k for k in set(ours_claims) | set(base_claims) if ours_claims.get(k) != base_claims.get(k)
+    )
+    log(
+        f"claims: ours {len(ours_claims)}, baseline {len(base_claims)}, differing {len(differing)} {differing[:5]}"
+    )
 
     # incremental: change 10%, then each syncs what changed since its own mark
     time.sleep(1.5)
     mark_time = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
     changed = _change_some(client, CHANGED_SHARE, tag)
-    opts_inc = fi.SyncOptions(page_size=PAGE_SIZE, bundle_size=BUNDLE_SIZE, state_path=str(state),
-                              report_path=str(workdir / f"report-{n}-inc.json"), created=CREATED, overlap_seconds=1)
+    opts_inc = fi.SyncOptions(
+        page_size=PAGE_SIZE,
+        bundle_size=BUNDLE_SIZE,
+        state_path=str(state),
+        report_path=str(workdir / f"report-{n}-inc.json"),
+        created=CREATED,
+        overlap_seconds=1,
+    )
     r0, _ = meter.snapshot()
     t0 = time.perf_counter()
     source = fi.connect(hapi.url)
     inc = fi.run_sync(source, source, rules, config, opts_inc)
     ours_inc_s = time.perf_counter() - t0
     ours_inc_req = meter.snapshot()[0] - r0
-    log(f"ours incremental: {inc.summary['administrations']} administrations, {ours_inc_req} requests, "
-        f"{ours_inc_s:.1f} s, claims {inc.claims.as_dict()}, tasks {inc.tasks.as_dict()}")
+    log(
+        f"ours incremental: {inc.summary['administrations']} administrations, {ours_inc_req} requests, "
+        f"{ours_inc_s:.1f} s, claims {inc.claims.as_dict()}, tasks {inc.tasks.as_dict()}"
+    )
     r0, _ = meter.snapshot()
     t0 = time.perf_counter()
     b_inc = base.run(CREATED, since=mark_time, page_size=PAGE_SIZE)
     base_inc_s = time.perf_counter() - t0
     base_inc_req = meter.snapshot()[0] - r0
-    log(f"baseline incremental: {b_inc.administrations} administrations, {base_inc_req} requests, {base_inc_s:.1f} s")
+    log(
+        f"baseline incremental: {b_inc.administrations} administrations, {base_inc_req} requests, {base_inc_s:.1f} s"
+    )
 
     per_k = 1000 / max(ours.summary["administrations"], 1)
     per_k_inc = 1000 / max(changed, 1)
     return {
-        "n_generated": info["administrations"], "n_on_server": admins_loaded,
-        "resources_loaded": sum(loaded.loaded.values()), "load_s": round(load_s, 1),
-        "page_size": PAGE_SIZE, "bundle_size": BUNDLE_SIZE,
+        "n_generated": info["administrations"],
+        "n_on_server": admins_loaded,
+        "resources_loaded": sum(loaded.loaded.values()),
+        "load_s": round(load_s, 1),
+        "page_size": PAGE_SIZE,
+        "bundle_size": BUNDLE_SIZE,
         "outcomes": ours.summary.get("outcomes"),
         "http": {
-            "full": {"ours_requests": ours_req, "baseline_requests": base_req,
-                     "ours_per_1000": round(ours_req * per_k, 1), "ours_by_kind": ours_kinds,
-                     "ours_seconds_by_kind": ours_kind_s,
-                     "baseline_per_1000": round(base_req * 1000 / max(b.administrations, 1), 1)},
-            "incremental": {"changed": changed, "ours_requests": ours_inc_req, "baseline_requests": base_inc_req,
-                            "ours_per_1000": round(ours_inc_req * per_k_inc, 1),
-                            "baseline_per_1000": round(base_inc_req * per_k_inc, 1),
-                            "ours_s": round(ours_inc_s, 2), "baseline_s": round(base_inc_s, 2)},
+            "full": {
+                "ours_requests": ours_req,
+                "baseline_requests": base_req,
+                "ours_per_1000": round(ours_req * per_k, 1),
+                "ours_by_kind": ours_kinds,
+                "ours_seconds_by_kind": ours_kind_s,
+                "baseline_per_1000": round(base_req * 1000 / max(b.administrations, 1), 1),
+            },
+            "incremental": {
+                "changed": changed,
+                "ours_requests": ours_inc_req,
+                "baseline_requests": base_inc_req,
+                "ours_per_1000": round(ours_inc_req * per_k_inc, 1),
+                "baseline_per_1000": round(base_inc_req * per_k_inc, 1),
+                "ours_s": round(ours_inc_s, 2),
+                "baseline_s": round(base_inc_s, 2),
+            },
         },
-        "sync": {"ours_s": round(ours_s, 2), "baseline_s": round(base_s, 2),
-                 "speedup": round(base_s / ours_s, 1) if ours_s else None,
-                 "hapi_floor_s": round(floor_s, 2), "ours_over_floor": round(ours_s / floor_s, 2) if floor_s else None,
-                 "baseline_http_s": round(base_http_s, 2)},
-        "claims": {"ours": len(ours_claims), "baseline": len(base_claims), "differing": len(differing),
-                   "differing_sample": differing[:5]},
+        "sync": {
+            "ours_s": round(ours_s, 2),
+            "baseline_s": round(base_s, 2),
+            "speedup": round(base_s / ours_s, 1) if ours_s else None,
+            "hapi_floor_s": round(floor_s, 2),
+            "ours_over_floor": round(ours_s / floor_s, 2) if floor_s else None,
+            "baseline_http_s": round(base_http_s, 2),
+        },
+        "claims": {
+            "ours": len(ours_claims),
+            "baseline": len(base_claims),
+            "differing": len(differing),
+            "differing_sample": differing[:5],
+        },
         "claims_equal": not differing and len(ours_claims) > 0,
     }
 
 
 # ------------------------------------------------------------------------------- offline benchmark
 
+
 def _child_offline(folder: str, out: str, profile: bool) -> None:
     """Runs in a fresh process: run_folder once, print one JSON line."""
     import fhir_injection as fi
-    from fhir_injection.rules import load_rules
 
     # the demo clinic's practice profile: its sites are offices (fixtures/demo-practice/practice.toml)
     from fhir_injection.bundled import demo_config
+    from fhir_injection.rules import load_rules
 
     rules, config = load_rules(), fi.load_config(demo_config())
     prof = cProfile.Profile() if profile else None
@@ -329,9 +434,13 @@ def _child_offline(folder: str, out: str, profile: bool) -> None:
     if prof:
         prof.disable()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    data = {"administrations": result.summary["administrations"], "wall_s": wall, "cpu_s": cpu,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "outcomes": result.summary.get("outcomes")}
+    data = {
+        "administrations": result.summary["administrations"],
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "outcomes": result.summary.get("outcomes"),
+    }
     if prof:
         data["profile"] = _profile_summary(prof, wall)
     print(json.dumps(data))
@@ -341,28 +450,60 @@ def _profile_summary(prof: cProfile.Profile, wall: float) -> dict:
     stats = pstats.Stats(prof, stream=io.StringIO())
     rows = []
     total = 0.0
-    groups = {"json": 0.0, "sqlite": 0.0, "engine": 0.0, "claims": 0.0, "report": 0.0, "rules/units": 0.0,
-              "context/store": 0.0, "sources": 0.0, "other": 0.0}
-    for (filename, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+    groups = {
+        "json": 0.0,
+        "sqlite": 0.0,
+        "engine": 0.0,
+        "claims": 0.0,
+        "report": 0.0,
+        "rules/units": 0.0,
+        "context/store": 0.0,
+        "sources": 0.0,
+        "other": 0.0,
+    }
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
         total += tt
         name = f"{Path(filename).name}:{line}({func})"
         rows.append((tt, ct, nc, name))
         f = filename.replace("\\", "/")
-        if "/json/" in f or func in ("loads", "dumps", "encode", "decode", "raw_decode", "iterencode"):
+        if "/json/" in f or func in (
+            "loads",
+            "dumps",
+            "encode",
+            "decode",
+            "raw_decode",
+            "iterencode",
+        ):
             g = "json"
-        elif "sqlite3" in func or "sqlite3" in f or func in ("execute", "fetchone", "fetchall", "executescript"):
+        elif (
+            "sqlite3" in func
+            or "sqlite3" in f
+            or func in ("execute", "fetchone", "fetchall", "executescript")
+        ):
             g = "sqlite"
-        elif "fhir_injection/decision/" in f and not f.endswith(("/units.py", "/rules.py", "/context.py")):
+        elif "fhir_injection/decision/" in f and not f.endswith(
+            ("/units.py", "/rules.py", "/context.py")
+        ):
             g = "engine"
         elif f.endswith("fhir_injection/sinks/claims.py"):
             g = "claims"
         elif f.endswith(("fhir_injection/sinks/report.py", "fhir_injection/sinks/outputs.py")):
             g = "report"
-        elif f.endswith(("fhir_injection/rules.py", "fhir_injection/decision/rules.py",
-                         "fhir_injection/decision/units.py")):
+        elif f.endswith(
+            (
+                "fhir_injection/rules.py",
+                "fhir_injection/decision/rules.py",
+                "fhir_injection/decision/units.py",
+            )
+        ):
             g = "rules/units"
-        elif f.endswith(("fhir_injection/decision/context.py", "fhir_injection/sources/spool.py",
-                         "fhir_injection/fhir/resources.py")):
+        elif f.endswith(
+            (
+                "fhir_injection/decision/context.py",
+                "fhir_injection/sources/spool.py",
+                "fhir_injection/fhir/resources.py",
+            )
+        ):
             g = "context/store"
         elif "fhir_injection/sources/" in f:
             g = "sources"
@@ -370,10 +511,16 @@ def _profile_summary(prof: cProfile.Profile, wall: float) -> dict:
             g = "other"
         groups[g] += tt
     rows.sort(reverse=True)
-    return {"profiled_wall_s": round(wall, 2),
-            "share_by_area": {k: round(v / total, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v},
-            "top_own_time": [{"fn": name, "own_s": round(tt, 3), "cum_s": round(ct, 3), "calls": nc}
-                             for tt, ct, nc, name in rows[:12]]}
+    return {
+        "profiled_wall_s": round(wall, 2),
+        "share_by_area": {
+            k: round(v / total, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1]) if v
+        },
+        "top_own_time": [
+            {"fn": name, "own_s": round(tt, 3), "cum_s": round(ct, 3), "calls": nc}
+            for tt, ct, nc, name in rows[:12]
+        ],
+    }
 
 
 def bench_offline(n: int, workdir: Path, seed: int, profile: bool = False) -> dict:
@@ -386,8 +533,14 @@ def bench_offline(n: int, workdir: Path, seed: int, profile: bool = False) -> di
     size_mb = sum(p.stat().st_size for p in folder.glob("*.ndjson")) / 2**20
     out = workdir / f"offline-{n}-out"
     runs = []
-    for prof in ([False, True] if profile else [False]):
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--_child-offline", str(folder), str(out)]
+    for prof in [False, True] if profile else [False]:
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--_child-offline",
+            str(folder),
+            str(out),
+        ]
         if prof:
             cmd.append("--_child-profile")
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT))
@@ -395,13 +548,21 @@ def bench_offline(n: int, workdir: Path, seed: int, profile: bool = False) -> di
             raise SystemExit(f"offline run failed:\n{proc.stderr[-3000:]}")
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     r = runs[0]
-    log(f"offline {n}: {r['administrations']} in {r['wall_s']:.1f} s = {r['administrations'] / r['wall_s']:.0f}/s, "
-        f"peak RSS {r['peak_rss_mb']:.0f} MB")
-    data = {"n": info["administrations"], "input_mb": round(size_mb, 1), "generate_s": round(gen_s, 1),
-            "wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2),
-            "per_s": round(r["administrations"] / r["wall_s"]),
-            "per_cpu_s": round(r["administrations"] / r["cpu_s"]), "peak_rss_mb": round(r["peak_rss_mb"], 1),
-            "outcomes": r["outcomes"]}
+    log(
+        f"offline {n}: {r['administrations']} in {r['wall_s']:.1f} s = {r['administrations'] / r['wall_s']:.0f}/s, "
+        f"peak RSS {r['peak_rss_mb']:.0f} MB"
+    )
+    data = {
+        "n": info["administrations"],
+        "input_mb": round(size_mb, 1),
+        "generate_s": round(gen_s, 1),
+        "wall_s": round(r["wall_s"], 2),
+        "cpu_s": round(r["cpu_s"], 2),
+        "per_s": round(r["administrations"] / r["wall_s"]),
+        "per_cpu_s": round(r["administrations"] / r["cpu_s"]),
+        "peak_rss_mb": round(r["peak_rss_mb"], 1),
+        "outcomes": r["outcomes"],
+    }
     if profile:
         data["profile"] = runs[1]["profile"]
     return data
@@ -409,24 +570,55 @@ def bench_offline(n: int, workdir: Path, seed: int, profile: bool = False) -> di
 
 # ------------------------------------------------------------------------------- main
 
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="small N (offline 1,000, HAPI 300): keeps the benchmark "
-                                                           "working in CI, figures not meaningful (default)")
-    mode.add_argument("--full", action="store_true", help="the published figures: offline 10,000 and 100,000, "
-                                                          "HAPI 10,000")
-    ap.add_argument("--offline-only", action="store_true", help="skip everything that needs a FHIR server")
-    ap.add_argument("--hapi-url", metavar="URL", help="use this running server (IT IS WIPED) instead of starting one")
-    ap.add_argument("--isolated", action="store_true",
-                    help="for a server shared with other tests: no wipe, run-unique ids, sync only this load")
-    ap.add_argument("--hapi-port", type=int, default=DEFAULT_PORT, help="port for the server we start (%(default)s)")
-    ap.add_argument("--offline-n", type=int, nargs="+", metavar="N", help="override the offline sizes")
+    mode.add_argument(
+        "--quick",
+        action="store_true",
+        help="small N (offline 1,000, HAPI 300): keeps the benchmark "
+        "working in CI, figures not meaningful (default)",
+    )
+    mode.add_argument(
+        "--full",
+        action="store_true",
+        help="the published figures: offline 10,000 and 100,000, HAPI 10,000",
+    )
+    ap.add_argument(
+        "--offline-only", action="store_true", help="skip everything that needs a FHIR server"
+    )
+    ap.add_argument(
+        "--hapi-url",
+        metavar="URL",
+        help="use this running server (IT IS WIPED) instead of starting one",
+    )
+    ap.add_argument(
+        "--isolated",
+        action="store_true",
+        help="for a server shared with other tests: no wipe, run-unique ids, sync only this load",
+    )
+    ap.add_argument(
+        "--hapi-port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port for the server we start (%(default)s)",
+    )
+    ap.add_argument(
+        "--offline-n", type=int, nargs="+", metavar="N", help="override the offline sizes"
+    )
     ap.add_argument("--hapi-n", type=int, metavar="N", help="override the HAPI size")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
     ap.add_argument("--seed", type=int, default=96372)
-    ap.add_argument("--workdir", metavar="DIR", help="where data and outputs go (default: a temporary directory)")
+    ap.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where data and outputs go (default: a temporary directory)",
+    )
     ap.add_argument("--_child-offline", nargs=2, metavar=("FOLDER", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--_child-profile", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -446,12 +638,20 @@ def main(argv=None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="fhir-injection-bench-")
         workdir = Path(tmp.name)
     started = time.perf_counter()
-    result: dict = {"mode": "full" if full else "quick", "date": time.strftime("%Y-%m-%d"),
-                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                "platform": platform.platform()}}
+    result: dict = {
+        "mode": "full" if full else "quick",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
     try:
-        result["offline"] = [bench_offline(n, workdir, args.seed, profile=(i == 0 and not args.no_profile))
-                             for i, n in enumerate(offline_ns)]
+        result["offline"] = [
+            bench_offline(n, workdir, args.seed, profile=(i == 0 and not args.no_profile))
+            for i, n in enumerate(offline_ns)
+        ]
         for entry in result["offline"]:
             if "profile" in entry:
                 result["profile"] = {"n": entry["n"], **entry.pop("profile")}
@@ -460,8 +660,11 @@ def main(argv=None) -> int:
             hapi = Hapi(args.hapi_url, args.hapi_port)
             try:
                 hapi.start()
-                result["hapi"] = {"url": hapi.url, "started_by_bench": hapi.own,
-                                  **bench_sync(hapi, hapi_n, workdir, meter, args.seed, args.isolated)}
+                result["hapi"] = {
+                    "url": hapi.url,
+                    "started_by_bench": hapi.own,
+                    **bench_sync(hapi, hapi_n, workdir, meter, args.seed, args.isolated),
+                }
             finally:
                 hapi.stop()
     finally:

@@ -31,10 +31,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from faultproxy import FaultProxy  # noqa: E402
+from tests.faultproxy import FaultProxy  # noqa: E402
 
 TYPES = "Patient,Encounter,Condition"
 KEYS = ("outcome", "procedure", "hcpcs", "units", "payer_type", "service_date", "diagnoses")
@@ -205,14 +204,19 @@ def swap_in(base: Path, replacement: Path, into: Path) -> Path:
             f.unlink()
     for f in replacement.iterdir():
         if f.is_file() and f.name != "manifest.json":  # ours lists only its own files
-            shutil.copy2(f, into / f"theirs-{f.name}" if (into / f.name).exists() else into / f.name)
+            shutil.copy2(
+                f, into / f"theirs-{f.name}" if (into / f.name).exists() else into / f.name
+            )
     return into
 
 
 def same(own: dict, theirs: dict) -> dict:
     differ = sorted(k for k in own if own.get(k) != theirs.get(k))
-    return {"administrations": len(own), "same_decisions": len(own) - len(differ),
-            "different": differ[:10]}
+    return {
+        "administrations": len(own),
+        "same_decisions": len(own) - len(differ),
+        "different": differ[:10],
+    }
 
 
 def vendor(plain_url: str, profile: str, group: str, out: Path) -> dict:
@@ -243,15 +247,26 @@ def vendor(plain_url: str, profile: str, group: str, out: Path) -> dict:
         r["resource"]["id"]
         for r in http.get(
             f"{plain_url}/Patient", params={"_count": "1000", "_elements": "id"}, timeout=60
-        ).json().get("entry", [])
+        )
+        .json()
+        .get("entry", [])
     }
     patients = [p for p in patients if p in known]
 
     def new_group(name: str) -> str:
-        body = {"resourceType": "Group", "id": name, "type": "person", "actual": True,
-                "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients]}
-        put = http.put(f"{plain_url}/Group/{name}", json=body,
-                       headers={"Content-Type": "application/fhir+json"}, timeout=60)
+        body = {
+            "resourceType": "Group",
+            "id": name,
+            "type": "person",
+            "actual": True,
+            "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients],
+        }
+        put = http.put(
+            f"{plain_url}/Group/{name}",
+            json=body,
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=60,
+        )
         put.raise_for_status()
         return name
 
@@ -261,38 +276,122 @@ def vendor(plain_url: str, profile: str, group: str, out: Path) -> dict:
     fi = [sys.executable, "-m", "fhir_injection"]
     result: dict = {"profile": profile, "types": TYPES, "patients": len(patients)}
     result["export"] = {
-        "ours": counted([*fi, "export", "--source", "{url}", "--group", new_group(f"{group}-o1-{stamp}"),
-                         "--type", TYPES, "--target", str(out / "ours"),
-                         "--state", str(out / "s1.json")], base),
-        "ours_poll_2s": counted([*fi, "export", "--source", "{url}", "--group",
-                                 new_group(f"{group}-o2-{stamp}"), "--type", TYPES, "--target",
-                                 str(out / "ours-2"), "--state", str(out / "s2.json"),
-                                 "--max-poll-wait", "2"], base),
-        "smart_fetch": counted(["smart-fetch", "bulk", "--fhir-url", "{url}", "--group",
-                                new_group(f"{group}-sf-{stamp}"), "--type", TYPES,
-                                str(out / "sf-bulk")], base),
+        "ours": counted(
+            [
+                *fi,
+                "export",
+                "--source",
+                "{url}",
+                "--group",
+                new_group(f"{group}-o1-{stamp}"),
+                "--type",
+                TYPES,
+                "--target",
+                str(out / "ours"),
+                "--state",
+                str(out / "s1.json"),
+            ],
+            base,
+        ),
+        "ours_poll_2s": counted(
+            [
+                *fi,
+                "export",
+                "--source",
+                "{url}",
+                "--group",
+                new_group(f"{group}-o2-{stamp}"),
+                "--type",
+                TYPES,
+                "--target",
+                str(out / "ours-2"),
+                "--state",
+                str(out / "s2.json"),
+                "--max-poll-wait",
+                "2",
+            ],
+            base,
+        ),
+        "smart_fetch": counted(
+            [
+                "smart-fetch",
+                "bulk",
+                "--fhir-url",
+                "{url}",
+                "--group",
+                new_group(f"{group}-sf-{stamp}"),
+                "--type",
+                TYPES,
+                str(out / "sf-bulk"),
+            ],
+            base,
+        ),
     }
     result["crawl"] = {
         "latency_ms": int(LATENCY * 1000),
-        "ours_trial": counted([*fi, "sync", "--source", "{url}", "--target", str(out / "trial"),
-                               "--pull", "crawl", "--patients", str(ids)], base, LATENCY),
-        "smart_fetch": counted(["smart-fetch", "crawl", "--fhir-url", "{url}", "--id-file",
-                                str(ids), "--type", TYPES, str(out / "sf-crawl")], base, LATENCY),
+        "ours_trial": counted(
+            [
+                *fi,
+                "sync",
+                "--source",
+                "{url}",
+                "--target",
+                str(out / "trial"),
+                "--pull",
+                "crawl",
+                "--patients",
+                str(ids),
+            ],
+            base,
+            LATENCY,
+        ),
+        "smart_fetch": counted(
+            [
+                "smart-fetch",
+                "crawl",
+                "--fhir-url",
+                "{url}",
+                "--id-file",
+                str(ids),
+                "--type",
+                TYPES,
+                str(out / "sf-crawl"),
+            ],
+            base,
+            LATENCY,
+        ),
     }
     version = subprocess.run(["smart-fetch", "--version"], capture_output=True, text=True)
     result["smart_fetch_version"] = (version.stdout or version.stderr).strip()
     # Interoperation: the rest of the data from a plain-path export (the vendors export no
     # administrations); the context types from each tool, decided as they are.
     full = out / "full"
-    subprocess.run([*fi, "export", "--source", plain_url, "--target", str(full), "--state",
-                    str(out / "s3.json"), "--max-poll-wait", "2"], check=True, capture_output=True,
-                   env=ENV, timeout=1800)
+    subprocess.run(
+        [
+            *fi,
+            "export",
+            "--source",
+            plain_url,
+            "--target",
+            str(full),
+            "--state",
+            str(out / "s3.json"),
+            "--max-poll-wait",
+            "2",
+        ],
+        check=True,
+        capture_output=True,
+        env=ENV,
+        timeout=1800,
+    )
     own = decide(swap_in(full, out / "ours-2", out / "mixed-ours"), out / "decided-ours")
     result["interop"] = {
-        "smart_fetch_bulk": same(own, decide(swap_in(full, out / "sf-bulk", out / "mixed-sfb"),
-                                             out / "decided-sfb")),
-        "smart_fetch_crawl": same(own, decide(swap_in(full, out / "sf-crawl", out / "mixed-sfc"),
-                                              out / "decided-sfc")),
+        "smart_fetch_bulk": same(
+            own, decide(swap_in(full, out / "sf-bulk", out / "mixed-sfb"), out / "decided-sfb")
+        ),
+        "smart_fetch_crawl": same(
+            own, decide(swap_in(full, out / "sf-crawl", out / "mixed-sfc"), out / "decided-sfc")
+        ),
         "ours_crawl_trial": same(own, decisions(out / "trial" / "report.json")),
         "smart_fetch_files": sorted(f.name for f in (out / "sf-crawl").iterdir()),
     }

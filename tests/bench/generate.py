@@ -26,14 +26,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "fixtures"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # tests.builders
 
 import generate_demo as demo  # noqa: E402
-from builders import prefix_references  # noqa: E402
+
+from tests.builders import prefix_references  # noqa: E402
 
 PER_CLINIC = 376
-TYPES = ["Organization", "Location", "Practitioner", "PractitionerRole", "Patient", "Coverage", "Consent",
-         "Encounter", "Condition", "Medication", "MedicationAdministration", "ChargeItem", "Observation"]
+TYPES = [
+    "Organization",
+    "Location",
+    "Practitioner",
+    "PractitionerRole",
+    "Patient",
+    "Coverage",
+    "Consent",
+    "Encounter",
+    "Condition",
+    "Medication",
+    "MedicationAdministration",
+    "ChargeItem",
+    "Observation",
+]
 # the clinic's NPI too: the demo names its clinic by a conditional reference on it
 PREFIXED_IDENTIFIERS = {demo.ADMIN_ID, demo.MRN, demo.NPI}
 
@@ -53,8 +67,14 @@ def _clinic(seed: int, k: int) -> dict[str, list[dict]]:
     d.finish()
     out = {}
     for rtype, items in d.res.items():
-        out[rtype] = [{key: v for key, v in item.items() if not key.startswith("_") or key == "_effectiveDateTime"}
-                      for item in items]
+        out[rtype] = [
+            {
+                key: v
+                for key, v in item.items()
+                if not key.startswith("_") or key == "_effectiveDateTime"
+            }
+            for item in items
+        ]
     return out
 
 
@@ -89,19 +109,24 @@ def generate(n: int, out: str | Path, seed: int = 96372, tag: str = "") -> dict:
         old.unlink()
     clinics = math.ceil(n / PER_CLINIC)
     counts = {t: 0 for t in TYPES}
-    handles = {t: open(out / f"{t}.ndjson", "w", encoding="utf-8", newline="\n") for t in TYPES}
+    # one file per type open for the whole run, closed in the finally below
+    handles = {t: open(out / f"{t}.ndjson", "w", encoding="utf-8", newline="\n") for t in TYPES}  # noqa: SIM115
     try:
         for k in range(clinics):
             res = _clinic(seed, k)
             prefix = f"{tag}c{k:03d}-"
             want = min(PER_CLINIC, n - k * PER_CLINIC)
             if want < len(res["MedicationAdministration"]):
-                res["MedicationAdministration"] = _cut(res["MedicationAdministration"], want,
-                                                       random.Random(seed * 1000 + k))
+                res["MedicationAdministration"] = _cut(
+                    res["MedicationAdministration"], want, random.Random(seed * 1000 + k)
+                )
             for rtype in TYPES:
                 fh = handles[rtype]
                 for item in res.get(rtype, ()):
-                    fh.write(json.dumps(_rename(item, prefix), ensure_ascii=False, separators=(",", ":")) + "\n")
+                    fh.write(
+                        json.dumps(_rename(item, prefix), ensure_ascii=False, separators=(",", ":"))
+                        + "\n"
+                    )
                     counts[rtype] += 1
     finally:
         for fh in handles.values():
@@ -109,14 +134,25 @@ def generate(n: int, out: str | Path, seed: int = 96372, tag: str = "") -> dict:
     for t in TYPES:
         if counts[t] == 0:
             (out / f"{t}.ndjson").unlink()
-    return {"administrations": counts["MedicationAdministration"], "clinics": clinics,
-            "resources": sum(counts.values()), "by_type": counts}
+    return {
+        "administrations": counts["MedicationAdministration"],
+        "clinics": clinics,
+        "resources": sum(counts.values()),
+        "by_type": counts,
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, required=True, help="number of MedicationAdministrations (1,000 to 100,000)")
-    ap.add_argument("--out", required=True, help="folder to write (its *.ndjson files are replaced)")
+    ap.add_argument(
+        "--n",
+        type=int,
+        required=True,
+        help="number of MedicationAdministrations (1,000 to 100,000)",
+    )
+    ap.add_argument(
+        "--out", required=True, help="folder to write (its *.ndjson files are replaced)"
+    )
     ap.add_argument("--seed", type=int, default=96372)
     ap.add_argument("--tag", default="", help="extra id prefix, e.g. run1- (letters, digits, '-')")
     args = ap.parse_args(argv)

@@ -28,17 +28,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 
 from generate import generate  # noqa: E402
 
-from browser import driver, open_report, severe  # noqa: E402
 from fhir_injection.clock import now  # noqa: E402
 from fhir_injection.decision.rules import Config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
 from fhir_injection.sinks.html import load_report, write_pages  # noqa: E402
+from tests.browser import driver, open_report, severe  # noqa: E402
 
 
 def say(message: str) -> None:

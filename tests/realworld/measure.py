@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""How the adapter decides on a folder of real-world FHIR: the figures issue 11 tracks.
+"""How the adapter decides on a folder of real-world FHIR: the figures docs/real-world.md tracks.
 
     python3 tests/realworld/measure.py fixtures/synthea/bulk
     python3 tests/realworld/measure.py fixtures/synthea/bundles --keep /tmp/out   # keep Claims/Tasks/report
     PYTHONPATH=. python3 -c "from tests.realworld.measure import measure; print(measure('fixtures/synthea/bulk'))"
 
-In pytest (which puts tests/ on sys.path): ``from realworld.measure import measure``.
+In the tests: ``from tests.realworld.measure import measure``.
 
 Runs the offline job in this process (``fhir_injection.run_folder`` with the bundled mappings and a
 default ``Config``; ``created`` fixed so two runs write the same files) on SOURCE, a Bulk Data export

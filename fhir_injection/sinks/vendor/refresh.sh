@@ -2,7 +2,7 @@
 # Refresh the chart library report.html embeds (Vega, Vega-Lite, vega-embed: BSD-3-Clause, the
 # University of Washington Interactive Data Lab) from the npm registry, with npm's own client.
 # Usage: bash fhir_injection/sinks/vendor/refresh.sh [VEGA VEGA_LITE VEGA_EMBED]
-# Then run tests/test_report_browser.py: the charts must still draw in headless Chromium.
+# Then run tests/integration/test_browser_report.py: the charts must still draw in headless Chromium.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 vega="${1:-6.4.0}" lite="${2:-6.5.0}" embed="${3:-7.3.0}"

@@ -5,8 +5,8 @@
 Only what Synthea wrote goes in: whole NDJSON lines and whole Bundle entries, byte for byte. The
 sample differs from the run only in what it leaves out and in the NDJSON files being gzip-compressed:
 
-* ``bulk/``: every line of the types the adapter reads (``READ_TYPES``) and of ``Location`` (issue 11
-  wants the clinic's time zone from Location/Organization), gzip-compressed; the first
+* ``bulk/``: every line of the types the adapter reads (``READ_TYPES``) and of ``Location`` (the
+  clinic's time zone may come from Location/Organization), gzip-compressed; the first
   ``--observation-lines`` lines of ``Observation.ndjson`` (one file of a type the adapter never
   reads, as real exports have); Synthea's ``parameters.json``.
 * ``bundles/``: the first ``--bundles`` per-patient transaction Bundles (by file name, which is the
@@ -47,7 +47,7 @@ READ_TYPES = (
     "Consent",
     "ChargeItem",
 )
-ALSO_KEPT = ("Location",)  # unread today; issue 11 (dates of service in local time) may read it
+ALSO_KEPT = ("Location",)  # unread today; the dates of service in local time may read it
 UNREAD_SAMPLE = "Observation"  # the one file of a type the adapter never reads
 
 NDJSON = re.compile(r"^(?P<type>[A-Za-z]+)(?:\.\d+)?\.ndjson$")
