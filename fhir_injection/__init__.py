@@ -20,7 +20,7 @@ from .config import load_config
 from .decision.context import Context
 from .decision.engine import decide, decide_all
 from .decision.model import Decision, Gap, Line
-from .decision.rules import Config, Rules
+from .decision.ruleset import Config, Rules
 from .errors import FhirInjectionError, MappingError, RecordError
 from .fhir.client import (
     FhirClient,

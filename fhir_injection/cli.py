@@ -11,7 +11,7 @@ from ._version import __version__
 from .bundled import DEMO_AS_OF, demo_config, demo_dir
 from .clock import now, today
 from .config import load_config, parse_as_of
-from .decision.rules import SYSTEM_SNOMED
+from .decision.ruleset import SYSTEM_SNOMED
 from .errors import (
     EXIT_AUTH,
     EXIT_INTERNAL,

@@ -9,7 +9,7 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 
-from .decision.rules import (
+from .decision.ruleset import (
     CONTAINERS,
     PAYER_TYPES,
     REQUIRED_GAPS,

@@ -23,7 +23,7 @@ from builders import (
     replace_resource,
     world,
 )
-from fhir_injection.decision.rules import BASIS_FACTS, BASIS_KINDS, Config
+from fhir_injection.decision.ruleset import BASIS_FACTS, BASIS_KINDS, Config
 from fhir_injection.sinks.report import ReportWriter
 
 

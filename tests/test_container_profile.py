@@ -19,7 +19,7 @@ import pytest
 from builders import NDC, RXNORM, admin, decide_one, dosage, dose, gap_codes, line, med, world
 
 from fhir_injection import Config, load_config, load_rules
-from fhir_injection.decision.rules import SYSTEM_HCPCS as HCPCS
+from fhir_injection.decision.ruleset import SYSTEM_HCPCS as HCPCS
 from fhir_injection.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from builders import (
 from fhir_injection import Config, Context
 from fhir_injection.config import load_config
 from fhir_injection.decision.clinicians import clinician_credential, text_credential
-from fhir_injection.decision.rules import credential_key
+from fhir_injection.decision.ruleset import credential_key
 from fhir_injection.errors import ConfigError
 
 SNOMED = "http://snomed.info/sct"

@@ -20,7 +20,7 @@ from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
-from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier, Package
+from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier, Package
 from .units import DoseError
 
 

@@ -24,7 +24,7 @@ from .elements import (
 )
 from .localtime import local
 from .model import MAPPING, Coding
-from .rules import (
+from .ruleset import (
     SYSTEM_CPT,
     SYSTEM_ICD10CM,
     SYSTEM_SNOMED,

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from ..fhir.resources import ref_key, shown_reference
 from .case import _Case, _key_of
 from .model import MAPPING
-from .rules import Rules, credential_key
+from .ruleset import Rules, credential_key
 
 _CLINICIANS = ("Practitioner", "PractitionerRole")
 

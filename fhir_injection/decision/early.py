@@ -8,7 +8,7 @@ from __future__ import annotations
 from .case import _Case, _Draft, _first, _key_of, _ref_key
 from .infusion import iv_service
 from .medication import dose_form, drug_units
-from .rules import SC_IM, DoseFormCategory
+from .ruleset import SC_IM, DoseFormCategory
 
 
 def _intravenous(c: _Case) -> tuple[str | None, str]:

@@ -3,8 +3,8 @@
 No HTTP, no files, no clock. :func:`decide_all` takes a patient's (or several
 patients') MedicationAdministrations and a :class:`~fhir_injection.decision.context.Context`
 and returns one :class:`~fhir_injection.decision.model.Decision` each. Rules come from
-``mappings/`` through :class:`~fhir_injection.decision.rules.Rules`; choices from
-:class:`~fhir_injection.decision.rules.Config`.
+``mappings/`` through :class:`~fhir_injection.decision.ruleset.Rules`; choices from
+:class:`~fhir_injection.decision.ruleset.Config`.
 
 The decision runs in two passes:
 
@@ -55,7 +55,7 @@ from .record import (
     _procedure,
     _route,
 )
-from .rules import Config, Rules
+from .ruleset import Config, Rules
 
 __all__ = ["decide", "decide_all", "decide_deleted"]
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from .elements import as_list, codings, parse_time
 from .medication import Medication
 from .model import MAPPING
-from .rules import Infusion, Rules, normal_text
+from .ruleset import Infusion, Rules, normal_text
 from .units import quantity_amount, unit_of
 
 #: UCUM time units (and the spellings real data uses) in minutes

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import RecordProblem, describe_failure
 from .engine import decide_all
-from .rules import Config, Rules
+from .ruleset import Config, Rules
 
 __all__ = ["decide_isolated"]
 

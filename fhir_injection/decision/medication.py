@@ -18,7 +18,7 @@ from .. import fastjson
 from .context import AdministrationPointers, Context
 from .elements import as_list, codings, concept_text
 from .model import MAPPING
-from .rules import (
+from .ruleset import (
     SYSTEM_CVX,
     SYSTEM_HCPCS_ALIASES,
     SYSTEM_NDC,

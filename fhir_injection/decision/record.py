@@ -18,7 +18,7 @@ from .elements import as_date
 from .localtime import clinic_zone, local
 from .medication import crosswalk_entry, product_dose_form, resolve_medication
 from .model import MAPPING
-from .rules import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
+from .ruleset import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
 from .setting import encounter_and_setting
 
 

@@ -36,7 +36,7 @@ from .clinical import _type_setting, setting_of
 from .context import EncounterPointers
 from .elements import as_list, codings, parse_time
 from .model import MAPPING
-from .rules import SYSTEM_POS, Rules, Setting
+from .ruleset import SYSTEM_POS, Rules, Setting
 
 #: Encounter statuses that are no visit an administration can belong to
 _NOT_A_VISIT = frozenset({"planned", "cancelled", "entered-in-error"})

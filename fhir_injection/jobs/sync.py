@@ -41,7 +41,7 @@ from ..decision.clinical import type_names_payer
 from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
 from ..decision.model import Decision
-from ..decision.rules import Config, Rules
+from ..decision.ruleset import Config, Rules
 from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,

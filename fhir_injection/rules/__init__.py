@@ -5,8 +5,8 @@ carries its ``source``. Loading checks each row and raises :class:`MappingError`
 naming the file and the row (1-based, counting the header as row 1) — a broken
 rule table must stop a run before it produces a single wrong claim.
 
-The loaded :class:`~fhir_injection.decision.rules.Rules` object is immutable plain data
-(its types live in :mod:`fhir_injection.decision.rules`); the engine reads it. One loader
+The loaded :class:`~fhir_injection.decision.ruleset.Rules` object is immutable plain data
+(its types live in :mod:`fhir_injection.decision.ruleset`); the engine reads it. One loader
 per table, each naming its file, grouped by domain in this package's modules (the CSV reader
 is :mod:`.table`). The run's TOML configuration is :mod:`fhir_injection.config`.
 """
@@ -17,9 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..bundled import mappings_dir
-from ..decision.rules import IV_ROUTES, SC_IM, Rules
+from ..decision.ruleset import IV_ROUTES, SC_IM, Rules
 from ..errors import MappingError
-from .clinicians import _participant_types, _qualification_texts, _qualifications
 from .crosswalk import _ndc_hcpcs
 from .diagnoses import _code_first, _diagnosis_groups, _ndc_units, _snomed_icd10
 from .drugs import (
@@ -36,8 +35,8 @@ from .drugs import (
     _vaccine_admin,
     _vaccines,
 )
-from .esa import _esa, _esa_labs
-from .filing import _filing_limits
+from .esa_tables import _esa, _esa_labs
+from .filing_limits import _filing_limits
 from .gaps import _load_gaps
 from .modifiers import _modifiers, with_payer_modifiers
 from .payers import (
@@ -51,6 +50,7 @@ from .payers import (
     _settings,
 )
 from .places import _places, _places_of_service
+from .qualifications import _participant_types, _qualification_texts, _qualifications
 from .routes import (
     _hydration,
     _infusions,

@@ -7,7 +7,7 @@ from datetime import date
 from itertools import pairwise
 from pathlib import Path
 
-from ..decision.rules import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
+from ..decision.ruleset import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
 from ..decision.units import unit_of
 from .table import _Table
 

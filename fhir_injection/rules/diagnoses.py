@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import NDC_UNIT_BASES, NDC_UNITS, SYSTEM_ICD10CM, SYSTEM_SNOMED
+from ..decision.ruleset import NDC_UNIT_BASES, NDC_UNITS, SYSTEM_ICD10CM, SYSTEM_SNOMED
 from .table import _Table
 
 

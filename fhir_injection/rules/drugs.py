@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from ..decision.rules import (
+from ..decision.ruleset import (
     CONTAINERS,
     DOSE_FORM_OUTCOMES,
     DRUG_CLASSES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..decision.rules import GAP_SCOPES, REQUIRED_GAPS, SEVERITIES, GapType
+from ..decision.ruleset import GAP_SCOPES, REQUIRED_GAPS, SEVERITIES, GapType
 from ..errors import MappingError
 
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from ..decision.rules import MODIFIER_LINES, MODIFIER_USES, PAYER_TYPES, Modifier, PayerRule
+from ..decision.ruleset import MODIFIER_LINES, MODIFIER_USES, PAYER_TYPES, Modifier, PayerRule
 from ..errors import MappingError
 from .table import _Table
 

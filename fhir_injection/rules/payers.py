@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..decision.elements import name_key
-from ..decision.rules import (
+from ..decision.ruleset import (
     PAYER_CODE_TYPES,
     PAYER_TYPES,
     SETTINGS,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import PLACE_ELEMENTS, PLACE_SETTINGS, SETTINGS, Setting
+from ..decision.ruleset import PLACE_ELEMENTS, PLACE_SETTINGS, SETTINGS, Setting
 from .table import _Table
 
 

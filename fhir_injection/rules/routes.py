@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from types import MappingProxyType
 
-from ..decision.rules import (
+from ..decision.ruleset import (
     INFUSION_KINDS,
     ROUTES,
     TECHNIQUES,

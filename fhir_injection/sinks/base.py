@@ -32,7 +32,7 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..decision.model import Decision
-    from ..decision.rules import Config, Rules
+    from ..decision.ruleset import Config, Rules
     from ..fhir.client import FhirClient, Lookup
 
 __all__ = ["PostCounts", "Sink", "SinkOptions", "sink", "sink_named", "sink_names"]

@@ -12,7 +12,7 @@ import hashlib
 from decimal import Decimal
 
 from ..decision.model import CENT, Coding, Decision, EsaReading, Line
-from ..decision.rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
+from ..decision.ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
 
 TAG_SYSTEM = "urn:fhir-injection:tag"
 TASK_IDENTIFIER_SUFFIX = ":task"

@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..decision.rules import OUTCOMES
+from ..decision.ruleset import OUTCOMES
 from .trends import SHOWN, delta
 from .view import ReportView, by_day, server_base, top
 from .worklist import write_worklist

@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from .. import fastjson
 from ..decision.model import CENT, Decision
-from ..decision.rules import OUTCOMES
+from ..decision.ruleset import OUTCOMES
 from ..errors import Notice, RecordProblem
 from .view import ReportView
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import fastjson
 from ..decision.model import Decision
-from ..decision.rules import Config, Rules
+from ..decision.ruleset import Config, Rules
 from ..errors import ConfigError
 from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink

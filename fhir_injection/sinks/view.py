@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..decision.model import ACTIONABLE_OUTCOMES, CENT
-from ..decision.rules import OUTCOMES
+from ..decision.ruleset import OUTCOMES
 
 NONE_LABEL = "(none)"
 TOP = 15  # bars per chart of held dollars; the rest are summed as one "others" bar

@@ -352,7 +352,7 @@ def _profile_summary(prof: cProfile.Profile, wall: float) -> dict:
             g = "json"
         elif "sqlite3" in func or "sqlite3" in f or func in ("execute", "fetchone", "fetchall", "executescript"):
             g = "sqlite"
-        elif "fhir_injection/decision/" in f and not f.endswith(("/units.py", "/rules.py", "/context.py")):
+        elif "fhir_injection/decision/" in f and not f.endswith(("/units.py", "/ruleset.py", "/context.py")):
             g = "engine"
         elif f.endswith("fhir_injection/sinks/claims.py"):
             g = "claims"

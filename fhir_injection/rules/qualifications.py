@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import QUALIFICATION_ROLES, QUALIFICATION_TEXT_ROLES, credential_key
+from ..decision.ruleset import QUALIFICATION_ROLES, QUALIFICATION_TEXT_ROLES, credential_key
 from .table import _Table
 
 
@@ -35,7 +35,7 @@ def _qualifications(
 def _qualification_texts(d: Path) -> dict[str, tuple[str, str]]:
     """qualification_text.csv: the reviewed qualification texts (Practitioner.qualification.code.text,
     a coding's display) -> (eligible, auxiliary or other, what the text means). Matched on
-    :func:`~fhir_injection.decision.rules.credential_key` (letters and digits, case aside), so two
+    :func:`~fhir_injection.decision.ruleset.credential_key` (letters and digits, case aside), so two
     rows that differ only in punctuation or case are one row twice: refused."""
     t = _Table(d, "qualification_text.csv", ("text", "role", "meaning", "source"))
     texts: dict[str, tuple[str, str]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import PAYER_TYPES, FilingLimit, parse_filing_limit
+from ..decision.ruleset import PAYER_TYPES, FilingLimit, parse_filing_limit
 from .table import _Table
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import ESA_READINGS, Drug, EsaLab
+from ..decision.ruleset import ESA_READINGS, Drug, EsaLab
 from .table import _Table
 
 
