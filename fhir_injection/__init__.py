@@ -20,7 +20,8 @@ from .config import load_config
 from .decision.context import Context
 from .decision.engine import decide, decide_all
 from .decision.model import Decision, Gap, Line
-from .decision.ruleset import Config, Rules
+from .decision.practice import Config
+from .decision.ruleset import Rules
 from .errors import FhirInjectionError, MappingError, RecordError
 from .fhir.client import (
     FhirClient,

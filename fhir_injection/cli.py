@@ -10,7 +10,8 @@ from pathlib import Path
 from ._version import __version__
 from .bundled import DEMO_AS_OF, demo_config, demo_dir
 from .clock import now, today
-from .config import load_config, parse_as_of
+from .config import load_config
+from .decision.practice import parse_as_of
 from .decision.ruleset import SYSTEM_SNOMED
 from .errors import (
     EXIT_AUTH,

@@ -360,7 +360,7 @@ def expected_offline(folder: Path, identifier_system: str, tmp: Path) -> tuple[s
     from fhir_injection.bundled import DEMO_AS_OF
     from fhir_injection.jobs.offline import run_folder
     from fhir_injection.rules import load_rules
-    from fhir_injection.decision.ruleset import Config
+    from fhir_injection.decision.practice import Config
 
     out = tmp / "offline-out"
     config = Config(identifier_system=identifier_system, as_of=date.fromisoformat(DEMO_AS_OF),

@@ -23,7 +23,8 @@ from builders import (
     replace_resource,
     world,
 )
-from fhir_injection.decision.ruleset import BASIS_FACTS, BASIS_KINDS, Config
+from fhir_injection.decision.ruleset import BASIS_FACTS, BASIS_KINDS
+from fhir_injection.decision.practice import Config
 from fhir_injection.sinks.report import ReportWriter
 
 

@@ -21,7 +21,7 @@ from builders import rules as load_bundled_rules
 from fakefhir import BASE as FAKE_BASE
 from fakefhir import FakeFhir
 from fhir_injection import cli
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.fhir.auth import BearerAuth
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession, credentials_allowed

@@ -20,7 +20,7 @@ from builders import admin, world
 from builders import rules as load_bundled_rules
 from fakefhir import BASE, MA, FakeFhir, instant, outcome
 from fhir_injection import cli
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.errors import EXIT_RECORD_ERRORS, ConfigError
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession

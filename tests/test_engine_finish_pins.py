@@ -16,7 +16,7 @@ from builders import admin, decide_many, gap_codes, rules
 from fhir_injection.decision.case import _Draft, _Gaps
 from fhir_injection.decision.engine import _finish, _sort_key, decide_deleted
 from fhir_injection.decision.model import Decision
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 
 RULES = rules()
 CONFIG = Config()

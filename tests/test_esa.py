@@ -26,7 +26,7 @@ from builders import (
     world,
 )
 from fhir_injection import build_claim
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 
 LOINC = "http://loinc.org"
 

@@ -18,7 +18,7 @@ import responses
 from builders import admin, world
 from builders import rules as load_bundled_rules
 from fakefhir import BASE, MA, FakeFhir, instant
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.errors import ConfigError
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession

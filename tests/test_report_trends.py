@@ -13,7 +13,7 @@ import responses
 
 from builders import admin, dosage, rules, world
 from fakefhir import BASE, FakeFhir, instant
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.jobs.offline import run_folder

@@ -30,7 +30,7 @@ from builders import (
     world,
 )
 from fhir_injection.config import load_config
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.errors import ConfigError
 
 ROLECODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"

@@ -27,7 +27,7 @@ from fhir_injection.fhir.auth import BasicAuth, BearerAuth, SmartBackendAuth
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.errors import EXIT_INTERRUPTED, EXIT_SERVER, ConfigError, FatalNetworkError
 from fhir_injection.fhir.http import HttpSession
-from fhir_injection.decision.ruleset import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.clock import minus
 from fhir_injection.jobs.sync import StopFlag, SyncOptions, parse_interval, run_sync
 from fhir_injection.sinks.poster import FINGERPRINT_SYSTEM

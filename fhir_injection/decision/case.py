@@ -23,7 +23,8 @@ from .infusion import IvService
 from .localtime import effective_of
 from .medication import Medication
 from .model import MAPPING, Coding, Decision, EsaReading, Gap, Line
-from .ruleset import Config, DoseFormCategory, Drug, PayerRule, Rules
+from .practice import Config
+from .ruleset import DoseFormCategory, Drug, PayerRule, Rules
 
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
 #: encounters, clinicians and clinics come back for administration after administration

@@ -45,6 +45,7 @@ from .early import _inside_facility_payment, _not_an_injection_decision, _not_bi
 from .esa import _esa
 from .filing import apply_filing_limit
 from .model import Decision
+from .practice import Config
 from .record import (
     _coverage_and_payer,
     _crosswalk_release,
@@ -55,7 +56,7 @@ from .record import (
     _procedure,
     _route,
 )
-from .ruleset import Config, Rules
+from .ruleset import Rules
 
 __all__ = ["decide", "decide_all", "decide_deleted"]
 

@@ -18,7 +18,8 @@ from functools import lru_cache
 
 from .case import replace
 from .model import ACTIONABLE_OUTCOMES, Decision, Gap
-from .ruleset import Config, FilingLimit, Rules
+from .practice import Config
+from .ruleset import FilingLimit, Rules
 
 _UNKNOWN = object()
 #: gaps that put the date of service itself in question: no limit is counted from it

@@ -32,7 +32,7 @@ from .model import MAPPING
 from .zones import zone_named
 
 if TYPE_CHECKING:
-    from .ruleset import Config
+    from .practice import Config
 
 #: The extensions that name a resource's IANA time zone (``valueCode``).
 TIMEZONE_EXTENSIONS = frozenset(

@@ -17,7 +17,8 @@ from typing import Any
 from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
 from ..decision.model import Decision
-from ..decision.ruleset import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import Notice, RecordProblem
 from ..sinks.base import SinkOptions
 from ..sinks.outputs import FolderSink

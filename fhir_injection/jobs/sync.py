@@ -41,7 +41,8 @@ from ..decision.clinical import type_names_payer
 from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
 from ..decision.model import Decision
-from ..decision.ruleset import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,

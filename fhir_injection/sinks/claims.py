@@ -12,7 +12,8 @@ import hashlib
 from decimal import Decimal
 
 from ..decision.model import CENT, Coding, Decision, EsaReading, Line
-from ..decision.ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Rules
 
 TAG_SYSTEM = "urn:fhir-injection:tag"
 TASK_IDENTIFIER_SUFFIX = ":task"

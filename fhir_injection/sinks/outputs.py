@@ -15,7 +15,8 @@ from typing import Any
 
 from .. import fastjson
 from ..decision.model import Decision
-from ..decision.ruleset import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import ConfigError, Notice, RecordProblem, describe_failure
 from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decision.model import ACTIONABLE_OUTCOMES, Decision
-from ..decision.ruleset import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import ConfigError, FatalNetworkError
 from ..fhir.bundles import send_in_halves
 from ..fhir.client import FhirClient, Lookup

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .. import fastjson
 from ..decision.model import Decision
-from ..decision.ruleset import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import ConfigError
 from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink

@@ -35,7 +35,7 @@ from generate import generate  # noqa: E402
 
 from browser import driver, open_report, severe  # noqa: E402
 from fhir_injection.clock import now  # noqa: E402
-from fhir_injection.decision.ruleset import Config  # noqa: E402
+from fhir_injection.decision.practice import Config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
 from fhir_injection.sinks.html import load_report, write_pages  # noqa: E402
