@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from builders import admin, decide_many, gap_codes, rules
-from fhir_injection.decision.case import _Draft, _Gaps
+from fhir_injection.decision.case import Draft, Gaps
 from fhir_injection.decision.engine import _finish, _sort_key, decide_deleted
 from fhir_injection.decision.model import Decision
 from fhir_injection.decision.practice import Config
@@ -23,14 +23,14 @@ CONFIG = Config()
 WHO = {"patient": "Patient/p1", "coverage": "Coverage/c1", "provider": "Organization/clinic"}
 
 
-def draft(outcome="claim", procedure="96372", gaps=(), when=None, admin_id="a1", **fields) -> _Draft:
-    found = _Gaps(RULES, CONFIG)
+def draft(outcome="claim", procedure="96372", gaps=(), when=None, admin_id="a1", **fields) -> Draft:
+    found = Gaps(RULES, CONFIG)
     for code in gaps:
         found.add(code)
     decision = Decision(
         administration=f"MedicationAdministration/{admin_id}", version=None, outcome=outcome,
         procedure=procedure, **{**WHO, **fields})
-    return _Draft({"id": admin_id}, decision, when, None, (), found)
+    return Draft({"id": admin_id}, decision, when, None, (), found)
 
 
 # ----------------------------------------------------------------------------- not a 96372

@@ -504,7 +504,7 @@ def setting_of(encounter: Mapping, rules: Rules) -> tuple[Setting | None, str | 
     if found is not None:
         return found, None
     for concept in as_list(encounter.get("type")):
-        found = _type_setting(concept, rules)
+        found = type_setting(concept, rules)
         if found is not None:
             return found, None
     absent = _absent_reason(enc_class)
@@ -519,7 +519,7 @@ def setting_of(encounter: Mapping, rules: Rules) -> tuple[Setting | None, str | 
     return None, why + " and Encounter.type names no setting (mappings/encounter_types.csv)"
 
 
-def _type_setting(concept, rules: Rules) -> Setting | None:
+def type_setting(concept, rules: Rules) -> Setting | None:
     """The setting one Encounter.type CodeableConcept names: a coding first, then its text."""
     for c in codings(concept):
         system, code = c.get("system"), c.get("code")

@@ -16,7 +16,7 @@ from datetime import date
 from typing import NamedTuple
 
 from ..fhir.resources import ref_key, shown_reference
-from .case import _Case, _key_of
+from .case import Case, key_of
 from .model import MAPPING
 from .ruleset import Rules, credential_key
 
@@ -272,7 +272,7 @@ class Rendering(NamedTuple):
     how: str
 
 
-def rendering_provider(c: _Case) -> Rendering:
+def rendering_provider(c: Case) -> Rendering:
     """The rendering provider of a 96372, in this order: the performer when a physician or NPP
     gave it; the encounter's participant of the best participant_types.csv rank whose qualification
     makes them eligible (an untyped participant after every typed one); a typed participant whose
@@ -305,7 +305,7 @@ def rendering_provider(c: _Case) -> Rendering:
             found = ctx.get(reference, None, c.encounter)
             if found is None or found.get("resourceType") not in _CLINICIANS:
                 continue
-            key = _key_of(reference, found)
+            key = key_of(reference, found)
             if key is None:
                 continue
             credential = clinician_credential(found, ctx, rules, c.when_date)
@@ -383,7 +383,7 @@ def _described(credential: Credential, auxiliary: str) -> str:
     return what
 
 
-def _configured_places(c: _Case) -> list[str]:
+def _configured_places(c: Case) -> list[str]:
     """The places a practice may configure a rendering provider for, most specific first: each
     Location of the encounter (``Encounter.location``), then the billing Organization."""
     places: list[str] = []
@@ -391,7 +391,7 @@ def _configured_places(c: _Case) -> list[str]:
     for reference in refs.locations if refs is not None else ():
         key = ref_key(reference)
         if key is None and reference is not None:
-            key = _key_of(reference, _location_of(c, reference))
+            key = key_of(reference, _location_of(c, reference))
         if key is not None and key.startswith("Location/") and key not in places:
             places.append(key)
     clinic = c.provider if isinstance(c.provider, str) else None
@@ -400,7 +400,7 @@ def _configured_places(c: _Case) -> list[str]:
     return places
 
 
-def _location_of(c: _Case, reference: str) -> Mapping | None:
+def _location_of(c: Case, reference: str) -> Mapping | None:
     """The Location a reference that is no literal ``Type/id`` (a conditional or Bundle reference)
     resolves to."""
     return c.ctx.get(reference, "Location", c.encounter)

@@ -19,47 +19,47 @@ from types import MappingProxyType
 from ..bundled import mappings_dir
 from ..decision.ruleset import IV_ROUTES, SC_IM, Rules
 from ..errors import MappingError
-from .crosswalk import _ndc_hcpcs
-from .diagnoses import _code_first, _diagnosis_groups, _ndc_units, _snomed_icd10
+from .crosswalk import read_ndc_hcpcs
+from .diagnoses import read_code_first, read_diagnosis_groups, read_ndc_units, read_snomed_icd10
 from .drugs import (
-    _antineoplastic,
-    _code_changes,
-    _code_starts,
-    _dose_form_categories,
-    _dose_forms,
-    _drug_by_diagnosis,
-    _drug_codes,
-    _drug_families,
-    _drugs,
-    _packages,
-    _vaccine_admin,
-    _vaccines,
+    read_antineoplastic,
+    read_code_changes,
+    read_code_starts,
+    read_dose_form_categories,
+    read_dose_forms,
+    read_drug_by_diagnosis,
+    read_drug_codes,
+    read_drug_families,
+    read_drugs,
+    read_packages,
+    read_vaccine_admin,
+    read_vaccines,
 )
-from .esa_tables import _esa, _esa_labs
-from .filing_limits import _filing_limits
-from .gaps import _load_gaps
-from .modifiers import _modifiers, with_payer_modifiers
+from .esa_tables import read_esa, read_esa_labs
+from .filing_limits import read_filing_limits
+from .gaps import load_gaps
+from .modifiers import read_modifiers, with_payer_modifiers
 from .payers import (
-    _encounter_types,
-    _evaluation_management,
-    _fee_schedule,
-    _payer_codes,
-    _payer_identifiers,
-    _payer_names,
-    _payers,
-    _settings,
+    read_encounter_types,
+    read_evaluation_management,
+    read_fee_schedule,
+    read_payer_codes,
+    read_payer_identifiers,
+    read_payer_names,
+    read_payers,
+    read_settings,
 )
-from .places import _places, _places_of_service
-from .qualifications import _participant_types, _qualification_texts, _qualifications
+from .places import read_places, read_places_of_service
+from .qualifications import read_participant_types, read_qualification_texts, read_qualifications
 from .routes import (
-    _hydration,
-    _infusions,
-    _iv_methods,
-    _laterality,
-    _procedures,
-    _route_text,
-    _routes,
-    _sites,
+    read_hydration,
+    read_infusions,
+    read_iv_methods,
+    read_laterality,
+    read_procedures,
+    read_route_text,
+    read_routes,
+    read_sites,
 )
 
 DEFAULT_DIR = mappings_dir()  # the wheel's copy, or mappings/ in a source checkout
@@ -78,55 +78,57 @@ def load_rules(directory: str | Path | None = None) -> Rules:
     d = Path(directory) if directory else DEFAULT_DIR
     if not d.is_dir():
         raise MappingError(str(d), None, "mappings directory not found")
-    drugs, drug_names = _drugs(d)
-    drug_codes = _drug_codes(d, drugs)
-    drug_families = _drug_families(d, drugs)
-    code_changes = _code_changes(d, drugs)
-    code_starts = _code_starts(d, drugs)
-    diagnosis_rules = _diagnosis_groups(d)  # before vaccines.csv, whose medicare_part_b names them
-    vaccines, vaccine_names = _vaccines(d, set(diagnosis_rules))
-    vaccine_admin = _vaccine_admin(d)
-    routes = _routes(d)
-    route_text = _route_text(d)
-    procedures = _procedures(d)
-    infusions = _infusions(d)
-    iv_signals = _iv_methods(d)
-    hydration = _hydration(d)
-    antineoplastic = _antineoplastic(d)
-    sites = _sites(d)
-    laterality = _laterality(d)
-    settings = _settings(d)
-    encounter_types, encounter_type_ranges, encounter_type_texts = _encounter_types(d)
-    payers = _payers(d)
-    payer_codes, payer_code_prefixes = _payer_codes(d)
-    payer_names, payer_name_prefixes = _payer_names(d)
-    payer_identifiers = _payer_identifiers(d)
-    em_ranges = _evaluation_management(d)
-    fees = _fee_schedule(d)
-    gaps, gap_url = _load_gaps(d / "gaps.codesystem.json")
-    dose_form_categories = _dose_form_categories(d)
-    dose_forms, dose_form_names = _dose_forms(d, dose_form_categories)
-    packages = _packages(d)
-    ndc_hcpcs = _ndc_hcpcs(d, drugs)
-    qualifications, qualification_prefixes = _qualifications(d)
-    participant_ranks = _participant_types(d)
-    qualification_texts = _qualification_texts(d)
-    drug_by_diagnosis = _drug_by_diagnosis(d, drugs, set(diagnosis_rules))
-    ndc_units = _ndc_units(d)
-    modifiers, distinct_modifiers = _modifiers(d)
+    drugs, drug_names = read_drugs(d)
+    drug_codes = read_drug_codes(d, drugs)
+    drug_families = read_drug_families(d, drugs)
+    code_changes = read_code_changes(d, drugs)
+    code_starts = read_code_starts(d, drugs)
+    diagnosis_rules = read_diagnosis_groups(
+        d
+    )  # before vaccines.csv, whose medicare_part_b names them
+    vaccines, vaccine_names = read_vaccines(d, set(diagnosis_rules))
+    vaccine_admin = read_vaccine_admin(d)
+    routes = read_routes(d)
+    route_text = read_route_text(d)
+    procedures = read_procedures(d)
+    infusions = read_infusions(d)
+    iv_signals = read_iv_methods(d)
+    hydration = read_hydration(d)
+    antineoplastic = read_antineoplastic(d)
+    sites = read_sites(d)
+    laterality = read_laterality(d)
+    settings = read_settings(d)
+    encounter_types, encounter_type_ranges, encounter_type_texts = read_encounter_types(d)
+    payers = read_payers(d)
+    payer_codes, payer_code_prefixes = read_payer_codes(d)
+    payer_names, payer_name_prefixes = read_payer_names(d)
+    payer_identifiers = read_payer_identifiers(d)
+    em_ranges = read_evaluation_management(d)
+    fees = read_fee_schedule(d)
+    gaps, gap_url = load_gaps(d / "gaps.codesystem.json")
+    dose_form_categories = read_dose_form_categories(d)
+    dose_forms, dose_form_names = read_dose_forms(d, dose_form_categories)
+    packages = read_packages(d)
+    ndc_hcpcs = read_ndc_hcpcs(d, drugs)
+    qualifications, qualification_prefixes = read_qualifications(d)
+    participant_ranks = read_participant_types(d)
+    qualification_texts = read_qualification_texts(d)
+    drug_by_diagnosis = read_drug_by_diagnosis(d, drugs, set(diagnosis_rules))
+    ndc_units = read_ndc_units(d)
+    modifiers, distinct_modifiers = read_modifiers(d)
     payers = with_payer_modifiers(payers, modifiers, distinct_modifiers)
-    snomed_icd10 = _snomed_icd10(d)
-    esa = _esa(d, drugs)
-    esa_labs = _esa_labs(d)
-    code_first = _code_first(d)
+    snomed_icd10 = read_snomed_icd10(d)
+    esa = read_esa(d, drugs)
+    esa_labs = read_esa_labs(d)
+    code_first = read_code_first(d)
     for rule in ("esa-chemotherapy", "esa-radiotherapy"):  # the rules EA and EB are chosen by
         if rule not in diagnosis_rules:
             raise MappingError(
                 "diagnosis_groups.csv", None, f"no rows for rule {rule} (modifiers.csv)"
             )
-    places_of_service = _places_of_service(d)
-    places = _places(d, places_of_service)
-    filing_limits = _filing_limits(d)
+    places_of_service = read_places_of_service(d)
+    places = read_places(d, places_of_service)
+    filing_limits = read_filing_limits(d)
     for route, proc in procedures.items():  # checked after the gaps, as it always was
         if route in SC_IM and proc.code is None:
             raise MappingError("procedures.csv", None, f"route '{route}' needs a procedure code")

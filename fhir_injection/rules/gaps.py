@@ -9,7 +9,7 @@ from ..decision.ruleset import GAP_SCOPES, REQUIRED_GAPS, SEVERITIES, GapType
 from ..errors import MappingError
 
 
-def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
+def load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
     """gaps.codesystem.json: the gap codes (a FHIR CodeSystem), with severity, field and source."""
     name = path.name
     try:

@@ -50,7 +50,7 @@ from typing import Any
 from ..decision.model import MAPPING
 from ..errors import OnProblem, RecordProblem
 from ..fhir.resources import FHIR_TYPE_NAMES, USED_TYPES, split_reference
-from .ndjson import _json_lines, _read_json, _read_ndjson, _Record
+from .ndjson import Record, json_lines, read_json, read_ndjson
 from .records import valid_id
 
 # <n>.<Type>, <Type>, <Type>.<n>, <Type>.referenced, Bundle.<Type>.<n> ... then .ndjson or .ndjson.gz
@@ -160,7 +160,7 @@ class ExportFolder:
 
     # -- reading --------------------------------------------------------------
 
-    def records(self) -> Iterator[_Record]:
+    def records(self) -> Iterator[Record]:
         """Every used resource: the top level first, then each run folder in number order."""
         runs = self._run_folders()
         self._visited = {self.root.resolve(), *(path.resolve() for path in runs)}
@@ -191,7 +191,7 @@ class ExportFolder:
             )
             return []
 
-    def _folder(self, folder: Path, prefix: str, run: int, runs: list[Path]) -> Iterator[_Record]:
+    def _folder(self, folder: Path, prefix: str, run: int, runs: list[Path]) -> Iterator[Record]:
         """One folder's files (name order), then its ``deleted/`` and ``error/``; then the manifest
         check."""
         entries = self._entries(folder, prefix)
@@ -331,7 +331,7 @@ class ExportFolder:
 
     def _read(
         self, path: Path, rel: str, role: str, rtype: str | None, reason: str | None, run: int
-    ) -> Iterator[_Record]:
+    ) -> Iterator[Record]:
         self._errors = 0
         self._file += 1
         self.file_names[self._file] = rel
@@ -343,7 +343,7 @@ class ExportFolder:
         elif role == "skipped":
             self._list(rel, role, type=rtype, reason=reason)
         elif role == "records":
-            kept = yield from _read_ndjson(path, rel, rtype, self._problem, run, self._file)
+            kept = yield from read_ndjson(path, rel, rtype, self._problem, run, self._file)
             self._list(
                 rel,
                 role,
@@ -357,7 +357,7 @@ class ExportFolder:
         elif role == "json":
             note: dict = {}
             kept = 0
-            for resource in _read_json(path, self._problem, rel, note):
+            for resource in read_json(path, self._problem, rel, note):
                 kept += 1
                 yield resource, False, run, self._file
             if note.get("manifest"):
@@ -375,7 +375,7 @@ class ExportFolder:
         """Bulk Data ``deleted`` files: each line a transaction Bundle of ``DELETE Type/id`` entries."""
         bundles = 0
         by_type: Counter = Counter()
-        for where, bundle in _json_lines(path, rel, self._problem):
+        for where, bundle in json_lines(path, rel, self._problem):
             if not isinstance(bundle, MAPPING) or bundle.get("resourceType") != "Bundle":
                 self._problem(
                     RecordProblem(
@@ -429,7 +429,7 @@ class ExportFolder:
         log), never the OperationOutcome itself. Warnings and information are only counted.
         """
         outcomes = notes = 0
-        for where, outcome in _json_lines(path, rel, self._problem):
+        for where, outcome in json_lines(path, rel, self._problem):
             if (
                 not isinstance(outcome, MAPPING)
                 or outcome.get("resourceType") != "OperationOutcome"
