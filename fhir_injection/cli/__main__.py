@@ -1,0 +1,7 @@
+"""``python -m fhir_injection.cli`` is the ``fhir-injection`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
