@@ -335,6 +335,17 @@ def rendering_provider(c: Case) -> Rendering:
         )
     elif c.encounter is not None:
         reasons.append("the Encounter has no participant")
+    configured = _configured_rendering(c, reasons)
+    if configured is not None:
+        return configured
+    text = "; ".join(reasons)
+    problem = text[:1].upper() + text[1:]
+    return Rendering(None, problem, None, "unknown", problem)
+
+
+def _configured_rendering(c: Case, reasons: list[str]) -> Rendering | None:
+    """The Practitioner the practice configured (``[rendering_providers]``) for the encounter's
+    Location, then for its Organization (basis 'practice'); None, with the reason, when none is."""
     places = _configured_places(c)
     for place in places:
         configured = c.config.rendering_providers.get(place)
@@ -352,9 +363,7 @@ def rendering_provider(c: Case) -> Rendering:
         + (" or ".join(places) if places else "no Encounter.location or serviceProvider")
         + ")"
     )
-    text = "; ".join(reasons)
-    problem = text[:1].upper() + text[1:]
-    return Rendering(None, problem, None, "unknown", problem)
+    return None
 
 
 def _read(key: str, credential: Credential, who: str) -> Rendering:
