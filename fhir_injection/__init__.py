@@ -23,10 +23,8 @@ from .decision.model import Decision, Gap, Line
 from .decision.practice import Config
 from .decision.ruleset import Rules
 from .errors import FhirInjectionError, MappingError, RecordError
-from .fhir.client import (
-    FhirClient,
-    connect,
-)
+from .fhir.client import FhirClient
+from .fhir.connection import connect
 from .fhir.http import HttpSession, RetryPolicy
 from .jobs.load import load_folder
 from .jobs.offline import run_folder

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Exit codes, documented in docs/operations.md and in `fhir-injection --help`.
 EXIT_OK = 0  # run finished; every record processed (gaps are not failures)
@@ -101,6 +102,18 @@ class FatalNetworkError(NetworkError):
         run stops instead.
         """
         return self.status is not None and self.status < 500 and self.status not in (401, 403)
+
+
+class BulkExportError(FatalNetworkError):
+    """The export failed, the manifest could not be read, or a file could not be downloaded.
+
+    ``job_over``: the server's export job cannot be used again (it failed, or its manifest is
+    unusable), so its status URL is forgotten; otherwise (the server unreachable, still busy) the
+    next run resumes it."""
+
+    def __init__(self, message: str, *, job_over: bool = True, **kw: Any):
+        super().__init__(message, **kw)
+        self.job_over = job_over
 
 
 class AuthError(FhirInjectionError):

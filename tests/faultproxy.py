@@ -347,7 +347,7 @@ def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[st
 
 def load(folder: Path, base_url: str) -> None:
     from fhir_injection import load_folder
-    from fhir_injection.fhir.client import connect
+    from fhir_injection.fhir.connection import connect
 
     result = load_folder(str(folder), connect(base_url))
     assert not result.problems, [str(p) for p in result.problems]

@@ -30,7 +30,7 @@ from fhir_injection.fhir.http import HttpSession
 from fhir_injection.decision.practice import Config
 from fhir_injection.clock import minus
 from fhir_injection.jobs.sync import StopFlag, SyncOptions, parse_interval, run_sync
-from fhir_injection.sinks.poster import FINGERPRINT_SYSTEM
+from fhir_injection.sinks.fingerprint import FINGERPRINT_SYSTEM
 
 TOKEN_URL = "https://auth.example.org/oauth/token"
 CLAIM_SYSTEM = Config().identifier_system
@@ -363,7 +363,7 @@ def test_a_refused_write_is_tried_again_next_run_until_it_lands(rsps, server, tm
 
 
 def test_a_write_refused_run_after_run_is_given_up_and_reported(rsps, server, tmp_path, sleeps):
-    from fhir_injection.jobs.sync import MAX_WRITE_RETRIES
+    from fhir_injection.jobs.syncrun import MAX_WRITE_RETRIES
     clinic(server, patients=1, per_patient=1)
     server.entry_hook = lambda e: (400, "HAPI-9999: refused") if e["request"]["method"] == "POST" else None
     for _ in range(MAX_WRITE_RETRIES + 1):

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ..errors import AuthError, ConfigError, TemporaryNetworkError
-from .http import check_url_allowed, redact_url
+from .urls import check_url_allowed, redact_url
 
 log = logging.getLogger(__name__)
 

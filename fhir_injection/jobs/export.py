@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, ConfigError
-from ..fhir.client import ClientOptions, make_client
+from ..fhir.connection import ClientOptions, make_client
 from ..sources.bulk import BulkExport, ExportRequest
 from .state import StateFile, StateLock
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OnProblem
-from .exportfolder import EXCERPT, Deletion, ExportFolder
+from .exportfolder import ExportFolder
+from .exportnotes import EXCERPT, Deletion
 from .ndjson import MAX_LINE
 
 __all__ = ["EXCERPT", "MAX_LINE", "Deletion", "ExportFolder", "iter_folder", "iter_folder_checked"]
