@@ -11,6 +11,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "AuthError",
+    "BulkExportError",
+    "ConfigError",
+    "EXIT_AUTH",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "EXIT_MAPPINGS",
+    "EXIT_OK",
+    "EXIT_RECORD_ERRORS",
+    "EXIT_SERVER",
+    "EXIT_USAGE",
+    "FatalNetworkError",
+    "FhirInjectionError",
+    "LockedError",
+    "MappingError",
+    "NetworkError",
+    "Notice",
+    "OnNotice",
+    "OnProblem",
+    "PagingExpired",
+    "RecordError",
+    "RecordProblem",
+    "TemporaryNetworkError",
+    "describe_failure",
+]
+
 # Exit codes, documented in docs/operations.md and in `fhir-injection --help`.
 EXIT_OK = 0  # run finished; every record processed (gaps are not failures)
 EXIT_RECORD_ERRORS = 1  # run finished, but some records could not be read or posted

@@ -26,9 +26,9 @@ from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.jobs.sync import SyncOptions, run_sync
 from fhir_injection.sources.choose import choose_pull
+from fhir_injection.sources.cohort import read_patient_file
 from fhir_injection.sources.crawl import (
     eta_text,
-    read_patient_file,
     window_start,
 )
 

@@ -23,7 +23,8 @@ from builders import admin, dose, dosage, rules as load_bundled_rules, world
 from fhir_injection import Config, load_rules, run_folder
 from fhir_injection.decision.engine import decide_deleted
 from fhir_injection.errors import RecordProblem
-from fhir_injection.sources.folder import EXCERPT, Deletion, ExportFolder
+from fhir_injection.sources.exportfolder import ExportFolder
+from fhir_injection.sources.exportnotes import EXCERPT, Deletion
 from fhir_injection.sources.spool import Spool
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from ..bundled import demo_dir
 from ..errors import (
     EXIT_AUTH,
@@ -17,9 +15,7 @@ from ..errors import (
     EXIT_USAGE,
 )
 
-__all__ = ["EXIT_CODES", "REPO_DEMO", "is_url", "log"]
-
-log = logging.getLogger("fhir_injection")
+__all__ = ["EXIT_CODES", "REPO_DEMO", "is_url"]
 
 REPO_DEMO = demo_dir()  # the wheel's copy, or fixtures/demo in a source checkout
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ..bundled import DEMO_AS_OF, demo_config
@@ -10,9 +11,11 @@ from ..clock import now, today
 from ..decision.practice import parse_as_of
 from ..errors import ConfigError
 from ..sources import pull_names
-from .shared import EXIT_CODES, REPO_DEMO, is_url, log
+from .shared import EXIT_CODES, REPO_DEMO, is_url
 
 __all__ = ["add_parser", "demo_profile", "run"]
+
+log = logging.getLogger("fhir_injection")
 
 
 def add_parser(sub) -> None:

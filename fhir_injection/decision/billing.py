@@ -23,6 +23,20 @@ from .model import Decision, Line
 from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier, Package
 from .units import DoseError
 
+__all__ = [
+    "draft_decision",
+    "step_billing_provider",
+    "step_diagnosis_consent_coverage",
+    "step_dose_and_drug",
+    "step_lines",
+    "step_payer_rules",
+    "step_performer",
+    "step_rendering",
+    "step_site",
+    "step_time",
+    "writes_drug_line",
+]
+
 
 def step_time(c: Case) -> None:
     if c.when is None:

@@ -15,16 +15,18 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 
-from ..fhir.resources import ref_key
+from ..fhir.resources import MAPPING, ref_key
 from .clinical import Diagnoses, read_diagnoses
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import parse_time
 from .infusion import IvService
 from .localtime import effective_of
 from .medication import Medication
-from .model import MAPPING, Coding, Decision, EsaReading, Gap, Line
+from .model import Coding, Decision, EsaReading, Gap, Line
 from .practice import Config
 from .ruleset import DoseFormCategory, Drug, PayerRule, Rules
+
+__all__ = ["Case", "Draft", "Gaps", "cached_ref_key", "first_decision", "key_of", "replace"]
 
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
 #: encounters, clinicians and clinics come back for administration after administration

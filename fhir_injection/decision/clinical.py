@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 
-from ..fhir.resources import ref_key, shown_reference, split_reference
+from ..fhir.resources import MAPPING, ref_key, shown_reference, split_reference
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import (
     as_date,
@@ -23,7 +23,7 @@ from .elements import (
     within,
 )
 from .localtime import local
-from .model import MAPPING, Coding
+from .model import Coding
 from .ruleset import (
     SYSTEM_CPT,
     SYSTEM_ICD10CM,
@@ -34,6 +34,26 @@ from .ruleset import (
     Setting,
     normal_text,
 )
+
+__all__ = [
+    "DATA_ABSENT_REASON",
+    "Diagnoses",
+    "active_consent",
+    "active_coverage",
+    "body_site",
+    "code_first_order",
+    "consent_missing",
+    "diagnosis_groups_of",
+    "diagnosis_rule_holds",
+    "em_codes",
+    "payer_type_of",
+    "read_diagnoses",
+    "route_of",
+    "rule_diagnoses",
+    "setting_of",
+    "type_names_payer",
+    "type_setting",
+]
 
 
 def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None, bool]:

@@ -15,10 +15,20 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import NamedTuple
 
-from ..fhir.resources import ref_key, shown_reference
+from ..fhir.resources import MAPPING, ref_key, shown_reference
 from .case import Case, key_of
-from .model import MAPPING
 from .ruleset import Rules, credential_key
+
+__all__ = [
+    "Credential",
+    "Rendering",
+    "UNTYPED",
+    "clinician_credential",
+    "clinician_role",
+    "qualification_role",
+    "rendering_provider",
+    "text_credential",
+]
 
 _CLINICIANS = ("Practitioner", "PractitionerRole")
 

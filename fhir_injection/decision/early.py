@@ -10,6 +10,14 @@ from .infusion import iv_service
 from .medication import dose_form, drug_units
 from .ruleset import SC_IM, DoseFormCategory
 
+__all__ = [
+    "inside_facility_payment",
+    "intravenous_code",
+    "not_an_injection",
+    "not_an_injection_decision",
+    "not_billed",
+]
+
 
 def intravenous_code(c: Case) -> tuple[str | None, str]:
     """(procedure, outcome) of an IV administration: push or infusion, of a drug, fluid or chemotherapy."""

@@ -58,7 +58,7 @@ from .record import (
 )
 from .ruleset import Rules
 
-__all__ = ["decide", "decide_all", "decide_deleted"]
+__all__ = ["BILLED_STATUSES", "NO_CLAIM_BLOCKERS", "decide", "decide_all", "decide_deleted"]
 
 #: Without any of these no Claim can be formed (Claim.patient, .insurance and .provider are
 #: required). A 96372 with one is ``held`` whatever severity the gap was configured to: an outcome

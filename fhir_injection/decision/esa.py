@@ -11,11 +11,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from ..fhir.resources import MAPPING
 from .billing import writes_drug_line
 from .case import Case
 from .clinical import diagnosis_rule_holds
 from .elements import as_date, codings, parse_time
-from .model import MAPPING, EsaReading
+from .model import EsaReading
+
+__all__ = ["latest_reading", "step_esa"]
 
 #: Observation statuses whose value is a result (FHIR R4 ObservationStatus)
 _RESULT_STATUSES = ("final", "amended", "corrected")

@@ -21,6 +21,8 @@ from .model import ACTIONABLE_OUTCOMES, Decision, Gap
 from .practice import Config
 from .ruleset import FilingLimit, Rules
 
+__all__ = ["apply_filing_limit", "filing_limit"]
+
 _UNKNOWN = object()
 #: gaps that put the date of service itself in question: no limit is counted from it
 _DATE_IN_QUESTION = ("time-outside-encounter", "missing-time")

@@ -26,13 +26,22 @@ from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, overload
 from zoneinfo import ZoneInfo
 
+from ..fhir.resources import MAPPING
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period
-from .model import MAPPING
 from .zones import zone_named
 
 if TYPE_CHECKING:
     from .practice import Config
+
+__all__ = [
+    "TIMEZONE_EXTENSIONS",
+    "clinic_zone",
+    "effective_of",
+    "local",
+    "resource_zone",
+    "service_date",
+]
 
 #: The extensions that name a resource's IANA time zone (``valueCode``).
 TIMEZONE_EXTENSIONS = frozenset(

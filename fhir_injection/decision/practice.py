@@ -29,6 +29,8 @@ from .ruleset import (
 from .units import ndc11
 from .zones import zone_named
 
+__all__ = ["Config", "SETTINGS_KNOWN", "config_from_toml", "parse_as_of", "read_as_of"]
+
 #: the keys of a practice's [containers] profile: a HCPCS Level II code, an 11-digit NDC
 _HCPCS_KEY = re.compile(r"^[A-Z][0-9]{4}$")
 _NDC11_KEY = re.compile(r"^[0-9]{11}$")

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ..fhir.resources import shown_reference
+from ..fhir.resources import MAPPING, shown_reference
 from .case import Case, key_of
 from .clinical import (
     active_coverage,
@@ -17,9 +17,19 @@ from .early import intravenous_code, not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
 from .medication import crosswalk_entry, product_dose_form, resolve_medication
-from .model import MAPPING
 from .ruleset import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
 from .setting import encounter_and_setting
+
+__all__ = [
+    "step_coverage_and_payer",
+    "step_crosswalk_release",
+    "step_encounter_and_setting",
+    "step_local_time",
+    "step_medication",
+    "step_patient",
+    "step_procedure",
+    "step_route",
+]
 
 
 def step_patient(c: Case) -> None:

@@ -30,13 +30,14 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from .. import fastjson
-from ..fhir.resources import identifiers_of
+from ..fhir.resources import MAPPING, identifiers_of
 from .case import Case, key_of
 from .clinical import setting_of, type_setting
 from .context import EncounterPointers
 from .elements import as_list, codings, parse_time
-from .model import MAPPING
 from .ruleset import SYSTEM_POS, Rules, Setting
+
+__all__ = ["encounter_and_setting"]
 
 #: Encounter statuses that are no visit an administration can belong to
 _NOT_A_VISIT = frozenset({"planned", "cancelled", "entered-in-error"})

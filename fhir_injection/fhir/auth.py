@@ -23,6 +23,19 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from ..errors import AuthError, ConfigError, TemporaryNetworkError
 from .urls import check_url_allowed, redact_url
 
+__all__ = [
+    "ASSERTION_LIFETIME_SECONDS",
+    "ASSERTION_TYPE",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "DEFAULT_SCOPE",
+    "NoAuth",
+    "RENEW_BEFORE_SECONDS",
+    "SmartBackendAuth",
+    "auth_from_env",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_SCOPE = "system/*.read system/Claim.write system/Task.write"

@@ -16,6 +16,19 @@ from ..errors import FatalNetworkError, PagingExpired
 from .bodies import json_of, operation_outcome_text
 from .http import HttpSession, HttpStats
 
+__all__ = [
+    "FhirClient",
+    "Lookup",
+    "MAX_SEARCHES_PER_BATCH",
+    "MAX_URL_CHARS",
+    "NO_CACHE",
+    "Params",
+    "SEARCH_BY_PAGE",
+    "SUPPORTED_VERSIONS",
+    "entry_results",
+    "next_link",
+]
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = ("4.0.", "4.3.")  # R4 and R4B share the wire format we use

@@ -31,6 +31,17 @@ from ..errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetwork
 from .bodies import FhirResponse, operation_outcome_text
 from .urls import check_url_allowed, credentials_allowed, redact_url
 
+__all__ = [
+    "FHIR_JSON",
+    "HttpSession",
+    "HttpStats",
+    "RETRY_STATUSES",
+    "RETRY_STATUSES_IDEMPOTENT",
+    "RetryPolicy",
+    "SAFE_METHODS",
+    "parse_retry_after",
+]
+
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"

@@ -16,6 +16,8 @@ from ..fhir.connection import ClientOptions, make_client
 from ..sources.bulk import BulkExport, ExportRequest
 from .state import StateFile, StateLock
 
+__all__ = ["MARKER", "request_from", "run_export_cli"]
+
 MARKER = ".fhir-injection-export"  # in a target folder while a download into it is unfinished
 
 

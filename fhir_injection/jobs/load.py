@@ -20,6 +20,8 @@ from ..fhir.resources import LOAD_ORDER
 from ..sources.exportfolder import ExportFolder
 from ..sources.spool import Spool
 
+__all__ = ["COMPLETE_AFTER", "CYCLE_ELEMENTS", "LoadResult", "load_folder", "run_load_cli"]
+
 log = logging.getLogger("fhir_injection.load")
 
 # Types go in LOAD_ORDER (referenced types first). Encounter and Condition point at each other

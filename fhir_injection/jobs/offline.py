@@ -25,6 +25,8 @@ from ..sinks.outputs import FolderSink
 from ..sources.exportfolder import ExportFolder
 from ..sources.spool import Spool
 
+__all__ = ["RunResult", "folder_window", "run_folder"]
+
 log = logging.getLogger("fhir_injection")
 
 

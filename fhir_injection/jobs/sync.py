@@ -53,6 +53,18 @@ from ..sources.base import PullOptions
 from .state import StateFile, StateLock
 from .syncrun import SyncRun
 
+__all__ = [
+    "DEFAULT_OVERLAP_SECONDS",
+    "FIRST_SYNC_MARGIN_DAYS",
+    "StopFlag",
+    "SyncOptions",
+    "SyncResult",
+    "longest_filing_limit",
+    "parse_interval",
+    "run_sync",
+    "run_sync_cli",
+]
+
 log = logging.getLogger("fhir_injection.sync")
 
 DEFAULT_OVERLAP_SECONDS = 300

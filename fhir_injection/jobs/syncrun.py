@@ -36,6 +36,8 @@ from .state import StateFile
 if TYPE_CHECKING:
     from .sync import SyncOptions
 
+__all__ = ["MAX_WRITE_RETRIES", "SyncRun", "WORKLIST"]
+
 log = logging.getLogger("fhir_injection.sync")
 
 WORKLIST = "worklist.csv"  # written beside --html

@@ -63,6 +63,8 @@ from .routes import (
     read_sites,
 )
 
+__all__ = ["DEFAULT_DIR", "load_rules"]
+
 DEFAULT_DIR = mappings_dir()  # the wheel's copy, or mappings/ in a source checkout
 
 

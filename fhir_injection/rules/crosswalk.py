@@ -11,6 +11,8 @@ from ..decision.ruleset import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
 from ..decision.units import unit_of
 from .table import Table
 
+__all__ = ["COLUMNS", "read_ndc_hcpcs"]
+
 COLUMNS = (
     "ndc",
     "hcpcs",

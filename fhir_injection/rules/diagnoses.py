@@ -9,6 +9,14 @@ from pathlib import Path
 from ..decision.ruleset import NDC_UNIT_BASES, NDC_UNITS, SYSTEM_ICD10CM, SYSTEM_SNOMED
 from .table import Table
 
+__all__ = [
+    "icd_key",
+    "read_code_first",
+    "read_diagnosis_groups",
+    "read_ndc_units",
+    "read_snomed_icd10",
+]
+
 
 def icd_key(code: str) -> str:
     """An ICD-10-CM code as the range tables compare it: upper case, no dot."""

@@ -32,6 +32,21 @@ from ..decision.units import ndc11, unit_of
 from ..errors import MappingError
 from .table import Table, split_names
 
+__all__ = [
+    "read_antineoplastic",
+    "read_code_changes",
+    "read_code_starts",
+    "read_dose_form_categories",
+    "read_dose_forms",
+    "read_drug_by_diagnosis",
+    "read_drug_codes",
+    "read_drug_families",
+    "read_drugs",
+    "read_packages",
+    "read_vaccine_admin",
+    "read_vaccines",
+]
+
 
 def read_drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
     """drugs.csv: the HCPCS drug codes, and (name, hcpcs) for matching a drug by name."""

@@ -9,6 +9,8 @@ from pathlib import Path
 from ..decision.ruleset import ESA_READINGS, Drug, EsaLab
 from .table import Table
 
+__all__ = ["read_esa", "read_esa_labs"]
+
 
 def read_esa(d: Path, drugs: dict[str, Drug]) -> dict[str, bool]:
     """esa.csv: HCPCS -> whether the code is the one "for ESRD on dialysis"; every code in drugs.csv."""

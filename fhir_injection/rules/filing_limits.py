@@ -7,6 +7,8 @@ from pathlib import Path
 from ..decision.ruleset import PAYER_TYPES, FilingLimit, parse_filing_limit
 from .table import Table
 
+__all__ = ["read_filing_limits"]
+
 
 def read_filing_limits(d: Path) -> dict[str, FilingLimit | None]:
     """filing_limits.csv: one row per payer type; ``limit`` is days (``180d``), months (``12m``)

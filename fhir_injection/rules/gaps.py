@@ -8,6 +8,8 @@ from pathlib import Path
 from ..decision.ruleset import GAP_SCOPES, REQUIRED_GAPS, SEVERITIES, GapType
 from ..errors import MappingError
 
+__all__ = ["load_gaps"]
+
 
 def load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
     """gaps.codesystem.json: the gap codes (a FHIR CodeSystem), with severity, field and source."""

@@ -15,7 +15,7 @@ from ..decision.ruleset import MODIFIER_LINES, MODIFIER_USES, PAYER_TYPES, Modif
 from ..errors import MappingError
 from .table import Table
 
-__all__ = ["DISTINCT_MODIFIERS", "with_payer_modifiers"]
+__all__ = ["DISTINCT_MODIFIERS", "read_modifiers", "with_payer_modifiers"]
 
 #: the modifiers a second injection of the day may take (NCCI Policy Manual ch.1: 59 or X{EPSU})
 DISTINCT_MODIFIERS = {"59", "XE", "XP", "XS", "XU"}

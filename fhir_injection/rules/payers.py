@@ -20,6 +20,17 @@ from ..errors import MappingError
 from .places import place_setting
 from .table import Table
 
+__all__ = [
+    "read_encounter_types",
+    "read_evaluation_management",
+    "read_fee_schedule",
+    "read_payer_codes",
+    "read_payer_identifiers",
+    "read_payer_names",
+    "read_payers",
+    "read_settings",
+]
+
 
 def read_settings(d: Path) -> dict[tuple[str, str], Setting]:
     """settings.csv: Encounter.class codings -> setting and place of service."""

@@ -10,6 +10,8 @@ from pathlib import Path
 from ..decision.ruleset import PLACE_ELEMENTS, PLACE_SETTINGS, SETTINGS, Setting
 from .table import Table
 
+__all__ = ["place_setting", "read_places", "read_places_of_service"]
+
 
 def place_setting(t: Table, n: int, r: dict[str, str]) -> Setting:
     """A row's setting and place of service: a two-digit CMS code, empty only for 'unplaced' (the

@@ -8,6 +8,8 @@ from pathlib import Path
 from ..decision.ruleset import QUALIFICATION_ROLES, QUALIFICATION_TEXT_ROLES, credential_key
 from .table import Table
 
+__all__ = ["read_participant_types", "read_qualification_texts", "read_qualifications"]
+
 
 def read_qualifications(
     d: Path,

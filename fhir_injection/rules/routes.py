@@ -22,6 +22,17 @@ from ..decision.ruleset import (
 from ..errors import MappingError
 from .table import Table
 
+__all__ = [
+    "read_hydration",
+    "read_infusions",
+    "read_iv_methods",
+    "read_laterality",
+    "read_procedures",
+    "read_route_text",
+    "read_routes",
+    "read_sites",
+]
+
 
 def read_routes(d: Path) -> dict[tuple[str, str], str]:
     """routes.csv: route codings -> route."""

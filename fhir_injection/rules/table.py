@@ -10,6 +10,8 @@ from typing import Literal, overload
 
 from ..errors import MappingError
 
+__all__ = ["Table", "split_names"]
+
 
 class Table:
     """Reads one CSV, checking its header; yields (row_number, row)."""

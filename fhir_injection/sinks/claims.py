@@ -15,6 +15,24 @@ from ..decision.model import CENT, Coding, Decision, EsaReading, Line
 from ..decision.practice import Config
 from ..decision.ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Rules
 
+__all__ = [
+    "CLAIM_TYPE",
+    "CONTAINER_EXTENSION",
+    "DIAGNOSIS_TYPE",
+    "INFO_CATEGORY",
+    "PRIORITY",
+    "TAG_SYSTEM",
+    "TASK_IDENTIFIER_SUFFIX",
+    "UCUM",
+    "build_claim",
+    "build_task",
+    "claim_id",
+    "claim_identifier",
+    "stable_id",
+    "task_id",
+    "task_identifier",
+]
+
 TAG_SYSTEM = "urn:fhir-injection:tag"
 TASK_IDENTIFIER_SUFFIX = ":task"
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"

@@ -25,6 +25,8 @@ from .report import ReportWriter
 from .trends import history_text, read_history, run_line
 from .view import ReportView
 
+__all__ = ["FolderSink", "OUTPUT_FILES", "PAGE_FILES"]
+
 OUTPUT_FILES = ("Claim.ndjson", "Task.ndjson", "report.json")
 PAGE_FILES = ("report.html", "worklist.csv", "history.jsonl")  # rendered at commit
 

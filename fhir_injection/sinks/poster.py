@@ -31,6 +31,8 @@ from .claims import (
 )
 from .fingerprint import fingerprint_of, with_fingerprint
 
+__all__ = ["CREATE_MODES", "LOOKUP_CHUNK", "Poster"]
+
 log = logging.getLogger("fhir_injection.sync")
 
 # Values per look-up list (identifier=...) when the Claims and Tasks were not fetched with the page.

@@ -39,6 +39,8 @@ from ..decision.ruleset import OUTCOMES
 from ..errors import Notice, RecordProblem
 from .view import ReportView
 
+__all__ = ["ReportWriter", "Summary", "decision_entry", "summary_text"]
+
 
 def decision_entry(
     decision: Decision, claim_ref: str | None, task_ref: str | None

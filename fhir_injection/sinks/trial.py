@@ -22,6 +22,8 @@ from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink
 from .claims import build_claim, build_task
 
+__all__ = ["FILES", "FolderPoster"]
+
 FILES = ("Claim.ndjson", "Task.ndjson")
 
 

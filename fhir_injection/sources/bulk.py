@@ -446,6 +446,13 @@ def origin_of(url: str) -> tuple[str, str]:
 
 __all__ = [
     "BulkExport",
+    "CHUNK",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_POLL_WAIT",
     "ExportRequest",
     "ExportResult",
+    "LEVELS",
+    "MAX_POLL_WAIT",
+    "NDJSON",
+    "origin_of",
 ]

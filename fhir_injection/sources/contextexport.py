@@ -264,4 +264,4 @@ class ContextExport:
         return out
 
 
-__all__ = ["CONTEXT_TYPES", "ContextExport", "export_listed", "plan_request"]
+__all__ = ["CONTEXT_TYPES", "ContextExport", "REFUSED", "export_listed", "plan_request"]

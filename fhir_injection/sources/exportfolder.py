@@ -46,11 +46,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..decision.model import MAPPING
 from ..errors import OnProblem, RecordProblem
-from ..fhir.resources import FHIR_TYPE_NAMES, USED_TYPES
+from ..fhir.resources import FHIR_TYPE_NAMES, MAPPING, USED_TYPES
 from .exportnotes import Deletion, read_deleted, read_errors
 from .ndjson import Record, read_json, read_ndjson
+
+__all__ = ["ExportFolder", "MAX_LISTED"]
 
 # <n>.<Type>, <Type>, <Type>.<n>, <Type>.referenced, Bundle.<Type>.<n> ... then .ndjson or .ndjson.gz
 _NDJSON = re.compile(

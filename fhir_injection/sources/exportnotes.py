@@ -12,9 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..decision.model import MAPPING
 from ..errors import RecordProblem
-from ..fhir.resources import FHIR_TYPE_NAMES, USED_TYPES, split_reference
+from ..fhir.resources import FHIR_TYPE_NAMES, MAPPING, USED_TYPES, split_reference
 from .ndjson import json_lines
 from .records import valid_id
 

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Any, cast
 
 from .. import fastjson
-from ..decision.model import MAPPING
 from ..errors import OnProblem, RecordProblem
-from ..fhir.resources import FHIR_TYPE_NAMES, USED_TYPES, identify_entries, rewrite_references
+from ..fhir.resources import (
+    FHIR_TYPE_NAMES,
+    MAPPING,
+    USED_TYPES,
+    identify_entries,
+    rewrite_references,
+)
 from .records import check_resource, check_shape
+
+__all__ = ["MAX_LINE", "Record", "json_lines", "read_json", "read_ndjson"]
 
 MAX_LINE = 50 * 1024 * 1024  # a single resource larger than this is refused, not parsed
 
