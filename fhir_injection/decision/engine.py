@@ -4,7 +4,7 @@ No HTTP, no files, no clock. :func:`decide_all` takes a patient's (or several
 patients') MedicationAdministrations and a :class:`~fhir_injection.decision.context.Context`
 and returns one :class:`~fhir_injection.decision.model.Decision` each. Rules come from
 ``mappings/`` through :class:`~fhir_injection.decision.ruleset.Rules`; choices from
-:class:`~fhir_injection.decision.ruleset.Config`.
+:class:`~fhir_injection.decision.practice.Config`.
 
 The decision runs in two passes:
 

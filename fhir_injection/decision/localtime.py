@@ -12,7 +12,7 @@ so every date the decision takes from an instant is read in the clinic's zone, f
    ``http://hl7.org/fhir/StructureDefinition/timezone`` (FHIR extensions pack; Medplum reads it from
    Location, Practitioner and Device) or the R4 core ``…/tz-code`` (Canvas writes it on resources),
    ``valueCode`` e.g. ``America/New_York``; a code that names no zone is passed over;
-3. the configured ``timezone`` (:attr:`~fhir_injection.decision.ruleset.Config.zone`).
+3. the configured ``timezone`` (:attr:`~fhir_injection.decision.practice.Config.zone`).
 
 With none of them an instant keeps its own offset's date, as it was written. A date, or a
 date-time without an offset, is already a local value and is never converted. Zones come from
