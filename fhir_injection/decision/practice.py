@@ -175,20 +175,15 @@ def _place_problems(rendering: Mapping[str, str], places: Mapping[str, str]):
         if problem:
             yield f"[rendering_providers] key {key!r}: {problem}"
     if not isinstance(places, Mapping) or not all(
-        isinstance(k, str) and (k.startswith(("Location/", "Organization/")) or "|" in k)
-        for k in places
+        isinstance(k, str)
+        and (k.startswith(("Location/", "Organization/")) or "|" in k)
+        and _is_pos(v)
+        for k, v in places.items()
     ):
         yield (
             '[places] maps a place ("Location/<id>", "Organization/<id>" or an identifier '
             '"system|value") to a two-digit CMS place of service ("11")'
         )
-        return
-    for place, pos in places.items():
-        if not _is_pos(pos):
-            yield (
-                f"place of service for {place} is {pos!r}, expected a two-digit CMS code "
-                "such as '11'"
-            )
 
 
 def _limit_problems(limits: Mapping[str, FilingLimit | None]):
