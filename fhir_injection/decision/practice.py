@@ -29,12 +29,13 @@ from .ruleset import (
 from .units import ndc11
 from .zones import zone_named
 
-__all__ = ["Config", "SETTINGS_KNOWN", "config_from_toml", "parse_as_of", "read_as_of"]
+__all__ = ["Config", "SETTINGS_KNOWN", "config_from_toml", "parse_as_of"]
 
 #: the keys of a practice's [containers] profile: a HCPCS Level II code, an 11-digit NDC
 _HCPCS_KEY = re.compile(r"^[A-Z][0-9]{4}$")
 _NDC11_KEY = re.compile(r"^[0-9]{11}$")
-#: the distinct-procedure modifiers a payer type may be given (CMS: 59 and its X{EPSU} subsets)
+#: the distinct-procedure modifiers a payer type may be given: 59 and its X{EPSU} subsets (CMS MLN
+#: 'Proper Use of Modifiers 59 & -X{EPSU}'; NCCI Policy Manual ch.1)
 _DISTINCT_MODIFIERS = ("59", "XE", "XP", "XS", "XU")
 #: the settings a ``--config`` file may give (docs/configuration.md)
 SETTINGS_KNOWN = frozenset(
@@ -245,7 +246,7 @@ def config_from_toml(
             rendering_providers=tables["rendering_providers"],
             places=tables["places"],
             default_place_of_service=data.get("default_place_of_service"),
-            as_of=read_as_of(data.get("as_of"), "as_of"),
+            as_of=_read_as_of(data.get("as_of"), "as_of"),
             filing_limits=_read_filing_limits(data.get("filing_limits", {})),
             containers=_read_containers(data.get("containers", {}), drug_codes),
         )
@@ -253,7 +254,7 @@ def config_from_toml(
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def read_as_of(value: object, what: str) -> date | None:
+def _read_as_of(value: object, what: str) -> date | None:
     """A TOML date (``as_of = 2026-11-30``) or an ISO date text; None when not given."""
     if value is None:
         return None
@@ -269,7 +270,7 @@ def read_as_of(value: object, what: str) -> date | None:
 
 def parse_as_of(value: str) -> date:
     """``--as-of DATE``: the day the run treats as today."""
-    parsed = read_as_of(value, "--as-of")
+    parsed = _read_as_of(value, "--as-of")
     assert parsed is not None
     return parsed
 
