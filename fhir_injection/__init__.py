@@ -20,12 +20,11 @@ from .config import load_config
 from .decision.context import Context
 from .decision.engine import decide, decide_all
 from .decision.model import Decision, Gap, Line
-from .decision.rules import Config, Rules
+from .decision.practice import Config
+from .decision.ruleset import Rules
 from .errors import FhirInjectionError, MappingError, RecordError
-from .fhir.client import (
-    FhirClient,
-    connect,
-)
+from .fhir.client import FhirClient
+from .fhir.connection import connect
 from .fhir.http import HttpSession, RetryPolicy
 from .jobs.load import load_folder
 from .jobs.offline import run_folder

@@ -26,6 +26,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+__all__ = ["DEMO_AS_OF", "demo_config", "demo_dir", "mappings_dir"]
+
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
 #: The day a run of the bundled demo clinic treats as today (unless --as-of or the configuration

@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from .errors import ConfigError
 
+__all__ = ["format_instant", "minus", "now", "parse_instant", "today"]
+
 
 def now() -> str:
     """This moment in UTC as a FHIR instant to the second, e.g. ``2026-11-30T07:05:28Z``."""

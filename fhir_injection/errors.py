@@ -9,6 +9,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "BulkExportError",
+    "ConfigError",
+    "EXIT_AUTH",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
+    "EXIT_MAPPINGS",
+    "EXIT_OK",
+    "EXIT_RECORD_ERRORS",
+    "EXIT_SERVER",
+    "EXIT_USAGE",
+    "FatalNetworkError",
+    "FhirInjectionError",
+    "LockedError",
+    "MappingError",
+    "NetworkError",
+    "Notice",
+    "OnNotice",
+    "OnProblem",
+    "PagingExpired",
+    "RecordError",
+    "RecordProblem",
+    "TemporaryNetworkError",
+    "describe_failure",
+]
 
 # Exit codes, documented in docs/operations.md and in `fhir-injection --help`.
 EXIT_OK = 0  # run finished; every record processed (gaps are not failures)
@@ -101,6 +130,18 @@ class FatalNetworkError(NetworkError):
         run stops instead.
         """
         return self.status is not None and self.status < 500 and self.status not in (401, 403)
+
+
+class BulkExportError(FatalNetworkError):
+    """The export failed, the manifest could not be read, or a file could not be downloaded.
+
+    ``job_over``: the server's export job cannot be used again (it failed, or its manifest is
+    unusable), so its status URL is forgotten; otherwise (the server unreachable, still busy) the
+    next run resumes it."""
+
+    def __init__(self, message: str, *, job_over: bool = True, **kw: Any):
+        super().__init__(message, **kw)
+        self.job_over = job_over
 
 
 class AuthError(FhirInjectionError):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+__all__ = ["DEEP", "SLOW", "dumps", "orjson", "read_line"]
+
 try:
     import orjson
 except ImportError:  # pragma: no cover - orjson is a dependency; this keeps a bare install working

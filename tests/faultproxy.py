@@ -395,7 +395,7 @@ def demo_subset(folder: Path, prefix: str, administrations: int = 50) -> list[st
 
 def load(folder: Path, base_url: str) -> None:
     from fhir_injection import load_folder
-    from fhir_injection.fhir.client import connect
+    from fhir_injection.fhir.connection import connect
 
     result = load_folder(str(folder), connect(base_url))
     assert not result.problems, [str(p) for p in result.problems]
@@ -406,7 +406,7 @@ def expected_offline(folder: Path, identifier_system: str, tmp: Path) -> tuple[s
     from datetime import date
 
     from fhir_injection.bundled import DEMO_AS_OF
-    from fhir_injection.decision.rules import Config
+    from fhir_injection.decision.practice import Config
     from fhir_injection.jobs.offline import run_folder
     from fhir_injection.rules import load_rules
 

@@ -232,7 +232,7 @@ def test_a_bundle_of_100000_entries(tmp_path, baseline):
 
 
 def test_a_line_longer_than_the_limit(tmp_path, baseline):
-    from fhir_injection.sources.folder import MAX_LINE
+    from fhir_injection.sources.ndjson import MAX_LINE
 
     source = source_for(tmp_path, None)
     with open(source / "MedicationAdministration.ndjson", "w") as fh:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import responses
 
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.errors import ConfigError
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..fhir.resources import shown_reference
-from .case import _Case, _Draft, _key_of, _ref_key, replace
+from .case import Case, Draft, cached_ref_key, key_of, replace
 from .clinical import (
     active_consent,
     body_site,
@@ -20,11 +20,25 @@ from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
-from .rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier, Package
+from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier, Package
 from .units import DoseError
 
+__all__ = [
+    "draft_decision",
+    "step_billing_provider",
+    "step_diagnosis_consent_coverage",
+    "step_dose_and_drug",
+    "step_lines",
+    "step_payer_rules",
+    "step_performer",
+    "step_rendering",
+    "step_site",
+    "step_time",
+    "writes_drug_line",
+]
 
-def _time(c: _Case) -> None:
+
+def step_time(c: Case) -> None:
     if c.when is None:
         c.gaps.add(
             "missing-time",
@@ -38,7 +52,7 @@ def _time(c: _Case) -> None:
             c.gaps.add("time-outside-encounter")
 
 
-def _dose_and_drug(c: _Case) -> None:
+def step_dose_and_drug(c: Case) -> None:
     if c.iv is not None and c.iv.kind == "hydration":
         # hydration fluid: the infusion code is the service; no drug line is suggested
         c.drug, c.units, c.dose = None, None, None
@@ -48,7 +62,7 @@ def _dose_and_drug(c: _Case) -> None:
         c.gaps.add(code, detail)
 
 
-def _site(c: _Case) -> None:
+def step_site(c: Case) -> None:
     c.body_site, c.site_text, problem = body_site(c.dosage, c.rules)
     if problem:
         c.gaps.add("missing-site", problem[:1].upper() + problem[1:])
@@ -57,7 +71,7 @@ def _site(c: _Case) -> None:
 _CLINICIANS = ("Practitioner", "PractitionerRole")
 
 
-def _performer(c: _Case) -> None:
+def step_performer(c: Case) -> None:
     """The first performer.actor that points to a Practitioner or PractitionerRole a Claim can
     point to; a contained one documents who gave it (no gap) but is no care team member."""
     c.performer = c.performer_found = None
@@ -65,7 +79,7 @@ def _performer(c: _Case) -> None:
     for reference in c.refs.performers:
         found = c.ctx.get(reference, None, c.admin)
         if found is not None and found.get("resourceType") in _CLINICIANS:
-            c.performer = _key_of(reference, found)
+            c.performer = key_of(reference, found)
             if c.performer is not None:
                 c.performer_found = found
                 return
@@ -84,7 +98,7 @@ def _performer(c: _Case) -> None:
     c.gaps.add("missing-performer", "; ".join(reasons))
 
 
-def _diagnosis_consent_coverage(c: _Case) -> None:
+def step_diagnosis_consent_coverage(c: Case) -> None:
     found = c.diagnoses_read()
     c.diagnoses, c.coded_diagnoses = found.codes, found.coded
     if c.lead_diagnoses:  # the injury a Part B tetanus vaccine was given for comes first
@@ -123,7 +137,7 @@ def _diagnosis_consent_coverage(c: _Case) -> None:
         c.gaps.add("missing-coverage")
 
 
-def _snomed_only(c: _Case, unmapped: list, other: list[str]) -> str:
+def _snomed_only(c: Case, unmapped: list, other: list[str]) -> str:
     """Which diagnoses are in SNOMED CT only, and the diagnosis group each falls in (codes and
     displays of a code system: no patient's data)."""
     shown = []
@@ -139,7 +153,7 @@ def _snomed_only(c: _Case, unmapped: list, other: list[str]) -> str:
     return f"Only in SNOMED CT, with no ICD-10-CM code: {'; '.join(shown)}{more}{rest}"
 
 
-def _what_is_there(c: _Case, other: list[str]) -> str:
+def _what_is_there(c: Case, other: list[str]) -> str:
     """What the record holds where a diagnosis should be, for missing-diagnosis: references that do
     not resolve, diagnoses coded in no system a claim can use, or nothing at all."""
     found = [r for r in [_unresolved_conditions(c)] if r] + other[:3]
@@ -152,7 +166,7 @@ def _what_is_there(c: _Case, other: list[str]) -> str:
     )
 
 
-def _unresolved_conditions(c: _Case) -> str | None:
+def _unresolved_conditions(c: Case) -> str | None:
     """The Condition references behind a missing diagnosis that resolve to nothing, and why."""
     where = [("MedicationAdministration.reasonReference", c.refs.reasons, c.admin)]
     if c.encounter is not None and c.encounter_refs is not None:
@@ -167,7 +181,7 @@ def _unresolved_conditions(c: _Case) -> str | None:
     return "; ".join(reasons) or None
 
 
-def writes_drug_line(c: _Case) -> bool:
+def writes_drug_line(c: Case) -> bool:
     """Whether the decision carries the administration's HCPCS drug line: on a 96372 (its outcome
     still open), and on another administration code the practice bills itself (``not-96372`` with
     its code: an IV push 96374, an infusion 96365, chemotherapy 96401/96409/96413, an
@@ -182,7 +196,7 @@ def writes_drug_line(c: _Case) -> bool:
     return c.outcome is None or (c.outcome == "not-96372" and c.procedure is not None)
 
 
-def _payer_rules(c: _Case) -> None:
+def step_payer_rules(c: Case) -> None:
     """The payer's rules: on the 96372 path E/M the same day and the self-administered drug (both
     about the 96372 itself); on every drug line the engine writes (:func:`writes_drug_line`,
     whatever the administration code) the NDC and JW/JZ. The ESA rules follow (:mod:`.esa`), on
@@ -201,7 +215,7 @@ def _payer_rules(c: _Case) -> None:
         _discarded(c, drug)
 
 
-def _administration_payer_rules(c: _Case) -> None:
+def _administration_payer_rules(c: Case) -> None:
     """The 96372 path's own payer rules: E/M the same day (CMS CR 3631, modifier 25 on the E/M;
     no 99211 with a 96372) and the self-administered drug (IOM 100-02 ch.15 s50.2: the drug and
     its 96372 excluded together)."""
@@ -237,7 +251,7 @@ def _administration_payer_rules(c: _Case) -> None:
             c.gaps.add("self-administered-drug", f"{detail}: held (sad_policy hold)")
 
 
-def _ndc(c: _Case, drug: Drug) -> None:
+def _ndc(c: Case, drug: Drug) -> None:
     """The NDC a drug line needs, whatever its administration code: a payer that wants it on every
     physician-administered drug line (Medicaid: Deficit Reduction Act 2005, SSA s1927(a)(7), 42 CFR
     447.520; payers.csv requires_ndc), and every payer on a not-otherwise-classified code (J3490,
@@ -261,7 +275,7 @@ def _on_lines(modifier: Modifier) -> str:
     return "both lines" if len(named) == 2 else f"the {named[0]} line"
 
 
-def _discarded(c: _Case, drug: Drug) -> None:
+def _discarded(c: Case, drug: Drug) -> None:
     """JW or JZ on a single-dose container (the container's kind from packages.csv or the CMS ASP
     crosswalk's NDC row, else drugs.csv; a drug whose products come in both kinds, drugs.csv
     "varies", only by its container; a separately payable Part B drug of the crosswalk that
@@ -334,7 +348,7 @@ def _discarded(c: _Case, drug: Drug) -> None:
         c.modifiers.append(jz.code)
 
 
-def _practice_container(c: _Case, drug: Drug) -> tuple[str, str] | None:
+def _practice_container(c: Case, drug: Drug) -> tuple[str, str] | None:
     """The container kind the practice's profile (Config.containers, README "Configuration"
     [containers]) gives the drug line, and the key that gave it, in words: the NDC's before the
     HCPCS code's. None when the profile names neither."""
@@ -348,7 +362,7 @@ def _practice_container(c: _Case, drug: Drug) -> tuple[str, str] | None:
     return None
 
 
-def _lines(c: _Case) -> None:
+def step_lines(c: Case) -> None:
     """On the 96372 path: the administration line, and the drug line when there is a drug; on
     another administration code the practice bills (``not-96372``), the drug line alone (the code is
     the decision's ``procedure``; no Claim is written for it): the same drug line, with JW/JZ and
@@ -373,7 +387,7 @@ def _lines(c: _Case) -> None:
     c.lines = (administration, *_drug_lines(c))
 
 
-def _drug_lines(c: _Case) -> tuple[Line, ...]:
+def _drug_lines(c: Case) -> tuple[Line, ...]:
     """The drug line, and the JW line of the units discarded when there are any (none: no drug)."""
     drug = c.drug
     if drug is None:
@@ -393,7 +407,7 @@ def _drug_lines(c: _Case) -> tuple[Line, ...]:
     return (drug_line, waste)
 
 
-def _drug_line(c: _Case, drug: Drug) -> Line:
+def _drug_line(c: Case, drug: Drug) -> Line:
     """The HCPCS drug line: billing units, the NDC with its quantity, and for J3490 the drug's name
     and dose. Priced (fee_schedule.csv) on a 96372 Claim only: the estimates are of the Claims the
     engine writes, and another administration code's own fee is not estimated either."""
@@ -419,7 +433,7 @@ def _drug_line(c: _Case, drug: Drug) -> Line:
     )
 
 
-def _billing_provider(c: _Case) -> None:
+def step_billing_provider(c: Case) -> None:
     """The encounter's organisation, else the configured one, else the performer.
 
     A 96372 with none of them cannot be billed (a Claim needs its provider): the
@@ -429,13 +443,13 @@ def _billing_provider(c: _Case) -> None:
     if c.encounter_refs is not None:  # made exactly when the encounter was found
         reference = c.encounter_refs.provider
         found = c.ctx.get(reference, "Organization", c.encounter)
-        provider = _key_of(reference, found)
+        provider = key_of(reference, found)
     c.provider = provider or c.config.billing_provider or c.performer
     if c.provider is None and c.outcome is None:
         c.gaps.add("missing-billing-provider", _no_provider_reason(c))
 
 
-def _rendering(c: _Case) -> None:
+def step_rendering(c: Case) -> None:
     """The rendering provider of a 96372 (office or home: a facility stopped earlier, as the
     facility bills it): the performer when a physician or NPP gave it; else, incident-to, the
     encounter's supervising practitioner, or the one configured for the clinic's Location or
@@ -452,7 +466,7 @@ def _rendering(c: _Case) -> None:
     c.known("rendering_provider", found.kind, found.how or "no physician or NPP")
 
 
-def _container_basis(c: _Case) -> None:
+def _container_basis(c: Case) -> None:
     """Where the drug line's container (its size and single- or multi-dose kind) came from."""
     package, drug = c.med.package, c.drug
     if drug is None or not writes_drug_line(c):
@@ -480,7 +494,7 @@ def _container_basis(c: _Case) -> None:
         c.known("container", "rule", f"{drug.hcpcs} multi-dose or not a container (drugs.csv)")
 
 
-def _line_package(c: _Case) -> Package | None:
+def _line_package(c: Case) -> Package | None:
     """The container the drug line's dose came from, as the Claim and the report show it: the
     record's or a table's, with the kind the practice's profile ([containers]) gives where none of
     them did (:func:`_practice_container`, the basis ``practice``), and the key that gave it."""
@@ -493,7 +507,7 @@ def _line_package(c: _Case) -> Package | None:
     return dataclasses.replace(package, container=practice[0], kind_source=practice[1])
 
 
-def _no_provider_reason(c: _Case) -> str:
+def _no_provider_reason(c: Case) -> str:
     """Why neither the encounter's organisation, a configured provider nor the performer is there."""
     if c.encounter is None or c.encounter_refs is None:
         clinic = "there is no Encounter to name its serviceProvider"
@@ -511,7 +525,7 @@ def _no_provider_reason(c: _Case) -> str:
     return f"{clinic[:1].upper()}{clinic[1:]}; no billing_provider is configured; {performer}"
 
 
-def _decision(c: _Case) -> _Draft:
+def draft_decision(c: Case) -> Draft:
     """The pass-1 Decision, and the key pass 2 finds duplicates by (patient, drug, dose, route, time:
     the instant, however its offset is written)."""
     coverage, when_date, drug, effective = c.coverage, c.when_date, c.drug, c.effective
@@ -525,8 +539,8 @@ def _decision(c: _Case) -> _Draft:
         additional=c.additional,
         lines=c.lines,
         patient=c.patient_ref,
-        encounter=_key_of(c.encounter_ref, c.encounter),
-        coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
+        encounter=key_of(c.encounter_ref, c.encounter),
+        coverage=cached_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
         payer_type=c.payer_type,
         provider=c.provider,
         performer=c.performer,
@@ -552,4 +566,4 @@ def _decision(c: _Case) -> _Draft:
         ) or None
         moment = c.when if c.when is not None else effective  # equal instants are equal datetimes
         dup_key = (c.patient_id, drug_id, str(c.dose) if c.dose else None, c.route, moment)
-    return _Draft(c.admin, decision, c.when, dup_key, c.identifiers, c.gaps)
+    return Draft(c.admin, decision, c.when, dup_key, c.identifiers, c.gaps)

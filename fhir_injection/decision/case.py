@@ -1,7 +1,7 @@
-"""Pass 1 of the decision: the administration being decided (:class:`_Case`), the gaps it collects,
+"""Pass 1 of the decision: the administration being decided (:class:`Case`), the gaps it collects,
 and the draft it ends in.
 
-:func:`~fhir_injection.decision.engine._decide_one` makes one :class:`_Case` per administration
+:func:`~fhir_injection.decision.engine._decide_one` makes one :class:`Case` per administration
 and runs the steps of :mod:`.record`, :mod:`.early` and :mod:`.billing` on it in order (the
 order of the gaps). Each step reads the facts earlier steps set on the case and sets its own; the
 names stay private to the decision package.
@@ -15,29 +15,32 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 
-from ..fhir.resources import ref_key
+from ..fhir.resources import MAPPING, ref_key
 from .clinical import Diagnoses, read_diagnoses
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import parse_time
 from .infusion import IvService
 from .localtime import effective_of
 from .medication import Medication
-from .model import MAPPING, Coding, Decision, EsaReading, Gap, Line
-from .rules import Config, DoseFormCategory, Drug, PayerRule, Rules
+from .model import Coding, Decision, EsaReading, Gap, Line
+from .practice import Config
+from .ruleset import DoseFormCategory, Drug, PayerRule, Rules
+
+__all__ = ["Case", "Draft", "Gaps", "cached_ref_key", "first_decision", "key_of", "replace"]
 
 #: ref_key of a reference the engine has resolved (so always text), worked out once: the same patients,
 #: encounters, clinicians and clinics come back for administration after administration
-_ref_key = lru_cache(maxsize=1024)(ref_key)
+cached_ref_key = lru_cache(maxsize=1024)(ref_key)
 
 
-def _key_of(reference, found: Mapping | None) -> str | None:
+def key_of(reference, found: Mapping | None) -> str | None:
     """``Type/id`` of the resource ``reference`` resolved to, for a Claim or Task to point to: the
     literal reference normalised, or the found resource's own type and id (a conditional or a
     Bundle reference). None when nothing was found or it is contained (only its container can
     point to it)."""
     if found is None:
         return None
-    key = _ref_key(reference)
+    key = cached_ref_key(reference)
     if key is not None:
         return key
     if reference.startswith("#"):
@@ -45,7 +48,7 @@ def _key_of(reference, found: Mapping | None) -> str | None:
     return f"{found.get('resourceType')}/{found.get('id')}"
 
 
-class _Gaps:
+class Gaps:
     items: list[Gap]
 
     def __init__(self, rules: Rules, config: Config):
@@ -66,7 +69,7 @@ class _Gaps:
 
 
 @dataclass
-class _Draft:
+class Draft:
     """Pass-1 result for one administration; pass 2 adds the same-day rules."""
 
     admin: Mapping
@@ -74,7 +77,7 @@ class _Draft:
     when: datetime | date | None
     duplicate_key: tuple | None
     identifiers: tuple[str, ...]
-    gaps: _Gaps
+    gaps: Gaps
 
 
 def replace(record, **changes):
@@ -86,7 +89,7 @@ def replace(record, **changes):
     return copy
 
 
-def _first(key: str, version, **changes) -> Decision:
+def first_decision(key: str, version, **changes) -> Decision:
     """The decision of an administration that stops early (void, not given, inside a facility's payment)."""
     return Decision(
         administration=key,
@@ -95,7 +98,7 @@ def _first(key: str, version, **changes) -> Decision:
     )
 
 
-class _Case:
+class Case:
     """One administration being decided: its inputs, and the facts the steps have found so far.
 
     Each step of :func:`_decide_one` reads what earlier steps set and sets its own facts; a plain
@@ -163,7 +166,7 @@ class _Case:
     ctx: Context
     rules: Rules
     config: Config
-    gaps: _Gaps
+    gaps: Gaps
     key: str
     version: str | None
     effective: object  # effective[x] as written; only a str is carried onto the Decision
@@ -217,7 +220,7 @@ class _Case:
 
     def __init__(self, admin: Mapping, ctx: Context, rules: Rules, config: Config):
         self.admin, self.ctx, self.rules, self.config = admin, ctx, rules, config
-        self.gaps = _Gaps(rules, config)
+        self.gaps = Gaps(rules, config)
         self.lead_diagnoses = ()
         self.basis = {}
         self.coded_diagnoses = []

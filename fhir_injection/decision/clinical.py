@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 
-from ..fhir.resources import ref_key, shown_reference, split_reference
+from ..fhir.resources import MAPPING, ref_key, shown_reference, split_reference
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import (
     as_date,
@@ -23,8 +23,8 @@ from .elements import (
     within,
 )
 from .localtime import local
-from .model import MAPPING, Coding
-from .rules import (
+from .model import Coding
+from .ruleset import (
     SYSTEM_CPT,
     SYSTEM_ICD10CM,
     SYSTEM_SNOMED,
@@ -34,6 +34,26 @@ from .rules import (
     Setting,
     normal_text,
 )
+
+__all__ = [
+    "DATA_ABSENT_REASON",
+    "Diagnoses",
+    "active_consent",
+    "active_coverage",
+    "body_site",
+    "code_first_order",
+    "consent_missing",
+    "diagnosis_groups_of",
+    "diagnosis_rule_holds",
+    "em_codes",
+    "payer_type_of",
+    "read_diagnoses",
+    "route_of",
+    "rule_diagnoses",
+    "setting_of",
+    "type_names_payer",
+    "type_setting",
+]
 
 
 def route_of(dosage: Mapping, rules: Rules) -> tuple[str | None, str | None, bool]:
@@ -504,7 +524,7 @@ def setting_of(encounter: Mapping, rules: Rules) -> tuple[Setting | None, str | 
     if found is not None:
         return found, None
     for concept in as_list(encounter.get("type")):
-        found = _type_setting(concept, rules)
+        found = type_setting(concept, rules)
         if found is not None:
             return found, None
     absent = _absent_reason(enc_class)
@@ -519,7 +539,7 @@ def setting_of(encounter: Mapping, rules: Rules) -> tuple[Setting | None, str | 
     return None, why + " and Encounter.type names no setting (mappings/encounter_types.csv)"
 
 
-def _type_setting(concept, rules: Rules) -> Setting | None:
+def type_setting(concept, rules: Rules) -> Setting | None:
     """The setting one Encounter.type CodeableConcept names: a coding first, then its text."""
     for c in codings(concept):
         system, code = c.get("system"), c.get("code")

@@ -15,10 +15,20 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import NamedTuple
 
-from ..fhir.resources import ref_key, shown_reference
-from .case import _Case, _key_of
-from .model import MAPPING
-from .rules import Rules, credential_key
+from ..fhir.resources import MAPPING, ref_key, shown_reference
+from .case import Case, key_of
+from .ruleset import Rules, credential_key
+
+__all__ = [
+    "Credential",
+    "Rendering",
+    "UNTYPED",
+    "clinician_credential",
+    "clinician_role",
+    "qualification_role",
+    "rendering_provider",
+    "text_credential",
+]
 
 _CLINICIANS = ("Practitioner", "PractitionerRole")
 
@@ -272,7 +282,7 @@ class Rendering(NamedTuple):
     how: str
 
 
-def rendering_provider(c: _Case) -> Rendering:
+def rendering_provider(c: Case) -> Rendering:
     """The rendering provider of a 96372, in this order: the performer when a physician or NPP
     gave it; the encounter's participant of the best participant_types.csv rank whose qualification
     makes them eligible (an untyped participant after every typed one); a typed participant whose
@@ -305,7 +315,7 @@ def rendering_provider(c: _Case) -> Rendering:
             found = ctx.get(reference, None, c.encounter)
             if found is None or found.get("resourceType") not in _CLINICIANS:
                 continue
-            key = _key_of(reference, found)
+            key = key_of(reference, found)
             if key is None:
                 continue
             credential = clinician_credential(found, ctx, rules, c.when_date)
@@ -335,6 +345,17 @@ def rendering_provider(c: _Case) -> Rendering:
         )
     elif c.encounter is not None:
         reasons.append("the Encounter has no participant")
+    configured = _configured_rendering(c, reasons)
+    if configured is not None:
+        return configured
+    text = "; ".join(reasons)
+    problem = text[:1].upper() + text[1:]
+    return Rendering(None, problem, None, "unknown", problem)
+
+
+def _configured_rendering(c: Case, reasons: list[str]) -> Rendering | None:
+    """The Practitioner the practice configured (``[rendering_providers]``) for the encounter's
+    Location, then for its Organization (basis 'practice'); None, with the reason, when none is."""
     places = _configured_places(c)
     for place in places:
         configured = c.config.rendering_providers.get(place)
@@ -352,9 +373,7 @@ def rendering_provider(c: _Case) -> Rendering:
         + (" or ".join(places) if places else "no Encounter.location or serviceProvider")
         + ")"
     )
-    text = "; ".join(reasons)
-    problem = text[:1].upper() + text[1:]
-    return Rendering(None, problem, None, "unknown", problem)
+    return None
 
 
 def _read(key: str, credential: Credential, who: str) -> Rendering:
@@ -383,7 +402,7 @@ def _described(credential: Credential, auxiliary: str) -> str:
     return what
 
 
-def _configured_places(c: _Case) -> list[str]:
+def _configured_places(c: Case) -> list[str]:
     """The places a practice may configure a rendering provider for, most specific first: each
     Location of the encounter (``Encounter.location``), then the billing Organization."""
     places: list[str] = []
@@ -391,7 +410,7 @@ def _configured_places(c: _Case) -> list[str]:
     for reference in refs.locations if refs is not None else ():
         key = ref_key(reference)
         if key is None and reference is not None:
-            key = _key_of(reference, _location_of(c, reference))
+            key = key_of(reference, _location_of(c, reference))
         if key is not None and key.startswith("Location/") and key not in places:
             places.append(key)
     clinic = c.provider if isinstance(c.provider, str) else None
@@ -400,7 +419,7 @@ def _configured_places(c: _Case) -> list[str]:
     return places
 
 
-def _location_of(c: _Case, reference: str) -> Mapping | None:
+def _location_of(c: Case, reference: str) -> Mapping | None:
     """The Location a reference that is no literal ``Type/id`` (a conditional or Bundle reference)
     resolves to."""
     return c.ctx.get(reference, "Location", c.encounter)

@@ -24,6 +24,20 @@ from ..fhir.resources import (
     token_matches,
 )
 
+__all__ = [
+    "AdministrationPointers",
+    "Context",
+    "CoveragePointers",
+    "EncounterPointers",
+    "MEMO_TYPES",
+    "administration_references",
+    "coverage_references",
+    "encounter_references",
+    "practitioner_keys",
+    "practitioner_roles",
+    "role_references",
+]
+
 #: the types :attr:`Context.memo`'s entries are derived from (shared resources, not a patient's)
 MEMO_TYPES = frozenset({"Practitioner", "PractitionerRole", "Location", "Organization"})
 

@@ -5,13 +5,21 @@ facility's payment.
 
 from __future__ import annotations
 
-from .case import _Case, _Draft, _first, _key_of, _ref_key
+from .case import Case, Draft, cached_ref_key, first_decision, key_of
 from .infusion import iv_service
 from .medication import dose_form, drug_units
-from .rules import SC_IM, DoseFormCategory
+from .ruleset import SC_IM, DoseFormCategory
+
+__all__ = [
+    "inside_facility_payment",
+    "intravenous_code",
+    "not_an_injection",
+    "not_an_injection_decision",
+    "not_billed",
+]
 
 
-def _intravenous(c: _Case) -> tuple[str | None, str]:
+def intravenous_code(c: Case) -> tuple[str | None, str]:
     """(procedure, outcome) of an IV administration: push or infusion, of a drug, fluid or chemotherapy."""
     iv = c.iv = iv_service(c.admin, c.dosage, c.route or "intravenous", c.med, c.rules)
     what = f"IV {iv.kind} {iv.technique} ({iv.basis})"
@@ -31,16 +39,16 @@ def _intravenous(c: _Case) -> tuple[str | None, str]:
     return row.code, "not-96372"
 
 
-def _not_billed(c: _Case) -> _Draft:
+def not_billed(c: Case) -> Draft:
     """A route that is no injection (oral, topical, ...) or an IV service that is not reported: nothing
     is billed, so no drug line and no documentation gaps (the engine keeps only the explanation)."""
-    decision = _first(
+    decision = first_decision(
         c.key,
         c.version,
         procedure=c.procedure,
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
-        encounter=_ref_key(c.encounter_ref) if c.encounter else None,
+        encounter=cached_ref_key(c.encounter_ref) if c.encounter else None,
         payer_type=c.payer_type,
         service_date=c.when_date.isoformat() if c.when_date else None,
         effective=c.effective if isinstance(c.effective, str) else None,
@@ -49,10 +57,10 @@ def _not_billed(c: _Case) -> _Draft:
         basis=c.basis_items(),
         medication_text=c.med.text,
     )
-    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+    return Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
 
 
-def _not_an_injection(c: _Case) -> tuple[DoseFormCategory, str] | None:
+def not_an_injection(c: Case) -> tuple[DoseFormCategory, str] | None:
     """With no route: the category of the product's dose form when it is not an injection (oral,
     transdermal, inhaled, implant, IUD...), with the gap's detail; None when it may be one, or when
     nothing says which."""
@@ -69,14 +77,14 @@ def _not_an_injection(c: _Case) -> tuple[DoseFormCategory, str] | None:
     return category, detail
 
 
-def _inside_facility_payment(c: _Case) -> _Draft:
+def inside_facility_payment(c: Case) -> Draft:
     """Given in an inpatient stay, a hospital outpatient department or ER: the facility bills it
     (an SC/IM injection as 96372, an IV push or infusion as its own code), so the decision stops
     here, before the route decides any professional administration code."""
     drug, units, _, _ = drug_units(c.med, c.dosage, c.rules, c.when_date)
     med = c.med
     # no route, and the dose form says it is no injection (a tablet on the ward): said so, and no drug
-    form = _not_an_injection(c) if c.route is None and med.vaccine is None else None
+    form = not_an_injection(c) if c.route is None and med.vaccine is None else None
     if form is not None:
         c.gaps.add("dose-form-not-injectable", form[1])
         drug, units = None, None
@@ -99,7 +107,7 @@ def _inside_facility_payment(c: _Case) -> _Draft:
             + (f" (POS {c.pos})" if c.encounter is not None else "")
             + f": the facility {what} on its institutional claim",
         )
-    decision = _first(
+    decision = first_decision(
         c.key,
         c.version,
         # inpatient: inside the DRG, no administration code at all; hospital outpatient/ER: the
@@ -107,7 +115,7 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         procedure="96372" if injection else None,
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
-        encounter=_key_of(c.encounter_ref, c.encounter),
+        encounter=key_of(c.encounter_ref, c.encounter),
         payer_type=c.payer_type,
         service_date=c.when_date.isoformat() if c.when_date else None,
         setting=c.setting,
@@ -117,10 +125,10 @@ def _inside_facility_payment(c: _Case) -> _Draft:
         units=units,
         medication_text=c.med.text,
     )
-    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+    return Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
 
 
-def _not_an_injection_decision(c: _Case) -> _Draft:
+def not_an_injection_decision(c: Case) -> Draft:
     """A product that is no injection (no route, and its dose form says so): the decision stops here.
 
     Nothing of the 96372 path applies: no dose, site or performer gaps, no same-day rules (no
@@ -142,15 +150,15 @@ def _not_an_injection_decision(c: _Case) -> _Draft:
                 "no device line",
             )
     coverage, effective = c.coverage, c.effective
-    decision = _first(
+    decision = first_decision(
         c.key,
         c.version,
         outcome=c.outcome,
         procedure=c.procedure,
         gaps=tuple(c.gaps.items),
         patient=c.patient_ref,
-        encounter=_key_of(c.encounter_ref, c.encounter),
-        coverage=_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
+        encounter=key_of(c.encounter_ref, c.encounter),
+        coverage=cached_ref_key(f"Coverage/{coverage['id']}") if coverage else None,
         payer_type=c.payer_type,
         service_date=c.when_date.isoformat() if c.when_date else None,
         effective=effective if isinstance(effective, str) else None,
@@ -161,4 +169,4 @@ def _not_an_injection_decision(c: _Case) -> _Draft:
         units=units,
         medication_text=med.text,
     )
-    return _Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)
+    return Draft(c.admin, decision, c.when, None, c.identifiers, c.gaps)

@@ -11,7 +11,18 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from functools import lru_cache
 
-from .model import MAPPING
+from ..fhir.resources import MAPPING
+
+__all__ = [
+    "as_date",
+    "as_list",
+    "codings",
+    "concept_text",
+    "name_key",
+    "parse_time",
+    "period",
+    "within",
+]
 
 
 def as_list(value) -> list:

@@ -3,8 +3,8 @@
 No HTTP, no files, no clock. :func:`decide_all` takes a patient's (or several
 patients') MedicationAdministrations and a :class:`~fhir_injection.decision.context.Context`
 and returns one :class:`~fhir_injection.decision.model.Decision` each. Rules come from
-``mappings/`` through :class:`~fhir_injection.decision.rules.Rules`; choices from
-:class:`~fhir_injection.decision.rules.Config`.
+``mappings/`` through :class:`~fhir_injection.decision.ruleset.Rules`; choices from
+:class:`~fhir_injection.decision.practice.Config`.
 
 The decision runs in two passes:
 
@@ -12,11 +12,11 @@ The decision runs in two passes:
    procedure, coverage, time, dose, site, performer, diagnosis, consent, E/M — everything that
    needs only the administration and its references, one step function each, in that order
    (the order of the gaps), in :mod:`.record`, :mod:`.early` and :mod:`.billing`, on one
-   :class:`~.case._Case`. The steps read the record through :mod:`.medication` (the drug and
+   :class:`~.case.Case`. The steps read the record through :mod:`.medication` (the drug and
    its units), :mod:`.clinical` (route, site, diagnoses, consent, coverage, E/M) and
    :mod:`.elements` (lists, codes, times), and follow references through the pointer views
    of :mod:`.context`. A void, a not-given, a facility one, and a product that is no injection
-   (no route, and its dose form says so: :func:`.early._not_an_injection_decision`) stop early;
+   (no route, and its dose form says so: :func:`.early.not_an_injection_decision`) stop early;
 2. per patient and service date (the clinic's local day, :mod:`.localtime`): duplicates, the
    distinct-procedure modifier on the 2nd and later injection, and the MUE limit.
 """
@@ -28,36 +28,37 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 
 from .billing import (
-    _billing_provider,
-    _decision,
-    _diagnosis_consent_coverage,
-    _dose_and_drug,
-    _lines,
-    _payer_rules,
-    _performer,
-    _rendering,
-    _site,
-    _time,
+    draft_decision,
+    step_billing_provider,
+    step_diagnosis_consent_coverage,
+    step_dose_and_drug,
+    step_lines,
+    step_payer_rules,
+    step_performer,
+    step_rendering,
+    step_site,
+    step_time,
 )
-from .case import _Case, _Draft, _first, _Gaps, replace
+from .case import Case, Draft, Gaps, first_decision, replace
 from .context import AdministrationPointers, Context
-from .early import _inside_facility_payment, _not_an_injection_decision, _not_billed
-from .esa import _esa
+from .early import inside_facility_payment, not_an_injection_decision, not_billed
+from .esa import step_esa
 from .filing import apply_filing_limit
 from .model import Decision
+from .practice import Config
 from .record import (
-    _coverage_and_payer,
-    _crosswalk_release,
-    _encounter_and_setting,
-    _local_time,
-    _medication,
-    _patient,
-    _procedure,
-    _route,
+    step_coverage_and_payer,
+    step_crosswalk_release,
+    step_encounter_and_setting,
+    step_local_time,
+    step_medication,
+    step_patient,
+    step_procedure,
+    step_route,
 )
-from .rules import Config, Rules
+from .ruleset import Rules
 
-__all__ = ["decide", "decide_all", "decide_deleted"]
+__all__ = ["BILLED_STATUSES", "NO_CLAIM_BLOCKERS", "decide", "decide_all", "decide_deleted"]
 
 #: Without any of these no Claim can be formed (Claim.patient, .insurance and .provider are
 #: required). A 96372 with one is ``held`` whatever severity the gap was configured to: an outcome
@@ -75,55 +76,62 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # ----------------------------------------------------------------------------- pass 1
 
 
-def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> _Draft:
+def _decide_one(admin: Mapping, ctx: Context, rules: Rules, config: Config) -> Draft:
     """Pass 1 for one administration: its steps in order; a void, not given or facility one stops early."""
-    c = _Case(admin, ctx, rules, config)
+    c = Case(admin, ctx, rules, config)
     status = admin.get("status")
     if status == "entered-in-error":
-        return _Draft(admin, _first(c.key, c.version, outcome="void"), c.when, None, (), c.gaps)
+        return Draft(
+            admin, first_decision(c.key, c.version, outcome="void"), c.when, None, (), c.gaps
+        )
     if status not in BILLED_STATUSES:
         c.gaps.add(
             "not-administered",
             f"Status is '{status}'" if isinstance(status, str) else "Status is missing",
         )
-        return _Draft(
-            admin, _first(c.key, c.version, gaps=tuple(c.gaps.items)), c.when, None, (), c.gaps
+        return Draft(
+            admin,
+            first_decision(c.key, c.version, gaps=tuple(c.gaps.items)),
+            c.when,
+            None,
+            (),
+            c.gaps,
         )
     c.refs = AdministrationPointers(admin)
-    _patient(c)
-    _medication(c)
-    _route(c)
-    _encounter_and_setting(c)
-    _local_time(c)
-    _crosswalk_release(c)
+    step_patient(c)
+    step_medication(c)
+    step_route(c)
+    step_encounter_and_setting(c)
+    step_local_time(c)
+    step_crosswalk_release(c)
     if c.setting in ("inpatient", "facility"):
         # the setting before the route: whatever was given in a hospital stay, its outpatient
         # department or ER, the facility bills (96372.md 'Setting'), an IV infusion as a 96372
-        _coverage_and_payer(c, vaccine=False)
-        return _inside_facility_payment(c)
-    _procedure(c)
-    _coverage_and_payer(c)
+        step_coverage_and_payer(c, vaccine=False)
+        return inside_facility_payment(c)
+    step_procedure(c)
+    step_coverage_and_payer(c)
     if c.not_injection is not None:  # no route, and the dose form is no injection
-        return _not_an_injection_decision(c)
+        return not_an_injection_decision(c)
     if c.outcome == "not-billable":
-        return _not_billed(c)
-    _time(c)
-    _dose_and_drug(c)
-    _site(c)
-    _performer(c)
-    _diagnosis_consent_coverage(c)
-    _payer_rules(c)
-    _esa(c)
-    _lines(c)
-    _billing_provider(c)
-    _rendering(c)
-    return _decision(c)
+        return not_billed(c)
+    step_time(c)
+    step_dose_and_drug(c)
+    step_site(c)
+    step_performer(c)
+    step_diagnosis_consent_coverage(c)
+    step_payer_rules(c)
+    step_esa(c)
+    step_lines(c)
+    step_billing_provider(c)
+    step_rendering(c)
+    return draft_decision(c)
 
 
 # ----------------------------------------------------------------------------- pass 2
 
 
-def _sort_key(draft: _Draft):
+def _sort_key(draft: Draft):
     when = draft.when
     if isinstance(when, datetime):
         stamp = when.replace(tzinfo=None).isoformat() if when.tzinfo is None else when.isoformat()
@@ -146,7 +154,7 @@ def _seconds(moment: datetime) -> float:
 _KEPT = {"not-96372": ("every", "billed"), "not-billable": ("every",), "void": ("every",)}
 
 
-def _finish(draft: _Draft, rules: Rules, config: Config) -> Decision:
+def _finish(draft: Draft, rules: Rules, config: Config) -> Decision:
     d = draft.decision
     gaps = tuple(draft.gaps.items)
     if d.outcome in ("void", "not-billable", "not-96372") or d.procedure != "96372":
@@ -184,7 +192,7 @@ def decide_all(
     drafts = [_decide_one(a, context, rules, config) for a in administrations]
     order = {id(draft): _sort_key(draft) for draft in drafts}  # each draft's key, worked out once
 
-    def by_time(draft: _Draft):
+    def by_time(draft: Draft):
         return order[id(draft)]
 
     _duplicates(drafts, by_time, rules, config)
@@ -192,7 +200,7 @@ def decide_all(
     return [_finish(draft, rules, config) for draft in drafts]
 
 
-def _duplicates(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> None:
+def _duplicates(drafts: list[Draft], by_time, rules: Rules, config: Config) -> None:
     """Same patient and identifier, or same patient/drug/dose/route/time: the later one is not
     billable. Another patient's dose is never a duplicate (a decision over several patients, as a
     server page is, finds what one patient's alone would)."""
@@ -205,7 +213,7 @@ def _duplicates(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> 
             continue
         original = next((seen[k] for k in keys if k in seen), None)
         if original is not None and original is not draft:
-            draft.gaps = _Gaps(rules, config)
+            draft.gaps = Gaps(rules, config)
             draft.gaps.add("duplicate", f"Same as {original.decision.administration}")
             draft.decision = replace(
                 draft.decision,
@@ -220,9 +228,9 @@ def _duplicates(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> 
             seen.setdefault(k, draft)
 
 
-def _same_day(drafts: list[_Draft], by_time, rules: Rules, config: Config) -> None:
+def _same_day(drafts: list[Draft], by_time, rules: Rules, config: Config) -> None:
     """Same patient, same day: the distinct modifier on the 2nd and later injection; the MUE limit."""
-    by_day: dict[tuple, list[_Draft]] = defaultdict(list)
+    by_day: dict[tuple, list[Draft]] = defaultdict(list)
     for draft in drafts:
         d = draft.decision
         if d.procedure == "96372" and d.outcome == "claim" and d.patient and d.service_date:
@@ -263,6 +271,6 @@ def decide_deleted(administration_id: str, patient_id: str | None = None) -> Dec
     entered in error. Its Claim, if one was posted, is cancelled; there is nothing else to decide,
     as the record itself is gone (``patient_id`` when an earlier export held it)."""
     return replace(
-        _first(f"MedicationAdministration/{administration_id}", None, outcome="void"),
+        first_decision(f"MedicationAdministration/{administration_id}", None, outcome="void"),
         patient=f"Patient/{patient_id}" if patient_id else None,
     )

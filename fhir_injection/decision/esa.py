@@ -11,17 +11,20 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from ..fhir.resources import MAPPING
 from .billing import writes_drug_line
-from .case import _Case
+from .case import Case
 from .clinical import diagnosis_rule_holds
 from .elements import as_date, codings, parse_time
-from .model import MAPPING, EsaReading
+from .model import EsaReading
+
+__all__ = ["latest_reading", "step_esa"]
 
 #: Observation statuses whose value is a result (FHIR R4 ObservationStatus)
 _RESULT_STATUSES = ("final", "amended", "corrected")
 
 
-def _esa(c: _Case) -> None:
+def step_esa(c: Case) -> None:
     """The ESA rules of a Medicare drug line (a drug esa.csv lists; other payers: nothing), on every
     drug line the engine writes (:func:`.billing.writes_drug_line`): the ESRD bundle makes the
     administration not billable whatever its code, as the drug is the dialysis facility's."""
@@ -55,7 +58,7 @@ def _esa(c: _Case) -> None:
         c.gaps.add("missing-esa-lab", problem)
 
 
-def latest_reading(c: _Case) -> tuple[EsaReading | None, str]:
+def latest_reading(c: Case) -> tuple[EsaReading | None, str]:
     """The most recent hemoglobin or hematocrit (esa_labs.csv) taken before the dose, with a
     value; else None and what the record has instead."""
     labs = {(lab.system, lab.code): lab for lab in c.rules.esa_labs}

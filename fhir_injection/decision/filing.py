@@ -18,7 +18,10 @@ from functools import lru_cache
 
 from .case import replace
 from .model import ACTIONABLE_OUTCOMES, Decision, Gap
-from .rules import Config, FilingLimit, Rules
+from .practice import Config
+from .ruleset import FilingLimit, Rules
+
+__all__ = ["apply_filing_limit", "filing_limit"]
 
 _UNKNOWN = object()
 #: gaps that put the date of service itself in question: no limit is counted from it

@@ -23,11 +23,21 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from ..fhir.resources import MAPPING
 from .elements import as_list, codings, parse_time
 from .medication import Medication
-from .model import MAPPING
-from .rules import Infusion, Rules, normal_text
+from .ruleset import Infusion, Rules, normal_text
 from .units import quantity_amount, unit_of
+
+__all__ = [
+    "ANTINEOPLASTIC",
+    "IvService",
+    "additional_hours",
+    "duration_minutes",
+    "is_hydration",
+    "iv_service",
+    "text_says",
+]
 
 #: UCUM time units (and the spellings real data uses) in minutes
 _MINUTES: dict[str, Decimal] = {

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..errors import RecordProblem, describe_failure
 from .engine import decide_all
-from .rules import Config, Rules
+from .practice import Config
+from .ruleset import Rules
 
 __all__ = ["decide_isolated"]
 

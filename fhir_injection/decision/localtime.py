@@ -12,7 +12,7 @@ so every date the decision takes from an instant is read in the clinic's zone, f
    ``http://hl7.org/fhir/StructureDefinition/timezone`` (FHIR extensions pack; Medplum reads it from
    Location, Practitioner and Device) or the R4 core ``…/tz-code`` (Canvas writes it on resources),
    ``valueCode`` e.g. ``America/New_York``; a code that names no zone is passed over;
-3. the configured ``timezone`` (:attr:`~fhir_injection.decision.rules.Config.zone`).
+3. the configured ``timezone`` (:attr:`~fhir_injection.decision.practice.Config.zone`).
 
 With none of them an instant keeps its own offset's date, as it was written. A date, or a
 date-time without an offset, is already a local value and is never converted. Zones come from
@@ -26,13 +26,22 @@ from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, overload
 from zoneinfo import ZoneInfo
 
+from ..fhir.resources import MAPPING
 from .context import AdministrationPointers, Context, EncounterPointers
 from .elements import as_date, parse_time, period
-from .model import MAPPING
 from .zones import zone_named
 
 if TYPE_CHECKING:
-    from .rules import Config
+    from .practice import Config
+
+__all__ = [
+    "TIMEZONE_EXTENSIONS",
+    "clinic_zone",
+    "effective_of",
+    "local",
+    "resource_zone",
+    "service_date",
+]
 
 #: The extensions that name a resource's IANA time zone (``valueCode``).
 TIMEZONE_EXTENSIONS = frozenset(

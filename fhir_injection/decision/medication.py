@@ -15,10 +15,10 @@ from decimal import Decimal
 from functools import lru_cache
 
 from .. import fastjson
+from ..fhir.resources import MAPPING
 from .context import AdministrationPointers, Context
 from .elements import as_list, codings, concept_text
-from .model import MAPPING
-from .rules import (
+from .ruleset import (
     SYSTEM_CVX,
     SYSTEM_HCPCS_ALIASES,
     SYSTEM_NDC,
@@ -43,6 +43,18 @@ from .units import (
     ratio_strength,
     unit_of,
 )
+
+__all__ = [
+    "Medication",
+    "container_units",
+    "crosswalk_entry",
+    "current_code",
+    "dose_form",
+    "drug_units",
+    "ndc_quantity",
+    "product_dose_form",
+    "resolve_medication",
+]
 
 
 class Medication:

@@ -12,7 +12,16 @@ from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
-from ..fhir.resources import MAPPING  # noqa: F401 - the engine's modules take it from here
+__all__ = [
+    "ACTIONABLE_OUTCOMES",
+    "CENT",
+    "Coding",
+    "Decision",
+    "EsaReading",
+    "Gap",
+    "Line",
+    "quick_init",
+]
 
 
 def quick_init(cls):

@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-from ..fhir.resources import shown_reference
-from .case import _Case, _key_of
+from ..fhir.resources import MAPPING, shown_reference
+from .case import Case, key_of
 from .clinical import (
     active_coverage,
     diagnosis_rule_holds,
@@ -13,20 +13,30 @@ from .clinical import (
     route_of,
     rule_diagnoses,
 )
-from .early import _intravenous, _not_an_injection
+from .early import intravenous_code, not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
 from .medication import crosswalk_entry, product_dose_form, resolve_medication
-from .model import MAPPING
-from .rules import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
+from .ruleset import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
 from .setting import encounter_and_setting
 
+__all__ = [
+    "step_coverage_and_payer",
+    "step_crosswalk_release",
+    "step_encounter_and_setting",
+    "step_local_time",
+    "step_medication",
+    "step_patient",
+    "step_procedure",
+    "step_route",
+]
 
-def _patient(c: _Case) -> None:
+
+def step_patient(c: Case) -> None:
     """The Patient that subject points to."""
     subject = c.refs.subject
     patient = c.ctx.get(subject, "Patient", c.admin)
-    c.patient_ref = _key_of(subject, patient)
+    c.patient_ref = key_of(subject, patient)
     if patient is None:
         why = c.ctx.resolve(subject, "Patient", c.admin)[1]
         c.gaps.add("missing-patient", f"MedicationAdministration.subject {why}")
@@ -40,13 +50,13 @@ def _patient(c: _Case) -> None:
     c.patient_id = patient.get("id") if patient else None
 
 
-def _medication(c: _Case) -> None:
+def step_medication(c: Case) -> None:
     c.med = resolve_medication(c.admin, c.refs, c.ctx, c.rules)
     if not c.med.found:
         c.gaps.add("missing-medication", c.med.reason)
 
 
-def _route(c: _Case) -> None:
+def step_route(c: Case) -> None:
     c.dosage = value if isinstance(value := c.admin.get("dosage"), MAPPING) else {}
     c.route, c.route_problem, from_text = route_of(c.dosage, c.rules)
     c.iv, c.additional = None, ()
@@ -54,13 +64,13 @@ def _route(c: _Case) -> None:
         c.gaps.add("route-from-text", c.route_problem[:1].upper() + c.route_problem[1:])
 
 
-def _encounter_and_setting(c: _Case) -> None:
+def step_encounter_and_setting(c: Case) -> None:
     """The Encounter the administration names, or the one of the patient's whose period contains it,
     and the setting and place of service from the place (:mod:`.setting`)."""
     encounter_and_setting(c)
 
 
-def _local_time(c: _Case) -> None:
+def step_local_time(c: Case) -> None:
     """The clinic's zone (:mod:`.localtime`) and the administration's time as its wall time: every
     date taken from an instant (service date, coverage, consent, E/M, the encounter check) is local."""
     c.zone = zone = clinic_zone(c.when, c.encounter, c.encounter_refs, c.ctx, c.config)
@@ -73,7 +83,7 @@ def _local_time(c: _Case) -> None:
         c.known("service_date", "record", "effective[x] in its own time zone")
 
 
-def _crosswalk_release(c: _Case) -> None:
+def step_crosswalk_release(c: Case) -> None:
     """The CMS ASP NDC-HCPCS crosswalk release for the date of service (:func:`crosswalk_entry`):
     the medication was read with the newest release that lists its NDC; an older release in force
     on the date of service reads it again (its code, its package), and the basis says which release
@@ -96,7 +106,7 @@ def _crosswalk_release(c: _Case) -> None:
     )
 
 
-def _procedure(c: _Case) -> None:
+def step_procedure(c: Case) -> None:
     """96372, or not: a vaccine, a product that is no injection (no route, and its dose form says so),
     an anti-neoplastic drug, a route other than SC/IM (the setting comes later)."""
     med, route, rules, gaps = c.med, c.route, c.rules, c.gaps
@@ -106,7 +116,7 @@ def _procedure(c: _Case) -> None:
     procedure: str | None = "96372"
     outcome: str | None = None  # decided at the end for the 96372 path
     # a coded route always decides; the dose form only when there is none (or none that is known)
-    form = _not_an_injection(c) if route is None and med.vaccine is None else None
+    form = not_an_injection(c) if route is None and med.vaccine is None else None
     c.not_injection = None
     if med.vaccine is not None:
         procedure, outcome = None, "not-96372"
@@ -142,7 +152,7 @@ def _procedure(c: _Case) -> None:
         procedure, outcome, c.not_injection = form[0].procedure_code, "not-96372", form[0]
         gaps.add("dose-form-not-injectable", form[1])
     elif route in IV_ROUTES:
-        procedure, outcome = _intravenous(c)
+        procedure, outcome = intravenous_code(c)
     elif route is not None and route not in SC_IM:
         proc = rules.procedures[route]
         procedure, outcome = proc.code, proc.outcome
@@ -161,7 +171,7 @@ def _procedure(c: _Case) -> None:
     c.procedure, c.outcome = procedure, outcome
 
 
-def _iv_only(c: _Case) -> str | None:
+def _iv_only(c: Case) -> str | None:
     """Why the product is for intravenous use only (its dose form's category, IV_ONLY_CATEGORY), or None."""
     found = product_dose_form(c.med, c.rules) if c.med.found else None
     if found is None or found[0].category != IV_ONLY_CATEGORY:
@@ -172,7 +182,7 @@ def _iv_only(c: _Case) -> str | None:
     )
 
 
-def _drug_by_diagnosis(c: _Case) -> None:
+def _drug_by_diagnosis(c: Case) -> None:
     """A drug whose code depends on why it is given (mappings/drug_by_diagnosis.csv): leuprolide for
     cancer J9217 (96402) else J1950 (96372); epoetin alfa for ESRD on dialysis J0886 else J0885.
     Without any diagnosis the product's own code stays (and missing-diagnosis says why)."""
@@ -185,7 +195,7 @@ def _drug_by_diagnosis(c: _Case) -> None:
         c.med.drug = c.rules.drugs[pair.hcpcs_if if holds else pair.hcpcs_else]
 
 
-def _coverage_and_payer(c: _Case, vaccine: bool = True) -> None:
+def step_coverage_and_payer(c: Case, vaccine: bool = True) -> None:
     """The Coverage in force on the day and its payer type (a vaccine's administration code depends
     on it; not worked out when ``vaccine`` is False: a facility bills it)."""
     when, rules = c.local, c.rules
@@ -204,7 +214,7 @@ def _coverage_and_payer(c: _Case, vaccine: bool = True) -> None:
         _vaccine(c, payer_type)
 
 
-def _vaccine(c: _Case, payer_type: str | None) -> None:
+def _vaccine(c: Case, payer_type: str | None) -> None:
     """A vaccine's administration code (vaccine_admin.csv: payer type and group, then any payer and
     the group, then the payer type, then the default) and, for a Medicare patient, whether Part B
     covers it: by its group, or by a diagnosis rule (a tetanus vaccine given for an injury, MBPM

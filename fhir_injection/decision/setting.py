@@ -30,13 +30,14 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from .. import fastjson
-from ..fhir.resources import identifiers_of
-from .case import _Case, _key_of
-from .clinical import _type_setting, setting_of
+from ..fhir.resources import MAPPING, identifiers_of
+from .case import Case, key_of
+from .clinical import setting_of, type_setting
 from .context import EncounterPointers
 from .elements import as_list, codings, parse_time
-from .model import MAPPING
-from .rules import SYSTEM_POS, Rules, Setting
+from .ruleset import SYSTEM_POS, Rules, Setting
+
+__all__ = ["encounter_and_setting"]
 
 #: Encounter statuses that are no visit an administration can belong to
 _NOT_A_VISIT = frozenset({"planned", "cancelled", "entered-in-error"})
@@ -46,7 +47,7 @@ _GOING_ON = frozenset({"arrived", "triaged", "in-progress", "onleave"})
 _KIND_ONLY = "says the kind of visit (no admission), not where"
 
 
-def encounter_and_setting(c: _Case) -> None:
+def encounter_and_setting(c: Case) -> None:
     """The Encounter the administration names or is placed in by its period, and the setting and
     place of service (c.setting, c.pos) with their basis; the gaps when either is not known."""
     reference = c.encounter_ref = c.refs.encounter
@@ -88,7 +89,7 @@ def encounter_and_setting(c: _Case) -> None:
     c.known("place_of_service", kind, placed + how)
 
 
-def _placed(c: _Case) -> tuple[Mapping | None, str]:
+def _placed(c: Case) -> tuple[Mapping | None, str]:
     """The patient's one Encounter whose period contains the administration's time, or (None, why)."""
     lead = "MedicationAdministration.context is missing"
     when = c.when
@@ -131,7 +132,7 @@ def _not_after(first: datetime, second: datetime) -> bool:
     return first <= second
 
 
-def _place(c: _Case) -> tuple[Setting | None, str, str, list[str]]:
+def _place(c: Case) -> tuple[Setting | None, str, str, list[str]]:
     """(setting, basis kind, how, []) of the first signal that names a place, strongest first; or
     (None, "", "", what was read and said nothing of the place)."""
     rules, encounter = c.rules, c.encounter
@@ -173,7 +174,7 @@ def _place(c: _Case) -> tuple[Setting | None, str, str, list[str]]:
     return None, "", "", notes
 
 
-def _site_place(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
+def _site_place(c: Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
     """The place the encounter's Locations and serviceProvider say: the practice's profile of them,
     then Location.type and physicalType, then Organization.type; notes added to ``notes``.
 
@@ -198,7 +199,7 @@ def _site_place(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str
     return found
 
 
-def _site_place_read(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
+def _site_place_read(c: Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
     found = _practice_place(c, notes)
     if found is not None:
         return found
@@ -219,7 +220,7 @@ def _site_place_read(c: _Case, notes: list[str]) -> tuple[Setting, str, str, lis
 
 
 def _class_or_type(
-    c: _Case, encounter: Mapping, notes: list[str]
+    c: Case, encounter: Mapping, notes: list[str]
 ) -> tuple[Setting, str, str, list[str]] | None:
     """A setting Encounter.class, else one of its types, names outright; an unplaced one is a note.
 
@@ -262,7 +263,7 @@ def _class_or_type_read(
     if said is not None:
         notes.append(f"Encounter.class '{said.display}' {_KIND_ONLY}")
     for concept in as_list(encounter.get("type")):
-        typed = _type_setting(concept, rules)
+        typed = type_setting(concept, rules)
         if typed is None:
             continue
         if typed.setting != "unplaced":
@@ -275,7 +276,7 @@ def _class_or_type_read(
 
 
 def _coded(
-    concepts, element: str, c: _Case, notes: list[str]
+    concepts, element: str, c: Case, notes: list[str]
 ) -> tuple[Setting, str, str, list[str]] | None:
     """The place a coded element names (places.csv, or a CMS place of service coding)."""
     # R4 MedicationAdministration.category is one CodeableConcept; the types are lists
@@ -300,7 +301,7 @@ def _coded(
     return None
 
 
-def _locations(c: _Case) -> list[Mapping]:
+def _locations(c: Case) -> list[Mapping]:
     assert c.encounter_refs is not None
     found = []
     for reference in c.encounter_refs.locations:
@@ -310,12 +311,12 @@ def _locations(c: _Case) -> list[Mapping]:
     return found
 
 
-def _organization(c: _Case) -> Mapping | None:
+def _organization(c: Case) -> Mapping | None:
     assert c.encounter_refs is not None
     return c.ctx.get(c.encounter_refs.provider, "Organization", c.encounter)
 
 
-def _practice_place(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
+def _practice_place(c: Case, notes: list[str]) -> tuple[Setting, str, str, list[str]] | None:
     """The practice's own word on the encounter's Location or serviceProvider (Config.places)."""
     places = c.config.places
     if not places:
@@ -330,7 +331,7 @@ def _practice_place(c: _Case, notes: list[str]) -> tuple[Setting, str, str, list
     for reference, resource in candidates:
         keys = []
         if resource is not None:
-            key = _key_of(reference, resource)
+            key = key_of(reference, resource)
             if key is not None:
                 keys.append(key)
             keys += [f"{system}|{value}" for system, value in identifiers_of(resource)]

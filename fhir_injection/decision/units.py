@@ -10,7 +10,21 @@ import re
 from collections.abc import Mapping
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
-from .model import MAPPING
+from ..fhir.resources import MAPPING
+
+__all__ = [
+    "DoseError",
+    "MAX_BILLING_UNITS",
+    "MAX_DOSE",
+    "billing_units",
+    "ceiling",
+    "convert",
+    "ndc11",
+    "quantity_amount",
+    "ratio_strength",
+    "to_decimal",
+    "unit_of",
+]
 
 # UCUM codes and common free-text spellings -> (dimension, factor to the base unit).
 # Base units: mg for mass, mL for volume, unit for activity.

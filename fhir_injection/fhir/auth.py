@@ -21,7 +21,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ..errors import AuthError, ConfigError, TemporaryNetworkError
-from .http import check_url_allowed, redact_url
+from .urls import check_url_allowed, redact_url
+
+__all__ = [
+    "ASSERTION_LIFETIME_SECONDS",
+    "ASSERTION_TYPE",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "DEFAULT_SCOPE",
+    "NoAuth",
+    "RENEW_BEFORE_SECONDS",
+    "SmartBackendAuth",
+    "auth_from_env",
+]
 
 log = logging.getLogger(__name__)
 

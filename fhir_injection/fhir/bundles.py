@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from ..errors import FatalNetworkError
 
+__all__ = ["send_in_halves"]
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 

@@ -12,8 +12,22 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from ..errors import ConfigError, FatalNetworkError, PagingExpired
-from .http import HttpSession, HttpStats, json_of, operation_outcome_text
+from ..errors import FatalNetworkError, PagingExpired
+from .bodies import json_of, operation_outcome_text
+from .http import HttpSession, HttpStats
+
+__all__ = [
+    "FhirClient",
+    "Lookup",
+    "MAX_SEARCHES_PER_BATCH",
+    "MAX_URL_CHARS",
+    "NO_CACHE",
+    "Params",
+    "SEARCH_BY_PAGE",
+    "SUPPORTED_VERSIONS",
+    "entry_results",
+    "next_link",
+]
 
 log = logging.getLogger(__name__)
 
@@ -458,59 +472,3 @@ def _chunks(values: list[str], size: int, max_chars: int) -> Iterator[list[str]]
         length += cost
     if chunk:
         yield chunk
-
-
-# ----------------------------------------------------------------------------- the factory
-
-
-def connect(
-    url: str,
-    env_prefix: str = "FHIR_",
-    ca_bundle: str | None = None,
-    allow_insecure_http: bool = False,
-    env: Mapping[str, str] | None = None,
-) -> FhirClient:
-    """A FhirClient for ``url`` with authentication from the environment (``<prefix>AUTH`` ...).
-
-    TLS is verified (``ca_bundle`` adds a private CA); plain http:// only to loopback
-    unless ``allow_insecure_http``.
-    """
-    import os
-
-    from ..fhir.auth import auth_from_env
-    from ..fhir.http import HttpSession
-
-    auth = auth_from_env(
-        os.environ if env is None else env,
-        env_prefix,
-        base_url=url,
-        allow_insecure_http=allow_insecure_http,
-    )
-    return FhirClient(
-        HttpSession(
-            url, auth=auth, verify=ca_bundle or True, allow_insecure_http=allow_insecure_http
-        )
-    )
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """How a command connects to a server (``--ca-bundle``, ``--allow-insecure-http``,
-    ``--max-retry-seconds``); None: the default."""
-
-    ca_bundle: str | None = None
-    allow_insecure_http: bool = False
-    max_retry_seconds: float | None = None
-
-
-def make_client(url: str, prefix: str, options: ClientOptions) -> FhirClient:
-    """A client for ``url``, its credentials from the environment variables starting ``prefix``."""
-    client = connect(url, prefix, options.ca_bundle, bool(options.allow_insecure_http))
-    max_retry = options.max_retry_seconds
-    if max_retry is not None:
-        if max_retry < 0:
-            raise ConfigError("--max-retry-seconds must be 0 or more")
-        from dataclasses import replace
-
-        client.session.retry = replace(client.session.retry, max_total_seconds=float(max_retry))
-    return client

@@ -10,7 +10,6 @@ query strings (which can carry patient identifiers).
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json as jsonlib
 import logging
 import os
@@ -20,8 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 from tenacity import Future, RetryCallState, RetryError, Retrying, retry_if_exception_type
@@ -29,6 +28,19 @@ from urllib3.exceptions import HTTPError as urllib3_errors
 
 from .._version import __version__  # the one version, also the wheel's
 from ..errors import AuthError, ConfigError, FatalNetworkError, TemporaryNetworkError
+from .bodies import FhirResponse, operation_outcome_text
+from .urls import check_url_allowed, credentials_allowed, redact_url
+
+__all__ = [
+    "FHIR_JSON",
+    "HttpSession",
+    "HttpStats",
+    "RETRY_STATUSES",
+    "RETRY_STATUSES_IDEMPOTENT",
+    "RetryPolicy",
+    "SAFE_METHODS",
+    "parse_retry_after",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,86 +87,6 @@ class HttpStats:
             "retries": self.retries,
             "by_status": dict(sorted(self.by_status.items())),
         }
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url_allowed(url: str, allow_insecure_http: bool = False) -> None:
-    """Raise ConfigError unless ``url`` is https, or http to a loopback host, or insecure http is allowed."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "https":
-        return
-    if scheme != "http":
-        raise ConfigError(f"unsupported URL scheme {scheme!r} (need https://)")
-    if not allow_insecure_http and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"refusing plain http:// to {parts.hostname}: use https://, or allow_insecure_http for a trusted network"
-        )
-
-
-def redact_url(url: str) -> str:
-    """The URL without query string or fragment (query values can carry patient ids)."""
-    parts = urlsplit(url)
-    suffix = "?…" if parts.query else ""
-    return f"{parts.scheme}://{parts.netloc}{parts.path}{suffix}"
-
-
-def operation_outcome_text(body: Any, limit: int = 1000) -> str | None:
-    """The diagnostics (or details.text) of an OperationOutcome's issues, most severe first.
-
-    When the outcome has fatal or error issues, warnings and information are left
-    out: they bury the reason a server refused something. None if ``body`` is not one.
-    """
-    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
-        return None
-    rank: dict[object, int] = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
-    issues = [i for i in body.get("issue") or [] if isinstance(i, dict)]
-    issues.sort(key=lambda i: rank.get(i.get("severity"), 4))
-    if issues and rank.get(issues[0].get("severity"), 4) <= 1:
-        issues = [i for i in issues if rank.get(i.get("severity"), 4) <= 1]
-    texts = []
-    for issue in issues:
-        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
-        if text and str(text) not in texts:
-            where = ", ".join(
-                str(e) for e in issue.get("expression") or issue.get("location") or []
-            )
-            texts.append(f"{text} ({where})" if where and where not in str(text) else str(text))
-    joined = "; ".join(texts)
-    return joined[:limit] if joined else None
-
-
-class FhirResponse(requests.Response):
-    """A 2xx response whose JSON body HttpSession has already read: :attr:`fhir_json`."""
-
-    fhir_json: Any
-
-    @classmethod
-    def adopt(cls, resp: requests.Response, fhir_json: Any) -> FhirResponse:
-        """``resp`` itself, made a FhirResponse (not a copy: requests built it, and its body,
-        connection and history stay as they are)."""
-        resp.__class__ = cls
-        adopted = cast(FhirResponse, resp)  # it is one now
-        adopted.fhir_json = fhir_json
-        return adopted
-
-
-def json_of(resp: requests.Response) -> Any:
-    """The response body as JSON, parsed once (HttpSession already checked 2xx bodies)."""
-    if isinstance(resp, FhirResponse) and resp.fhir_json is not None:
-        return resp.fhir_json
-    return resp.json()
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -556,16 +488,3 @@ class HttpSession:
             raise _Transient(None, kind=type(exc).__name__) from None
         self.stats.by_status[str(resp.status_code)] += 1
         return resp
-
-
-PRESIGNED_PARAMS = ("x-amz-signature", "x-goog-signature", "signature", "sig", "se", "sv")
-
-
-def credentials_allowed(url: str, origin: tuple[str, str]) -> bool:
-    """May our Authorization header go to ``url``: on ``origin`` (scheme, netloc) and not a
-    pre-signed URL (S3 ``X-Amz-Signature``, GCS ``X-Goog-Signature``, Azure SAS ``sig``)?"""
-    parts = urlsplit(url)
-    if (parts.scheme.lower(), parts.netloc.lower()) != origin:
-        return False
-    names = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    return not names & set(PRESIGNED_PARAMS)

@@ -15,6 +15,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import unquote
 
+__all__ = [
+    "Conditional",
+    "FHIR_TYPE_NAMES",
+    "FOUND_BY_PATIENT",
+    "LOAD_ORDER",
+    "MAPPING",
+    "PATIENT_ELEMENT",
+    "ResourceType",
+    "TYPES",
+    "USED_TYPES",
+    "conditional_reference",
+    "full_url_key",
+    "id_from_full_url",
+    "identifiers_of",
+    "identify_entries",
+    "key_for",
+    "patient_id_of",
+    "ref_key",
+    "reference_of",
+    "rewrite_references",
+    "shown_reference",
+    "split_reference",
+    "token_matches",
+    "token_text",
+]
+
 #: For ``isinstance(value, MAPPING)``: a JSON object is a dict, and the dict check, tried first, costs
 #: far less than the abstract ``Mapping`` one, which still admits any other mapping.
 MAPPING = (dict, Mapping)

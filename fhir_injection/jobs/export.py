@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, ConfigError
-from ..fhir.client import ClientOptions, make_client
-from ..sources.bulk import MAX_POLL_WAIT, BulkExport, ExportRequest
+from ..fhir.connection import ClientOptions, make_client
+from ..sources.bulk import BulkExport, ExportRequest
 from .state import StateFile, StateLock
+
+__all__ = ["MARKER", "request_from", "run_export_cli"]
 
 MARKER = ".fhir-injection-export"  # in a target folder while a download into it is unfinished
 
@@ -92,55 +94,6 @@ def run_export_cli(args) -> int:
     print(result.summary())
     print(f"Wrote {target} (manifest.json and {result.files} files)")
     return EXIT_RECORD_ERRORS if result.errors else EXIT_OK
-
-
-def add_export_parser(sub) -> None:
-    e = sub.add_parser(
-        "export",
-        help="run a Bulk Data $export of a FHIR server into an export folder",
-        description="Kick off (or resume) a Bulk Data $export, wait for it, download its files "
-        "into a folder that 'sync --source DIR' reads, and delete the job on the server.",
-    )
-    e.add_argument("--source", required=True, metavar="URL", help="FHIR base URL")
-    e.add_argument("--target", required=True, metavar="DIR", help="a new (or empty) folder")
-    level = e.add_mutually_exclusive_group()
-    level.add_argument("--group", metavar="ID", help="export Group/ID/$export")
-    level.add_argument(
-        "--patient-level", action="store_true", help="export Patient/$export (all patients)"
-    )
-    e.add_argument(
-        "--type", action="append", metavar="T,...", help="resource types (_type), comma-separated"
-    )
-    e.add_argument("--since", metavar="INSTANT", help="only what changed since (_since)")
-    e.add_argument(
-        "--type-filter",
-        action="append",
-        metavar="Q",
-        help="a _typeFilter search, e.g. MedicationAdministration?status=completed (repeatable)",
-    )
-    e.add_argument("--full", action="store_true", help="ignore the state file's last export time")
-    e.add_argument(
-        "--state",
-        metavar="FILE",
-        default=".fhir-injection-state.json",
-        help="where the status URL and the next _since are kept (default: %(default)s)",
-    )
-    e.add_argument(
-        "--concurrency",
-        type=int,
-        default=3,
-        help="files downloaded at once (default: %(default)s)",
-    )
-    e.add_argument(
-        "--max-poll-wait",
-        type=float,
-        default=MAX_POLL_WAIT,
-        metavar="SECONDS",
-        help="longest wait between status checks, whatever Retry-After asks (default: 120)",
-    )
-    e.add_argument("--max-retry-seconds", type=float, default=None, metavar="SECONDS")
-    e.add_argument("--ca-bundle", metavar="FILE")
-    e.add_argument("--allow-insecure-http", action="store_true")
 
 
 def _progress(message: str) -> None:

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 from ..errors import EXIT_OK, EXIT_RECORD_ERRORS, FatalNetworkError, RecordProblem
 from ..fhir.bundles import send_in_halves
-from ..fhir.client import ClientOptions, FhirClient, make_client
+from ..fhir.client import FhirClient
+from ..fhir.connection import ClientOptions, make_client
 from ..fhir.resources import LOAD_ORDER
 from ..sources.exportfolder import ExportFolder
 from ..sources.spool import Spool
+
+__all__ = ["COMPLETE_AFTER", "CYCLE_ELEMENTS", "LoadResult", "load_folder", "run_load_cli"]
 
 log = logging.getLogger("fhir_injection.load")
 

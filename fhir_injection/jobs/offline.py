@@ -17,12 +17,15 @@ from typing import Any
 from ..decision.engine import decide_deleted
 from ..decision.isolate import decide_isolated
 from ..decision.model import Decision
-from ..decision.rules import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import Notice, RecordProblem
 from ..sinks.base import SinkOptions
 from ..sinks.outputs import FolderSink
 from ..sources.exportfolder import ExportFolder
 from ..sources.spool import Spool
+
+__all__ = ["RunResult", "folder_window", "run_folder"]
 
 log = logging.getLogger("fhir_injection")
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from ..errors import ConfigError, LockedError
 
+__all__ = ["FORMAT", "StateFile", "StateLock"]
+
 FORMAT = 1
 
 

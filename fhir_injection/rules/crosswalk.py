@@ -7,9 +7,11 @@ from datetime import date
 from itertools import pairwise
 from pathlib import Path
 
-from ..decision.rules import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
+from ..decision.ruleset import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
 from ..decision.units import unit_of
-from .table import _Table
+from .table import Table
+
+__all__ = ["COLUMNS", "read_ndc_hcpcs"]
 
 COLUMNS = (
     "ndc",
@@ -31,7 +33,7 @@ COLUMNS = (
 )
 
 
-def _date(t: _Table, n: int, r: dict[str, str], column: str, required: bool) -> date | None:
+def _date(t: Table, n: int, r: dict[str, str], column: str, required: bool) -> date | None:
     raw = r[column]
     if not raw and not required:
         return None
@@ -41,13 +43,13 @@ def _date(t: _Table, n: int, r: dict[str, str], column: str, required: bool) -> 
         raise t.error(n, f"column '{column}' is '{raw}', not a date YYYY-MM-DD") from None
 
 
-def _ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[NdcCrosswalk, ...]]:
+def read_ndc_hcpcs(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[NdcCrosswalk, ...]]:
     """ndc_hcpcs.csv: every NDC's HCPCS code(s) and the size of one item of its package (the
     billable units CMS counts in it, in the code's billing unit); its container kind when known;
     one entry per crosswalk release that lists the NDC (``release_from``/``release_to``), oldest
     first. The rows of one NDC in one release must agree on the item (its contents do not depend on
     the code)."""
-    t = _Table(d, "ndc_hcpcs.csv", COLUMNS)
+    t = Table(d, "ndc_hcpcs.csv", COLUMNS)
     Entry = tuple[str, date | None, Package | None, int]
     rows: dict[str, dict[tuple[date, date], list[Entry]]] = {}
     seen: dict = {}

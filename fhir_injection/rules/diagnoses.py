@@ -6,8 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import NDC_UNIT_BASES, NDC_UNITS, SYSTEM_ICD10CM, SYSTEM_SNOMED
-from .table import _Table
+from ..decision.ruleset import NDC_UNIT_BASES, NDC_UNITS, SYSTEM_ICD10CM, SYSTEM_SNOMED
+from .table import Table
+
+__all__ = [
+    "icd_key",
+    "read_code_first",
+    "read_diagnosis_groups",
+    "read_ndc_units",
+    "read_snomed_icd10",
+]
 
 
 def icd_key(code: str) -> str:
@@ -15,9 +23,9 @@ def icd_key(code: str) -> str:
     return code.replace(".", "").strip().upper()
 
 
-def _diagnosis_groups(d: Path) -> dict[str, tuple[tuple[tuple[str, str, str], ...], ...]]:
+def read_diagnosis_groups(d: Path) -> dict[str, tuple[tuple[tuple[str, str, str], ...], ...]]:
     """diagnosis_groups.csv: rule -> its groups of code ranges (every group must match)."""
-    t = _Table(
+    t = Table(
         d, "diagnosis_groups.csv", ("rule", "group", "system", "code_from", "code_to", "source")
     )
     rules: dict[str, dict[int, list[tuple[str, str, str]]]] = {}
@@ -39,10 +47,10 @@ def _diagnosis_groups(d: Path) -> dict[str, tuple[tuple[tuple[str, str, str], ..
     return {rule: tuple(tuple(groups[g]) for g in sorted(groups)) for rule, groups in rules.items()}
 
 
-def _ndc_units(d: Path) -> dict[tuple[str, str], str]:
+def read_ndc_units(d: Path) -> dict[tuple[str, str], str]:
     """ndc_units.csv: the NDC unit of measure (NCPDP: UN, ML, GR, F2) by the product's strength
     kind, its dose form, or the dose's unit, tried in that order."""
-    t = _Table(d, "ndc_units.csv", ("basis", "value", "ndc_unit", "source"))
+    t = Table(d, "ndc_units.csv", ("basis", "value", "ndc_unit", "source"))
     units: dict[tuple[str, str], str] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -52,11 +60,11 @@ def _ndc_units(d: Path) -> dict[tuple[str, str], str]:
     return units
 
 
-def _snomed_icd10(d: Path) -> dict[str, tuple[tuple[str, str], ...]]:
+def read_snomed_icd10(d: Path) -> dict[str, tuple[tuple[str, str], ...]]:
     """snomed_icd10.csv: SNOMED CT concept -> the ICD-10-CM codes (code, display) a claim bills it as,
     in row order (ESRD on dialysis: N18.6, then Z99.2). Built by mappings/build/build_snomed_icd10.py;
     every row names its source and the release (value set expansion, map, ICD-10-CM year) it holds."""
-    t = _Table(
+    t = Table(
         d,
         "snomed_icd10.csv",
         ("snomed", "snomed_display", "icd10", "icd10_display", "source", "release"),
@@ -77,10 +85,10 @@ def _snomed_icd10(d: Path) -> dict[str, tuple[tuple[str, str], ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _code_first(d: Path) -> tuple[tuple[str, str, str], ...]:
+def read_code_first(d: Path) -> tuple[tuple[str, str, str], ...]:
     """code_first.csv: (code, first_from, first_to), codes without dots: the code is sequenced after
     a diagnosis in the range (an ICD-10-CM "code first" note: D63.1 after the CKD stage N18.-)."""
-    t = _Table(d, "code_first.csv", ("code", "first_from", "first_to", "source"))
+    t = Table(d, "code_first.csv", ("code", "first_from", "first_to", "source"))
     out = []
     for n, r in t.rows():
         code = icd_key(t.require(n, r, "code"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from ..decision.rules import (
+from ..decision.ruleset import (
     CONTAINERS,
     DOSE_FORM_OUTCOMES,
     DRUG_CLASSES,
@@ -30,12 +30,27 @@ from ..decision.rules import (
 )
 from ..decision.units import ndc11, unit_of
 from ..errors import MappingError
-from .table import _names, _Table
+from .table import Table, split_names
+
+__all__ = [
+    "read_antineoplastic",
+    "read_code_changes",
+    "read_code_starts",
+    "read_dose_form_categories",
+    "read_dose_forms",
+    "read_drug_by_diagnosis",
+    "read_drug_codes",
+    "read_drug_families",
+    "read_drugs",
+    "read_packages",
+    "read_vaccine_admin",
+    "read_vaccines",
+]
 
 
-def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
+def read_drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
     """drugs.csv: the HCPCS drug codes, and (name, hcpcs) for matching a drug by name."""
-    t = _Table(
+    t = Table(
         d,
         "drugs.csv",
         (
@@ -80,7 +95,7 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
             cls,
             (single := t.choice(n, r, "single_dose", set(SINGLE_DOSE))) == "yes",
             t.yes_no(n, r, "self_administered"),
-            _names(r["names"]),
+            split_names(r["names"]),
             status,
             single == "varies",
         )
@@ -95,9 +110,9 @@ def _drugs(d: Path) -> tuple[dict[str, Drug], list[tuple[str, str]]]:
     return drugs, names
 
 
-def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCode]:
+def read_drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCode]:
     """drug_codes.csv: RxNorm/NDC/other codes -> HCPCS drug (one of ``drugs``), with the strength."""
-    t = _Table(
+    t = Table(
         d,
         "drug_codes.csv",
         (
@@ -134,10 +149,10 @@ def _drug_codes(d: Path, drugs: dict[str, Drug]) -> dict[tuple[str, str], DrugCo
     return drug_codes
 
 
-def _drug_families(d: Path, drugs: dict[str, Drug]) -> dict[str, DrugFamily]:
+def read_drug_families(d: Path, drugs: dict[str, Drug]) -> dict[str, DrugFamily]:
     """drug_families.csv: the HCPCS codes of one ingredient that differ by salt or size -> HCPCS ->
     its family (members by salt, then size ascending)."""
-    t = _Table(
+    t = Table(
         d, "drug_families.csv", ("family", "hcpcs", "salt", "salt_words", "size", "unit", "source")
     )
     by_family: dict[str, list[FamilyMember]] = {}
@@ -150,7 +165,7 @@ def _drug_families(d: Path, drugs: dict[str, Drug]) -> dict[str, DrugFamily]:
             raise t.error(n, f"hcpcs '{hcpcs}' is not in drugs.csv")
         size = t.decimal(n, r, "size", required=False)
         unit = t.choice(n, r, "unit", UNITS | ({""} if size is None else set())) or None
-        words = _names(r["salt_words"])
+        words = split_names(r["salt_words"])
         salt = t.require(n, r, "salt").lower()
         by_family.setdefault(family, []).append(
             FamilyMember(hcpcs, salt, words or (salt,), size, unit)
@@ -166,7 +181,7 @@ def _drug_families(d: Path, drugs: dict[str, Drug]) -> dict[str, DrugFamily]:
     return out
 
 
-def _vaccines(
+def read_vaccines(
     d: Path, diagnosis_rules: set[str] | frozenset[str] = frozenset()
 ) -> tuple[dict[str, Vaccine], list[tuple[str, str]]]:
     """vaccines.csv: CVX codes, and (name, cvx) for matching a vaccine by name.
@@ -175,7 +190,7 @@ def _vaccines(
     diagnosis_groups.csv under which Part B covers it (``injury``: tetanus given for a wound).
     An empty ``product_code`` is a CVX that names no one product (CVX 213, COVID-19 unspecified):
     the administration code is known, a person codes the product."""
-    t = _Table(
+    t = Table(
         d,
         "vaccines.csv",
         ("cvx", "display", "product_code", "vaccine_group", "medicare_part_b", "names", "source"),
@@ -196,7 +211,7 @@ def _vaccines(
             r["display"],
             product,
             t.choice(n, r, "vaccine_group", VACCINE_GROUPS),
-            _names(r["names"]),
+            split_names(r["names"]),
             part_b == "yes",
             part_b if part_b not in ("yes", "no") else None,
         )
@@ -204,9 +219,9 @@ def _vaccines(
     return vaccines, names
 
 
-def _vaccine_admin(d: Path) -> dict[tuple[str, str], str]:
+def read_vaccine_admin(d: Path) -> dict[tuple[str, str], str]:
     """vaccine_admin.csv: (payer type, vaccine group) -> the administration code billed for a vaccine."""
-    t = _Table(
+    t = Table(
         d,
         "vaccine_admin.csv",
         ("payer_type", "vaccine_group", "admin_code", "description", "source"),
@@ -229,9 +244,9 @@ def _vaccine_admin(d: Path) -> dict[tuple[str, str], str]:
     return vaccine_admin
 
 
-def _dose_form_categories(d: Path) -> dict[str, DoseFormCategory]:
+def read_dose_form_categories(d: Path) -> dict[str, DoseFormCategory]:
     """dose_form_categories.csv: what a dose form category means when no route is given."""
-    t = _Table(
+    t = Table(
         d,
         "dose_form_categories.csv",
         ("category", "outcome", "procedure_code", "description", "source"),
@@ -251,12 +266,12 @@ def _dose_form_categories(d: Path) -> dict[str, DoseFormCategory]:
     return categories
 
 
-def _dose_forms(
+def read_dose_forms(
     d: Path, categories: dict[str, DoseFormCategory]
 ) -> tuple[dict[tuple[str, str], DoseForm], dict[str, DoseForm]]:
     """dose_forms.csv: Medication.form codings (match ``code``) and the RxNorm dose form names a
     product's name ends in (match ``name``), each with its category in dose_form_categories.csv."""
-    t = _Table(d, "dose_forms.csv", ("match", "system", "code", "display", "category", "source"))
+    t = Table(d, "dose_forms.csv", ("match", "system", "code", "display", "category", "source"))
     by_code: dict[tuple[str, str], DoseForm] = {}
     by_name: dict[str, DoseForm] = {}
     seen: dict = {}
@@ -277,9 +292,9 @@ def _dose_forms(
     return by_code, by_name
 
 
-def _antineoplastic(d: Path) -> dict[str, str]:
+def read_antineoplastic(d: Path) -> dict[str, str]:
     """antineoplastic.csv: anti-neoplastic drug class -> the procedure billed instead of 96372."""
-    t = _Table(d, "antineoplastic.csv", ("drug_class", "procedure_code", "description", "source"))
+    t = Table(d, "antineoplastic.csv", ("drug_class", "procedure_code", "description", "source"))
     antineoplastic = {}
     for n, r in t.rows():
         antineoplastic[
@@ -288,9 +303,9 @@ def _antineoplastic(d: Path) -> dict[str, str]:
     return antineoplastic
 
 
-def _packages(d: Path) -> dict[tuple[str, str], Package]:
+def read_packages(d: Path) -> dict[tuple[str, str], Package]:
     """packages.csv: what one container of a product (RxNorm clinical drug, NDC package) holds."""
-    t = _Table(
+    t = Table(
         d,
         "packages.csv",
         ("system", "code", "package_amount", "package_unit", "container", "display", "source"),
@@ -315,12 +330,12 @@ def _packages(d: Path) -> dict[tuple[str, str], Package]:
     return packages
 
 
-def _drug_by_diagnosis(
+def read_drug_by_diagnosis(
     d: Path, drugs: dict[str, Drug], rules: set[str]
 ) -> dict[str, DrugByDiagnosis]:
     """drug_by_diagnosis.csv: HCPCS pairs chosen by a diagnosis rule of diagnosis_groups.csv,
     keyed by both codes (either one mapped from the product is swapped for the right one)."""
-    t = _Table(d, "drug_by_diagnosis.csv", ("rule", "hcpcs_if", "hcpcs_else", "source"))
+    t = Table(d, "drug_by_diagnosis.csv", ("rule", "hcpcs_if", "hcpcs_else", "source"))
     pairs: dict[str, DrugByDiagnosis] = {}
     for n, r in t.rows():
         rule = t.choice(n, r, "rule", rules)
@@ -334,10 +349,10 @@ def _drug_by_diagnosis(
     return pairs
 
 
-def _code_changes(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[CodeChange, ...]]:
+def read_code_changes(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[CodeChange, ...]]:
     """code_changes.csv: a HCPCS code CMS ended -> its successor(s) by service date (a product's
     own successor, by NDC, before the general one)."""
-    t = _Table(d, "code_changes.csv", ("old_hcpcs", "new_hcpcs", "ndc", "effective", "source"))
+    t = Table(d, "code_changes.csv", ("old_hcpcs", "new_hcpcs", "ndc", "effective", "source"))
     out: dict[str, list[CodeChange]] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -371,10 +386,10 @@ def _code_changes(d: Path, drugs: dict[str, Drug]) -> dict[str, tuple[CodeChange
     return {old: tuple(sorted(cs, key=lambda c: c.ndc is None)) for old, cs in out.items()}
 
 
-def _code_starts(d: Path, drugs: dict[str, Drug]) -> dict[str, CodeStart]:
+def read_code_starts(d: Path, drugs: dict[str, Drug]) -> dict[str, CodeStart]:
     """code_starts.csv: a HCPCS code CMS added on a date -> the code its drug was billed with
     before that date (the HCPCS file's added date; a not-otherwise-classified code, usually)."""
-    t = _Table(d, "code_starts.csv", ("hcpcs", "added", "before_hcpcs", "source"))
+    t = Table(d, "code_starts.csv", ("hcpcs", "added", "before_hcpcs", "source"))
     out: dict[str, CodeStart] = {}
     for n, r in t.rows():
         code, before = t.require(n, r, "hcpcs"), t.require(n, r, "before_hcpcs")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..decision.rules import GAP_SCOPES, REQUIRED_GAPS, SEVERITIES, GapType
+from ..decision.ruleset import GAP_SCOPES, REQUIRED_GAPS, SEVERITIES, GapType
 from ..errors import MappingError
 
+__all__ = ["load_gaps"]
 
-def _load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
+
+def load_gaps(path: Path) -> tuple[dict[str, GapType], str]:
     """gaps.codesystem.json: the gap codes (a FHIR CodeSystem), with severity, field and source."""
     name = path.name
     try:

@@ -11,11 +11,11 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from ..decision.rules import MODIFIER_LINES, MODIFIER_USES, PAYER_TYPES, Modifier, PayerRule
+from ..decision.ruleset import MODIFIER_LINES, MODIFIER_USES, PAYER_TYPES, Modifier, PayerRule
 from ..errors import MappingError
-from .table import _Table
+from .table import Table
 
-__all__ = ["DISTINCT_MODIFIERS", "with_payer_modifiers"]
+__all__ = ["DISTINCT_MODIFIERS", "read_modifiers", "with_payer_modifiers"]
 
 #: the modifiers a second injection of the day may take (NCCI Policy Manual ch.1: 59 or X{EPSU})
 DISTINCT_MODIFIERS = {"59", "XE", "XP", "XS", "XU"}
@@ -48,7 +48,7 @@ _LINES = {
 }
 
 
-def _payer_types(t: _Table, n: int, r: dict[str, str]) -> frozenset[str]:
+def _payer_types(t: Table, n: int, r: dict[str, str]) -> frozenset[str]:
     text = r["payer_types"].strip()
     if text == "all":
         return frozenset(PAYER_TYPES)
@@ -62,7 +62,7 @@ def _payer_types(t: _Table, n: int, r: dict[str, str]) -> frozenset[str]:
     return frozenset(named)
 
 
-def _row(t: _Table, n: int, r: dict[str, str]) -> Modifier:
+def _row(t: Table, n: int, r: dict[str, str]) -> Modifier:
     code = t.require(n, r, "modifier")
     if not (len(code) == 2 and (code.isdigit() or (code.isalnum() and code.isupper()))):
         raise t.error(n, f"modifier '{code}' is not a two-character CPT or HCPCS modifier (25, JW)")
@@ -106,10 +106,10 @@ def _row(t: _Table, n: int, r: dict[str, str]) -> Modifier:
     return Modifier(code, use, lines, effective, payer_types)
 
 
-def _modifiers(d: Path) -> tuple[dict[str, Modifier], dict[str, Modifier]]:
+def read_modifiers(d: Path) -> tuple[dict[str, Modifier], dict[str, Modifier]]:
     """modifiers.csv: (use -> its modifier, for every use but the distinct procedure; payer type ->
     its distinct-procedure modifier, for every payer type)."""
-    t = _Table(
+    t = Table(
         d,
         "modifiers.csv",
         ("modifier", "meaning", "use", "lines", "payer_types", "effective", "source"),

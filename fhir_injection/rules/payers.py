@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..decision.elements import name_key
-from ..decision.rules import (
+from ..decision.ruleset import (
     PAYER_CODE_TYPES,
     PAYER_TYPES,
     SETTINGS,
@@ -18,12 +18,23 @@ from ..decision.rules import (
 )
 from ..errors import MappingError
 from .places import place_setting
-from .table import _Table
+from .table import Table
+
+__all__ = [
+    "read_encounter_types",
+    "read_evaluation_management",
+    "read_fee_schedule",
+    "read_payer_codes",
+    "read_payer_identifiers",
+    "read_payer_names",
+    "read_payers",
+    "read_settings",
+]
 
 
-def _settings(d: Path) -> dict[tuple[str, str], Setting]:
+def read_settings(d: Path) -> dict[tuple[str, str], Setting]:
     """settings.csv: Encounter.class codings -> setting and place of service."""
-    t = _Table(
+    t = Table(
         d, "settings.csv", ("system", "code", "display", "setting", "place_of_service", "source")
     )
     settings: dict[tuple[str, str], Setting] = {}
@@ -34,11 +45,11 @@ def _settings(d: Path) -> dict[tuple[str, str], Setting]:
     return settings
 
 
-def _payers(d: Path) -> dict[str, PayerRule]:
+def read_payers(d: Path) -> dict[str, PayerRule]:
     """payers.csv: the rules of each payer type (one row each). Its modifiers (``distinct_modifier``,
     ``jw_jz``) are rows of modifiers.csv, filled in by :func:`.modifiers.with_payer_modifiers`;
     until then none and False."""
-    t = _Table(
+    t = Table(
         d,
         "payers.csv",
         ("payer_type", "requires_ndc", "pays_99211_with_injection", "mue_96372", "source"),
@@ -62,12 +73,12 @@ def _payers(d: Path) -> dict[str, PayerRule]:
     return payers
 
 
-def _payer_codes(
+def read_payer_codes(
     d: Path,
 ) -> tuple[dict[tuple[str, str], PayerCode], dict[str, tuple[tuple[str, PayerCode], ...]]]:
     """payer_codes.csv: Coverage.type codings -> payer type; exact codes, and per system the prefixes
     (longest first), so a coding is looked up in one dict and a few prefixes."""
-    t = _Table(
+    t = Table(
         d,
         "payer_codes.csv",
         ("system", "code", "match", "payer_type", "kind", "display", "source"),
@@ -99,10 +110,10 @@ def _payer_codes(
 _APPLIES_TO = {"type-text": (True, False), "payor-name": (False, True), "both": (True, True)}
 
 
-def _payer_names(d: Path) -> tuple[dict[str, NameRule], tuple[tuple[str, NameRule], ...]]:
+def read_payer_names(d: Path) -> tuple[dict[str, NameRule], tuple[tuple[str, NameRule], ...]]:
     """payer_names.csv: whole names (or their first words) of Coverage.type text and payors -> payer
     type, keyed as the engine reads them (:func:`~fhir_injection.decision.elements.name_key`)."""
-    t = _Table(d, "payer_names.csv", ("name", "match", "applies_to", "payer_type", "source"))
+    t = Table(d, "payer_names.csv", ("name", "match", "applies_to", "payer_type", "source"))
     exact: dict[str, NameRule] = {}
     prefixes: list[tuple[str, NameRule]] = []
     seen: dict = {}
@@ -121,9 +132,9 @@ def _payer_names(d: Path) -> tuple[dict[str, NameRule], tuple[tuple[str, NameRul
     return exact, tuple(sorted(prefixes, key=lambda p: (-len(p[0]), p[0])))
 
 
-def _payer_identifiers(d: Path) -> dict[tuple[str, str], str]:
+def read_payer_identifiers(d: Path) -> dict[tuple[str, str], str]:
     """payer_identifiers.csv: a payor Organization's identifier (system, value) -> payer type."""
-    t = _Table(d, "payer_identifiers.csv", ("system", "value", "payer_type", "display", "source"))
+    t = Table(d, "payer_identifiers.csv", ("system", "value", "payer_type", "display", "source"))
     found: dict[tuple[str, str], str] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -132,7 +143,7 @@ def _payer_identifiers(d: Path) -> dict[tuple[str, str], str]:
     return found
 
 
-def _encounter_types(
+def read_encounter_types(
     d: Path,
 ) -> tuple[
     dict[tuple[str, str], Setting],
@@ -141,7 +152,7 @@ def _encounter_types(
 ]:
     """encounter_types.csv: Encounter.type codings (one code or a numeric range, e.g. CPT E/M) and whole
     type texts -> setting and place of service, for an encounter whose class says nothing known."""
-    t = _Table(
+    t = Table(
         d,
         "encounter_types.csv",
         (
@@ -183,9 +194,9 @@ def _encounter_types(
     return codes, {system: tuple(items) for system, items in ranges.items()}, texts
 
 
-def _evaluation_management(d: Path) -> list[tuple[int, int]]:
+def read_evaluation_management(d: Path) -> list[tuple[int, int]]:
     """evaluation_management.csv: the CPT code ranges that are E/M visits."""
-    t = _Table(d, "evaluation_management.csv", ("code_from", "code_to", "description", "source"))
+    t = Table(d, "evaluation_management.csv", ("code_from", "code_to", "description", "source"))
     em_ranges = []
     for n, r in t.rows():
         lo, hi = r["code_from"], r["code_to"]
@@ -195,9 +206,9 @@ def _evaluation_management(d: Path) -> list[tuple[int, int]]:
     return em_ranges
 
 
-def _fee_schedule(d: Path) -> dict[tuple[str, str], Fee]:
+def read_fee_schedule(d: Path) -> dict[tuple[str, str], Fee]:
     """fee_schedule.csv: (code, setting) -> fee per service or per unit."""
-    t = _Table(d, "fee_schedule.csv", ("code", "setting", "amount_usd", "per", "year", "source"))
+    t = Table(d, "fee_schedule.csv", ("code", "setting", "amount_usd", "per", "year", "source"))
     fees: dict[tuple[str, str], Fee] = {}
     seen: dict = {}
     for n, r in t.rows():

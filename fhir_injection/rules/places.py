@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import PLACE_ELEMENTS, PLACE_SETTINGS, SETTINGS, Setting
-from .table import _Table
+from ..decision.ruleset import PLACE_ELEMENTS, PLACE_SETTINGS, SETTINGS, Setting
+from .table import Table
+
+__all__ = ["place_setting", "read_places", "read_places_of_service"]
 
 
-def place_setting(t: _Table, n: int, r: dict[str, str]) -> Setting:
+def place_setting(t: Table, n: int, r: dict[str, str]) -> Setting:
     """A row's setting and place of service: a two-digit CMS code, empty only for 'unplaced' (the
     kind of visit, not where it was)."""
     setting = t.choice(n, r, "setting", PLACE_SETTINGS)
@@ -24,9 +26,9 @@ def place_setting(t: _Table, n: int, r: dict[str, str]) -> Setting:
     return Setting(setting, pos, r["display"])
 
 
-def _places_of_service(d: Path) -> dict[str, Setting]:
+def read_places_of_service(d: Path) -> dict[str, Setting]:
     """places_of_service.csv: CMS place of service code -> its setting (facility or not)."""
-    t = _Table(d, "places_of_service.csv", ("code", "name", "setting", "source"))
+    t = Table(d, "places_of_service.csv", ("code", "name", "setting", "source"))
     found: dict[str, Setting] = {}
     for n, r in t.rows():
         code = t.require(n, r, "code")
@@ -38,10 +40,10 @@ def _places_of_service(d: Path) -> dict[str, Setting]:
     return found
 
 
-def _places(d: Path, codes: dict[str, Setting]) -> dict[tuple[str, str, str], Setting]:
+def read_places(d: Path, codes: dict[str, Setting]) -> dict[tuple[str, str, str], Setting]:
     """places.csv: (element, system, code) -> the setting and place of service it names; a place of
     service must be one of places_of_service.csv, with the setting that table gives it."""
-    t = _Table(
+    t = Table(
         d,
         "places.csv",
         ("element", "system", "code", "display", "setting", "place_of_service", "source"),

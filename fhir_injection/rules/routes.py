@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from types import MappingProxyType
 
-from ..decision.rules import (
+from ..decision.ruleset import (
     INFUSION_KINDS,
     ROUTES,
     TECHNIQUES,
@@ -20,12 +20,23 @@ from ..decision.rules import (
     normal_text,
 )
 from ..errors import MappingError
-from .table import _Table
+from .table import Table
+
+__all__ = [
+    "read_hydration",
+    "read_infusions",
+    "read_iv_methods",
+    "read_laterality",
+    "read_procedures",
+    "read_route_text",
+    "read_routes",
+    "read_sites",
+]
 
 
-def _routes(d: Path) -> dict[tuple[str, str], str]:
+def read_routes(d: Path) -> dict[tuple[str, str], str]:
     """routes.csv: route codings -> route."""
-    t = _Table(d, "routes.csv", ("system", "code", "display", "route", "source"))
+    t = Table(d, "routes.csv", ("system", "code", "display", "route", "source"))
     routes: dict[tuple[str, str], str] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -34,12 +45,12 @@ def _routes(d: Path) -> dict[tuple[str, str], str]:
     return routes
 
 
-def _route_text(d: Path) -> dict[str, str]:
+def read_route_text(d: Path) -> dict[str, str]:
     """route_text.csv: the reviewed route texts that say one route and nothing else -> route.
 
     Matched on the whole text, case and spacing aside; any other text is never guessed from.
     """
-    t = _Table(d, "route_text.csv", ("text", "route", "source"))
+    t = Table(d, "route_text.csv", ("text", "route", "source"))
     texts: dict[str, str] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -49,9 +60,9 @@ def _route_text(d: Path) -> dict[str, str]:
     return texts
 
 
-def _infusions(d: Path) -> dict[tuple[str, str], Infusion]:
+def read_infusions(d: Path) -> dict[tuple[str, str], Infusion]:
     """infusions.csv: (kind, technique) -> the IV push or infusion code, its time limits and add-on."""
-    t = _Table(
+    t = Table(
         d,
         "infusions.csv",
         (
@@ -98,9 +109,9 @@ def _infusions(d: Path) -> dict[tuple[str, str], Infusion]:
     return infusions
 
 
-def _iv_methods(d: Path) -> IvSignals:
+def read_iv_methods(d: Path) -> IvSignals:
     """iv_methods.csv: method codes and texts that say push or infusion; duration extensions."""
-    t = _Table(
+    t = Table(
         d, "iv_methods.csv", ("kind", "system", "code", "text", "technique", "display", "source")
     )
     codes: dict[tuple[str, str], str] = {}
@@ -136,7 +147,7 @@ _PHRASE_WORDS = re.compile(r"^[a-z0-9 ]+$")
 def _iv_text(d: Path) -> tuple[IvTextPhrase, ...]:
     """iv_text.csv: phrases of ``dosage.text`` that give an IV's own time ("over {duration}") or say
     it was a push ("slow iv push"), matched on whole words, case and spacing aside, in row order."""
-    t = _Table(d, "iv_text.csv", ("kind", "phrase", "technique", "example", "source"))
+    t = Table(d, "iv_text.csv", ("kind", "phrase", "technique", "example", "source"))
     phrases: list[IvTextPhrase] = []
     seen: dict = {}
     for n, r in t.rows():
@@ -173,9 +184,9 @@ def _iv_text(d: Path) -> tuple[IvTextPhrase, ...]:
 _NAME_WORDS = re.compile(r"[a-z0-9][a-z0-9\-]*")
 
 
-def _hydration(d: Path) -> Hydration:
+def read_hydration(d: Path) -> Hydration:
     """hydration.csv: the products (codes) and names (word sequences) that are hydration fluid."""
-    t = _Table(d, "hydration.csv", ("kind", "system", "code", "name", "display", "source"))
+    t = Table(d, "hydration.csv", ("kind", "system", "code", "name", "display", "source"))
     codes: set[tuple[str, str]] = set()
     names: list[str] = []
     for n, r in t.rows():
@@ -193,9 +204,9 @@ def _hydration(d: Path) -> Hydration:
     )
 
 
-def _procedures(d: Path) -> dict[str, Procedure]:
+def read_procedures(d: Path) -> dict[str, Procedure]:
     """procedures.csv: route -> the procedure billed for it (one row per route)."""
-    t = _Table(d, "procedures.csv", ("route", "procedure_code", "description", "outcome", "source"))
+    t = Table(d, "procedures.csv", ("route", "procedure_code", "description", "outcome", "source"))
     procedures: dict[str, Procedure] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -211,9 +222,9 @@ def _procedures(d: Path) -> dict[str, Procedure]:
     return procedures
 
 
-def _sites(d: Path) -> dict[tuple[str, str], Site]:
+def read_sites(d: Path) -> dict[tuple[str, str], Site]:
     """sites.csv: body-site codings, with their display and laterality."""
-    t = _Table(d, "sites.csv", ("system", "code", "display", "laterality", "source"))
+    t = Table(d, "sites.csv", ("system", "code", "display", "laterality", "source"))
     sites: dict[tuple[str, str], Site] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -227,9 +238,9 @@ def _sites(d: Path) -> dict[tuple[str, str], Site]:
     return sites
 
 
-def _laterality(d: Path) -> dict[tuple[str, str], str]:
+def read_laterality(d: Path) -> dict[tuple[str, str], str]:
     """laterality.csv: laterality qualifier codings -> left, right or bilateral."""
-    t = _Table(d, "laterality.csv", ("system", "code", "laterality", "source"))
+    t = Table(d, "laterality.csv", ("system", "code", "laterality", "source"))
     laterality = {}
     for n, r in t.rows():
         laterality[(t.require(n, r, "system"), t.require(n, r, "code"))] = t.choice(

@@ -10,8 +10,10 @@ from typing import Literal, overload
 
 from ..errors import MappingError
 
+__all__ = ["Table", "split_names"]
 
-class _Table:
+
+class Table:
     """Reads one CSV, checking its header; yields (row_number, row)."""
 
     def __init__(self, directory: Path, name: str, columns: tuple[str, ...]):
@@ -98,5 +100,5 @@ class _Table:
         seen[key] = row
 
 
-def _names(raw: str) -> tuple[str, ...]:
+def split_names(raw: str) -> tuple[str, ...]:
     return tuple(n.strip().lower() for n in raw.split("|") if n.strip())

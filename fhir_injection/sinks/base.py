@@ -32,7 +32,8 @@ from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from ..decision.model import Decision
-    from ..decision.rules import Config, Rules
+    from ..decision.practice import Config
+    from ..decision.ruleset import Rules
     from ..fhir.client import FhirClient, Lookup
 
 __all__ = ["PostCounts", "Sink", "SinkOptions", "sink", "sink_named", "sink_names"]

@@ -12,7 +12,26 @@ import hashlib
 from decimal import Decimal
 
 from ..decision.model import CENT, Coding, Decision, EsaReading, Line
-from ..decision.rules import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_NDC, SYSTEM_POS, Rules
+
+__all__ = [
+    "CLAIM_TYPE",
+    "CONTAINER_EXTENSION",
+    "DIAGNOSIS_TYPE",
+    "INFO_CATEGORY",
+    "PRIORITY",
+    "TAG_SYSTEM",
+    "TASK_IDENTIFIER_SUFFIX",
+    "UCUM",
+    "build_claim",
+    "build_task",
+    "claim_id",
+    "claim_identifier",
+    "stable_id",
+    "task_id",
+    "task_identifier",
+]
 
 TAG_SYSTEM = "urn:fhir-injection:tag"
 TASK_IDENTIFIER_SUFFIX = ":task"

@@ -28,10 +28,24 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..decision.rules import OUTCOMES
+from ..decision.ruleset import OUTCOMES
 from .trends import SHOWN, delta
 from .view import ReportView, by_day, server_base, top
 from .worklist import write_worklist
+
+__all__ = [
+    "HERE",
+    "PAGE_SIZE",
+    "TREND_CODES",
+    "VENDOR",
+    "load_report",
+    "page_context",
+    "render_html",
+    "script_json",
+    "write_csv",
+    "write_html",
+    "write_pages",
+]
 
 HERE = Path(__file__).parent
 VENDOR = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")

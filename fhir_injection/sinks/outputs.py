@@ -15,7 +15,8 @@ from typing import Any
 
 from .. import fastjson
 from ..decision.model import Decision
-from ..decision.rules import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import ConfigError, Notice, RecordProblem, describe_failure
 from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink
@@ -23,6 +24,8 @@ from .claims import build_claim, build_task
 from .report import ReportWriter
 from .trends import history_text, read_history, run_line
 from .view import ReportView
+
+__all__ = ["FolderSink", "OUTPUT_FILES", "PAGE_FILES"]
 
 OUTPUT_FILES = ("Claim.ndjson", "Task.ndjson", "report.json")
 PAGE_FILES = ("report.html", "worklist.csv", "history.jsonl")  # rendered at commit

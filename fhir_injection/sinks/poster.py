@@ -8,8 +8,6 @@ Bundle split in halves down to the bad entry. A fingerprint tag says whether a C
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -17,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decision.model import ACTIONABLE_OUTCOMES, Decision
-from ..decision.rules import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import ConfigError, FatalNetworkError
 from ..fhir.bundles import send_in_halves
 from ..fhir.client import FhirClient, Lookup
@@ -30,49 +29,16 @@ from .claims import (
     claim_identifier,
     task_identifier,
 )
+from .fingerprint import fingerprint_of, with_fingerprint
+
+__all__ = ["CREATE_MODES", "LOOKUP_CHUNK", "Poster"]
 
 log = logging.getLogger("fhir_injection.sync")
 
 # Values per look-up list (identifier=...) when the Claims and Tasks were not fetched with the page.
 LOOKUP_CHUNK = 500
 
-FINGERPRINT_SYSTEM = "urn:fhir-injection:fingerprint"
 CREATE_MODES = ("auto", "put", "post")
-
-
-def fingerprint(resource: Mapping) -> str:
-    """A hash of what a Claim/Task says, leaving out what changes on every run or server."""
-    body = {
-        k: v
-        for k, v in resource.items()
-        if k not in ("id", "meta", "created", "authoredOn", "lastModified", "text")
-    }
-    return hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()[:24]
-
-
-def _with_fingerprint(resource: dict) -> dict:
-    meta = resource.setdefault("meta", {})
-    tags = [t for t in meta.get("tag", []) if t.get("system") != FINGERPRINT_SYSTEM]
-    tags.append({"system": FINGERPRINT_SYSTEM, "code": fingerprint(resource)})
-    meta["tag"] = tags
-    return resource
-
-
-def _fingerprint_of(resource: Mapping) -> str:
-    """The fingerprint of what ``resource`` says: its fingerprint tag when it has exactly one.
-
-    Tags are not versioned: HAPI keeps every earlier version's tags on update, so an updated
-    resource carries several fingerprint tags, stale ones included. With none or several,
-    hash the body as it is.
-    """
-    codes = [
-        t.get("code")
-        for t in (resource.get("meta") or {}).get("tag") or []
-        if t.get("system") == FINGERPRINT_SYSTEM
-    ]
-    return codes[0] if len(codes) == 1 and codes[0] else fingerprint(resource)
 
 
 def _absolute(resource: Any, base: str) -> Any:
@@ -182,7 +148,7 @@ class Poster(Sink):
     def _prepare(self, resource: dict) -> dict:
         if self.source_base:
             resource = _absolute(resource, self.source_base)
-        return _with_fingerprint(resource)
+        return with_fingerprint(resource)
 
     def plan(
         self, decisions: list[Decision], created: str, primary: set[str] | None = None
@@ -230,7 +196,7 @@ class Poster(Sink):
         if old is None or claim is None:
             return []
         claim = self._prepare(claim)
-        if _fingerprint_of(old) == _fingerprint_of(claim):
+        if fingerprint_of(old) == fingerprint_of(claim):
             return []
         claim["id"] = old["id"]
         return [self._update("Claim", "update", d, claim, old)]
@@ -267,7 +233,7 @@ class Poster(Sink):
         if old is None:
             info.update(claim_action="create", claim_status=claim["status"])
             return [self._create("Claim", d, claim, cid)]
-        if _fingerprint_of(old) != _fingerprint_of(claim):
+        if fingerprint_of(old) != fingerprint_of(claim):
             claim["id"] = old["id"]
             info.update(
                 claim_action="update", claim=f"Claim/{old['id']}", claim_status=claim["status"]
@@ -296,7 +262,7 @@ class Poster(Sink):
             if told is None:
                 info["task_action"] = "create"
                 return [self._create("Task", d, task, tid)]
-            if _fingerprint_of(told) != _fingerprint_of(task) or told.get("status") != "requested":
+            if fingerprint_of(told) != fingerprint_of(task) or told.get("status") != "requested":
                 task["id"] = told["id"]
                 info.update(task_action="update", task=f"Task/{told['id']}")
                 return [self._update("Task", "update", d, task, told)]
@@ -317,7 +283,7 @@ class Poster(Sink):
         new["businessStatus"] = {"text": reason}
         action = "cancel" if d.outcome == "void" else "complete"
         info.update(task_action=action, task=f"Task/{told['id']}")
-        return [self._update("Task", action, d, _with_fingerprint(new), told)]
+        return [self._update("Task", action, d, with_fingerprint(new), told)]
 
     def _create(self, rtype: str, d: Decision, resource: dict, ident: tuple[str, str]) -> _Planned:
         """A create: ``PUT`` to our stable id where the server takes client ids (one indexed write, and
@@ -372,7 +338,7 @@ class Poster(Sink):
         new["status"] = "cancelled"
         new["meta"] = dict(old.get("meta") or {})
         # Re-fingerprint: a stale fingerprint would call a later, re-activated Claim "unchanged".
-        return self._update("Claim", "cancel", d, _with_fingerprint(new), old)
+        return self._update("Claim", "cancel", d, with_fingerprint(new), old)
 
     def _update(
         self, rtype: str, action: str, d: Decision, resource: dict, old: Mapping

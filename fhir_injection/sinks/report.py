@@ -35,9 +35,11 @@ from typing import IO, Any
 
 from .. import fastjson
 from ..decision.model import CENT, Decision
-from ..decision.rules import OUTCOMES
+from ..decision.ruleset import OUTCOMES
 from ..errors import Notice, RecordProblem
 from .view import ReportView
+
+__all__ = ["ReportWriter", "Summary", "decision_entry", "summary_text"]
 
 
 def decision_entry(

@@ -18,6 +18,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "KEEP",
+    "SHOWN",
+    "append_run",
+    "delta",
+    "history_text",
+    "read_history",
+    "run_line",
+    "sync_history_path",
+]
+
 KEEP = 1000  # lines kept when the file is trimmed
 SHOWN = 30  # runs the report's trend charts show
 

@@ -15,11 +15,14 @@ from pathlib import Path
 
 from .. import fastjson
 from ..decision.model import Decision
-from ..decision.rules import Config, Rules
+from ..decision.practice import Config
+from ..decision.ruleset import Rules
 from ..errors import ConfigError
 from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink
 from .claims import build_claim, build_task
+
+__all__ = ["FILES", "FolderPoster"]
 
 FILES = ("Claim.ndjson", "Task.ndjson")
 

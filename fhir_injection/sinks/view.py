@@ -22,7 +22,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..decision.model import ACTIONABLE_OUTCOMES, CENT
-from ..decision.rules import OUTCOMES
+from ..decision.ruleset import OUTCOMES
+
+__all__ = [
+    "NONE_LABEL",
+    "ReportView",
+    "SEVERITY_ORDER",
+    "TOP",
+    "WorklistRow",
+    "by_day",
+    "server_base",
+    "top",
+    "view_of_entries",
+]
 
 NONE_LABEL = "(none)"
 TOP = 15  # bars per chart of held dollars; the rest are summed as one "others" bar

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 from .view import WorklistRow
 
+__all__ = ["COLUMNS", "neutralise", "resource_url", "write_worklist"]
+
 COLUMNS = (
     "days_left",
     "filing_deadline",

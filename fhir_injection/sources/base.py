@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..fhir.client import FhirClient
     from .resolver import Resolver
 
-__all__ = ["Pull", "PullOptions", "pull", "pull_named", "pull_names"]
+__all__ = ["Page", "Pull", "PullOptions", "pull", "pull_named", "pull_names"]
 
 #: a page the sync hands a pull's :meth:`Pull.pages`: the administrations, in order
 Page = list[dict]

@@ -33,13 +33,11 @@ are reported as counts of OperationOutcome issue codes.
 from __future__ import annotations
 
 import email.utils
-import gzip
 import json
 import logging
 import os
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -50,9 +48,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import FatalNetworkError, FhirInjectionError
+from ..errors import BulkExportError, FatalNetworkError, FhirInjectionError
 from ..fhir.client import FhirClient
-from ..fhir.http import credentials_allowed, redact_url
+from ..fhir.urls import redact_url
+from .download import scan_gzip, write_stream
+from .manifest import Manifest, ManifestFile, write_manifest
 
 log = logging.getLogger("fhir_injection.export")
 
@@ -62,18 +62,6 @@ DEFAULT_CONCURRENCY = 3
 CHUNK = 64 * 1024  # bytes read and written at a time
 NDJSON = "application/fhir+ndjson"
 LEVELS = ("system", "group", "patient")
-
-
-class BulkExportError(FatalNetworkError):
-    """The export failed, the manifest could not be read, or a file could not be downloaded.
-
-    ``job_over``: the server's export job cannot be used again (it failed, or its manifest is
-    unusable), so its status URL is forgotten; otherwise (the server unreachable, still busy) the
-    next run resumes it."""
-
-    def __init__(self, message: str, *, job_over: bool = True, **kw: Any):
-        super().__init__(message, **kw)
-        self.job_over = job_over
 
 
 @dataclass(frozen=True)
@@ -118,58 +106,6 @@ class ExportRequest:
             parts.append("_type=" + ",".join(self.types))
         parts += [f"_typeFilter={f}" for f in self.type_filters]
         return "?".join(parts[:1]) + ("?" + "&".join(parts[1:]) if parts[1:] else "")
-
-
-@dataclass
-class ManifestFile:
-    kind: str  # output | error | deleted
-    type: str
-    url: str
-    count: int | None
-    local: str = ""  # path inside the target folder
-
-
-@dataclass
-class Manifest:
-    transaction_time: str
-    requires_token: bool
-    files: list[ManifestFile]
-    raw: dict
-
-    @classmethod
-    def parse(cls, body: Any) -> Manifest:
-        """Check a complete-status body against Bulk Data 2.0.0 (section "Response - Complete")."""
-
-        def bad(why: str) -> BulkExportError:
-            return BulkExportError(f"the export's manifest is not usable: {why}")
-
-        if not isinstance(body, dict):
-            raise bad("not a JSON object")
-        when = body.get("transactionTime")
-        if not isinstance(when, str) or not when:
-            raise bad("no transactionTime")
-        token = body.get("requiresAccessToken")
-        if not isinstance(token, bool):
-            raise bad("requiresAccessToken is missing or not true/false")
-        files: list[ManifestFile] = []
-        for kind in ("output", "error", "deleted"):
-            items = body.get(kind, [])
-            if kind == "output" and "output" not in body:
-                raise bad("no output list")
-            if not isinstance(items, list):
-                raise bad(f"{kind} is not a list")
-            for n, item in enumerate(items):
-                if not isinstance(item, dict):
-                    raise bad(f"{kind}[{n}] is not an object")
-                rtype, url, count = item.get("type"), item.get("url"), item.get("count")
-                if not isinstance(rtype, str) or not rtype.isalpha():
-                    raise bad(f"{kind}[{n}] has no resource type")
-                if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                    raise bad(f"{kind}[{n}] ({rtype}) has no absolute url")
-                files.append(
-                    ManifestFile(kind, rtype, url, count if isinstance(count, int) else None)
-                )
-        return cls(when, token, files, body)
 
 
 @dataclass
@@ -464,13 +400,13 @@ class BulkExport:
                 "not on the FHIR server; refusing to send credentials to another host"
             )
         if final.exists():  # downloaded and checked by an earlier, interrupted run
-            lines, issues, deleted = _scan_gzip(final, label, self.chunk_size)
+            lines, issues, deleted = scan_gzip(final, label, self.chunk_size)
             self._tally(result, f, final.stat().st_size, lines, issues, deleted)
             return
         part = final.with_name(final.name + ".part")
 
         def consume(resp: requests.Response) -> tuple[int, int, Counter, int]:
-            return _write_stream(resp, part, label, self.chunk_size, f.kind)
+            return write_stream(resp, part, label, self.chunk_size, f.kind)
 
         try:
             size, lines, issues, deleted = self.session.stream(
@@ -503,150 +439,6 @@ class BulkExport:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-class _Lines:
-    """Counts NDJSON lines of decompressed data and, for error/deleted files, reads each line
-    (they are small: OperationOutcomes and Bundles of DELETE requests) for issue codes and
-    deletions. Holds at most one line at a time."""
-
-    def __init__(self, kind: str, label: str):
-        self.kind = kind
-        self.label = label
-        self.lines = 0
-        self.issues: Counter = Counter()
-        self.deleted = 0
-        self._tail = b""
-
-    def feed(self, data: bytes) -> None:
-        if self.kind == "output":  # only counted: a line may be megabytes
-            self.lines += data.count(b"\n")
-            if data:
-                self._tail = data[-1:] if data[-1:] != b"\n" else b""
-            return
-        buf = self._tail + data
-        *whole, self._tail = buf.split(b"\n")
-        for line in whole:
-            self._line(line)
-
-    def close(self) -> None:
-        if self._tail.strip():
-            if self.kind == "output":
-                self.lines += 1
-            else:
-                self._line(self._tail)
-        self._tail = b""
-
-    def _line(self, line: bytes) -> None:
-        if not line.strip():
-            return
-        self.lines += 1
-        try:
-            item = json.loads(line)
-        except ValueError:
-            raise BulkExportError(f"{self.label}: line {self.lines} is not JSON") from None
-        if not isinstance(item, dict):
-            return
-        if self.kind == "error":
-            for issue in item.get("issue") or []:
-                if isinstance(issue, dict):
-                    self.issues[str(issue.get("code") or "no code")] += 1
-        elif self.kind == "deleted":
-            self.deleted += sum(
-                1
-                for e in item.get("entry") or []
-                if isinstance(e, dict) and (e.get("request") or {}).get("method") == "DELETE"
-            )
-
-
-def _write_stream(
-    resp: requests.Response, part: Path, label: str, chunk_size: int, kind: str
-) -> tuple[int, int, Counter, int]:
-    """Stream ``resp`` into ``part`` as gzip, chunk by chunk; check it; (bytes, lines, issues,
-    deletions). Gzip the server sent (Content-Encoding, or a gzip file) is written as it comes and
-    decompressed on the side only to check and count it; plain NDJSON is compressed on the way."""
-    raw = resp.raw
-    encoded = "gzip" in (resp.headers.get("Content-Encoding") or "").lower()
-    counter = _Lines(kind, label)
-    size = 0
-    with open(part, "wb") as out:
-        first = raw.read(chunk_size, decode_content=False)
-        is_gzip = encoded or first[:2] == b"\x1f\x8b"
-        if is_gzip:
-            check = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            chunk = first
-            while chunk:
-                out.write(chunk)
-                size += len(chunk)
-                _inflate(check, chunk, counter, label, chunk_size)
-                chunk = raw.read(chunk_size, decode_content=False)
-            if not check.eof:
-                raise BulkExportError(f"{label}: the gzip data is cut short (corrupted download)")
-        else:
-            packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-            chunk = first
-            while chunk:
-                counter.feed(chunk)
-                packed = packer.compress(chunk)
-                out.write(packed)
-                size += len(packed)
-                chunk = raw.read(chunk_size, decode_content=False)
-            tail = packer.flush()
-            out.write(tail)
-            size += len(tail)
-        counter.close()
-    return size, counter.lines, counter.issues, counter.deleted
-
-
-def _inflate(check, chunk: bytes, counter: _Lines, label: str, chunk_size: int) -> None:
-    """Decompress ``chunk`` in bounded pieces (a gzip bomb cannot fill memory), feeding the lines."""
-    try:
-        data = check.decompress(chunk, chunk_size * 16)
-        counter.feed(data)
-        while check.unconsumed_tail:
-            data = check.decompress(check.unconsumed_tail, chunk_size * 16)
-            counter.feed(data)
-    except zlib.error as exc:
-        raise BulkExportError(
-            f"{label}: not valid gzip ({exc}); the download is corrupted"
-        ) from None
-
-
-def _scan_gzip(path: Path, label: str, chunk_size: int) -> tuple[int, Counter, int]:
-    """Lines, issue codes and deletions of a gzip file already on disk (a resumed download)."""
-    kind = path.parent.name if path.parent.name in ("error", "deleted") else "output"
-    counter = _Lines(kind, label)
-    try:
-        with gzip.open(path, "rb") as fh:
-            while data := fh.read(chunk_size):
-                counter.feed(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise BulkExportError(f"{label}: {path.name} is not valid gzip ({exc})") from None
-    counter.close()
-    return counter.lines, counter.issues, counter.deleted
-
-
-def write_manifest(manifest: Manifest, target: Path) -> Path:
-    """``manifest.json``: the server's manifest with each file's ``destination`` and its URL
-    without the query (a pre-signed URL's query is a credential). Written atomically, last."""
-    body = {k: v for k, v in manifest.raw.items() if k not in ("output", "error", "deleted")}
-    for kind in ("output", "error", "deleted"):
-        items = [f for f in manifest.files if f.kind == kind]
-        if items or kind in manifest.raw:
-            body[kind] = [
-                {
-                    "type": f.type,
-                    "url": redact_url(f.url).removesuffix("?…"),
-                    **({"count": f.count} if f.count is not None else {}),
-                    "destination": f.local,
-                }
-                for f in items
-            ]
-    path = target / "manifest.json"
-    tmp = path.with_name(".manifest.json.part")
-    tmp.write_text(json.dumps(body, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def origin_of(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
@@ -654,9 +446,13 @@ def origin_of(url: str) -> tuple[str, str]:
 
 __all__ = [
     "BulkExport",
-    "BulkExportError",
+    "CHUNK",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_POLL_WAIT",
     "ExportRequest",
     "ExportResult",
-    "Manifest",
-    "credentials_allowed",
+    "LEVELS",
+    "MAX_POLL_WAIT",
+    "NDJSON",
+    "origin_of",
 ]

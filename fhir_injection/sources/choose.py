@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ..clock import minus, now
 from ..errors import FatalNetworkError
+from ..fhir.bodies import json_of
 from ..fhir.client import NO_CACHE, FhirClient
-from ..fhir.http import json_of
 from .base import PullOptions
 from .resolver import MA
 

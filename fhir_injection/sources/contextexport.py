@@ -29,10 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import FatalNetworkError, OnProblem
+from ..errors import BulkExportError, FatalNetworkError, OnProblem
 from ..fhir.client import FhirClient
 from ..fhir.resources import USED_TYPES
-from .bulk import MAX_POLL_WAIT, BulkExport, BulkExportError, ExportRequest, ExportResult
+from .bulk import MAX_POLL_WAIT, BulkExport, ExportRequest, ExportResult
 from .exportfolder import ExportFolder
 from .exportpull import fill_resolver
 from .resolver import MA, Resolver
@@ -264,4 +264,4 @@ class ContextExport:
         return out
 
 
-__all__ = ["CONTEXT_TYPES", "ContextExport", "export_listed", "plan_request"]
+__all__ = ["CONTEXT_TYPES", "ContextExport", "REFUSED", "export_listed", "plan_request"]

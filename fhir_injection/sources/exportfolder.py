@@ -43,15 +43,15 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..decision.model import MAPPING
 from ..errors import OnProblem, RecordProblem
-from ..fhir.resources import FHIR_TYPE_NAMES, USED_TYPES, split_reference
-from .ndjson import _json_lines, _read_json, _read_ndjson, _Record
-from .records import valid_id
+from ..fhir.resources import FHIR_TYPE_NAMES, MAPPING, USED_TYPES
+from .exportnotes import Deletion, read_deleted, read_errors
+from .ndjson import Record, read_json, read_ndjson
+
+__all__ = ["ExportFolder", "MAX_LISTED"]
 
 # <n>.<Type>, <Type>, <Type>.<n>, <Type>.referenced, Bundle.<Type>.<n> ... then .ndjson or .ndjson.gz
 _NDJSON = re.compile(
@@ -65,30 +65,9 @@ _RUN = re.compile(r"^(?P<number>\d+)\.(?P<name>.+)$")  # SMART Fetch: 001.2025-0
 MAX_LISTED = 10000  # files listed in the report; more are counted
 
 
-EXCERPT = 200  # characters of an export error's diagnostics that are reported
-
-
 def _shown(name: str) -> str:
     """A file name as the report can hold it: bytes that are not UTF-8 as ``\\xff``."""
     return name if name.isprintable() else os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def _excerpt(text: object) -> str:
-    """An export error's own words, on one line and cut to :data:`EXCERPT` characters."""
-    if not isinstance(text, str) or not text.strip():
-        return "no diagnostics given"
-    flat = " ".join(text.split())
-    return flat if len(flat) <= EXCERPT else flat[: EXCERPT - 1] + "…"
-
-
-@dataclass(frozen=True)
-class Deletion:
-    """A ``DELETE Type/id`` entry of a ``deleted/`` file: in which run, and where it was read."""
-
-    type: str
-    id: str
-    run: int
-    where: str
 
 
 class ExportFolder:
@@ -160,7 +139,7 @@ class ExportFolder:
 
     # -- reading --------------------------------------------------------------
 
-    def records(self) -> Iterator[_Record]:
+    def records(self) -> Iterator[Record]:
         """Every used resource: the top level first, then each run folder in number order."""
         runs = self._run_folders()
         self._visited = {self.root.resolve(), *(path.resolve() for path in runs)}
@@ -191,7 +170,7 @@ class ExportFolder:
             )
             return []
 
-    def _folder(self, folder: Path, prefix: str, run: int, runs: list[Path]) -> Iterator[_Record]:
+    def _folder(self, folder: Path, prefix: str, run: int, runs: list[Path]) -> Iterator[Record]:
         """One folder's files (name order), then its ``deleted/`` and ``error/``; then the manifest
         check."""
         entries = self._entries(folder, prefix)
@@ -331,7 +310,7 @@ class ExportFolder:
 
     def _read(
         self, path: Path, rel: str, role: str, rtype: str | None, reason: str | None, run: int
-    ) -> Iterator[_Record]:
+    ) -> Iterator[Record]:
         self._errors = 0
         self._file += 1
         self.file_names[self._file] = rel
@@ -343,7 +322,7 @@ class ExportFolder:
         elif role == "skipped":
             self._list(rel, role, type=rtype, reason=reason)
         elif role == "records":
-            kept = yield from _read_ndjson(path, rel, rtype, self._problem, run, self._file)
+            kept = yield from read_ndjson(path, rel, rtype, self._problem, run, self._file)
             self._list(
                 rel,
                 role,
@@ -357,7 +336,7 @@ class ExportFolder:
         elif role == "json":
             note: dict = {}
             kept = 0
-            for resource in _read_json(path, self._problem, rel, note):
+            for resource in read_json(path, self._problem, rel, note):
                 kept += 1
                 yield resource, False, run, self._file
             if note.get("manifest"):
@@ -372,44 +351,7 @@ class ExportFolder:
             self._read_errors(path, rel)
 
     def _read_deleted(self, path: Path, rel: str, run: int) -> None:
-        """Bulk Data ``deleted`` files: each line a transaction Bundle of ``DELETE Type/id`` entries."""
-        bundles = 0
-        by_type: Counter = Counter()
-        for where, bundle in _json_lines(path, rel, self._problem):
-            if not isinstance(bundle, MAPPING) or bundle.get("resourceType") != "Bundle":
-                self._problem(
-                    RecordProblem(
-                        where, "resourceType", "a deleted file holds Bundles; this line is skipped"
-                    )
-                )
-                continue
-            bundles += 1
-            entries = bundle.get("entry")
-            if not isinstance(entries, list):
-                self._problem(RecordProblem(where, "Bundle.entry", "not a list; skipped"))
-                continue
-            for index, entry in enumerate(entries):
-                at = f"{where} entry[{index}]"
-                request = entry.get("request") if isinstance(entry, MAPPING) else None
-                request = request if isinstance(request, MAPPING) else {}
-                if request.get("method") != "DELETE":
-                    self._problem(
-                        RecordProblem(at, "request.method", "is not DELETE; the entry is skipped")
-                    )
-                    continue
-                pair = split_reference(request.get("url"))
-                if pair is None or pair[0] not in FHIR_TYPE_NAMES or not valid_id(pair[1]):
-                    self._problem(
-                        RecordProblem(
-                            at, "request.url", "is not Type/id of a resource; the entry is skipped"
-                        )
-                    )
-                    continue
-                by_type[pair[0]] += 1
-                if pair[0] in USED_TYPES:
-                    old = self.deletions.get(pair)
-                    if old is None or old.run < run:
-                        self.deletions[pair] = Deletion(pair[0], pair[1], run, at)
+        bundles, by_type = read_deleted(path, rel, run, self._problem, self.deletions)
         self._list(
             rel,
             "deleted",
@@ -419,59 +361,7 @@ class ExportFolder:
         )
 
     def _read_errors(self, path: Path, rel: str) -> None:
-        """Bulk Data ``error`` files: OperationOutcomes about what the export could not do.
-
-        Each issue of severity fatal or error (or none) is reported as an error naming the file and
-        line, with its code and its diagnostics (else ``details.text``). PHI: these describe export
-        failures and are written by the exporting server ("timed out", "Patient/123 not
-        accessible"), normally ids and codes; the text is still the server's free text, so only
-        its first 200 characters, on one line, are reported (report ``errors`` and the warning
-        log), never the OperationOutcome itself. Warnings and information are only counted.
-        """
-        outcomes = notes = 0
-        for where, outcome in _json_lines(path, rel, self._problem):
-            if (
-                not isinstance(outcome, MAPPING)
-                or outcome.get("resourceType") != "OperationOutcome"
-            ):
-                self._problem(
-                    RecordProblem(
-                        where,
-                        "resourceType",
-                        "an error file holds OperationOutcomes; this line is skipped",
-                    )
-                )
-                continue
-            outcomes += 1
-            issues = outcome.get("issue")
-            issues = (
-                [i for i in issues if isinstance(i, MAPPING)] if isinstance(issues, list) else []
-            )
-            if not issues:
-                self._problem(
-                    RecordProblem(
-                        where, "OperationOutcome.issue", "the exporter reported an error (no issue)"
-                    )
-                )
-            for issue in issues:
-                severity, code = issue.get("severity"), issue.get("code")
-                if severity in ("warning", "information"):
-                    notes += 1
-                    continue
-                details = issue.get("details")
-                text = issue.get("diagnostics") or (
-                    details.get("text") if isinstance(details, MAPPING) else None
-                )
-                label = (
-                    ", ".join(str(v) for v in (severity, code) if isinstance(v, str)) or "no code"
-                )
-                self._problem(
-                    RecordProblem(
-                        where,
-                        "OperationOutcome.issue",
-                        f"the exporter reported an export error ({label}): {_excerpt(text)}",
-                    )
-                )
+        outcomes, notes = read_errors(path, rel, self._problem)
         self._list(rel, "error", records=outcomes, errors=self._errors, notes=notes or None)
 
     # -- the manifest -----------------------------------------------------------

@@ -34,6 +34,8 @@ from .exportfolder import ExportFolder
 from .resolver import Resolver
 from .spool import Spool
 
+__all__ = ["EXPORT_TYPES", "ExportPull", "fill_resolver"]
+
 log = logging.getLogger("fhir_injection.sync")
 
 # The types the decision reads, in the kick-off's _type (one comma-joined parameter).

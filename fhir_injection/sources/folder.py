@@ -1,8 +1,7 @@
 """Read FHIR R4 resources from a Bulk Data export folder, as one stream of resources.
 
 The folder's layout (runs, manifest, ``deleted/``, ``error/``, which file is what) is
-:class:`~fhir_injection.sources.exportfolder.ExportFolder`; its files are read by :mod:`.ndjson`. The
-names other modules and the tests use are importable from here.
+:class:`~fhir_injection.sources.exportfolder.ExportFolder`; its files are read by :mod:`.ndjson`.
 """
 
 from __future__ import annotations
@@ -11,10 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OnProblem
-from .exportfolder import EXCERPT, Deletion, ExportFolder
-from .ndjson import MAX_LINE
+from .exportfolder import ExportFolder
 
-__all__ = ["EXCERPT", "MAX_LINE", "Deletion", "ExportFolder", "iter_folder", "iter_folder_checked"]
+__all__ = ["iter_folder", "iter_folder_checked"]
 
 
 def iter_folder(folder: str | Path, on_problem: OnProblem) -> Iterator[dict]:

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Any, cast
 
 from .. import fastjson
-from ..decision.model import MAPPING
 from ..errors import OnProblem, RecordProblem
-from ..fhir.resources import FHIR_TYPE_NAMES, USED_TYPES, identify_entries, rewrite_references
+from ..fhir.resources import (
+    FHIR_TYPE_NAMES,
+    MAPPING,
+    USED_TYPES,
+    identify_entries,
+    rewrite_references,
+)
 from .records import check_resource, check_shape
+
+__all__ = ["MAX_LINE", "Record", "json_lines", "read_json", "read_ndjson"]
 
 MAX_LINE = 50 * 1024 * 1024  # a single resource larger than this is refused, not parsed
 
@@ -55,7 +62,7 @@ def _not_json(raw: bytes, where: str, on_problem: OnProblem) -> Any:
 _BAD = object()
 
 
-_Record = tuple[dict, bytes | bool, int, int]  # a resource, how the spool may store it, run, file
+Record = tuple[dict, bytes | bool, int, int]  # a resource, how the spool may store it, run, file
 
 
 def _file_failed(rel: str, number: int, exc: BaseException, on_problem: OnProblem) -> None:
@@ -69,14 +76,14 @@ def _file_failed(rel: str, number: int, exc: BaseException, on_problem: OnProble
     )
 
 
-def _read_ndjson(
+def read_ndjson(
     path: Path,
     rel: str,
     expected_type: str | None,
     on_problem: OnProblem,
     run: int = 0,
     file: int = 0,
-) -> Generator[_Record, None, int]:
+) -> Generator[Record, None, int]:
     """Line by line, in bytes: a line that is not UTF-8 or not JSON is reported alone.
 
     Yields (resource, how to store it, run, file): how is the line itself when orjson read it (it
@@ -120,7 +127,7 @@ def _read_ndjson(
     return kept
 
 
-def _json_lines(path: Path, rel: str, on_problem: OnProblem) -> Iterator[tuple[str, Any]]:
+def json_lines(path: Path, rel: str, on_problem: OnProblem) -> Iterator[tuple[str, Any]]:
     """(where, value) of every line of a small NDJSON file (deleted/, error/): bad lines reported."""
     number = 0
     try:
@@ -143,7 +150,7 @@ def _json_lines(path: Path, rel: str, on_problem: OnProblem) -> Iterator[tuple[s
         _file_failed(rel, number, exc, on_problem)
 
 
-def _read_json(
+def read_json(
     path: Path, on_problem: OnProblem, rel: str | None = None, note: dict | None = None
 ) -> Iterator[dict]:
     """A Bundle's entries, or the one resource of a ``.json`` file. ``note`` learns why nothing was

@@ -11,9 +11,10 @@ import math
 import re
 from collections.abc import Mapping
 
-from ..decision.model import MAPPING
 from ..errors import RecordProblem
-from ..fhir.resources import USED_TYPES
+from ..fhir.resources import MAPPING, USED_TYPES
+
+__all__ = ["check_resource", "check_shape", "valid_id"]
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 

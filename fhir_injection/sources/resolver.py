@@ -27,7 +27,7 @@ from ..decision.context import (
     role_references,
 )
 from ..decision.localtime import service_date
-from ..decision.rules import Config
+from ..decision.practice import Config
 from ..fhir.client import FhirClient, Lookup
 from ..fhir.resources import (
     FOUND_BY_PATIENT,

@@ -20,9 +20,10 @@ from typing import cast
 
 from .. import fastjson
 from ..decision.context import Context, practitioner_roles
-from ..decision.model import MAPPING
 from ..errors import Notice, OnNotice, RecordProblem
-from ..fhir.resources import identifiers_of, patient_id_of
+from ..fhir.resources import MAPPING, identifiers_of, patient_id_of
+
+__all__ = ["Spool"]
 
 _SEEN_BITS = 1 << 24  # the add_all filter of ids already stored: 2 MiB
 _BATCH = 1000
@@ -242,7 +243,7 @@ class Spool:
     def apply_deletions(self, deletions: Iterable) -> list[tuple[str, str | None, str]]:
         """Remove what an export's ``deleted/`` files delete; the deleted administrations.
 
-        ``deletions`` are :class:`~fhir_injection.sources.exportfolder.Deletion`. A deletion removes the
+        ``deletions`` are :class:`~fhir_injection.sources.exportnotes.Deletion`. A deletion removes the
         record of its type and id when that record came from an earlier run (a record of the same
         run or a later one was written after the deletion: see
         :class:`~fhir_injection.sources.exportfolder.ExportFolder`). Returns, for each deleted

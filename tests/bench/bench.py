@@ -482,7 +482,7 @@ def _profile_summary(prof: cProfile.Profile, wall: float) -> dict:
         ):
             g = "sqlite"
         elif "fhir_injection/decision/" in f and not f.endswith(
-            ("/units.py", "/rules.py", "/context.py")
+            ("/units.py", "/ruleset.py", "/context.py")
         ):
             g = "engine"
         elif f.endswith("fhir_injection/sinks/claims.py"):

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from fhir_injection import connect, load_folder  # noqa: E402
-from fhir_injection.decision.rules import Config  # noqa: E402
+from fhir_injection.decision.practice import Config  # noqa: E402
 from fhir_injection.jobs.sync import SyncOptions, run_sync  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
 from fhir_injection.sources.crawl import CrawlPull  # noqa: E402

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests" / "bench"))
 from generate import generate  # noqa: E402
 
 from fhir_injection.clock import now  # noqa: E402
-from fhir_injection.decision.rules import Config  # noqa: E402
+from fhir_injection.decision.practice import Config  # noqa: E402
 from fhir_injection.jobs.offline import run_folder  # noqa: E402
 from fhir_injection.rules import load_rules  # noqa: E402
 from fhir_injection.sinks.html import load_report, write_pages  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from fhir_injection import build_claim
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
 from tests.builders import (
     CREATED,
     ICD10,

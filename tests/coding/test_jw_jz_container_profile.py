@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fhir_injection import Config, load_config, load_rules
-from fhir_injection.decision.rules import SYSTEM_HCPCS as HCPCS
+from fhir_injection.decision.ruleset import SYSTEM_HCPCS as HCPCS
 from fhir_injection.errors import ConfigError
 from tests.builders import NDC, RXNORM, admin, decide_one, dosage, dose, gap_codes, line, med, world
 

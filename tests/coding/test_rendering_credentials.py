@@ -15,7 +15,7 @@ import pytest
 from fhir_injection import Config, Context
 from fhir_injection.config import load_config
 from fhir_injection.decision.clinicians import clinician_credential, text_credential
-from fhir_injection.decision.rules import credential_key
+from fhir_injection.decision.ruleset import credential_key
 from fhir_injection.errors import ConfigError
 from tests.builders import (
     PARTICIPATION,

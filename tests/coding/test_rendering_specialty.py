@@ -702,7 +702,7 @@ def test_the_offline_spool_finds_the_roles_of_a_practitioner(tmp_path):
         assert [
             r["id"] for r in spool.for_patient("p1")[1].roles_of(bare_practitioner("nurse"))
         ] == ["rn-role"]
-        from fhir_injection.sources.exportfolder import Deletion
+        from fhir_injection.sources.exportnotes import Deletion
 
         spool.apply_deletions([Deletion("PractitionerRole", "rn-role", 3, "d:1")])
         assert spool.for_patient("p1")[1].roles_of(bare_practitioner("nurse")) == []

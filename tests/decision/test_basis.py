@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import json
 
-from fhir_injection.decision.rules import BASIS_FACTS, BASIS_KINDS, Config
+from fhir_injection.decision.practice import Config
+from fhir_injection.decision.ruleset import BASIS_FACTS, BASIS_KINDS
 from fhir_injection.sinks.report import ReportWriter
 from tests.builders import (
     ACT,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fhir_injection import Config, Context, decide, decide_all
-from fhir_injection.decision.case import _Draft, _Gaps
+from fhir_injection.decision.case import Draft, Gaps
 from fhir_injection.decision.engine import _finish, _sort_key, decide_deleted
 from fhir_injection.decision.model import Decision
 from tests.builders import (
@@ -1171,10 +1171,8 @@ CONFIG = Config()
 WHO = {"patient": "Patient/p1", "coverage": "Coverage/c1", "provider": "Organization/clinic"}
 
 
-def draft(
-    outcome="claim", procedure="96372", gaps=(), when=None, admin_id="a1", **fields
-) -> _Draft:
-    found = _Gaps(RULES, CONFIG)
+def draft(outcome="claim", procedure="96372", gaps=(), when=None, admin_id="a1", **fields) -> Draft:
+    found = Gaps(RULES, CONFIG)
     for code in gaps:
         found.add(code)
     decision = Decision(
@@ -1184,7 +1182,7 @@ def draft(
         procedure=procedure,
         **{**WHO, **fields},
     )
-    return _Draft({"id": admin_id}, decision, when, None, (), found)
+    return Draft({"id": admin_id}, decision, when, None, (), found)
 
 
 # ----------------------------------------------------------------------------- not a 96372

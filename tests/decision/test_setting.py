@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_injection.config import load_config
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.errors import ConfigError
 from tests.builders import (
     ACT,

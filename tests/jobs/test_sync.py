@@ -21,7 +21,7 @@ import responses
 
 from fhir_injection import cli
 from fhir_injection.clock import minus
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.errors import EXIT_INTERRUPTED, EXIT_SERVER, ConfigError, FatalNetworkError
 from fhir_injection.fhir.auth import BasicAuth, BearerAuth, SmartBackendAuth
 from fhir_injection.fhir.client import FhirClient

@@ -19,7 +19,7 @@ from fhir_injection import cli
 from fhir_injection.bundled import demo_config, demo_dir
 from fhir_injection.config import load_config
 from fhir_injection.decision.model import ACTIONABLE_OUTCOMES
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.jobs.offline import run_folder
 from fhir_injection.sinks.html import load_report, page_context, render_html, script_json
 from fhir_injection.sinks.view import server_base, view_of_entries

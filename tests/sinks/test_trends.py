@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.jobs.offline import run_folder

@@ -18,14 +18,17 @@ import requests
 import responses
 
 from fhir_injection import cli
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
+from fhir_injection.errors import BulkExportError
 from fhir_injection.fhir.auth import BearerAuth
 from fhir_injection.fhir.client import FhirClient
-from fhir_injection.fhir.http import HttpSession, credentials_allowed
+from fhir_injection.fhir.http import HttpSession
+from fhir_injection.fhir.urls import credentials_allowed
 from fhir_injection.jobs.state import StateFile
 from fhir_injection.jobs.sync import SyncOptions, run_sync
 from fhir_injection.sources import bulk as bulk_module
-from fhir_injection.sources.bulk import BulkExport, BulkExportError, ExportRequest
+from fhir_injection.sources import download as download_module
+from fhir_injection.sources.bulk import BulkExport, ExportRequest
 from fhir_injection.sources.exportfolder import ExportFolder
 from tests.builders import rules as load_bundled_rules
 from tests.fakefhir import BASE as FAKE_BASE
@@ -503,7 +506,9 @@ def test_downloads_stream_in_bounded_chunks(rsps, tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.fh.close()
 
-    monkeypatch.setattr(bulk_module, "open", lambda p, m: Tracked(real_open(p, m)), raising=False)
+    monkeypatch.setattr(
+        download_module, "open", lambda p, m: Tracked(real_open(p, m)), raising=False
+    )
     result = exporter(Clock(), chunk_size=4096).run(ExportRequest(), tmp_path / "out")
     out = tmp_path / "out"
     assert gzip.decompress((out / "1.Patient.ndjson.gz").read_bytes()) == body

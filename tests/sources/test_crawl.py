@@ -17,15 +17,15 @@ import pytest
 import responses
 
 from fhir_injection import cli
-from fhir_injection.decision.rules import Config
+from fhir_injection.decision.practice import Config
 from fhir_injection.errors import EXIT_RECORD_ERRORS, ConfigError
 from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.jobs.sync import SyncOptions, run_sync
 from fhir_injection.sources.choose import choose_pull
+from fhir_injection.sources.cohort import read_patient_file
 from fhir_injection.sources.crawl import (
     eta_text,
-    read_patient_file,
     window_start,
 )
 from tests.builders import admin, world

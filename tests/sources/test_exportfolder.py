@@ -22,7 +22,8 @@ import responses
 from fhir_injection import Config, load_rules, run_folder
 from fhir_injection.decision.engine import decide_deleted
 from fhir_injection.errors import RecordProblem
-from fhir_injection.sources.folder import EXCERPT, Deletion, ExportFolder
+from fhir_injection.sources.exportfolder import ExportFolder
+from fhir_injection.sources.exportnotes import EXCERPT, Deletion
 from fhir_injection.sources.spool import Spool
 from tests.builders import admin, dosage, dose, world
 from tests.builders import rules as load_bundled_rules

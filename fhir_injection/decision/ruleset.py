@@ -11,11 +11,86 @@ import re
 from calendar import monthrange
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, timedelta
 from decimal import Decimal
 
-from ..errors import ConfigError
-from .zones import zone_named
+__all__ = [
+    "BASIS_FACTS",
+    "BASIS_KINDS",
+    "CONTAINERS",
+    "CodeChange",
+    "CodeStart",
+    "DOSE_FORM_OUTCOMES",
+    "DRUG_CLASSES",
+    "DoseForm",
+    "DoseFormCategory",
+    "Drug",
+    "DrugByDiagnosis",
+    "DrugCode",
+    "DrugFamily",
+    "ESA_READINGS",
+    "EsaLab",
+    "FILING_UNITS",
+    "FamilyMember",
+    "Fee",
+    "FilingLimit",
+    "GAP_SCOPES",
+    "GapType",
+    "Hydration",
+    "INFUSION_KINDS",
+    "IV_ONLY_CATEGORY",
+    "IV_ROUTES",
+    "Infusion",
+    "IvSignals",
+    "IvTextPhrase",
+    "MODIFIER_LINES",
+    "MODIFIER_USES",
+    "Modifier",
+    "NDC_UNITS",
+    "NDC_UNIT_BASES",
+    "NameRule",
+    "NdcCrosswalk",
+    "OUTCOMES",
+    "PACKAGE_KINDS",
+    "PAYER_CODE_TYPES",
+    "PAYER_TYPES",
+    "PLACE_ELEMENTS",
+    "PLACE_SETTINGS",
+    "Package",
+    "PayerCode",
+    "PayerRule",
+    "Procedure",
+    "QUALIFICATION_ROLES",
+    "QUALIFICATION_TEXT_ROLES",
+    "REQUIRED_GAPS",
+    "ROUTES",
+    "Rules",
+    "SAD_POLICIES",
+    "SC_IM",
+    "SETTINGS",
+    "SEVERITIES",
+    "SINGLE_DOSE",
+    "SYSTEM_CPT",
+    "SYSTEM_CVX",
+    "SYSTEM_HCPCS",
+    "SYSTEM_HCPCS_ALIASES",
+    "SYSTEM_ICD10CM",
+    "SYSTEM_LOINC",
+    "SYSTEM_NDC",
+    "SYSTEM_ORDERABLE_DRUG_FORM",
+    "SYSTEM_POS",
+    "SYSTEM_SNOMED",
+    "Setting",
+    "Site",
+    "TECHNIQUES",
+    "UNITS",
+    "UNIT_STATUSES",
+    "VACCINE_GROUPS",
+    "Vaccine",
+    "credential_key",
+    "normal_text",
+    "parse_filing_limit",
+]
 
 ROUTES = {
     "subcutaneous",
@@ -99,9 +174,6 @@ CONTAINERS = {"single-dose", "multi-dose"}
 #: Directory): the two above and a pharmacy bulk package (USP <1>: many single doses, for pharmacy
 #: admixture only), which is not a single-dose container for JW/JZ (mappings/build/README.md)
 PACKAGE_KINDS = CONTAINERS | {"pharmacy-bulk"}
-#: the keys of a practice's [containers] profile: a HCPCS Level II code, an 11-digit NDC
-_HCPCS_KEY = re.compile(r"^[A-Z][0-9]{4}$")
-_NDC11_KEY = re.compile(r"^[0-9]{11}$")
 #: drugs.csv single_dose: yes (single-dose containers), no (multi-dose, or JW/JZ never apply), varies
 #: (the product comes in both: the container decides, mappings/packages.csv)
 SINGLE_DOSE = ("yes", "no", "varies")
@@ -650,99 +722,3 @@ REQUIRED_GAPS = (
     "route-conflicts-dose-form",
     "past-filing-limit",
 )
-
-
-@dataclass(frozen=True)
-class Config:
-    """Run-time choices a billing team makes; defaults are documented in docs/configuration.md.
-
-    ``severity`` overrides gap severities (only ``missing-consent`` and ``missing-site``
-    are meant to be tuned, but any gap may be). ``distinct_modifier`` overrides the modifiers.csv
-    distinct-procedure row per payer type, e.g. ``{"medicare": "XS"}``. ``timezone`` is the clinic's
-    IANA time zone (``America/New_York``), used for dates of service when the data names none
-    (:mod:`.localtime`); :attr:`zone` is that zone, looked up once here.
-    """
-
-    severity: Mapping[str, str] = field(default_factory=dict)
-    distinct_modifier: Mapping[str, str] = field(default_factory=dict)
-    jw_jz: bool = True
-    identifier_system: str = "urn:fhir-injection:claim"
-    billing_provider: str | None = None  # "Organization/<id>" used when the encounter names none
-    timezone: str | None = None  # IANA name; None: an instant's date is its own offset's
-    #: a Medicare self-administered drug: "hold" (gap, held) or "gy" (billed with GY for a denial)
-    sad_policy: str = "hold"
-    #: the billing clinic's Organization id (``clinic-1`` or ``Organization/clinic-1``) or one of
-    #: its Locations (``Location/suite-2``, an Encounter.location) -> Practitioner id of the
-    #: supervising physician or NPP there: the rendering provider when the encounter names no
-    #: eligible one (a Location's before the Organization's)
-    rendering_providers: Mapping[str, str] = field(default_factory=dict)
-    #: the practice's profile of its places (README "Configuration", [places]): "Location/<id>",
-    #: "Organization/<id>" or an identifier "system|value" -> its CMS place of service; given, it
-    #: is what that place is (basis 'practice')
-    places: Mapping[str, str] = field(default_factory=dict)
-    #: the place of service of the practice's sites when nothing in the record places a visit
-    #: (a practice whose sites are all offices says "11"); None: such a visit is unknown-setting
-    default_place_of_service: str | None = None
-    #: the day the run treats as today (``--as-of``; the CLI's default is the clock's date): a
-    #: service whose filing limit ended before it is ``past-filing-limit``. None: no day is known,
-    #: so deadlines are given but nothing is judged past them (the engine never reads the clock)
-    as_of: date | None = None
-    #: payer type -> its filing limit, overriding filing_limits.csv (``[filing_limits]``); None:
-    #: no limit for that payer type. ``unknown``: the limit the practice assumes when the payer type
-    #: is not known (no Coverage, or one that does not say); without it the longest of any payer type
-    filing_limits: Mapping[str, FilingLimit | None] = field(default_factory=dict)
-    #: the practice's profile of what it stocks (README "Configuration", [containers]): a HCPCS
-    #: code (every product of it the practice gives) or an 11-digit NDC -> "single-dose" or
-    #: "multi-dose"; the container's kind when no NDC row (packages.csv, the CMS crosswalk) says it,
-    #: an NDC's before its code's (basis 'practice'). The size still comes from the record or tables
-    containers: Mapping[str, str] = field(default_factory=dict)
-    zone: tzinfo | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        if self.timezone is not None:
-            zone = zone_named(self.timezone) if isinstance(self.timezone, str) else None
-            if zone is None:
-                raise ConfigError(
-                    f"timezone {self.timezone!r} is not an IANA time zone name "
-                    "(such as 'America/New_York')"
-                )
-            object.__setattr__(self, "zone", zone)
-        for place, pos in [*self.places.items(), ("default", self.default_place_of_service)]:
-            if pos is not None and not (isinstance(pos, str) and pos.isdigit() and len(pos) == 2):
-                raise ConfigError(
-                    f"place of service for {place} is {pos!r}, expected a two-digit CMS code "
-                    "such as '11'"
-                )
-        if self.sad_policy not in SAD_POLICIES:
-            raise ConfigError(f"sad_policy is '{self.sad_policy}', expected hold or gy")
-        for code, sev in self.severity.items():
-            if sev not in SEVERITIES:
-                raise ConfigError(
-                    f"severity for gap '{code}' is '{sev}', expected error, warning or info"
-                )
-        if self.as_of is not None and (
-            not isinstance(self.as_of, date) or isinstance(self.as_of, datetime)
-        ):
-            raise ConfigError(f"as_of is {self.as_of!r}, expected a date (YYYY-MM-DD)")
-        for pt, limit in self.filing_limits.items():
-            if pt not in PAYER_TYPES and pt != "unknown":
-                raise ConfigError(
-                    f"filing limit for '{pt}': not a payer type "
-                    f"(expected one of {', '.join(sorted(PAYER_TYPES | {'unknown'}))})"
-                )
-            if limit is not None and not isinstance(limit, FilingLimit):
-                raise ConfigError(f"filing limit for '{pt}' is {limit!r}, expected a FilingLimit")
-        for key, kind in self.containers.items():
-            if not (_HCPCS_KEY.match(key) or _NDC11_KEY.match(key)):
-                raise ConfigError(
-                    f"container for '{key}': not a HCPCS code (J3420) or an 11-digit NDC"
-                )
-            if kind not in CONTAINERS:
-                raise ConfigError(
-                    f"container for '{key}' is {kind!r}, expected single-dose or multi-dose"
-                )
-        for pt, mod in self.distinct_modifier.items():
-            if mod not in {"59", "XE", "XP", "XS", "XU"}:
-                raise ConfigError(
-                    f"distinct modifier for '{pt}' is '{mod}', expected 59, XE, XP, XS or XU"
-                )

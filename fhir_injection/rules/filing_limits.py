@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import PAYER_TYPES, FilingLimit, parse_filing_limit
-from .table import _Table
+from ..decision.ruleset import PAYER_TYPES, FilingLimit, parse_filing_limit
+from .table import Table
+
+__all__ = ["read_filing_limits"]
 
 
-def _filing_limits(d: Path) -> dict[str, FilingLimit | None]:
+def read_filing_limits(d: Path) -> dict[str, FilingLimit | None]:
     """filing_limits.csv: one row per payer type; ``limit`` is days (``180d``), months (``12m``)
     or ``none``. Every payer type has a row, so a claim's limit is never guessed."""
-    t = _Table(d, "filing_limits.csv", ("payer_type", "limit", "source"))
+    t = Table(d, "filing_limits.csv", ("payer_type", "limit", "source"))
     limits: dict[str, FilingLimit | None] = {}
     last = 1
     for n, r in t.rows():

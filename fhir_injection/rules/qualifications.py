@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import QUALIFICATION_ROLES, QUALIFICATION_TEXT_ROLES, credential_key
-from .table import _Table
+from ..decision.ruleset import QUALIFICATION_ROLES, QUALIFICATION_TEXT_ROLES, credential_key
+from .table import Table
+
+__all__ = ["read_participant_types", "read_qualification_texts", "read_qualifications"]
 
 
-def _qualifications(
+def read_qualifications(
     d: Path,
 ) -> tuple[dict[tuple[str, str], str], dict[str, tuple[tuple[str, str], ...]]]:
     """qualifications.csv: Practitioner.qualification codings -> eligible (renders) or auxiliary;
     ``match`` exact, or prefix (a NUCC taxonomy group: 20 = allopathic and osteopathic physicians)."""
-    t = _Table(d, "qualifications.csv", ("system", "code", "match", "display", "role", "source"))
+    t = Table(d, "qualifications.csv", ("system", "code", "match", "display", "role", "source"))
     exact: dict[tuple[str, str], str] = {}
     prefixes: dict[str, list[tuple[str, str]]] = {}
     seen: dict = {}
@@ -32,12 +34,12 @@ def _qualifications(
     return exact, longest
 
 
-def _qualification_texts(d: Path) -> dict[str, tuple[str, str]]:
+def read_qualification_texts(d: Path) -> dict[str, tuple[str, str]]:
     """qualification_text.csv: the reviewed qualification texts (Practitioner.qualification.code.text,
     a coding's display) -> (eligible, auxiliary or other, what the text means). Matched on
-    :func:`~fhir_injection.decision.rules.credential_key` (letters and digits, case aside), so two
+    :func:`~fhir_injection.decision.ruleset.credential_key` (letters and digits, case aside), so two
     rows that differ only in punctuation or case are one row twice: refused."""
-    t = _Table(d, "qualification_text.csv", ("text", "role", "meaning", "source"))
+    t = Table(d, "qualification_text.csv", ("text", "role", "meaning", "source"))
     texts: dict[str, tuple[str, str]] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -51,10 +53,10 @@ def _qualification_texts(d: Path) -> dict[str, tuple[str, str]]:
     return texts
 
 
-def _participant_types(d: Path) -> dict[tuple[str, str], int]:
+def read_participant_types(d: Path) -> dict[tuple[str, str], int]:
     """participant_types.csv: the Encounter.participant.type codings a rendering practitioner is
     read from, with their rank (1 first)."""
-    t = _Table(d, "participant_types.csv", ("system", "code", "display", "rank", "source"))
+    t = Table(d, "participant_types.csv", ("system", "code", "display", "rank", "source"))
     ranks: dict[tuple[str, str], int] = {}
     seen: dict = {}
     for n, r in t.rows():

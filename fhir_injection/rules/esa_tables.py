@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.rules import ESA_READINGS, Drug, EsaLab
-from .table import _Table
+from ..decision.ruleset import ESA_READINGS, Drug, EsaLab
+from .table import Table
+
+__all__ = ["read_esa", "read_esa_labs"]
 
 
-def _esa(d: Path, drugs: dict[str, Drug]) -> dict[str, bool]:
+def read_esa(d: Path, drugs: dict[str, Drug]) -> dict[str, bool]:
     """esa.csv: HCPCS -> whether the code is the one "for ESRD on dialysis"; every code in drugs.csv."""
-    t = _Table(d, "esa.csv", ("hcpcs", "esrd_dialysis", "source"))
+    t = Table(d, "esa.csv", ("hcpcs", "esrd_dialysis", "source"))
     out: dict[str, bool] = {}
     seen: dict = {}
     for n, r in t.rows():
@@ -24,9 +26,9 @@ def _esa(d: Path, drugs: dict[str, Drug]) -> dict[str, bool]:
     return out
 
 
-def _esa_labs(d: Path) -> tuple[EsaLab, ...]:
+def read_esa_labs(d: Path) -> tuple[EsaLab, ...]:
     """esa_labs.csv: the Observation codes of the readings an ESA claim reports, in row order."""
-    t = _Table(d, "esa_labs.csv", ("system", "code", "display", "reading", "max_days", "source"))
+    t = Table(d, "esa_labs.csv", ("system", "code", "display", "reading", "max_days", "source"))
     out = []
     seen: dict = {}
     for n, r in t.rows():
