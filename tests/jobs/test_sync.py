@@ -28,7 +28,7 @@ from fhir_injection.fhir.client import FhirClient
 from fhir_injection.fhir.http import HttpSession
 from fhir_injection.jobs import sync as sync_module
 from fhir_injection.jobs.sync import StopFlag, SyncOptions, parse_interval, run_sync
-from fhir_injection.sinks.poster import FINGERPRINT_SYSTEM
+from fhir_injection.sinks.fingerprint import FINGERPRINT_SYSTEM
 from tests.builders import V2_SITE, admin, world
 from tests.builders import rules as load_bundled_rules
 from tests.fakefhir import BASE, INCLUDES, MA, FakeFhir, instant, outcome
@@ -420,7 +420,7 @@ def test_a_refused_write_is_tried_again_next_run_until_it_lands(rsps, server, tm
 
 
 def test_a_write_refused_run_after_run_is_given_up_and_reported(rsps, server, tmp_path, sleeps):
-    from fhir_injection.jobs.sync import MAX_WRITE_RETRIES
+    from fhir_injection.jobs.syncrun import MAX_WRITE_RETRIES
 
     clinic(server, patients=1, per_patient=1)
     server.entry_hook = lambda e: (
