@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from .. import fastjson
 from ..errors import ConfigError
+from ..fhir.resources import reference_of
 
 if TYPE_CHECKING:
     from ..decision.model import Decision
@@ -130,6 +132,24 @@ class Sink:
     def send(self, plans: list[Any], outcome: dict[str, dict[str, Any]]) -> None:
         """Carry out :meth:`plan`'s work, filling in ``outcome`` (a sink that writes as it plans
         does nothing here)."""
+
+    def file(self, files: dict[str, Any], claim: dict | None, task: dict | None) -> dict[str, Any]:
+        """Write a decision's Claim and Task (either may be None) as NDJSON lines to
+        ``files["Claim.ndjson"]`` and ``files["Task.ndjson"]``, count them as created, and return
+        what the report records for the administration (the sinks that write files share it)."""
+        if claim:
+            files["Claim.ndjson"].write(fastjson.dumps(claim) + "\n")
+            self.claims.created += 1
+        if task:
+            files["Task.ndjson"].write(fastjson.dumps(task) + "\n")
+            self.tasks.created += 1
+        return {
+            "claim_action": "file" if claim else None,
+            "task_action": "file" if task else None,
+            "claim": reference_of(claim) if claim else None,
+            "claim_status": claim["status"] if claim else None,
+            "task": reference_of(task) if task else None,
+        }
 
     def commit(self) -> None:
         """The run completed: make its outputs final (files renamed into place)."""

@@ -13,12 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import fastjson
 from ..decision.model import Decision
 from ..decision.practice import Config
 from ..decision.ruleset import Rules
 from ..errors import ConfigError, Notice, RecordProblem, describe_failure
-from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink
 from .claims import build_claim, build_task
 from .report import ReportWriter
@@ -90,19 +88,7 @@ class FolderSink(Sink):
                     }
                 )
                 continue
-            if claim:
-                self._handles["Claim.ndjson"].write(fastjson.dumps(claim) + "\n")
-                self.claims.created += 1
-            if task:
-                self._handles["Task.ndjson"].write(fastjson.dumps(task) + "\n")
-                self.tasks.created += 1
-            outcome[decision.administration] = {
-                "claim_action": "file" if claim else None,
-                "task_action": "file" if task else None,
-                "claim": reference_of(claim) if claim else None,
-                "claim_status": claim["status"] if claim else None,
-                "task": reference_of(task) if task else None,
-            }
+            outcome[decision.administration] = self.file(self._handles, claim, task)
         return [], outcome
 
     def problem(self, problem: RecordProblem) -> None:

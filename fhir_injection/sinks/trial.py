@@ -13,12 +13,10 @@ import contextlib
 import os
 from pathlib import Path
 
-from .. import fastjson
 from ..decision.model import Decision
 from ..decision.practice import Config
 from ..decision.ruleset import Rules
 from ..errors import ConfigError
-from ..fhir.resources import reference_of
 from .base import Sink, SinkOptions, sink
 from .claims import build_claim, build_task
 
@@ -65,19 +63,7 @@ class FolderPoster(Sink):
                 continue
             claim = build_claim(d, self.config, created)
             task = build_task(d, self.config, self.rules, created)
-            if claim:
-                self._files["Claim.ndjson"].write(fastjson.dumps(claim) + "\n")
-                self.claims.created += 1
-            if task:
-                self._files["Task.ndjson"].write(fastjson.dumps(task) + "\n")
-                self.tasks.created += 1
-            outcome[d.administration] = {
-                "claim_action": "file" if claim else None,
-                "task_action": "file" if task else None,
-                "claim": reference_of(claim) if claim else None,
-                "claim_status": claim["status"] if claim else None,
-                "task": reference_of(task) if task else None,
-            }
+            outcome[d.administration] = self.file(self._files, claim, task)
         return [], outcome
 
     def commit(self) -> None:
