@@ -12,6 +12,7 @@ from .clinical import (
     active_consent,
     body_site,
     code_first_order,
+    combine_codes,
     consent_missing,
     diagnosis_groups_of,
     em_codes,
@@ -104,6 +105,7 @@ def step_diagnosis_consent_coverage(c: Case) -> None:
     if c.lead_diagnoses:  # the injury a Part B tetanus vaccine was given for comes first
         lead = c.lead_diagnoses
         c.diagnoses = list(lead) + [d for d in c.diagnoses if d not in lead]
+    c.diagnoses, combined = combine_codes(c.diagnoses, c.rules)  # D64.9 with N18.4: D63.1
     c.diagnoses = code_first_order(c.diagnoses, c.rules)  # D63.1 after the CKD stage
     if not c.diagnoses:
         if found.unmapped:
@@ -127,6 +129,8 @@ def step_diagnosis_consent_coverage(c: Case) -> None:
         written = {d.code for d in found.coded if d.system == SYSTEM_ICD10CM}
         if all(d.code in written for d in c.diagnoses):
             c.known("diagnosis", "record", f"ICD-10-CM {shown} (reasons, encounter)")
+        elif combined:
+            c.known("diagnosis", "rule", f"ICD-10-CM {shown}: " + "; ".join(combined))
         else:
             c.known("diagnosis", "rule", f"ICD-10-CM {shown}, from SNOMED CT (snomed_icd10.csv)")
     if c.patient_id:

@@ -42,6 +42,7 @@ __all__ = [
     "active_coverage",
     "body_site",
     "code_first_order",
+    "combine_codes",
     "consent_missing",
     "diagnosis_groups_of",
     "diagnosis_rule_holds",
@@ -230,6 +231,39 @@ def diagnosis_groups_of(coding: Coding, rules: Rules) -> list[str]:
         for rule, groups in rules.diagnosis_rules.items()
         if any(_in_ranges(coding, group) for group in groups)
     ]
+
+
+def combine_codes(codes: list[Coding], rules: Rules) -> tuple[list[Coding], list[str]]:
+    """``codes`` with each unspecified code a combination code replaces (combination_codes.csv;
+    ICD-10-CM Official Guidelines I.A.15 "With": D64.9 listed with N18.1-N18.9 is coded D63.1) put
+    in its place, and a note for each. Only when both codes are on the list; a combination code
+    already there is not written twice."""
+    out, notes = list(codes), []
+    for rule in rules.combination_codes:
+        keys = [_icd10_key(c) for c in out]
+        lo, hi = rule.with_from, rule.with_to
+        other = [c for c, k in zip(out, keys, strict=True) if lo <= k[: len(lo)] <= hi]
+        if rule.code not in keys or not other:
+            continue
+        at = keys.index(rule.code)
+        replaced = out.pop(at)
+        becomes = (
+            rule.becomes if len(rule.becomes) == 3 else f"{rule.becomes[:3]}.{rule.becomes[3:]}"
+        )
+        if rule.becomes not in keys:
+            out.insert(at, Coding(SYSTEM_ICD10CM, becomes, rule.becomes_display))
+        notes.append(
+            f"{replaced.code} with {other[0].code} coded {becomes} (combination_codes.csv: "
+            "ICD-10-CM Official Guidelines I.A.15 'With')"
+        )
+    return out, notes
+
+
+def _icd10_key(coding: Coding) -> str:
+    """An ICD-10-CM coding's code as the tables compare it (no dot, upper case); "" for others."""
+    if coding.system != SYSTEM_ICD10CM or not isinstance(coding.code, str):
+        return ""
+    return coding.code.replace(".", "").strip().upper()
 
 
 def code_first_order(codes: list[Coding], rules: Rules) -> list[Coding]:

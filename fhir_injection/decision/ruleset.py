@@ -19,6 +19,7 @@ __all__ = [
     "BASIS_KINDS",
     "CONTAINERS",
     "CodeChange",
+    "CombinationCode",
     "CodeStart",
     "DOSE_FORM_OUTCOMES",
     "DRUG_CLASSES",
@@ -646,6 +647,9 @@ class Rules:
     #: (code, first_from, first_to): a code sequenced after a code in the range (code_first.csv),
     #: codes without dots, upper case
     code_first: tuple[tuple[str, str, str], ...] = ()
+    #: a combination code the classification presumes (combination_codes.csv): an unspecified code
+    #: listed with a code in a range is coded as one code (D64.9 with N18.1-N18.9: D63.1)
+    combination_codes: tuple[CombinationCode, ...] = ()
     #: CMS place of service code -> its setting and name (places_of_service.csv)
     places_of_service: Mapping[str, Setting] = field(default_factory=dict)
     #: (element, system, code) -> the setting and place of service it names (places.csv; the
@@ -678,6 +682,20 @@ class EsaLab:
     display: str
     reading: str  # one of ESA_READINGS
     max_days: int | None  # the oldest reading that counts, in days before the dose; None: any
+
+
+@dataclass(frozen=True)
+class CombinationCode:
+    """An ICD-10-CM combination the classification presumes (mappings/combination_codes.csv;
+    Official Guidelines I.A.15 "With"): ``code`` listed with a code from ``with_from`` to
+    ``with_to`` is coded ``becomes`` (D64.9 with N18.1-N18.9: D63.1). Codes without dots."""
+
+    code: str
+    with_from: str
+    with_to: str
+    becomes: str
+    becomes_display: str
+    source: str
 
 
 REQUIRED_GAPS = (

@@ -21,7 +21,13 @@ from ..bundled import mappings_dir
 from ..decision.ruleset import IV_ROUTES, SC_IM, Rules
 from ..errors import MappingError
 from .crosswalk import read_ndc_hcpcs
-from .diagnoses import read_code_first, read_diagnosis_groups, read_ndc_units, read_snomed_icd10
+from .diagnoses import (
+    read_code_first,
+    read_combination_codes,
+    read_diagnosis_groups,
+    read_ndc_units,
+    read_snomed_icd10,
+)
 from .drugs import (
     read_antineoplastic,
     read_code_changes,
@@ -131,6 +137,7 @@ def _read_tables(d: Path) -> dict[str, Any]:
     t["esa"] = read_esa(d, t["drugs"])
     t["esa_labs"] = read_esa_labs(d)
     t["code_first"] = read_code_first(d)
+    t["combination_codes"] = read_combination_codes(d)
     for rule in ("esa-chemotherapy", "esa-radiotherapy"):  # the rules EA and EB are chosen by
         if rule not in t["diagnosis_rules"]:
             raise MappingError(
@@ -213,6 +220,7 @@ def _assemble(d: Path, t: dict[str, Any]) -> Rules:
         esa=freeze(t["esa"]),
         esa_labs=t["esa_labs"],
         code_first=t["code_first"],
+        combination_codes=t["combination_codes"],
         places_of_service=freeze(t["places_of_service"]),
         places=freeze(t["places"]),
         filing_limits=freeze(t["filing_limits"]),

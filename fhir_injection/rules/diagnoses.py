@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.ruleset import NDC_UNIT_BASES, NDC_UNITS, SYSTEM_ICD10CM, SYSTEM_SNOMED
+from ..decision.ruleset import (
+    NDC_UNIT_BASES,
+    NDC_UNITS,
+    SYSTEM_ICD10CM,
+    SYSTEM_SNOMED,
+    CombinationCode,
+)
 from .table import Table
 
 __all__ = [
     "icd_key",
     "read_code_first",
+    "read_combination_codes",
     "read_diagnosis_groups",
     "read_ndc_units",
     "read_snomed_icd10",
@@ -96,4 +103,37 @@ def read_code_first(d: Path) -> tuple[tuple[str, str, str], ...]:
         if len(lo) != len(hi) or lo > hi:
             raise t.error(n, f"range {lo}-{hi} must run upwards between codes of one length")
         out.append((code, lo, hi))
+    return tuple(out)
+
+
+def _icd_code(t: Table, n: int, r: dict[str, str], column: str) -> str:
+    """An ICD-10-CM code of a row, without its dot: a letter and two digits, then up to four."""
+    code = icd_key(t.require(n, r, column))
+    if not (3 <= len(code) <= 7 and code[0].isalpha() and code[1:3].isdigit() and code.isalnum()):
+        raise t.error(n, f"column '{column}' is '{t.require(n, r, column)}', not an ICD-10-CM code")
+    return code
+
+
+def read_combination_codes(d: Path) -> tuple[CombinationCode, ...]:
+    """combination_codes.csv: an unspecified code that, listed with a code in a range, is coded as
+    one combination code (ICD-10-CM Official Guidelines I.A.15 "With": D64.9 with N18.1-N18.9 is
+    D63.1, the Alphabetic Index's "Anemia, in (due to) (with) chronic kidney disease")."""
+    t = Table(
+        d,
+        "combination_codes.csv",
+        ("code", "with_from", "with_to", "becomes", "becomes_display", "source"),
+    )
+    out = []
+    seen: dict = {}
+    for n, r in t.rows():
+        code = _icd_code(t, n, r, "code")
+        lo, hi = _icd_code(t, n, r, "with_from"), _icd_code(t, n, r, "with_to")
+        if len(lo) != len(hi) or lo > hi:
+            raise t.error(n, f"range {lo}-{hi} must run upwards between codes of one length")
+        becomes = _icd_code(t, n, r, "becomes")
+        if becomes == code or lo <= code[: len(lo)] <= hi:
+            raise t.error(n, f"{code} cannot become {becomes} with {lo}-{hi}: no combination")
+        t.unique(seen, (code, lo, hi), n)
+        display = t.require(n, r, "becomes_display")
+        out.append(CombinationCode(code, lo, hi, becomes, display, r["source"]))
     return tuple(out)

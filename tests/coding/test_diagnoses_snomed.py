@@ -62,9 +62,10 @@ def synthea_esrd():
 def test_synthea_esrd_snomed_falls_in_the_esrd_group_and_bills_n18_6(synthea_esrd):
     administration, resources = synthea_esrd
     d = decide_one(administration, resources)
-    # the administration's own reason, Synthea's 271737000 Anemia, first (Synthea's map: D64.9,
-    # reviewed), then the encounter's 46177005 ESRD (VSAC: N18.6)
-    assert [c.code for c in d.diagnoses] == ["D64.9", "N18.6"]
+    # the administration's own reason, Synthea's 271737000 Anemia (Synthea's map: D64.9, reviewed),
+    # with the encounter's 46177005 ESRD (VSAC: N18.6) is coded D63.1 (combination_codes.csv,
+    # Official Guidelines I.A.15 "With"), after N18.6 by its "code first" note
+    assert [c.code for c in d.diagnoses] == ["N18.6", "D63.1"]
     esrd = Coding(SNOMED, "46177005", "End-stage renal disease (disorder)")
     assert diagnosis_groups_of(esrd, rules()) == ["esrd-dialysis"]
     # ESRD alone is not "on dialysis" (group 2: Z99.2), so J0885 stays
