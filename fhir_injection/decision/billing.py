@@ -21,7 +21,7 @@ from .clinicians import rendering_provider
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
-from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS, SYSTEM_ICD10CM, Drug, Modifier, Package
+from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS, Drug, Modifier, Package
 from .units import DoseError
 
 __all__ = [
@@ -126,13 +126,19 @@ def step_diagnosis_consent_coverage(c: Case) -> None:
         if own:  # the administration's own reason cannot be put on the claim
             c.gaps.add("diagnosis-not-icd10", _snomed_only(c, own, []))
         shown = ", ".join(str(d.code) for d in c.diagnoses)
-        written = {d.code for d in found.coded if d.system == SYSTEM_ICD10CM}
-        if all(d.code in written for d in c.diagnoses):
+        becomes = {rule.becomes for rule in c.rules.combination_codes} if combined else set()
+        mapped = [
+            d
+            for d in c.diagnoses
+            if d.code not in found.written and str(d.code).replace(".", "").upper() not in becomes
+        ]
+        if not combined and not mapped:
             c.known("diagnosis", "record", f"ICD-10-CM {shown} (reasons, encounter)")
-        elif combined:
-            c.known("diagnosis", "rule", f"ICD-10-CM {shown}: " + "; ".join(combined))
         else:
-            c.known("diagnosis", "rule", f"ICD-10-CM {shown}, from SNOMED CT (snomed_icd10.csv)")
+            how = ([", from SNOMED CT (snomed_icd10.csv)"] if mapped else []) + (
+                [": " + "; ".join(combined)] if combined else []
+            )
+            c.known("diagnosis", "rule", f"ICD-10-CM {shown}" + "".join(how))
     if c.patient_id:
         consents = c.ctx.for_patient("Consent", c.patient_id)
         if active_consent(consents, c.local) is None:

@@ -129,10 +129,12 @@ class Diagnoses:
     SNOMED CT) and the mapped codes: what a diagnosis rule (diagnosis_groups.csv) is tested on.
     ``unmapped``: the SNOMED CT codings of diagnoses with no ICD-10-CM code and no table row, with
     whether the administration itself names them. ``other``: what the rest is (text only, or coded
-    in a system the claim cannot use), for a message."""
+    in a system the claim cannot use), for a message. ``written``: the ICD-10-CM codes the record
+    itself writes (not mapped from SNOMED CT), so the basis can say which the rule supplied."""
 
     codes: list[Coding] = field(default_factory=list)
     coded: list[Coding] = field(default_factory=list)
+    written: set[str] = field(default_factory=set)
     unmapped: list[tuple[Coding, bool]] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
 
@@ -177,6 +179,7 @@ def read_diagnoses(
             else:
                 others.append(f"{system}|{code}")
         found.coded += icd + snomed
+        found.written.update(str(coding.code) for coding in icd)
         if not icd:
             for s in snomed:
                 icd += [

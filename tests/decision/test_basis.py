@@ -153,3 +153,32 @@ def test_a_decision_that_stops_early_still_says_where_its_place_and_day_came_fro
     b = basis(d)
     assert b["place_of_service"][0] == "rule" and "POS 23" in b["place_of_service"][1]
     assert b["service_date"][0] == "record"
+
+
+def _snomed(code: str, display: str) -> dict:
+    return {"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]}
+
+
+def test_a_diagnosis_billed_from_snomed_ct_is_the_rule_s_not_the_record_s():
+    """Anemia written only in SNOMED CT (271737000) goes on the claim as D64.9 by a row of
+    snomed_icd10.csv: the record did not write D64.9, so the basis is the rule, and says so."""
+    resources = replace_resource(world(), "Encounter", diagnosis=None)
+    d = decide_one(admin(reasonCode=[_snomed("271737000", "Anemia (disorder)")]), resources)
+    assert [c.code for c in d.diagnoses] == ["D64.9"]
+    assert basis(d)["diagnosis"] == ("rule", "ICD-10-CM D64.9, from SNOMED CT (snomed_icd10.csv)")
+
+
+def test_a_combination_of_snomed_ct_diagnoses_names_both_rules():
+    """Anemia and CKD stage 4 written only in SNOMED CT: each mapped by snomed_icd10.csv, then
+    coded together as D63.1 after N18.4 (ICD-10-CM Official Guidelines I.A.15 'With')."""
+    resources = replace_resource(world(), "Encounter", diagnosis=None)
+    reasons = [
+        _snomed("271737000", "Anemia (disorder)"),
+        _snomed("431857002", "Chronic kidney disease stage 4 (disorder)"),
+    ]
+    d = decide_one(admin(reasonCode=reasons), resources)
+    assert [c.code for c in d.diagnoses] == ["N18.4", "D63.1"]
+    kind, how = basis(d)["diagnosis"]
+    assert kind == "rule"
+    assert how.startswith("ICD-10-CM N18.4, D63.1, from SNOMED CT (snomed_icd10.csv): ")
+    assert "combination_codes.csv" in how
