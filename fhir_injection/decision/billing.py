@@ -18,10 +18,12 @@ from .clinical import (
     em_codes,
 )
 from .clinicians import rendering_provider
+from .drug_tables import Drug, Package
 from .elements import period, within
 from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
-from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS, Drug, Modifier, Package
+from .payer_tables import Modifier
+from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS
 from .units import DoseError
 
 __all__ = [

@@ -18,13 +18,15 @@ from functools import lru_cache
 from ..fhir.resources import MAPPING, ref_key
 from .clinical import Diagnoses, read_diagnoses
 from .context import AdministrationPointers, Context, EncounterPointers
+from .drug_tables import DoseFormCategory, Drug
 from .elements import parse_time
 from .infusion import IvService
 from .localtime import effective_of
 from .medication import Medication
 from .model import Coding, Decision, EsaReading, Gap, Line
+from .payer_tables import PayerRule
 from .practice import Config
-from .ruleset import DoseFormCategory, Drug, PayerRule, Rules
+from .ruleset import Rules
 
 __all__ = ["Case", "Draft", "Gaps", "cached_ref_key", "first_decision", "key_of", "replace"]
 

@@ -24,16 +24,8 @@ from .elements import (
 )
 from .localtime import local
 from .model import Coding
-from .ruleset import (
-    SYSTEM_CPT,
-    SYSTEM_ICD10CM,
-    SYSTEM_SNOMED,
-    NameRule,
-    PayerCode,
-    Rules,
-    Setting,
-    normal_text,
-)
+from .payer_tables import NameRule, PayerCode
+from .ruleset import SYSTEM_CPT, SYSTEM_ICD10CM, SYSTEM_SNOMED, Rules, Setting, normal_text
 
 __all__ = [
     "DATA_ABSENT_REASON",

@@ -6,9 +6,10 @@ facility's payment.
 from __future__ import annotations
 
 from .case import Case, Draft, cached_ref_key, first_decision, key_of
+from .drug_tables import DoseFormCategory
 from .infusion import iv_service
 from .medication import dose_form, drug_units
-from .ruleset import SC_IM, DoseFormCategory
+from .ruleset import SC_IM
 
 __all__ = [
     "inside_facility_payment",

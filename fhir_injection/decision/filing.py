@@ -18,8 +18,9 @@ from functools import lru_cache
 
 from .case import replace
 from .model import ACTIONABLE_OUTCOMES, Decision, Gap
+from .payer_tables import FilingLimit
 from .practice import Config
-from .ruleset import FilingLimit, Rules
+from .ruleset import Rules
 
 __all__ = ["apply_filing_limit", "filing_limit"]
 

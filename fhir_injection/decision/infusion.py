@@ -26,7 +26,8 @@ from decimal import Decimal
 from ..fhir.resources import MAPPING
 from .elements import as_list, codings, parse_time
 from .medication import Medication
-from .ruleset import Infusion, Rules, normal_text
+from .procedure_tables import Infusion
+from .ruleset import Rules, normal_text
 from .units import quantity_amount, unit_of
 
 __all__ = [

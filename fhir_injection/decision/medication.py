@@ -17,21 +17,9 @@ from functools import lru_cache
 from .. import fastjson
 from ..fhir.resources import MAPPING
 from .context import AdministrationPointers, Context
+from .drug_tables import DoseForm, Drug, DrugCode, DrugFamily, NdcCrosswalk, Package, Vaccine
 from .elements import as_list, codings, concept_text
-from .ruleset import (
-    SYSTEM_CVX,
-    SYSTEM_HCPCS_ALIASES,
-    SYSTEM_NDC,
-    SYSTEM_ORDERABLE_DRUG_FORM,
-    DoseForm,
-    Drug,
-    DrugCode,
-    DrugFamily,
-    NdcCrosswalk,
-    Package,
-    Rules,
-    Vaccine,
-)
+from .ruleset import SYSTEM_CVX, SYSTEM_HCPCS_ALIASES, SYSTEM_NDC, SYSTEM_ORDERABLE_DRUG_FORM, Rules
 from .units import (
     MAX_DOSE,
     DoseError,

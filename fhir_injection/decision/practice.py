@@ -17,15 +17,8 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from ..errors import ConfigError
-from .ruleset import (
-    CONTAINERS,
-    PAYER_TYPES,
-    REQUIRED_GAPS,
-    SAD_POLICIES,
-    SEVERITIES,
-    FilingLimit,
-    parse_filing_limit,
-)
+from .payer_tables import FilingLimit, parse_filing_limit
+from .ruleset import CONTAINERS, PAYER_TYPES, REQUIRED_GAPS, SAD_POLICIES, SEVERITIES
 from .units import ndc11
 from .zones import zone_named
 

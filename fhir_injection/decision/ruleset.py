@@ -1,66 +1,59 @@
 """The rule types the engine reads: plain, frozen data loaded from ``mappings/``.
 
-:class:`Rules` holds every rule table, keyed for the engine's look-ups; :class:`Config`
-holds the run-time choices a billing team makes. Loading and validating the files is
-:mod:`fhir_injection.rules`' job: nothing here opens a file, so the engine stays pure.
+:class:`Rules` holds every rule table, keyed for the engine's look-ups, and this module the
+vocabularies the tables are checked against; the types of the tables' rows are in ``drug_tables``,
+``payer_tables`` and ``procedure_tables``. The run-time choices a billing team makes are
+``practice.Config``. Loading and validating the files is :mod:`fhir_injection.rules`' job: nothing
+here opens a file, so the engine stays pure.
 """
 
 from __future__ import annotations
 
 import re
-from calendar import monthrange
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
+
+from .drug_tables import (
+    CodeChange,
+    CodeStart,
+    DoseForm,
+    DoseFormCategory,
+    Drug,
+    DrugByDiagnosis,
+    DrugCode,
+    DrugFamily,
+    EsaLab,
+    NdcCrosswalk,
+    Package,
+    Vaccine,
+)
+from .payer_tables import Fee, FilingLimit, Modifier, NameRule, PayerCode, PayerRule
+from .procedure_tables import Hydration, Infusion, IvSignals, Procedure
 
 __all__ = [
     "BASIS_FACTS",
     "BASIS_KINDS",
     "CONTAINERS",
-    "CodeChange",
     "CombinationCode",
-    "CodeStart",
     "DOSE_FORM_OUTCOMES",
     "DRUG_CLASSES",
-    "DoseForm",
-    "DoseFormCategory",
-    "Drug",
-    "DrugByDiagnosis",
-    "DrugCode",
-    "DrugFamily",
     "ESA_READINGS",
-    "EsaLab",
-    "FILING_UNITS",
-    "FamilyMember",
-    "Fee",
-    "FilingLimit",
     "GAP_SCOPES",
     "GapType",
-    "Hydration",
     "INFUSION_KINDS",
     "IV_ONLY_CATEGORY",
     "IV_ROUTES",
-    "Infusion",
-    "IvSignals",
-    "IvTextPhrase",
     "MODIFIER_LINES",
     "MODIFIER_USES",
-    "Modifier",
     "NDC_UNITS",
     "NDC_UNIT_BASES",
-    "NameRule",
-    "NdcCrosswalk",
     "OUTCOMES",
     "PACKAGE_KINDS",
     "PAYER_CODE_TYPES",
     "PAYER_TYPES",
     "PLACE_ELEMENTS",
     "PLACE_SETTINGS",
-    "Package",
-    "PayerCode",
-    "PayerRule",
-    "Procedure",
     "QUALIFICATION_ROLES",
     "QUALIFICATION_TEXT_ROLES",
     "REQUIRED_GAPS",
@@ -87,10 +80,8 @@ __all__ = [
     "UNITS",
     "UNIT_STATUSES",
     "VACCINE_GROUPS",
-    "Vaccine",
     "credential_key",
     "normal_text",
-    "parse_filing_limit",
 ]
 
 ROUTES = {
@@ -134,8 +125,6 @@ DRUG_CLASSES = {
 #: project bills in; a person codes the units)
 UNIT_STATUSES = ("parsed", "per-item", "noc", "unparsed")
 OUTCOMES = ("claim", "held", "not-96372", "not-billable", "void", "past-filing-limit")
-#: the unit of a filing limit (mappings/filing_limits.csv, [filing_limits] in the configuration)
-FILING_UNITS = {"d": "days", "m": "months"}
 #: Where each fact a claim line depends on came from (README "Where every fact comes from"):
 #: ``record`` read from the FHIR record, ``rule`` derived from it by a row of mappings/ (with its
 #: source), ``practice`` given by the practice's configuration, ``unknown`` (a gap, never a default).
@@ -227,199 +216,6 @@ SYSTEM_ORDERABLE_DRUG_FORM = "http://terminology.hl7.org/CodeSystem/v3-orderable
 SYSTEM_POS = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 
 
-@dataclass(frozen=True)
-class Drug:
-    hcpcs: str
-    description: str
-    unit_amount: Decimal | None
-    unit: str | None
-    drug_class: str
-    single_dose: bool
-    self_administered: bool
-    names: tuple[str, ...]
-    unit_status: str = "parsed"  # see UNIT_STATUSES
-    #: drugs.csv single_dose "varies": single- and multi-dose containers exist (epoetin: preservative-
-    #: free single-dose vials, benzyl alcohol multi-dose vials); only the container decides JW/JZ
-    varies: bool = False
-
-
-@dataclass(frozen=True)
-class Modifier:
-    """A CPT or HCPCS modifier the engine puts on by rule (mappings/modifiers.csv): JW, JZ, GY,
-    EA-EC, 59/XU, 25."""
-
-    code: str
-    use: str  # one of MODIFIER_USES
-    lines: frozenset[str]  # of MODIFIER_LINES
-    effective: date | None  # the first service date it is put on; None: any date
-    payer_types: frozenset[str] = frozenset()  # the payer types whose claims it goes on
-
-    def in_force(self, when: date | None) -> bool:
-        """On the service date ``when`` (unknown: today's rules, so in force)."""
-        return self.effective is None or when is None or when >= self.effective
-
-
-@dataclass(frozen=True)
-class DrugCode:
-    """A product or ingredient code (RxNorm, NDC) that names a HCPCS drug."""
-
-    hcpcs: str
-    display: str
-    # Strength of the product, e.g. 30 mg per 1 mL; None when not a solution.
-    strength: tuple[Decimal, str, Decimal, str] | None
-    salt: str | None = None  # the salt or ester the product is (acetate, decanoate...), if known
-
-
-@dataclass(frozen=True)
-class FamilyMember:
-    """One code of a drug family (drug_families.csv): its salt and the largest dose it bills once."""
-
-    hcpcs: str
-    salt: str
-    salt_words: tuple[str, ...]  # words of a product name that say this salt (salt, brands)
-    size: Decimal | None  # the member's size in ``unit`` ("80 mg", "up to 125 mg"); None: any
-    unit: str | None
-
-
-@dataclass(frozen=True)
-class DrugFamily:
-    """HCPCS codes of one ingredient that differ by salt or size: the product and dose choose."""
-
-    name: str
-    members: tuple[FamilyMember, ...]  # by salt, then size ascending
-
-    @property
-    def salts(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(m.salt for m in self.members))
-
-
-@dataclass(frozen=True)
-class Vaccine:
-    cvx: str
-    display: str
-    product_code: str
-    group: str
-    names: tuple[str, ...]
-    medicare_part_b: bool = True  # False: a Medicare patient's Part D plan covers it
-    #: a diagnosis rule (mappings/diagnosis_groups.csv) under which Part B covers it all the same:
-    #: ``injury`` for tetanus given to treat a wound (Medicare Benefit Policy Manual ch.15 §50.4.4.2)
-    part_b_rule: str | None = None
-
-
-@dataclass(frozen=True)
-class Package:
-    """What one container of a product holds (mappings/packages.csv, or Medication.amount)."""
-
-    amount: Decimal
-    unit: str
-    container: (
-        str | None
-    )  # single-dose | multi-dose | pharmacy-bulk (ndc_hcpcs.csv only); None: not known
-    source: str  # where it was read: "packages.csv" or "Medication.amount"
-    display: str | None = None  # the container as packages.csv describes it, for the Claim
-    #: who gave ``container`` when no table of the record's product did: the practice's profile key
-    #: ("[containers] J2060", "[containers] NDC <ndc>"); None: the table row (or nobody) gave it
-    kind_source: str | None = None
-
-
-@dataclass(frozen=True)
-class NdcCrosswalk:
-    """An NDC of the CMS ASP NDC-HCPCS crosswalk (mappings/ndc_hcpcs.csv): the HCPCS code(s) CMS
-    bills it under, each from its first day (``effective``, in the same order), and one item of its
-    package (a vial, a syringe) as a Package in the billing unit (None: not known); ``release``: the
-    crosswalk's quarter (first and last day)."""
-
-    ndc: str
-    hcpcs: tuple[str, ...]
-    effective: tuple[date | None, ...]
-    package: Package | None
-    release: tuple[date, date]
-
-
-@dataclass(frozen=True)
-class DrugByDiagnosis:
-    """A pair of HCPCS codes for one drug, the diagnosis rule choosing between them
-    (mappings/drug_by_diagnosis.csv): leuprolide J9217 (cancer) / J1950, epoetin J0886 / J0885."""
-
-    rule: str
-    hcpcs_if: str
-    hcpcs_else: str
-
-
-@dataclass(frozen=True)
-class CodeChange:
-    """A HCPCS code CMS ended and its successor from ``effective`` (mappings/code_changes.csv);
-    ``ndc``: the row holds only for that product (a brand with its own code)."""
-
-    old: str
-    new: str
-    effective: date
-    ndc: str | None = None
-
-
-@dataclass(frozen=True)
-class CodeStart:
-    """A HCPCS code CMS added on ``added`` and the code its drug was billed with before
-    (mappings/code_starts.csv: J2359 olanzapine from 2023-10-01, J3490 before)."""
-
-    code: str
-    added: date
-    before: str
-
-
-@dataclass(frozen=True)
-class Procedure:
-    code: str | None
-    description: str
-    outcome: str
-
-
-@dataclass(frozen=True)
-class Infusion:
-    """An IV administration code (mappings/infusions.csv): push or infusion of one kind of substance."""
-
-    kind: str  # therapeutic | hydration | chemotherapy
-    technique: str  # push | infusion
-    code: str
-    description: str
-    min_minutes: int | None  # reported from this many minutes on (hydration: 31)
-    max_minutes: int | None  # a push: up to this many minutes (15)
-    addon_code: str | None  # each additional hour
-    addon_over_minutes: (
-        int | None
-    )  # an added hour counts when more than this many minutes beyond the hour
-
-
-@dataclass(frozen=True)
-class IvSignals:
-    """What says push or infusion besides the duration (mappings/iv_methods.csv)."""
-
-    method_codes: Mapping[tuple[str, str], str]  # (system, code) -> push | infusion
-    method_texts: Mapping[str, str]  # normalised text -> push | infusion
-    duration_extensions: frozenset[str]  # extension urls whose value is the infusion's duration
-    #: phrases of dosage.text (mappings/iv_text.csv), in the table's order
-    text_phrases: tuple[IvTextPhrase, ...] = ()
-
-
-@dataclass(frozen=True)
-class IvTextPhrase:
-    """A phrase of ``dosage.text`` that says how long an IV ran or that it was a push
-    (mappings/iv_text.csv): ``pattern`` is built from the row's words by the loader."""
-
-    phrase: str  # as the table writes it: "over {duration}", "slow iv push"
-    pattern: re.Pattern[str]  # groups low, high (a range's upper end), unit for a duration
-    technique: str | None  # push | infusion for a technique phrase; None: the duration decides
-
-
-@dataclass(frozen=True)
-class Hydration:
-    """Products that are hydration fluid (mappings/hydration.csv): CPT 96360/96361, no drug line."""
-
-    codes: frozenset[tuple[str, str]]  # (system, code)
-    systems: frozenset[str]  # the systems those codes are in
-    names: tuple[str, ...]  # word sequences, e.g. "sodium chloride"
-
-
 def normal_text(text: str) -> str:
     """Text as the reviewed lists hold it: lower case, single spaces, no outer space."""
     return " ".join(text.lower().split())
@@ -433,24 +229,6 @@ def credential_key(text: str) -> str:
     case, with nothing between them ("M.D." and "md" are "md", "PA-C" is "pac", "CMA (AAMA)" is
     "cmaaama", "Registered  Nurse" is "registerednurse")."""
     return _NOT_LETTER_OR_DIGIT.sub("", text.casefold())
-
-
-@dataclass(frozen=True)
-class DoseForm:
-    """A dose form (Medication.form coding, or the RxNorm dose form a product's name ends in)."""
-
-    name: str  # as the table writes it: "Oral Tablet", "Metered dose inhaler"
-    category: str  # a row of dose_form_categories.csv: oral, implant, injectable, ...
-
-
-@dataclass(frozen=True)
-class DoseFormCategory:
-    """What a dose form category means for billing when no route is given."""
-
-    category: str
-    outcome: str  # held | not-96372 | not-billable (DOSE_FORM_OUTCOMES)
-    procedure_code: str | None  # the code that applies instead of 96372 (implant 11981, IUD 58300)
-    description: str
 
 
 @dataclass(frozen=True)
@@ -469,86 +247,6 @@ class Setting:
 
 
 @dataclass(frozen=True)
-class PayerCode:
-    """What a Coverage.type coding says of the payer (payer_codes.csv).
-
-    ``specific`` codes name the payer type outright (NAHDO SOPT 1x Medicare); generic ones say only
-    what kind of coverage it is (v3 PUBLICPOL, MCPOL): their ``payer_type`` is used only when neither
-    the payor nor the type text says more ("unknown" then: the payer cannot be told).
-    """
-
-    payer_type: str
-    specific: bool
-    display: str
-
-
-@dataclass(frozen=True)
-class NameRule:
-    """A whole name (or its first words) that names a payer type (payer_names.csv)."""
-
-    payer_type: str
-    type_text: bool  # applies to Coverage.type text
-    payor_name: bool  # applies to the payor's name
-
-
-@dataclass(frozen=True)
-class PayerRule:
-    """A payer type's rules (mappings/payers.csv); its modifiers come from mappings/modifiers.csv:
-    ``distinct_modifier`` (the distinct-procedure row for it), ``jw_jz`` (JW and JZ rows list it)."""
-
-    payer_type: str
-    distinct_modifier: str
-    requires_ndc: bool
-    jw_jz: bool
-    pays_99211_with_injection: bool
-    mue_96372: int
-
-
-@dataclass(frozen=True)
-class FilingLimit:
-    """How long after the date of service a payer type takes a claim (mappings/filing_limits.csv):
-    ``amount`` days or months; ``months`` 12 from 2025-10-01 is 2026-10-01, the last day to file."""
-
-    amount: int
-    unit: str  # days | months (FILING_UNITS)
-    text: str  # as written: "12m", "180d"
-
-    def deadline(self, service: date) -> date:
-        """The last day a claim for a service on ``service`` can be filed (``date.max`` when that
-        is past the calendar's end: a service dated 9999)."""
-        if self.unit == "days":
-            try:
-                return service + timedelta(days=self.amount)
-            except OverflowError:
-                return date.max
-        months = service.year * 12 + service.month - 1 + self.amount
-        year, month = divmod(months, 12)
-        if year > date.max.year:
-            return date.max
-        # the same day of the month; a day the month lacks (29-31) is its last day
-        day = min(service.day, monthrange(year, month + 1)[1])
-        return date(year, month + 1, day)
-
-    def longest_days(self) -> int:
-        """The most days the limit can span (a month counted as 31 days)."""
-        return self.amount * (31 if self.unit == "months" else 1)
-
-
-def parse_filing_limit(text: object) -> FilingLimit | None:
-    """``"12m"`` (months), ``"180d"`` (days) or ``"none"`` (no limit: None); ValueError otherwise."""
-    raw = text.strip().lower() if isinstance(text, str) else ""
-    if raw == "none":
-        return None
-    number, unit = raw[:-1], raw[-1:]
-    if unit not in FILING_UNITS or not number.isdigit() or int(number) < 1:
-        raise ValueError(
-            f"filing limit {text!r} is not a number of days or months (e.g. '180d', '12m') "
-            "or 'none'"
-        )
-    return FilingLimit(int(number), FILING_UNITS[unit], raw)
-
-
-@dataclass(frozen=True)
 class GapType:
     code: str
     severity: str
@@ -556,12 +254,6 @@ class GapType:
     definition: str
     source: str
     raised_for: str = "96372"  # every | billed | 96372 (GAP_SCOPES)
-
-
-@dataclass(frozen=True)
-class Fee:
-    amount: Decimal
-    per: str  # "service" or "unit"
 
 
 @dataclass(frozen=True)
@@ -670,18 +362,6 @@ class Rules:
             return False
         n = int(code)
         return any(lo <= n <= hi for lo, hi in self.em_ranges)
-
-
-@dataclass(frozen=True)
-class EsaLab:
-    """A laboratory reading a Medicare ESA claim reports (mappings/esa_labs.csv): hemoglobin (LOINC
-    718-7) or hematocrit (4544-3), the most recent before the dose (CMS CR 5699)."""
-
-    system: str
-    code: str
-    display: str
-    reading: str  # one of ESA_READINGS
-    max_days: int | None  # the oldest reading that counts, in days before the dose; None: any
 
 
 @dataclass(frozen=True)

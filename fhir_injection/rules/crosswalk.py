@@ -7,7 +7,8 @@ from datetime import date
 from itertools import pairwise
 from pathlib import Path
 
-from ..decision.ruleset import PACKAGE_KINDS, Drug, NdcCrosswalk, Package
+from ..decision.drug_tables import Drug, NdcCrosswalk, Package
+from ..decision.ruleset import PACKAGE_KINDS
 from ..decision.units import unit_of
 from .table import Table
 

@@ -6,16 +6,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from ..decision.ruleset import (
-    CONTAINERS,
-    DOSE_FORM_OUTCOMES,
-    DRUG_CLASSES,
-    PAYER_TYPES,
-    SINGLE_DOSE,
-    SYSTEM_NDC,
-    UNIT_STATUSES,
-    UNITS,
-    VACCINE_GROUPS,
+from ..decision.drug_tables import (
     CodeChange,
     CodeStart,
     DoseForm,
@@ -27,6 +18,17 @@ from ..decision.ruleset import (
     FamilyMember,
     Package,
     Vaccine,
+)
+from ..decision.ruleset import (
+    CONTAINERS,
+    DOSE_FORM_OUTCOMES,
+    DRUG_CLASSES,
+    PAYER_TYPES,
+    SINGLE_DOSE,
+    SYSTEM_NDC,
+    UNIT_STATUSES,
+    UNITS,
+    VACCINE_GROUPS,
 )
 from ..decision.units import ndc11, unit_of
 from ..errors import MappingError

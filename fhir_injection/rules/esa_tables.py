@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.ruleset import ESA_READINGS, Drug, EsaLab
+from ..decision.drug_tables import Drug, EsaLab
+from ..decision.ruleset import ESA_READINGS
 from .table import Table
 
 __all__ = ["read_esa", "read_esa_labs"]

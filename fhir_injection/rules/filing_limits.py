@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..decision.ruleset import PAYER_TYPES, FilingLimit, parse_filing_limit
+from ..decision.payer_tables import FilingLimit, parse_filing_limit
+from ..decision.ruleset import PAYER_TYPES
 from .table import Table
 
 __all__ = ["read_filing_limits"]

@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from ..decision.ruleset import MODIFIER_LINES, MODIFIER_USES, PAYER_TYPES, Modifier, PayerRule
+from ..decision.payer_tables import Modifier, PayerRule
+from ..decision.ruleset import MODIFIER_LINES, MODIFIER_USES, PAYER_TYPES
 from ..errors import MappingError
 from .table import Table
 

@@ -6,16 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..decision.elements import name_key
-from ..decision.ruleset import (
-    PAYER_CODE_TYPES,
-    PAYER_TYPES,
-    SETTINGS,
-    Fee,
-    NameRule,
-    PayerCode,
-    PayerRule,
-    Setting,
-)
+from ..decision.payer_tables import Fee, NameRule, PayerCode, PayerRule
+from ..decision.ruleset import PAYER_CODE_TYPES, PAYER_TYPES, SETTINGS, Setting
 from ..errors import MappingError
 from .places import place_setting
 from .table import Table

@@ -7,18 +7,8 @@ import re
 from pathlib import Path
 from types import MappingProxyType
 
-from ..decision.ruleset import (
-    INFUSION_KINDS,
-    ROUTES,
-    TECHNIQUES,
-    Hydration,
-    Infusion,
-    IvSignals,
-    IvTextPhrase,
-    Procedure,
-    Site,
-    normal_text,
-)
+from ..decision.procedure_tables import Hydration, Infusion, IvSignals, IvTextPhrase, Procedure
+from ..decision.ruleset import INFUSION_KINDS, ROUTES, TECHNIQUES, Site, normal_text
 from ..errors import MappingError
 from .table import Table
 

@@ -21,7 +21,7 @@ import pytest
 from fhir_injection import Config, run_folder
 from fhir_injection.bundled import DEMO_AS_OF
 from fhir_injection.config import load_config
-from fhir_injection.decision.ruleset import FilingLimit, parse_filing_limit
+from fhir_injection.decision.payer_tables import FilingLimit, parse_filing_limit
 from fhir_injection.errors import ConfigError
 from fhir_injection.sinks.claims import build_claim, build_task
 from fhir_injection.sinks.report import ReportWriter

@@ -403,7 +403,7 @@ def test_a_dose_in_ml_is_sized_through_the_products_strength():
 def _one_salt_family():
     from decimal import Decimal
 
-    from fhir_injection.decision.ruleset import DrugFamily, FamilyMember
+    from fhir_injection.decision.drug_tables import DrugFamily, FamilyMember
 
     return DrugFamily(
         "x",
@@ -417,8 +417,8 @@ def _one_salt_family():
 def test_a_family_of_one_salt_needs_no_name_and_a_foreign_product_salt_is_ignored():
     from decimal import Decimal
 
+    from fhir_injection.decision.drug_tables import DrugCode
     from fhir_injection.decision.medication import Medication, _family_member
-    from fhir_injection.decision.ruleset import DrugCode
 
     m = Medication()
     m.drug = rules().drugs["J1030"]
