@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..fhir.resources import shown_reference
+from .billed_drug import container_units, drug_units, ndc_quantity
 from .case import Case, Draft, cached_ref_key, key_of, replace
 from .clinical import (
     active_consent,
@@ -20,7 +21,6 @@ from .clinical import (
 from .clinicians import rendering_provider
 from .drug_tables import Drug, Package
 from .elements import period, within
-from .medication import container_units, drug_units, ndc_quantity
 from .model import Decision, Line
 from .payer_tables import Modifier
 from .ruleset import SYSTEM_CPT, SYSTEM_HCPCS

@@ -5,10 +5,11 @@ facility's payment.
 
 from __future__ import annotations
 
+from .billed_drug import drug_units
 from .case import Case, Draft, cached_ref_key, first_decision, key_of
 from .drug_tables import DoseFormCategory
 from .infusion import iv_service
-from .medication import dose_form, drug_units
+from .product_form import dose_form
 from .ruleset import SC_IM
 
 __all__ = [

@@ -16,7 +16,8 @@ from .clinical import (
 from .early import intravenous_code, not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local
-from .medication import crosswalk_entry, product_dose_form, resolve_medication
+from .medication import crosswalk_entry, resolve_medication
+from .product_form import product_dose_form
 from .ruleset import IV_ONLY_CATEGORY, IV_ROUTES, SC_IM
 from .setting import encounter_and_setting
 

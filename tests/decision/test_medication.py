@@ -328,7 +328,7 @@ def test_rules_command_shows_drug_coverage_by_class(capsys):
     assert int(lines["antineoplastic"][0]) > 0 and lines["oral"][0] == "0"
 
 
-# ---- pins for each branch of medication._family_member (mutation testing) ----------------------
+# ---- pins for each branch of billed_drug._family_member (mutation testing) ----------------------
 
 
 def _detail(d, code: str) -> str:
@@ -417,8 +417,9 @@ def _one_salt_family():
 def test_a_family_of_one_salt_needs_no_name_and_a_foreign_product_salt_is_ignored():
     from decimal import Decimal
 
+    from fhir_injection.decision.billed_drug import _family_member
     from fhir_injection.decision.drug_tables import DrugCode
-    from fhir_injection.decision.medication import Medication, _family_member
+    from fhir_injection.decision.medication import Medication
 
     m = Medication()
     m.drug = rules().drugs["J1030"]
