@@ -9,16 +9,9 @@ import dataclasses
 from ..fhir.resources import shown_reference
 from .billed_drug import container_units, drug_units, ndc_quantity
 from .case import Case, Draft, cached_ref_key, key_of, replace
-from .clinical import (
-    active_consent,
-    body_site,
-    code_first_order,
-    combine_codes,
-    consent_missing,
-    diagnosis_groups_of,
-    em_codes,
-)
+from .clinical import active_consent, body_site, consent_missing, em_codes
 from .clinicians import rendering_provider
+from .diagnosis_codes import code_first_order, combine_codes, diagnosis_groups_of
 from .drug_tables import Drug, Package
 from .elements import period, within
 from .model import Decision, Line

@@ -16,8 +16,8 @@ from decimal import Decimal
 from functools import lru_cache
 
 from ..fhir.resources import MAPPING, ref_key
-from .clinical import Diagnoses, read_diagnoses
 from .context import AdministrationPointers, Context, EncounterPointers
+from .diagnosis_codes import Diagnoses, read_diagnoses
 from .drug_tables import DoseFormCategory, Drug
 from .elements import parse_time
 from .infusion import IvService

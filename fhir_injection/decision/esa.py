@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from ..fhir.resources import MAPPING
 from .billing import writes_drug_line
 from .case import Case
-from .clinical import diagnosis_rule_holds
+from .diagnosis_codes import diagnosis_rule_holds
 from .elements import as_date, codings, parse_time
 from .model import EsaReading
 

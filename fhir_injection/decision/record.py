@@ -6,13 +6,8 @@ from __future__ import annotations
 
 from ..fhir.resources import MAPPING, shown_reference
 from .case import Case, key_of
-from .clinical import (
-    active_coverage,
-    diagnosis_rule_holds,
-    payer_type_of,
-    route_of,
-    rule_diagnoses,
-)
+from .clinical import active_coverage, payer_type_of, route_of
+from .diagnosis_codes import diagnosis_rule_holds, rule_diagnoses
 from .early import intravenous_code, not_an_injection
 from .elements import as_date
 from .localtime import clinic_zone, local

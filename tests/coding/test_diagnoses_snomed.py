@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_injection.decision.clinical import diagnosis_groups_of, diagnosis_rule_holds
+from fhir_injection.decision.diagnosis_codes import diagnosis_groups_of, diagnosis_rule_holds
 from fhir_injection.decision.model import Coding
 from tests.builders import (
     ICD10,

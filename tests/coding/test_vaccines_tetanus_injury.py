@@ -270,7 +270,7 @@ def test_the_demo_td_after_an_injury_is_part_b_and_the_routine_td_part_d():
 
 
 def test_the_codes_of_a_rule_only_when_every_group_holds_in_the_system_it_names():
-    from fhir_injection.decision.clinical import rule_diagnoses
+    from fhir_injection.decision.diagnosis_codes import rule_diagnoses
     from fhir_injection.decision.model import Coding
     from tests.builders import rules
 
