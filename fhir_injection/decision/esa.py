@@ -12,9 +12,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from ..fhir.resources import MAPPING
-from .billing import writes_drug_line
 from .case import Case
 from .diagnosis_codes import diagnosis_rule_holds
+from .drug_line import writes_drug_line
 from .elements import as_date, codings, parse_time
 from .model import EsaReading
 
@@ -26,7 +26,7 @@ _RESULT_STATUSES = ("final", "amended", "corrected")
 
 def step_esa(c: Case) -> None:
     """The ESA rules of a Medicare drug line (a drug esa.csv lists; other payers: nothing), on every
-    drug line the engine writes (:func:`.billing.writes_drug_line`): the ESRD bundle makes the
+    drug line the engine writes (:func:`.drug_line.writes_drug_line`): the ESRD bundle makes the
     administration not billable whatever its code, as the drug is the dialysis facility's."""
     drug = c.drug
     if drug is None or not writes_drug_line(c) or c.payer_type != "medicare":
