@@ -482,7 +482,14 @@ def _profile_summary(prof: cProfile.Profile, wall: float) -> dict:
         ):
             g = "sqlite"
         elif "fhir_injection/decision/" in f and not f.endswith(
-            ("/units.py", "/ruleset.py", "/context.py")
+            (
+                "/units.py",
+                "/ruleset.py",
+                "/drug_tables.py",
+                "/payer_tables.py",
+                "/procedure_tables.py",
+                "/context.py",
+            )
         ):
             g = "engine"
         elif f.endswith("fhir_injection/sinks/claims.py"):
