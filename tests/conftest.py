@@ -6,6 +6,11 @@
   started for the session (built on first use) and stopped afterwards.
 
 A server that cannot be had fails the tests; it never skips them.
+
+Unit tests of the live sync get a fake one: ``rsps`` (``responses`` intercepting ``requests``),
+``server`` (tests/fakefhir.py's ``FakeFhir`` installed on it) and ``sleeps`` (the back-off delays a
+client was asked to sleep, never slept); tests/fakesync.py has the helpers that drive a sync with
+them. A test module that defines a fixture of the same name uses its own.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import responses
+
+from tests.fakefhir import FakeFhir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,3 +79,19 @@ def rules():
     from fhir_injection.rules import load_rules
 
     return load_rules()
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def server(rsps) -> FakeFhir:
+    return FakeFhir().install(rsps)
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []

@@ -413,7 +413,7 @@ from datetime import timedelta  # noqa: E402
 from fhir_injection.clock import minus  # noqa: E402
 from fhir_injection.jobs.sync import FIRST_SYNC_MARGIN_DAYS, run_sync  # noqa: E402
 from tests.fakefhir import MA  # noqa: E402
-from tests.jobs.test_sync import calls, clinic, make_client, options, rsps, server, sleeps  # noqa: E402,F401
+from tests.fakesync import calls, clinic, make_client, options  # noqa: E402
 
 
 def _sync(tmp_path, sleeps, config, **kw):

@@ -31,7 +31,7 @@ from tests.builders import (
     world,
 )
 from tests.fakefhir import instant
-from tests.jobs.test_sync import batch_entries, rsps, server, sleeps, sync  # noqa: F401 - fixtures and helpers
+from tests.fakesync import batch_entries, sync
 
 NO_SITE = dosage(site=None)  # a warning (missing-site)
 NO_DOSE = dosage(dose=None)  # an error (missing-dose)

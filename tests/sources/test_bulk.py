@@ -603,7 +603,7 @@ def test_no_phi_in_failure_messages(rsps, tmp_path):
 def test_deleted_entries_void_claims_in_a_sync_with_the_export_pull(tmp_path):
     """A sync by search posts Claims; an export whose deleted file lists one administration then
     cancels that Claim (a void), and posts no second Claim for the rest."""
-    from tests.jobs.test_sync import clinic
+    from tests.fakesync import clinic
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         server = FakeFhir().install(rsps)
